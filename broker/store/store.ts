@@ -1,0 +1,113 @@
+/**
+ * The `Store` interface between the broker and its durable state. The broker
+ * keeps its live state in memory (sessions, the topic matcher) and mirrors
+ * every change that must survive a restart into a `Store`. Two
+ * implementations: `MemoryStore` (persistence off; also used by tests) and
+ * `KvStore` (Deno KV). Both pass one shared test suite.
+ *
+ * Writes are group-committed: `put*`/`delete*` calls only enqueue a mutation
+ * and return at once; `commit()` resolves when every mutation enqueued before
+ * the call is durable. The broker acknowledges a QoS 1/2 PUBLISH only after
+ * the `commit()` that covers its mutations has resolved.
+ *
+ * @module
+ */
+
+import type {
+  Properties,
+  ProtocolVersion,
+  QoS,
+  Subscription,
+} from "../../codec/packet.ts";
+
+/** A message as stored: retained, queued for or in flight to a session. */
+export interface StoredMessage {
+  topic: string;
+  payload: Uint8Array;
+  qos: QoS;
+  retain: boolean;
+  /** v5 properties as published (topic alias removed). */
+  properties?: Properties;
+  /** Epoch milliseconds after which the message must not be delivered. */
+  expiresAt?: number;
+}
+
+/** A subscription of a session, with its v5 options. */
+export interface StoredSubscription extends Subscription {
+  /** v5 subscription identifier, when the SUBSCRIBE carried one. */
+  subscriptionIdentifier?: number;
+}
+
+/** A will kept with a session (v5 will delay pending, or connection open). */
+export interface StoredWill extends StoredMessage {
+  /** Epoch milliseconds at which the will is due (after the will delay). */
+  dueAt?: number;
+}
+
+/** The metadata of a session that outlives its connection. */
+export interface SessionRecord {
+  clientId: string;
+  protocolVersion: ProtocolVersion;
+  /** Session expiry interval in seconds (0xFFFFFFFF: never). */
+  expiryInterval: number;
+  /** Epoch ms of the disconnect; absent while connected. */
+  disconnectedAt?: number;
+  subscriptions: StoredSubscription[];
+  will?: StoredWill;
+}
+
+/** State of a message queued for or in flight to a session. */
+export type OutgoingState = "queued" | "sent" | "pubrec";
+
+/** A message queued for or in flight to a session, kept in order by `seq`. */
+export interface OutgoingRecord {
+  /** Monotonic per session; defines delivery order. */
+  seq: number;
+  /** Assigned when sent (state "sent" or "pubrec"). */
+  packetId?: number;
+  state: OutgoingState;
+  /** QoS of the delivery to this session (min of publish and grant). */
+  qos: QoS;
+  /** Subscription identifiers to deliver with the message (v5). */
+  subscriptionIdentifiers?: number[];
+  message: StoredMessage;
+}
+
+/** Everything a store holds, as loaded at start-up. */
+export interface LoadedState {
+  retained: StoredMessage[];
+  sessions: LoadedSession[];
+}
+
+/** One session as loaded at start-up. */
+export interface LoadedSession {
+  record: SessionRecord;
+  /** Sorted by `seq`. */
+  outgoing: OutgoingRecord[];
+  /** QoS 2 packet ids received from the client, awaiting PUBREL. */
+  incomingQos2: number[];
+}
+
+/** The durable state of a broker. */
+export interface Store {
+  /** Sets (or, with `undefined`, clears) the retained message of a topic. */
+  putRetained(topic: string, message: StoredMessage | undefined): void;
+  /** Creates or replaces a session's metadata and subscriptions. */
+  putSession(record: SessionRecord): void;
+  /** Removes a session with its outgoing messages and QoS 2 ids. */
+  deleteSession(clientId: string): void;
+  /** Creates or replaces one outgoing message of a session. */
+  putOutgoing(clientId: string, record: OutgoingRecord): void;
+  /** Removes one outgoing message of a session. */
+  deleteOutgoing(clientId: string, seq: number): void;
+  /** Records a QoS 2 packet id received from a client (PUBREC sent). */
+  putIncomingQos2(clientId: string, packetId: number): void;
+  /** Forgets a QoS 2 packet id (PUBREL received). */
+  deleteIncomingQos2(clientId: string, packetId: number): void;
+  /** Resolves when every mutation enqueued before this call is durable. */
+  commit(): Promise<void>;
+  /** Reads everything back (at start-up). */
+  load(): Promise<LoadedState>;
+  /** Commits what is pending and releases resources. */
+  close(): Promise<void>;
+}
