@@ -1,0 +1,9 @@
+/**
+ * Durable broker state: the `Store` interface and its two implementations,
+ * `MemoryStore` (persistence off) and `KvStore` (Deno KV).
+ *
+ * @module
+ */
+
+export * from "./store.ts";
+export * from "./memory.ts";
