@@ -272,3 +272,323 @@ export function hasWildcard(filter: string): boolean {
   }
   return false;
 }
+
+/** One trie node: the filters whose levels so far lead here. */
+class Node<T> {
+  /** Children by exact level (including the empty level). */
+  children: Map<string, Node<T>> | undefined = undefined;
+  /** The `+` child. */
+  plus: Node<T> | undefined = undefined;
+  /** The `#` child: a leaf holding filters that end in `/#` here. */
+  hash: Node<T> | undefined = undefined;
+  /** key -> value for the filters that end at this node. */
+  values: Map<string, T> | undefined = undefined;
+  /** The filter string that ends at this node (set with `values`). */
+  filter = "";
+
+  isEmpty(): boolean {
+    return this.values === undefined && this.children === undefined &&
+      this.plus === undefined && this.hash === undefined;
+  }
+}
+
+const DOLLAR = 0x24; // "$"
+
+/**
+ * The topic matcher: a trie of filter levels holding, per filter, a value
+ * for each key (typically a client id). Adding and removing take time
+ * proportional to the filter's depth; matching a topic visits only the trie
+ * paths that can match (exact level, `+` and `#` at each level), never all
+ * filters.
+ *
+ * Semantics:
+ * - `+` matches exactly one level, `#` any number of trailing levels
+ *   including none (`a/#` matches `a`).
+ * - Empty levels are real levels: `a//b` has three levels, `/a` and `a/`
+ *   two. `+` matches an empty level.
+ * - Filters starting with `+` or `#` never match a topic whose first level
+ *   starts with `$` (such as `$SYS/...`) [MQTT-4.7.2-1].
+ * - A topic matched by several filters of the same key is reported once per
+ *   filter; the caller decides how to combine them (for example the highest
+ *   QoS, or one delivery per subscription identifier).
+ *
+ * Filters are taken as valid (see {@linkcode validateTopicFilter}); only a
+ * `#` that is not the last level is rejected here. Shared subscriptions
+ * (`$share/{group}/{filter}`) are not interpreted: the broker parses them
+ * with {@linkcode parseSharedSubscription} and stores them under their inner
+ * filter with a key of its choosing (for example `group + "\0" + clientId`),
+ * so the filter `$share/g/a` given here would be the literal filter
+ * `$share/g/a`.
+ *
+ * @typeParam T The value stored per filter and key (e.g. subscription options).
+ *
+ * @example
+ * ```ts
+ * import { TopicMatcher } from "@kite/mqtt/codec";
+ *
+ * const m = new TopicMatcher<number>();
+ * m.set("sensors/+/temp", "client-1", 1);
+ * m.set("sensors/#", "client-2", 0);
+ * m.match("sensors/kitchen/temp", (qos, clientId, filter) => {
+ *   console.log(clientId, filter, qos);
+ * });
+ * // client-1 sensors/+/temp 1
+ * // client-2 sensors/# 0
+ * m.delete("sensors/#", "client-2"); // true
+ * console.log(m.size); // 1
+ * ```
+ */
+export class TopicMatcher<T> {
+  #root: Node<T> = new Node<T>();
+  #size = 0;
+  #nodes = 1;
+
+  /** The number of (filter, key) entries. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /**
+   * The number of trie nodes including the root (a diagnostic: removal
+   * prunes nodes that no filter needs any more, so an empty matcher has 1).
+   */
+  get nodeCount(): number {
+    return this.#nodes;
+  }
+
+  /**
+   * Stores `value` for `filter` and `key`, replacing the value an earlier
+   * call stored for the same filter and key.
+   *
+   * @throws {MqttError} 0x8F (TopicFilterInvalid) when `#` is not the last
+   * level.
+   */
+  set(filter: string, key: string, value: T): void {
+    const levels = filter.split("/");
+    const last = levels.length - 1;
+    let node = this.#root;
+    for (let i = 0; i <= last; i++) {
+      const level = levels[i]!;
+      let next: Node<T> | undefined;
+      if (level === "#") {
+        if (i !== last) {
+          throw new MqttError(
+            ReasonCode.TopicFilterInvalid,
+            `topic filter "${filter}": "#" must be the last level [MQTT-4.7.1-2]`,
+          );
+        }
+        next = node.hash;
+        if (next === undefined) {
+          node.hash = next = new Node<T>();
+          this.#nodes++;
+        }
+      } else if (level === "+") {
+        next = node.plus;
+        if (next === undefined) {
+          node.plus = next = new Node<T>();
+          this.#nodes++;
+        }
+      } else {
+        const children = node.children ??= new Map();
+        next = children.get(level);
+        if (next === undefined) {
+          next = new Node<T>();
+          children.set(level, next);
+          this.#nodes++;
+        }
+      }
+      node = next;
+    }
+    let values = node.values;
+    if (values === undefined) {
+      node.values = values = new Map();
+      node.filter = filter;
+    }
+    if (!values.has(key)) this.#size++;
+    values.set(key, value);
+  }
+
+  /** The node at the end of `filter`, or `undefined`; no allocation of nodes. */
+  #find(filter: string): Node<T> | undefined {
+    const levels = filter.split("/");
+    let node: Node<T> | undefined = this.#root;
+    for (let i = 0; i < levels.length && node !== undefined; i++) {
+      const level = levels[i]!;
+      node = level === "#"
+        ? (i === levels.length - 1 ? node.hash : undefined)
+        : level === "+"
+        ? node.plus
+        : node.children?.get(level);
+    }
+    return node;
+  }
+
+  /** The value stored for `filter` and `key`, or `undefined`. */
+  get(filter: string, key: string): T | undefined {
+    return this.#find(filter)?.values?.get(key);
+  }
+
+  /** Whether a value is stored for `filter` and `key`. */
+  has(filter: string, key: string): boolean {
+    return this.#find(filter)?.values?.has(key) ?? false;
+  }
+
+  /**
+   * Removes the entry for `filter` and `key` and prunes trie nodes no other
+   * filter needs. Returns whether there was such an entry.
+   */
+  delete(filter: string, key: string): boolean {
+    const levels = filter.split("/");
+    const path: Node<T>[] = [this.#root];
+    let node: Node<T> | undefined = this.#root;
+    for (let i = 0; i < levels.length; i++) {
+      const level = levels[i]!;
+      node = level === "#"
+        ? (i === levels.length - 1 ? node.hash : undefined)
+        : level === "+"
+        ? node.plus
+        : node.children?.get(level);
+      if (node === undefined) return false;
+      path.push(node);
+    }
+    const values = node.values;
+    if (values === undefined || !values.delete(key)) return false;
+    this.#size--;
+    if (values.size === 0) {
+      node.values = undefined;
+      node.filter = "";
+    }
+    // Prune empty nodes bottom-up; path[i + 1] is reached by levels[i].
+    for (let i = levels.length - 1; i >= 0; i--) {
+      const child = path[i + 1]!;
+      if (!child.isEmpty()) break;
+      const parent = path[i]!;
+      const level = levels[i]!;
+      if (level === "#") parent.hash = undefined;
+      else if (level === "+") parent.plus = undefined;
+      else {
+        const children = parent.children!;
+        children.delete(level);
+        if (children.size === 0) parent.children = undefined;
+      }
+      this.#nodes--;
+    }
+    return true;
+  }
+
+  /** Removes every entry. */
+  clear(): void {
+    this.#root = new Node<T>();
+    this.#size = 0;
+    this.#nodes = 1;
+  }
+
+  /**
+   * Calls `cb(value, key, filter)` for every entry whose filter matches the
+   * topic name `topic`. The callback must not modify this matcher.
+   */
+  match(
+    topic: string,
+    cb: (value: T, key: string, filter: string) => void,
+  ): void {
+    const levels = topic.split("/");
+    const root = this.#root;
+    // [MQTT-4.7.2-1]: no wildcard at the first level matches a `$` topic.
+    if (topic.charCodeAt(0) === DOLLAR) {
+      const child = root.children?.get(levels[0]!);
+      if (child !== undefined) matchFrom(child, levels, 1, cb);
+    } else {
+      matchFrom(root, levels, 0, cb);
+    }
+  }
+
+  /**
+   * Whether any filter matches the topic name `topic` (stops at the first).
+   */
+  hasMatch(topic: string): boolean {
+    const levels = topic.split("/");
+    const root = this.#root;
+    if (topic.charCodeAt(0) === DOLLAR) {
+      const child = root.children?.get(levels[0]!);
+      return child !== undefined && anyFrom(child, levels, 1);
+    }
+    return anyFrom(root, levels, 0);
+  }
+
+  /**
+   * Yields `[value, key, filter]` for every entry whose filter matches
+   * `topic` (a convenience over {@linkcode TopicMatcher.match}).
+   */
+  *matches(topic: string): Generator<[value: T, key: string, filter: string]> {
+    const out: [T, string, string][] = [];
+    this.match(topic, (value, key, filter) => {
+      out.push([value, key, filter]);
+    });
+    yield* out;
+  }
+
+  /** Yields `[filter, key, value]` for every entry, in no particular order. */
+  *entries(): Generator<[filter: string, key: string, value: T]> {
+    const stack: Node<T>[] = [this.#root];
+    while (stack.length > 0) {
+      const node = stack.pop()!;
+      if (node.values !== undefined) {
+        for (const [key, value] of node.values) yield [node.filter, key, value];
+      }
+      if (node.children !== undefined) {
+        for (const child of node.children.values()) stack.push(child);
+      }
+      if (node.plus !== undefined) stack.push(node.plus);
+      if (node.hash !== undefined) stack.push(node.hash);
+    }
+  }
+}
+
+function emit<T>(
+  node: Node<T>,
+  cb: (value: T, key: string, filter: string) => void,
+): void {
+  const values = node.values;
+  if (values === undefined) return;
+  const filter = node.filter;
+  for (const [key, value] of values) cb(value, key, filter);
+}
+
+/** Matches `levels[i..]` below `node`. */
+function matchFrom<T>(
+  node: Node<T>,
+  levels: string[],
+  i: number,
+  cb: (value: T, key: string, filter: string) => void,
+): void {
+  const n = levels.length;
+  for (;;) {
+    // `x/#` matches `x` and everything below it.
+    if (node.hash !== undefined) emit(node.hash, cb);
+    if (i === n) {
+      emit(node, cb);
+      return;
+    }
+    if (node.plus !== undefined) matchFrom(node.plus, levels, i + 1, cb);
+    const next = node.children?.get(levels[i]!);
+    if (next === undefined) return;
+    node = next;
+    i++;
+  }
+}
+
+/** Whether anything below `node` matches `levels[i..]`. */
+function anyFrom<T>(node: Node<T>, levels: string[], i: number): boolean {
+  const n = levels.length;
+  for (;;) {
+    if (node.hash !== undefined) return true; // a leaf always holds values
+    if (i === n) return node.values !== undefined;
+    if (node.plus !== undefined && anyFrom(node.plus, levels, i + 1)) {
+      return true;
+    }
+    const next = node.children?.get(levels[i]!);
+    if (next === undefined) return false;
+    node = next;
+    i++;
+  }
+}
