@@ -1,0 +1,513 @@
+/**
+ * The client's protocol state, with no I/O: packet identifiers, the queue of
+ * packets waiting to be sent, the in-flight QoS 1/2 publishes (flow control
+ * by the broker's Receive Maximum), what to resend after a reconnect, the
+ * incoming QoS 2 ids (exactly-once delivery), and topic aliases both ways.
+ *
+ * The `Client` feeds it packets and events and writes what it returns; tests
+ * drive it directly.
+ *
+ * @module
+ */
+
+import type {
+  AckPacket,
+  Packet,
+  Properties,
+  PublishPacket,
+  SubackPacket,
+  SubscribePacket,
+  UnsubackPacket,
+  UnsubscribePacket,
+} from "../codec/packet.ts";
+import { MqttError } from "../codec/errors.ts";
+import { ReasonCode, reasonCodeName } from "../codec/reason_code.ts";
+
+/** What a `publish()` resolves with. */
+export interface PublishResult {
+  /**
+   * 0x00 Success, or 0x10 NoMatchingSubscribers (v5) from the PUBACK/PUBREC;
+   * always 0 for QoS 0 and for 3.1.1.
+   */
+  reasonCode: number;
+  /** The v5 properties of the acknowledgement (reason string, ...). */
+  properties?: Properties;
+}
+
+/** A PUBLISH the user asked for, from `publish()` until it completes. */
+export interface PublishEntry {
+  kind: "publish";
+  /**
+   * The message as the user meant it: the full topic, no topic alias (the
+   * alias is applied per connection at send time), `packetId` set once it
+   * is in flight.
+   */
+  packet: PublishPacket;
+  /** The alias the user asked for (manual aliases), 0 for none. */
+  alias: number;
+  /** 0 = not sent, 1 = PUBLISH sent, 2 = PUBREL sent (QoS 2). */
+  stage: 0 | 1 | 2;
+  resolve(result: PublishResult): void;
+  reject(error: Error): void;
+}
+
+/** A SUBSCRIBE from `subscribe()` until its SUBACK. */
+export interface SubscribeEntry {
+  kind: "subscribe";
+  packet: SubscribePacket;
+  stage: 0 | 1;
+  resolve(suback: SubackPacket): void;
+  reject(error: Error): void;
+}
+
+/** An UNSUBSCRIBE from `unsubscribe()` until its UNSUBACK. */
+export interface UnsubscribeEntry {
+  kind: "unsubscribe";
+  packet: UnsubscribePacket;
+  stage: 0 | 1;
+  resolve(unsuback: UnsubackPacket): void;
+  reject(error: Error): void;
+}
+
+/** Anything the client queues or keeps in flight. */
+export type Entry = PublishEntry | SubscribeEntry | UnsubscribeEntry;
+
+/** What `ClientState.onConnack()` says to send again, in order. */
+export type Resend =
+  | { entry: PublishEntry; packet: PublishPacket }
+  | { entry: Entry; packet: Packet };
+
+const MAX_PACKET_ID = 0xffff;
+
+/**
+ * I/O-free client protocol state.
+ *
+ * Queue policy: at most `maxQueued` entries wait to be sent (offline, or
+ * held back by the broker's Receive Maximum); `enqueue()` returns false when
+ * full and the caller rejects that request (0x97 QuotaExceeded). Entries are
+ * sent in FIFO order; a QoS 1/2 publish at the head that has no flow-control
+ * quota holds back everything behind it, which keeps the order of messages.
+ *
+ * @example
+ * ```ts
+ * import { ClientState } from "@kite/mqtt/client";
+ * const state = new ClientState({ maxQueued: 100 });
+ * state.receiveMaximum = 1;
+ * const packet = {
+ *   type: "publish", topic: "t", payload: new Uint8Array(), qos: 1,
+ *   retain: false, dup: false,
+ * } as const;
+ * state.enqueue({ kind: "publish", packet: { ...packet }, alias: 0, stage: 0,
+ *   resolve() {}, reject() {} });
+ * state.enqueue({ kind: "publish", packet: { ...packet }, alias: 0, stage: 0,
+ *   resolve() {}, reject() {} });
+ * const out: unknown[] = [];
+ * state.takeSendable(out); // one publish: the second waits for the PUBACK
+ * ```
+ */
+export class ClientState {
+  /** The broker's Receive Maximum (CONNACK), 65535 when absent. */
+  receiveMaximum = 65535;
+  /** The largest number of queued (unsent) entries. */
+  readonly maxQueued: number;
+  /** Packet ids of QoS 2 messages received and not yet released (PUBREL). */
+  readonly incomingQos2: Set<number> = new Set();
+
+  #queue: Entry[] = [];
+  #head = 0;
+  #inflight = new Map<number, Entry>();
+  #publishesInFlight = 0;
+  #nextId = 1;
+
+  /** Creates an empty state. */
+  constructor(options: { maxQueued?: number } = {}) {
+    this.maxQueued = options.maxQueued ?? 10_000;
+  }
+
+  /** Entries waiting to be sent. */
+  get queued(): number {
+    return this.#queue.length - this.#head;
+  }
+
+  /** QoS 1/2 publishes sent and not yet completed. */
+  get publishesInFlight(): number {
+    return this.#publishesInFlight;
+  }
+
+  /** Every entry sent and waiting for its acknowledgement. */
+  get inFlight(): number {
+    return this.#inflight.size;
+  }
+
+  /** True when a publish of this QoS may be sent right now, bypassing the queue. */
+  canSendNow(qos: number): boolean {
+    if (this.#head !== this.#queue.length) return false;
+    if (qos === 0) return true;
+    return this.#publishesInFlight < this.receiveMaximum &&
+      this.#inflight.size < MAX_PACKET_ID;
+  }
+
+  /** Queues an entry; false when the queue is full (`maxQueued`). */
+  enqueue(entry: Entry): boolean {
+    if (this.queued >= this.maxQueued) return false;
+    this.#queue.push(entry);
+    return true;
+  }
+
+  /**
+   * Moves an entry in flight: assigns its packet id and marks it sent. For
+   * QoS 0 publishes it does nothing (they are never in flight).
+   */
+  track(entry: Entry): void {
+    if (entry.kind === "publish") {
+      if (entry.packet.qos === 0) return;
+      this.#publishesInFlight++;
+    }
+    const id = this.#allocateId();
+    entry.packet.packetId = id;
+    entry.stage = 1;
+    this.#inflight.set(id, entry);
+  }
+
+  /**
+   * Takes from the queue every entry that may be sent now (flow control and
+   * free packet ids permitting), tracks it, and appends it to `out`.
+   */
+  takeSendable(out: Entry[]): void {
+    const q = this.#queue;
+    while (this.#head < q.length) {
+      const e = q[this.#head]!;
+      const needsId = e.kind !== "publish" || e.packet.qos > 0;
+      if (needsId) {
+        if (this.#inflight.size >= MAX_PACKET_ID) break;
+        if (
+          e.kind === "publish" &&
+          this.#publishesInFlight >= this.receiveMaximum
+        ) break;
+      }
+      q[this.#head++] = undefined as unknown as Entry;
+      this.track(e);
+      out.push(e);
+    }
+    if (this.#head === q.length) {
+      q.length = 0;
+      this.#head = 0;
+    } else if (this.#head > 1024 && this.#head * 2 > q.length) {
+      q.splice(0, this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /**
+   * Handles a PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK or UNSUBACK: settles
+   * the entry it completes and returns the packet to send in reply, if any
+   * (PUBREL after PUBREC, PUBCOMP after PUBREL).
+   */
+  handleAck(
+    packet: AckPacket | SubackPacket | UnsubackPacket,
+  ): Packet | undefined {
+    const id = packet.packetId;
+    if (packet.type === "pubrel") {
+      // Release of an incoming QoS 2 message [MQTT-4.3.3-11]: answer even
+      // for an unknown id (a resent PUBREL after our PUBCOMP was lost).
+      const known = this.incomingQos2.delete(id);
+      const reply: AckPacket = { type: "pubcomp", packetId: id };
+      if (!known) reply.reasonCode = ReasonCode.PacketIdentifierNotFound;
+      return reply;
+    }
+    const e = this.#inflight.get(id);
+    switch (packet.type) {
+      case "puback": {
+        if (e?.kind !== "publish" || e.packet.qos !== 1) return undefined;
+        this.#complete(id);
+        settlePublish(e, packet);
+        return undefined;
+      }
+      case "pubrec": {
+        if (e?.kind !== "publish" || e.packet.qos !== 2) {
+          return {
+            type: "pubrel",
+            packetId: id,
+            reasonCode: ReasonCode.PacketIdentifierNotFound,
+          };
+        }
+        const code = packet.reasonCode ?? 0;
+        if (code >= 0x80) {
+          // The exchange ends here: no PUBREL [MQTT-4.3.3].
+          this.#complete(id);
+          settlePublish(e, packet);
+          return undefined;
+        }
+        e.stage = 2;
+        return { type: "pubrel", packetId: id };
+      }
+      case "pubcomp": {
+        if (e?.kind !== "publish" || e.stage !== 2) return undefined;
+        this.#complete(id);
+        // 0x92 after a reconnect still means the broker had the message.
+        e.resolve(ackResult({ ...packet, reasonCode: 0 }));
+        return undefined;
+      }
+      case "suback": {
+        if (e?.kind !== "subscribe") return undefined;
+        this.#inflight.delete(id);
+        e.resolve(packet);
+        return undefined;
+      }
+      case "unsuback": {
+        if (e?.kind !== "unsubscribe") return undefined;
+        this.#inflight.delete(id);
+        e.resolve(packet);
+        return undefined;
+      }
+    }
+  }
+
+  /**
+   * Records an incoming QoS 2 PUBLISH; true when it is new and must be
+   * delivered to the user, false for a duplicate of one not yet released.
+   */
+  receiveQos2(packetId: number): boolean {
+    if (this.incomingQos2.has(packetId)) return false;
+    this.incomingQos2.add(packetId);
+    return true;
+  }
+
+  /**
+   * After a CONNACK on a new connection: returns what to send again, in the
+   * original order. With a session present, unacknowledged PUBLISHes are
+   * resent with DUP set and PUBRELs are resent [MQTT-4.4.0-1]. Without one,
+   * PUBLISHes are sent again as new (no DUP), QoS 2 messages whose PUBREC
+   * was already received are complete (the broker had them), and the
+   * incoming QoS 2 state is forgotten. In-flight SUBSCRIBE/UNSUBSCRIBE are
+   * sent again either way.
+   */
+  onConnack(sessionPresent: boolean, receiveMaximum: number): Resend[] {
+    this.receiveMaximum = receiveMaximum;
+    if (!sessionPresent) this.incomingQos2.clear();
+    const out: Resend[] = [];
+    for (const [id, e] of this.#inflight) {
+      if (e.kind !== "publish") {
+        out.push({ entry: e, packet: e.packet });
+      } else if (e.stage === 1) {
+        e.packet.dup = sessionPresent;
+        out.push({ entry: e, packet: e.packet });
+      } else if (sessionPresent) {
+        out.push({ entry: e, packet: { type: "pubrel", packetId: id } });
+      } else {
+        this.#complete(id);
+        e.resolve({ reasonCode: 0 });
+      }
+    }
+    return out;
+  }
+
+  /** Removes and returns every queued and in-flight entry (on close). */
+  drain(): Entry[] {
+    const out: Entry[] = [];
+    for (const e of this.#inflight.values()) out.push(e);
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      out.push(this.#queue[i]!);
+    }
+    this.#inflight.clear();
+    this.#queue = [];
+    this.#head = 0;
+    this.#publishesInFlight = 0;
+    this.incomingQos2.clear();
+    return out;
+  }
+
+  /**
+   * Removes queued QoS 0 publishes (a client that does not queue QoS 0 while
+   * offline drops them when the connection is lost) and returns them.
+   */
+  dropQueuedQos0(): PublishEntry[] {
+    const keep: Entry[] = [];
+    const dropped: PublishEntry[] = [];
+    for (let i = this.#head; i < this.#queue.length; i++) {
+      const e = this.#queue[i]!;
+      if (e.kind === "publish" && e.packet.qos === 0) dropped.push(e);
+      else keep.push(e);
+    }
+    this.#queue = keep;
+    this.#head = 0;
+    return dropped;
+  }
+
+  #complete(id: number): void {
+    if (this.#inflight.delete(id)) this.#publishesInFlight--;
+  }
+
+  #allocateId(): number {
+    let id = this.#nextId;
+    while (this.#inflight.has(id)) id = id === MAX_PACKET_ID ? 1 : id + 1;
+    this.#nextId = id === MAX_PACKET_ID ? 1 : id + 1;
+    return id;
+  }
+}
+
+function ackResult(packet: AckPacket): PublishResult {
+  const r: PublishResult = { reasonCode: packet.reasonCode ?? 0 };
+  if (packet.properties) r.properties = packet.properties;
+  return r;
+}
+
+function settlePublish(e: PublishEntry, packet: AckPacket): void {
+  const code = packet.reasonCode ?? 0;
+  if (code < 0x80) {
+    e.resolve(ackResult(packet));
+    return;
+  }
+  const why = packet.properties?.reasonString;
+  e.reject(
+    new MqttError(
+      code,
+      `the broker refused the publish to "${e.packet.topic}": ` +
+        reasonCodeName(code) + (why ? ` (${why})` : ""),
+    ),
+  );
+}
+
+/**
+ * Outgoing topic aliases for one connection (v5). Manual aliases (the user
+ * names the alias) and automatic ones (the client picks) share one table
+ * bounded by the broker's Topic Alias Maximum; the automatic mode reuses the
+ * least recently used alias when the table is full.
+ *
+ * @example
+ * ```ts
+ * import { TopicAliasSender } from "@kite/mqtt/client";
+ * const s = new TopicAliasSender(true);
+ * s.reset(10);
+ * s.resolve("a/b", 0); // { topic: "a/b", alias: 1 }: sets the alias
+ * s.resolve("a/b", 0); // { topic: "", alias: 1 }: uses it
+ * ```
+ */
+export class TopicAliasSender {
+  /** Assign aliases automatically to every topic. */
+  readonly auto: boolean;
+  /** The broker's Topic Alias Maximum for this connection (0 = none). */
+  max = 0;
+  #byAlias = new Map<number, string>();
+  #byTopic = new Map<string, number>();
+
+  /** Creates a table; `auto` turns on automatic aliases. */
+  constructor(auto: boolean) {
+    this.auto = auto;
+  }
+
+  /** Forgets every alias (new connection) and sets the broker's maximum. */
+  reset(max: number): void {
+    this.max = max;
+    this.#byAlias.clear();
+    this.#byTopic.clear();
+  }
+
+  /** The topic a manual alias stands for on this connection, if any. */
+  topicOf(alias: number): string | undefined {
+    return this.#byAlias.get(alias);
+  }
+
+  /**
+   * The wire form of `topic`: alias 0 means send the topic without alias;
+   * an empty topic means the alias is already known to the broker.
+   * `requested` is the user's manual alias (0 for none); it must be within
+   * 1..max (throws MqttError 0x94 otherwise).
+   */
+  resolve(topic: string, requested: number): { topic: string; alias: number } {
+    if (requested !== 0) {
+      if (requested < 1 || requested > this.max) {
+        throw new MqttError(
+          ReasonCode.TopicAliasInvalid,
+          `topic alias ${requested} is outside 1..${this.max} ` +
+            `(the broker's Topic Alias Maximum)`,
+        );
+      }
+      return this.#use(topic, requested);
+    }
+    if (!this.auto || this.max === 0) return { topic, alias: 0 };
+    const known = this.#byTopic.get(topic);
+    if (known !== undefined) {
+      // Most recently used goes last.
+      this.#byTopic.delete(topic);
+      this.#byTopic.set(topic, known);
+      return { topic: "", alias: known };
+    }
+    let alias = this.#byAlias.size + 1;
+    if (alias > this.max) {
+      const oldest = this.#byTopic.keys().next().value as string;
+      alias = this.#byTopic.get(oldest)!;
+    }
+    return this.#use(topic, alias);
+  }
+
+  #use(topic: string, alias: number): { topic: string; alias: number } {
+    const current = this.#byAlias.get(alias);
+    if (current === topic) {
+      this.#byTopic.delete(topic);
+      this.#byTopic.set(topic, alias);
+      return { topic: "", alias };
+    }
+    if (current !== undefined) this.#byTopic.delete(current);
+    const prev = this.#byTopic.get(topic);
+    if (prev !== undefined) this.#byAlias.delete(prev);
+    this.#byAlias.set(alias, topic);
+    this.#byTopic.set(topic, alias);
+    return { topic, alias };
+  }
+}
+
+/**
+ * Incoming topic aliases for one connection (v5): records the topic of a
+ * PUBLISH that sets an alias and resolves a PUBLISH that uses one.
+ *
+ * @example
+ * ```ts
+ * import { TopicAliasReceiver } from "@kite/mqtt/client";
+ * const r = new TopicAliasReceiver(10);
+ * r.resolve("a/b", 3); // "a/b"
+ * r.resolve("", 3); // "a/b"
+ * ```
+ */
+export class TopicAliasReceiver {
+  /** The Topic Alias Maximum the client announced. */
+  readonly max: number;
+  #map = new Map<number, string>();
+
+  /** Creates an empty table for aliases 1..max. */
+  constructor(max: number) {
+    this.max = max;
+  }
+
+  /** Forgets every alias (new connection). */
+  reset(): void {
+    this.#map.clear();
+  }
+
+  /**
+   * The topic of a PUBLISH with `topic` and `alias` (0 = none). Throws
+   * MqttError 0x94 for an alias outside 1..max or an unknown alias with an
+   * empty topic [MQTT-3.3.2-8] [MQTT-3.3.2-10].
+   */
+  resolve(topic: string, alias: number): string {
+    if (alias === 0) return topic;
+    if (alias > this.max) {
+      throw new MqttError(
+        ReasonCode.TopicAliasInvalid,
+        `the broker used topic alias ${alias}, above our maximum ${this.max}`,
+      );
+    }
+    if (topic !== "") {
+      this.#map.set(alias, topic);
+      return topic;
+    }
+    const t = this.#map.get(alias);
+    if (t === undefined) {
+      throw new MqttError(
+        ReasonCode.TopicAliasInvalid,
+        `the broker used topic alias ${alias} before setting it`,
+      );
+    }
+    return t;
+  }
+}

@@ -1,0 +1,143 @@
+/**
+ * Test helper: runs a Mosquitto broker on a free loopback port with a
+ * temporary config (`listener PORT 127.0.0.1`, `allow_anonymous true`,
+ * `persistence false` by default), waits until it accepts connections, and
+ * stops it. Tests skip themselves when Mosquitto is not installed:
+ *
+ * ```ts
+ * import { HAVE_MOSQUITTO, startMosquitto } from "./_mosquitto.ts";
+ * Deno.test({
+ *   name: "something against mosquitto",
+ *   ignore: !HAVE_MOSQUITTO,
+ *   async fn() {
+ *     await using broker = await startMosquitto();
+ *     // connect to 127.0.0.1:broker.port ...
+ *   },
+ * });
+ * ```
+ *
+ * @module
+ */
+
+/** Where the Debian package puts the broker. */
+export const MOSQUITTO_PATH = "/usr/sbin/mosquitto";
+
+/** True when `/usr/sbin/mosquitto` exists (use as `ignore: !HAVE_MOSQUITTO`). */
+export const HAVE_MOSQUITTO: boolean = (() => {
+  try {
+    return Deno.statSync(MOSQUITTO_PATH).isFile;
+  } catch {
+    console.warn(
+      `${MOSQUITTO_PATH} not found: tests against Mosquitto are skipped ` +
+        "(apt-get install mosquitto)",
+    );
+    return false;
+  }
+})();
+
+/** Options of `startMosquitto()`. */
+export interface MosquittoOptions {
+  /** Port to listen on; default a free port picked by the OS. */
+  port?: number;
+  /** `allow_anonymous`; default true. False refuses every client (0x87/5). */
+  allowAnonymous?: boolean;
+  /** Extra lines appended to the generated config. */
+  extraConfig?: string;
+  /** How long to wait for the broker to accept, in ms. Default 5000. */
+  startTimeout?: number;
+}
+
+/** A running Mosquitto. `stop()` (or `await using`) ends it. */
+export interface Mosquitto extends AsyncDisposable {
+  /** The port it listens on, on 127.0.0.1. */
+  readonly port: number;
+  /** Stops the broker and removes its temp dir; safe to call twice. */
+  stop(): Promise<void>;
+  /** Mosquitto's log so far (for failure messages). */
+  log(): string;
+}
+
+/** Returns a port that was free a moment ago on 127.0.0.1. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/**
+ * Starts Mosquitto and resolves once it accepts TCP connections. Throws when
+ * it exits early or does not accept within `startTimeout`.
+ */
+export async function startMosquitto(
+  options: MosquittoOptions = {},
+): Promise<Mosquitto> {
+  const port = options.port ?? freePort();
+  const dir = await Deno.makeTempDir({ prefix: "kite-mosquitto-" });
+  const logFile = `${dir}/mosquitto.log`;
+  const conf = [
+    `listener ${port} 127.0.0.1`,
+    `allow_anonymous ${options.allowAnonymous ?? true}`,
+    "persistence false",
+    `log_dest file ${logFile}`,
+    "log_type error",
+    "log_type warning",
+    "log_type notice",
+    "log_type information",
+    options.extraConfig ?? "",
+    "",
+  ].join("\n");
+  await Deno.writeTextFile(`${dir}/mosquitto.conf`, conf);
+  const child = new Deno.Command(MOSQUITTO_PATH, {
+    args: ["-c", `${dir}/mosquitto.conf`],
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const log = () => {
+    try {
+      return Deno.readTextFileSync(logFile);
+    } catch {
+      return "";
+    }
+  };
+  let stopped = false;
+  const stop = async () => {
+    if (stopped) return;
+    stopped = true;
+    if (!exited) {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+    }
+    await status;
+    await Deno.remove(dir, { recursive: true }).catch(() => {});
+  };
+  const deadline = Date.now() + (options.startTimeout ?? 5000);
+  for (let delay = 5;; delay = Math.min(delay * 2, 100)) {
+    if (exited) {
+      const text = log();
+      await stop();
+      throw new Error(`mosquitto exited at start on port ${port}:\n${text}`);
+    }
+    try {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port });
+      c.close();
+      break;
+    } catch {
+      if (Date.now() > deadline) {
+        const text = log();
+        await stop();
+        throw new Error(`mosquitto did not accept on port ${port}:\n${text}`);
+      }
+      // Poll with a short, growing back-off; the broker is starting.
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+  return { port, stop, log, [Symbol.asyncDispose]: stop };
+}
