@@ -516,7 +516,9 @@ function resolveKey(
   if (isSettingKey(key)) return key;
   const hint = suggest(raw, SETTING_KEYS);
   throw new ConfigError(
-    `${originPrefix(origin)}unknown option "${raw}"` +
+    `${originPrefix(origin)}unknown ${
+      origin.file === undefined ? "option" : "key"
+    } "${raw}"` +
       (hint === undefined ? "" : ` (did you mean "${hint}"?)`),
     { key: raw, ...pick(origin) },
   );
@@ -711,9 +713,7 @@ const CLI_ONLY_FLAGS = [
   {
     flag: "log-level",
     placeholder: "<level>",
-    description: `Log level: ${
-      LOG_LEVELS.join(", ")
-    } (env KITE_LOG_LEVEL; default info).`,
+    description: `${LOG_LEVELS.join("|")}; default info, env KITE_LOG_LEVEL.`,
   },
   { flag: "help", placeholder: "", description: "Show this help (also -h)." },
 ] as const;
@@ -924,7 +924,9 @@ export function helpText(
       : `--${toFlagName(key)} <${spec.type === "string" ? "string" : "n"}>`;
     rows.push([
       flag,
-      `${typeLabel(spec)}, default ${JSON.stringify(defaults[key])}`,
+      `${typeLabel(spec)}, default ${
+        JSON.stringify(defaults[key])
+      }; YAML key ${key}`,
       spec.description,
     ]);
   }
