@@ -46,11 +46,12 @@ const encoder = new TextEncoder();
 
 /** Reads a line from the terminal with echo off (raw mode). */
 async function readHidden(prompt: string): Promise<string | undefined> {
-  Deno.stderr.writeSync(encoder.encode(prompt));
   const bytes: number[] = [];
   const buf = new Uint8Array(64);
+  // Echo off before the prompt shows, so nothing typed early is echoed.
   Deno.stdin.setRaw(true);
   try {
+    Deno.stderr.writeSync(encoder.encode(prompt));
     for (;;) {
       const n = await Deno.stdin.read(buf);
       if (n === null) {
