@@ -1,0 +1,164 @@
+/**
+ * The `kite` broker command:
+ *
+ * ```sh
+ * deno run -A broker/main.ts [--config kite.yaml] [--port 1883] [...]
+ * deno run -A broker/main.ts --help
+ * ```
+ *
+ * Options come from flags, a YAML `--config` file and defaults, in that order
+ * of precedence (see `resolveOptions` and `helpText` in `options.ts`; here
+ * persistence is on by default). A bad option prints one line
+ * `kite: <message>` to stderr and exits 2. SIGINT or SIGTERM closes the
+ * broker gracefully (v5 clients get DISCONNECT 0x8B) and exits 0; a second
+ * signal exits 1 at once.
+ *
+ * @module
+ */
+
+import {
+  ansiColorFormatter,
+  configure,
+  dispose,
+  getConsoleSink,
+  getLogger,
+  getTextFormatter,
+  type LogLevel,
+} from "@logtape/logtape";
+import { Broker } from "./broker.ts";
+import { ConfigError, helpText, resolveOptions } from "./options.ts";
+
+const log = getLogger(["kite", "main"]);
+
+/** Exit status for a bad option, flag or config file. */
+export const EXIT_USAGE = 2;
+
+/** Configures LogTape: one console sink for the `kite` category. */
+async function setUpLogging(level: LogLevel): Promise<void> {
+  const plain = getTextFormatter({
+    // Strings as they are (no quotes), everything else inspected.
+    value: (v, inspect) => typeof v === "string" ? v : inspect(v),
+  });
+  await configure({
+    sinks: {
+      console: getConsoleSink({
+        formatter: Deno.stdout.isTerminal() ? ansiColorFormatter : plain,
+      }),
+    },
+    loggers: [
+      { category: ["kite"], lowestLevel: level, sinks: ["console"] },
+      {
+        category: ["logtape", "meta"],
+        lowestLevel: "warning",
+        sinks: ["console"],
+      },
+    ],
+  });
+}
+
+/**
+ * Resolves when the first SIGINT/SIGTERM has closed `broker`, with the exit
+ * status: 0 after a clean close, 1 if closing failed. A second signal while
+ * closing exits the process with status 1 at once.
+ */
+function closeOnSignal(broker: Broker): Promise<number> {
+  const signals: Deno.Signal[] = Deno.build.os === "windows"
+    ? ["SIGINT", "SIGBREAK"]
+    : ["SIGINT", "SIGTERM"];
+  const { promise, resolve } = Promise.withResolvers<number>();
+  let closing = false;
+  const handlers = signals.map((signal) => {
+    const handler = () => {
+      if (closing) {
+        log.warn("{signal} again: exiting without finishing the close", {
+          signal,
+        });
+        Deno.exit(1);
+      }
+      closing = true;
+      log.info("{signal} received: closing the broker", { signal });
+      broker.close().then(
+        () => resolve(0),
+        (error) => {
+          log.error("closing the broker failed: {error}", { error });
+          resolve(1);
+        },
+      );
+    };
+    Deno.addSignalListener(signal, handler);
+    return () => Deno.removeSignalListener(signal, handler);
+  });
+  return promise.finally(() => {
+    for (const remove of handlers) remove();
+  });
+}
+
+/** `key=value` pairs of the settings, for one log line. */
+function describeOptions(options: object): string {
+  return Object.entries(options)
+    .filter(([, v]) => typeof v !== "function")
+    .map(([k, v]) => `${k}=${typeof v === "string" ? JSON.stringify(v) : v}`)
+    .join(" ");
+}
+
+/**
+ * Runs the command with `args` (without the program name) and returns the
+ * exit status; the broker runs until SIGINT/SIGTERM.
+ *
+ * @example
+ * ```ts ignore
+ * import { main } from "./main.ts";
+ * Deno.exit(await main(["--port", "1884", "--enable-persistence=false"]));
+ * ```
+ */
+export async function main(args: readonly string[]): Promise<number> {
+  let resolved;
+  try {
+    resolved = await resolveOptions(args, Deno.env);
+  } catch (e) {
+    if (e instanceof ConfigError) {
+      console.error(`kite: ${e.message}`);
+      return EXIT_USAGE;
+    }
+    throw e;
+  }
+  if (resolved.help) {
+    console.log(helpText());
+    return 0;
+  }
+  await setUpLogging(resolved.logLevel);
+  try {
+    const { options } = resolved;
+    if (resolved.configPath !== undefined) {
+      log.info("config file {path}", { path: resolved.configPath });
+    }
+    log.info("options: {options}", { options: describeOptions(options) });
+    let broker: Broker | undefined;
+    try {
+      broker = new Broker(options);
+      await broker.listen();
+    } catch (error) {
+      // A valid option the system refuses: port in use, KV file locked, ...
+      const message = error instanceof Error ? error.message : String(error);
+      log.fatal("cannot start: {message}", { message, error });
+      await broker?.close().catch(() => {});
+      return 1;
+    }
+    const closed = closeOnSignal(broker);
+    const { hostname, port } = broker.addr;
+    log.info("listening on {address}", {
+      address: `${hostname}:${port}`,
+      hostname,
+      port,
+    });
+    const status = await closed;
+    log.info("closed");
+    return status;
+  } finally {
+    await dispose();
+  }
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
