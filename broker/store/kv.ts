@@ -1,0 +1,972 @@
+/**
+ * `KvStore`: the `Store` kept in Deno KV, with group commit.
+ *
+ * Layout (all keys start with `"kite"`):
+ * - `["kite", "retained", topic]`: a `StoredMessage`
+ * - `["kite", "session", clientId]`: a `SessionRecord`
+ * - `["kite", "out", clientId, seq]`: an `OutgoingRecord`
+ * - `["kite", "q2", clientId, packetId]`: `true` (QoS 2 id awaiting PUBREL)
+ * - `["kite", "chunk", generation, index]`: raw bytes of a large record
+ *
+ * A topic or client id longer than 256 UTF-8 bytes is replaced in the key by
+ * its SHA-256 digest (a `Uint8Array` key part, so it can never collide with a
+ * string part); the real value is always inside the record and is checked
+ * against the key on load. A record whose serialized size could exceed Deno
+ * KV's 64 KiB value limit is encoded to bytes and split into 64 KiB chunks
+ * under a fresh generation id; its key then holds a small header naming the
+ * generation. Chunks are written before (or with) the header, so a crash never
+ * leaves a header without its chunks; chunks without a header are removed by
+ * the next `load()`.
+ *
+ * Group commit: `put*`/`delete*` only record the mutation in a map keyed by
+ * the record (a later mutation of the same record replaces the earlier one;
+ * a put followed by a delete of a record that was never written costs
+ * nothing). The first mutation after a quiet period schedules a flush at the
+ * end of the event-loop turn; while a flush is in flight new mutations
+ * accumulate for the next one. A flush writes its mutations in `kv.atomic()`
+ * operations kept within Deno KV's limits (1000 mutations, 80 KiB of keys,
+ * 800 KiB in total per operation), one after another.
+ *
+ * Only one process may use a directory at a time: `open()` takes a lock file
+ * holding the pid and refuses (with `StoreLockedError`) when that process is
+ * alive. Deno KV alone would let two processes share the file.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { MqttError } from "../../codec/errors.ts";
+import { ReasonCode } from "../../codec/reason_code.ts";
+import type {
+  LoadedSession,
+  LoadedState,
+  OutgoingRecord,
+  SessionRecord,
+  Store,
+  StoredMessage,
+} from "./store.ts";
+
+const logger = getLogger(["kite", "store"]);
+
+/** Deno KV limits, measured with Deno 2.9 (see the tests). */
+const MAX_MUTATIONS = 1000;
+const MAX_KEY_BYTES_PER_OP = 81920 - 1024;
+const MAX_TOTAL_BYTES_PER_OP = 819200 - 8192;
+const MAX_VALUE_BYTES = 65536;
+/** Records estimated above this are chunked (the estimate is an upper bound). */
+const CHUNK_THRESHOLD = 64000;
+/** Key parts (topic, client id) longer than this in UTF-8 are hashed. */
+const MAX_PLAIN_PART_BYTES = 256;
+
+/** The name of the Deno KV file inside the store directory. */
+export const KV_FILE_NAME = "kite.kv";
+/** The name of the lock file inside the store directory. */
+export const LOCK_FILE_NAME = "kite.lock";
+
+/**
+ * Thrown by `KvStore.open()` when another live process (or this one) holds
+ * the store directory.
+ *
+ * @example
+ * ```ts ignore
+ * import { KvStore, StoreLockedError } from "@kite/mqtt/broker";
+ * try {
+ *   await KvStore.open("./mqtt_data");
+ * } catch (e) {
+ *   if (e instanceof StoreLockedError) console.error(e.path, e.pid);
+ * }
+ * ```
+ */
+export class StoreLockedError extends MqttError {
+  /** The store directory. */
+  readonly path: string;
+  /** The pid of the process holding it. */
+  readonly pid: number;
+
+  /** Creates the error for a directory held by `pid`. */
+  constructor(path: string, pid: number) {
+    super(
+      ReasonCode.ServerUnavailable,
+      `the store directory ${path} is in use by process ${pid}` +
+        (pid === Deno.pid ? " (this process)" : "") +
+        `; stop that broker, or remove ${path}/${LOCK_FILE_NAME} if it is gone`,
+    );
+    this.name = "StoreLockedError";
+    this.path = path;
+    this.pid = pid;
+  }
+}
+
+/** The header kept under a record's key when the record is chunked. */
+interface ChunkHeader {
+  kiteChunks: number;
+  generation: string;
+  bytes: number;
+}
+
+interface Mutation {
+  key: Deno.KvKey;
+  /** `undefined` deletes. */
+  value: unknown;
+  /** The record was not in the store when this batch began. */
+  fresh: boolean;
+  /** Identity of the record, for the chunk index. */
+  slot: string;
+}
+
+interface ClientIndex {
+  part: string | Uint8Array;
+  /** Outgoing seqs written or being written. */
+  out: Set<number>;
+  /** Incoming QoS 2 ids written or being written. */
+  q2: Set<number>;
+}
+
+interface Deferred {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (e: unknown) => void;
+}
+
+function deferred(): Deferred {
+  const d = Promise.withResolvers<void>();
+  // Nobody may be waiting: never let a failed batch become unhandled.
+  d.promise.catch(() => {});
+  return d;
+}
+
+const RESOLVED: Promise<void> = Promise.resolve();
+
+/**
+ * A `Store` in Deno KV. Open it with `KvStore.open(directory)`.
+ *
+ * Records passed to `put*` are read when the batch is flushed (at the end of
+ * the event-loop turn), not copied on the call: treat them as immutable once
+ * handed over.
+ *
+ * @example
+ * ```ts
+ * import { KvStore } from "@kite/mqtt/broker";
+ * const dir = await Deno.makeTempDir();
+ * const store = await KvStore.open(dir);
+ * store.putRetained("a/b", {
+ *   topic: "a/b",
+ *   payload: new TextEncoder().encode("hello"),
+ *   qos: 1,
+ *   retain: true,
+ * });
+ * await store.commit(); // durable now
+ * await store.close();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class KvStore implements Store {
+  /** The store directory. */
+  readonly path: string;
+  #kv: Deno.Kv;
+  #lockPath: string;
+  #closed = false;
+  #pending = new Map<string, Mutation>();
+  #pendingDone: Deferred | undefined;
+  #inflight: Deferred | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #clients = new Map<string, ClientIndex>();
+  /** Chunked records by slot: generation and chunk count. */
+  #chunks = new Map<string, { generation: string; count: number }>();
+  /** Number of `kv.atomic()` commits so far (for tests and benches). */
+  atomicCommits = 0;
+
+  private constructor(path: string, kv: Deno.Kv, lockPath: string) {
+    this.path = path;
+    this.#kv = kv;
+    this.#lockPath = lockPath;
+  }
+
+  /**
+   * Opens (creating it if needed) the store in directory `path`. Throws
+   * `StoreLockedError` when another live process holds the directory.
+   */
+  static async open(path: string): Promise<KvStore> {
+    await Deno.mkdir(path, { recursive: true });
+    const lockPath = `${path}/${LOCK_FILE_NAME}`;
+    await acquireLock(path, lockPath);
+    try {
+      const kv = await Deno.openKv(`${path}/${KV_FILE_NAME}`);
+      return new KvStore(path, kv, lockPath);
+    } catch (e) {
+      await Deno.remove(lockPath).catch(() => {});
+      throw e;
+    }
+  }
+
+  // ---------------------------------------------------------------- writes
+
+  #client(clientId: string): ClientIndex {
+    let c = this.#clients.get(clientId);
+    if (c === undefined) {
+      c = { part: keyPart(clientId), out: new Set(), q2: new Set() };
+      this.#clients.set(clientId, c);
+    }
+    return c;
+  }
+
+  #enqueue(slot: string, key: Deno.KvKey, value: unknown, fresh: boolean) {
+    if (this.#closed) {
+      throw new MqttError(
+        ReasonCode.ImplementationSpecificError,
+        `the store ${this.path} is closed`,
+      );
+    }
+    this.#pending.set(slot, { key, value, fresh, slot });
+    if (this.#timer === undefined && this.#inflight === undefined) {
+      this.#timer = setTimeout(this.#flush, 0);
+    }
+  }
+
+  /** Sets (or, with `undefined`, clears) the retained message of a topic. */
+  putRetained(topic: string, message: StoredMessage | undefined): void {
+    this.#enqueue(
+      "r" + topic,
+      ["kite", "retained", keyPart(topic)],
+      message,
+      false,
+    );
+  }
+
+  /** Creates or replaces a session's metadata and subscriptions. */
+  putSession(record: SessionRecord): void {
+    const c = this.#client(record.clientId);
+    this.#enqueue(
+      "s" + record.clientId,
+      ["kite", "session", c.part],
+      record,
+      false,
+    );
+  }
+
+  /** Removes a session with its outgoing messages and QoS 2 ids. */
+  deleteSession(clientId: string): void {
+    const c = this.#client(clientId);
+    for (const seq of [...c.out]) this.deleteOutgoing(clientId, seq);
+    for (const id of [...c.q2]) this.deleteIncomingQos2(clientId, id);
+    this.#enqueue(
+      "s" + clientId,
+      ["kite", "session", c.part],
+      undefined,
+      false,
+    );
+    this.#clients.delete(clientId);
+  }
+
+  #putItem(
+    kind: "out" | "q2",
+    clientId: string,
+    n: number,
+    value: unknown,
+  ): void {
+    const c = this.#client(clientId);
+    const set = c[kind];
+    const slot = kind + n + "|" + clientId;
+    const prev = this.#pending.get(slot);
+    const fresh = prev !== undefined ? prev.fresh : !set.has(n);
+    set.add(n);
+    this.#enqueue(slot, ["kite", kind, c.part, n], value, fresh);
+  }
+
+  #deleteItem(kind: "out" | "q2", clientId: string, n: number): void {
+    const c = this.#client(clientId);
+    c[kind].delete(n);
+    const slot = kind + n + "|" + clientId;
+    const prev = this.#pending.get(slot);
+    if (prev !== undefined && prev.fresh) {
+      // Written and removed in the same batch: nothing reaches the disk.
+      this.#pending.delete(slot);
+      return;
+    }
+    this.#enqueue(slot, ["kite", kind, c.part, n], undefined, false);
+  }
+
+  /** Creates or replaces one outgoing message of a session. */
+  putOutgoing(clientId: string, record: OutgoingRecord): void {
+    this.#putItem("out", clientId, record.seq, record);
+  }
+
+  /** Removes one outgoing message of a session. */
+  deleteOutgoing(clientId: string, seq: number): void {
+    this.#deleteItem("out", clientId, seq);
+  }
+
+  /** Records a QoS 2 packet id received from a client (PUBREC sent). */
+  putIncomingQos2(clientId: string, packetId: number): void {
+    this.#putItem("q2", clientId, packetId, true);
+  }
+
+  /** Forgets a QoS 2 packet id (PUBREL received). */
+  deleteIncomingQos2(clientId: string, packetId: number): void {
+    this.#deleteItem("q2", clientId, packetId);
+  }
+
+  /** Resolves when every mutation enqueued before this call is durable. */
+  commit(): Promise<void> {
+    if (this.#pending.size > 0) {
+      this.#pendingDone ??= deferred();
+      return this.#pendingDone.promise;
+    }
+    return this.#inflight?.promise ?? RESOLVED;
+  }
+
+  #flush = async (): Promise<void> => {
+    this.#timer = undefined;
+    if (this.#inflight !== undefined || this.#pending.size === 0) return;
+    const batch = this.#pending;
+    this.#pending = new Map();
+    const done = this.#pendingDone ?? deferred();
+    this.#pendingDone = undefined;
+    this.#inflight = done;
+    try {
+      const ops = this.#plan(batch.values());
+      for (const op of ops) {
+        const result = await op.commit();
+        this.atomicCommits++;
+        if (!result.ok) throw new Error("kv.atomic() without checks failed");
+      }
+      done.resolve();
+    } catch (e) {
+      logger.error("Writing {count} mutations to {path} failed: {error}", {
+        count: batch.size,
+        path: this.path,
+        error: e,
+      });
+      done.reject(
+        new MqttError(
+          ReasonCode.ImplementationSpecificError,
+          `writing to the store ${this.path} failed`,
+          { cause: e },
+        ),
+      );
+    } finally {
+      this.#inflight = undefined;
+    }
+    if (this.#pending.size > 0) void this.#flush();
+  };
+
+  /** Turns a batch into atomic operations within Deno KV's limits. */
+  #plan(batch: Iterable<Mutation>): Deno.AtomicOperation[] {
+    const ops: Deno.AtomicOperation[] = [];
+    let op = this.#kv.atomic();
+    let count = 0;
+    let keyBytes = 0;
+    let totalBytes = 0;
+    const add = (key: Deno.KvKey, value: unknown, valueBytes: number) => {
+      const kb = keySize(key);
+      if (
+        count + 1 > MAX_MUTATIONS || keyBytes + kb > MAX_KEY_BYTES_PER_OP ||
+        totalBytes + kb + valueBytes > MAX_TOTAL_BYTES_PER_OP
+      ) {
+        ops.push(op);
+        op = this.#kv.atomic();
+        count = keyBytes = totalBytes = 0;
+      }
+      count++;
+      keyBytes += kb;
+      totalBytes += kb + valueBytes;
+      if (value === undefined) op.delete(key);
+      else op.set(key, value);
+    };
+    for (const m of batch) {
+      const old = this.#chunks.get(m.slot);
+      let chunked = false;
+      if (m.value !== undefined) {
+        const [value, size] = prepare(m.value);
+        if (size <= CHUNK_THRESHOLD) {
+          add(m.key, value, size);
+        } else {
+          const bytes = serialize(value);
+          const generation = crypto.randomUUID();
+          const count = Math.ceil(bytes.byteLength / MAX_VALUE_BYTES);
+          for (let i = 0; i < count; i++) {
+            const part = bytes.subarray(
+              i * MAX_VALUE_BYTES,
+              (i + 1) * MAX_VALUE_BYTES,
+            );
+            add(["kite", "chunk", generation, i], part, part.byteLength);
+          }
+          const header: ChunkHeader = {
+            kiteChunks: count,
+            generation,
+            bytes: bytes.byteLength,
+          };
+          add(m.key, header, 128);
+          this.#chunks.set(m.slot, { generation, count });
+          chunked = true;
+        }
+      } else {
+        add(m.key, undefined, 0);
+      }
+      if (old !== undefined) {
+        for (let i = 0; i < old.count; i++) {
+          add(["kite", "chunk", old.generation, i], undefined, 0);
+        }
+        if (!chunked) this.#chunks.delete(m.slot);
+      }
+    }
+    if (count > 0) ops.push(op);
+    return ops;
+  }
+
+  // ----------------------------------------------------------------- reads
+
+  /**
+   * Reads everything back. A record that is unreadable (wrong shape, missing
+   * chunk, key not matching its content) is logged with its key and skipped;
+   * it stays in the file. Chunks no record refers to, and outgoing messages
+   * or QoS 2 ids of clients without a session, are removed.
+   */
+  async load(): Promise<LoadedState> {
+    await this.commit();
+    const kv = this.#kv;
+    // Chunks, by generation.
+    const chunks = new Map<string, Map<number, Uint8Array>>();
+    for await (const e of kv.list({ prefix: ["kite", "chunk"] })) {
+      const [, , generation, index] = e.key;
+      if (
+        typeof generation !== "string" || typeof index !== "number" ||
+        !(e.value instanceof Uint8Array)
+      ) {
+        skip(e.key, "not a chunk");
+        continue;
+      }
+      let g = chunks.get(generation);
+      if (g === undefined) chunks.set(generation, g = new Map());
+      g.set(index, e.value);
+    }
+    const used = new Set<string>();
+    /** Resolves a chunk header into the record it stands for. */
+    const read = (value: unknown): unknown => {
+      if (!isChunkHeader(value)) return value;
+      const g = chunks.get(value.generation);
+      used.add(value.generation);
+      const bytes = new Uint8Array(value.bytes);
+      let offset = 0;
+      for (let i = 0; i < value.kiteChunks; i++) {
+        const c = g?.get(i);
+        if (c === undefined || offset + c.byteLength > bytes.byteLength) {
+          throw new Error(`chunk ${i} of ${value.kiteChunks} missing or long`);
+        }
+        bytes.set(c, offset);
+        offset += c.byteLength;
+      }
+      if (offset !== value.bytes) throw new Error("chunks too short");
+      return deserialize(bytes);
+    };
+    const remember = (slot: string, value: unknown) => {
+      if (isChunkHeader(value)) {
+        this.#chunks.set(slot, {
+          generation: value.generation,
+          count: value.kiteChunks,
+        });
+      }
+    };
+
+    const retained: StoredMessage[] = [];
+    for await (const e of kv.list({ prefix: ["kite", "retained"] })) {
+      try {
+        const part = e.key[2];
+        const v = read(e.value);
+        if (!isStoredMessage(v)) throw new Error("not a retained message");
+        if (!samePart(part, keyPart(v.topic))) {
+          throw new Error(`key does not match topic ${v.topic}`);
+        }
+        remember("r" + v.topic, e.value);
+        retained.push(v);
+      } catch (err) {
+        skip(e.key, err);
+      }
+    }
+
+    const sessions = new Map<string, LoadedSession>();
+    for await (const e of kv.list({ prefix: ["kite", "session"] })) {
+      try {
+        const part = e.key[2];
+        const v = read(e.value);
+        if (!isSessionRecord(v)) throw new Error("not a session record");
+        if (!samePart(part, keyPart(v.clientId))) {
+          throw new Error(`key does not match client id ${v.clientId}`);
+        }
+        remember("s" + v.clientId, e.value);
+        sessions.set(partId(part as Deno.KvKeyPart), {
+          record: v,
+          outgoing: [],
+          incomingQos2: [],
+        });
+        this.#client(v.clientId);
+      } catch (err) {
+        skip(e.key, err);
+      }
+    }
+
+    const orphans: Deno.KvKey[] = [];
+    for await (const e of kv.list({ prefix: ["kite", "out"] })) {
+      try {
+        const [, , part, seq] = e.key;
+        const s = part === undefined ? undefined : sessions.get(partId(part));
+        if (s === undefined) {
+          orphans.push(e.key);
+          continue;
+        }
+        const cid = s.record.clientId;
+        const v = read(e.value);
+        if (!isOutgoingRecord(v) || v.seq !== seq) {
+          throw new Error("not an outgoing record");
+        }
+        remember("out" + v.seq + "|" + cid, e.value);
+        s.outgoing.push(v);
+        this.#client(cid).out.add(v.seq);
+      } catch (err) {
+        skip(e.key, err);
+      }
+    }
+    for await (const e of kv.list({ prefix: ["kite", "q2"] })) {
+      const [, , part, id] = e.key;
+      const s = part === undefined ? undefined : sessions.get(partId(part));
+      if (s === undefined) {
+        orphans.push(e.key);
+        continue;
+      }
+      if (typeof id !== "number" || !Number.isInteger(id) || id < 1) {
+        skip(e.key, "not a packet id");
+        continue;
+      }
+      s.incomingQos2.push(id);
+      this.#client(s.record.clientId).q2.add(id);
+    }
+
+    for (const g of chunks.keys()) {
+      if (used.has(g)) continue;
+      const count = chunks.get(g)?.size ?? 0;
+      for (let i = 0; i < count; i++) orphans.push(["kite", "chunk", g, i]);
+    }
+    if (orphans.length > 0) {
+      logger.debug("Removing {count} orphaned records from {path}", {
+        count: orphans.length,
+        path: this.path,
+      });
+      for (let i = 0; i < orphans.length; i++) {
+        const key = orphans[i] as Deno.KvKey;
+        this.#enqueue("x" + i + JSON.stringify(key), key, undefined, false);
+      }
+      await this.commit();
+    }
+
+    const list = [...sessions.values()];
+    for (const s of list) {
+      s.outgoing.sort((a, b) => a.seq - b.seq);
+      s.incomingQos2.sort((a, b) => a - b);
+    }
+    return { retained, sessions: list };
+  }
+
+  /** Commits what is pending, closes the KV handle and releases the lock. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    let error: unknown;
+    while (this.#pending.size > 0 || this.#inflight !== undefined) {
+      const p = this.commit();
+      if (this.#inflight === undefined) void this.#flush();
+      try {
+        await p;
+      } catch (e) {
+        error ??= e;
+      }
+    }
+    this.#closed = true;
+    this.#kv.close();
+    await Deno.remove(this.#lockPath).catch(() => {});
+    if (error !== undefined) throw error;
+  }
+}
+
+// ------------------------------------------------------------------ helpers
+
+function skip(key: Deno.KvKey, reason: unknown): void {
+  logger.warn("Skipping unreadable record {key}: {reason}", {
+    key,
+    reason: reason instanceof Error ? reason.message : String(reason),
+  });
+}
+
+async function acquireLock(path: string, lockPath: string): Promise<void> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      const file = await Deno.open(lockPath, { createNew: true, write: true });
+      try {
+        await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+      } finally {
+        file.close();
+      }
+      return;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+    let text = "";
+    try {
+      text = await Deno.readTextFile(lockPath);
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) continue;
+      throw e;
+    }
+    const pid = Number.parseInt(text.trim(), 10);
+    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
+      throw new StoreLockedError(path, pid);
+    }
+    logger.info("Removing the stale lock {lock} (process {pid} is gone)", {
+      lock: lockPath,
+      pid: text.trim(),
+    });
+    await Deno.remove(lockPath).catch(() => {});
+  }
+  throw new MqttError(
+    ReasonCode.ServerUnavailable,
+    `could not take the lock ${lockPath}`,
+  );
+}
+
+/**
+ * Whether a process lives. On Linux: `/proc/<pid>` exists and (when readable)
+ * runs deno, which guards against a recycled pid. Elsewhere: assume it does.
+ */
+function isAlive(pid: number): boolean {
+  if (pid === Deno.pid) return true;
+  if (Deno.build.os !== "linux") return true;
+  try {
+    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
+    return cmdline === "" || cmdline.includes("deno");
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    return true;
+  }
+}
+
+const encoder = new TextEncoder();
+
+/** The key part for a topic or client id: itself, or its SHA-256 if long. */
+function keyPart(s: string): string | Uint8Array {
+  if (s.length <= MAX_PLAIN_PART_BYTES / 3) return s;
+  const bytes = encoder.encode(s);
+  return bytes.byteLength <= MAX_PLAIN_PART_BYTES ? s : sha256(bytes);
+}
+
+function samePart(a: Deno.KvKeyPart | undefined, b: string | Uint8Array) {
+  return a !== undefined && partId(a) === partId(b);
+}
+
+/** A string identity of a key part, for maps. */
+function partId(part: Deno.KvKeyPart): string {
+  if (typeof part === "string") return "s" + part;
+  if (part instanceof Uint8Array) {
+    let hex = "h";
+    for (const b of part) hex += b.toString(16).padStart(2, "0");
+    return hex;
+  }
+  return "?" + String(part);
+}
+
+/** An upper bound of the encoded size of a key. */
+function keySize(key: Deno.KvKey): number {
+  let n = 0;
+  for (const p of key) {
+    if (typeof p === "string") {
+      n += 2;
+      for (let i = 0; i < p.length; i++) {
+        const c = p.charCodeAt(i);
+        n += c === 0 ? 2 : c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
+      }
+    } else if (p instanceof Uint8Array) {
+      n += 2 + p.byteLength;
+      for (const b of p) if (b === 0) n++;
+    } else {
+      n += 10;
+    }
+  }
+  return n;
+}
+
+/**
+ * Walks a record once: returns it with every `Uint8Array` that is a view into
+ * a larger buffer copied (V8 serializes a view's whole buffer), and an upper
+ * bound of its serialized size.
+ */
+function prepare(value: unknown): [unknown, number] {
+  let size = 8;
+  const walk = (v: unknown): unknown => {
+    switch (typeof v) {
+      case "string":
+        size += 2 * v.length + 6;
+        return v;
+      case "object": {
+        if (v === null) {
+          size += 1;
+          return v;
+        }
+        if (v instanceof Uint8Array) {
+          size += v.byteLength + 32;
+          return v.byteOffset === 0 && v.byteLength === v.buffer.byteLength
+            ? v
+            : v.slice();
+        }
+        size += 12;
+        if (Array.isArray(v)) {
+          let out: unknown[] | undefined;
+          for (let i = 0; i < v.length; i++) {
+            const x: unknown = v[i];
+            const w = walk(x);
+            if (w !== x) (out ??= v.slice())[i] = w;
+          }
+          return out ?? v;
+        }
+        const o = v as Record<string, unknown>;
+        let out: Record<string, unknown> | undefined;
+        for (const k in o) {
+          size += 2 * k.length + 6;
+          const x = o[k];
+          const w = walk(x);
+          if (w !== x) (out ??= { ...o })[k] = w;
+        }
+        return out ?? v;
+      }
+      default:
+        size += 10;
+        return v;
+    }
+  };
+  return [walk(value), size];
+}
+
+const BLOB = "\u0000b";
+
+/** Encodes a record (JSON plus binary blobs) into bytes, for chunking. */
+function serialize(value: unknown): Uint8Array {
+  const blobs: Uint8Array[] = [];
+  const json = encoder.encode(JSON.stringify(value, (_k, v: unknown) => {
+    if (v instanceof Uint8Array) {
+      blobs.push(v);
+      return { [BLOB]: blobs.length - 1 };
+    }
+    return v;
+  }));
+  let size = 4 + json.byteLength;
+  for (const b of blobs) size += 4 + b.byteLength;
+  const out = new Uint8Array(size);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, json.byteLength);
+  out.set(json, 4);
+  let offset = 4 + json.byteLength;
+  for (const b of blobs) {
+    view.setUint32(offset, b.byteLength);
+    out.set(b, offset + 4);
+    offset += 4 + b.byteLength;
+  }
+  return out;
+}
+
+/** Decodes what `serialize` wrote. Throws on malformed input. */
+function deserialize(bytes: Uint8Array): unknown {
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const jsonLength = view.getUint32(0);
+  const json = new TextDecoder().decode(bytes.subarray(4, 4 + jsonLength));
+  const blobs: Uint8Array[] = [];
+  let offset = 4 + jsonLength;
+  while (offset < bytes.byteLength) {
+    const n = view.getUint32(offset);
+    if (offset + 4 + n > bytes.byteLength) throw new Error("truncated blob");
+    blobs.push(bytes.slice(offset + 4, offset + 4 + n));
+    offset += 4 + n;
+  }
+  return JSON.parse(json, (_k, v: unknown) => {
+    if (typeof v === "object" && v !== null && BLOB in v) {
+      const b = blobs[(v as Record<string, number>)[BLOB] as number];
+      if (b === undefined) throw new Error("missing blob");
+      return b;
+    }
+    return v;
+  });
+}
+
+// ------------------------------------------------------------ shape checks
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null;
+}
+
+function isQos(v: unknown): boolean {
+  return v === 0 || v === 1 || v === 2;
+}
+
+function isChunkHeader(v: unknown): v is ChunkHeader {
+  return isObject(v) && typeof v.kiteChunks === "number" &&
+    typeof v.generation === "string" && typeof v.bytes === "number";
+}
+
+function isStoredMessage(v: unknown): v is StoredMessage {
+  return isObject(v) && typeof v.topic === "string" &&
+    v.payload instanceof Uint8Array && isQos(v.qos) &&
+    typeof v.retain === "boolean" &&
+    (v.properties === undefined || isObject(v.properties)) &&
+    (v.expiresAt === undefined || typeof v.expiresAt === "number");
+}
+
+function isSessionRecord(v: unknown): v is SessionRecord {
+  return isObject(v) && typeof v.clientId === "string" &&
+    (v.protocolVersion === 3 || v.protocolVersion === 4 ||
+      v.protocolVersion === 5) &&
+    typeof v.expiryInterval === "number" &&
+    Array.isArray(v.subscriptions) &&
+    v.subscriptions.every((s) =>
+      isObject(s) && typeof s.filter === "string" && isQos(s.qos)
+    ) &&
+    (v.will === undefined || isStoredMessage(v.will));
+}
+
+function isOutgoingRecord(v: unknown): v is OutgoingRecord {
+  return isObject(v) && typeof v.seq === "number" &&
+    (v.state === "queued" || v.state === "sent" || v.state === "pubrec") &&
+    isQos(v.qos) && isStoredMessage(v.message);
+}
+
+// ------------------------------------------------------------------ SHA-256
+
+const K = new Uint32Array([
+  0x428a2f98,
+  0x71374491,
+  0xb5c0fbcf,
+  0xe9b5dba5,
+  0x3956c25b,
+  0x59f111f1,
+  0x923f82a4,
+  0xab1c5ed5,
+  0xd807aa98,
+  0x12835b01,
+  0x243185be,
+  0x550c7dc3,
+  0x72be5d74,
+  0x80deb1fe,
+  0x9bdc06a7,
+  0xc19bf174,
+  0xe49b69c1,
+  0xefbe4786,
+  0x0fc19dc6,
+  0x240ca1cc,
+  0x2de92c6f,
+  0x4a7484aa,
+  0x5cb0a9dc,
+  0x76f988da,
+  0x983e5152,
+  0xa831c66d,
+  0xb00327c8,
+  0xbf597fc7,
+  0xc6e00bf3,
+  0xd5a79147,
+  0x06ca6351,
+  0x14292967,
+  0x27b70a85,
+  0x2e1b2138,
+  0x4d2c6dfc,
+  0x53380d13,
+  0x650a7354,
+  0x766a0abb,
+  0x81c2c92e,
+  0x92722c85,
+  0xa2bfe8a1,
+  0xa81a664b,
+  0xc24b8b70,
+  0xc76c51a3,
+  0xd192e819,
+  0xd6990624,
+  0xf40e3585,
+  0x106aa070,
+  0x19a4c116,
+  0x1e376c08,
+  0x2748774c,
+  0x34b0bcb5,
+  0x391c0cb3,
+  0x4ed8aa4a,
+  0x5b9cca4f,
+  0x682e6ff3,
+  0x748f82ee,
+  0x78a5636f,
+  0x84c87814,
+  0x8cc70208,
+  0x90befffa,
+  0xa4506ceb,
+  0xbef9a3f7,
+  0xc67178f2,
+]);
+
+/** SHA-256 (FIPS 180-4), synchronous, for hashing long key parts. */
+export function sha256(data: Uint8Array): Uint8Array {
+  const length = data.byteLength;
+  const padded = new Uint8Array(((length + 9 + 63) >> 6) << 6);
+  padded.set(data);
+  padded[length] = 0x80;
+  const view = new DataView(padded.buffer);
+  view.setUint32(padded.byteLength - 8, Math.floor(length / 0x20000000));
+  view.setUint32(padded.byteLength - 4, (length << 3) >>> 0);
+  const h = new Uint32Array([
+    0x6a09e667,
+    0xbb67ae85,
+    0x3c6ef372,
+    0xa54ff53a,
+    0x510e527f,
+    0x9b05688c,
+    0x1f83d9ab,
+    0x5be0cd19,
+  ]);
+  const w = new Uint32Array(64);
+  for (let block = 0; block < padded.byteLength; block += 64) {
+    for (let i = 0; i < 16; i++) w[i] = view.getUint32(block + i * 4);
+    for (let i = 16; i < 64; i++) {
+      const a = w[i - 15]!, b = w[i - 2]!;
+      const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^
+        (a >>> 3);
+      const s1 = ((b >>> 17) | (b << 15)) ^ ((b >>> 19) | (b << 13)) ^
+        (b >>> 10);
+      w[i] = (w[i - 16]! + s0 + w[i - 7]! + s1) >>> 0;
+    }
+    let a = h[0]!, b = h[1]!, c = h[2]!, d = h[3]!;
+    let e = h[4]!, f = h[5]!, g = h[6]!, hh = h[7]!;
+    for (let i = 0; i < 64; i++) {
+      const s1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^
+        ((e >>> 25) | (e << 7));
+      const ch = (e & f) ^ (~e & g);
+      const t1 = (hh + s1 + ch + K[i]! + w[i]!) >>> 0;
+      const s0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^
+        ((a >>> 22) | (a << 10));
+      const maj = (a & b) ^ (a & c) ^ (b & c);
+      const t2 = (s0 + maj) >>> 0;
+      hh = g;
+      g = f;
+      f = e;
+      e = (d + t1) >>> 0;
+      d = c;
+      c = b;
+      b = a;
+      a = (t1 + t2) >>> 0;
+    }
+    h[0] = (h[0]! + a) >>> 0;
+    h[1] = (h[1]! + b) >>> 0;
+    h[2] = (h[2]! + c) >>> 0;
+    h[3] = (h[3]! + d) >>> 0;
+    h[4] = (h[4]! + e) >>> 0;
+    h[5] = (h[5]! + f) >>> 0;
+    h[6] = (h[6]! + g) >>> 0;
+    h[7] = (h[7]! + hh) >>> 0;
+  }
+  const out = new Uint8Array(32);
+  const outView = new DataView(out.buffer);
+  for (let i = 0; i < 8; i++) outView.setUint32(i * 4, h[i]!);
+  return out;
+}
