@@ -90,8 +90,22 @@ export type KeyDeriver = (
   iterations: number,
 ) => Promise<Uint8Array>;
 
-/** PBKDF2-HMAC-SHA-256 via WebCrypto, 32 bytes out. */
-export const pbkdf2Sha256: KeyDeriver = async (password, salt, iterations) => {
+/**
+ * PBKDF2-HMAC-SHA-256 via WebCrypto, 32 bytes out (a {@linkcode KeyDeriver}).
+ *
+ * @example
+ * ```ts
+ * import { pbkdf2Sha256 } from "./password_file.ts";
+ * const enc = new TextEncoder();
+ * const key = await pbkdf2Sha256(enc.encode("pw"), enc.encode("salt"), 1000);
+ * key.length; // 32
+ * ```
+ */
+export async function pbkdf2Sha256(
+  password: Uint8Array,
+  salt: Uint8Array,
+  iterations: number,
+): Promise<Uint8Array> {
   const key = await crypto.subtle.importKey(
     "raw",
     password as Uint8Array<ArrayBuffer>,
@@ -110,7 +124,7 @@ export const pbkdf2Sha256: KeyDeriver = async (password, salt, iterations) => {
     HASH_BYTES * 8,
   );
   return new Uint8Array(bits);
-};
+}
 
 /** Options of {@linkcode PasswordFile}. */
 export interface PasswordFileOptions {

@@ -1,0 +1,373 @@
+/**
+ * Access control lists in the format of Mosquitto's `acl_file`.
+ *
+ * ```text
+ * # Rules before any "user" line apply to anonymous clients (no user name).
+ * topic read public/#
+ *
+ * user alice
+ * topic readwrite alice/#
+ * topic deny alice/secret
+ *
+ * # Patterns apply to every client; %u is the user name, %c the client id.
+ * pattern write devices/%c/status
+ * pattern read users/%u/inbox/#
+ * ```
+ *
+ * - `topic [read|write|readwrite|deny] FILTER`: a rule of the current user
+ *   (the anonymous section before any `user` line). Without an access word
+ *   the rule is `readwrite`. The filter is the rest of the line, so it may
+ *   contain spaces.
+ * - `user NAME`: the following `topic` lines belong to NAME. A user may have
+ *   several sections; they add up.
+ * - `pattern [read|write|readwrite|deny] FILTER`: a rule for every client,
+ *   wherever it appears, with `%u` and `%c` replaced. A pattern that uses
+ *   `%u` does not apply to a client without a user name, and a pattern does
+ *   not apply to a client whose substituted user name or client id contains
+ *   `+`, `#` or `/` (a client could otherwise widen its own rule; Mosquitto
+ *   refuses `+` and `#`, Kite refuses `/` too).
+ * - `#` starts a comment line; blank lines are ignored.
+ *
+ * Decisions:
+ * - **Publish** (`canWrite`) and **delivery** (`canRead`) of a topic: refused
+ *   when a `deny` rule of the client matches the topic; otherwise allowed
+ *   when a rule with that access matches. No matching rule: refused. As in
+ *   MQTT matching, rules starting with a wildcard never match `$` topics
+ *   [MQTT-4.7.2-1], so `$SYS/#` must be granted explicitly.
+ * - **Subscribe** (`canSubscribe`): Mosquitto 2 accepts every SUBSCRIBE and
+ *   filters each delivered message with the read rules instead. Kite decides
+ *   at SUBSCRIBE time, so that a refused filter gets a reason code (and no
+ *   per-message check is needed): a filter is allowed when one `read` or
+ *   `readwrite` rule of the client *covers* it (every topic the filter can
+ *   match is matched by the rule: `a/#` covers `a/+/c` and `a`, `a/+` does
+ *   not cover `a/#`) and no `deny` rule *overlaps* it (matches any topic the
+ *   filter matches). This never lets a client receive a topic `canRead`
+ *   refuses. A shared subscription `$share/{group}/{filter}` is checked by
+ *   its inner filter.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import {
+  isValidTopicFilter,
+  parseSharedSubscription,
+  TopicMatcher,
+} from "../codec/topic.ts";
+import { AuthFileError } from "./password_file.ts";
+
+const logger = getLogger(["kite", "auth"]);
+
+/** Access bits of a rule; `DENY` is the absence of both. */
+const READ = 1;
+const WRITE = 2;
+const DENY = 0;
+
+const ACCESS: Readonly<Record<string, number>> = {
+  read: READ,
+  write: WRITE,
+  readwrite: READ | WRITE,
+  deny: DENY,
+};
+
+/** One `topic` or `pattern` line. */
+interface Rule {
+  access: number;
+  filter: string;
+}
+
+/** A pattern with what it substitutes. */
+interface Pattern extends Rule {
+  usesUser: boolean;
+  usesClient: boolean;
+}
+
+/** The rules that apply to one client, ready to match. */
+interface ClientRules {
+  rules: Rule[];
+  matcher: TopicMatcher<number>;
+}
+
+/** Cached client rule sets; cleared when full. */
+const CACHE_LIMIT = 10_000;
+
+function buildRules(rules: Rule[]): ClientRules {
+  const matcher = new TopicMatcher<number>();
+  rules.forEach((r, i) => matcher.set(r.filter, String(i), r.access));
+  return { rules, matcher };
+}
+
+function unsafeForPattern(value: string): boolean {
+  return /[+#/]/.test(value);
+}
+
+/**
+ * Whether filter `rule` covers filter `filter`: every topic name that
+ * `filter` matches is matched by `rule` too. Both are valid, non-shared
+ * filters.
+ */
+export function filterCovers(rule: string, filter: string): boolean {
+  const r = rule.split("/");
+  const f = filter.split("/");
+  for (let i = 0;; i++) {
+    const rl = r[i];
+    const fl = f[i];
+    if (rl === "#") {
+      // A wildcard first level matches no `$` topic [MQTT-4.7.2-1].
+      return !(i === 0 && fl !== undefined && fl.startsWith("$"));
+    }
+    if (rl === undefined || fl === undefined) {
+      return rl === undefined && fl === undefined;
+    }
+    if (fl === "#") return false; // only "#" covers "#"
+    if (rl === "+") {
+      if (i === 0 && fl.startsWith("$")) return false;
+      continue; // "+" covers "+" and any single level
+    }
+    if (fl === "+" || rl !== fl) return false;
+  }
+}
+
+/**
+ * Whether filters `a` and `b` overlap: some topic name is matched by both.
+ * Both are valid, non-shared filters.
+ */
+export function filtersOverlap(a: string, b: string): boolean {
+  const x = a.split("/");
+  const y = b.split("/");
+  for (let i = 0;; i++) {
+    const p = x[i];
+    const q = y[i];
+    if (p === "#" || q === "#") {
+      const other = p === "#" ? q : p;
+      // "#" first cannot meet a literal `$` first level [MQTT-4.7.2-1].
+      return !(i === 0 && other !== undefined && other.startsWith("$"));
+    }
+    if (p === undefined || q === undefined) {
+      return p === undefined && q === undefined;
+    }
+    if (p === "+" || q === "+") {
+      const other = p === "+" ? q : p;
+      if (i === 0 && other.startsWith("$")) return false;
+      continue;
+    }
+    if (p !== q) return false;
+  }
+}
+
+/**
+ * A parsed ACL file. Checks are synchronous and cheap: the rules of each
+ * (client id, user name) pair are compiled into a `TopicMatcher` once and
+ * cached.
+ *
+ * @example
+ * ```ts
+ * import { Acl } from "./acl.ts";
+ * const acl = Acl.parse([
+ *   "topic read public/#",
+ *   "user alice",
+ *   "topic readwrite alice/#",
+ *   "pattern write devices/%c/status",
+ * ].join("\n"));
+ * acl.canWrite("dev1", "alice", "alice/notes"); // true
+ * acl.canWrite("dev1", "alice", "devices/dev1/status"); // true
+ * acl.canRead("dev2", undefined, "public/news"); // true (anonymous)
+ * acl.canSubscribe("dev1", "alice", "alice/+/x"); // true
+ * acl.canSubscribe("dev1", "alice", "#"); // false
+ * ```
+ */
+export class Acl {
+  readonly #anonymous: Rule[] = [];
+  readonly #users = new Map<string, Rule[]>();
+  readonly #patterns: Pattern[] = [];
+  readonly #cache = new Map<string, ClientRules>();
+  /** Whether some pattern uses `%c` (else rules do not depend on the id). */
+  #byClient = false;
+
+  /**
+   * Parses the text of an ACL file; `path` only names it in errors. Throws
+   * {@linkcode AuthFileError} naming the line of an unknown keyword, an
+   * unknown access word or an invalid filter.
+   */
+  static parse(text: string, path = "<acl file>"): Acl {
+    const acl = new Acl();
+    let user: string | undefined;
+    text.split(/\r?\n/).forEach((raw, i) => {
+      const line = raw.trim();
+      if (line === "" || line.startsWith("#")) return;
+      const m = /^(\S+)\s*(.*)$/.exec(line)!;
+      const keyword = m[1]!;
+      const rest = m[2]!;
+      if (keyword === "user") {
+        if (rest === "") {
+          throw new AuthFileError('"user" needs a user name', path, i + 1);
+        }
+        user = rest;
+        return;
+      }
+      if (keyword !== "topic" && keyword !== "pattern") {
+        throw new AuthFileError(
+          `unknown keyword "${keyword}" (expected topic, pattern or user)`,
+          path,
+          i + 1,
+        );
+      }
+      if (rest === "") {
+        throw new AuthFileError(`"${keyword}" needs a filter`, path, i + 1);
+      }
+      const r = /^(\S+)\s+(.*)$/.exec(rest);
+      let access = READ | WRITE;
+      let filter = rest;
+      if (r !== null) {
+        const a = ACCESS[r[1]!];
+        if (a === undefined) {
+          throw new AuthFileError(
+            `unknown access "${
+              r[1]
+            }" (expected read, write, readwrite or deny)`,
+            path,
+            i + 1,
+          );
+        }
+        access = a;
+        filter = r[2]!;
+      }
+      if (!isValidTopicFilter(filter)) {
+        throw new AuthFileError(
+          `invalid topic filter "${filter}"`,
+          path,
+          i + 1,
+        );
+      }
+      if (keyword === "pattern") {
+        const usesUser = filter.includes("%u");
+        const usesClient = filter.includes("%c");
+        if (!usesUser && !usesClient) {
+          logger.warn(
+            "{path}:{line}: pattern {filter} has no %u or %c; it applies to every client",
+            { path, line: i + 1, filter },
+          );
+        }
+        acl.#patterns.push({ access, filter, usesUser, usesClient });
+        if (usesClient) acl.#byClient = true;
+      } else if (user === undefined) {
+        acl.#anonymous.push({ access, filter });
+      } else {
+        let list = acl.#users.get(user);
+        if (list === undefined) acl.#users.set(user, list = []);
+        list.push({ access, filter });
+      }
+    });
+    return acl;
+  }
+
+  /**
+   * Reads and parses an ACL file. Throws {@linkcode AuthFileError} if it
+   * cannot be read or has a bad line.
+   */
+  static async load(path: string): Promise<Acl> {
+    let text: string;
+    try {
+      text = await Deno.readTextFile(path);
+    } catch (e) {
+      throw new AuthFileError(
+        `cannot read the ACL file: ${(e as Error).message}`,
+        path,
+        undefined,
+        { cause: e },
+      );
+    }
+    return Acl.parse(text, path);
+  }
+
+  /** Whether the client may receive messages published to `topic`. */
+  canRead(
+    clientId: string,
+    username: string | undefined,
+    topic: string,
+  ): boolean {
+    return this.#check(this.#rulesFor(clientId, username), topic, READ);
+  }
+
+  /** Whether the client may publish to `topic`. */
+  canWrite(
+    clientId: string,
+    username: string | undefined,
+    topic: string,
+  ): boolean {
+    return this.#check(this.#rulesFor(clientId, username), topic, WRITE);
+  }
+
+  /**
+   * Whether the client may subscribe to `filter` (see the module doc: some
+   * read rule covers it and no deny rule overlaps it). `$share/{group}/`
+   * filters are checked by their inner filter; an invalid filter is refused.
+   */
+  canSubscribe(
+    clientId: string,
+    username: string | undefined,
+    filter: string,
+  ): boolean {
+    let inner = filter;
+    try {
+      inner = parseSharedSubscription(filter)?.filter ?? filter;
+    } catch {
+      return false;
+    }
+    if (!isValidTopicFilter(inner)) return false;
+    const { rules } = this.#rulesFor(clientId, username);
+    let covered = false;
+    for (const rule of rules) {
+      if (rule.access === DENY) {
+        if (filtersOverlap(rule.filter, inner)) return false;
+      } else if (!covered && (rule.access & READ) !== 0) {
+        covered = filterCovers(rule.filter, inner);
+      }
+    }
+    return covered;
+  }
+
+  #check(rules: ClientRules, topic: string, need: number): boolean {
+    let granted = 0;
+    let denied = false;
+    rules.matcher.match(topic, (access) => {
+      if (access === DENY) denied = true;
+      else granted |= access;
+    });
+    return !denied && (granted & need) !== 0;
+  }
+
+  #rulesFor(clientId: string, username: string | undefined): ClientRules {
+    const id = this.#byClient ? clientId : "";
+    const key = username === undefined
+      ? "\u0000" + id
+      : username + "\u0000\u0000" + id;
+    let found = this.#cache.get(key);
+    if (found === undefined) {
+      if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
+      found = buildRules(this.#collect(clientId, username));
+      this.#cache.set(key, found);
+    }
+    return found;
+  }
+
+  #collect(clientId: string, username: string | undefined): Rule[] {
+    const own = username === undefined
+      ? this.#anonymous
+      : this.#users.get(username) ?? [];
+    const rules: Rule[] = [...own];
+    for (const p of this.#patterns) {
+      if (
+        p.usesUser && (username === undefined || unsafeForPattern(username))
+      ) {
+        continue;
+      }
+      if (p.usesClient && unsafeForPattern(clientId)) continue;
+      let filter = p.filter;
+      if (p.usesUser) filter = filter.replaceAll("%u", username!);
+      if (p.usesClient) filter = filter.replaceAll("%c", clientId);
+      rules.push({ access: p.access, filter });
+    }
+    return rules;
+  }
+}

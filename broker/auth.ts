@@ -1,0 +1,284 @@
+/**
+ * Authentication and authorization: the hook types the broker calls, the
+ * v5 enhanced authentication (AUTH) hook, and {@linkcode fileAuth}, the
+ * out-of-the-box hooks backed by a password file and an ACL file.
+ *
+ * How the broker uses the hooks:
+ * - `authenticate(ctx)` after the CONNECT protocol checks, when the CONNECT
+ *   has no v5 Authentication Method: `0` accepts, a code >= 0x80 is sent in
+ *   CONNACK (mapped to the 3.1.1 return code for 3.1.1 clients).
+ * - `enhancedAuth(ctx)` when the CONNECT has an Authentication Method (and
+ *   on a v5 AUTH 0x19 re-authentication): see {@linkcode EnhancedAuthHook}.
+ * - `authorizePublish(client, topic, qos, retain)` for each PUBLISH (and
+ *   will); `authorizeSubscribe(client, filter, qos)` for each SUBSCRIBE
+ *   filter. Both may return a number synchronously: the broker should only
+ *   `await` when the result is a promise, to keep the hot path free of
+ *   per-message awaits.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { ReasonCode } from "../codec/reason_code.ts";
+import type { QoS } from "../codec/packet.ts";
+import type {
+  AuthenticateContext,
+  AuthenticateHook,
+  AuthorizePublishHook,
+  AuthorizeSubscribeHook,
+  ClientInfo,
+} from "./options.ts";
+import { Acl } from "./acl.ts";
+import { type KeyDeriver, PasswordFile } from "./password_file.ts";
+
+export type {
+  AuthenticateContext,
+  AuthenticateHook,
+  AuthorizePublishHook,
+  AuthorizeSubscribeHook,
+  ClientInfo,
+};
+
+const logger = getLogger(["kite", "auth"]);
+
+/** What {@linkcode EnhancedAuthHook} is given when an exchange starts. */
+export interface EnhancedAuthContext extends ClientInfo {
+  /** The Authentication Method of the CONNECT (e.g. `SCRAM-SHA-256`). */
+  method: string;
+  /** True for a re-authentication (AUTH 0x19 on a connected client). */
+  reauthenticate: boolean;
+}
+
+/**
+ * One step of an enhanced authentication exchange, as the server decides it:
+ * - `reasonCode` 0x18 (ContinueAuthentication): the broker sends AUTH 0x18
+ *   with the method and `data`, and waits for the client's AUTH 0x18;
+ * - `reasonCode` 0x00 (Success): the broker sends CONNACK 0x00 (or AUTH 0x00
+ *   after a re-authentication) carrying the method and `data`;
+ * - `reasonCode` >= 0x80: the broker refuses with CONNACK (or DISCONNECT
+ *   after a re-authentication) with that code, e.g. 0x86 or 0x87.
+ */
+export interface AuthStep {
+  /** 0x18, 0x00 or a failure code >= 0x80. */
+  reasonCode: number;
+  /** Authentication Data to send, if any. */
+  data?: Uint8Array;
+  /** A v5 Reason String for a person, if useful. */
+  reasonString?: string;
+  /**
+   * On success: the identity the exchange proved. The broker uses it as the
+   * client's `username` for the authorization hooks.
+   */
+  username?: string;
+}
+
+/** The server side of one enhanced authentication exchange. */
+export interface EnhancedAuthSession {
+  /**
+   * Takes the client's Authentication Data (from the CONNECT, or the AUTH
+   * 0x19 for a re-authentication, then from each AUTH 0x18) and returns what
+   * to answer.
+   */
+  step(data: Uint8Array | undefined): Promise<AuthStep> | AuthStep;
+}
+
+/**
+ * Starts an enhanced authentication exchange for a CONNECT (or AUTH 0x19)
+ * that carries an Authentication Method. Returns `undefined` for a method
+ * it does not support: the broker then answers CONNACK 0x8C (Bad
+ * authentication method). Without this hook the broker answers 0x8C to any
+ * Authentication Method. A client AUTH with another method, or with a reason
+ * code other than 0x18 during the exchange, is a protocol error (0x82).
+ *
+ * @example
+ * ```ts
+ * import type { EnhancedAuthHook } from "./auth.ts";
+ * import { ReasonCode } from "../codec/reason_code.ts";
+ * // A toy method: the client must send "open sesame".
+ * const enhancedAuth: EnhancedAuthHook = (ctx) =>
+ *   ctx.method !== "TOY" ? undefined : {
+ *     step: (data) =>
+ *       new TextDecoder().decode(data) === "open sesame"
+ *         ? { reasonCode: ReasonCode.Success }
+ *         : { reasonCode: ReasonCode.NotAuthorized },
+ *   };
+ * ```
+ */
+export type EnhancedAuthHook = (
+  ctx: EnhancedAuthContext,
+) => EnhancedAuthSession | undefined;
+
+/** Options of {@linkcode fileAuth}. */
+export interface FileAuthOptions {
+  /**
+   * A password file (see `password_file.ts`; written by `kite passwd`).
+   * Without one, user names are taken as given and not verified (as
+   * Mosquitto does); they still select ACL rules.
+   */
+  passwordFile?: string;
+  /** An ACL file (see `acl.ts`). Without one, every client may do anything. */
+  aclFile?: string;
+  /** Accept clients without a user name. Default false. */
+  allowAnonymous?: boolean;
+  /** The key derivation of the password file; for tests. */
+  deriver?: KeyDeriver;
+}
+
+/** The hooks returned by {@linkcode fileAuth}, plus `reload`. */
+export interface FileAuth {
+  /** Checks the user name and password of a CONNECT. */
+  authenticate: AuthenticateHook;
+  /** Checks a PUBLISH topic against the ACL (synchronous). */
+  authorizePublish: AuthorizePublishHook;
+  /** Checks a SUBSCRIBE filter against the ACL (synchronous). */
+  authorizeSubscribe: AuthorizeSubscribeHook;
+  /**
+   * Re-reads both files (call it on SIGHUP). If either file fails to load
+   * the previous rules stay in force and the promise rejects with an
+   * `AuthFileError`. Existing subscriptions are not re-checked.
+   */
+  reload(): Promise<void>;
+}
+
+interface Loaded {
+  passwords: PasswordFile | undefined;
+  acl: Acl | undefined;
+}
+
+async function loadFiles(options: FileAuthOptions): Promise<Loaded> {
+  const passwordOptions = options.deriver === undefined
+    ? {}
+    : { deriver: options.deriver };
+  const [passwords, acl] = await Promise.all([
+    options.passwordFile === undefined
+      ? undefined
+      : PasswordFile.load(options.passwordFile, passwordOptions),
+    options.aclFile === undefined ? undefined : Acl.load(options.aclFile),
+  ]);
+  return { passwords, acl };
+}
+
+function who(client: ClientInfo): Record<string, unknown> {
+  return {
+    clientId: client.clientId,
+    username: client.username ?? "(none)",
+    address: client.remoteAddress ?? "(unknown)",
+  };
+}
+
+/**
+ * Builds authentication and authorization hooks from a password file and an
+ * ACL file, ready to spread into `BrokerOptions`. Failed logins are logged
+ * (category `kite.auth`, level warning) with the client id, user name and
+ * address, never the password.
+ *
+ * Decisions of `authenticate`:
+ * - no user name: 0x00 when `allowAnonymous`, else 0x87 Not authorized
+ *   (3.1.1: return code 5);
+ * - a user name, with a password file: 0x00 when the password matches, else
+ *   0x86 Bad user name or password (3.1.1: 4), whether the user is unknown or
+ *   the password wrong, after the same amount of work;
+ * - a user name, without a password file: 0x00.
+ *
+ * `authorizePublish` returns 0x00 or 0x87; `authorizeSubscribe` returns the
+ * requested QoS or 0x87 (the broker sends 0x80 to 3.1.1 clients).
+ *
+ * @example
+ * ```ts ignore
+ * import { fileAuth } from "./auth.ts";
+ * const auth = await fileAuth({
+ *   passwordFile: "kite.passwd",
+ *   aclFile: "kite.acl",
+ *   allowAnonymous: false,
+ * });
+ * // new Broker({ ...options, ...auth });
+ * Deno.addSignalListener("SIGHUP", () => {
+ *   auth.reload().catch((e) => console.error(e.message));
+ * });
+ * ```
+ */
+export async function fileAuth(options: FileAuthOptions): Promise<FileAuth> {
+  let state = await loadFiles(options);
+  const allowAnonymous = options.allowAnonymous ?? false;
+  if (state.passwords === undefined && !allowAnonymous) {
+    logger.warn(
+      "no password file: user names are not verified, only anonymous clients are refused",
+    );
+  }
+
+  const authenticate = async (ctx: AuthenticateContext): Promise<number> => {
+    const { username, password } = ctx;
+    if (username === undefined) {
+      if (allowAnonymous) return ReasonCode.Success;
+      logger.warn(
+        "login refused: anonymous clients are not allowed (client {clientId} from {address})",
+        who(ctx),
+      );
+      return ReasonCode.NotAuthorized;
+    }
+    const passwords = state.passwords;
+    if (passwords === undefined) return ReasonCode.Success;
+    const ok = await passwords.verify(
+      username,
+      password ?? new Uint8Array(0),
+    );
+    if (ok) return ReasonCode.Success;
+    logger.warn(
+      "login refused: bad user name or password for {username} (client {clientId} from {address})",
+      who(ctx),
+    );
+    return ReasonCode.BadUserNameOrPassword;
+  };
+
+  const authorizePublish = (
+    client: ClientInfo,
+    topic: string,
+    _qos: QoS,
+    _retain: boolean,
+  ): number => {
+    const acl = state.acl;
+    if (
+      acl === undefined || acl.canWrite(client.clientId, client.username, topic)
+    ) {
+      return ReasonCode.Success;
+    }
+    logger.debug(
+      "publish to {topic} refused by the ACL (client {clientId}, user {username})",
+      { ...who(client), topic },
+    );
+    return ReasonCode.NotAuthorized;
+  };
+
+  const authorizeSubscribe = (
+    client: ClientInfo,
+    filter: string,
+    qos: QoS,
+  ): number => {
+    const acl = state.acl;
+    if (
+      acl === undefined ||
+      acl.canSubscribe(client.clientId, client.username, filter)
+    ) {
+      return qos;
+    }
+    logger.info(
+      "subscribe to {filter} refused by the ACL (client {clientId}, user {username})",
+      { ...who(client), filter },
+    );
+    return ReasonCode.NotAuthorized;
+  };
+
+  const reload = async (): Promise<void> => {
+    try {
+      state = await loadFiles(options);
+    } catch (e) {
+      logger.error("reload failed, keeping the previous rules: {error}", {
+        error: (e as Error).message,
+      });
+      throw e;
+    }
+    logger.info("password and ACL files reloaded");
+  };
+
+  return { authenticate, authorizePublish, authorizeSubscribe, reload };
+}
