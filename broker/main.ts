@@ -4,6 +4,7 @@
  * ```sh
  * deno run -A broker/main.ts [--config kite.yaml] [--port 1883] [...]
  * deno run -A broker/main.ts --help
+ * deno run -A broker/main.ts passwd [-c] [-D] FILE USER
  * ```
  *
  * Options come from flags, a YAML `--config` file and defaults, in that order
@@ -27,6 +28,7 @@ import {
 } from "@logtape/logtape";
 import { Broker } from "./broker.ts";
 import { ConfigError, helpText, resolveOptions } from "./options.ts";
+import { passwdCommand } from "./passwd.ts";
 
 const log = getLogger(["kite", "main"]);
 
@@ -112,6 +114,7 @@ function describeOptions(options: object): string {
  * ```
  */
 export async function main(args: readonly string[]): Promise<number> {
+  if (args[0] === "passwd") return await passwdCommand(args.slice(1));
   let resolved;
   try {
     resolved = await resolveOptions(args, Deno.env);

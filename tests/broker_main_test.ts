@@ -1,0 +1,283 @@
+/**
+ * `broker/main.ts` as a subprocess: --help, bad options (exit 2 with one
+ * line naming the key), start-up on port 0, graceful shutdown on SIGTERM and
+ * SIGINT (v5 clients get DISCONNECT 0x8B, exit 0).
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { encode } from "../codec/encode.ts";
+import { PacketDecoder } from "../codec/decode.ts";
+import type { Packet } from "../codec/packet.ts";
+import { ReasonCode } from "../codec/reason_code.ts";
+import { SETTING_KEYS, toFlagName } from "../broker/options.ts";
+
+const MAIN = new URL("../broker/main.ts", import.meta.url).pathname;
+const TIMEOUT_MS = 15_000;
+
+/** Rejects with a message naming `what` if `promise` takes over `ms`. */
+async function withTimeout<T>(
+  promise: Promise<T>,
+  what: string,
+  ms = TIMEOUT_MS,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${ms} ms: ${what}`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Runs main.ts to completion and returns its status and output. */
+async function runMain(args: string[], env: Record<string, string> = {}) {
+  const out = await withTimeout(
+    new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, ...args],
+      env,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output(),
+    `main.ts ${args.join(" ")}`,
+  );
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
+
+/** Collects a stream's text and lets a test wait for a pattern in it. */
+class TextCollector {
+  text = "";
+  #waiters: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+  readonly done: Promise<void>;
+
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = (async () => {
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+        this.text += chunk;
+        this.#check();
+      }
+    })();
+  }
+
+  #check() {
+    this.#waiters = this.#waiters.filter(({ pattern, resolve }) => {
+      const m = this.text.match(pattern);
+      if (m) resolve(m);
+      return !m;
+    });
+  }
+
+  waitFor(pattern: RegExp): Promise<RegExpMatchArray> {
+    const { promise, resolve } = Promise.withResolvers<RegExpMatchArray>();
+    this.#waiters.push({ pattern, resolve });
+    this.#check();
+    return withTimeout(promise, `output matching ${pattern}`);
+  }
+}
+
+/** A broker subprocess started on 127.0.0.1 port 0 without persistence. */
+async function startBroker(extra: string[] = []) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "-A",
+      MAIN,
+      "--host",
+      "127.0.0.1",
+      "--port",
+      "0",
+      "--enable-persistence=false",
+      "--sys-interval",
+      "0",
+      ...extra,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const stdout = new TextCollector(child.stdout);
+  const stderr = new TextCollector(child.stderr);
+  try {
+    const m = await stdout.waitFor(/listening on (\S+):(\d+)/);
+    return { child, stdout, stderr, hostname: m[1]!, port: Number(m[2]) };
+  } catch (e) {
+    child.kill("SIGKILL");
+    await child.status;
+    await Promise.all([stdout.done, stderr.done]);
+    throw new Error(`broker did not start: ${stdout.text}${stderr.text}`, {
+      cause: e,
+    });
+  }
+}
+
+/** A raw v5 client: CONNECT, then packets read through the codec. */
+async function connectV5(port: number) {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const packets: Packet[] = [];
+  let notify: (() => void) | undefined;
+  const decoder = new PacketDecoder({ version: 5 });
+  let closed = false;
+  let readError: unknown;
+  const reading = (async () => {
+    const buf = new Uint8Array(4096);
+    try {
+      while (true) {
+        const n = await conn.read(buf);
+        if (n === null) break;
+        decoder.push(buf.subarray(0, n), (p) => packets.push(p));
+        notify?.();
+      }
+    } catch (e) {
+      // A reset or our own close ends the stream like EOF; keep the rest.
+      if (!(e instanceof Deno.errors.ConnectionReset)) readError = e;
+    }
+    closed = true;
+    notify?.();
+  })();
+  /** The next packet, or `undefined` once the broker closed the socket. */
+  const next = async (): Promise<Packet | undefined> => {
+    while (packets.length === 0 && !closed) {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      notify = resolve;
+      await withTimeout(promise, "a packet from the broker");
+    }
+    return packets.shift();
+  };
+  await conn.write(encode({
+    type: "connect",
+    protocolVersion: 5,
+    clientId: "main-test",
+    cleanStart: true,
+    keepAlive: 60,
+  }));
+  return { conn, next, reading, readError: () => readError };
+}
+
+Deno.test("main.ts --help lists every option and exits 0", async () => {
+  const { code, stdout, stderr } = await runMain(["--help"]);
+  assert.equal(code, 0, stderr);
+  for (const key of SETTING_KEYS) {
+    assert.ok(stdout.includes(toFlagName(key)), `--help lacks ${key}`);
+  }
+  assert.match(
+    stdout,
+    /--port <n>[^\n]*\n[^\n]*integer 0\.\.65535, default 1883/,
+  );
+  assert.match(stdout, /--config <file>/);
+});
+
+Deno.test("main.ts with a bad option prints one line naming the key and exits 2", async () => {
+  const cases: [string[], RegExp][] = [
+    [
+      ["--port", "70000"],
+      /^kite: --port must be an integer from 0 to 65535, got 70000$/,
+    ],
+    [
+      ["--max-conections", "5"],
+      /^kite: unknown option --max-conections \(did you mean --max-connections\?\)$/,
+    ],
+    [
+      ["--max-qos=3"],
+      /^kite: --max-qos must be an integer from 0 to 2, got 3$/,
+    ],
+    [
+      ["--config", "/nonexistent/kite.yaml"],
+      /^kite: cannot read config file \/nonexistent\/kite\.yaml: no such file$/,
+    ],
+  ];
+  await Promise.all(cases.map(async ([args, pattern]) => {
+    const { code, stdout, stderr } = await runMain(args);
+    assert.equal(code, 2, `${args.join(" ")}: ${stderr}`);
+    assert.equal(stdout, "");
+    assert.match(stderr.trimEnd(), pattern);
+    assert.equal(stderr.trimEnd().split("\n").length, 1, stderr);
+  }));
+});
+
+Deno.test("main.ts with a bad config file names the file and line and exits 2", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "kite.yaml");
+    await Deno.writeTextFile(path, "port: 0\nreceive_maximum: 0\n");
+    const bad = await runMain(["--config", path]);
+    assert.equal(bad.code, 2);
+    assert.equal(
+      bad.stderr.trimEnd(),
+      `kite: ${path}:2: receive_maximum must be an integer from 1 to 65535, got 0`,
+    );
+    await Deno.writeTextFile(path, "port: 0\nhost: [oops\n");
+    const yaml = await runMain(["--config", path]);
+    assert.equal(yaml.code, 2);
+    assert.match(yaml.stderr, new RegExp(`^kite: ${path}:\\d+: invalid YAML`));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main.ts with a bad KITE_LOG_LEVEL exits 2", async () => {
+  const { code, stderr } = await runMain(["--port", "0"], {
+    KITE_LOG_LEVEL: "loud",
+  });
+  assert.equal(code, 2);
+  assert.match(stderr, /^kite: KITE_LOG_LEVEL must be one of/);
+});
+
+Deno.test("main.ts exits 1 when its port is taken", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { code, stderr } = await runMain([
+    "--host",
+    "127.0.0.1",
+    "--port",
+    String(listener.addr.port),
+    "--enable-persistence=false",
+  ]);
+  assert.equal(code, 1);
+  assert.match(stderr, /cannot start/);
+});
+
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  Deno.test(`main.ts on ${signal} sends v5 clients DISCONNECT 0x8B and exits 0`, async () => {
+    const broker = await startBroker();
+    try {
+      assert.ok(broker.port > 0, "the log states the real port, not 0");
+      assert.match(broker.stdout.text, /options: .*port=0/);
+      const client = await connectV5(broker.port);
+      try {
+        const connack = await client.next();
+        assert.ok(connack?.type === "connack", `got ${connack?.type}`);
+        assert.equal(connack.reasonCode, ReasonCode.Success);
+
+        broker.child.kill(signal);
+        const disconnect = await client.next();
+        assert.ok(disconnect?.type === "disconnect", `got ${disconnect?.type}`);
+        assert.equal(disconnect.reasonCode, ReasonCode.ServerShuttingDown);
+        const status = await withTimeout(broker.child.status, "broker exit");
+        assert.equal(status.code, 0, broker.stderr.text);
+        await withTimeout(client.reading, "socket close");
+        assert.equal(client.readError(), undefined);
+      } finally {
+        client.conn.close();
+      }
+      await Promise.all([broker.stdout.done, broker.stderr.done]);
+      assert.match(broker.stdout.text, new RegExp(`${signal} received`));
+    } finally {
+      try {
+        broker.child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+      await broker.child.status;
+      await Promise.all([broker.stdout.done, broker.stderr.done]);
+    }
+  });
+}
