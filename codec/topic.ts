@@ -332,8 +332,9 @@ const DOLLAR = 0x24; // "$"
  * m.match("sensors/kitchen/temp", (qos, clientId, filter) => {
  *   console.log(clientId, filter, qos);
  * });
- * // client-1 sensors/+/temp 1
  * // client-2 sensors/# 0
+ * // client-1 sensors/+/temp 1
+ * // (the order of the calls is not specified)
  * m.delete("sensors/#", "client-2"); // true
  * console.log(m.size); // 1
  * ```
