@@ -1,0 +1,239 @@
+/**
+ * Starts and stops the brokers that bench/compare.ts and the load smoke test
+ * measure: Kite (broker/main.ts on Deno), Mosquitto and Aedes (on Node).
+ * Each is started on a free loopback port, optionally pinned to one CPU with
+ * `taskset`, and is ready when a TCP connect to its port succeeds.
+ *
+ * @module
+ */
+
+import { join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
+
+/** A broker process started by {@link startBroker}. */
+export interface RunningBroker {
+  name: BrokerName;
+  port: number;
+  /** The broker's own pid (taskset execs it). */
+  pid: number;
+  /** The last few KB of its output, for error messages. */
+  output(): string;
+  /** SIGTERM, then SIGKILL after 5 s; resolves once it exited. */
+  stop(): Promise<void>;
+}
+
+/** The brokers compare.ts knows. */
+export type BrokerName = "kite" | "mosquitto" | "aedes";
+
+/** Options of {@link startBroker}. */
+export interface StartOptions {
+  /** Pin the broker to this CPU with taskset (when taskset exists). */
+  cpu?: number;
+  /** How long to wait for the port, ms; default 20 s. */
+  timeoutMs?: number;
+}
+
+const ROOT = fromFileUrl(new URL("../", import.meta.url));
+export const MOSQUITTO = "/usr/sbin/mosquitto";
+export const AEDES_VERSION = "1.2.0";
+
+/** True when the file exists and is a file. */
+export function exists(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** Finds an executable on PATH. */
+export function which(cmd: string): string | undefined {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    const p = join(dir, cmd);
+    if (exists(p)) return p;
+  }
+  return undefined;
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1. */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Where Aedes is installed for the benchmark (outside the repository). */
+export function aedesPrefix(): string {
+  const cache = Deno.env.get("XDG_CACHE_HOME") ??
+    join(Deno.env.get("HOME") ?? "/tmp", ".cache");
+  return join(cache, "kite-bench", `aedes-${AEDES_VERSION}`);
+}
+
+/** Installs aedes with npm into {@link aedesPrefix} unless it is there. */
+export async function ensureAedes(): Promise<string> {
+  const prefix = aedesPrefix();
+  if (exists(join(prefix, "node_modules", "aedes", "aedes.js"))) return prefix;
+  await Deno.mkdir(prefix, { recursive: true });
+  const out = await new Deno.Command("npm", {
+    args: [
+      "install",
+      "--prefix",
+      prefix,
+      `aedes@${AEDES_VERSION}`,
+      "--no-audit",
+      "--no-fund",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  if (!out.success) {
+    throw new Error(
+      `npm install aedes failed: ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  return prefix;
+}
+
+/** Whether a broker can be started here, and why not. */
+export function brokerAvailable(name: BrokerName): string | undefined {
+  switch (name) {
+    case "mosquitto":
+      return exists(MOSQUITTO) ? undefined : `${MOSQUITTO} not found`;
+    case "aedes":
+      return which("node") && which("npm") ? undefined : "node/npm not found";
+    case "kite":
+      return exists(join(ROOT, "broker", "main.ts"))
+        ? undefined
+        : "broker/main.ts does not exist yet";
+  }
+}
+
+/** Connects until the port accepts, the process exits, or the timeout. */
+async function waitForPort(
+  port: number,
+  exited: () => boolean,
+  timeoutMs: number,
+): Promise<void> {
+  const deadline = performance.now() + timeoutMs;
+  while (true) {
+    try {
+      const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+      conn.close();
+      return;
+    } catch {
+      if (exited()) throw new Error("broker exited before listening");
+      if (performance.now() > deadline) {
+        throw new Error(
+          `nothing listening on port ${port} after ${timeoutMs} ms`,
+        );
+      }
+      // Poll interval between connect attempts, not a readiness guess.
+      await new Promise((r) => setTimeout(r, 25));
+    }
+  }
+}
+
+/** Starts a broker on a free loopback port and waits until it accepts. */
+export async function startBroker(
+  name: BrokerName,
+  opts: StartOptions = {},
+): Promise<RunningBroker> {
+  const why = brokerAvailable(name);
+  if (why) throw new Error(`cannot start ${name}: ${why}`);
+  const port = freePort();
+  let tmp: string | undefined;
+  let cmd: string[];
+  switch (name) {
+    case "mosquitto": {
+      tmp = await Deno.makeTempDir({ prefix: "kite-bench-mosquitto-" });
+      const conf = join(tmp, "mosquitto.conf");
+      await Deno.writeTextFile(
+        conf,
+        [
+          `listener ${port} 127.0.0.1`,
+          "allow_anonymous true",
+          "persistence false",
+          "max_queued_messages 100000",
+          "max_inflight_messages 0",
+          "log_dest stderr",
+          "log_type error",
+          "log_type warning",
+          "",
+        ].join("\n"),
+      );
+      // Mosquitto run as root drops to the mosquitto user: let it read.
+      await Deno.chmod(tmp, 0o755);
+      await Deno.chmod(conf, 0o644);
+      cmd = [MOSQUITTO, "-c", conf];
+      break;
+    }
+    case "aedes": {
+      const prefix = await ensureAedes();
+      cmd = [
+        "node",
+        join(ROOT, "bench", "_aedes_server.mjs"),
+        String(port),
+        prefix,
+      ];
+      break;
+    }
+    case "kite":
+      cmd = [
+        "deno",
+        "run",
+        "-A",
+        join(ROOT, "broker", "main.ts"),
+        "--port",
+        String(port),
+        "--enable-persistence=false",
+      ];
+      break;
+  }
+  if (opts.cpu !== undefined && which("taskset")) {
+    cmd = ["taskset", "-c", String(opts.cpu), ...cmd];
+  }
+  const child = new Deno.Command(cmd[0]!, {
+    args: cmd.slice(1),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    cwd: ROOT,
+  }).spawn();
+  // Keep the tail of the output; draining also keeps the pipes from filling.
+  let tail = "";
+  const keep = async (s: ReadableStream<Uint8Array>) => {
+    for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+      tail = (tail + chunk).slice(-4096);
+    }
+  };
+  const drained = Promise.all([keep(child.stdout), keep(child.stderr)]);
+  let done = false;
+  const status = child.status.then((s) => {
+    done = true;
+    return s;
+  });
+  const stop = async () => {
+    if (!done) {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* exited */ }
+      const timer = setTimeout(() => {
+        try {
+          child.kill("SIGKILL");
+        } catch { /* exited */ }
+      }, 5000);
+      await status;
+      clearTimeout(timer);
+    }
+    await drained;
+    if (tmp) await Deno.remove(tmp, { recursive: true });
+  };
+  try {
+    await waitForPort(port, () => done, opts.timeoutMs ?? 20_000);
+  } catch (e) {
+    await stop();
+    throw new Error(`${name}: ${(e as Error).message}\n${tail}`);
+  }
+  return { name, port, pid: child.pid, output: () => tail, stop };
+}

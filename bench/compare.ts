@@ -1,0 +1,310 @@
+/**
+ * Runs every load scenario against Kite, Mosquitto and Aedes and prints one
+ * table with Kite's ratio to each.
+ *
+ * Each broker is started fresh for each scenario (and each repeat) on a free
+ * loopback port, pinned to CPU 0; the load tool (bench/load.ts) runs as its
+ * own process pinned to CPU 1. With `--repeat N` the median run (by the
+ * scenario's main number) is kept.
+ *
+ * ```sh
+ * deno task compare
+ * deno task compare -- --scenarios fanin,qos1 --brokers mosquitto,aedes --duration 3
+ * ```
+ *
+ * @module
+ */
+
+import { fileURLToPath as fromFileUrl } from "node:url";
+import { parseArgs } from "node:util";
+import {
+  brokerAvailable,
+  type BrokerName,
+  startBroker,
+  which,
+} from "./_brokers.ts";
+import type { LoadResult, ScenarioName } from "./load.ts";
+
+const LOAD = fromFileUrl(new URL("./load.ts", import.meta.url));
+const ALL_SCENARIOS: ScenarioName[] = [
+  "fanin",
+  "fanout",
+  "qos1",
+  "qos2",
+  "latency",
+  "conns",
+];
+const ALL_BROKERS: BrokerName[] = ["kite", "mosquitto", "aedes"];
+const LABEL: Record<BrokerName, string> = {
+  kite: "Kite",
+  mosquitto: "Mosquitto",
+  aedes: "Aedes",
+};
+
+interface ToolOptions {
+  duration: number;
+  warmup: number;
+  count: number;
+  toolCpu: number | undefined;
+}
+
+/** Runs bench/load.ts in its own process (pinned) and parses its JSON. */
+async function runTool(
+  port: number,
+  pid: number,
+  scenario: ScenarioName,
+  o: ToolOptions,
+): Promise<LoadResult> {
+  let cmd = [
+    "deno",
+    "run",
+    "-A",
+    LOAD,
+    "--json",
+    "--port",
+    String(port),
+    "--pid",
+    String(pid),
+    "--scenario",
+    scenario,
+    "--warmup",
+    String(o.warmup),
+    "--duration",
+    String(scenario === "conns" ? Math.min(o.duration, 2) : o.duration),
+    "--count",
+    String(o.count),
+  ];
+  if (o.toolCpu !== undefined) {
+    cmd = ["taskset", "-c", String(o.toolCpu), ...cmd];
+  }
+  const out = await new Deno.Command(cmd[0]!, {
+    args: cmd.slice(1),
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(
+      `load.ts failed (${out.code}): ${new TextDecoder().decode(out.stderr)}`,
+    );
+  }
+  const [result] = JSON.parse(text) as LoadResult[];
+  if (!result) throw new Error("load.ts printed no result");
+  return result;
+}
+
+/** The number a scenario is judged by, and whether higher is better. */
+function mainMetric(r: LoadResult): number {
+  if (r.scenario === "latency") return r.latency?.p99 ?? Infinity;
+  if (r.scenario === "conns") return r.conns?.connectsPerSec ?? 0;
+  return r.deliveredPerSec ?? 0;
+}
+
+function median(runs: LoadResult[]): LoadResult {
+  const sorted = [...runs].sort((a, b) => mainMetric(a) - mainMetric(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+interface Row {
+  scenario: ScenarioName;
+  metric: string;
+  get: (r: LoadResult) => number | undefined;
+  lowerIsBetter?: boolean;
+  digits?: number;
+}
+
+const ROWS: Row[] = [
+  { scenario: "fanin", metric: "msg/s", get: (r) => r.deliveredPerSec },
+  { scenario: "fanout", metric: "msg/s", get: (r) => r.deliveredPerSec },
+  { scenario: "qos1", metric: "msg/s", get: (r) => r.deliveredPerSec },
+  { scenario: "qos1", metric: "lost", get: (r) => r.lost, lowerIsBetter: true },
+  { scenario: "qos2", metric: "msg/s", get: (r) => r.deliveredPerSec },
+  { scenario: "qos2", metric: "lost", get: (r) => r.lost, lowerIsBetter: true },
+  {
+    scenario: "latency",
+    metric: "p50 µs",
+    get: (r) => r.latency?.p50,
+    lowerIsBetter: true,
+  },
+  {
+    scenario: "latency",
+    metric: "p99 µs",
+    get: (r) => r.latency?.p99,
+    lowerIsBetter: true,
+  },
+  {
+    scenario: "latency",
+    metric: "max µs",
+    get: (r) => r.latency?.max,
+    lowerIsBetter: true,
+  },
+  {
+    scenario: "conns",
+    metric: "connects/s",
+    get: (r) => r.conns?.connectsPerSec,
+  },
+  {
+    scenario: "conns",
+    metric: "KB/conn",
+    get: (r) => r.conns?.kbPerConn,
+    lowerIsBetter: true,
+    digits: 2,
+  },
+];
+
+const fmt = (n: number | undefined, digits = 0) =>
+  n === undefined || !Number.isFinite(n) ? "-" : n.toLocaleString("en-US", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+
+/** The markdown comparison table. */
+export function formatTable(
+  results: Map<string, LoadResult>,
+  brokers: BrokerName[],
+): string {
+  const others = brokers.filter((b) => b !== "kite");
+  const hasKite = brokers.includes("kite");
+  const head = [
+    "scenario",
+    "metric",
+    ...brokers.map((b) => LABEL[b]),
+    ...(hasKite ? others.map((b) => `Kite/${LABEL[b]}`) : []),
+  ];
+  const lines = [
+    `| ${head.join(" | ")} |`,
+    `|${head.map((_, i) => (i < 2 ? "---" : "---:")).join("|")}|`,
+  ];
+  for (const row of ROWS) {
+    const vals = brokers.map((b) => {
+      const r = results.get(`${b}/${row.scenario}`);
+      return r ? row.get(r) : undefined;
+    });
+    if (vals.every((v) => v === undefined)) continue;
+    const cells = vals.map((v) => fmt(v, row.digits ?? 0));
+    if (hasKite) {
+      const kite = vals[brokers.indexOf("kite")];
+      for (const b of others) {
+        const v = vals[brokers.indexOf(b)];
+        cells.push(
+          kite === undefined || v === undefined || v === 0 ||
+            row.metric === "lost"
+            ? "-"
+            : `${(kite / v).toFixed(2)}×${
+              row.lowerIsBetter ? " (lower is better)" : ""
+            }`,
+        );
+      }
+    }
+    lines.push(`| ${row.scenario} | ${row.metric} | ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+/** CPU use per run: broker % / tool % of one core during the measurement. */
+export function formatCpu(
+  results: Map<string, LoadResult>,
+  brokers: BrokerName[],
+  scenarios: ScenarioName[],
+): string {
+  const head = [
+    "scenario",
+    ...brokers.map((b) => `${LABEL[b]} broker/tool CPU`),
+  ];
+  const lines = [
+    `| ${head.join(" | ")} |`,
+    `|${head.map(() => "---").join("|")}|`,
+  ];
+  for (const s of scenarios) {
+    const cells = brokers.map((b) => {
+      const r = results.get(`${b}/${s}`);
+      if (!r) return "-";
+      return `${fmt(r.cpu.brokerPct)}% / ${fmt(r.cpu.toolPct)}%`;
+    });
+    lines.push(`| ${s} | ${cells.join(" | ")} |`);
+  }
+  return lines.join("\n");
+}
+
+async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      brokers: { type: "string", default: ALL_BROKERS.join(",") },
+      scenarios: { type: "string", default: ALL_SCENARIOS.join(",") },
+      duration: { type: "string", default: "5" },
+      warmup: { type: "string", default: "1" },
+      count: { type: "string", default: "10000" },
+      repeat: { type: "string", default: "1" },
+      json: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(`usage: deno task compare -- [--brokers kite,mosquitto,aedes]
+  [--scenarios fanin,fanout,qos1,qos2,latency,conns] [--duration 5]
+  [--warmup 1] [--count 10000] [--repeat 1] [--json results.json]`);
+    return 0;
+  }
+  const hasTaskset = which("taskset") !== undefined;
+  if (!hasTaskset) {
+    console.error("warning: taskset not found, nothing is pinned");
+  }
+  const requested = values.brokers.split(",") as BrokerName[];
+  const brokers: BrokerName[] = [];
+  for (const b of requested) {
+    const why = brokerAvailable(b);
+    if (why) console.error(`skipping ${b}: ${why}`);
+    else brokers.push(b);
+  }
+  const scenarios = values.scenarios.split(",") as ScenarioName[];
+  const tool: ToolOptions = {
+    duration: Number(values.duration),
+    warmup: Number(values.warmup),
+    count: Number(values.count),
+    toolCpu: hasTaskset ? 1 : undefined,
+  };
+  const repeat = Math.max(1, Number(values.repeat));
+  const results = new Map<string, LoadResult>();
+  const all: Record<string, LoadResult[]> = {};
+  for (const scenario of scenarios) {
+    for (const name of brokers) {
+      const runs: LoadResult[] = [];
+      for (let i = 0; i < repeat; i++) {
+        const broker = await startBroker(name, hasTaskset ? { cpu: 0 } : {});
+        try {
+          const r = await runTool(broker.port, broker.pid, scenario, tool);
+          runs.push(r);
+          console.error(
+            `${LABEL[name]} ${scenario}: ${fmt(mainMetric(r))}` +
+              ` (broker ${fmt(r.cpu.brokerPct)}% / tool ${
+                fmt(r.cpu.toolPct)
+              }% CPU)` +
+              (r.warnings.length ? ` warnings: ${r.warnings.join("; ")}` : ""),
+          );
+        } catch (e) {
+          console.error(
+            `${LABEL[name]} ${scenario} failed: ${(e as Error).message}`,
+          );
+          console.error(broker.output());
+        } finally {
+          await broker.stop();
+        }
+      }
+      all[`${name}/${scenario}`] = runs;
+      if (runs.length > 0) results.set(`${name}/${scenario}`, median(runs));
+    }
+  }
+  console.log(formatTable(results, brokers));
+  console.log();
+  console.log(formatCpu(results, brokers, scenarios));
+  if (values.json) {
+    await Deno.writeTextFile(values.json, JSON.stringify(all, null, 2));
+  }
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}

@@ -1,0 +1,1253 @@
+/**
+ * A load generator for MQTT 3.1.1 brokers (Kite, Mosquitto, Aedes, ...).
+ *
+ * It speaks MQTT over raw TCP sockets with packets encoded once at start-up
+ * (a PUBLISH template is patched per message with its sequence number, send
+ * timestamp and packet id), decodes what it receives with a zero-allocation
+ * frame scanner, and coalesces each connection's writes, so that the tool is
+ * not the bottleneck: it prints its own CPU time beside the broker's.
+ *
+ * Every payload (64 bytes by default) starts with a magic number, the
+ * publisher index, a per-publisher sequence number and the send time, so
+ * each subscriber counts delivered, lost, gaps (sequence jumps), duplicates
+ * and out-of-order messages, and end-to-end latency.
+ *
+ * ```sh
+ * deno task load -- --port 1883 --scenario fanin --duration 5 --warmup 1
+ * deno task load -- --port 1883 --scenario conns --count 10000 --pid 1234
+ * ```
+ *
+ * Scenarios: fanin, fanout, qos1, qos2, latency, conns (see {@link SCENARIOS}).
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { parseArgs } from "node:util";
+import {
+  connectBytes,
+  DISCONNECT,
+  PINGREQ,
+  PUBACK,
+  PUBCOMP,
+  publishTemplate,
+  PUBREC,
+  PUBREL,
+  subscribeBytes,
+} from "./_packets.ts";
+
+/** Names of the scenarios. */
+export type ScenarioName =
+  | "fanin"
+  | "fanout"
+  | "qos1"
+  | "qos2"
+  | "latency"
+  | "conns";
+
+/** The shape of a message-flow scenario. */
+export interface ScenarioShape {
+  publishers: number;
+  subscribers: number;
+  qos: 0 | 1 | 2;
+  /**
+   * At most this many messages per publisher sent but not yet received end
+   * to end (by every subscriber), and for QoS > 0 not yet acknowledged.
+   */
+  window: number;
+  /** Messages per second for the whole run, or 0 for as fast as possible. */
+  rate: number;
+  /** True: every publisher uses its own topic, the subscribers `+`. */
+  wildcard: boolean;
+}
+
+/** The scenarios of issue 8 (MQTT 3.1.1, broker on one core). */
+export const SCENARIOS: Record<Exclude<ScenarioName, "conns">, ScenarioShape> =
+  {
+    fanin: {
+      publishers: 8,
+      subscribers: 1,
+      qos: 0,
+      window: 1000,
+      rate: 0,
+      wildcard: true,
+    },
+    fanout: {
+      publishers: 1,
+      subscribers: 50,
+      qos: 0,
+      window: 1000,
+      rate: 0,
+      wildcard: false,
+    },
+    qos1: {
+      publishers: 8,
+      subscribers: 1,
+      qos: 1,
+      window: 64,
+      rate: 0,
+      wildcard: true,
+    },
+    qos2: {
+      publishers: 8,
+      subscribers: 1,
+      qos: 2,
+      window: 64,
+      rate: 0,
+      wildcard: true,
+    },
+    latency: {
+      publishers: 1,
+      subscribers: 1,
+      qos: 0,
+      window: 100_000,
+      rate: 10_000,
+      wildcard: false,
+    },
+  };
+
+/** Options of {@link runLoad}. */
+export interface LoadOptions {
+  host?: string;
+  port: number;
+  scenario: ScenarioName;
+  /** Seconds measured, after the warm-up. */
+  duration?: number;
+  /** Seconds run before measuring. */
+  warmup?: number;
+  /** The broker's process id, to read its CPU time and RSS from /proc. */
+  pid?: number;
+  /** Overrides of the scenario's shape. */
+  publishers?: number;
+  subscribers?: number;
+  qos?: 0 | 1 | 2;
+  window?: number;
+  rate?: number;
+  /** Payload bytes, at least 16; default 64. */
+  payload?: number;
+  /** conns: how many connections; default 10,000. */
+  count?: number;
+  /** conns: connection attempts in flight at once; default 100. */
+  concurrency?: number;
+  /** Keep alive sent in CONNECT, seconds; default 0 (none). */
+  keepAlive?: number;
+  /** Seconds to wait for in-flight messages after the run; default 5. */
+  drainTimeout?: number;
+  /** Topic prefix; default a unique `kite-load/<random>`. */
+  topicPrefix?: string;
+}
+
+/** CPU seconds used during the measured interval. */
+export interface CpuResult {
+  /** This tool's CPU seconds (user + system). */
+  toolS: number;
+  /** Tool CPU seconds over wall seconds, as a percentage of one core. */
+  toolPct: number;
+  brokerS?: number;
+  brokerPct?: number;
+}
+
+/** Latency of the messages sent during the measured interval, microseconds. */
+export interface LatencyResult {
+  samples: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  mean: number;
+}
+
+/** The result of one scenario. */
+export interface LoadResult {
+  scenario: ScenarioName;
+  host: string;
+  port: number;
+  /** Seconds measured. */
+  seconds: number;
+  shape?: ScenarioShape;
+  /** Messages sent by all publishers over the whole run. */
+  sent?: number;
+  /** Unique messages received by all subscribers over the whole run. */
+  delivered?: number;
+  /** Unique deliveries per second during the measured interval (sum). */
+  deliveredPerSec?: number;
+  /** Expected deliveries never received (after the drain). */
+  lost?: number;
+  /** Times a subscriber saw a publisher's sequence number jump forward. */
+  gaps?: number;
+  duplicates?: number;
+  /** Messages that arrived after a later one of the same publisher. */
+  outOfOrder?: number;
+  latency?: LatencyResult;
+  conns?: {
+    count: number;
+    connected: number;
+    failed: number;
+    connectsPerSec: number;
+    /** Connections that answered a PINGREQ after the idle period. */
+    alive: number;
+    rssBeforeKB?: number;
+    rssAfterKB?: number;
+    /** Broker RSS growth per connection, KB. */
+    kbPerConn?: number;
+  };
+  cpu: CpuResult;
+  /** Broker RSS at the end of the measured interval, KB. */
+  brokerRssKB?: number;
+  warnings: string[];
+}
+
+// Payload layout: [0..1] magic, [2..3] publisher index, [4..7] sequence,
+// [8..15] send time (performance.now(), ms, float64), rest zero.
+const MAGIC = 0x4b54; // "KT"
+const MIN_PAYLOAD = 16;
+
+// ---------------------------------------------------------------- /proc
+
+function readProcCpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after the ")" closing the command name; utime and stime are
+    // fields 14 and 15 (1-based), in clock ticks (100 per second on Linux).
+    const rest = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(rest[11]) + Number(rest[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+/** VmRSS of a process in KB, or undefined when it cannot be read. */
+export function readRssKB(pid: number): number | undefined {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function toolCpuSeconds(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+class CpuMeter {
+  #pid: number | undefined;
+  #t0 = 0;
+  #tool0 = 0;
+  #broker0: number | undefined;
+  constructor(pid: number | undefined) {
+    this.#pid = pid;
+  }
+  start(): void {
+    this.#t0 = performance.now();
+    this.#tool0 = toolCpuSeconds();
+    this.#broker0 = this.#pid ? readProcCpuSeconds(this.#pid) : undefined;
+  }
+  stop(): CpuResult {
+    const wall = (performance.now() - this.#t0) / 1000;
+    const toolS = toolCpuSeconds() - this.#tool0;
+    const out: CpuResult = { toolS, toolPct: (100 * toolS) / wall };
+    const b1 = this.#pid ? readProcCpuSeconds(this.#pid) : undefined;
+    if (b1 !== undefined && this.#broker0 !== undefined) {
+      out.brokerS = b1 - this.#broker0;
+      out.brokerPct = (100 * out.brokerS) / wall;
+    }
+    return out;
+  }
+}
+
+// ---------------------------------------------------------------- sockets
+
+/** Resolves when notified, or after a timeout; one waiter at a time. */
+class Notifier {
+  #resolve: (() => void) | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  waiting = false;
+  wait(ms: number): Promise<void> {
+    this.waiting = true;
+    return new Promise<void>((resolve) => {
+      this.#resolve = resolve;
+      this.#timer = setTimeout(() => this.notify(), ms);
+    });
+  }
+  notify(): void {
+    const r = this.#resolve;
+    if (!r) return;
+    this.#resolve = undefined;
+    this.waiting = false;
+    clearTimeout(this.#timer);
+    r();
+  }
+}
+
+/** Serialises and coalesces the writes of one connection. */
+class Writer {
+  #conn: Deno.Conn;
+  #queue: Uint8Array[] = [];
+  #done: (() => void)[] = [];
+  #busy = false;
+  failed = false;
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+  }
+  /** Queues bytes; they must not be changed until written. */
+  enqueue(bytes: Uint8Array): void {
+    if (this.failed) return;
+    this.#queue.push(bytes);
+    if (!this.#busy) this.#pump();
+  }
+  /** Queues bytes and resolves once they are written (or failed). */
+  write(bytes: Uint8Array): Promise<void> {
+    if (this.failed) return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      this.#done.push(resolve);
+      this.enqueue(bytes);
+    });
+  }
+  async #pump(): Promise<void> {
+    this.#busy = true;
+    try {
+      while (this.#queue.length > 0) {
+        const chunks = this.#queue;
+        const done = this.#done;
+        this.#queue = [];
+        this.#done = [];
+        let data: Uint8Array;
+        if (chunks.length === 1) data = chunks[0]!;
+        else {
+          let n = 0;
+          for (const c of chunks) n += c.length;
+          data = new Uint8Array(n);
+          n = 0;
+          for (const c of chunks) {
+            data.set(c, n);
+            n += c.length;
+          }
+        }
+        let off = 0;
+        while (off < data.length) {
+          off += await this.#conn.write(data.subarray(off));
+        }
+        for (const d of done) d();
+      }
+    } catch {
+      this.failed = true;
+      for (const d of this.#done) d();
+      this.#done = [];
+      this.#queue = [];
+    } finally {
+      this.#busy = false;
+    }
+  }
+}
+
+type PacketHandler = (
+  first: number,
+  buf: Uint8Array,
+  body: number,
+  length: number,
+  view: DataView,
+) => void;
+
+/**
+ * One MQTT connection: a read loop into a reused buffer that scans frames
+ * in place and calls `onPacket` per packet, and a coalescing writer.
+ */
+class Link {
+  conn: Deno.TcpConn;
+  writer: Writer;
+  onPacket: PacketHandler;
+  /** Called after each chunk has been scanned. */
+  afterChunk: (() => void) | undefined;
+  /** Time (performance.now()) the current chunk was read. */
+  now = 0;
+  closing = false;
+  closedByPeer = false;
+  error: unknown;
+  #buf: Uint8Array;
+  #view: DataView;
+  #start = 0;
+  #end = 0;
+  #loop: Promise<void> | undefined;
+  #ack: Uint8Array = new Uint8Array(256);
+  #ackLen = 0;
+
+  constructor(conn: Deno.TcpConn, onPacket: PacketHandler, bufSize = 65536) {
+    this.conn = conn;
+    this.writer = new Writer(conn);
+    this.onPacket = onPacket;
+    this.#buf = new Uint8Array(bufSize);
+    this.#view = new DataView(this.#buf.buffer);
+    try {
+      conn.setNoDelay(true);
+    } catch { /* not a TCP socket */ }
+  }
+
+  static async open(
+    host: string,
+    port: number,
+    onPacket: PacketHandler,
+  ): Promise<Link> {
+    const conn = await Deno.connect({ hostname: host, port });
+    return new Link(conn, onPacket);
+  }
+
+  start(): void {
+    this.#loop = this.#readLoop();
+  }
+
+  /** Appends a 2-byte-body ack to this chunk's batch. */
+  ack(first: number, packetId: number): void {
+    if (this.#ackLen + 4 > this.#ack.length) {
+      const bigger = new Uint8Array(this.#ack.length * 2);
+      bigger.set(this.#ack.subarray(0, this.#ackLen));
+      this.#ack = bigger;
+    }
+    const a = this.#ack;
+    const i = this.#ackLen;
+    a[i] = first;
+    a[i + 1] = 2;
+    a[i + 2] = packetId >> 8;
+    a[i + 3] = packetId & 0xff;
+    this.#ackLen = i + 4;
+  }
+
+  async #readLoop(): Promise<void> {
+    try {
+      while (true) {
+        if (this.#end === this.#buf.length) this.#makeRoom(0);
+        const n = await this.conn.read(this.#buf.subarray(this.#end));
+        if (n === null) {
+          this.closedByPeer = !this.closing;
+          return;
+        }
+        this.now = performance.now();
+        this.#end += n;
+        this.#scan();
+        if (this.#ackLen > 0) {
+          this.writer.enqueue(this.#ack.slice(0, this.#ackLen));
+          this.#ackLen = 0;
+        }
+        this.afterChunk?.();
+      }
+    } catch (e) {
+      if (!this.closing) {
+        this.error = e;
+        this.closedByPeer = true;
+      }
+    }
+  }
+
+  /** Compacts, and grows to hold `need` bytes of one packet. */
+  #makeRoom(need: number): void {
+    const pending = this.#end - this.#start;
+    if (this.#start > 0) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
+      this.#start = 0;
+      this.#end = pending;
+    }
+    if (this.#end === this.#buf.length || need > this.#buf.length) {
+      const bigger = new Uint8Array(Math.max(need, this.#buf.length * 2));
+      bigger.set(this.#buf.subarray(0, this.#end));
+      this.#buf = bigger;
+      this.#view = new DataView(bigger.buffer);
+    }
+  }
+
+  #scan(): void {
+    const b = this.#buf;
+    const end = this.#end;
+    let p = this.#start;
+    while (end - p >= 2) {
+      const first = b[p]!;
+      let length = 0;
+      let mul = 1;
+      let i = p + 1;
+      let byte: number;
+      let complete = true;
+      do {
+        if (i >= end) {
+          complete = false;
+          break;
+        }
+        byte = b[i++]!;
+        length += (byte & 0x7f) * mul;
+        mul *= 128;
+      } while (byte & 0x80);
+      if (!complete || i + length > end) {
+        this.#start = p;
+        if (complete && i + length - p > b.length) {
+          this.#makeRoom(i + length - p);
+        } else if (p > b.length >> 1) this.#makeRoom(0);
+        return;
+      }
+      this.onPacket(first, b, i, length, this.#view);
+      p = i + length;
+    }
+    if (p === end) {
+      this.#start = 0;
+      this.#end = 0;
+    } else this.#start = p;
+  }
+
+  /** Sends DISCONNECT, closes the socket and waits for the read loop. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    if (!this.closedByPeer && !this.writer.failed) {
+      await this.writer.write(DISCONNECT);
+    }
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+    await this.#loop;
+  }
+}
+
+/** Waits for one packet with the given first-byte type nibble. */
+function expectPacket(
+  link: Link,
+  type: number,
+  timeoutMs: number,
+  what: string,
+): Promise<{ buf: Uint8Array; body: number; length: number }> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      link.onPacket = ignore;
+      reject(new Error(`timed out waiting for ${what}`));
+    }, timeoutMs);
+    link.onPacket = (first, buf, body, length) => {
+      if (first >> 4 !== type) return;
+      clearTimeout(timer);
+      link.onPacket = ignore;
+      resolve({ buf, body, length });
+    };
+  });
+}
+
+function ignore(): void {}
+
+async function connectLink(
+  host: string,
+  port: number,
+  clientId: string,
+  keepAlive: number,
+): Promise<Link> {
+  const link = await Link.open(host, port, ignore);
+  link.start();
+  const connack = expectPacket(link, 2, 10_000, `CONNACK for ${clientId}`);
+  link.writer.enqueue(connectBytes(clientId, keepAlive));
+  const { buf, body } = await connack.catch(async (e) => {
+    await link.close();
+    throw e;
+  });
+  const rc = buf[body + 1];
+  if (rc !== 0) {
+    await link.close();
+    throw new Error(`CONNACK return code ${rc} for ${clientId}`);
+  }
+  return link;
+}
+
+// ---------------------------------------------------------------- flow
+
+/** What one subscriber saw of one publisher. */
+class Tracker {
+  seen = new Uint8Array(1024);
+  /** One past the highest sequence number seen. */
+  next = 0;
+  unique = 0;
+  gaps = 0;
+  duplicates = 0;
+  outOfOrder = 0;
+
+  mark(seq: number): boolean {
+    const i = seq >>> 3;
+    if (i >= this.seen.length) {
+      let n = this.seen.length * 2;
+      while (n <= i) n *= 2;
+      const bigger = new Uint8Array(n);
+      bigger.set(this.seen);
+      this.seen = bigger;
+    }
+    const bit = 1 << (seq & 7);
+    const s = this.seen[i]!;
+    if (s & bit) {
+      this.duplicates++;
+      return false;
+    }
+    this.seen[i] = s | bit;
+    this.unique++;
+    if (seq === this.next) this.next = seq + 1;
+    else if (seq > this.next) {
+      this.gaps++;
+      this.next = seq + 1;
+    } else this.outOfOrder++;
+    return true;
+  }
+}
+
+/** Latency samples (ms) of messages sent inside [from, to). */
+class LatencyRecorder {
+  samples: Float64Array;
+  count = 0;
+  from = Infinity;
+  to = Infinity;
+  constructor(capacity: number) {
+    this.samples = new Float64Array(capacity);
+  }
+  result(): LatencyResult | undefined {
+    if (this.count === 0) return undefined;
+    const s = this.samples.subarray(0, this.count).sort();
+    let sum = 0;
+    for (let i = 0; i < s.length; i++) sum += s[i]!;
+    const q = (p: number) =>
+      s[Math.min(s.length - 1, Math.floor(p * s.length))]! * 1000;
+    return {
+      samples: s.length,
+      p50: q(0.5),
+      p90: q(0.9),
+      p99: q(0.99),
+      max: s[s.length - 1]! * 1000,
+      mean: (sum / s.length) * 1000,
+    };
+  }
+}
+
+interface Publisher {
+  index: number;
+  link: Link;
+  topic: string;
+  sent: number;
+  /** PUBACKs (QoS 1) or PUBCOMPs (QoS 2) received, in order. */
+  acked: number;
+  /** This publisher's tracker in every subscriber. */
+  trackers: Tracker[];
+  notifier: Notifier;
+}
+
+interface Subscriber {
+  link: Link;
+  /** By publisher index. */
+  trackers: Tracker[];
+}
+
+async function runFlow(
+  opts: LoadOptions,
+  name: Exclude<ScenarioName, "conns">,
+): Promise<LoadResult> {
+  const host = opts.host ?? "127.0.0.1";
+  const base = SCENARIOS[name];
+  const shape: ScenarioShape = {
+    publishers: opts.publishers ?? base.publishers,
+    subscribers: opts.subscribers ?? base.subscribers,
+    qos: opts.qos ?? base.qos,
+    window: opts.window ?? base.window,
+    rate: opts.rate ?? base.rate,
+    wildcard: base.wildcard,
+  };
+  const duration = opts.duration ?? 5;
+  const warmup = opts.warmup ?? 1;
+  const payloadSize = Math.max(MIN_PAYLOAD, opts.payload ?? 64);
+  const keepAlive = opts.keepAlive ?? 0;
+  const runId = crypto.randomUUID().slice(0, 8);
+  const prefix = opts.topicPrefix ?? `kite-load/${runId}`;
+  const qos = shape.qos;
+  const warnings: string[] = [];
+  const wakeRoom = Math.max(1, Math.floor(shape.window / 8));
+  const batch = Math.min(shape.window, 128);
+
+  const latency = new LatencyRecorder(
+    shape.rate > 0 ? Math.ceil(shape.rate * (duration + 1)) + 1024 : 4_000_000,
+  );
+
+  const publishers: Publisher[] = [];
+  const subscribers: Subscriber[] = [];
+  const links: Link[] = [];
+  let delivered = 0;
+
+  const room = (p: Publisher): number => {
+    let low = qos > 0 ? p.acked : p.sent;
+    for (const t of p.trackers) if (t.next < low) low = t.next;
+    return shape.window - (p.sent - low);
+  };
+  const wake = (p: Publisher) => {
+    if (p.notifier.waiting && room(p) >= wakeRoom) p.notifier.notify();
+  };
+
+  const onSubscriberPacket = (
+    sub: Subscriber,
+    first: number,
+    b: Uint8Array,
+    body: number,
+    length: number,
+    view: DataView,
+  ) => {
+    const type = first >> 4;
+    if (type === 3) {
+      const q = (first >> 1) & 3;
+      let off = body + 2 + ((b[body]! << 8) | b[body + 1]!);
+      if (q > 0) {
+        const id = (b[off]! << 8) | b[off + 1]!;
+        off += 2;
+        sub.link.ack(q === 1 ? PUBACK : PUBREC, id);
+      }
+      if (body + length - off < MIN_PAYLOAD) return;
+      if (view.getUint16(off) !== MAGIC) return;
+      const tracker = sub.trackers[view.getUint16(off + 2)];
+      if (tracker === undefined) return;
+      if (tracker.mark(view.getUint32(off + 4))) {
+        delivered++;
+        const sentAt = view.getFloat64(off + 8);
+        if (
+          sentAt >= latency.from && sentAt < latency.to &&
+          latency.count < latency.samples.length
+        ) {
+          latency.samples[latency.count++] = sub.link.now - sentAt;
+        }
+      }
+    } else if (type === 6) {
+      sub.link.ack(PUBCOMP, (b[body]! << 8) | b[body + 1]!);
+    }
+  };
+
+  const onPublisherPacket = (
+    p: Publisher,
+    first: number,
+    b: Uint8Array,
+    body: number,
+  ) => {
+    const type = first >> 4;
+    if (type === 4 || type === 7) p.acked++; // PUBACK, PUBCOMP
+    else if (type === 5) p.link.ack(PUBREL, (b[body]! << 8) | b[body + 1]!);
+  };
+
+  const cpu = new CpuMeter(opts.pid);
+  let brokerRssKB: number | undefined;
+  let running = true;
+  try {
+    // Subscribers first, each with its SUBACK, then publishers.
+    const filter = shape.wildcard ? `${prefix}/${name}/+` : `${prefix}/${name}`;
+    for (let s = 0; s < shape.subscribers; s++) {
+      const link = await connectLink(
+        host,
+        opts.port,
+        `kite-load-${runId}-s${s}`,
+        keepAlive,
+      );
+      links.push(link);
+      const sub: Subscriber = { link, trackers: [] };
+      const suback = expectPacket(link, 9, 10_000, "SUBACK");
+      link.writer.enqueue(subscribeBytes(1, filter, qos));
+      const { buf, body } = await suback;
+      if (buf[body + 2] === 0x80) {
+        throw new Error(`SUBSCRIBE ${filter} refused`);
+      }
+      subscribers.push(sub);
+    }
+    for (let i = 0; i < shape.publishers; i++) {
+      const link = await connectLink(
+        host,
+        opts.port,
+        `kite-load-${runId}-p${i}`,
+        keepAlive,
+      );
+      links.push(link);
+      const p: Publisher = {
+        index: i,
+        link,
+        topic: shape.wildcard ? `${prefix}/${name}/${i}` : `${prefix}/${name}`,
+        sent: 0,
+        acked: 0,
+        trackers: [],
+        notifier: new Notifier(),
+      };
+      for (const sub of subscribers) {
+        const t = new Tracker();
+        sub.trackers.push(t);
+        p.trackers.push(t);
+      }
+      publishers.push(p);
+    }
+    for (const sub of subscribers) {
+      sub.link.onPacket = (first, b, body, length, view) =>
+        onSubscriberPacket(sub, first, b, body, length, view);
+      sub.link.afterChunk = () => {
+        for (const p of publishers) wake(p);
+      };
+    }
+    for (const p of publishers) {
+      p.link.onPacket = (first, b, body) =>
+        onPublisherPacket(p, first, b, body);
+      p.link.afterChunk = () => wake(p);
+    }
+
+    // Publishers: each fills a batch buffer of pre-encoded PUBLISH copies,
+    // patches sequence, timestamp and packet id, and writes it at once.
+    const t0 = performance.now();
+    const measureFrom = t0 + warmup * 1000;
+    const measureTo = measureFrom + duration * 1000;
+    latency.from = measureFrom;
+    latency.to = measureTo;
+    let lastProgress = t0;
+    let stalled = false;
+
+    const publish = async (p: Publisher) => {
+      const tpl = publishTemplate(p.topic, qos, payloadSize);
+      const size = tpl.bytes.length;
+      const buf = new Uint8Array(size * batch);
+      const view = new DataView(buf.buffer);
+      for (let k = 0; k < batch; k++) {
+        buf.set(tpl.bytes, k * size);
+        view.setUint16(k * size + tpl.payloadOffset, MAGIC);
+        view.setUint16(k * size + tpl.payloadOffset + 2, p.index);
+      }
+      const ratePerPub = shape.rate / shape.publishers;
+      const immediate = shape.rate > 0
+        ? await import("node:timers")
+        : undefined;
+      while (running && !p.link.writer.failed) {
+        let n = Math.min(room(p), batch);
+        if (ratePerPub > 0) {
+          const due =
+            Math.floor(((performance.now() - t0) / 1000) * ratePerPub) - p.sent;
+          if (due < n) n = due;
+          if (n <= 0) {
+            // Fixed rate: yield to I/O and check again (a spin on the
+            // tool's own core, so sends are not bunched by timer ticks).
+            await new Promise<void>((r) => immediate!.setImmediate(r));
+            continue;
+          }
+        } else if (n < wakeRoom) {
+          await p.notifier.wait(1000);
+          continue;
+        }
+        const now = performance.now();
+        for (let k = 0; k < n; k++) {
+          const at = k * size;
+          const seq = p.sent + k;
+          if (tpl.packetIdOffset >= 0) {
+            view.setUint16(at + tpl.packetIdOffset, (seq % 65535) + 1);
+          }
+          view.setUint32(at + tpl.payloadOffset + 4, seq);
+          view.setFloat64(at + tpl.payloadOffset + 8, now);
+        }
+        p.sent += n;
+        await p.link.writer.write(buf.subarray(0, n * size));
+      }
+    };
+
+    const ticker = async () => {
+      // Snapshots at the start and end of the measured interval, and stall
+      // detection: no delivery for 10 s ends the run.
+      let lastDelivered = 0;
+      let d0 = 0;
+      let started = false;
+      while (running) {
+        const now = performance.now();
+        if (delivered !== lastDelivered) {
+          lastDelivered = delivered;
+          lastProgress = now;
+        } else if (now - lastProgress > 10_000) {
+          stalled = true;
+          running = false;
+          break;
+        }
+        if (!started && now >= measureFrom) {
+          started = true;
+          d0 = delivered;
+          cpu.start();
+        }
+        if (now >= measureTo) {
+          const cpuResult = cpu.stop();
+          running = false;
+          if (opts.pid) brokerRssKB = readRssKB(opts.pid);
+          return { d0, d1: delivered, cpuResult };
+        }
+        const wait = Math.min(
+          50,
+          Math.max(1, (started ? measureTo : measureFrom) - now),
+        );
+        await new Promise((r) => setTimeout(r, wait));
+      }
+      return undefined;
+    };
+
+    for (const link of links) {
+      if (link.closedByPeer) {
+        throw new Error("broker closed a connection during setup");
+      }
+    }
+    const pubs = publishers.map(publish);
+    const measured = await ticker();
+    for (const p of publishers) p.notifier.notify();
+    await Promise.all(pubs);
+
+    // Drain: wait until every subscriber has every message (QoS > 0) or no
+    // message arrived for 300 ms (QoS 0), bounded by drainTimeout.
+    const expected = () => {
+      let n = 0;
+      for (const p of publishers) n += p.sent * subscribers.length;
+      return n;
+    };
+    const drainEnd = performance.now() + (opts.drainTimeout ?? 5) * 1000;
+    let last = delivered;
+    let quietSince = performance.now();
+    while (performance.now() < drainEnd) {
+      const acked = qos === 0 || publishers.every((p) => p.acked === p.sent);
+      if (delivered >= expected() && acked) break;
+      await new Promise((r) => setTimeout(r, 10));
+      if (delivered !== last) {
+        last = delivered;
+        quietSince = performance.now();
+      } else if (qos === 0 && performance.now() - quietSince > 300) break;
+    }
+
+    let gaps = 0, duplicates = 0, outOfOrder = 0;
+    for (const sub of subscribers) {
+      for (const t of sub.trackers) {
+        gaps += t.gaps;
+        duplicates += t.duplicates;
+        outOfOrder += t.outOfOrder;
+      }
+    }
+    const sent = publishers.reduce((n, p) => n + p.sent, 0);
+    if (stalled) warnings.push("stalled: no delivery for 10 s");
+    for (const [i, link] of links.entries()) {
+      if (link.closedByPeer) {
+        warnings.push(
+          `connection ${i} closed by the broker${
+            link.error ? `: ${link.error}` : ""
+          }`,
+        );
+      }
+    }
+    if (qos > 0) {
+      const unacked = publishers.reduce((n, p) => n + p.sent - p.acked, 0);
+      if (unacked > 0) {
+        warnings.push(`${unacked} messages never acknowledged to publishers`);
+      }
+    }
+    const cpuResult = measured?.cpuResult ?? { toolS: 0, toolPct: 0 };
+    if (
+      cpuResult.toolPct > 90 && shape.rate === 0 &&
+      (cpuResult.brokerPct === undefined || cpuResult.brokerPct < 90)
+    ) {
+      warnings.push(
+        "the tool used over 90% of a core: it may be the bottleneck",
+      );
+    }
+    const result: LoadResult = {
+      scenario: name,
+      host,
+      port: opts.port,
+      seconds: duration,
+      shape,
+      sent,
+      delivered,
+      deliveredPerSec: measured ? (measured.d1 - measured.d0) / duration : 0,
+      lost: expected() - delivered,
+      gaps,
+      duplicates,
+      outOfOrder,
+      cpu: cpuResult,
+      warnings,
+    };
+    const lat = latency.result();
+    if (lat) result.latency = lat;
+    if (brokerRssKB !== undefined) result.brokerRssKB = brokerRssKB;
+    return result;
+  } finally {
+    running = false;
+    for (const p of publishers) p.notifier.notify();
+    await Promise.all(links.map((l) => l.close()));
+  }
+}
+
+// ---------------------------------------------------------------- conns
+
+async function runConns(opts: LoadOptions): Promise<LoadResult> {
+  const host = opts.host ?? "127.0.0.1";
+  const count = opts.count ?? 10_000;
+  const concurrency = opts.concurrency ?? 100;
+  const keepAlive = opts.keepAlive ?? 0;
+  const hold = opts.duration ?? 5;
+  const runId = crypto.randomUUID().slice(0, 8);
+  const warnings: string[] = [];
+  const conns: Deno.TcpConn[] = [];
+  const small = () => new Uint8Array(16);
+  let failed = 0;
+  let firstError: unknown;
+
+  /** Reads until `n` bytes arrived; false on EOF. */
+  const readN = async (conn: Deno.Conn, buf: Uint8Array, n: number) => {
+    let got = 0;
+    while (got < n) {
+      const r = await conn.read(buf.subarray(got));
+      if (r === null) return false;
+      got += r;
+    }
+    return true;
+  };
+
+  const cpu = new CpuMeter(opts.pid);
+  const rssBeforeKB = opts.pid ? readRssKB(opts.pid) : undefined;
+  cpu.start();
+  const t0 = performance.now();
+  let next = 0;
+  try {
+    const worker = async () => {
+      const buf = small();
+      while (next < count) {
+        const i = next++;
+        let conn: Deno.TcpConn | undefined;
+        try {
+          conn = await Deno.connect({ hostname: host, port: opts.port });
+          let off = 0;
+          const bytes = connectBytes(`kite-conns-${runId}-${i}`, keepAlive);
+          while (off < bytes.length) {
+            off += await conn.write(bytes.subarray(off));
+          }
+          if (!(await readN(conn, buf, 4)) || buf[0] !== 0x20 || buf[3] !== 0) {
+            throw new Error(`no CONNACK 0 (got ${buf.subarray(0, 4)})`);
+          }
+          conns.push(conn);
+        } catch (e) {
+          failed++;
+          firstError ??= e;
+          try {
+            conn?.close();
+          } catch { /* closed */ }
+        }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, worker));
+    const elapsed = (performance.now() - t0) / 1000;
+    const cpuResult = cpu.stop();
+    // Idle period, then the broker's RSS, then check every connection is
+    // still open with a PINGREQ.
+    await new Promise((r) => setTimeout(r, hold * 1000));
+    const rssAfterKB = opts.pid ? readRssKB(opts.pid) : undefined;
+    let alive = 0;
+    let k = 0;
+    const pinger = async () => {
+      const buf = small();
+      while (k < conns.length) {
+        const conn = conns[k++]!;
+        try {
+          await conn.write(PINGREQ);
+          if ((await readN(conn, buf, 2)) && buf[0] === 0xd0) alive++;
+        } catch { /* counted as not alive */ }
+      }
+    };
+    await Promise.all(Array.from({ length: concurrency }, pinger));
+    if (failed > 0) {
+      warnings.push(`${failed} connections failed: ${firstError}`);
+    }
+    if (alive < conns.length) {
+      warnings.push(
+        `${conns.length - alive} connections did not answer PINGREQ`,
+      );
+    }
+    const result: LoadResult = {
+      scenario: "conns",
+      host,
+      port: opts.port,
+      seconds: elapsed,
+      conns: {
+        count,
+        connected: conns.length,
+        failed,
+        connectsPerSec: conns.length / elapsed,
+        alive,
+      },
+      cpu: cpuResult,
+      warnings,
+    };
+    if (rssBeforeKB !== undefined && rssAfterKB !== undefined) {
+      result.conns!.rssBeforeKB = rssBeforeKB;
+      result.conns!.rssAfterKB = rssAfterKB;
+      result.conns!.kbPerConn = conns.length > 0
+        ? (rssAfterKB - rssBeforeKB) / conns.length
+        : 0;
+      result.brokerRssKB = rssAfterKB;
+    }
+    return result;
+  } finally {
+    await Promise.all(conns.map(async (conn) => {
+      try {
+        await conn.write(DISCONNECT);
+      } catch { /* closed */ }
+      try {
+        conn.close();
+      } catch { /* closed */ }
+    }));
+  }
+}
+
+// ---------------------------------------------------------------- API
+
+/**
+ * Runs one scenario against a broker and returns what was measured.
+ *
+ * @example
+ * ```ts ignore
+ * const r = await runLoad({ port: 1883, scenario: "qos1", duration: 2 });
+ * console.log(r.deliveredPerSec, r.lost);
+ * ```
+ */
+export function runLoad(opts: LoadOptions): Promise<LoadResult> {
+  if (opts.scenario === "conns") return runConns(opts);
+  if (!(opts.scenario in SCENARIOS)) {
+    throw new TypeError(`unknown scenario ${opts.scenario}`);
+  }
+  return runFlow(opts, opts.scenario);
+}
+
+const fmt = (n: number, digits = 0) =>
+  n.toLocaleString("en-US", {
+    maximumFractionDigits: digits,
+    minimumFractionDigits: digits,
+  });
+
+/** A few human-readable lines for one result. */
+export function formatResult(r: LoadResult): string {
+  const lines: string[] = [];
+  if (r.shape) {
+    const s = r.shape;
+    lines.push(
+      `${r.scenario}: ${s.publishers} pub -> ${s.subscribers} sub, QoS ${s.qos}, window ${s.window}` +
+        (s.rate ? `, ${fmt(s.rate)} msg/s` : "") +
+        `, broker ${r.host}:${r.port}`,
+    );
+    lines.push(
+      `  delivered  ${fmt(r.deliveredPerSec ?? 0)} msg/s over ${r.seconds} s` +
+        `  (sent ${fmt(r.sent ?? 0)}, delivered ${fmt(r.delivered ?? 0)})`,
+    );
+    lines.push(
+      `  lost ${r.lost}  gaps ${r.gaps}  duplicates ${r.duplicates}  out-of-order ${r.outOfOrder}`,
+    );
+  }
+  if (r.conns) {
+    const c = r.conns;
+    lines.push(
+      `conns: ${fmt(c.count)} idle connections, broker ${r.host}:${r.port}`,
+    );
+    lines.push(
+      `  ${fmt(c.connectsPerSec)} connects/s  (${
+        fmt(c.connected)
+      } connected in ${fmt(r.seconds, 2)} s, ${c.failed} failed, ${
+        fmt(c.alive)
+      } alive after idling)`,
+    );
+    if (c.kbPerConn !== undefined) {
+      lines.push(
+        `  broker RSS ${fmt(c.rssBeforeKB ?? 0)} KB -> ${
+          fmt(c.rssAfterKB ?? 0)
+        } KB: ${fmt(c.kbPerConn, 2)} KB per connection`,
+      );
+    }
+  }
+  if (r.latency) {
+    const l = r.latency;
+    lines.push(
+      `  latency    p50 ${fmt(l.p50)} us  p90 ${fmt(l.p90)} us  p99 ${
+        fmt(l.p99)
+      } us  max ${fmt(l.max)} us  (${fmt(l.samples)} samples)`,
+    );
+  }
+  const c = r.cpu;
+  lines.push(
+    `  cpu        tool ${fmt(c.toolS, 2)} s (${fmt(c.toolPct)}% of a core)` +
+      (c.brokerS !== undefined
+        ? `  broker ${fmt(c.brokerS, 2)} s (${fmt(c.brokerPct ?? 0)}%)`
+        : "  broker n/a (pass --pid)") +
+      (r.brokerRssKB !== undefined
+        ? `  broker RSS ${fmt(r.brokerRssKB)} KB`
+        : ""),
+  );
+  for (const w of r.warnings) lines.push(`  warning: ${w}`);
+  return lines.join("\n");
+}
+
+const USAGE = `usage: deno task load -- [options]
+  --host H          broker host (127.0.0.1)
+  --port N          broker port (1883)
+  --scenario S      fanin|fanout|qos1|qos2|latency|conns, or a comma list (fanin)
+  --duration S      seconds measured (5); conns: seconds idle before RSS
+  --warmup S        seconds before measuring (1)
+  --pid P           broker process id, for its CPU time and RSS
+  --json            print JSON results (one array)
+  --publishers N --subscribers N --qos Q --window N --rate N --payload B
+  --count N         conns: connections (10000)
+  --concurrency N   conns: connects in flight (100)
+  --keepalive S     keep alive in CONNECT (0)`;
+
+async function main(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      host: { type: "string", default: "127.0.0.1" },
+      port: { type: "string", default: "1883" },
+      scenario: { type: "string", default: "fanin" },
+      duration: { type: "string" },
+      warmup: { type: "string" },
+      pid: { type: "string" },
+      json: { type: "boolean", default: false },
+      publishers: { type: "string" },
+      subscribers: { type: "string" },
+      qos: { type: "string" },
+      window: { type: "string" },
+      rate: { type: "string" },
+      payload: { type: "string" },
+      count: { type: "string" },
+      concurrency: { type: "string" },
+      keepalive: { type: "string" },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const num = (
+    v: string | undefined,
+  ) => (v === undefined ? undefined : Number(v));
+  const results: LoadResult[] = [];
+  for (const scenario of values.scenario.split(",")) {
+    const opts: LoadOptions = {
+      host: values.host,
+      port: Number(values.port),
+      scenario: scenario as ScenarioName,
+    };
+    const set = <K extends keyof LoadOptions>(
+      k: K,
+      v: LoadOptions[K] | undefined,
+    ) => {
+      if (v !== undefined) opts[k] = v;
+    };
+    set("duration", num(values.duration));
+    set("warmup", num(values.warmup));
+    set("pid", num(values.pid));
+    set("publishers", num(values.publishers));
+    set("subscribers", num(values.subscribers));
+    set("qos", num(values.qos) as 0 | 1 | 2 | undefined);
+    set("window", num(values.window));
+    set("rate", num(values.rate));
+    set("payload", num(values.payload));
+    set("count", num(values.count));
+    set("concurrency", num(values.concurrency));
+    set("keepAlive", num(values.keepalive));
+    const r = await runLoad(opts);
+    results.push(r);
+    if (!values.json) console.log(formatResult(r));
+  }
+  if (values.json) console.log(JSON.stringify(results, null, 2));
+  return 0;
+}
+
+if (import.meta.main) {
+  Deno.exit(await main(Deno.args));
+}
