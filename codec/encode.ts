@@ -21,7 +21,8 @@ import type {
   UnsubackPacket,
   UnsubscribePacket,
 } from "./packet.ts";
-import { MalformedPacketError, ProtocolError } from "./errors.ts";
+import { MalformedPacketError, MqttError, ProtocolError } from "./errors.ts";
+import { ReasonCode } from "./reason_code.ts";
 import {
   CONTEXT_BIT,
   PROPERTY_BY_NAME,
@@ -107,13 +108,28 @@ function valueLength(
   const name = info.name;
   switch (info.type) {
     case "byte":
-      checkInt(value as number, info.flag ? 1 : 0xff, name);
+      checkInt(value as number, 0xff, name);
+      if (info.flag === true && (value as number) > 1) {
+        throw new ProtocolError(`${name} ${value} (must be 0 or 1)`);
+      }
       return 2;
     case "u16":
       checkInt(value as number, 0xffff, name);
+      if (value === 0) {
+        if (info.id === 0x21) throw new ProtocolError("receiveMaximum 0");
+        if (info.id === 0x23) {
+          throw new MqttError(
+            ReasonCode.TopicAliasInvalid,
+            "topic alias 0 [MQTT-3.3.2-8]",
+          );
+        }
+      }
       return 3;
     case "u32":
       checkInt(value as number, 0xffffffff, name);
+      if (value === 0 && info.id === 0x27) {
+        throw new ProtocolError("maximumPacketSize 0");
+      }
       return 5;
     case "string":
       return 3 + stringLength(value as string, name);
