@@ -1,0 +1,990 @@
+/**
+ * One client connection: the protocol state machine between a transport and
+ * the broker. This is the only place where errors become CONNACK,
+ * DISCONNECT or a closed socket:
+ *
+ * - before CONNACK: a refusal is a CONNACK with the version's code (3.1.1
+ *   return codes, v5 reason codes), a bad first packet closes the socket
+ *   [MQTT-3.1.0-1], an unsupported protocol level gets CONNACK 0x01
+ *   [MQTT-3.1.2-2];
+ * - after CONNACK: v5 clients get DISCONNECT with the error's reason code,
+ *   3.1.1 clients a closed socket [MQTT-4.8.0-1]; the will is published.
+ *
+ * Outgoing packets are coalesced: everything queued during one turn of the
+ * event loop (and while a write is in progress) goes out in one write, with
+ * packet ids patched into shared PUBLISH encodings as they are copied.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { encode } from "../codec/encode.ts";
+import { PacketDecoder } from "../codec/decode.ts";
+import { MqttError } from "../codec/errors.ts";
+import type {
+  AckPacket,
+  ConnackPacket,
+  ConnectPacket,
+  DisconnectPacket,
+  Packet,
+  Properties,
+  ProtocolVersion,
+  PublishPacket,
+  QoS,
+  SubscribePacket,
+  UnsubscribePacket,
+} from "../codec/packet.ts";
+import {
+  ReasonCode,
+  SUBACK_FAILURE_V4,
+  toConnackReturnCodeV4,
+} from "../codec/reason_code.ts";
+import { hasWildcard, parseSharedSubscription } from "../codec/topic.ts";
+import type { ClientInfo } from "./options.ts";
+import type { BrokerCore } from "./broker.ts";
+import type {
+  PublishEncoding,
+  Session,
+  SessionLink,
+} from "./session.ts";
+import type { StoredMessage, StoredSubscription } from "./store/store.ts";
+import type { Duplex } from "./transport.ts";
+
+const log = getLogger(["kite", "broker", "connection"]);
+
+const CONNECTING = 0;
+const CONNECTED = 1;
+const CLOSING = 2;
+const CLOSED = 3;
+
+/** How long a closing connection may take to flush its last bytes. */
+const CLOSE_FLUSH_MS = 1000;
+
+let assignedIds = 0;
+
+function assignClientId(): string {
+  assignedIds = (assignedIds + 1) % 0x100000;
+  return `kite-${crypto.randomUUID().slice(0, 18)}-${assignedIds.toString(36)}`;
+}
+
+function minQos(a: QoS, b: QoS): QoS {
+  return a < b ? a : b;
+}
+
+/**
+ * A client connection served by a broker.
+ */
+export class Connection implements SessionLink {
+  /** Protocol version (4 until the CONNECT is read). */
+  version: ProtocolVersion = 4;
+  /** Most unacknowledged QoS 1/2 messages to this client. */
+  sendWindow: number;
+  /** The client identifier, once connected. */
+  clientId = "";
+  /** The session, once connected. */
+  session: Session | undefined;
+  /** Who the hooks are told about. */
+  info: ClientInfo | undefined;
+  /** Epoch ms of the last byte received. */
+  lastRx: number;
+  /** Epoch ms the connection was accepted. */
+  readonly openedAt: number;
+  /** Keep alive in seconds (0: none). */
+  keepAlive = 0;
+  /** Acks of this connection waiting for a store commit. */
+  pendingAcks = 0;
+  /** Resolves when the connection is closed and its socket released. */
+  readonly closed: Promise<void>;
+
+  #core: BrokerCore;
+  #duplex: Duplex;
+  #decoder: PacketDecoder;
+  #state = CONNECTING;
+  #will: StoredMessage | undefined;
+  #willDelay = 0;
+  #backlog: Packet[] | undefined;
+  #unblocked: Promise<void> | undefined;
+  #closedResolve!: () => void;
+  #sessionExpiryFromConnect = 0;
+
+  // Output buffer: parallel arrays, coalesced into one write per turn.
+  #outBufs: Uint8Array[] = [];
+  #outOffs: number[] = [];
+  #outIds: number[] = [];
+  #outBytes = 0;
+  #writing = false;
+  #flushScheduled = false;
+  #sentCount = 0;
+
+  /** Creates a connection and starts reading. */
+  constructor(core: BrokerCore, duplex: Duplex) {
+    this.#core = core;
+    this.#duplex = duplex;
+    this.#decoder = new PacketDecoder({
+      maxPacketSize: core.settings.maxPacketSize,
+    });
+    this.sendWindow = core.settings.maxInflightMessages;
+    this.openedAt = this.lastRx = Date.now();
+    this.closed = new Promise((r) => this.#closedResolve = r);
+    this.#readLoop();
+  }
+
+  /** The peer address, if the transport knows it. */
+  get remoteAddress(): string | undefined {
+    return this.#duplex.remoteAddress;
+  }
+
+  /** Whether CONNACK was sent and the connection is not closing. */
+  get connected(): boolean {
+    return this.#state === CONNECTED;
+  }
+
+  /** Bytes queued for the socket and not yet written. */
+  get bufferedAmount(): number {
+    return this.#outBytes;
+  }
+
+  // ---------------------------------------------------------------- reading
+
+  async #readLoop(): Promise<void> {
+    const onPacket = this.#onPacket;
+    try {
+      while (this.#state < CLOSING) {
+        const chunk = await this.#duplex.read();
+        if (chunk === null) break;
+        if (this.#state >= CLOSING) break;
+        this.lastRx = Date.now();
+        this.#core.stats.bytesReceived += chunk.length;
+        this.#decoder.push(chunk, onPacket);
+        while (this.#unblocked !== undefined && this.#state < CLOSING) {
+          await this.#unblocked;
+        }
+      }
+      if (this.#state < CLOSING) {
+        log.debug("{clientId}: connection closed by the client", {
+          clientId: this.clientId,
+        });
+        this.#end(undefined, true);
+      }
+    } catch (e) {
+      this.#fail(e);
+    }
+  }
+
+  #onPacket = (p: Packet): void => {
+    if (this.#state >= CLOSING) return;
+    if (this.#backlog !== undefined) {
+      this.#backlog.push(p);
+      return;
+    }
+    const r = this.#handle(p);
+    if (r !== undefined) this.#block(r);
+  };
+
+  #block(r: Promise<void>): void {
+    this.#backlog ??= [];
+    this.#unblocked = r.then(() => this.#drain(), (e) => this.#fail(e));
+  }
+
+  #drain(): void {
+    const backlog = this.#backlog!;
+    while (backlog.length > 0 && this.#state < CLOSING) {
+      const p = backlog.shift()!;
+      let r: Promise<void> | undefined;
+      try {
+        r = this.#handle(p);
+      } catch (e) {
+        this.#fail(e);
+        return;
+      }
+      if (r !== undefined) {
+        this.#unblocked = r.then(() => this.#drain(), (e) => this.#fail(e));
+        return;
+      }
+    }
+    this.#backlog = undefined;
+    this.#unblocked = undefined;
+  }
+
+  #handle(p: Packet): Promise<void> | undefined {
+    if (this.#state === CONNECTING) {
+      if (p.type !== "connect") {
+        throw new MqttError(
+          ReasonCode.ProtocolError,
+          `first packet must be CONNECT, got ${p.type} [MQTT-3.1.0-1]`,
+        );
+      }
+      return this.#onConnect(p);
+    }
+    switch (p.type) {
+      case "publish":
+        return this.#onPublish(p);
+      case "puback":
+        this.session!.onPuback(p.packetId);
+        return;
+      case "pubrec":
+        this.#onPubrec(p);
+        return;
+      case "pubrel":
+        this.#onPubrel(p);
+        return;
+      case "pubcomp":
+        this.session!.onPubcomp(p.packetId);
+        return;
+      case "subscribe":
+        return this.#onSubscribe(p);
+      case "unsubscribe":
+        this.#onUnsubscribe(p);
+        return;
+      case "pingreq":
+        this.sendPacket({ type: "pingresp" });
+        return;
+      case "disconnect":
+        this.#onDisconnect(p);
+        return;
+      case "connect":
+        throw new MqttError(
+          ReasonCode.ProtocolError,
+          "second CONNECT on a connection [MQTT-3.1.0-2]",
+        );
+      case "auth":
+        throw new MqttError(
+          ReasonCode.ProtocolError,
+          "AUTH without an authentication method in CONNECT [MQTT-4.12.0-1]",
+        );
+      default:
+        throw new MqttError(
+          ReasonCode.ProtocolError,
+          `a client must not send ${p.type}`,
+        );
+    }
+  }
+
+  // ---------------------------------------------------------------- CONNECT
+
+  #onConnect(p: ConnectPacket): Promise<void> | undefined {
+    const core = this.#core;
+    const s = core.settings;
+    this.version = p.protocolVersion;
+    const v5 = this.version === 5;
+    this.keepAlive = p.keepAlive;
+    let clientId = p.clientId;
+    let assigned = false;
+    if (clientId.length === 0) {
+      if (!p.cleanStart) {
+        // [MQTT-3.1.3-8]
+        return this.#refuse(
+          ReasonCode.ClientIdentifierNotValid,
+          "empty client id without clean session",
+        );
+      }
+      clientId = assignClientId();
+      assigned = true;
+    }
+    this.clientId = clientId;
+    if (core.connectedCount >= s.maxConnections) {
+      return this.#refuse(
+        ReasonCode.QuotaExceeded,
+        `maxConnections ${s.maxConnections} reached`,
+        ReasonCode.ServerUnavailable,
+      );
+    }
+    if (v5 && p.properties?.authenticationMethod !== undefined) {
+      return this.#refuse(
+        ReasonCode.BadAuthenticationMethod,
+        `authentication method ${p.properties.authenticationMethod} not supported`,
+      );
+    }
+    const info: ClientInfo = { clientId, protocolVersion: this.version };
+    if (p.username !== undefined) info.username = p.username;
+    const remote = this.remoteAddress;
+    if (remote !== undefined) info.remoteAddress = remote;
+    this.info = info;
+    if (!s.allowAnonymous && p.username === undefined) {
+      return this.#refuse(ReasonCode.NotAuthorized, "anonymous client");
+    }
+    const auth = core.hooks.authenticate;
+    if (auth !== undefined) {
+      const ctx = { ...info } as ClientInfo & {
+        password?: Uint8Array;
+        properties?: Properties;
+      };
+      if (p.password !== undefined) ctx.password = p.password;
+      if (p.properties !== undefined) ctx.properties = p.properties;
+      const r = auth(ctx);
+      if (typeof r === "number") {
+        if (r !== ReasonCode.Success) return this.#refuse(r, "authenticate");
+      } else {
+        return r.then((code) => {
+          if (this.#state !== CONNECTING) return;
+          if (code !== ReasonCode.Success) {
+            this.#refuse(code, "authenticate");
+            return;
+          }
+          this.#accept(p, assigned);
+        });
+      }
+    }
+    this.#accept(p, assigned);
+    return undefined;
+  }
+
+  #refuse(code: number, why: string, v4Code?: number): undefined {
+    log.info("{clientId} refused: {why} ({code})", {
+      clientId: this.clientId,
+      why,
+      code,
+      remote: this.remoteAddress,
+    });
+    const v5 = this.version === 5;
+    const connack: ConnackPacket = {
+      type: "connack",
+      sessionPresent: false,
+      reasonCode: v5 ? code : (v4Code ?? toConnackReturnCodeV4(code)),
+    };
+    this.sendPacket(connack);
+    this.#end(undefined, false);
+    return undefined;
+  }
+
+  #accept(p: ConnectPacket, assigned: boolean): void {
+    const core = this.#core;
+    const s = core.settings;
+    const v5 = this.version === 5;
+    // Session expiry: v5 from the CONNECT, 3.1.1 by the clean session flag;
+    // both capped by the broker's sessionExpiryInterval.
+    const asked = v5
+      ? (p.properties?.sessionExpiryInterval ?? 0)
+      : (p.cleanStart ? 0 : 0xffffffff);
+    const expiry = Math.min(asked, s.sessionExpiryInterval);
+    this.#sessionExpiryFromConnect = expiry;
+    if (v5) {
+      const rm = p.properties?.receiveMaximum;
+      if (rm !== undefined && rm < this.sendWindow) this.sendWindow = rm;
+    }
+    if (p.will !== undefined) {
+      const w = p.will;
+      const will: StoredMessage = {
+        topic: w.topic,
+        payload: w.payload.slice(),
+        qos: w.qos,
+        retain: w.retain,
+      };
+      if (v5 && w.properties !== undefined) {
+        const { willDelayInterval, ...props } = w.properties;
+        this.#willDelay = willDelayInterval ?? 0;
+        if (Object.keys(props).length > 0) will.properties = props;
+      }
+      this.#will = will;
+    }
+    const { session, present } = core.openSession(this, p.cleanStart, expiry);
+    this.session = session;
+    let keepAlive = p.keepAlive;
+    if (v5 && s.serverKeepAlive > 0) keepAlive = s.serverKeepAlive;
+    this.keepAlive = keepAlive;
+    const connack: ConnackPacket = {
+      type: "connack",
+      sessionPresent: present,
+      reasonCode: ReasonCode.Success,
+    };
+    if (v5) {
+      const props: Properties = {
+        receiveMaximum: s.receiveMaximum,
+        maximumPacketSize: s.maxPacketSize,
+        topicAliasMaximum: 0,
+        wildcardSubscriptionAvailable: s.wildcardSubscriptionAvailable ? 1 : 0,
+        sharedSubscriptionAvailable: s.sharedSubscriptionAvailable ? 1 : 0,
+        subscriptionIdentifierAvailable: 1,
+      };
+      if (s.maxQos < 2) props.maximumQoS = s.maxQos;
+      if (!s.retainAvailable) props.retainAvailable = 0;
+      if (assigned) props.assignedClientIdentifier = this.clientId;
+      if (asked !== expiry) props.sessionExpiryInterval = expiry;
+      if (keepAlive !== p.keepAlive) props.serverKeepAlive = keepAlive;
+      connack.properties = props;
+    }
+    this.#state = CONNECTED;
+    this.sendPacket(connack);
+    core.onConnected(this);
+    log.debug("{clientId} connected (v{version}, present {present})", {
+      clientId: this.clientId,
+      version: this.version,
+      present,
+    });
+    session.attach(this);
+  }
+
+  /** The will of this connection (published by the broker on an ungraceful close). */
+  get will(): StoredMessage | undefined {
+    return this.#will;
+  }
+
+  /** v5 will delay interval in seconds. */
+  get willDelay(): number {
+    return this.#willDelay;
+  }
+
+  // ---------------------------------------------------------------- PUBLISH
+
+  #onPublish(p: PublishPacket): Promise<void> | undefined {
+    const core = this.#core;
+    const s = core.settings;
+    core.stats.messagesReceived++;
+    const v5 = this.version === 5;
+    if (v5) {
+      if (p.properties?.topicAlias !== undefined) {
+        // Topic Alias Maximum is 0 [MQTT-3.3.2-9].
+        throw new MqttError(
+          ReasonCode.TopicAliasInvalid,
+          `topic alias ${p.properties.topicAlias} above the maximum 0`,
+        );
+      }
+      if (p.qos > s.maxQos) {
+        throw new MqttError(
+          ReasonCode.QoSNotSupported,
+          `QoS ${p.qos} above the maximum ${s.maxQos} [MQTT-3.2.2-11]`,
+        );
+      }
+      if (p.retain && !s.retainAvailable) {
+        throw new MqttError(
+          ReasonCode.RetainNotSupported,
+          "retain is not available [MQTT-3.2.2-14]",
+        );
+      }
+    }
+    const session = this.session!;
+    if (p.qos === 2) {
+      if (session.incomingQos2.has(p.packetId!)) {
+        // A duplicate of a message not yet released: acknowledge it again,
+        // do not deliver it twice [MQTT-4.3.3-?].
+        this.sendPacket({ type: "pubrec", packetId: p.packetId! });
+        return;
+      }
+      if (v5 && session.incomingQos2.size >= s.receiveMaximum) {
+        throw new MqttError(
+          ReasonCode.ReceiveMaximumExceeded,
+          `more than ${s.receiveMaximum} QoS 2 messages unreleased [MQTT-3.3.4-9]`,
+        );
+      }
+    }
+    const authz = core.hooks.authorizePublish;
+    if (authz !== undefined) {
+      const r = authz(this.info!, p.topic, p.qos, p.retain);
+      if (typeof r !== "number") {
+        return r.then((code) => {
+          if (this.#state === CONNECTED) this.#publishAuthorized(p, code);
+        });
+      }
+      this.#publishAuthorized(p, r);
+      return;
+    }
+    this.#publishAuthorized(p, ReasonCode.Success);
+    return;
+  }
+
+  #publishAuthorized(p: PublishPacket, code: number): void {
+    const core = this.#core;
+    const v5 = this.version === 5;
+    let routed = 0;
+    if (code < 0x80) {
+      const message: StoredMessage = {
+        topic: p.topic,
+        payload: p.payload,
+        qos: p.qos,
+        retain: p.retain && core.settings.retainAvailable,
+      };
+      const props = p.properties;
+      if (v5 && props !== undefined) {
+        const { topicAlias: _a, subscriptionIdentifiers: _s, ...rest } = props;
+        if (rest.messageExpiryInterval !== undefined) {
+          message.expiresAt = Date.now() + rest.messageExpiryInterval * 1000;
+        }
+        for (const _ in rest) {
+          message.properties = rest;
+          break;
+        }
+      }
+      routed = core.publish(message, this.clientId);
+    } else {
+      log.info("{clientId}: publish to {topic} refused ({code})", {
+        clientId: this.clientId,
+        topic: p.topic,
+        code,
+      });
+    }
+    if (p.qos === 0) return;
+    let reasonCode: number = ReasonCode.Success;
+    if (v5) {
+      if (code >= 0x80) reasonCode = code;
+      else if (routed === 0) reasonCode = ReasonCode.NoMatchingSubscribers;
+    }
+    const ack: AckPacket = {
+      type: p.qos === 1 ? "puback" : "pubrec",
+      packetId: p.packetId!,
+    };
+    if (reasonCode !== ReasonCode.Success) ack.reasonCode = reasonCode;
+    if (p.qos === 2 && reasonCode < 0x80) {
+      const session = this.session!;
+      session.incomingQos2.add(p.packetId!);
+      if (session.persistent) {
+        core.store.putIncomingQos2(this.clientId, p.packetId!);
+      }
+    }
+    core.sendAck(this, ack);
+  }
+
+  #onPubrec(p: AckPacket): void {
+    const failed = (p.reasonCode ?? 0) >= 0x80;
+    const known = this.session!.onPubrec(p.packetId, failed);
+    if (failed) return;
+    const rel: AckPacket = { type: "pubrel", packetId: p.packetId };
+    if (!known && this.version === 5) {
+      rel.reasonCode = ReasonCode.PacketIdentifierNotFound;
+    }
+    this.sendPacket(rel);
+  }
+
+  #onPubrel(p: AckPacket): void {
+    const session = this.session!;
+    const known = session.incomingQos2.delete(p.packetId);
+    if (known && session.persistent) {
+      this.#core.store.deleteIncomingQos2(this.clientId, p.packetId);
+    }
+    const comp: AckPacket = { type: "pubcomp", packetId: p.packetId };
+    if (!known && this.version === 5) {
+      comp.reasonCode = ReasonCode.PacketIdentifierNotFound;
+    }
+    this.sendPacket(comp);
+  }
+
+  // -------------------------------------------------------------- SUBSCRIBE
+
+  #onSubscribe(p: SubscribePacket): Promise<void> | undefined {
+    const core = this.#core;
+    const s = core.settings;
+    const n = p.subscriptions.length;
+    const codes: number[] = new Array(n);
+    const shares: ({ group: string; filter: string } | undefined)[] =
+      new Array(n);
+    for (let i = 0; i < n; i++) {
+      const sub = p.subscriptions[i]!;
+      let shared: { group: string; filter: string } | undefined;
+      try {
+        shared = parseSharedSubscription(sub.filter);
+      } catch (e) {
+        if (!(e instanceof MqttError)) throw e;
+        codes[i] = ReasonCode.TopicFilterInvalid;
+        continue;
+      }
+      shares[i] = shared;
+      if (shared !== undefined) {
+        if (sub.noLocal === true) {
+          throw new MqttError(
+            ReasonCode.ProtocolError,
+            "No Local on a shared subscription [MQTT-3.8.3-4]",
+          );
+        }
+        if (!s.sharedSubscriptionAvailable) {
+          codes[i] = ReasonCode.SharedSubscriptionsNotSupported;
+          continue;
+        }
+      }
+      if (
+        !s.wildcardSubscriptionAvailable &&
+        hasWildcard(shared?.filter ?? sub.filter)
+      ) {
+        codes[i] = ReasonCode.WildcardSubscriptionsNotSupported;
+        continue;
+      }
+      codes[i] = minQos(sub.qos, s.maxQos);
+    }
+    const authz = core.hooks.authorizeSubscribe;
+    if (authz === undefined) {
+      this.#subscribeAuthorized(p, codes, shares);
+      return;
+    }
+    const results: (number | Promise<number>)[] = [];
+    let async = false;
+    for (let i = 0; i < n; i++) {
+      const c = codes[i]!;
+      if (c >= 0x80) {
+        results.push(c);
+        continue;
+      }
+      const r = authz(this.info!, p.subscriptions[i]!.filter, c as QoS);
+      if (typeof r !== "number") async = true;
+      results.push(r);
+    }
+    const apply = (rs: number[]) => {
+      for (let i = 0; i < n; i++) {
+        const c = codes[i]!;
+        if (c >= 0x80) continue;
+        const r = rs[i]!;
+        codes[i] = r >= 0x80 ? r : Math.min(c, r);
+      }
+    };
+    if (!async) {
+      apply(results as number[]);
+      this.#subscribeAuthorized(p, codes, shares);
+      return;
+    }
+    return Promise.all(results).then((rs) => {
+      if (this.#state !== CONNECTED) return;
+      apply(rs);
+      this.#subscribeAuthorized(p, codes, shares);
+    });
+  }
+
+  #subscribeAuthorized(
+    p: SubscribePacket,
+    codes: number[],
+    shares: ({ group: string; filter: string } | undefined)[],
+  ): void {
+    const core = this.#core;
+    const session = this.session!;
+    const v5 = this.version === 5;
+    const subId = v5 ? p.properties?.subscriptionIdentifiers?.[0] : undefined;
+    const retainedToSend: {
+      filter: string;
+      qos: QoS;
+      subIds: number[] | undefined;
+    }[] = [];
+    for (let i = 0; i < codes.length; i++) {
+      const code = codes[i]!;
+      if (code >= 0x80) continue;
+      const req = p.subscriptions[i]!;
+      const sub: StoredSubscription = { filter: req.filter, qos: code as QoS };
+      if (v5) {
+        if (req.noLocal === true) sub.noLocal = true;
+        if (req.retainAsPublished === true) sub.retainAsPublished = true;
+        if (req.retainHandling !== undefined && req.retainHandling !== 0) {
+          sub.retainHandling = req.retainHandling;
+        }
+        if (subId !== undefined) sub.subscriptionIdentifier = subId;
+      }
+      const existed = session.subscriptions.has(req.filter);
+      session.subscriptions.set(req.filter, sub);
+      const shared = shares[i];
+      core.router.subscribe(session, sub, shared);
+      // Retained messages: not for shared subscriptions; v5 retain handling
+      // 1 only for a new subscription, 2 never [MQTT-3.3.1-9..11].
+      const rh = sub.retainHandling ?? 0;
+      if (
+        shared === undefined && core.settings.retainAvailable &&
+        (rh === 0 || (rh === 1 && !existed))
+      ) {
+        retainedToSend.push({
+          filter: req.filter,
+          qos: sub.qos,
+          subIds: subId !== undefined ? [subId] : undefined,
+        });
+      }
+    }
+    session.saveRecord();
+    const suback: Packet = {
+      type: "suback",
+      packetId: p.packetId,
+      reasonCodes: v5
+        ? codes
+        : codes.map((c) => (c >= 0x80 ? SUBACK_FAILURE_V4 : c)),
+    };
+    this.sendPacket(suback);
+    // [MQTT-3.8.4-4]: retained messages after the SUBACK.
+    for (const r of retainedToSend) {
+      const now = Date.now();
+      core.retained.match(r.filter, (m) => {
+        if (m.expiresAt !== undefined && m.expiresAt <= now) return;
+        session.deliver(m, minQos(m.qos, r.qos), true, r.subIds, undefined);
+      });
+    }
+  }
+
+  #onUnsubscribe(p: UnsubscribePacket): void {
+    const core = this.#core;
+    const session = this.session!;
+    const codes: number[] = [];
+    for (const filter of p.filters) {
+      let shared: { group: string; filter: string } | undefined;
+      try {
+        shared = parseSharedSubscription(filter);
+      } catch {
+        codes.push(ReasonCode.TopicFilterInvalid);
+        continue;
+      }
+      const had = session.subscriptions.delete(filter);
+      if (had) core.router.unsubscribe(session, filter, shared);
+      codes.push(had ? ReasonCode.Success : ReasonCode.NoSubscriptionExisted);
+    }
+    session.saveRecord();
+    const unsuback: Packet = { type: "unsuback", packetId: p.packetId };
+    if (this.version === 5) unsuback.reasonCodes = codes;
+    this.sendPacket(unsuback);
+  }
+
+  // ------------------------------------------------------------- DISCONNECT
+
+  #onDisconnect(p: DisconnectPacket): void {
+    const session = this.session!;
+    if (this.version === 5) {
+      const exp = p.properties?.sessionExpiryInterval;
+      if (exp !== undefined) {
+        if (this.#sessionExpiryFromConnect === 0 && exp !== 0) {
+          // [MQTT-3.14.2-2]
+          throw new MqttError(
+            ReasonCode.ProtocolError,
+            "session expiry set at DISCONNECT after 0 at CONNECT",
+          );
+        }
+        session.expiryInterval = Math.min(
+          exp,
+          this.#core.settings.sessionExpiryInterval,
+        );
+        if (!session.persistent) this.#core.store.deleteSession(this.clientId);
+      }
+    }
+    // A will is discarded on a normal DISCONNECT [MQTT-3.1.2-10]; v5 0x04
+    // asks for it to be published.
+    const withWill = p.reasonCode === ReasonCode.DisconnectWithWillMessage;
+    this.#end(undefined, withWill);
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  /** Whether the output buffer is under its bound. */
+  writable(): boolean {
+    return this.#outBytes < this.#core.outputBufferLimit &&
+      this.#state === CONNECTED;
+  }
+
+  /** Queues a packet. */
+  sendPacket(p: Packet): void {
+    if (this.#state === CLOSED) return;
+    this.#push(encode(p, { version: this.version }), -1, 0);
+  }
+
+  /** Queues a pre-encoded PUBLISH with its packet id (and DUP) patched in. */
+  sendEncoded(enc: PublishEncoding, packetId: number, dup: boolean): void {
+    if (this.#state === CLOSED) return;
+    this.#sentCount++;
+    this.#push(enc.bytes, enc.idOffset, dup ? packetId | 0x10000 : packetId);
+  }
+
+  #push(bytes: Uint8Array, off: number, id: number): void {
+    this.#outBufs.push(bytes);
+    this.#outOffs.push(off);
+    this.#outIds.push(id);
+    this.#outBytes += bytes.length;
+    if (this.#outBytes > this.#core.outputBufferLimit * 4) {
+      // A client that never reads but keeps sending: it must not grow the
+      // broker's memory without bound.
+      log.warn("{clientId}: output buffer over {n} bytes, closing", {
+        clientId: this.clientId,
+        n: this.#outBytes,
+      });
+      this.#outBufs.length = 0;
+      this.#outOffs.length = 0;
+      this.#outIds.length = 0;
+      this.#outBytes = 0;
+      this.#end(undefined, true, true);
+      return;
+    }
+    if (!this.#flushScheduled && !this.#writing) {
+      this.#flushScheduled = true;
+      queueMicrotask(this.#flush);
+    }
+  }
+
+  #flush = (): void => {
+    this.#flushScheduled = false;
+    if (this.#writing || this.#outBufs.length === 0) return;
+    const bufs = this.#outBufs;
+    const offs = this.#outOffs;
+    const ids = this.#outIds;
+    let total = 0;
+    for (let i = 0; i < bufs.length; i++) total += bufs[i]!.length;
+    let out: Uint8Array;
+    if (bufs.length === 1 && offs[0] === -1) {
+      out = bufs[0]!;
+    } else {
+      out = new Uint8Array(total);
+      let pos = 0;
+      for (let i = 0; i < bufs.length; i++) {
+        const b = bufs[i]!;
+        out.set(b, pos);
+        const off = offs[i]!;
+        if (off >= 0) {
+          const id = ids[i]!;
+          out[pos + off] = (id >> 8) & 0xff;
+          out[pos + off + 1] = id & 0xff;
+          if (id & 0x10000) out[pos] = out[pos]! | 0x08;
+        }
+        pos += b.length;
+      }
+    }
+    this.#outBufs = [];
+    this.#outOffs = [];
+    this.#outIds = [];
+    this.#writing = true;
+    const sent = this.#sentCount;
+    this.#sentCount = 0;
+    this.#duplex.write(out).then(
+      () => this.#written(total, sent),
+      (e) => {
+        this.#writing = false;
+        this.#outBytes = 0;
+        if (this.#state < CLOSING) {
+          log.debug("{clientId}: write failed: {error}", {
+            clientId: this.clientId,
+            error: String(e),
+          });
+          this.#end(undefined, true);
+        } else this.#release();
+      },
+    );
+  };
+
+  #written(bytes: number, publishes: number): void {
+    this.#writing = false;
+    this.#outBytes -= bytes;
+    const stats = this.#core.stats;
+    stats.bytesSent += bytes;
+    stats.messagesSent += publishes;
+    if (this.#outBufs.length > 0) {
+      this.#flush();
+      return;
+    }
+    if (this.#state === CLOSING) {
+      this.#release();
+      return;
+    }
+    const session = this.session;
+    if (session !== undefined && session.queued > 0 && this.connected) {
+      session.pump();
+    }
+  }
+
+  // ---------------------------------------------------------------- closing
+
+  /** Checks the connect timeout and keep alive; called by the broker's sweep. */
+  checkTimeouts(now: number): void {
+    if (this.#state === CONNECTING) {
+      if (now - this.openedAt > this.#core.settings.connectTimeout * 1000) {
+        log.debug("connection from {remote}: no CONNECT in time", {
+          remote: this.remoteAddress,
+        });
+        this.#end(undefined, false, true);
+      }
+      return;
+    }
+    if (
+      this.#state === CONNECTED && this.keepAlive > 0 &&
+      now - this.lastRx > this.keepAlive * 1500
+    ) {
+      // [MQTT-3.1.2-24]: one and a half times the keep alive.
+      log.debug("{clientId}: keep alive timeout", { clientId: this.clientId });
+      this.#end(ReasonCode.KeepAliveTimeout, true);
+    }
+  }
+
+  /** Closes this connection because another took its client id over. */
+  takeOver(): void {
+    this.#end(ReasonCode.SessionTakenOver, true);
+  }
+
+  /** Closes this connection because the broker is shutting down. */
+  shutdown(): void {
+    if (this.#state === CONNECTING) this.#end(undefined, false, true);
+    else this.#end(ReasonCode.ServerShuttingDown, false);
+  }
+
+  #fail(e: unknown): void {
+    if (this.#state >= CLOSING) return;
+    if (e instanceof MqttError) {
+      log.debug("{clientId}: {error}", {
+        clientId: this.clientId,
+        error: e.message,
+        code: e.reasonCode,
+      });
+      if (this.#state === CONNECTING) {
+        if (e.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
+          // [MQTT-3.1.2-2]: CONNACK 0x01 (3.1.1 form) then close.
+          this.version = 4;
+          this.sendPacket({
+            type: "connack",
+            sessionPresent: false,
+            reasonCode: toConnackReturnCodeV4(e.reasonCode),
+          });
+        } else if (this.#decoder.version === 5) {
+          this.version = 5;
+          this.sendPacket({
+            type: "connack",
+            sessionPresent: false,
+            reasonCode: e.reasonCode >= 0x80
+              ? e.reasonCode
+              : ReasonCode.UnspecifiedError,
+          });
+        }
+        this.#end(undefined, false);
+        return;
+      }
+      this.#end(
+        e.reasonCode >= 0x80 ? e.reasonCode : ReasonCode.UnspecifiedError,
+        true,
+      );
+      return;
+    }
+    const closedByPeer = e instanceof Deno.errors.ConnectionReset ||
+      e instanceof Deno.errors.BrokenPipe ||
+      e instanceof Deno.errors.BadResource ||
+      e instanceof Deno.errors.Interrupted;
+    if (closedByPeer) {
+      log.debug("{clientId}: socket error {error}", {
+        clientId: this.clientId,
+        error: String(e),
+      });
+    } else {
+      log.error("{clientId}: internal error {error}", {
+        clientId: this.clientId,
+        error: e,
+      });
+    }
+    this.#end(
+      closedByPeer || this.#state === CONNECTING
+        ? undefined
+        : ReasonCode.UnspecifiedError,
+      true,
+      closedByPeer,
+    );
+  }
+
+  /**
+   * Ends the connection: optionally a v5 DISCONNECT with `code` first, the
+   * will published when `ungraceful`, then the socket closed once the
+   * buffered bytes are written (or at once when `now`).
+   */
+  #end(code: number | undefined, ungraceful: boolean, now = false): void {
+    if (this.#state >= CLOSING) return;
+    const wasConnected = this.#state === CONNECTED;
+    if (code !== undefined && wasConnected && this.version === 5) {
+      this.sendPacket({ type: "disconnect", reasonCode: code });
+    }
+    this.#state = CLOSING;
+    this.#backlog = undefined;
+    this.#unblocked = undefined;
+    if (wasConnected) this.#core.onDisconnected(this, ungraceful);
+    else this.#core.onClosedBeforeConnect(this);
+    if (now || (!this.#writing && this.#outBufs.length === 0)) {
+      this.#release();
+      return;
+    }
+    const t = setTimeout(() => this.#release(), CLOSE_FLUSH_MS);
+    this.closed.then(() => clearTimeout(t));
+  }
+
+  #release(): void {
+    if (this.#state === CLOSED) return;
+    this.#state = CLOSED;
+    this.#duplex.close();
+    this.#closedResolve();
+  }
+}

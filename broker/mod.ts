@@ -1,0 +1,23 @@
+/**
+ * Kite's MQTT 3.1.1 and 5.0 broker.
+ *
+ * ```ts
+ * import { Broker } from "@kite/mqtt/broker";
+ * const broker = new Broker({ host: "127.0.0.1", port: 0, sysInterval: 0 });
+ * await broker.listen();
+ * console.log(broker.addr.port);
+ * await broker.close();
+ * ```
+ *
+ * @module
+ */
+
+export { Broker, type BrokerInit, type BrokerStats } from "./broker.ts";
+export * from "./options.ts";
+export { RetainedMessages } from "./retained.ts";
+export { KITE_VERSION, SYS_TOPICS } from "./sys.ts";
+export {
+  connTransport,
+  type Transport,
+} from "./transport.ts";
+export * from "./store/mod.ts";

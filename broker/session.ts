@@ -1,0 +1,608 @@
+/**
+ * Session state: what outlives a connection (subscriptions, messages queued
+ * and in flight, QoS 2 ids received) and the I/O-free rules that move
+ * messages from the queue to the wire. A `Session` talks to its connection
+ * only through `SessionLink`, so these rules can be tested without sockets.
+ *
+ * Offline queue policy (maxQueuedMessages): when the queue is full, the
+ * oldest queued QoS 0 message is dropped first; when there is none, the
+ * oldest queued message is dropped. Each episode is logged once at warning
+ * level (with the running count at debug level) and counted in
+ * `Session.dropped`.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { encode, publishPacketIdOffset } from "../codec/encode.ts";
+import type {
+  Packet,
+  Properties,
+  ProtocolVersion,
+  PublishPacket,
+  QoS,
+} from "../codec/packet.ts";
+import type {
+  OutgoingRecord,
+  OutgoingState,
+  SessionRecord,
+  Store,
+  StoredMessage,
+  StoredSubscription,
+  StoredWill,
+} from "./store/store.ts";
+
+const log = getLogger(["kite", "broker", "session"]);
+
+/** A PUBLISH encoded once; `idOffset` is -1 for QoS 0. */
+export interface PublishEncoding {
+  bytes: Uint8Array;
+  idOffset: number;
+  version: ProtocolVersion;
+}
+
+/** What a session needs from the connection it is attached to. */
+export interface SessionLink {
+  /** The protocol version of the connection. */
+  readonly version: ProtocolVersion;
+  /** Most QoS 1/2 messages unacknowledged at once (v5 receive maximum). */
+  readonly sendWindow: number;
+  /** False while the connection's output buffer is over its bound. */
+  writable(): boolean;
+  /** Queues an encoded PUBLISH, patching the packet id (and DUP) in. */
+  sendEncoded(enc: PublishEncoding, packetId: number, dup: boolean): void;
+  /** Queues any other packet. */
+  sendPacket(packet: Packet): void;
+}
+
+/** One message queued for or in flight to a session. */
+export interface OutgoingMessage {
+  seq: number;
+  /** 0 while queued. */
+  packetId: number;
+  state: OutgoingState;
+  qos: QoS;
+  /** The retain flag to deliver with. */
+  retain: boolean;
+  subIds: number[] | undefined;
+  message: StoredMessage;
+  enc: PublishEncoding | undefined;
+}
+
+/** Per-broker settings and services a session uses. */
+export interface SessionContext {
+  store: Store;
+  maxQueuedMessages: number;
+  queueQos0Messages: boolean;
+  /** Counts PUBLISH packets sent (for $SYS). */
+  onSent(count: number): void;
+}
+
+/** A subscription as the session keeps it (qos is the granted QoS). */
+export type SessionSubscription = StoredSubscription;
+
+/**
+ * Encodes a PUBLISH for one wire form. The packet id is a placeholder to be
+ * patched by the connection. A message with an expiry gets the remaining
+ * interval [MQTT-3.3.2-6].
+ */
+export function encodePublish(
+  message: StoredMessage,
+  version: ProtocolVersion,
+  qos: QoS,
+  retain: boolean,
+  subIds: number[] | undefined,
+  now: number,
+): PublishEncoding {
+  const packet: PublishPacket = {
+    type: "publish",
+    topic: message.topic,
+    payload: message.payload,
+    qos,
+    retain,
+    dup: false,
+  };
+  if (qos > 0) packet.packetId = 1;
+  if (version === 5) {
+    let props: Properties | undefined = message.properties;
+    if (message.expiresAt !== undefined || subIds !== undefined) {
+      props = { ...props };
+      if (message.expiresAt !== undefined) {
+        props.messageExpiryInterval = Math.max(
+          1,
+          Math.ceil((message.expiresAt - now) / 1000),
+        );
+      }
+      if (subIds !== undefined) props.subscriptionIdentifiers = subIds;
+    }
+    if (props !== undefined) packet.properties = props;
+  }
+  const bytes = encode(packet, { version });
+  return {
+    bytes,
+    idOffset: qos > 0 ? publishPacketIdOffset(bytes) : -1,
+    version,
+  };
+}
+
+/**
+ * Shares the encodings of one published message among its subscribers: one
+ * per (version family, QoS, retain flag) when no subscription identifiers
+ * are involved.
+ */
+export class FanoutCache {
+  #slots: (PublishEncoding | undefined)[] = [];
+  /** The message being fanned out. */
+  readonly message: StoredMessage;
+  readonly #now: number;
+
+  /** Creates a cache for `message`. */
+  constructor(message: StoredMessage, now: number) {
+    this.message = message;
+    this.#now = now;
+  }
+
+  /** The encoding for one wire form. */
+  get(
+    version: ProtocolVersion,
+    qos: QoS,
+    retain: boolean,
+    subIds: number[] | undefined,
+  ): PublishEncoding {
+    if (subIds !== undefined && version === 5) {
+      return encodePublish(
+        this.message,
+        version,
+        qos,
+        retain,
+        subIds,
+        this.#now,
+      );
+    }
+    const i = (version === 5 ? 6 : 0) + qos * 2 + (retain ? 1 : 0);
+    let e = this.#slots[i];
+    if (e === undefined) {
+      e = encodePublish(this.message, version, qos, retain, undefined, this.#now);
+      this.#slots[i] = e;
+    }
+    return e;
+  }
+}
+
+/** A small FIFO with O(1) shift. */
+class Deque<T> {
+  #items: (T | undefined)[] = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#items.length - this.#head;
+  }
+
+  push(v: T): void {
+    this.#items.push(v);
+  }
+
+  peek(): T | undefined {
+    return this.#items[this.#head];
+  }
+
+  shift(): T | undefined {
+    if (this.#head >= this.#items.length) return undefined;
+    const v = this.#items[this.#head];
+    this.#items[this.#head++] = undefined;
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+    return v;
+  }
+
+  /** Removes the first item matching `pred`; returns it. */
+  removeFirst(pred: (v: T) => boolean): T | undefined {
+    for (let i = this.#head; i < this.#items.length; i++) {
+      const v = this.#items[i]!;
+      if (pred(v)) {
+        this.#items.splice(i, 1);
+        return v;
+      }
+    }
+    return undefined;
+  }
+
+  *[Symbol.iterator](): IterableIterator<T> {
+    for (let i = this.#head; i < this.#items.length; i++) yield this.#items[i]!;
+  }
+
+  clear(): void {
+    this.#items = [];
+    this.#head = 0;
+  }
+}
+
+/**
+ * The state of one client session.
+ *
+ * @example
+ * ```ts ignore
+ * const s = new Session("c1", 4, 3600, ctx);
+ * s.deliver(message, 1, false, undefined, undefined);
+ * console.log(s.queued); // 1 (offline)
+ * ```
+ */
+export class Session {
+  /** The client identifier. */
+  readonly clientId: string;
+  /** The protocol version of the last connection. */
+  protocolVersion: ProtocolVersion;
+  /** Seconds the session outlives its connection (0xFFFFFFFF: never). */
+  expiryInterval: number;
+  /** Subscriptions by filter (as subscribed, `$share/...` included). */
+  readonly subscriptions: Map<string, SessionSubscription> = new Map();
+  /** QoS 1/2 messages sent and not yet completed, by packet id. */
+  readonly inflight: Map<number, OutgoingMessage> = new Map();
+  /** QoS 2 packet ids received and not yet released. */
+  readonly incomingQos2: Set<number> = new Set();
+  /** The connection, while connected. */
+  link: SessionLink | undefined;
+  /** Epoch ms of the disconnect, while offline. */
+  disconnectedAt: number | undefined;
+  /** The will of the current (or last) connection. */
+  will: StoredWill | undefined;
+  /** Messages dropped because the queue or output buffer was full. */
+  dropped = 0;
+
+  /** Scratch state of the router's de-duplication (see Router). */
+  matchGen = 0;
+  /** Scratch: highest QoS among the matching subscriptions. */
+  matchQos: QoS = 0;
+  /** Scratch: retain-as-published among the matching subscriptions. */
+  matchRap = false;
+  /** Scratch: subscription identifiers of the matching subscriptions. */
+  matchSubIds: number[] | undefined;
+
+  #ctx: SessionContext;
+  #queue = new Deque<OutgoingMessage>();
+  #queuedQos0 = 0;
+  #nextSeq = 1;
+  #nextPacketId = 1;
+  #dropEpisode = false;
+
+  /** Creates an empty session. */
+  constructor(
+    clientId: string,
+    protocolVersion: ProtocolVersion,
+    expiryInterval: number,
+    ctx: SessionContext,
+  ) {
+    this.clientId = clientId;
+    this.protocolVersion = protocolVersion;
+    this.expiryInterval = expiryInterval;
+    this.#ctx = ctx;
+  }
+
+  /** Whether the session is mirrored into the store (it outlives its connection). */
+  get persistent(): boolean {
+    return this.expiryInterval > 0;
+  }
+
+  /** Messages waiting in the queue (not in flight). */
+  get queued(): number {
+    return this.#queue.length;
+  }
+
+  /** The record the store keeps for this session. */
+  record(): SessionRecord {
+    const r: SessionRecord = {
+      clientId: this.clientId,
+      protocolVersion: this.protocolVersion,
+      expiryInterval: this.expiryInterval,
+      subscriptions: [...this.subscriptions.values()],
+    };
+    if (this.disconnectedAt !== undefined) {
+      r.disconnectedAt = this.disconnectedAt;
+    }
+    if (this.will !== undefined) r.will = this.will;
+    return r;
+  }
+
+  /** Mirrors the session record into the store when persistent. */
+  saveRecord(): void {
+    if (this.persistent) this.#ctx.store.putSession(this.record());
+  }
+
+  /** Restores one stored outgoing message (at start-up). */
+  restoreOutgoing(r: OutgoingRecord): void {
+    const m: OutgoingMessage = {
+      seq: r.seq,
+      packetId: r.packetId ?? 0,
+      state: r.state,
+      qos: r.qos,
+      retain: r.message.retain,
+      subIds: r.subscriptionIdentifiers,
+      message: r.message,
+      enc: undefined,
+    };
+    if (r.seq >= this.#nextSeq) this.#nextSeq = r.seq + 1;
+    if (r.state === "queued" || r.packetId === undefined) {
+      m.state = "queued";
+      m.packetId = 0;
+      this.#queue.push(m);
+      if (m.qos === 0) this.#queuedQos0++;
+    } else {
+      this.inflight.set(r.packetId, m);
+      if (r.packetId >= this.#nextPacketId) {
+        this.#nextPacketId = r.packetId === 65535 ? 1 : r.packetId + 1;
+      }
+    }
+  }
+
+  /**
+   * Delivers one message at `qos` (already the minimum of publish and
+   * grant): sent at once when connected with room, else queued (QoS 0 only
+   * when `queueQos0Messages`), else dropped.
+   */
+  deliver(
+    message: StoredMessage,
+    qos: QoS,
+    retain: boolean,
+    subIds: number[] | undefined,
+    cache: FanoutCache | undefined,
+  ): void {
+    const link = this.link;
+    if (qos === 0) {
+      if (link !== undefined) {
+        if (!link.writable()) {
+          this.#drop("output buffer full", message);
+          return;
+        }
+        const enc = cache !== undefined
+          ? cache.get(link.version, 0, retain, subIds)
+          : encodePublish(message, link.version, 0, retain, subIds, Date.now());
+        link.sendEncoded(enc, 0, false);
+        this.#ctx.onSent(1);
+        return;
+      }
+      if (!this.#ctx.queueQos0Messages) return;
+    }
+    const m: OutgoingMessage = {
+      seq: this.#nextSeq++,
+      packetId: 0,
+      state: "queued",
+      qos,
+      retain,
+      subIds,
+      message,
+      enc: undefined,
+    };
+    if (
+      link !== undefined && qos > 0 && this.#queue.length === 0 &&
+      this.inflight.size < link.sendWindow && link.writable()
+    ) {
+      m.enc = cache !== undefined
+        ? cache.get(link.version, qos, retain, subIds)
+        : undefined;
+      this.#send(link, m);
+      return;
+    }
+    this.#enqueue(m);
+  }
+
+  #enqueue(m: OutgoingMessage): void {
+    const max = this.#ctx.maxQueuedMessages;
+    if (this.#queue.length >= max) {
+      let victim: OutgoingMessage | undefined;
+      if (this.#queuedQos0 > 0) {
+        victim = this.#queue.removeFirst((v) => v.qos === 0);
+      }
+      victim ??= this.#queue.shift();
+      if (victim !== undefined) {
+        if (victim.qos === 0) this.#queuedQos0--;
+        else if (this.persistent) {
+          this.#ctx.store.deleteOutgoing(this.clientId, victim.seq);
+        }
+        this.#drop("queue full", victim.message);
+      }
+      if (max <= 0) return;
+    }
+    this.#queue.push(m);
+    if (m.qos === 0) this.#queuedQos0++;
+    else if (this.persistent) this.#persist(m);
+  }
+
+  #drop(why: string, message: StoredMessage): void {
+    this.dropped++;
+    if (!this.#dropEpisode) {
+      this.#dropEpisode = true;
+      log.warn(
+        "Session {clientId}: {why}, dropping messages (oldest QoS 0 first, then oldest); first dropped topic {topic}",
+        { clientId: this.clientId, why, topic: message.topic },
+      );
+    } else {
+      log.debug("Session {clientId}: dropped {dropped} messages so far", {
+        clientId: this.clientId,
+        dropped: this.dropped,
+      });
+    }
+  }
+
+  #persist(m: OutgoingMessage): void {
+    const r: OutgoingRecord = {
+      seq: m.seq,
+      state: m.state,
+      qos: m.qos,
+      message: m.message.retain === m.retain
+        ? m.message
+        : { ...m.message, retain: m.retain },
+    };
+    if (m.packetId !== 0) r.packetId = m.packetId;
+    if (m.subIds !== undefined) r.subscriptionIdentifiers = m.subIds;
+    this.#ctx.store.putOutgoing(this.clientId, r);
+  }
+
+  #allocatePacketId(): number {
+    for (let i = 0; i < 65535; i++) {
+      const id = this.#nextPacketId;
+      this.#nextPacketId = id === 65535 ? 1 : id + 1;
+      if (!this.inflight.has(id)) return id;
+    }
+    throw new Error("no free packet id"); // unreachable: window <= 65535
+  }
+
+  #send(link: SessionLink, m: OutgoingMessage): void {
+    m.packetId = this.#allocatePacketId();
+    m.state = "sent";
+    this.inflight.set(m.packetId, m);
+    if (this.persistent) this.#persist(m);
+    let enc = m.enc;
+    if (enc === undefined || enc.version !== link.version) {
+      enc = encodePublish(
+        m.message,
+        link.version,
+        m.qos,
+        m.retain,
+        m.subIds,
+        Date.now(),
+      );
+      m.enc = enc;
+    }
+    link.sendEncoded(enc, m.packetId, false);
+    this.#ctx.onSent(1);
+  }
+
+  /** Sends queued messages while the window and the output buffer allow. */
+  pump(): void {
+    const link = this.link;
+    if (link === undefined) return;
+    let now = 0;
+    while (this.#queue.length > 0) {
+      const head = this.#queue.peek()!;
+      if (head.qos > 0 && this.inflight.size >= link.sendWindow) break;
+      if (!link.writable()) break;
+      this.#queue.shift();
+      if (head.qos === 0) this.#queuedQos0--;
+      if (head.message.expiresAt !== undefined) {
+        if (now === 0) now = Date.now();
+        if (head.message.expiresAt <= now) {
+          if (head.qos > 0 && this.persistent) {
+            this.#ctx.store.deleteOutgoing(this.clientId, head.seq);
+          }
+          continue;
+        }
+        head.enc = undefined;
+      }
+      if (head.qos === 0) {
+        link.sendEncoded(
+          head.enc ??
+            encodePublish(
+              head.message,
+              link.version,
+              0,
+              head.retain,
+              head.subIds,
+              Date.now(),
+            ),
+          0,
+          false,
+        );
+        this.#ctx.onSent(1);
+      } else {
+        this.#send(link, head);
+      }
+    }
+    if (this.#queue.length === 0) this.#dropEpisode = false;
+  }
+
+  /**
+   * Attaches a connection and resends what was in flight: PUBLISH with DUP
+   * for unacknowledged ones, PUBREL for those that got PUBREC
+   * [MQTT-4.4.0-1]; then sends what was queued.
+   */
+  attach(link: SessionLink): void {
+    this.link = link;
+    this.disconnectedAt = undefined;
+    for (const m of this.inflight.values()) {
+      if (m.state === "pubrec") {
+        link.sendPacket({ type: "pubrel", packetId: m.packetId });
+        continue;
+      }
+      let enc = m.enc;
+      if (enc === undefined || enc.version !== link.version) {
+        enc = encodePublish(
+          m.message,
+          link.version,
+          m.qos,
+          m.retain,
+          m.subIds,
+          Date.now(),
+        );
+        m.enc = enc;
+      }
+      link.sendEncoded(enc, m.packetId, true);
+      this.#ctx.onSent(1);
+    }
+    this.pump();
+  }
+
+  /** Detaches the connection (the session goes offline). */
+  detach(now: number): void {
+    this.link = undefined;
+    this.disconnectedAt = now;
+    // QoS 0 messages are not kept for an offline session unless configured.
+    if (!this.#ctx.queueQos0Messages && this.#queuedQos0 > 0) {
+      const keep: OutgoingMessage[] = [];
+      for (const m of this.#queue) if (m.qos > 0) keep.push(m);
+      this.#queue.clear();
+      for (const m of keep) this.#queue.push(m);
+      this.#queuedQos0 = 0;
+    }
+    // Encodings pin payload copies of other versions; drop them.
+    for (const m of this.inflight.values()) m.enc = undefined;
+  }
+
+  /** PUBACK from the client; false if the id is unknown. */
+  onPuback(packetId: number): boolean {
+    const m = this.inflight.get(packetId);
+    if (m === undefined || m.qos !== 1) return false;
+    this.inflight.delete(packetId);
+    if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
+    this.pump();
+    return true;
+  }
+
+  /** PUBREC from the client; false if the id is unknown. */
+  onPubrec(packetId: number, failed: boolean): boolean {
+    const m = this.inflight.get(packetId);
+    if (m === undefined || m.qos !== 2) return false;
+    if (failed) {
+      // v5 PUBREC >= 0x80 ends the flow [MQTT-4.3.3-?]: no PUBREL.
+      this.inflight.delete(packetId);
+      if (this.persistent) {
+        this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
+      }
+      this.pump();
+      return true;
+    }
+    m.state = "pubrec";
+    m.enc = undefined;
+    if (this.persistent) this.#persist(m);
+    return true;
+  }
+
+  /** PUBCOMP from the client; false if the id is unknown. */
+  onPubcomp(packetId: number): boolean {
+    const m = this.inflight.get(packetId);
+    if (m === undefined || m.state !== "pubrec") return false;
+    this.inflight.delete(packetId);
+    if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
+    this.pump();
+    return true;
+  }
+
+  /** Forgets every queued and in-flight message (session discarded). */
+  clearMessages(): void {
+    this.#queue.clear();
+    this.#queuedQos0 = 0;
+    this.inflight.clear();
+    this.incomingQos2.clear();
+  }
+}

@@ -1,0 +1,167 @@
+/**
+ * Transports: what the broker reads bytes from and writes bytes to.
+ *
+ * The broker knows nothing about sockets beyond `Transport`
+ * (`{readable, writable, close}`); `connTransport()` adapts a `Deno.Conn`
+ * (TCP, TLS) to it with lean reads: a small reused buffer that grows only
+ * while data flows, instead of the 64 KiB buffer the default
+ * `conn.readable` allocates for every pending read.
+ *
+ * @module
+ */
+
+/** A bidirectional byte stream the broker can serve one MQTT client on. */
+export interface Transport {
+  /** Bytes from the client. */
+  readable: ReadableStream<Uint8Array>;
+  /** Bytes to the client. */
+  writable: WritableStream<Uint8Array>;
+  /** Closes both directions; must be idempotent. */
+  close(): void;
+  /** The peer address (`host:port`), for logs and hooks. */
+  remoteAddress?: string;
+}
+
+/**
+ * The broker's internal view of a transport: pull-based reads and writes
+ * without per-chunk stream machinery.
+ */
+export interface Duplex {
+  /** The next chunk from the peer (owned by the caller), or null at EOF. */
+  read(): Promise<Uint8Array | null>;
+  /** Writes every byte of `data`. */
+  write(data: Uint8Array): Promise<void>;
+  /** Closes both directions; idempotent. */
+  close(): void;
+  /** The peer address, if known. */
+  remoteAddress?: string;
+}
+
+const MIN_READ = 512;
+const MAX_READ = 64 * 1024;
+
+function addrString(addr: Deno.Addr): string | undefined {
+  if (addr.transport === "tcp" || addr.transport === "udp") {
+    return `${addr.hostname}:${addr.port}`;
+  }
+  return undefined;
+}
+
+/**
+ * A `Duplex` over a `Deno.Conn`: reads into a small buffer that doubles
+ * while reads fill it (up to 64 KiB) and shrinks back when traffic stops, so
+ * an idle connection costs about half a kilobyte of read buffer.
+ */
+export function connDuplex(conn: Deno.Conn): Duplex {
+  let buf = new Uint8Array(MIN_READ);
+  let closed = false;
+  const duplex: Duplex = {
+    async read() {
+      let n: number | null;
+      try {
+        n = await conn.read(buf);
+      } catch (e) {
+        if (closed) return null;
+        throw e;
+      }
+      if (n === null) return null;
+      const chunk = buf.slice(0, n);
+      if (n === buf.length && buf.length < MAX_READ) {
+        buf = new Uint8Array(buf.length * 2);
+      } else if (n < MIN_READ && buf.length > MIN_READ) {
+        buf = new Uint8Array(MIN_READ);
+      }
+      return chunk;
+    },
+    async write(data) {
+      let off = 0;
+      while (off < data.length) {
+        off += await conn.write(off === 0 ? data : data.subarray(off));
+      }
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      try {
+        conn.close();
+      } catch {
+        // already closed
+      }
+    },
+  };
+  const remote = addrString(conn.remoteAddr);
+  if (remote !== undefined) duplex.remoteAddress = remote;
+  return duplex;
+}
+
+/** A `Duplex` over any `Transport` (in-memory streams, WebSocket, ...). */
+export function streamDuplex(t: Transport): Duplex {
+  const reader = t.readable.getReader();
+  const writer = t.writable.getWriter();
+  let closed = false;
+  const duplex: Duplex = {
+    async read() {
+      try {
+        const r = await reader.read();
+        return r.done ? null : r.value;
+      } catch (e) {
+        if (closed) return null;
+        throw e;
+      }
+    },
+    async write(data) {
+      await writer.write(data);
+    },
+    close() {
+      if (closed) return;
+      closed = true;
+      reader.cancel().catch(() => {});
+      writer.abort().catch(() => {});
+      try {
+        t.close();
+      } catch {
+        // already closed
+      }
+    },
+  };
+  if (t.remoteAddress !== undefined) duplex.remoteAddress = t.remoteAddress;
+  return duplex;
+}
+
+/**
+ * Adapts a `Deno.Conn` to a `Transport` whose readable reads lean (a small
+ * buffer growing only while data flows) rather than through `conn.readable`.
+ *
+ * @example
+ * ```ts ignore
+ * import { Broker, connTransport } from "@kite/mqtt/broker";
+ * const broker = new Broker({ port: 0 });
+ * const listener = Deno.listen({ port: 0 });
+ * for await (const conn of listener) broker.handleConnection(connTransport(conn));
+ * ```
+ */
+export function connTransport(conn: Deno.Conn): Transport {
+  const d = connDuplex(conn);
+  const t: Transport = {
+    readable: new ReadableStream<Uint8Array>({
+      async pull(controller) {
+        const chunk = await d.read();
+        if (chunk === null) controller.close();
+        else controller.enqueue(chunk);
+      },
+      cancel() {
+        d.close();
+      },
+    }, { highWaterMark: 0 }),
+    writable: new WritableStream<Uint8Array>({
+      write(chunk) {
+        return d.write(chunk);
+      },
+    }),
+    close() {
+      d.close();
+    },
+  };
+  if (d.remoteAddress !== undefined) t.remoteAddress = d.remoteAddress;
+  return t;
+}
