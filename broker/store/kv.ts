@@ -27,9 +27,10 @@
  * operations kept within Deno KV's limits (1000 mutations, 80 KiB of keys,
  * 800 KiB in total per operation), one after another.
  *
- * Only one process may use a directory at a time: `open()` takes a lock file
- * holding the pid and refuses (with `StoreLockedError`) when that process is
- * alive. Deno KV alone would let two processes share the file.
+ * Only one process may use a directory at a time: `open()` takes an exclusive
+ * `flock` on a lock file holding the pid and refuses (with `StoreLockedError`)
+ * while another process (or another `KvStore` of this one) holds it. Deno KV
+ * alone would let two processes share the file.
  *
  * @module
  */
@@ -164,7 +165,7 @@ export class KvStore implements Store {
   /** The store directory. */
   readonly path: string;
   #kv: Deno.Kv;
-  #lockPath: string;
+  #lock: Deno.FsFile;
   #closed = false;
   #pending = new Map<string, Mutation>();
   #pendingDone: Deferred | undefined;
@@ -176,10 +177,10 @@ export class KvStore implements Store {
   /** Number of `kv.atomic()` commits so far (for tests and benches). */
   atomicCommits = 0;
 
-  private constructor(path: string, kv: Deno.Kv, lockPath: string) {
+  private constructor(path: string, kv: Deno.Kv, lock: Deno.FsFile) {
     this.path = path;
     this.#kv = kv;
-    this.#lockPath = lockPath;
+    this.#lock = lock;
   }
 
   /**
@@ -188,13 +189,12 @@ export class KvStore implements Store {
    */
   static async open(path: string): Promise<KvStore> {
     await Deno.mkdir(path, { recursive: true });
-    const lockPath = `${path}/${LOCK_FILE_NAME}`;
-    await acquireLock(path, lockPath);
+    const lock = await acquireLock(path, `${path}/${LOCK_FILE_NAME}`);
     try {
       const kv = await Deno.openKv(`${path}/${KV_FILE_NAME}`);
-      return new KvStore(path, kv, lockPath);
+      return new KvStore(path, kv, lock);
     } catch (e) {
-      await Deno.remove(lockPath).catch(() => {});
+      lock.close();
       throw e;
     }
   }
@@ -585,7 +585,7 @@ export class KvStore implements Store {
     }
     this.#closed = true;
     this.#kv.close();
-    await Deno.remove(this.#lockPath).catch(() => {});
+    this.#lock.close(); // releases the lock
     if (error !== undefined) throw error;
   }
 }
@@ -599,55 +599,37 @@ function skip(key: Deno.KvKey, reason: unknown): void {
   });
 }
 
-async function acquireLock(path: string, lockPath: string): Promise<void> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const file = await Deno.open(lockPath, { createNew: true, write: true });
-      try {
-        await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
-      } finally {
-        file.close();
-      }
-      return;
-    } catch (e) {
-      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-    }
-    let text = "";
-    try {
-      text = await Deno.readTextFile(lockPath);
-    } catch (e) {
-      if (e instanceof Deno.errors.NotFound) continue;
-      throw e;
-    }
-    const pid = Number.parseInt(text.trim(), 10);
-    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) {
-      throw new StoreLockedError(path, pid);
-    }
-    logger.info("Removing the stale lock {lock} (process {pid} is gone)", {
-      lock: lockPath,
-      pid: text.trim(),
-    });
-    await Deno.remove(lockPath).catch(() => {});
-  }
-  throw new MqttError(
-    ReasonCode.ServerUnavailable,
-    `could not take the lock ${lockPath}`,
-  );
-}
-
 /**
- * Whether a process lives. On Linux: `/proc/<pid>` exists and (when readable)
- * runs deno, which guards against a recycled pid. Elsewhere: assume it does.
+ * Takes an exclusive advisory lock (`flock`) on `<path>/kite.lock` and writes
+ * the pid into it. The kernel drops the lock when the process dies, so a
+ * crashed broker never leaves a stale lock. The file is never removed: a
+ * removed-and-recreated lock file could be held by two processes at once.
  */
-function isAlive(pid: number): boolean {
-  if (pid === Deno.pid) return true;
-  if (Deno.build.os !== "linux") return true;
+async function acquireLock(
+  path: string,
+  lockPath: string,
+): Promise<Deno.FsFile> {
+  const file = await Deno.open(lockPath, {
+    read: true,
+    write: true,
+    create: true,
+  });
   try {
-    const cmdline = Deno.readTextFileSync(`/proc/${pid}/cmdline`);
-    return cmdline === "" || cmdline.includes("deno");
+    if (!await file.tryLock(true)) {
+      let text = "";
+      try {
+        text = await Deno.readTextFile(lockPath);
+      } catch {
+        // Report what we can.
+      }
+      throw new StoreLockedError(path, Number.parseInt(text, 10) || 0);
+    }
+    await file.truncate(0);
+    await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
+    return file;
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    return true;
+    file.close();
+    throw e;
   }
 }
 

@@ -7,3 +7,4 @@
 
 export * from "./store.ts";
 export * from "./memory.ts";
+export * from "./kv.ts";
