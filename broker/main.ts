@@ -26,9 +26,17 @@ import {
   getTextFormatter,
   type LogLevel,
 } from "@logtape/logtape";
+import { type FileAuth, fileAuth } from "./auth.ts";
 import { Broker } from "./broker.ts";
-import { ConfigError, helpText, resolveOptions } from "./options.ts";
+import {
+  type BrokerOptions,
+  ConfigError,
+  helpText,
+  type MainSettings,
+  resolveOptions,
+} from "./options.ts";
 import { passwdCommand } from "./passwd.ts";
+import { AuthFileError } from "./password_file.ts";
 
 const log = getLogger(["kite", "main"]);
 
@@ -81,7 +89,7 @@ function closeOnSignal(broker: Broker): Promise<number> {
       log.info("{signal} received: closing the broker", { signal });
       broker.close().then(
         () => resolve(0),
-        (error) => {
+        (error: unknown) => {
           log.error("closing the broker failed: {error}", { error });
           resolve(1);
         },
@@ -93,6 +101,38 @@ function closeOnSignal(broker: Broker): Promise<number> {
   return promise.finally(() => {
     for (const remove of handlers) remove();
   });
+}
+
+/**
+ * Loads the password and ACL files, if any, as hooks (`fileAuth`), and reloads
+ * them on SIGHUP. Returns `undefined` when neither file is configured.
+ */
+async function setUpFileAuth(
+  files: { [K in keyof MainSettings]: MainSettings[K] | undefined },
+  allowAnonymous: boolean,
+): Promise<{ auth: FileAuth; stop: () => void } | undefined> {
+  const { passwordFile, aclFile } = files;
+  if (passwordFile === undefined && aclFile === undefined) return undefined;
+  const auth = await fileAuth({
+    ...(passwordFile === undefined ? {} : { passwordFile }),
+    ...(aclFile === undefined ? {} : { aclFile }),
+    allowAnonymous,
+  });
+  if (Deno.build.os === "windows") return { auth, stop: () => {} };
+  const onHangUp = () => {
+    auth.reload().then(
+      () => log.info("SIGHUP: password and ACL files reloaded"),
+      (error: unknown) =>
+        log.error("SIGHUP: reload failed, previous rules kept: {message}", {
+          message: error instanceof Error ? error.message : String(error),
+        }),
+    );
+  };
+  Deno.addSignalListener("SIGHUP", onHangUp);
+  return {
+    auth,
+    stop: () => Deno.removeSignalListener("SIGHUP", onHangUp),
+  };
 }
 
 /** `key=value` pairs of the settings, for one log line. */
@@ -130,12 +170,37 @@ export async function main(args: readonly string[]): Promise<number> {
     return 0;
   }
   await setUpLogging(resolved.logLevel);
+  let fileAuthHandle: Awaited<ReturnType<typeof setUpFileAuth>>;
   try {
-    const { options } = resolved;
+    const { passwordFile, aclFile, ...settings } = resolved.options;
     if (resolved.configPath !== undefined) {
       log.info("config file {path}", { path: resolved.configPath });
     }
-    log.info("options: {options}", { options: describeOptions(options) });
+    log.info("options: {options}", {
+      options: describeOptions(resolved.options),
+    });
+    try {
+      fileAuthHandle = await setUpFileAuth(
+        { passwordFile, aclFile },
+        settings.allowAnonymous,
+      );
+    } catch (e) {
+      if (e instanceof AuthFileError) {
+        console.error(`kite: ${e.message}`);
+        return EXIT_USAGE;
+      }
+      throw e;
+    }
+    const options: BrokerOptions = { ...settings };
+    if (fileAuthHandle !== undefined) {
+      const { authenticate, authorizePublish, authorizeSubscribe } =
+        fileAuthHandle.auth;
+      Object.assign(options, {
+        authenticate,
+        authorizePublish,
+        authorizeSubscribe,
+      });
+    }
     let broker: Broker | undefined;
     try {
       broker = new Broker(options);
@@ -158,6 +223,7 @@ export async function main(args: readonly string[]): Promise<number> {
     log.info("closed");
     return status;
   } finally {
+    fileAuthHandle?.stop();
     await dispose();
   }
 }

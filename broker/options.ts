@@ -161,116 +161,139 @@ export interface SettingSpec {
   readonly description: string;
 }
 
+/**
+ * Settings of `broker/main.ts` that are not `Broker` options: files that
+ * main.ts turns into hooks with `fileAuth()` from `auth.ts` (and reloads on
+ * SIGHUP). A library user calls `fileAuth()` and spreads its hooks instead.
+ */
+export interface MainSettings {
+  /** Password file written by `kite passwd`; enables password checks. */
+  passwordFile?: string;
+  /** ACL file (Mosquitto-style `user`/`topic`/`pattern` lines). */
+  aclFile?: string;
+}
+
+/** Every setting of the `SETTINGS` table: broker options and main's. */
+export type KiteSettings = BrokerSettings & MainSettings;
+
 const UINT16 = 65535;
 const UINT32 = 4294967295;
 
 /**
- * Every plain setting of `BrokerOptions`, keyed by its camelCase name (the
- * YAML key; the CLI flag is its kebab-case form). Adding a field to
- * `BrokerSettings` without a row here is a type error, so the flags, the
- * config file keys, the validation and `--help` cannot drift apart.
+ * Every plain setting of `BrokerOptions` (and `MainSettings`), keyed by its
+ * camelCase name (the YAML key; the CLI flag is its kebab-case form). Adding
+ * a field to `BrokerSettings` without a row here is a type error, so the
+ * flags, the config file keys, the validation and `--help` cannot drift
+ * apart.
  */
-export const SETTINGS: { readonly [K in keyof BrokerSettings]-?: SettingSpec } =
-  {
-    host: { type: "string", description: "Interface to listen on." },
-    port: {
-      type: "integer",
-      min: 0,
-      max: UINT16,
-      description: "TCP port; 0 picks a free port.",
-    },
-    maxConnections: {
-      type: "integer",
-      min: 1,
-      description: "Connections past this are refused (v5 0x97, 3.1.1 0x03).",
-    },
-    maxPacketSize: {
-      type: "integer",
-      min: 1,
-      max: 268435455,
-      description: "Largest packet accepted and advertised, in bytes.",
-    },
-    enablePersistence: {
-      type: "boolean",
-      description: "Keep sessions and retained messages in Deno KV.",
-    },
-    persistencePath: {
-      type: "string",
-      description: "Directory of the Deno KV file.",
-    },
-    sessionExpiryInterval: {
-      type: "integer",
-      min: 0,
-      max: UINT32,
-      description: "Cap on the session expiry clients ask for, in seconds.",
-    },
-    maxQos: {
-      type: "integer",
-      min: 0,
-      max: 2,
-      description: "Highest QoS granted and accepted.",
-    },
-    retainAvailable: {
-      type: "boolean",
-      description: "Support retained messages.",
-    },
-    wildcardSubscriptionAvailable: {
-      type: "boolean",
-      description: "Support `+` and `#` in topic filters.",
-    },
-    sharedSubscriptionAvailable: {
-      type: "boolean",
-      description: "Support `$share/GROUP/FILTER` subscriptions.",
-    },
-    receiveMaximum: {
-      type: "integer",
-      min: 1,
-      max: UINT16,
-      description: "v5 Receive Maximum allowed to each client.",
-    },
-    serverKeepAlive: {
-      type: "integer",
-      min: 0,
-      max: UINT16,
-      description: "v5 Server Keep Alive in seconds; 0 keeps the client's.",
-    },
-    maxInflightMessages: {
-      type: "integer",
-      min: 1,
-      max: UINT16,
-      description: "Unacknowledged QoS 1/2 messages to a client at once.",
-    },
-    maxQueuedMessages: {
-      type: "integer",
-      min: 1,
-      description: "Messages queued per session beyond in-flight ones.",
-    },
-    allowAnonymous: {
-      type: "boolean",
-      description: "Allow clients that send no username.",
-    },
-    sysInterval: {
-      type: "number",
-      min: 0,
-      description: "Seconds between $SYS/broker/... updates; 0 turns them off.",
-    },
-    connectTimeout: {
-      type: "number",
-      min: 0,
-      minExclusive: true,
-      max: UINT16,
-      description: "Seconds a new connection has to send its CONNECT.",
-    },
-    queueQos0Messages: {
-      type: "boolean",
-      description: "Queue QoS 0 messages for offline sessions too.",
-    },
-  };
+export const SETTINGS: { readonly [K in keyof KiteSettings]-?: SettingSpec } = {
+  host: { type: "string", description: "Interface to listen on." },
+  port: {
+    type: "integer",
+    min: 0,
+    max: UINT16,
+    description: "TCP port; 0 picks a free port.",
+  },
+  maxConnections: {
+    type: "integer",
+    min: 1,
+    description: "Connections past this are refused (v5 0x97, 3.1.1 0x03).",
+  },
+  maxPacketSize: {
+    type: "integer",
+    min: 1,
+    max: 268435455,
+    description: "Largest packet accepted and advertised, in bytes.",
+  },
+  enablePersistence: {
+    type: "boolean",
+    description: "Keep sessions and retained messages in Deno KV.",
+  },
+  persistencePath: {
+    type: "string",
+    description: "Directory of the Deno KV file.",
+  },
+  sessionExpiryInterval: {
+    type: "integer",
+    min: 0,
+    max: UINT32,
+    description: "Cap on the session expiry clients ask for, in seconds.",
+  },
+  maxQos: {
+    type: "integer",
+    min: 0,
+    max: 2,
+    description: "Highest QoS granted and accepted.",
+  },
+  retainAvailable: {
+    type: "boolean",
+    description: "Support retained messages.",
+  },
+  wildcardSubscriptionAvailable: {
+    type: "boolean",
+    description: "Support `+` and `#` in topic filters.",
+  },
+  sharedSubscriptionAvailable: {
+    type: "boolean",
+    description: "Support `$share/GROUP/FILTER` subscriptions.",
+  },
+  receiveMaximum: {
+    type: "integer",
+    min: 1,
+    max: UINT16,
+    description: "v5 Receive Maximum allowed to each client.",
+  },
+  serverKeepAlive: {
+    type: "integer",
+    min: 0,
+    max: UINT16,
+    description: "v5 Server Keep Alive in seconds; 0 keeps the client's.",
+  },
+  maxInflightMessages: {
+    type: "integer",
+    min: 1,
+    max: UINT16,
+    description: "Unacknowledged QoS 1/2 messages to a client at once.",
+  },
+  maxQueuedMessages: {
+    type: "integer",
+    min: 1,
+    description: "Messages queued per session beyond in-flight ones.",
+  },
+  allowAnonymous: {
+    type: "boolean",
+    description: "Allow clients that send no username.",
+  },
+  sysInterval: {
+    type: "number",
+    min: 0,
+    description: "Seconds between $SYS/broker/... updates; 0 turns them off.",
+  },
+  connectTimeout: {
+    type: "number",
+    min: 0,
+    minExclusive: true,
+    max: UINT16,
+    description: "Seconds a new connection has to send its CONNECT.",
+  },
+  queueQos0Messages: {
+    type: "boolean",
+    description: "Queue QoS 0 messages for offline sessions too.",
+  },
+  passwordFile: {
+    type: "string",
+    description: "Password file (kite passwd) checked at CONNECT.",
+  },
+  aclFile: {
+    type: "string",
+    description: "ACL file: who may publish/subscribe where.",
+  },
+};
 
 /** The names of all settings, in table order. */
-export const SETTING_KEYS: readonly (keyof BrokerSettings)[] = Object.keys(
+export const SETTING_KEYS: readonly (keyof KiteSettings)[] = Object.keys(
   SETTINGS,
-) as (keyof BrokerSettings)[];
+) as (keyof KiteSettings)[];
 
 const HOOK_KEYS: readonly (keyof BrokerHooks)[] = [
   "authenticate",
@@ -334,7 +357,7 @@ function toCamel(name: string): string {
   return name.replace(/[_-]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
-function isSettingKey(key: string): key is keyof BrokerSettings {
+function isSettingKey(key: string): key is keyof KiteSettings {
   return Object.hasOwn(SETTINGS, key);
 }
 
@@ -485,7 +508,7 @@ function originPrefix(origin: Origin): string {
 
 function setSetting(
   out: Record<string, unknown>,
-  key: keyof BrokerSettings,
+  key: keyof KiteSettings,
   value: unknown,
   fromText: boolean,
   origin: Origin,
@@ -511,7 +534,7 @@ function pick(origin: Origin): { file?: string; line?: number } {
 function resolveKey(
   raw: string,
   origin: Origin,
-): keyof BrokerSettings {
+): keyof KiteSettings {
   const key = toCamel(raw);
   if (isSettingKey(key)) return key;
   const hint = suggest(raw, SETTING_KEYS);
@@ -603,7 +626,7 @@ function validateWithOrigin(
 export function parseConfigText(
   text: string,
   fileName: string,
-): BrokerSettings {
+): KiteSettings {
   const lineCounter = new LineCounter();
   const doc = parseDocument(text, { lineCounter, prettyErrors: true });
   const error = doc.errors[0];
@@ -659,7 +682,7 @@ export function parseConfigText(
  * const options = await loadConfigFile("kite.yaml");
  * ```
  */
-export async function loadConfigFile(path: string): Promise<BrokerSettings> {
+export async function loadConfigFile(path: string): Promise<KiteSettings> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
@@ -721,7 +744,7 @@ const CLI_ONLY_FLAGS = [
 /** What `parseArgs` found on the command line. */
 export interface ParsedArgs {
   /** The settings given as flags (only those). */
-  options: BrokerSettings;
+  options: KiteSettings;
   /** The `--config` file, if given. */
   configPath?: string;
   /** Whether `--help` or `-h` was given. */
@@ -839,7 +862,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
 /** The outcome of `resolveOptions`: what `broker/main.ts` runs with. */
 export interface ResolvedOptions {
   /** Every setting: flags over the config file over the main defaults. */
-  options: Required<BrokerSettings>;
+  options: Required<BrokerSettings> & MainSettings;
   /** The `--config` file, if given. */
   configPath?: string;
   /** Whether help was asked for (the config file is then not read). */
@@ -907,7 +930,8 @@ function typeLabel(spec: SettingSpec): string {
  * ```
  */
 export function helpText(
-  defaults: Readonly<Required<BrokerSettings>> = MAIN_DEFAULT_OPTIONS,
+  defaults: Readonly<Required<BrokerSettings> & MainSettings> =
+    MAIN_DEFAULT_OPTIONS,
 ): string {
   const rows: [string, string, string][] = [];
   for (const f of CLI_ONLY_FLAGS) {
@@ -922,10 +946,11 @@ export function helpText(
     const flag = spec.type === "boolean"
       ? `--[no-]${toFlagName(key)}`
       : `--${toFlagName(key)} <${spec.type === "string" ? "string" : "n"}>`;
+    const value = defaults[key];
     rows.push([
       flag,
       `${typeLabel(spec)}, default ${
-        JSON.stringify(defaults[key])
+        value === undefined ? "none" : JSON.stringify(value)
       }; YAML key ${key}`,
       spec.description,
     ]);

@@ -10,6 +10,7 @@ import { PacketDecoder } from "../codec/decode.ts";
 import type { Packet } from "../codec/packet.ts";
 import { ReasonCode } from "../codec/reason_code.ts";
 import { SETTING_KEYS, toFlagName } from "../broker/options.ts";
+import { PasswordFile } from "../broker/password_file.ts";
 
 const MAIN = new URL("../broker/main.ts", import.meta.url).pathname;
 const TIMEOUT_MS = 15_000;
@@ -121,7 +122,10 @@ async function startBroker(extra: string[] = []) {
 }
 
 /** A raw v5 client: CONNECT, then packets read through the codec. */
-async function connectV5(port: number) {
+async function connectV5(
+  port: number,
+  credentials: { username?: string; password?: Uint8Array } = {},
+) {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const packets: Packet[] = [];
   let notify: (() => void) | undefined;
@@ -159,6 +163,7 @@ async function connectV5(port: number) {
     clientId: "main-test",
     cleanStart: true,
     keepAlive: 60,
+    ...credentials,
   }));
   return { conn, next, reading, readError: () => readError };
 }
@@ -230,6 +235,116 @@ Deno.test("main.ts with a bad KITE_LOG_LEVEL exits 2", async () => {
   });
   assert.equal(code, 2);
   assert.match(stderr, /^kite: KITE_LOG_LEVEL must be one of/);
+});
+
+Deno.test("main.ts with a missing password file exits 2 naming it", async () => {
+  const { code, stderr } = await runMain([
+    "--port",
+    "0",
+    "--enable-persistence=false",
+    "--password-file",
+    "/nonexistent/kite.passwd",
+  ]);
+  assert.equal(code, 2);
+  assert.match(stderr, /^kite: \/nonexistent\/kite\.passwd: cannot read/);
+});
+
+Deno.test("main.ts passwd FILE USER adds a user from stdin", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = join(dir, "kite.passwd");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "passwd", "-c", file, "alice"],
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode("s3cret\ns3cret\n"));
+    await writer.close();
+    const out = await withTimeout(child.output(), "passwd");
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const passwords = await PasswordFile.load(file);
+    assert.equal(await passwords.verify("alice", "s3cret"), true);
+    assert.equal(await passwords.verify("alice", "wrong"), false);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main.ts --password-file refuses a wrong password (v5 CONNACK 0x86)", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = join(dir, "kite.passwd");
+  const passwords = new PasswordFile();
+  await passwords.setUser("alice", "s3cret");
+  await passwords.save(file);
+  const broker = await startBroker([
+    "--password-file",
+    file,
+    "--no-allow-anonymous",
+  ]);
+  try {
+    const enc = new TextEncoder();
+    const cases: [Uint8Array, number][] = [
+      [enc.encode("wrong"), ReasonCode.BadUserNameOrPassword],
+      [enc.encode("s3cret"), ReasonCode.Success],
+    ];
+    for (const [password, expected] of cases) {
+      const client = await connectV5(broker.port, {
+        username: "alice",
+        password,
+      });
+      try {
+        const connack = await client.next();
+        assert.ok(connack?.type === "connack", `got ${connack?.type}`);
+        assert.equal(connack.reasonCode, expected);
+      } finally {
+        client.conn.close();
+        await client.reading;
+      }
+    }
+  } finally {
+    broker.child.kill("SIGTERM");
+    await withTimeout(broker.child.status, "broker exit");
+    await Promise.all([broker.stdout.done, broker.stderr.done]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main.ts reloads the password file on SIGHUP", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = join(dir, "kite.passwd");
+  const passwords = new PasswordFile();
+  await passwords.setUser("alice", "s3cret");
+  await passwords.save(file);
+  const broker = await startBroker([
+    "--password-file",
+    file,
+    "--no-allow-anonymous",
+  ]);
+  try {
+    await passwords.setUser("bob", "hunter2");
+    await passwords.save(file);
+    broker.child.kill("SIGHUP");
+    await broker.stdout.waitFor(/SIGHUP: password and ACL files reloaded/);
+    const client = await connectV5(broker.port, {
+      username: "bob",
+      password: new TextEncoder().encode("hunter2"),
+    });
+    try {
+      const connack = await client.next();
+      assert.ok(connack?.type === "connack", `got ${connack?.type}`);
+      assert.equal(connack.reasonCode, ReasonCode.Success);
+    } finally {
+      client.conn.close();
+      await client.reading;
+    }
+  } finally {
+    broker.child.kill("SIGTERM");
+    await withTimeout(broker.child.status, "broker exit");
+    await Promise.all([broker.stdout.done, broker.stderr.done]);
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("main.ts exits 1 when its port is taken", async () => {

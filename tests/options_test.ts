@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  type BrokerSettings,
   ConfigError,
   DEFAULT_OPTIONS,
   helpText,
@@ -40,12 +41,14 @@ const noEnv = new Map<string, string>();
 
 // --- the table --------------------------------------------------------------
 
-Deno.test("SETTINGS has one row for every default and nothing else", () => {
+const MAIN_ONLY_KEYS = ["aclFile", "passwordFile"];
+
+Deno.test("SETTINGS has one row for every default and for main's files", () => {
   assert.deepEqual(
     [...SETTING_KEYS].sort(),
-    Object.keys(DEFAULT_OPTIONS).sort(),
+    [...Object.keys(DEFAULT_OPTIONS), ...MAIN_ONLY_KEYS].sort(),
   );
-  for (const key of SETTING_KEYS) {
+  for (const key of Object.keys(DEFAULT_OPTIONS) as (keyof BrokerSettings)[]) {
     const spec = SETTINGS[key];
     const value = DEFAULT_OPTIONS[key];
     const expected = spec.type === "integer" || spec.type === "number"
@@ -64,6 +67,7 @@ Deno.test("MAIN_DEFAULT_OPTIONS turns persistence on, the library keeps it off",
     { ...MAIN_DEFAULT_OPTIONS, enablePersistence: false },
     { ...DEFAULT_OPTIONS },
   );
+  assert.equal("passwordFile" in MAIN_DEFAULT_OPTIONS, false);
 });
 
 Deno.test("toFlagName() kebab-cases camelCase keys", () => {
@@ -115,6 +119,14 @@ Deno.test("parseArgs() reads booleans bare, negated and with a value", () => {
       wildcardSubscriptionAvailable: false,
       queueQos0Messages: true,
     },
+  );
+});
+
+Deno.test("parseArgs() reads main's --password-file and --acl-file", () => {
+  assert.deepEqual(
+    parseArgs(["--password-file", "kite.passwd", "--acl-file=kite.acl"])
+      .options,
+    { passwordFile: "kite.passwd", aclFile: "kite.acl" },
   );
 });
 
@@ -305,6 +317,7 @@ Deno.test("parseConfigText() reads camelCase and snake_case keys", () => {
       "maxQos: 1",
       "enable_persistence: false",
       "sysInterval: 0",
+      "password_file: /etc/kite/passwd",
       "",
     ].join("\n"),
     "kite.yaml",
@@ -316,6 +329,7 @@ Deno.test("parseConfigText() reads camelCase and snake_case keys", () => {
     maxQos: 1,
     enablePersistence: false,
     sysInterval: 0,
+    passwordFile: "/etc/kite/passwd",
   });
   assert.deepEqual(parseConfigText("", "empty.yaml"), {});
   assert.deepEqual(parseConfigText("# nothing\n", "empty.yaml"), {});
@@ -419,7 +433,10 @@ Deno.test("resolveOptions() gives flags > file > main defaults", async () => {
     assert.equal(options.maxConnections, 50); // file over default
     assert.equal(options.enablePersistence, true); // main default
     assert.equal(options.host, DEFAULT_OPTIONS.host); // library default
-    assert.deepEqual(Object.keys(options).sort(), [...SETTING_KEYS].sort());
+    assert.deepEqual(
+      Object.keys(options).sort(),
+      Object.keys(DEFAULT_OPTIONS).sort(),
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -478,8 +495,11 @@ Deno.test("helpText() lists every option with flag, type, default and descriptio
       text.indexOf("\n", text.indexOf("\n", at) + 1),
     );
     assert.ok(entry.includes(spec.description), `description of ${key}`);
+    const value = (MAIN_DEFAULT_OPTIONS as Record<string, unknown>)[key];
     assert.ok(
-      entry.includes(`default ${JSON.stringify(MAIN_DEFAULT_OPTIONS[key])}`),
+      entry.includes(
+        `default ${value === undefined ? "none" : JSON.stringify(value)}`,
+      ),
       `default of ${key}`,
     );
     assert.ok(entry.includes(`YAML key ${key}`), `YAML key of ${key}`);
