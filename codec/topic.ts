@@ -19,6 +19,7 @@ export const MAX_TOPIC_BYTES = 65535;
 const SLASH = 0x2f; // "/"
 const PLUS = 0x2b; // "+"
 const HASH = 0x23; // "#"
+const DOLLAR = 0x24; // "$"
 const SHARE_PREFIX = "$share/";
 
 /**
@@ -42,59 +43,69 @@ function utf8Length(s: string): number {
   return n;
 }
 
-/**
- * Checks the rules shared by names and filters; returns an error message or
- * `undefined`.
- */
-function checkString(s: string, what: string): string | undefined {
+/** Message for a string that is too long, or `undefined`. */
+function lengthError(s: string, what: string): string | undefined {
   // A UTF-16 unit takes at most 3 UTF-8 bytes: short strings need no count.
   if (s.length > MAX_TOPIC_BYTES / 3 && utf8Length(s) > MAX_TOPIC_BYTES) {
     return `${what} is longer than ${MAX_TOPIC_BYTES} UTF-8 bytes`;
   }
-  if (s.indexOf("\u0000") !== -1) {
-    return `${what} contains U+0000 [MQTT-4.7.3-2]`;
-  }
-  if (!s.isWellFormed()) {
-    return `${what} contains a lone surrogate (not well-formed UTF-8) [MQTT-1.5.3-1]`;
-  }
   return undefined;
 }
 
+const NUL_ERROR = "contains U+0000 [MQTT-4.7.3-2]";
+const SURROGATE_ERROR =
+  "contains a lone surrogate (not well-formed UTF-8) [MQTT-1.5.3-1]";
+
+/** One pass over a name: wildcards, U+0000, surrogates; then the length. */
 function nameError(name: string, allowEmpty: boolean): string | undefined {
-  if (name.length === 0) {
+  const len = name.length;
+  if (len === 0) {
     return allowEmpty ? undefined : "topic name is empty [MQTT-4.7.3-1]";
   }
-  for (let i = 0; i < name.length; i++) {
+  let surrogates = false;
+  for (let i = 0; i < len; i++) {
     const c = name.charCodeAt(i);
-    if (c === PLUS || c === HASH) {
-      return `topic name "${name}" contains the wildcard "${
-        String.fromCharCode(c)
-      }" [MQTT-3.3.2-2]`;
-    }
+    if (c < 0x30) {
+      if (c === PLUS || c === HASH) {
+        return `topic name "${name}" contains the wildcard "${
+          String.fromCharCode(c)
+        }" [MQTT-3.3.2-2]`;
+      }
+      if (c === 0) return `topic name ${NUL_ERROR}`;
+    } else if (c >= 0xd800 && c <= 0xdfff) surrogates = true;
   }
-  return checkString(name, "topic name");
+  if (surrogates && !name.isWellFormed()) {
+    return `topic name ${SURROGATE_ERROR}`;
+  }
+  return lengthError(name, "topic name");
 }
 
-/** Validates the plain (non-shared) filter syntax. */
+/** Validates the plain (non-shared) filter syntax in one pass. */
 function plainFilterError(filter: string): string | undefined {
   const len = filter.length;
   if (len === 0) return "topic filter is empty [MQTT-4.7.3-1]";
+  let surrogates = false;
   for (let i = 0; i < len; i++) {
     const c = filter.charCodeAt(i);
-    if (c === HASH) {
-      if (i !== len - 1 || (i > 0 && filter.charCodeAt(i - 1) !== SLASH)) {
-        return `topic filter "${filter}": "#" must be a whole level and the last one [MQTT-4.7.1-2]`;
-      }
-    } else if (c === PLUS) {
-      if (
-        (i > 0 && filter.charCodeAt(i - 1) !== SLASH) ||
-        (i + 1 < len && filter.charCodeAt(i + 1) !== SLASH)
-      ) {
-        return `topic filter "${filter}": "+" must occupy a whole level [MQTT-4.7.1-3]`;
-      }
-    }
+    if (c < 0x30) {
+      if (c === HASH) {
+        if (i !== len - 1 || (i > 0 && filter.charCodeAt(i - 1) !== SLASH)) {
+          return `topic filter "${filter}": "#" must be a whole level and the last one [MQTT-4.7.1-2]`;
+        }
+      } else if (c === PLUS) {
+        if (
+          (i > 0 && filter.charCodeAt(i - 1) !== SLASH) ||
+          (i + 1 < len && filter.charCodeAt(i + 1) !== SLASH)
+        ) {
+          return `topic filter "${filter}": "+" must occupy a whole level [MQTT-4.7.1-3]`;
+        }
+      } else if (c === 0) return `topic filter ${NUL_ERROR}`;
+    } else if (c >= 0xd800 && c <= 0xdfff) surrogates = true;
   }
-  return checkString(filter, "topic filter");
+  if (surrogates && !filter.isWellFormed()) {
+    return `topic filter ${SURROGATE_ERROR}`;
+  }
+  return lengthError(filter, "topic filter");
 }
 
 /** The shared subscription's parts or an error message. */
@@ -125,7 +136,7 @@ function splitShared(
 function filterError(filter: string): string | undefined {
   const err = plainFilterError(filter);
   if (err !== undefined) return err;
-  if (filter.startsWith(SHARE_PREFIX)) {
+  if (filter.charCodeAt(0) === DOLLAR && filter.startsWith(SHARE_PREFIX)) {
     const shared = splitShared(filter);
     if (typeof shared === "string") return shared;
   }
@@ -291,8 +302,6 @@ class Node<T> {
       this.plus === undefined && this.hash === undefined;
   }
 }
-
-const DOLLAR = 0x24; // "$"
 
 /**
  * The topic matcher: a trie of filter levels holding, per filter, a value
