@@ -22,9 +22,13 @@ import type {
 
 /** A message as stored: retained, queued for or in flight to a session. */
 export interface StoredMessage {
+  /** The topic name as published (never empty: aliases are resolved). */
   topic: string;
+  /** The application message. */
   payload: Uint8Array;
+  /** QoS as published. */
   qos: QoS;
+  /** The RETAIN flag as published. */
   retain: boolean;
   /** v5 properties as published (topic alias removed). */
   properties?: Properties;
@@ -46,13 +50,17 @@ export interface StoredWill extends StoredMessage {
 
 /** The metadata of a session that outlives its connection. */
 export interface SessionRecord {
+  /** The client identifier (assigned by the broker if the client sent none). */
   clientId: string;
+  /** Protocol level of the connection that created or last used it. */
   protocolVersion: ProtocolVersion;
   /** Session expiry interval in seconds (0xFFFFFFFF: never). */
   expiryInterval: number;
   /** Epoch ms of the disconnect; absent while connected. */
   disconnectedAt?: number;
+  /** The subscriptions of the session. */
   subscriptions: StoredSubscription[];
+  /** The will, while it may still be published. */
   will?: StoredWill;
 }
 
@@ -65,22 +73,27 @@ export interface OutgoingRecord {
   seq: number;
   /** Assigned when sent (state "sent" or "pubrec"). */
   packetId?: number;
+  /** Where the delivery stands. */
   state: OutgoingState;
   /** QoS of the delivery to this session (min of publish and grant). */
   qos: QoS;
   /** Subscription identifiers to deliver with the message (v5). */
   subscriptionIdentifiers?: number[];
+  /** The message to deliver. */
   message: StoredMessage;
 }
 
 /** Everything a store holds, as loaded at start-up. */
 export interface LoadedState {
+  /** Every retained message. */
   retained: StoredMessage[];
+  /** Every stored session. */
   sessions: LoadedSession[];
 }
 
 /** One session as loaded at start-up. */
 export interface LoadedSession {
+  /** The session's metadata and subscriptions. */
   record: SessionRecord;
   /** Sorted by `seq`. */
   outgoing: OutgoingRecord[];
