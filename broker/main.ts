@@ -37,6 +37,7 @@ import {
 } from "./options.ts";
 import { passwdCommand } from "./passwd.ts";
 import { AuthFileError } from "./password_file.ts";
+import { KITE_VERSION } from "./sys.ts";
 
 const log = getLogger(["kite", "main"]);
 
@@ -214,7 +215,8 @@ export async function main(args: readonly string[]): Promise<number> {
     }
     const closed = closeOnSignal(broker);
     const { hostname, port } = broker.addr;
-    log.info("listening on {address}", {
+    log.info("{version} listening on mqtt://{address}", {
+      version: KITE_VERSION,
       address: `${hostname}:${port}`,
       hostname,
       port,

@@ -109,7 +109,7 @@ async function startBroker(extra: string[] = []) {
   const stdout = new TextCollector(child.stdout);
   const stderr = new TextCollector(child.stderr);
   try {
-    const m = await stdout.waitFor(/listening on (\S+):(\d+)/);
+    const m = await stdout.waitFor(/listening on mqtt:\/\/(\S+):(\d+)/);
     return { child, stdout, stderr, hostname: m[1]!, port: Number(m[2]) };
   } catch (e) {
     child.kill("SIGKILL");
@@ -343,6 +343,53 @@ Deno.test("main.ts reloads the password file on SIGHUP", async () => {
     broker.child.kill("SIGTERM");
     await withTimeout(broker.child.status, "broker exit");
     await Promise.all([broker.stdout.done, broker.stderr.done]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main.ts persists by default and lets flags override the config file", async () => {
+  const dir = await Deno.makeTempDir();
+  // The file's port is taken, so only the flag's port 0 can work.
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const config = join(dir, "kite.yaml");
+    const data = join(dir, "data");
+    await Deno.writeTextFile(
+      config,
+      `port: ${taken.addr.port}\nmax_connections: 7\npersistence_path: ${data}\n`,
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", MAIN, "--config", config, "--host", "127.0.0.1"]
+        .concat(["--port", "0", "--sys-interval", "0"]),
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stdout = new TextCollector(child.stdout);
+    const stderr = new TextCollector(child.stderr);
+    try {
+      const m = await stdout.waitFor(
+        /listening on mqtt:\/\/127\.0\.0\.1:(\d+)/,
+      );
+      assert.notEqual(Number(m[1]), taken.addr.port);
+      assert.match(stdout.text, /options: .*maxConnections=7/);
+      assert.match(stdout.text, /enablePersistence=true/);
+      child.kill("SIGTERM");
+      const status = await withTimeout(child.status, "broker exit");
+      assert.equal(status.code, 0, stderr.text);
+      // The Deno KV store was created under the configured path.
+      const entries = await Array.fromAsync(Deno.readDir(data));
+      assert.ok(entries.length > 0, "no KV file in persistencePath");
+    } finally {
+      try {
+        child.kill("SIGKILL");
+      } catch {
+        // already exited
+      }
+      await child.status;
+      await Promise.all([stdout.done, stderr.done]);
+    }
+  } finally {
     await Deno.remove(dir, { recursive: true });
   }
 });
