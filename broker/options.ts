@@ -6,7 +6,6 @@
  */
 
 import type { Properties, ProtocolVersion, QoS } from "../codec/packet.ts";
-import type { LogLevel } from "@logtape/logtape";
 import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
 
 /** Who a hook is asked about: a connected (or connecting) client. */
@@ -701,6 +700,15 @@ export async function loadConfigFile(path: string): Promise<KiteSettings> {
   }
   return parseConfigText(text, path);
 }
+
+/** A LogTape log level (the same strings as `@logtape/logtape`'s). */
+export type LogLevel =
+  | "trace"
+  | "debug"
+  | "info"
+  | "warning"
+  | "error"
+  | "fatal";
 
 /** The log levels `--log-level` accepts (`warn` is taken for `warning`). */
 export const LOG_LEVELS: readonly LogLevel[] = [
