@@ -116,7 +116,8 @@ export function streamDuplex(t: Transport): Duplex {
       if (closed) return;
       closed = true;
       reader.cancel().catch(() => {});
-      writer.abort().catch(() => {});
+      // Close (not abort) so that the peer reads what was written, then EOF.
+      writer.close().catch(() => {});
       try {
         t.close();
       } catch {
