@@ -79,6 +79,7 @@ export class RawClient {
     version: ProtocolVersion = 4,
   ): Promise<RawClient> {
     const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    conn.setNoDelay(true);
     return new RawClient(conn, version);
   }
 
