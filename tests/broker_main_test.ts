@@ -35,6 +35,11 @@ async function withTimeout<T>(
   }
 }
 
+/** Writes all of `bytes` (a socket write may take only part). */
+async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+  while (bytes.length > 0) bytes = bytes.subarray(await conn.write(bytes));
+}
+
 /** Runs main.ts to completion and returns its status and output. */
 async function runMain(args: string[], env: Record<string, string> = {}) {
   const out = await withTimeout(
@@ -157,14 +162,17 @@ async function connectV5(
     }
     return packets.shift();
   };
-  await conn.write(encode({
-    type: "connect",
-    protocolVersion: 5,
-    clientId: "main-test",
-    cleanStart: true,
-    keepAlive: 60,
-    ...credentials,
-  }));
+  await writeAll(
+    conn,
+    encode({
+      type: "connect",
+      protocolVersion: 5,
+      clientId: "main-test",
+      cleanStart: true,
+      keepAlive: 60,
+      ...credentials,
+    }),
+  );
   return { conn, next, reading, readError: () => readError };
 }
 
@@ -443,3 +451,89 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
     }
   });
 }
+
+Deno.test("main.ts exits 1 on a second signal while the close is still flushing", async () => {
+  const broker = await startBroker();
+  // A subscriber that reads its CONNACK and SUBACK, then never reads again.
+  const stalled = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: broker.port,
+  });
+  const publisher = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: broker.port,
+  });
+  try {
+    await writeAll(
+      stalled,
+      new Uint8Array([
+        ...encode({
+          type: "connect",
+          protocolVersion: 5,
+          clientId: "stalled",
+          cleanStart: true,
+          keepAlive: 0,
+        }),
+        ...encode({
+          type: "subscribe",
+          packetId: 1,
+          subscriptions: [{ filter: "t", qos: 0 }],
+        }, { version: 5 }),
+      ]),
+    );
+    const until = async (conn: Deno.Conn, type: Packet["type"]) => {
+      const decoder = new PacketDecoder({ version: 5 });
+      const buf = new Uint8Array(256);
+      let seen = false;
+      while (!seen) {
+        const n = await withTimeout(conn.read(buf), `${type}`);
+        assert.ok(n !== null, `closed before ${type}`);
+        decoder.push(buf.subarray(0, n), (p) => (seen ||= p.type === type));
+      }
+    };
+    await until(stalled, "suback");
+    // Far more than the socket buffers hold, so the broker's writes to the
+    // stalled subscriber block and close() waits for its flush timeout.
+    await writeAll(
+      publisher,
+      encode({
+        type: "connect",
+        protocolVersion: 5,
+        clientId: "publisher",
+        cleanStart: true,
+        keepAlive: 0,
+      }),
+    );
+    await until(publisher, "connack");
+    const publish = encode({
+      type: "publish",
+      topic: "t",
+      payload: new Uint8Array(60_000),
+      qos: 0,
+      retain: false,
+      dup: false,
+    }, { version: 5 });
+    for (let i = 0; i < 500; i++) await writeAll(publisher, publish);
+    await writeAll(publisher, encode({ type: "pingreq" }, { version: 5 }));
+    await until(publisher, "pingresp"); // every publish was routed
+
+    broker.child.kill("SIGTERM");
+    await broker.stdout.waitFor(/SIGTERM received/);
+    broker.child.kill("SIGINT");
+    const status = await withTimeout(broker.child.status, "broker exit");
+    assert.equal(status.code, 1);
+    await Promise.all([broker.stdout.done, broker.stderr.done]);
+    assert.match(broker.stderr.text, /SIGINT again: exiting/);
+    assert.doesNotMatch(broker.stdout.text, /closed/);
+  } finally {
+    stalled.close();
+    publisher.close();
+    try {
+      broker.child.kill("SIGKILL");
+    } catch {
+      // already exited
+    }
+    await broker.child.status;
+    await Promise.all([broker.stdout.done, broker.stderr.done]);
+  }
+});
