@@ -4,8 +4,9 @@
  *
  * - decode: a stream of 64-byte QoS 0 PUBLISH packets, 1,024 per 64 KiB
  *   chunk, and the same bytes cut into 1,460-byte chunks (a TCP segment), so
- *   packets straddle chunk boundaries. One long-lived decoder per library,
- *   as on a connection. One iteration = 1,024 packets.
+ *   packets straddle chunk boundaries; and a 64 KiB chunk whose packets
+ *   cycle through 16 topics. One long-lived decoder per library, as on a
+ *   connection. One iteration = 1,024 packets.
  * - encode: one 64-byte QoS 0 PUBLISH per iteration.
  * - CONNECT + SUBSCRIBE mix: a fresh server-side decoder per iteration
  *   (as for a new connection) decodes a CONNECT (will, username, password)
@@ -64,6 +65,26 @@ const PER_CHUNK = 1024;
 const stream = new Uint8Array(64 * PER_CHUNK);
 for (let i = 0; i < PER_CHUNK; i++) stream.set(publishBytes, i * 64);
 const streamBuf = Buffer.from(stream.buffer, stream.byteOffset, stream.length);
+
+/**
+ * The same number of 64-byte packets on 16 different topics in turn
+ * (`sensors/room10/temperature` ... `room25`), so that a decoder cannot
+ * win by remembering the previous packet's topic.
+ */
+const mixedStream = new Uint8Array(64 * PER_CHUNK);
+for (let i = 0; i < PER_CHUNK; i++) {
+  const bytes = encode({
+    ...publish,
+    topic: `sensors/room${10 + (i & 15)}/temperature`,
+  });
+  if (bytes.length !== 64) throw new Error("mixed-topic PUBLISH is not 64 B");
+  mixedStream.set(bytes, i * 64);
+}
+const mixedStreamBuf = Buffer.from(
+  mixedStream.buffer,
+  mixedStream.byteOffset,
+  mixedStream.length,
+);
 
 /** The same stream cut into TCP-segment-sized chunks. */
 const SEGMENT = 1460;
@@ -229,11 +250,15 @@ for (const version of [4, 5] as const) {
   for (const s of segments) d.push(s, () => kite++);
   const parser = mqttPacket.parser({ protocolVersion: 4 });
   parser.on("packet", (p) => {
-    if (p.cmd === "publish" && p.topic === TOPIC) mp++;
+    if (p.cmd === "publish" && p.topic.startsWith("sensors/room")) mp++;
   });
   parser.parse(streamBuf);
   for (const s of segmentBufs) parser.parse(s);
-  if (kite !== 2 * PER_CHUNK || mp !== 2 * PER_CHUNK) {
+  d.push(mixedStream, (p) => {
+    if (p.type === "publish" && p.topic.startsWith("sensors/room")) kite++;
+  });
+  parser.parse(mixedStreamBuf);
+  if (kite !== 3 * PER_CHUNK || mp !== 3 * PER_CHUNK) {
     throw new Error(`decoded ${kite} (Kite) and ${mp} (mqtt-packet) packets`);
   }
   for (const version of [4, 5] as const) {
@@ -292,6 +317,21 @@ Deno.bench({
   group: "decode PUBLISH stream (1,460 B chunks)",
 }, () => {
   for (let i = 0; i < segmentBufs.length; i++) mpParser.parse(segmentBufs[i]!);
+});
+
+Deno.bench({
+  name: "Kite PacketDecoder, 1,024 x 64 B PUBLISH on 16 topics, 64 KiB chunk",
+  group: "decode PUBLISH stream (16 topics in turn)",
+  baseline: true,
+}, () => {
+  kiteDecoder.push(mixedStream, onKitePacket);
+});
+
+Deno.bench({
+  name: "mqtt-packet parser, 1,024 x 64 B PUBLISH on 16 topics, 64 KiB chunk",
+  group: "decode PUBLISH stream (16 topics in turn)",
+}, () => {
+  mpParser.parse(mixedStreamBuf);
 });
 
 Deno.bench({
