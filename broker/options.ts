@@ -560,7 +560,7 @@ function resolveKey(
  * console.log(options.maxConnections); // 5000
  * ```
  */
-export function validateOptions(obj: unknown): BrokerOptions {
+export function validateOptions(obj: unknown): BrokerOptions & MainSettings {
   return validateWithOrigin(obj, undefined, undefined);
 }
 
@@ -568,7 +568,7 @@ function validateWithOrigin(
   obj: unknown,
   file: string | undefined,
   lineOf: ((rawKey: string) => number | undefined) | undefined,
-): BrokerOptions {
+): BrokerOptions & MainSettings {
   if (obj === null || obj === undefined) return {};
   if (typeof obj !== "object" || Array.isArray(obj)) {
     throw new ConfigError(
@@ -606,7 +606,7 @@ function validateWithOrigin(
     seen.set(key, raw);
     setSetting(out, key, value, false, origin);
   }
-  return out as BrokerOptions;
+  return out as BrokerOptions & MainSettings;
 }
 
 /**
@@ -809,7 +809,11 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       return next;
     };
     if (name === "config") {
-      result.configPath = takeValue();
+      const path = takeValue();
+      if (path === "") {
+        throw new ConfigError(`${label} needs a file name`, { key: "config" });
+      }
+      result.configPath = path;
       continue;
     }
     if (name === "log-level") {

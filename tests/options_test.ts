@@ -230,6 +230,12 @@ Deno.test("parseArgs() rejects wrong types and values out of range, naming the f
   );
 });
 
+Deno.test("parseArgs() rejects an empty --config", () => {
+  const e = configError(() => parseArgs(["--config="]));
+  assert.equal(e.key, "config");
+  assert.match(e.message, /--config needs a file name/);
+});
+
 Deno.test("parseArgs() rejects a stray positional argument", () => {
   const e = configError(() => parseArgs(["--port", "1", "oops"]));
   assert.match(e.message, /unexpected argument "oops"/);
