@@ -187,6 +187,18 @@ export async function startBroker(
         "--port",
         String(port),
         "--enable-persistence=false",
+        // The same limits as the Mosquitto config above, and no per-client
+        // info logs (Mosquitto logs only errors and warnings too).
+        "--host",
+        "127.0.0.1",
+        "--max-connections",
+        "20000",
+        "--max-queued-messages",
+        "100000",
+        "--max-inflight-messages",
+        "65535",
+        "--log-level",
+        "warning",
       ];
       break;
   }

@@ -227,6 +227,15 @@ export function formatCpu(
   return lines.join("\n");
 }
 
+/** The 1-minute load average, from /proc/loadavg. */
+function loadAverage(): number {
+  try {
+    return Number(Deno.readTextFileSync("/proc/loadavg").split(" ")[0]);
+  } catch {
+    return NaN;
+  }
+}
+
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
@@ -266,6 +275,13 @@ async function main(args: string[]): Promise<number> {
     toolCpu: hasTaskset ? 1 : undefined,
   };
   const repeat = Math.max(1, Number(values.repeat));
+  // Other work on the machine skews every number: say how busy it was.
+  const load0 = loadAverage();
+  if (load0 > 0.5) {
+    console.error(
+      `warning: load average ${load0} before starting: other processes compete for the CPUs`,
+    );
+  }
   const results = new Map<string, LoadResult>();
   const all: Record<string, LoadResult[]> = {};
   for (const scenario of scenarios) {
@@ -296,6 +312,13 @@ async function main(args: string[]): Promise<number> {
       if (runs.length > 0) results.set(`${name}/${scenario}`, median(runs));
     }
   }
+  console.log(
+    `MQTT 3.1.1, ${tool.duration} s per scenario after ${tool.warmup} s warm-up, ` +
+      `brokers on CPU 0, load tool on CPU 1${
+        hasTaskset ? "" : " (not pinned)"
+      }, ` +
+      `load average ${load0} before / ${loadAverage()} after\n`,
+  );
   console.log(formatTable(results, brokers));
   console.log();
   console.log(formatCpu(results, brokers, scenarios));
@@ -306,5 +329,7 @@ async function main(args: string[]): Promise<number> {
 }
 
 if (import.meta.main) {
-  Deno.exit(await main(Deno.args));
+  // `deno task load -- --port 1883` passes the "--" through.
+  const args = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
+  Deno.exit(await main(args));
 }
