@@ -33,7 +33,7 @@ import {
 import { ReasonCode } from "./reason_code.ts";
 import { CONTEXT_BIT, PROPERTY_BY_ID } from "./properties.ts";
 import { isValidTopicFilter, isValidTopicName } from "./topic.ts";
-import { Reader } from "./_reader.ts";
+import { decodeUtf8, Reader } from "./_reader.ts";
 
 /** The largest possible MQTT packet: 1 + 4 + 268,435,455 bytes. */
 export const MAX_PACKET_SIZE = 268_435_460;
@@ -376,21 +376,61 @@ function decodeUnsubscribe(r: Reader, v5: boolean): Packet {
   return p;
 }
 
+/*
+ * Topic name cache: decoding a short topic costs more than the rest of a
+ * small PUBLISH, and topics repeat. A direct-mapped table keyed by a hash of
+ * the bytes holds recently seen ASCII topic names that passed validation; a
+ * hit is confirmed byte by byte, so the cache never changes a result.
+ */
+const TOPIC_CACHE_SIZE = 1024;
+const TOPIC_CACHE_MAX = 64;
+const topicCache: (string | undefined)[] = new Array(TOPIC_CACHE_SIZE).fill(
+  undefined,
+);
+
+function readTopic(r: Reader): string {
+  const len = r.u16("topic name");
+  const buf = r.buf;
+  const start = r.pos;
+  const end = start + len;
+  if (end > r.end) {
+    throw new MalformedPacketError("packet too short for topic name");
+  }
+  r.pos = end;
+  if (len === 0) return "";
+  if (len > TOPIC_CACHE_MAX) return validTopic(decodeUtf8(buf, start, end));
+  let h = 0x811c9dc5;
+  for (let i = start; i < end; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  const slot = (h >>> 0) & (TOPIC_CACHE_SIZE - 1);
+  const cached = topicCache[slot];
+  if (cached !== undefined && cached.length === len) {
+    let i = 0;
+    while (i < len && cached.charCodeAt(i) === buf[start + i]) i++;
+    if (i === len) return cached;
+  }
+  const topic = validTopic(decodeUtf8(buf, start, end));
+  if (topic.length === len) topicCache[slot] = topic; // ASCII only
+  return topic;
+}
+
+function validTopic(topic: string): string {
+  if (!isValidTopicName(topic)) {
+    throw new MalformedPacketError(
+      `invalid topic name "${topic}" [MQTT-3.3.2-2]`,
+    );
+  }
+  return topic;
+}
+
 function decodePublish(r: Reader, first: number, v5: boolean): Packet {
   const qos = ((first >> 1) & 3) as QoS;
-  const topic = r.string("topic name");
+  const topic = readTopic(r);
   let packetIdValue = 0;
   if (qos !== 0) packetIdValue = packetId(r, "PUBLISH");
   const properties = v5 ? readProps(r, C.publish, "PUBLISH") : undefined;
-  if (topic.length === 0) {
-    if (properties?.topicAlias === undefined) {
-      throw new ProtocolError(
-        "PUBLISH with an empty topic name and no topic alias [MQTT-3.3.2-1]",
-      );
-    }
-  } else if (!isValidTopicName(topic)) {
-    throw new MalformedPacketError(
-      `invalid topic name "${topic}" [MQTT-3.3.2-2]`,
+  if (topic.length === 0 && properties?.topicAlias === undefined) {
+    throw new ProtocolError(
+      "PUBLISH with an empty topic name and no topic alias [MQTT-3.3.2-1]",
     );
   }
   const p: Packet = {
