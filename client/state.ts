@@ -36,6 +36,7 @@ export interface PublishResult {
 
 /** A PUBLISH the user asked for, from `publish()` until it completes. */
 export interface PublishEntry {
+  /** Discriminant. */
   kind: "publish";
   /**
    * The message as the user meant it: the full topic, no topic alias (the
@@ -47,25 +48,37 @@ export interface PublishEntry {
   alias: number;
   /** 0 = not sent, 1 = PUBLISH sent, 2 = PUBREL sent (QoS 2). */
   stage: 0 | 1 | 2;
+  /** Settles `publish()` with success. */
   resolve(result: PublishResult): void;
+  /** Settles `publish()` with an error. */
   reject(error: Error): void;
 }
 
 /** A SUBSCRIBE from `subscribe()` until its SUBACK. */
 export interface SubscribeEntry {
+  /** Discriminant. */
   kind: "subscribe";
+  /** The packet; `packetId` is set when it is sent. */
   packet: SubscribePacket;
+  /** 0 = not sent, 1 = sent. */
   stage: 0 | 1;
+  /** Settles with the acknowledgement. */
   resolve(suback: SubackPacket): void;
+  /** Settles with an error. */
   reject(error: Error): void;
 }
 
 /** An UNSUBSCRIBE from `unsubscribe()` until its UNSUBACK. */
 export interface UnsubscribeEntry {
+  /** Discriminant. */
   kind: "unsubscribe";
+  /** The packet; `packetId` is set when it is sent. */
   packet: UnsubscribePacket;
+  /** 0 = not sent, 1 = sent. */
   stage: 0 | 1;
+  /** Settles with the acknowledgement. */
   resolve(unsuback: UnsubackPacket): void;
+  /** Settles with an error. */
   reject(error: Error): void;
 }
 
@@ -332,6 +345,20 @@ export class ClientState {
     this.#queue = keep;
     this.#head = 0;
     return dropped;
+  }
+
+  /**
+   * Removes an entry that will not be sent after all (e.g. over the
+   * broker's Maximum Packet Size), freeing its packet id.
+   */
+  forget(entry: Entry): void {
+    const id = entry.packet.packetId;
+    if (
+      entry.stage !== 0 && id !== undefined && this.#inflight.get(id) === entry
+    ) {
+      this.#inflight.delete(id);
+      if (entry.kind === "publish") this.#publishesInFlight--;
+    }
   }
 
   #complete(id: number): void {
