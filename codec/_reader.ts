@@ -16,7 +16,7 @@ export function decodeUtf8(
   end: number,
 ): string {
   const len = end - start;
-  if (len <= 32) {
+  if (len <= 64) {
     // ASCII fast path for short strings (topics, client ids, keys).
     let s = "";
     let i = start;

@@ -599,7 +599,8 @@ export class PacketDecoder {
 
   /**
    * Decodes every complete packet in `chunk` (plus what was buffered) and
-   * calls `onPacket` for each, in order, synchronously.
+   * calls `onPacket` for each, in order, synchronously. An exception thrown
+   * by `onPacket` propagates and drops the rest of `chunk`.
    *
    * @throws {MqttError} on bad input (the decoder is then unusable).
    */

@@ -115,3 +115,27 @@ Deno.test("decode() of a packet assembled across chunks copies it once into its 
     assert.equal(p.payload.buffer.byteLength, bytes.length);
   }
 });
+
+Deno.test("decode() returns the right topic when similar topics alternate (topic cache)", () => {
+  const topics = ["a/b", "a/c", "b/a", "a/b", "é/x", "a/b/", "A/b"];
+  for (let round = 0; round < 3; round++) {
+    for (const topic of topics) {
+      const p = decode(
+        encode({
+          type: "publish",
+          topic,
+          payload: new Uint8Array(0),
+          qos: 0,
+          retain: false,
+          dup: false,
+        }),
+      );
+      assert.equal(p.type === "publish" && p.topic, topic);
+    }
+  }
+  // A cached valid topic never hides an invalid one of the same length.
+  assert.throws(
+    () => decode(new Uint8Array([0x30, 5, 0, 3, 0x61, 0x2f, 0x23])),
+    MalformedPacketError,
+  );
+});
