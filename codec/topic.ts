@@ -352,6 +352,18 @@ export class TopicMatcher<T> {
   #root: Node<T> = new Node<T>();
   #size = 0;
   #nodes = 1;
+  // The last matched topic and its levels: a publisher usually repeats its
+  // topic, and reusing the level strings also reuses their cached hashes.
+  #lastTopic = "";
+  #lastLevels: string[] = [""];
+
+  #levels(topic: string): string[] {
+    if (topic === this.#lastTopic) return this.#lastLevels;
+    const levels = topic.split("/");
+    this.#lastTopic = topic;
+    this.#lastLevels = levels;
+    return levels;
+  }
 
   /** The number of (filter, key) entries. */
   get size(): number {
@@ -501,7 +513,7 @@ export class TopicMatcher<T> {
     topic: string,
     cb: (value: T, key: string, filter: string) => void,
   ): void {
-    const levels = topic.split("/");
+    const levels = this.#levels(topic);
     const root = this.#root;
     // [MQTT-4.7.2-1]: no wildcard at the first level matches a `$` topic.
     if (topic.charCodeAt(0) === DOLLAR) {
@@ -516,7 +528,7 @@ export class TopicMatcher<T> {
    * Whether any filter matches the topic name `topic` (stops at the first).
    */
   hasMatch(topic: string): boolean {
-    const levels = topic.split("/");
+    const levels = this.#levels(topic);
     const root = this.#root;
     if (topic.charCodeAt(0) === DOLLAR) {
       const child = root.children?.get(levels[0]!);

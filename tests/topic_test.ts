@@ -309,6 +309,21 @@ Deno.test("TopicMatcher.match() reports one call per filter and key", () => {
   );
 });
 
+Deno.test("TopicMatcher.match() sees changes made between matches of the same topic", () => {
+  const m = new TopicMatcher<number>();
+  const topic = "a/b/c";
+  assert.deepEqual(matched(m, topic), []);
+  m.set("a/+/c", "k", 1);
+  assert.deepEqual(matched(m, topic), ["a/+/c k"]);
+  assert.deepEqual(matched(m, "a/b/c"), ["a/+/c k"], "an equal string");
+  m.set("a/#", "k", 1);
+  assert.deepEqual(matched(m, topic), ["a/# k", "a/+/c k"]);
+  m.delete("a/+/c", "k");
+  assert.deepEqual(matched(m, topic), ["a/# k"]);
+  assert.deepEqual(matched(m, "$a/b/c"), []);
+  assert.equal(m.hasMatch(topic), true);
+});
+
 Deno.test("TopicMatcher.set() replaces the value for the same filter and key", () => {
   const m = new TopicMatcher<number>();
   m.set("a/+", "c1", 0);
