@@ -34,6 +34,7 @@ export {
   PROPERTY_TABLE,
   type PropertyContext,
   type PropertyDefinition,
+  type PropertyRow,
   type PropertyValue,
   type PropertyWireType,
   type TableProperties,

@@ -89,9 +89,13 @@ export interface Properties {
 
 /** The will message in a CONNECT. */
 export interface Will {
+  /** Will topic (a topic name, no wildcards). */
   topic: string;
+  /** Will payload. */
   payload: Uint8Array;
+  /** QoS of the will message. */
   qos: QoS;
+  /** Whether the will message is retained. */
   retain: boolean;
   /** v5 will properties (willDelayInterval, messageExpiryInterval, ...). */
   properties?: Properties;
@@ -99,125 +103,164 @@ export interface Will {
 
 /** CONNECT (type 1). */
 export interface ConnectPacket {
+  /** Discriminant. */
   type: "connect";
   /** 3 (`MQIsdp`), 4 (`MQTT` 3.1.1) or 5 (`MQTT` 5.0). */
   protocolVersion: ProtocolVersion;
+  /** Client identifier; may be empty (the server may assign one). */
   clientId: string;
   /** Clean Session (3.1.1) / Clean Start (5.0). */
   cleanStart: boolean;
   /** Seconds; 0 disables keep alive. */
   keepAlive: number;
+  /** User name, if any. */
   username?: string;
+  /** Password (binary data), if any. */
   password?: Uint8Array;
+  /** Will message, if any. */
   will?: Will;
+  /** v5 CONNECT properties. */
   properties?: Properties;
 }
 
 /** CONNACK (type 2). */
 export interface ConnackPacket {
+  /** Discriminant. */
   type: "connack";
+  /** Whether the server resumed a session. */
   sessionPresent: boolean;
   /**
    * The wire value for the connection's version: a 3.1.1 return code (0-5)
    * or a v5 reason code (see `ConnackReturnCode` and `ReasonCode`).
    */
   reasonCode: number;
+  /** v5 CONNACK properties. */
   properties?: Properties;
 }
 
 /** PUBLISH (type 3). */
 export interface PublishPacket {
+  /** Discriminant. */
   type: "publish";
   /** May be empty in v5 when a topic alias is set. */
   topic: string;
+  /** Application message (decoded: a view of the received bytes). */
   payload: Uint8Array;
+  /** Quality of service. */
   qos: QoS;
+  /** RETAIN flag. */
   retain: boolean;
+  /** DUP flag: a redelivery (QoS > 0 only). */
   dup: boolean;
   /** Present exactly when qos > 0. */
   packetId?: number;
+  /** v5 PUBLISH properties. */
   properties?: Properties;
 }
 
 /** PUBACK, PUBREC, PUBREL, PUBCOMP (types 4-7). */
 export interface AckPacket {
+  /** Discriminant. */
   type: "puback" | "pubrec" | "pubrel" | "pubcomp";
+  /** Packet identifier of the acknowledged flow. */
   packetId: number;
   /** v5 only; absent means 0x00 Success. */
   reasonCode?: number;
+  /** v5 properties (reasonString, userProperties). */
   properties?: Properties;
 }
 
 /** One entry of a SUBSCRIBE payload. */
 export interface Subscription {
+  /** Topic filter, possibly `$share/{group}/{filter}`. */
   filter: string;
   /** Maximum QoS requested. */
   qos: QoS;
   /** v5 subscription options; absent means false / 0. */
   noLocal?: boolean;
+  /** v5 Retain As Published option; absent means false. */
   retainAsPublished?: boolean;
+  /** v5 Retain Handling option; absent means 0. */
   retainHandling?: 0 | 1 | 2;
 }
 
 /** SUBSCRIBE (type 8). */
 export interface SubscribePacket {
+  /** Discriminant. */
   type: "subscribe";
+  /** Packet identifier (1-65535). */
   packetId: number;
   /** Never empty [MQTT-3.8.3-3]. */
   subscriptions: Subscription[];
+  /** v5 SUBSCRIBE properties. */
   properties?: Properties;
 }
 
 /** SUBACK (type 9). */
 export interface SubackPacket {
+  /** Discriminant. */
   type: "suback";
+  /** Packet identifier of the SUBSCRIBE. */
   packetId: number;
   /** Granted QoS (0-2) or a failure code (0x80 in 3.1.1, >= 0x80 in v5). */
   reasonCodes: number[];
+  /** v5 SUBACK properties. */
   properties?: Properties;
 }
 
 /** UNSUBSCRIBE (type 10). */
 export interface UnsubscribePacket {
+  /** Discriminant. */
   type: "unsubscribe";
+  /** Packet identifier (1-65535). */
   packetId: number;
   /** Never empty [MQTT-3.10.3-2]. */
   filters: string[];
+  /** v5 UNSUBSCRIBE properties (userProperties only). */
   properties?: Properties;
 }
 
 /** UNSUBACK (type 11). */
 export interface UnsubackPacket {
+  /** Discriminant. */
   type: "unsuback";
+  /** Packet identifier of the UNSUBSCRIBE. */
   packetId: number;
   /** v5 only: one reason code per filter. */
   reasonCodes?: number[];
+  /** v5 UNSUBACK properties. */
   properties?: Properties;
 }
 
 /** PINGREQ (type 12). */
 export interface PingreqPacket {
+  /** Discriminant. */
   type: "pingreq";
 }
 
 /** PINGRESP (type 13). */
 export interface PingrespPacket {
+  /** Discriminant. */
   type: "pingresp";
 }
 
 /** DISCONNECT (type 14). */
 export interface DisconnectPacket {
+  /** Discriminant. */
   type: "disconnect";
   /** v5 only; absent means 0x00 Normal disconnection. */
   reasonCode?: number;
+  /** v5 DISCONNECT properties. */
   properties?: Properties;
 }
 
 /** AUTH (type 15, v5 only). */
 export interface AuthPacket {
+  /** Discriminant. */
   type: "auth";
   /** Absent means 0x00 Success. */
   reasonCode?: number;
+  /** v5 AUTH properties (authenticationMethod, authenticationData, ...). */
   properties?: Properties;
 }
 

@@ -291,7 +291,8 @@ export const PROPERTY_TABLE = [
   },
 ] as const satisfies readonly PropertyDefinition[];
 
-type Row = (typeof PROPERTY_TABLE)[number];
+/** One row of {@linkcode PROPERTY_TABLE}, with its literal types. */
+export type PropertyRow = (typeof PROPERTY_TABLE)[number];
 
 /** The JavaScript value type of a wire type (repeating ones are arrays). */
 export type PropertyValue<T extends PropertyWireType> = T extends "string"
@@ -303,7 +304,7 @@ export type PropertyValue<T extends PropertyWireType> = T extends "string"
 
 /** The properties object type derived from {@linkcode PROPERTY_TABLE}. */
 export type TableProperties = {
-  [R in Row as R["name"]]?: PropertyValue<R["type"]>;
+  [R in PropertyRow as R["name"]]?: PropertyValue<R["type"]>;
 };
 
 // Compile-time proof that packet.ts's Properties and the table agree, both ways.
