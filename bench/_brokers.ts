@@ -23,7 +23,7 @@ export interface RunningBroker {
 }
 
 /** The brokers compare.ts knows. */
-export type BrokerName = "kite" | "mosquitto" | "aedes";
+export type BrokerName = "kite" | "kite-kv" | "mosquitto" | "aedes";
 
 /** Options of {@link startBroker}. */
 export interface StartOptions {
@@ -103,6 +103,7 @@ export function brokerAvailable(name: BrokerName): string | undefined {
     case "aedes":
       return which("node") && which("npm") ? undefined : "node/npm not found";
     case "kite":
+    case "kite-kv":
       return exists(join(ROOT, "broker", "main.ts"))
         ? undefined
         : "broker/main.ts does not exist yet";
@@ -179,6 +180,10 @@ export async function startBroker(
       break;
     }
     case "kite":
+    case "kite-kv":
+      if (name === "kite-kv") {
+        tmp = await Deno.makeTempDir({ prefix: "kite-bench-kv-" });
+      }
       cmd = [
         "deno",
         "run",
@@ -186,7 +191,9 @@ export async function startBroker(
         join(ROOT, "broker", "main.ts"),
         "--port",
         String(port),
-        "--enable-persistence=false",
+        ...(tmp
+          ? ["--enable-persistence=true", "--persistence-path", tmp]
+          : ["--enable-persistence=false"]),
         // The same limits as the Mosquitto config above, and no per-client
         // info logs (Mosquitto logs only errors and warnings too).
         "--host",

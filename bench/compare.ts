@@ -31,12 +31,14 @@ const ALL_SCENARIOS: ScenarioName[] = [
   "fanout",
   "qos1",
   "qos2",
+  "qos1-persistent",
   "latency",
   "conns",
 ];
 const ALL_BROKERS: BrokerName[] = ["kite", "mosquitto", "aedes"];
 const LABEL: Record<BrokerName, string> = {
   kite: "Kite",
+  "kite-kv": "Kite (KV)",
   mosquitto: "Mosquitto",
   aedes: "Aedes",
 };
@@ -112,6 +114,8 @@ interface Row {
   get: (r: LoadResult) => number | undefined;
   lowerIsBetter?: boolean;
   digits?: number;
+  /** Take Kite's value from this broker's run (Kite with persistence on). */
+  kiteFrom?: BrokerName;
 }
 
 const ROWS: Row[] = [
@@ -121,6 +125,30 @@ const ROWS: Row[] = [
   { scenario: "qos1", metric: "lost", get: (r) => r.lost, lowerIsBetter: true },
   { scenario: "qos2", metric: "msg/s", get: (r) => r.deliveredPerSec },
   { scenario: "qos2", metric: "lost", get: (r) => r.lost, lowerIsBetter: true },
+  {
+    scenario: "qos1-persistent",
+    metric: "msg/s",
+    get: (r) => r.deliveredPerSec,
+  },
+  {
+    scenario: "qos1-persistent",
+    metric: "msg/s, Kite with Deno KV",
+    get: (r) => r.deliveredPerSec,
+    kiteFrom: "kite-kv",
+  },
+  {
+    scenario: "qos1-persistent",
+    metric: "lost",
+    get: (r) => r.lost,
+    lowerIsBetter: true,
+  },
+  {
+    scenario: "qos1-persistent",
+    metric: "lost, Kite with Deno KV",
+    get: (r) => r.lost,
+    lowerIsBetter: true,
+    kiteFrom: "kite-kv",
+  },
   {
     scenario: "latency",
     metric: "p50 µs",
@@ -178,7 +206,8 @@ export function formatTable(
   ];
   for (const row of ROWS) {
     const vals = brokers.map((b) => {
-      const r = results.get(`${b}/${row.scenario}`);
+      const from = b === "kite" && row.kiteFrom ? row.kiteFrom : b;
+      const r = results.get(`${from}/${row.scenario}`);
       return r ? row.get(r) : undefined;
     });
     if (vals.every((v) => v === undefined)) continue;
@@ -285,7 +314,12 @@ async function main(args: string[]): Promise<number> {
   const results = new Map<string, LoadResult>();
   const all: Record<string, LoadResult[]> = {};
   for (const scenario of scenarios) {
-    for (const name of brokers) {
+    // The persistent-session scenario also runs Kite with Deno KV on.
+    const extra: BrokerName[] =
+      scenario === "qos1-persistent" && brokers.includes("kite")
+        ? ["kite-kv"]
+        : [];
+    for (const name of [...brokers, ...extra]) {
       const runs: LoadResult[] = [];
       for (let i = 0; i < repeat; i++) {
         const broker = await startBroker(name, hasTaskset ? { cpu: 0 } : {});
@@ -321,7 +355,10 @@ async function main(args: string[]): Promise<number> {
   );
   console.log(formatTable(results, brokers));
   console.log();
-  console.log(formatCpu(results, brokers, scenarios));
+  const cpuCols = [...results.keys()].some((k) => k.startsWith("kite-kv/"))
+    ? [...brokers, "kite-kv" as const]
+    : brokers;
+  console.log(formatCpu(results, cpuCols, scenarios));
   if (values.json) {
     await Deno.writeTextFile(values.json, JSON.stringify(all, null, 2));
   }

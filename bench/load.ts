@@ -42,6 +42,7 @@ export type ScenarioName =
   | "fanout"
   | "qos1"
   | "qos2"
+  | "qos1-persistent"
   | "latency"
   | "conns";
 
@@ -59,6 +60,8 @@ export interface ScenarioShape {
   rate: number;
   /** True: every publisher uses its own topic, the subscribers `+`. */
   wildcard: boolean;
+  /** Clean Session 0 for every client (a persistent session). */
+  persistent?: boolean;
 }
 
 /** The scenarios of issue 8 (MQTT 3.1.1, broker on one core). */
@@ -95,6 +98,15 @@ export const SCENARIOS: Record<Exclude<ScenarioName, "conns">, ScenarioShape> =
       window: 64,
       rate: 0,
       wildcard: true,
+    },
+    "qos1-persistent": {
+      publishers: 8,
+      subscribers: 1,
+      qos: 1,
+      window: 64,
+      rate: 0,
+      wildcard: true,
+      persistent: true,
     },
     latency: {
       publishers: 1,
@@ -534,11 +546,12 @@ async function connectLink(
   port: number,
   clientId: string,
   keepAlive: number,
+  cleanSession = true,
 ): Promise<Link> {
   const link = await Link.open(host, port, ignore);
   link.start();
   const connack = expectPacket(link, 2, 10_000, `CONNACK for ${clientId}`);
-  link.writer.enqueue(connectBytes(clientId, keepAlive));
+  link.writer.enqueue(connectBytes(clientId, keepAlive, cleanSession));
   const { buf, body } = await connack.catch(async (e) => {
     await link.close();
     throw e;
@@ -648,6 +661,7 @@ async function runFlow(
     rate: opts.rate ?? base.rate,
     wildcard: base.wildcard,
   };
+  if (base.persistent) shape.persistent = true;
   const duration = opts.duration ?? 5;
   const warmup = opts.warmup ?? 1;
   const payloadSize = Math.max(MIN_PAYLOAD, opts.payload ?? 64);
@@ -736,6 +750,7 @@ async function runFlow(
         opts.port,
         `kite-load-${runId}-s${s}`,
         keepAlive,
+        !shape.persistent,
       );
       links.push(link);
       const sub: Subscriber = { link, trackers: [] };
@@ -753,6 +768,7 @@ async function runFlow(
         opts.port,
         `kite-load-${runId}-p${i}`,
         keepAlive,
+        !shape.persistent,
       );
       links.push(link);
       const p: Publisher = {
@@ -1119,6 +1135,7 @@ export function formatResult(r: LoadResult): string {
     const s = r.shape;
     lines.push(
       `${r.scenario}: ${s.publishers} pub -> ${s.subscribers} sub, QoS ${s.qos}, window ${s.window}` +
+        (s.persistent ? ", persistent sessions" : "") +
         (s.rate ? `, ${fmt(s.rate)} msg/s` : "") +
         `, broker ${r.host}:${r.port}`,
     );
@@ -1175,7 +1192,8 @@ export function formatResult(r: LoadResult): string {
 const USAGE = `usage: deno task load -- [options]
   --host H          broker host (127.0.0.1)
   --port N          broker port (1883)
-  --scenario S      fanin|fanout|qos1|qos2|latency|conns, or a comma list (fanin)
+  --scenario S      fanin|fanout|qos1|qos2|qos1-persistent|latency|conns,
+                    or a comma list (fanin)
   --duration S      seconds measured (5); conns: seconds idle before RSS
   --warmup S        seconds before measuring (1)
   --pid P           broker process id, for its CPU time and RSS
