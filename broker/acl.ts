@@ -70,11 +70,14 @@ const ACCESS: Readonly<Record<string, number>> = {
   deny: DENY,
 };
 
-/** One `topic` or `pattern` line. */
-interface Rule {
+/** One rule as compiled: a filter and its access bits (1 read, 2 write, 0 deny). */
+export interface AclRule {
+  /** 1 = read, 2 = write, 3 = readwrite, 0 = deny. */
   access: number;
+  /** The topic filter, patterns already substituted. */
   filter: string;
 }
+type Rule = AclRule;
 
 /** A pattern with what it substitutes. */
 interface Pattern extends Rule {
@@ -82,20 +85,8 @@ interface Pattern extends Rule {
   usesClient: boolean;
 }
 
-/** The rules that apply to one client, ready to match. */
-interface ClientRules {
-  rules: Rule[];
-  matcher: TopicMatcher<number>;
-}
-
 /** Cached client rule sets; cleared when full. */
 const CACHE_LIMIT = 10_000;
-
-function buildRules(rules: Rule[]): ClientRules {
-  const matcher = new TopicMatcher<number>();
-  rules.forEach((r, i) => matcher.set(r.filter, String(i), r.access));
-  return { rules, matcher };
-}
 
 function unsafeForPattern(value: string): boolean {
   return /[+#/]/.test(value);
@@ -156,6 +147,74 @@ export function filtersOverlap(a: string, b: string): boolean {
 }
 
 /**
+ * The rules of an ACL that apply to one client (its user's rules, or the
+ * anonymous ones, plus the substituted patterns), compiled for matching.
+ * Get one with {@linkcode Acl.forClient} and keep it for the connection.
+ *
+ * @example
+ * ```ts
+ * import { Acl } from "./acl.ts";
+ * const rules = Acl.parse("pattern readwrite devices/%c/#").forClient("d1");
+ * rules.canWrite("devices/d1/temp"); // true
+ * rules.canSubscribe("devices/d2/#"); // false
+ * ```
+ */
+export class AclClient {
+  readonly #rules: readonly Rule[];
+  readonly #matcher = new TopicMatcher<number>();
+
+  /** Compiles `rules`; use {@linkcode Acl.forClient} instead. */
+  constructor(rules: readonly AclRule[]) {
+    this.#rules = rules;
+    rules.forEach((r, i) => this.#matcher.set(r.filter, String(i), r.access));
+  }
+
+  /** Whether the client may receive messages published to `topic`. */
+  canRead(topic: string): boolean {
+    return this.#check(topic, READ);
+  }
+
+  /** Whether the client may publish to `topic`. */
+  canWrite(topic: string): boolean {
+    return this.#check(topic, WRITE);
+  }
+
+  /**
+   * Whether the client may subscribe to `filter` (see the module doc: some
+   * read rule covers it and no deny rule overlaps it). `$share/{group}/`
+   * filters are checked by their inner filter; an invalid filter is refused.
+   */
+  canSubscribe(filter: string): boolean {
+    let inner = filter;
+    try {
+      inner = parseSharedSubscription(filter)?.filter ?? filter;
+    } catch {
+      return false;
+    }
+    if (!isValidTopicFilter(inner)) return false;
+    let covered = false;
+    for (const rule of this.#rules) {
+      if (rule.access === DENY) {
+        if (filtersOverlap(rule.filter, inner)) return false;
+      } else if (!covered && (rule.access & READ) !== 0) {
+        covered = filterCovers(rule.filter, inner);
+      }
+    }
+    return covered;
+  }
+
+  #check(topic: string, need: number): boolean {
+    let granted = 0;
+    let denied = false;
+    this.#matcher.match(topic, (access) => {
+      if (access === DENY) denied = true;
+      else granted |= access;
+    });
+    return !denied && (granted & need) !== 0;
+  }
+}
+
+/**
  * A parsed ACL file. Checks are synchronous and cheap: the rules of each
  * (client id, user name) pair are compiled into a `TopicMatcher` once and
  * cached.
@@ -180,7 +239,7 @@ export class Acl {
   readonly #anonymous: Rule[] = [];
   readonly #users = new Map<string, Rule[]>();
   readonly #patterns: Pattern[] = [];
-  readonly #cache = new Map<string, ClientRules>();
+  readonly #cache = new Map<string, AclClient>();
   /** Whether some pattern uses `%c` (else rules do not depend on the id). */
   #byClient = false;
 
@@ -286,7 +345,7 @@ export class Acl {
     username: string | undefined,
     topic: string,
   ): boolean {
-    return this.#check(this.#rulesFor(clientId, username), topic, READ);
+    return this.forClient(clientId, username).canRead(topic);
   }
 
   /** Whether the client may publish to `topic`. */
@@ -295,49 +354,23 @@ export class Acl {
     username: string | undefined,
     topic: string,
   ): boolean {
-    return this.#check(this.#rulesFor(clientId, username), topic, WRITE);
+    return this.forClient(clientId, username).canWrite(topic);
   }
 
-  /**
-   * Whether the client may subscribe to `filter` (see the module doc: some
-   * read rule covers it and no deny rule overlaps it). `$share/{group}/`
-   * filters are checked by their inner filter; an invalid filter is refused.
-   */
+  /** Whether the client may subscribe to `filter` (see the module doc). */
   canSubscribe(
     clientId: string,
     username: string | undefined,
     filter: string,
   ): boolean {
-    let inner = filter;
-    try {
-      inner = parseSharedSubscription(filter)?.filter ?? filter;
-    } catch {
-      return false;
-    }
-    if (!isValidTopicFilter(inner)) return false;
-    const { rules } = this.#rulesFor(clientId, username);
-    let covered = false;
-    for (const rule of rules) {
-      if (rule.access === DENY) {
-        if (filtersOverlap(rule.filter, inner)) return false;
-      } else if (!covered && (rule.access & READ) !== 0) {
-        covered = filterCovers(rule.filter, inner);
-      }
-    }
-    return covered;
+    return this.forClient(clientId, username).canSubscribe(filter);
   }
 
-  #check(rules: ClientRules, topic: string, need: number): boolean {
-    let granted = 0;
-    let denied = false;
-    rules.matcher.match(topic, (access) => {
-      if (access === DENY) denied = true;
-      else granted |= access;
-    });
-    return !denied && (granted & need) !== 0;
-  }
-
-  #rulesFor(clientId: string, username: string | undefined): ClientRules {
+  /**
+   * The compiled rules of one client (cached here, up to 10,000 clients;
+   * a caller that keeps the result per connection avoids the cache).
+   */
+  forClient(clientId: string, username?: string): AclClient {
     const id = this.#byClient ? clientId : "";
     const key = username === undefined
       ? "\u0000" + id
@@ -345,7 +378,7 @@ export class Acl {
     let found = this.#cache.get(key);
     if (found === undefined) {
       if (this.#cache.size >= CACHE_LIMIT) this.#cache.clear();
-      found = buildRules(this.#collect(clientId, username));
+      found = new AclClient(this.#collect(clientId, username));
       this.#cache.set(key, found);
     }
     return found;

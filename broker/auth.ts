@@ -28,7 +28,7 @@ import type {
   AuthorizeSubscribeHook,
   ClientInfo,
 } from "./options.ts";
-import { Acl } from "./acl.ts";
+import { Acl, type AclClient } from "./acl.ts";
 import { type KeyDeriver, PasswordFile } from "./password_file.ts";
 
 export type {
@@ -230,6 +230,39 @@ export async function fileAuth(options: FileAuthOptions): Promise<FileAuth> {
     return ReasonCode.BadUserNameOrPassword;
   };
 
+  /**
+   * Compiled ACL rules per client object: the broker passes the same
+   * `ClientInfo` for a connection, so the rules are compiled once per
+   * connection and dropped with it. Checked against the current ACL (after
+   * a reload) and identity (after a re-authentication).
+   */
+  const compiled = new WeakMap<
+    ClientInfo,
+    {
+      acl: Acl;
+      clientId: string;
+      username: string | undefined;
+      rules: AclClient;
+    }
+  >();
+  const rulesOf = (acl: Acl, client: ClientInfo): AclClient => {
+    const c = compiled.get(client);
+    if (
+      c !== undefined && c.acl === acl && c.clientId === client.clientId &&
+      c.username === client.username
+    ) {
+      return c.rules;
+    }
+    const rules = acl.forClient(client.clientId, client.username);
+    compiled.set(client, {
+      acl,
+      clientId: client.clientId,
+      username: client.username,
+      rules,
+    });
+    return rules;
+  };
+
   const authorizePublish = (
     client: ClientInfo,
     topic: string,
@@ -237,9 +270,7 @@ export async function fileAuth(options: FileAuthOptions): Promise<FileAuth> {
     _retain: boolean,
   ): number => {
     const acl = state.acl;
-    if (
-      acl === undefined || acl.canWrite(client.clientId, client.username, topic)
-    ) {
+    if (acl === undefined || rulesOf(acl, client).canWrite(topic)) {
       return ReasonCode.Success;
     }
     logger.debug(
@@ -255,10 +286,7 @@ export async function fileAuth(options: FileAuthOptions): Promise<FileAuth> {
     qos: QoS,
   ): number => {
     const acl = state.acl;
-    if (
-      acl === undefined ||
-      acl.canSubscribe(client.clientId, client.username, filter)
-    ) {
+    if (acl === undefined || rulesOf(acl, client).canSubscribe(filter)) {
       return qos;
     }
     logger.info(

@@ -231,3 +231,15 @@ Deno.test("filtersOverlap() holds when some topic matches both filters", () => {
     assert.equal(filtersOverlap(b, a), overlap, `${b} ~ ${a}`);
   }
 });
+
+Deno.test("Acl.forClient() compiles one client's rules for repeated checks", () => {
+  const acl = Acl.parse(FILE);
+  const dev1 = acl.forClient("dev1", "bob");
+  assert.equal(dev1.canWrite("devices/dev1/status"), true);
+  assert.equal(dev1.canWrite("devices/dev2/status"), false);
+  assert.equal(dev1.canRead("bob/both"), true);
+  assert.equal(dev1.canSubscribe("users/bob/inbox/#"), true);
+  const anon = acl.forClient("c1");
+  assert.equal(anon.canRead("public/news"), true);
+  assert.equal(anon.canRead("bob/both"), false);
+});

@@ -280,3 +280,23 @@ Deno.test("fileAuth() rejects a missing file at start-up", async () => {
     AuthFileError,
   );
 });
+
+Deno.test("fileAuth() rules kept per ClientInfo follow a reload and a change of user name", async () => {
+  await using f = await fixture(
+    {},
+    "user alice\ntopic write a\nuser bob\ntopic write b\n",
+  );
+  await withLogs(async () => {
+    const auth = await fileAuth({ aclFile: f.aclFile });
+    const conn: ClientInfo = client("c1", "alice");
+    assert.equal(auth.authorizePublish(conn, "a", 0, false), 0);
+    assert.equal(auth.authorizePublish(conn, "b", 0, false), 0x87);
+    conn.username = "bob"; // e.g. after a v5 re-authentication
+    assert.equal(auth.authorizePublish(conn, "a", 0, false), 0x87);
+    assert.equal(auth.authorizePublish(conn, "b", 0, false), 0);
+    await Deno.writeTextFile(f.aclFile, "user bob\ntopic write c\n");
+    await auth.reload();
+    assert.equal(auth.authorizePublish(conn, "b", 0, false), 0x87);
+    assert.equal(auth.authorizePublish(conn, "c", 0, false), 0);
+  });
+});
