@@ -324,6 +324,38 @@ Deno.test("TopicMatcher.match() sees changes made between matches of the same to
   assert.equal(m.hasMatch(topic), true);
 });
 
+Deno.test("TopicMatcher holds shared subscriptions under their inner filter [MQTT-4.8.2]", () => {
+  // How the broker is meant to store `$share/{group}/{filter}`: parse it,
+  // store the inner filter, put the group in the key.
+  const m = new TopicMatcher<{ group?: string; clientId: string }>();
+  const subscribe = (filter: string, clientId: string) => {
+    const shared = parseSharedSubscription(filter);
+    if (shared === undefined) m.set(filter, clientId, { clientId });
+    else {
+      m.set(shared.filter, `${shared.group}\0${clientId}`, {
+        group: shared.group,
+        clientId,
+      });
+    }
+  };
+  subscribe("$share/g1/jobs/+", "w1");
+  subscribe("$share/g1/jobs/+", "w2");
+  subscribe("$share/g2/jobs/#", "w1");
+  subscribe("jobs/+", "w1");
+  const byGroup = new Map<string, string[]>();
+  m.match("jobs/42", (v) => {
+    const g = v.group ?? "(none)";
+    byGroup.set(g, [...(byGroup.get(g) ?? []), v.clientId].sort());
+  });
+  assert.deepEqual(
+    Object.fromEntries(byGroup),
+    { g1: ["w1", "w2"], g2: ["w1"], "(none)": ["w1"] },
+  );
+  // A shared filter starting with a wildcard still obeys [MQTT-4.7.2-1].
+  subscribe("$share/g3/#", "w3");
+  assert.deepEqual(matched(m, "$SYS/x"), []);
+});
+
 Deno.test("TopicMatcher.set() replaces the value for the same filter and key", () => {
   const m = new TopicMatcher<number>();
   m.set("a/+", "c1", 0);
@@ -482,19 +514,35 @@ function randomFilter(rand: () => number): string {
 }
 
 Deno.test("TopicMatcher.match() agrees with a naive matcher on random filters and topics (seeded)", () => {
+  interface Entry {
+    filter: string;
+    key: string;
+    value: number;
+  }
   for (const seed of [1, 2, 3, 42, 2026]) {
     const rand = prng(seed);
     const m = new TopicMatcher<number>();
-    const reference = new Map<string, number>(); // "filter\0key" -> value
+    const reference = new Map<string, Entry>(); // "filter\0key" -> entry
+    let matchesSeen = 0;
     for (let step = 0; step < 3000; step++) {
-      const filter = randomFilter(rand);
-      const key = `c${Math.floor(rand() * 4)}`;
-      const id = `${filter}\0${key}`;
       const r = rand();
-      if (r < 0.6) {
+      if (r < 0.5) {
+        const filter = randomFilter(rand);
+        const key = `c${Math.floor(rand() * 4)}`;
         m.set(filter, key, step);
-        reference.set(id, step);
-      } else if (r < 0.85) {
+        reference.set(`${filter}\0${key}`, { filter, key, value: step });
+      } else if (r < 0.65 && reference.size > 0) {
+        // Delete an existing entry (exercises pruning).
+        const ids = [...reference.keys()];
+        const id = ids[Math.floor(rand() * ids.length)]!;
+        const { filter, key } = reference.get(id)!;
+        reference.delete(id);
+        assert.equal(m.delete(filter, key), true, `seed ${seed} delete ${id}`);
+      } else if (r < 0.75) {
+        // Delete a random, probably absent, entry.
+        const filter = randomFilter(rand);
+        const key = `c${Math.floor(rand() * 4)}`;
+        const id = `${filter}\0${key}`;
         assert.equal(
           m.delete(filter, key),
           reference.delete(id),
@@ -503,10 +551,12 @@ Deno.test("TopicMatcher.match() agrees with a naive matcher on random filters an
       } else {
         const topic = randomTopic(rand);
         const expected: string[] = [];
-        for (const [entry, value] of reference) {
-          const [f, k] = entry.split("\0") as [string, string];
-          if (naiveMatch(f, topic)) expected.push(`${f} ${k} ${value}`);
+        for (const { filter, key, value } of reference.values()) {
+          if (naiveMatch(filter, topic)) {
+            expected.push(`${filter} ${key} ${value}`);
+          }
         }
+        matchesSeen += expected.length;
         const got: string[] = [];
         m.match(topic, (value, k, f) => got.push(`${f} ${k} ${value}`));
         assert.deepEqual(
@@ -518,10 +568,10 @@ Deno.test("TopicMatcher.match() agrees with a naive matcher on random filters an
       }
       assert.equal(m.size, reference.size);
     }
+    assert.ok(matchesSeen > 500, `seed ${seed}: only ${matchesSeen} matches`);
     // Removing everything prunes the trie back to its root.
-    for (const entry of [...reference.keys()]) {
-      const [f, k] = entry.split("\0") as [string, string];
-      assert.equal(m.delete(f, k), true);
+    for (const { filter, key } of reference.values()) {
+      assert.equal(m.delete(filter, key), true);
     }
     assert.equal(m.size, 0);
     assert.equal(m.nodeCount, 1, `seed ${seed}: all nodes pruned`);
