@@ -286,7 +286,6 @@ export class Connection implements SessionLink {
       return this.#refuse(
         ReasonCode.QuotaExceeded,
         `maxConnections ${s.maxConnections} reached`,
-        ReasonCode.ServerUnavailable,
       );
     }
     if (v5 && p.properties?.authenticationMethod !== undefined) {
@@ -329,7 +328,7 @@ export class Connection implements SessionLink {
     return undefined;
   }
 
-  #refuse(code: number, why: string, v4Code?: number): undefined {
+  #refuse(code: number, why: string): undefined {
     log.info("{clientId} refused: {why} ({code})", {
       clientId: this.clientId,
       why,
@@ -340,7 +339,7 @@ export class Connection implements SessionLink {
     const connack: ConnackPacket = {
       type: "connack",
       sessionPresent: false,
-      reasonCode: v5 ? code : (v4Code ?? toConnackReturnCodeV4(code)),
+      reasonCode: v5 ? code : toConnackReturnCodeV4(code),
     };
     this.sendPacket(connack);
     this.#end(undefined, false);
