@@ -28,7 +28,12 @@ import type {
   StoredMessage,
 } from "./store/store.ts";
 import { startSys } from "./sys.ts";
-import { connDuplex, type Duplex, streamDuplex, type Transport } from "./transport.ts";
+import {
+  connDuplex,
+  type Duplex,
+  streamDuplex,
+  type Transport,
+} from "./transport.ts";
 
 const log = getLogger(["kite", "broker"]);
 
@@ -449,7 +454,9 @@ export class BrokerCore {
   }
 }
 
-function sharedOf(filter: string): { group: string; filter: string } | undefined {
+function sharedOf(
+  filter: string,
+): { group: string; filter: string } | undefined {
   try {
     return parseSharedSubscription(filter);
   } catch {
@@ -538,7 +545,8 @@ export class Broker {
     const init = this.#init;
     this.#started = (async () => {
       let store = init.store;
-      const enable = init.enablePersistence ?? DEFAULT_OPTIONS.enablePersistence;
+      const enable = init.enablePersistence ??
+        DEFAULT_OPTIONS.enablePersistence;
       if (store === undefined) {
         store = enable
           ? await KvStore.open(

@@ -42,11 +42,7 @@ import {
 import { hasWildcard, parseSharedSubscription } from "../codec/topic.ts";
 import type { ClientInfo } from "./options.ts";
 import type { BrokerCore } from "./broker.ts";
-import type {
-  PublishEncoding,
-  Session,
-  SessionLink,
-} from "./session.ts";
+import type { PublishEncoding, Session, SessionLink } from "./session.ts";
 import type { StoredMessage, StoredSubscription } from "./store/store.ts";
 import type { Duplex } from "./transport.ts";
 
@@ -563,8 +559,9 @@ export class Connection implements SessionLink {
     const s = core.settings;
     const n = p.subscriptions.length;
     const codes: number[] = new Array(n);
-    const shares: ({ group: string; filter: string } | undefined)[] =
-      new Array(n);
+    const shares: ({ group: string; filter: string } | undefined)[] = new Array(
+      n,
+    );
     for (let i = 0; i < n; i++) {
       const sub = p.subscriptions[i]!;
       let shared: { group: string; filter: string } | undefined;

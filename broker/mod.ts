@@ -16,8 +16,5 @@ export { Broker, type BrokerInit, type BrokerStats } from "./broker.ts";
 export * from "./options.ts";
 export { RetainedMessages } from "./retained.ts";
 export { KITE_VERSION, SYS_TOPICS } from "./sys.ts";
-export {
-  connTransport,
-  type Transport,
-} from "./transport.ts";
+export { connTransport, type Transport } from "./transport.ts";
 export * from "./store/mod.ts";

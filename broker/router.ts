@@ -76,7 +76,9 @@ export class Router {
       this.#groups.set(gkey, g);
       this.#shared.set(shared.filter, shared.group, g);
     }
-    const i = g.members.findIndex((e) => e.session.clientId === session.clientId);
+    const i = g.members.findIndex((e) =>
+      e.session.clientId === session.clientId
+    );
     if (i >= 0) g.members[i] = { session, sub };
     else g.members.push({ session, sub });
   }
@@ -87,11 +89,15 @@ export class Router {
     filter: string,
     shared?: { group: string; filter: string },
   ): boolean {
-    if (shared === undefined) return this.#subs.delete(filter, session.clientId);
+    if (shared === undefined) {
+      return this.#subs.delete(filter, session.clientId);
+    }
     const gkey = shared.group + "\0" + shared.filter;
     const g = this.#groups.get(gkey);
     if (g === undefined) return false;
-    const i = g.members.findIndex((e) => e.session.clientId === session.clientId);
+    const i = g.members.findIndex((e) =>
+      e.session.clientId === session.clientId
+    );
     if (i < 0) return false;
     g.members.splice(i, 1);
     if (g.members.length === 0) {

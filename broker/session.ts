@@ -162,7 +162,14 @@ export class FanoutCache {
     const i = (version === 5 ? 6 : 0) + qos * 2 + (retain ? 1 : 0);
     let e = this.#slots[i];
     if (e === undefined) {
-      e = encodePublish(this.message, version, qos, retain, undefined, this.#now);
+      e = encodePublish(
+        this.message,
+        version,
+        qos,
+        retain,
+        undefined,
+        this.#now,
+      );
       this.#slots[i] = e;
     }
     return e;

@@ -27,7 +27,11 @@ export async function startBroker(options: BrokerInit = {}): Promise<Broker> {
 }
 
 /** Rejects after `ms` unless `p` settles first; the timer is always cleared. */
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+export function withTimeout<T>(
+  p: Promise<T>,
+  ms: number,
+  what: string,
+): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const t = new Promise<never>((_, reject) => {
     timer = setTimeout(
@@ -151,7 +155,9 @@ export class RawClient {
   /** Sends raw bytes. */
   async sendBytes(bytes: Uint8Array): Promise<void> {
     let off = 0;
-    while (off < bytes.length) off += await this.conn.write(bytes.subarray(off));
+    while (off < bytes.length) {
+      off += await this.conn.write(bytes.subarray(off));
+    }
   }
 
   /** The next packet matching `pred` (from the inbox first). */

@@ -45,7 +45,10 @@ Deno.test("Broker answers a packet over maxPacketSize with v5 DISCONNECT 0x95 an
     retain: false,
     dup: false,
   };
-  const v5 = await RawClient.connect(port, { protocolVersion: 5, clientId: "b5" });
+  const v5 = await RawClient.connect(port, {
+    protocolVersion: 5,
+    clientId: "b5",
+  });
   await v5.client.send(big);
   assert.equal(
     (await v5.client.expect("disconnect")).reasonCode,
@@ -73,9 +76,11 @@ Deno.test("Broker closes a client that sends garbage without affecting others", 
   });
   await good.client.expect("suback");
   const bad = await RawClient.connect(port, { clientId: "bad" });
-  await bad.client.sendBytes(crypto.getRandomValues(new Uint8Array(64)).map(
-    (b) => b | 0xf0, // type 15 (AUTH) with bad flags: malformed for 3.1.1
-  ));
+  await bad.client.sendBytes(
+    crypto.getRandomValues(new Uint8Array(64)).map(
+      (b) => b | 0xf0, // type 15 (AUTH) with bad flags: malformed for 3.1.1
+    ),
+  );
   await bad.client.waitClosed();
   broker.publish("g", "still here");
   assert.equal((await good.client.expectPublish("g")).topic, "g");

@@ -52,7 +52,11 @@ Deno.test("Broker stores, replaces and clears retained messages and sends them o
   const broker = await startBroker();
   const port = broker.addr.port;
   const { client: p } = await RawClient.connect(port, { clientId: "rp" });
-  await p.send(retained("r/a", "one"), retained("r/a", "two"), retained("r/b", "b"));
+  await p.send(
+    retained("r/a", "one"),
+    retained("r/a", "two"),
+    retained("r/b", "b"),
+  );
   await p.send({ type: "pingreq" });
   await p.expect("pingresp");
   assert.equal(broker.retainedCount, 2);
@@ -119,7 +123,10 @@ Deno.test("Broker does not send $ topics' retained messages to wildcard-first fi
   assert.equal(second.topic, "pub/x");
   await client.expectNothing((x) => x.type === "publish", 100);
   await subscribe(client, { filter: "$internal/#", qos: 0 });
-  assert.equal(text((await client.expectPublish("$internal/x")).payload), "secret");
+  assert.equal(
+    text((await client.expectPublish("$internal/x")).payload),
+    "secret",
+  );
   await client.disconnect();
   await broker.close();
 });
