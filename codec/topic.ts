@@ -576,41 +576,88 @@ function emit<T>(
   for (const [key, value] of values) cb(value, key, filter);
 }
 
+// The pending `+` branches of the walks below, on an explicit stack rather
+// than by recursion: a filter may have 32,768 levels, deeper than the call
+// stack. Shared by all matchers; a walk started from a callback (re-entrant)
+// works above the entries of the walk that called it.
+const pendingNodes: (Node<unknown> | undefined)[] = [];
+const pendingLevels: number[] = [];
+let pendingTop = 0;
+
+/** Drops the pending branches above `base`. */
+function unwind(base: number): void {
+  while (pendingTop > base) pendingNodes[--pendingTop] = undefined;
+}
+
 /** Matches `levels[i..]` below `node`. */
 function matchFrom<T>(
-  node: Node<T>,
+  start: Node<T>,
   levels: string[],
-  i: number,
+  startLevel: number,
   cb: (value: T, key: string, filter: string) => void,
 ): void {
+  const base = pendingTop;
   const n = levels.length;
-  for (;;) {
-    // `x/#` matches `x` and everything below it.
-    if (node.hash !== undefined) emit(node.hash, cb);
-    if (i === n) {
-      emit(node, cb);
-      return;
+  let node = start;
+  let i = startLevel;
+  try {
+    for (;;) {
+      // Follow exact levels, remembering `+` branches for later.
+      for (;;) {
+        // `x/#` matches `x` and everything below it.
+        if (node.hash !== undefined) emit(node.hash, cb);
+        if (i === n) {
+          emit(node, cb);
+          break;
+        }
+        if (node.plus !== undefined) {
+          pendingNodes[pendingTop] = node.plus as Node<unknown>;
+          pendingLevels[pendingTop++] = i + 1;
+        }
+        const next = node.children?.get(levels[i]!);
+        if (next === undefined) break;
+        node = next;
+        i++;
+      }
+      if (pendingTop === base) return;
+      node = pendingNodes[--pendingTop] as Node<T>;
+      pendingNodes[pendingTop] = undefined;
+      i = pendingLevels[pendingTop]!;
     }
-    if (node.plus !== undefined) matchFrom(node.plus, levels, i + 1, cb);
-    const next = node.children?.get(levels[i]!);
-    if (next === undefined) return;
-    node = next;
-    i++;
+  } finally {
+    unwind(base); // only when `cb` threw
   }
 }
 
 /** Whether anything below `node` matches `levels[i..]`. */
-function anyFrom<T>(node: Node<T>, levels: string[], i: number): boolean {
+function anyFrom<T>(
+  start: Node<T>,
+  levels: string[],
+  startLevel: number,
+): boolean {
+  const base = pendingTop;
   const n = levels.length;
+  let node = start;
+  let i = startLevel;
   for (;;) {
-    if (node.hash !== undefined) return true; // a leaf always holds values
-    if (i === n) return node.values !== undefined;
-    if (node.plus !== undefined && anyFrom(node.plus, levels, i + 1)) {
-      return true;
+    for (;;) {
+      if (node.hash !== undefined || (i === n && node.values !== undefined)) {
+        unwind(base);
+        return true; // a `#` leaf always holds values
+      }
+      if (i === n) break;
+      if (node.plus !== undefined) {
+        pendingNodes[pendingTop] = node.plus as Node<unknown>;
+        pendingLevels[pendingTop++] = i + 1;
+      }
+      const next = node.children?.get(levels[i]!);
+      if (next === undefined) break;
+      node = next;
+      i++;
     }
-    const next = node.children?.get(levels[i]!);
-    if (next === undefined) return false;
-    node = next;
-    i++;
+    if (pendingTop === base) return false;
+    node = pendingNodes[--pendingTop] as Node<T>;
+    pendingNodes[pendingTop] = undefined;
+    i = pendingLevels[pendingTop]!;
   }
 }

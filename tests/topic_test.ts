@@ -356,6 +356,64 @@ Deno.test("TopicMatcher holds shared subscriptions under their inner filter [MQT
   assert.deepEqual(matched(m, "$SYS/x"), []);
 });
 
+Deno.test("TopicMatcher handles 32,768-level filters and topics without deep recursion", () => {
+  const m = new TopicMatcher<number>();
+  const plusFilter = "+/".repeat(32767) + "+"; // 65,535 bytes
+  const emptyLevels = "/".repeat(32767); // 32,768 empty levels
+  assert.equal(isValidTopicFilter(plusFilter), true);
+  assert.equal(isValidTopicName(emptyLevels), true);
+  m.set(plusFilter, "k", 1);
+  m.set(emptyLevels, "k", 2);
+  m.set("#", "k", 3);
+  assert.deepEqual([...m.matches(emptyLevels)].map(([v]) => v).sort(), [
+    1,
+    2,
+    3,
+  ]);
+  assert.equal(m.hasMatch(emptyLevels), true);
+  assert.equal(m.delete(plusFilter, "k"), true);
+  assert.equal(m.delete(emptyLevels, "k"), true);
+  assert.equal(m.delete("#", "k"), true);
+  assert.equal(m.nodeCount, 1);
+  assert.equal(m.hasMatch(emptyLevels), false);
+});
+
+Deno.test("TopicMatcher.match() may be called again from its callback", () => {
+  const m = new TopicMatcher<string>();
+  m.set("a/+/+", "k", "outer");
+  m.set("a/+/c", "k", "outer2");
+  m.set("x/+", "k", "inner");
+  m.set("x/#", "k", "inner2");
+  const seen: string[] = [];
+  m.match("a/b/c", (v) => {
+    seen.push(v);
+    m.match("x/y", (w) => seen.push(`${v}>${w}`));
+  });
+  assert.deepEqual(seen.sort(), [
+    "outer",
+    "outer2",
+    "outer2>inner",
+    "outer2>inner2",
+    "outer>inner",
+    "outer>inner2",
+  ]);
+});
+
+Deno.test("TopicMatcher.match() stays usable after its callback throws", () => {
+  const m = new TopicMatcher<number>();
+  m.set("a/+/+", "k", 1);
+  m.set("a/+/c", "k", 2);
+  m.set("+/b/c", "k", 3);
+  assert.throws(
+    () =>
+      m.match("a/b/c", () => {
+        throw new Error("boom");
+      }),
+    /boom/,
+  );
+  assert.deepEqual(matched(m, "a/b/c"), ["+/b/c k", "a/+/+ k", "a/+/c k"]);
+});
+
 Deno.test("TopicMatcher.set() replaces the value for the same filter and key", () => {
   const m = new TopicMatcher<number>();
   m.set("a/+", "c1", 0);
