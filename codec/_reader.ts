@@ -16,16 +16,22 @@ export function decodeUtf8(
   end: number,
 ): string {
   const len = end - start;
-  if (len <= 64) {
-    // ASCII fast path for short strings (topics, client ids, keys).
-    let s = "";
+  if (len <= 128) {
+    // ASCII fast path for short strings (topics, client ids, keys). A flat
+    // string from fromCharCode beats both the TextDecoder call overhead and
+    // `+=` (whose rope must be flattened later anyway).
     let i = start;
-    for (; i < end; i++) {
+    while (i < end) {
       const b = buf[i]!;
       if (b === 0 || b > 0x7f) break;
-      s += String.fromCharCode(b);
+      i++;
     }
-    if (i === end) return s;
+    if (i === end) {
+      return String.fromCharCode.apply(
+        null,
+        buf.subarray(start, end) as unknown as number[],
+      );
+    }
   }
   // In UTF-8 a zero byte only ever encodes U+0000 [MQTT-1.5.4-2]; the fatal
   // decoder rejects overlong forms, surrogates and truncation [MQTT-1.5.4-1].

@@ -380,13 +380,15 @@ function decodeUnsubscribe(r: Reader, v5: boolean): Packet {
  * Topic name cache: decoding a short topic costs more than the rest of a
  * small PUBLISH, and topics repeat. A direct-mapped table keyed by a hash of
  * the bytes holds recently seen ASCII topic names that passed validation; a
- * hit is confirmed byte by byte, so the cache never changes a result.
+ * hit is confirmed byte by byte, so the cache never changes a result. It is
+ * module-wide (shared by all decoders); entries are short strings only.
  */
-const TOPIC_CACHE_SIZE = 1024;
+const TOPIC_CACHE_SIZE = 4096;
 const TOPIC_CACHE_MAX = 64;
 const topicCache: (string | undefined)[] = new Array(TOPIC_CACHE_SIZE).fill(
   undefined,
 );
+const topicSeen = new Int32Array(TOPIC_CACHE_SIZE);
 
 function readTopic(r: Reader): string {
   const len = r.u16("topic name");
@@ -409,7 +411,12 @@ function readTopic(r: Reader): string {
     if (i === len) return cached;
   }
   const topic = validTopic(decodeUtf8(buf, start, end));
-  if (topic.length === len) topicCache[slot] = topic; // ASCII only
+  // Cache ASCII topics only, and only on their second sighting (a cheap
+  // hash per slot remembers the first) so one-off topics cost no GC churn.
+  if (topic.length === len) {
+    if (topicSeen[slot] === h) topicCache[slot] = topic;
+    else topicSeen[slot] = h;
+  }
   return topic;
 }
 
