@@ -228,6 +228,11 @@ export class TcpProxy implements AsyncDisposable {
   }
 }
 
+/** The packet model of a packet type (AckPacket covers four types). */
+export type PacketOf<T extends Packet["type"]> = Packet extends infer P
+  ? P extends { type: infer U } ? T extends U ? P : never : never
+  : never;
+
 /** One connection to a `FakeBroker`. */
 export interface FakeConnection {
   /** Packets received so far, in order. */
@@ -236,7 +241,7 @@ export interface FakeConnection {
   next<T extends Packet["type"]>(
     type: T,
     ms?: number,
-  ): Promise<Extract<Packet, { type: T }>>;
+  ): Promise<PacketOf<T>>;
   send(p: Packet): Promise<void>;
   close(): void;
 }
