@@ -20,7 +20,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import { ReasonCode } from "../codec/reason_code.ts";
-import type { QoS } from "../codec/packet.ts";
+import type { AuthPacket, Properties, QoS } from "../codec/packet.ts";
 import type {
   AuthenticateContext,
   AuthenticateHook,
@@ -107,6 +107,263 @@ export interface EnhancedAuthSession {
 export type EnhancedAuthHook = (
   ctx: EnhancedAuthContext,
 ) => EnhancedAuthSession | undefined;
+
+/**
+ * What a connection does after an enhanced authentication event (see
+ * {@linkcode EnhancedAuthFlow}):
+ * - `auth`: send this AUTH packet (0x18 to continue; 0x00 when a
+ *   re-authentication succeeded) and keep going;
+ * - `connack`: the CONNECT exchange is over: send CONNACK with this reason
+ *   code and properties; on a code >= 0x80 close the connection
+ *   [MQTT-4.12.0-4];
+ * - `disconnect`: a connected client failed re-authentication or broke the
+ *   AUTH rules: send DISCONNECT with this code and close [MQTT-4.12.1-2].
+ *
+ * `username`, on success, is the identity the method proved: use it as the
+ * client's user name for the authorization hooks.
+ */
+export type AuthAction =
+  | { type: "auth"; packet: AuthPacket; username?: string }
+  | {
+    type: "connack";
+    reasonCode: number;
+    properties: Properties;
+    username?: string;
+  }
+  | { type: "disconnect"; reasonCode: number; properties: Properties };
+
+/**
+ * The enhanced authentication (v5 AUTH) rules of one connection, without
+ * I/O: the connection feeds it the CONNECT's properties and each AUTH packet
+ * and does what the returned {@linkcode AuthAction} says.
+ *
+ * - CONNECT with an Authentication Method: no hook, or a hook that declines
+ *   the method, gives CONNACK 0x8C [MQTT-4.12.0-1].
+ * - Every AUTH and the successful CONNACK carry the CONNECT's method
+ *   [MQTT-4.12.0-5]; an AUTH with another method, an AUTH on a connection
+ *   whose CONNECT had no method [MQTT-4.12.0-7], an AUTH 0x18 when no
+ *   exchange is running, or an AUTH 0x19 during one is a protocol error
+ *   (0x82).
+ * - AUTH 0x19 after CONNACK re-authenticates with the same method
+ *   [MQTT-4.12.1-1]; success answers AUTH 0x00, failure DISCONNECT.
+ * - A hook that throws, or answers a code other than 0x00, 0x18 or >= 0x80,
+ *   fails the exchange with 0x80 (Unspecified error).
+ * - Reason strings go on AUTH packets only when the client did not set
+ *   Request Problem Information to 0 [MQTT-3.1.2-29].
+ *
+ * The connection keeps its connect timeout running over the whole CONNECT
+ * exchange, and treats any packet other than AUTH or DISCONNECT before
+ * CONNACK as a protocol error.
+ *
+ * @example
+ * ```ts
+ * import { EnhancedAuthFlow } from "./auth.ts";
+ * const flow = new EnhancedAuthFlow(undefined, {
+ *   clientId: "c1",
+ *   protocolVersion: 5,
+ * });
+ * const action = await flow.connect({ authenticationMethod: "SCRAM-SHA-256" });
+ * // { type: "connack", reasonCode: 0x8c, ... }: no hook for the method
+ * ```
+ */
+export class EnhancedAuthFlow {
+  readonly #hook: EnhancedAuthHook | undefined;
+  readonly #client: ClientInfo;
+  readonly #problemInfo: boolean;
+  #method: string | undefined;
+  #session: EnhancedAuthSession | undefined;
+  #connected = false;
+
+  /**
+   * Creates the flow of one connection. `requestProblemInformation` is the
+   * CONNECT's property (false when the client sent 0).
+   */
+  constructor(
+    hook: EnhancedAuthHook | undefined,
+    client: ClientInfo,
+    options: { requestProblemInformation?: boolean } = {},
+  ) {
+    this.#hook = hook;
+    this.#client = client;
+    this.#problemInfo = options.requestProblemInformation ?? true;
+  }
+
+  /** The CONNECT's Authentication Method, once `connect` was called. */
+  get method(): string | undefined {
+    return this.#method;
+  }
+
+  /** Whether an exchange is waiting for the client's next AUTH. */
+  get inProgress(): boolean {
+    return this.#session !== undefined;
+  }
+
+  /**
+   * Starts the exchange of a v5 CONNECT that has an Authentication Method
+   * (`properties.authenticationMethod`).
+   */
+  connect(properties: Properties): Promise<AuthAction> {
+    const method = properties.authenticationMethod;
+    if (method === undefined) {
+      return Promise.resolve(
+        this.#fail(ReasonCode.ProtocolError, "no Authentication Method"),
+      );
+    }
+    this.#method = method;
+    return this.#start(method, properties.authenticationData, false);
+  }
+
+  /**
+   * Handles an AUTH packet from the client. Call {@linkcode
+   * EnhancedAuthFlow.connected} once CONNACK 0x00 was sent, so that failures
+   * become DISCONNECT rather than CONNACK.
+   */
+  auth(packet: AuthPacket): Promise<AuthAction> {
+    const code = packet.reasonCode ?? ReasonCode.Success;
+    const method = packet.properties?.authenticationMethod;
+    if (this.#method === undefined) {
+      return Promise.resolve(this.#fail(
+        ReasonCode.ProtocolError,
+        "AUTH on a connection whose CONNECT had no Authentication Method [MQTT-4.12.0-7]",
+      ));
+    }
+    if (method !== this.#method) {
+      return Promise.resolve(this.#fail(
+        ReasonCode.ProtocolError,
+        `AUTH with method ${
+          method ?? "(none)"
+        } instead of ${this.#method} [MQTT-4.12.0-5]`,
+      ));
+    }
+    const data = packet.properties?.authenticationData;
+    if (code === ReasonCode.ContinueAuthentication) {
+      if (this.#session === undefined) {
+        return Promise.resolve(this.#fail(
+          ReasonCode.ProtocolError,
+          "AUTH 0x18 with no authentication exchange in progress",
+        ));
+      }
+      return this.#step(this.#session, data);
+    }
+    if (code === ReasonCode.ReAuthenticate) {
+      if (!this.#connected || this.#session !== undefined) {
+        return Promise.resolve(this.#fail(
+          ReasonCode.ProtocolError,
+          "AUTH 0x19 before CONNACK or during an exchange",
+        ));
+      }
+      return this.#start(this.#method, data, true);
+    }
+    return Promise.resolve(this.#fail(
+      ReasonCode.ProtocolError,
+      `AUTH with reason code 0x${code.toString(16)} from a client`,
+    ));
+  }
+
+  /** Notes that CONNACK 0x00 was sent: later failures are DISCONNECTs. */
+  connected(): void {
+    this.#connected = true;
+  }
+
+  #start(
+    method: string,
+    data: Uint8Array | undefined,
+    reauthenticate: boolean,
+  ): Promise<AuthAction> {
+    let session: EnhancedAuthSession | undefined;
+    try {
+      session = this.#hook?.({ ...this.#client, method, reauthenticate });
+    } catch (e) {
+      logger.error("enhancedAuth hook failed: {error}", {
+        error: (e as Error).message,
+      });
+      return Promise.resolve(this.#fail(ReasonCode.UnspecifiedError));
+    }
+    if (session === undefined) {
+      logger.warn(
+        "authentication method {method} not supported (client {clientId} from {address})",
+        { ...who(this.#client), method },
+      );
+      return Promise.resolve(this.#fail(
+        ReasonCode.BadAuthenticationMethod,
+        `authentication method ${method} is not supported`,
+      ));
+    }
+    this.#session = session;
+    return this.#step(session, data);
+  }
+
+  async #step(
+    session: EnhancedAuthSession,
+    data: Uint8Array | undefined,
+  ): Promise<AuthAction> {
+    let step: AuthStep;
+    try {
+      step = await session.step(data);
+    } catch (e) {
+      logger.error("enhancedAuth step failed: {error}", {
+        error: (e as Error).message,
+      });
+      return this.#fail(ReasonCode.UnspecifiedError);
+    }
+    const code = step.reasonCode;
+    const properties: Properties = { authenticationMethod: this.#method! };
+    if (step.data !== undefined) properties.authenticationData = step.data;
+    if (code === ReasonCode.ContinueAuthentication) {
+      if (step.reasonString !== undefined && this.#problemInfo) {
+        properties.reasonString = step.reasonString;
+      }
+      return {
+        type: "auth",
+        packet: { type: "auth", reasonCode: code, properties },
+      };
+    }
+    if (code === ReasonCode.Success) {
+      this.#session = undefined;
+      const username = step.username === undefined
+        ? {}
+        : { username: step.username };
+      if (!this.#connected) {
+        return { type: "connack", reasonCode: code, properties, ...username };
+      }
+      if (step.reasonString !== undefined && this.#problemInfo) {
+        properties.reasonString = step.reasonString;
+      }
+      return {
+        type: "auth",
+        packet: { type: "auth", reasonCode: code, properties },
+        ...username,
+      };
+    }
+    if (code < 0x80) {
+      logger.error("enhancedAuth answered reason code {code}", { code });
+      return this.#fail(ReasonCode.UnspecifiedError);
+    }
+    logger.warn(
+      "login refused: {method} authentication failed with 0x{code} (client {clientId} from {address})",
+      { ...who(this.#client), method: this.#method, code: code.toString(16) },
+    );
+    return this.#fail(code, step.reasonString, step.data);
+  }
+
+  #fail(
+    reasonCode: number,
+    reasonString?: string,
+    data?: Uint8Array,
+  ): AuthAction {
+    this.#session = undefined;
+    const properties: Properties = {};
+    // CONNACK and DISCONNECT may carry a reason string even when Request
+    // Problem Information is 0 [MQTT-3.1.2-29].
+    if (reasonString !== undefined) properties.reasonString = reasonString;
+    if (this.#connected) return { type: "disconnect", reasonCode, properties };
+    if (this.#method !== undefined && data !== undefined) {
+      properties.authenticationMethod = this.#method;
+      properties.authenticationData = data;
+    }
+    return { type: "connack", reasonCode, properties };
+  }
+}
 
 /** Options of {@linkcode fileAuth}. */
 export interface FileAuthOptions {
