@@ -1,0 +1,204 @@
+/**
+ * Automatic reconnect against real brokers (Mosquitto and Kite's): broker
+ * restart on the same port, dropped sockets through a proxy, no QoS 1/2
+ * loss, QoS 2 exactly once across the reconnect on both sides.
+ */
+
+import assert from "node:assert/strict";
+import { Client, type Message } from "../client/mod.ts";
+import { counter, TARGETS, TcpProxy, within } from "./client_helpers.ts";
+
+const FAST = { initialDelay: 10, maxDelay: 100, jitter: 0.1 };
+
+for (const target of TARGETS) {
+  for (const version of [5, 4] as const) {
+    const v = version === 5 ? "v5" : "v3.1.1";
+    Deno.test({
+      name:
+        `Client reconnects after a broker restart, resubscribes and sends what was published offline (${v}) [${target.name}]`,
+      ignore: !target.available,
+      async fn() {
+        let broker = await target.start();
+        const port = broker.port;
+        const client = new Client({
+          port,
+          protocolVersion: version,
+          reconnect: FAST,
+        });
+        try {
+          const got: string[] = [];
+          const five = counter(5);
+          await client.connect();
+          await client.subscribe("rc/#", 1, (m) => {
+            got.push(m.payloadText);
+            five.next();
+          });
+          const events: string[] = [];
+          const offline = Promise.withResolvers<void>();
+          const back = Promise.withResolvers<void>();
+          client.on(
+            "disconnect",
+            (e) => events.push(`disconnect:${e.willReconnect}`),
+          );
+          client.on("offline", () => {
+            events.push("offline");
+            offline.resolve();
+          });
+          client.on("reconnect", () => {
+            if (!events.includes("reconnect")) events.push("reconnect");
+          });
+          client.on("connect", (c) => {
+            events.push(`connect:${c.sessionPresent}`);
+            back.resolve();
+          });
+          await broker.stop();
+          await within(offline.promise, 3000, "offline");
+          assert.equal(client.connected, false);
+          const sent = [1, 2, 3, 4, 5].map((i) =>
+            client.publish("rc/x", String(i), 1)
+          );
+          assert.equal(client.queued, 5);
+          broker = await target.start({ port });
+          await within(back.promise, 5000, "reconnected");
+          await within(
+            Promise.all(sent),
+            3000,
+            "queued publishes acknowledged",
+          );
+          await within(
+            five.promise,
+            3000,
+            "5 messages through the resubscription",
+          );
+          assert.deepEqual(got, ["1", "2", "3", "4", "5"]);
+          assert.deepEqual(events, [
+            "disconnect:true",
+            "offline",
+            "reconnect",
+            "connect:false",
+          ]);
+          await client.disconnect();
+        } finally {
+          await client.close();
+          await broker.stop();
+        }
+      },
+    });
+  }
+
+  Deno.test({
+    name:
+      `Client loses no QoS 1/2 message when the socket drops, and QoS 2 reaches the subscriber once [${target.name}]`,
+    ignore: !target.available,
+    async fn() {
+      const broker = await target.start();
+      const proxy = new TcpProxy(broker.port);
+      const sub = new Client({ port: broker.port, reconnect: false });
+      const pub = new Client({
+        port: proxy.port,
+        clientId: `kite-pub-${crypto.randomUUID().slice(0, 8)}`,
+        sessionExpiryInterval: 300,
+        reconnect: FAST,
+      });
+      try {
+        await sub.connect();
+        const got: Message[] = [];
+        const ten = counter(10);
+        const end = Promise.withResolvers<void>();
+        await sub.subscribe("loss/#", 2, (m) => {
+          if (m.topic === "loss/end") end.resolve();
+          else got.push(m);
+          if (m.qos === 1) ten.next();
+        });
+        await pub.connect();
+        proxy.swallowDown = true; // the broker gets them, the acks get lost
+        const sent: Promise<unknown>[] = [];
+        for (let i = 0; i < 10; i++) {
+          sent.push(pub.publish("loss/q1", `a${i}`, 1));
+          sent.push(pub.publish("loss/q2", `b${i}`, 2));
+        }
+        await within(ten.promise, 3000, "QoS 1 messages at the subscriber");
+        const back = Promise.withResolvers<void>();
+        pub.on("connect", (c) => {
+          assert.equal(c.sessionPresent, true);
+          back.resolve();
+        });
+        proxy.swallowDown = false;
+        await proxy.dropAll();
+        await within(back.promise, 3000, "publisher reconnected");
+        await within(Promise.all(sent), 3000, "all 20 publishes acknowledged");
+        await pub.publish("loss/end", "", 2);
+        await within(end.promise, 3000, "end marker");
+        const q1 = new Set(
+          got.filter((m) => m.qos === 1).map((m) => m.payloadText),
+        );
+        const q2 = got.filter((m) => m.qos === 2).map((m) => m.payloadText);
+        assert.equal(q1.size, 10); // at least once
+        assert.deepEqual(
+          q2.sort(),
+          Array.from({ length: 10 }, (_, i) => `b${i}`),
+        ); // exactly once
+        await pub.disconnect({ sessionExpiryInterval: 0 });
+        await sub.disconnect();
+      } finally {
+        await pub.close();
+        await sub.close();
+        await proxy.close();
+        await broker.stop();
+      }
+    },
+  });
+
+  Deno.test({
+    name:
+      `Client delivers QoS 2 to the user once when the broker redelivers after a reconnect [${target.name}]`,
+    ignore: !target.available,
+    async fn() {
+      const broker = await target.start();
+      const proxy = new TcpProxy(broker.port);
+      const pub = new Client({ port: broker.port, reconnect: false });
+      const sub = new Client({
+        port: proxy.port,
+        clientId: `kite-sub-${crypto.randomUUID().slice(0, 8)}`,
+        sessionExpiryInterval: 300,
+        reconnect: FAST,
+      });
+      try {
+        const got: string[] = [];
+        const ten = counter(10);
+        const end = Promise.withResolvers<void>();
+        sub.onMessage((m) => {
+          if (m.topic === "once/end") end.resolve();
+          else {
+            got.push(m.payloadText);
+            ten.next();
+          }
+        });
+        await sub.connect();
+        await sub.subscribe("once/#", 2);
+        await pub.connect();
+        proxy.swallowUp = true; // our PUBRECs never reach the broker
+        for (let i = 0; i < 10; i++) await pub.publish("once/x", `m${i}`, 2);
+        await within(ten.promise, 3000, "10 messages");
+        const back = Promise.withResolvers<void>();
+        sub.on("connect", (c) => {
+          assert.equal(c.sessionPresent, true);
+          back.resolve();
+        });
+        proxy.swallowUp = false;
+        await proxy.dropAll();
+        await within(back.promise, 3000, "subscriber reconnected");
+        await pub.publish("once/end", "", 2);
+        await within(end.promise, 3000, "end marker");
+        assert.deepEqual(got, Array.from({ length: 10 }, (_, i) => `m${i}`));
+        await sub.disconnect({ sessionExpiryInterval: 0 });
+        await pub.disconnect();
+      } finally {
+        await pub.close();
+        await sub.close();
+        await proxy.close();
+        await broker.stop();
+      }
+    },
+  });
+}
