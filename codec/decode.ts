@@ -647,6 +647,19 @@ export class PacketDecoder {
     return total;
   }
 
+  /**
+   * With `fill` header bytes and no end of the remaining length yet, the
+   * packet has at least `fill + 1` header bytes and, when a length byte was
+   * seen, 128^(fill-1) body bytes (the next length byte is not 0).
+   */
+  #checkPartial(fill: number): void {
+    if (fill > 1 && fill + 1 + 128 ** (fill - 1) > this.maxPacketSize) {
+      throw new PacketTooLargeError(
+        `packet exceeds the maximum packet size ${this.maxPacketSize}`,
+      );
+    }
+  }
+
   #push(chunk: Uint8Array, onPacket: (packet: Packet) => void): void {
     const len = chunk.length;
     let pos = 0;
@@ -656,7 +669,10 @@ export class PacketDecoder {
       while (pos < len) {
         hdr[this.#hdrFill++] = chunk[pos++]!;
         const rl = parseRemainingLength(hdr, 0, this.#hdrFill);
-        if (rl === -1) continue;
+        if (rl === -1) {
+          this.#checkPartial(this.#hdrFill);
+          continue;
+        }
         const hlen = this.#hdrFill;
         const total = this.#total(hdr[0]!, rl, hlen);
         this.#hdrFill = 0;
@@ -698,8 +714,9 @@ export class PacketDecoder {
         const rest = len - pos;
         this.#hdr.set(chunk.subarray(pos, len));
         this.#hdrFill = rest;
-        // Fail early on a bad first byte.
+        // Fail early on a bad first byte or a size that cannot fit.
         checkFirstByte(chunk[pos]!, this.version);
+        this.#checkPartial(rest);
         return;
       }
       const first = chunk[pos]!;

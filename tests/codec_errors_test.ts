@@ -572,8 +572,9 @@ Deno.test("PacketDecoder.push() rejects a packet over maxPacketSize from its hea
   );
   assert.equal(d.buffered, 0);
   // Header split across pushes.
-  const d2 = new PacketDecoder({ version: 4, maxPacketSize: 100 });
+  const d2 = new PacketDecoder({ version: 4, maxPacketSize: 200 });
   d2.push(new Uint8Array([0x30, 0xe5]), () => {});
+  assert.equal(d2.buffered, 2);
   assert.throws(
     () => d2.push(new Uint8Array([0x07]), () => {}),
     (e) =>
@@ -759,3 +760,21 @@ for (const row of ENCODE_ROWS) {
     });
   });
 }
+
+Deno.test("PacketDecoder.push() rejects an oversized packet from a partial header", () => {
+  const d = new PacketDecoder({ version: 4, maxPacketSize: 100 });
+  // Two length bytes with continuation: at least 128 * 128 bytes follow.
+  assert.throws(
+    () => d.push(new Uint8Array([0x30, 0x80, 0x80]), () => {}),
+    PacketTooLargeError,
+  );
+  assert.equal(d.buffered, 0);
+  // A tiny limit never holds more header bytes than it allows.
+  const tiny = new PacketDecoder({ version: 4, maxPacketSize: 2 });
+  tiny.push(new Uint8Array([0xc0]), () => {});
+  assert.equal(tiny.buffered, 1);
+  assert.throws(
+    () => tiny.push(new Uint8Array([0x80]), () => {}),
+    PacketTooLargeError,
+  );
+});
