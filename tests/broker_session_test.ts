@@ -226,3 +226,59 @@ Deno.test("Broker rebuilds sessions, subscriptions, queues and retained messages
   await r.client.disconnect();
   await b2.close();
 });
+
+Deno.test("Broker with enablePersistence keeps sessions and retained messages in Deno KV across restarts", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kite-broker-kv-" });
+  try {
+    const options = {
+      host: "127.0.0.1",
+      port: 0,
+      sysInterval: 0,
+      enablePersistence: true,
+      persistencePath: dir,
+    };
+    const b1 = new Broker(options);
+    await b1.listen();
+    const a = await RawClient.connect(b1.addr.port, conn("kv", false, 5, 300));
+    await a.client.send({
+      type: "subscribe",
+      packetId: 1,
+      subscriptions: [{ filter: "kv/#", qos: 2 }],
+    });
+    await a.client.expect("suback");
+    await a.client.disconnect();
+    await waitFor(() => b1.connectedClients === 0, 2000, "the disconnect");
+    const { client: p } = await RawClient.connect(b1.addr.port, {
+      clientId: "kvp",
+    });
+    for (let i = 1; i <= 20; i++) {
+      await p.send({
+        type: "publish",
+        topic: `kv/${i}`,
+        payload: new TextEncoder().encode(String(i)),
+        qos: 1,
+        retain: i === 20,
+        dup: false,
+        packetId: i,
+      });
+    }
+    for (let i = 1; i <= 20; i++) await p.expect("puback");
+    await p.disconnect();
+    await b1.close();
+
+    const b2 = new Broker(options);
+    await b2.listen();
+    assert.equal(b2.retainedCount, 1);
+    const r = await RawClient.connect(b2.addr.port, conn("kv", false, 5, 300));
+    assert.equal(r.connack.sessionPresent, true);
+    for (let i = 1; i <= 20; i++) {
+      const m = await r.client.expectPublish(`kv/${i}`);
+      assert.equal(text(m.payload), String(i));
+      await r.client.send({ type: "puback", packetId: m.packetId! });
+    }
+    await r.client.disconnect();
+    await b2.close();
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
