@@ -4,8 +4,9 @@
  *
  * - decode: a stream of 64-byte QoS 0 PUBLISH packets, 1,024 per 64 KiB
  *   chunk, and the same bytes cut into 1,460-byte chunks (a TCP segment), so
- *   packets straddle chunk boundaries; and a 64 KiB chunk whose packets
- *   cycle through 16 topics. One long-lived decoder per library, as on a
+ *   packets straddle chunk boundaries; a 64 KiB chunk whose packets cycle
+ *   through 16 topics; and chunks whose 65,536 topics are all different (no
+ *   topic cache can help). One long-lived decoder per library, as on a
  *   connection. One iteration = 1,024 packets.
  * - encode: one 64-byte QoS 0 PUBLISH per iteration.
  * - CONNECT + SUBSCRIBE mix: a fresh server-side decoder per iteration
@@ -85,6 +86,28 @@ const mixedStreamBuf = Buffer.from(
   mixedStream.byteOffset,
   mixedStream.length,
 );
+
+/**
+ * 64 chunks of 1,024 packets, 65,536 distinct topics in all
+ * (`sensors/000000/temperature` ...), taken in turn: the worst case for a
+ * decoder that caches topic strings.
+ */
+const DISTINCT_CHUNKS = 64;
+const distinctChunks: Uint8Array[] = [];
+for (let c = 0; c < DISTINCT_CHUNKS; c++) {
+  const chunk = new Uint8Array(64 * PER_CHUNK);
+  for (let i = 0; i < PER_CHUNK; i++) {
+    const id = (c * PER_CHUNK + i).toString(16).padStart(6, "0");
+    const bytes = encode({ ...publish, topic: `sensors/${id}/temperature` });
+    if (bytes.length !== 64) throw new Error("distinct PUBLISH is not 64 B");
+    chunk.set(bytes, i * 64);
+  }
+  distinctChunks.push(chunk);
+}
+const distinctBufs = distinctChunks.map((c) =>
+  Buffer.from(c.buffer, c.byteOffset, c.length)
+);
+let distinctNext = 0;
 
 /** The same stream cut into TCP-segment-sized chunks. */
 const SEGMENT = 1460;
@@ -332,6 +355,24 @@ Deno.bench({
   group: "decode PUBLISH stream (16 topics in turn)",
 }, () => {
   mpParser.parse(mixedStreamBuf);
+});
+
+Deno.bench({
+  name: "Kite PacketDecoder, 1,024 x 64 B PUBLISH, 65,536 topics, 64 KiB chunk",
+  group: "decode PUBLISH stream (every topic new)",
+  baseline: true,
+}, () => {
+  kiteDecoder.push(
+    distinctChunks[distinctNext++ & (DISTINCT_CHUNKS - 1)]!,
+    onKitePacket,
+  );
+});
+
+Deno.bench({
+  name: "mqtt-packet parser, 1,024 x 64 B PUBLISH, 65,536 topics, 64 KiB chunk",
+  group: "decode PUBLISH stream (every topic new)",
+}, () => {
+  mpParser.parse(distinctBufs[distinctNext++ & (DISTINCT_CHUNKS - 1)]!);
 });
 
 Deno.bench({
