@@ -79,11 +79,15 @@ async function runTool(
   if (o.toolCpu !== undefined) {
     cmd = ["taskset", "-c", String(o.toolCpu), ...cmd];
   }
+  // A run normally takes warm-up + duration + a few seconds; a hung tool is
+  // killed rather than hanging the comparison.
+  const limitMs = (o.warmup + o.duration) * 1000 + 120_000;
   const out = await new Deno.Command(cmd[0]!, {
     args: cmd.slice(1),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
+    signal: AbortSignal.timeout(limitMs),
   }).output();
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) {
@@ -116,6 +120,8 @@ interface Row {
   digits?: number;
   /** Take Kite's value from this broker's run (Kite with persistence on). */
   kiteFrom?: BrokerName;
+  /** Leave the row out when every value is 0. */
+  skipIfZero?: boolean;
 }
 
 const ROWS: Row[] = [
@@ -123,8 +129,22 @@ const ROWS: Row[] = [
   { scenario: "fanout", metric: "msg/s", get: (r) => r.deliveredPerSec },
   { scenario: "qos1", metric: "msg/s", get: (r) => r.deliveredPerSec },
   { scenario: "qos1", metric: "lost", get: (r) => r.lost, lowerIsBetter: true },
+  {
+    scenario: "qos1",
+    metric: "unacked",
+    get: (r) => r.unacked,
+    lowerIsBetter: true,
+    skipIfZero: true,
+  },
   { scenario: "qos2", metric: "msg/s", get: (r) => r.deliveredPerSec },
   { scenario: "qos2", metric: "lost", get: (r) => r.lost, lowerIsBetter: true },
+  {
+    scenario: "qos2",
+    metric: "unacked",
+    get: (r) => r.unacked,
+    lowerIsBetter: true,
+    skipIfZero: true,
+  },
   {
     scenario: "qos1-persistent",
     metric: "msg/s",
@@ -148,6 +168,21 @@ const ROWS: Row[] = [
     get: (r) => r.lost,
     lowerIsBetter: true,
     kiteFrom: "kite-kv",
+  },
+  {
+    scenario: "qos1-persistent",
+    metric: "unacked",
+    get: (r) => r.unacked,
+    lowerIsBetter: true,
+    skipIfZero: true,
+  },
+  {
+    scenario: "qos1-persistent",
+    metric: "unacked, Kite with Deno KV",
+    get: (r) => r.unacked,
+    lowerIsBetter: true,
+    kiteFrom: "kite-kv",
+    skipIfZero: true,
   },
   {
     scenario: "latency",
@@ -211,6 +246,7 @@ export function formatTable(
       return r ? row.get(r) : undefined;
     });
     if (vals.every((v) => v === undefined)) continue;
+    if (row.skipIfZero && vals.every((v) => !v)) continue;
     const cells = vals.map((v) => fmt(v, row.digits ?? 0));
     if (hasKite) {
       const kite = vals[brokers.indexOf("kite")];
@@ -218,7 +254,7 @@ export function formatTable(
         const v = vals[brokers.indexOf(b)];
         cells.push(
           kite === undefined || v === undefined || v === 0 ||
-            row.metric === "lost"
+            /^(lost|unacked)/.test(row.metric)
             ? "-"
             : `${(kite / v).toFixed(2)}×${
               row.lowerIsBetter ? " (lower is better)" : ""

@@ -185,6 +185,8 @@ export interface LoadResult {
   deliveredPerSec?: number;
   /** Expected deliveries never received (after the drain). */
   lost?: number;
+  /** QoS 1/2: messages whose PUBACK / PUBCOMP never reached the publisher. */
+  unacked?: number;
   /** Times a subscriber saw a publisher's sequence number jump forward. */
   gaps?: number;
   duplicates?: number;
@@ -940,8 +942,8 @@ async function runFlow(
         );
       }
     }
+    const unacked = publishers.reduce((n, p) => n + p.sent - p.acked, 0);
     if (qos > 0) {
-      const unacked = publishers.reduce((n, p) => n + p.sent - p.acked, 0);
       if (unacked > 0) {
         warnings.push(`${unacked} messages never acknowledged to publishers`);
       }
@@ -965,6 +967,7 @@ async function runFlow(
       delivered,
       deliveredPerSec: measured ? (measured.d1 - measured.d0) / duration : 0,
       lost: expected() - delivered,
+      ...(qos > 0 ? { unacked } : {}),
       gaps,
       duplicates,
       outOfOrder,
@@ -1019,8 +1022,12 @@ async function runConns(opts: LoadOptions): Promise<LoadResult> {
       while (next < count) {
         const i = next++;
         let conn: Deno.TcpConn | undefined;
+        let timer: ReturnType<typeof setTimeout> | undefined;
         try {
           conn = await Deno.connect({ hostname: host, port: opts.port });
+          // A broker that never answers fails this connection, not the run.
+          const c = conn;
+          timer = setTimeout(() => c.close(), 10_000);
           let off = 0;
           const bytes = connectBytes(`kite-conns-${runId}-${i}`, keepAlive);
           while (off < bytes.length) {
@@ -1029,8 +1036,10 @@ async function runConns(opts: LoadOptions): Promise<LoadResult> {
           if (!(await readN(conn, buf, 4)) || buf[0] !== 0x20 || buf[3] !== 0) {
             throw new Error(`no CONNACK 0 (got ${buf.subarray(0, 4)})`);
           }
+          clearTimeout(timer);
           conns.push(conn);
         } catch (e) {
+          clearTimeout(timer);
           failed++;
           firstError ??= e;
           try {
@@ -1052,10 +1061,12 @@ async function runConns(opts: LoadOptions): Promise<LoadResult> {
       const buf = small();
       while (k < conns.length) {
         const conn = conns[k++]!;
+        const timer = setTimeout(() => conn.close(), 10_000);
         try {
           await conn.write(PINGREQ);
           if ((await readN(conn, buf, 2)) && buf[0] === 0xd0) alive++;
         } catch { /* counted as not alive */ }
+        clearTimeout(timer);
       }
     };
     await Promise.all(Array.from({ length: concurrency }, pinger));
