@@ -8,7 +8,8 @@
  * Payloads, binary properties, passwords and will payloads are views
  * (`subarray`) of the bytes they were decoded from, never copied twice: of
  * the pushed chunk when the packet lies within one chunk, of one exact-size
- * buffer when it was assembled across chunks. A view keeps its chunk alive,
+ * region when it was assembled across chunks (small packets are cut from a
+ * shared slab, see `alloc` in _writer.ts). A view keeps its chunk alive,
  * so do not reuse or overwrite a chunk after pushing it (copy a payload you
  * keep for long if its chunk is large).
  *
@@ -34,6 +35,7 @@ import { ReasonCode } from "./reason_code.ts";
 import { CONTEXT_BIT, PROPERTY_BY_ID } from "./properties.ts";
 import { isValidTopicFilter, isValidTopicName } from "./topic.ts";
 import { decodeUtf8, Reader } from "./_reader.ts";
+import { alloc } from "./_writer.ts";
 
 /** The largest possible MQTT packet: 1 + 4 + 268,435,455 bytes. */
 export const MAX_PACKET_SIZE = 268_435_460;
@@ -606,22 +608,21 @@ export class PacketDecoder {
 
   /**
    * Decodes every complete packet in `chunk` (plus what was buffered) and
-   * calls `onPacket` for each, in order, synchronously. An exception thrown
-   * by `onPacket` propagates and drops the rest of `chunk`.
+   * calls `onPacket` for each, in order, synchronously.
    *
-   * @throws {MqttError} on bad input (the decoder is then unusable).
+   * @throws {MqttError} on bad input. After any exception (also one thrown
+   * by `onPacket`, which propagates) the decoder is unusable.
    */
   push(chunk: Uint8Array, onPacket: (packet: Packet) => void): void {
     if (this.#error !== undefined) throw this.#error;
     try {
       this.#push(chunk, onPacket);
     } catch (e) {
-      if (e instanceof MqttError) {
-        this.#error = e;
-        this.#asm = undefined;
-        this.#hdrFill = 0;
-        this.#asmFill = 0;
-      }
+      // The stream position is lost either way: fail for good.
+      this.#error = e ?? new Error("push failed");
+      this.#asm = undefined;
+      this.#hdrFill = 0;
+      this.#asmFill = 0;
       throw e;
     } finally {
       reader.buf = EMPTY;
@@ -676,7 +677,7 @@ export class PacketDecoder {
         const hlen = this.#hdrFill;
         const total = this.#total(hdr[0]!, rl, hlen);
         this.#hdrFill = 0;
-        this.#asm = new Uint8Array(total);
+        this.#asm = alloc(total);
         this.#asm.set(hdr.subarray(0, hlen));
         this.#asmFill = hlen;
         this.#asmHeader = hlen;
@@ -733,7 +734,7 @@ export class PacketDecoder {
         pos += total;
         this.#emit(p, onPacket);
       } else {
-        const asm = new Uint8Array(total);
+        const asm = alloc(total);
         asm.set(chunk.subarray(pos, len));
         this.#asm = asm;
         this.#asmFill = len - pos;

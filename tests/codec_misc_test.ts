@@ -95,7 +95,7 @@ Deno.test("encode() ignores v5 fields below MQTT 5.0", () => {
   assert.deepEqual(encode(p, { version: 4 }), new Uint8Array([0x40, 2, 0, 3]));
 });
 
-Deno.test("decode() of a packet assembled across chunks copies it once into its own buffer", () => {
+Deno.test("PacketDecoder.push() copies a packet assembled across chunks once, off the chunks", () => {
   const bytes = encode({
     type: "publish",
     topic: "t",
@@ -106,14 +106,32 @@ Deno.test("decode() of a packet assembled across chunks copies it once into its 
   });
   const d = new PacketDecoder({ version: 4 });
   const out: Packet[] = [];
-  d.push(bytes.slice(0, 3), (p) => out.push(p));
-  d.push(bytes.slice(3), (p) => out.push(p));
+  const a = bytes.slice(0, 3);
+  const b = bytes.slice(3);
+  d.push(a, (p) => out.push(p));
+  d.push(b, (p) => out.push(p));
   const p = out[0]!;
   assert.equal(p.type, "publish");
   if (p.type === "publish") {
     assert.deepEqual(p.payload, new Uint8Array([1, 2, 3]));
-    assert.equal(p.payload.buffer.byteLength, bytes.length);
+    assert.notEqual(p.payload.buffer, a.buffer);
+    assert.notEqual(p.payload.buffer, b.buffer);
+    // Overwriting the chunks afterwards does not change the packet.
+    a.fill(0);
+    b.fill(0);
+    assert.deepEqual(p.payload, new Uint8Array([1, 2, 3]));
   }
+});
+
+Deno.test("PacketDecoder.push() is unusable after onPacket throws", () => {
+  const d = new PacketDecoder({ version: 4 });
+  const two = new Uint8Array([0xc0, 0, 0xd0, 0]);
+  const boom = new Error("boom");
+  assert.throws(() =>
+    d.push(two, () => {
+      throw boom;
+    }), (e) => e === boom);
+  assert.throws(() => d.push(two, () => {}), (e) => e === boom);
 });
 
 Deno.test("decode() returns the right topic when similar topics alternate (topic cache)", () => {
