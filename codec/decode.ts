@@ -76,6 +76,7 @@ const TYPES = [
   "disconnect",
   "auth",
 ] as const;
+const NAMES: readonly string[] = TYPES.map((t) => t.toUpperCase());
 
 /**
  * Checks the first byte of a fixed header (type, reserved flags, QoS) so that
@@ -501,8 +502,8 @@ function decodeBody(
     case 6:
     case 7: {
       const t = TYPES[type] as "puback" | "pubrec" | "pubrel" | "pubcomp";
-      p = { type: t, packetId: packetId(r, t.toUpperCase()) };
-      if (v5) reasonTail(r, p, C[t], t.toUpperCase());
+      p = { type: t, packetId: packetId(r, NAMES[type]!) };
+      if (v5) reasonTail(r, p, C[t], NAMES[type]!);
       break;
     }
     case 8:
@@ -549,7 +550,7 @@ function decodeBody(
     default:
       throw new MalformedPacketError(`reserved packet type ${type}`);
   }
-  r.done(TYPES[type]!.toUpperCase());
+  r.done(NAMES[type]!);
   return p;
 }
 
