@@ -5,6 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { brokerAvailable, startBroker } from "../bench/_brokers.ts";
+import { Link } from "../bench/_link.ts";
 import {
   connectBytes,
   publishTemplate,
@@ -34,6 +35,7 @@ Deno.test({
         "fanout",
         "qos1",
         "qos2",
+        "qos1-persistent",
         "latency",
       ];
       for (const scenario of flows) {
@@ -161,5 +163,62 @@ Deno.test("publishTemplate() and friends encode what encode() encodes", () => {
     assert.deepEqual(tpl.bytes, bytes);
     assert.equal(tpl.payloadOffset, bytes.length - 64);
     assert.equal(tpl.packetIdOffset, qos === 0 ? -1 : tpl.payloadOffset - 2);
+  }
+});
+
+/** A Deno.TcpConn stand-in whose reads return the given chunks in order. */
+function fakeConn(chunks: Uint8Array[]): Deno.TcpConn {
+  const queue = [...chunks];
+  const fake = {
+    read(buf: Uint8Array): Promise<number | null> {
+      const chunk = queue.shift();
+      if (chunk === undefined) return Promise.resolve(null);
+      const n = Math.min(buf.length, chunk.length);
+      buf.set(chunk.subarray(0, n));
+      if (n < chunk.length) queue.unshift(chunk.subarray(n));
+      return Promise.resolve(n);
+    },
+    write: (b: Uint8Array) => Promise.resolve(b.length),
+    close() {},
+    setNoDelay() {},
+  };
+  return fake as unknown as Deno.TcpConn;
+}
+
+Deno.test("Link scans frames split across and packed into reads", async () => {
+  // A QoS 0 PUBLISH, a PUBACK, and a 100,000-byte PUBLISH (3-byte remaining
+  // length [MQTT-2.2.3]) that outgrows the 1 KiB read buffer.
+  const small = publishTemplate("a/b", 0, 16).bytes;
+  const puback = Uint8Array.of(0x40, 0x02, 0x12, 0x34);
+  const big = publishTemplate("a/big", 1, 100_000).bytes;
+  big[big.length - 1] = 0x7e;
+  const stream = new Uint8Array(small.length + puback.length + big.length);
+  stream.set(small, 0);
+  stream.set(puback, small.length);
+  stream.set(big, small.length + puback.length);
+  const expected = [
+    [0x30, small.length - 2, 0],
+    [0x40, 2, 0x34],
+    [0x32, big.length - 4, 0x7e],
+  ];
+  const cuts: [string, Uint8Array[]][] = [
+    ["one chunk", [stream]],
+    ["byte by byte", Array.from(stream, (b) => Uint8Array.of(b))],
+    [
+      "7-byte chunks",
+      Array.from(
+        { length: Math.ceil(stream.length / 7) },
+        (_, i) => stream.subarray(i * 7, i * 7 + 7),
+      ),
+    ],
+  ];
+  for (const [how, chunks] of cuts) {
+    const seen: number[][] = [];
+    const link = new Link(fakeConn(chunks), (first, buf, body, length) => {
+      seen.push([first, length, buf[body + length - 1]!]);
+    }, 1024);
+    link.start();
+    await link.close();
+    assert.deepEqual(seen, expected, how);
   }
 });
