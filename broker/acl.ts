@@ -31,7 +31,10 @@
  * Decisions:
  * - **Publish** (`canWrite`) and **delivery** (`canRead`) of a topic: refused
  *   when a `deny` rule of the client matches the topic; otherwise allowed
- *   when a rule with that access matches. No matching rule: refused. As in
+ *   when a rule with that access matches. No matching rule: refused. (Mosquitto
+ *   checks the user's rules before the patterns and stops at the first one
+ *   that allows, so there a pattern `deny` does not override a user's allow;
+ *   in Kite any matching `deny` wins.) As in
  *   MQTT matching, rules starting with a wildcard never match `$` topics
  *   [MQTT-4.7.2-1], so `$SYS/#` must be granted explicitly.
  * - **Subscribe** (`canSubscribe`): Mosquitto 2 accepts every SUBSCRIBE and
@@ -42,8 +45,12 @@
  *   match is matched by the rule: `a/#` covers `a/+/c` and `a`, `a/+` does
  *   not cover `a/#`) and no `deny` rule *overlaps* it (matches any topic the
  *   filter matches). This never lets a client receive a topic `canRead`
- *   refuses. A shared subscription `$share/{group}/{filter}` is checked by
+ *   refuses (as long as the rules do not change: a reload does not re-check
+ *   existing subscriptions). A shared subscription `$share/{group}/{filter}` is checked by
  *   its inner filter.
+ *
+ * `tests/auth_acl_mosquitto_test.ts` runs one file through Mosquitto 2.0 and
+ * through this module and compares the publish and delivery decisions.
  *
  * @module
  */
