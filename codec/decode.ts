@@ -118,7 +118,7 @@ function checkFirstByte(first: number, version: ProtocolVersion | undefined) {
 }
 
 function packetId(r: Reader, what: string): number {
-  const id = r.u16(`${what} packet identifier`);
+  const id = r.u16("packet identifier");
   if (id === 0) {
     throw new ProtocolError(`${what} with packet identifier 0 [MQTT-2.2.1-3]`);
   }
