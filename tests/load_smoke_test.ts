@@ -168,14 +168,16 @@ Deno.test("publishTemplate() and friends encode what encode() encodes", () => {
 
 /** A Deno.TcpConn stand-in whose reads return the given chunks in order. */
 function fakeConn(chunks: Uint8Array[]): Deno.TcpConn {
-  const queue = [...chunks];
+  let i = 0;
+  let rest: Uint8Array | undefined;
   const fake = {
     read(buf: Uint8Array): Promise<number | null> {
-      const chunk = queue.shift();
+      const chunk = rest ?? chunks[i++];
+      rest = undefined;
       if (chunk === undefined) return Promise.resolve(null);
       const n = Math.min(buf.length, chunk.length);
       buf.set(chunk.subarray(0, n));
-      if (n < chunk.length) queue.unshift(chunk.subarray(n));
+      if (n < chunk.length) rest = chunk.subarray(n);
       return Promise.resolve(n);
     },
     write: (b: Uint8Array) => Promise.resolve(b.length),
