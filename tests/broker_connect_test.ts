@@ -299,3 +299,20 @@ Deno.test("Broker.handleConnection() serves a client over in-memory streams", as
   await w.close().catch(() => {});
   await broker.close();
 });
+
+Deno.test("Broker.close() sends v5 clients DISCONNECT 0x8B and closes 3.1.1 clients", async () => {
+  const broker = await startBroker();
+  const v5 = await RawClient.connect(broker.addr.port, {
+    protocolVersion: 5,
+    clientId: "bye5",
+  });
+  const v4 = await RawClient.connect(broker.addr.port, { clientId: "bye4" });
+  const closing = broker.close();
+  const d = await v5.client.expect("disconnect");
+  assert.equal(d.reasonCode, ReasonCode.ServerShuttingDown);
+  await v5.client.waitClosed();
+  await v4.client.waitClosed();
+  await closing;
+  await v5.client.close();
+  await v4.client.close();
+});

@@ -1,0 +1,153 @@
+/** I/O-free tests of `Session`: delivery, window, queue policy, resume. */
+
+import assert from "node:assert/strict";
+import {
+  type PublishEncoding,
+  Session,
+  type SessionContext,
+  type SessionLink,
+} from "../broker/session.ts";
+import { MemoryStore } from "../broker/store/memory.ts";
+import { decode } from "../codec/decode.ts";
+import type {
+  Packet,
+  ProtocolVersion,
+  PublishPacket,
+  QoS,
+} from "../codec/packet.ts";
+import type { StoredMessage } from "../broker/store/store.ts";
+import { RawClient, startBroker } from "./_helpers.ts";
+
+class FakeLink implements SessionLink {
+  sent: PublishPacket[] = [];
+  packets: Packet[] = [];
+  room = true;
+  constructor(readonly version: ProtocolVersion, readonly sendWindow: number) {}
+  writable(): boolean {
+    return this.room;
+  }
+  sendEncoded(enc: PublishEncoding, packetId: number, dup: boolean): void {
+    const b = enc.bytes.slice();
+    if (enc.idOffset >= 0) {
+      b[enc.idOffset] = packetId >> 8;
+      b[enc.idOffset + 1] = packetId & 0xff;
+      if (dup) b[0] = b[0]! | 0x08;
+    }
+    this.sent.push(decode(b, { version: this.version }) as PublishPacket);
+  }
+  sendPacket(p: Packet): void {
+    this.packets.push(p);
+  }
+}
+
+function ctx(over: Partial<SessionContext> = {}): SessionContext {
+  return {
+    store: new MemoryStore(),
+    maxQueuedMessages: 100,
+    queueQos0Messages: false,
+    onSent: () => {},
+    ...over,
+  };
+}
+
+function msg(n: number, qos: QoS = 1): StoredMessage {
+  return {
+    topic: "t",
+    payload: new TextEncoder().encode(String(n)),
+    qos,
+    retain: false,
+  };
+}
+
+const body = (p: PublishPacket) => new TextDecoder().decode(p.payload);
+
+Deno.test("Session.deliver() keeps at most sendWindow QoS 1 messages in flight and queues the rest in order", () => {
+  const s = new Session("c", 4, 0, ctx());
+  const link = new FakeLink(4, 2);
+  s.attach(link);
+  for (let i = 1; i <= 5; i++) {
+    s.deliver(msg(i), 1, false, undefined, undefined);
+  }
+  assert.deepEqual(link.sent.map(body), ["1", "2"]);
+  assert.equal(s.queued, 3);
+  s.onPuback(link.sent[0]!.packetId!);
+  assert.deepEqual(link.sent.map(body), ["1", "2", "3"]);
+  s.onPuback(link.sent[1]!.packetId!);
+  s.onPuback(link.sent[2]!.packetId!);
+  assert.deepEqual(link.sent.map(body), ["1", "2", "3", "4", "5"]);
+  assert.equal(new Set(link.sent.map((p) => p.packetId)).size, 5);
+});
+
+Deno.test("Session queue drops the oldest QoS 0 message first, then the oldest, when full", () => {
+  const s = new Session(
+    "c",
+    4,
+    60,
+    ctx({ maxQueuedMessages: 3, queueQos0Messages: true }),
+  );
+  s.deliver(msg(1, 1), 1, false, undefined, undefined);
+  s.deliver(msg(2, 0), 0, false, undefined, undefined);
+  s.deliver(msg(3, 1), 1, false, undefined, undefined);
+  s.deliver(msg(4, 1), 1, false, undefined, undefined); // drops 2 (QoS 0)
+  s.deliver(msg(5, 1), 1, false, undefined, undefined); // drops 1 (oldest)
+  assert.equal(s.dropped, 2);
+  const link = new FakeLink(4, 10);
+  s.attach(link);
+  assert.deepEqual(link.sent.map(body), ["3", "4", "5"]);
+});
+
+Deno.test("Session.attach() resends in-flight PUBLISH with DUP and PUBREL for PUBREC'd ones [MQTT-4.4.0-1]", () => {
+  const s = new Session("c", 5, 60, ctx());
+  const l1 = new FakeLink(5, 10);
+  s.attach(l1);
+  s.deliver(msg(1, 1), 1, false, undefined, undefined);
+  s.deliver(msg(2, 2), 2, false, undefined, undefined);
+  const [a, b] = l1.sent;
+  s.onPubrec(b!.packetId!, false);
+  s.detach(Date.now());
+  const l2 = new FakeLink(4, 10); // resumes with another protocol version
+  s.attach(l2);
+  assert.equal(l2.sent.length, 1);
+  assert.equal(l2.sent[0]!.dup, true);
+  assert.equal(l2.sent[0]!.packetId, a!.packetId);
+  assert.deepEqual(l2.packets, [{ type: "pubrel", packetId: b!.packetId! }]);
+});
+
+Deno.test("Session persists outgoing messages of a persistent session and forgets them when acknowledged", async () => {
+  const store = new MemoryStore();
+  const s = new Session("p", 4, 60, ctx({ store }));
+  s.saveRecord();
+  const link = new FakeLink(4, 10);
+  s.attach(link);
+  s.deliver(msg(1, 1), 1, false, undefined, undefined);
+  let state = await store.load();
+  assert.equal(state.sessions[0]!.outgoing.length, 1);
+  assert.equal(state.sessions[0]!.outgoing[0]!.state, "sent");
+  s.onPuback(link.sent[0]!.packetId!);
+  state = await store.load();
+  assert.equal(state.sessions[0]!.outgoing.length, 0);
+});
+
+Deno.test("Broker respects a v5 client's Receive Maximum [MQTT-3.3.4-9]", async () => {
+  const broker = await startBroker();
+  const { client } = await RawClient.connect(broker.addr.port, {
+    protocolVersion: 5,
+    clientId: "rm",
+    properties: { receiveMaximum: 2 },
+  });
+  await client.send({
+    type: "subscribe",
+    packetId: 1,
+    subscriptions: [{ filter: "rm", qos: 1 }],
+  });
+  await client.expect("suback");
+  for (let i = 0; i < 4; i++) broker.publish("rm", String(i), { qos: 1 });
+  const a = await client.expectPublish("rm");
+  await client.expectPublish("rm");
+  await client.expectNothing((p) => p.type === "publish", 100);
+  await client.send({ type: "puback", packetId: a.packetId! });
+  await client.expectPublish("rm");
+  await client.expectNothing((p) => p.type === "publish", 100);
+  await client.disconnect();
+  await broker.close();
+});
