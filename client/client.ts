@@ -358,8 +358,7 @@ export class Client {
   // writes
   #out: Uint8Array[] = [];
   #outBytes = 0;
-  #outResolve: ((r: PublishResult) => void)[] = [];
-  #outReject: ((e: Error) => void)[] = [];
+  #batch: PromiseWithResolvers<PublishResult> | undefined;
   #flushScheduled = false;
   #flushing: Promise<void> | undefined;
   #writing = false;
@@ -916,21 +915,28 @@ export class Client {
     this.#send(encode(p, { version: this.#version }));
   }
 
-  #send(
-    bytes: Uint8Array,
-    resolve?: (r: PublishResult) => void,
-    reject?: (e: Error) => void,
-  ): void {
+  #send(bytes: Uint8Array): void {
     this.#out.push(bytes);
     this.#outBytes += bytes.byteLength;
-    if (resolve) {
-      this.#outResolve.push(resolve);
-      this.#outReject.push(reject!);
-    }
     if (!this.#flushScheduled && !this.#writing) {
       this.#flushScheduled = true;
       queueMicrotask(this.#startFlush);
     }
+  }
+
+  /**
+   * The promise of the QoS 0 publishes in the current batch of output: it
+   * settles when the batch is written (one promise per write, not per
+   * message). It is marked handled, so a fire-and-forget QoS 0 publish that
+   * fails never becomes an unhandled rejection.
+   */
+  #batchPromise(): Promise<PublishResult> {
+    let b = this.#batch;
+    if (!b) {
+      b = this.#batch = Promise.withResolvers<PublishResult>();
+      b.promise.catch(noop);
+    }
+    return b.promise;
   }
 
   #startFlush = (): void => {
@@ -945,18 +951,17 @@ export class Client {
       const conn = this.#conn;
       const chunks = this.#out;
       const total = this.#outBytes;
-      const resolves = this.#outResolve;
-      const rejects = this.#outReject;
+      const batch = this.#batch;
       this.#out = [];
       this.#outBytes = 0;
-      this.#outResolve = [];
-      this.#outReject = [];
+      this.#batch = undefined;
       let buf: Uint8Array;
       if (chunks.length === 1) buf = chunks[0]!;
       else {
         buf = new Uint8Array(total);
         let off = 0;
-        for (const c of chunks) {
+        for (let i = 0; i < chunks.length; i++) {
+          const c = chunks[i]!;
           buf.set(c, off);
           off += c.byteLength;
         }
@@ -969,15 +974,16 @@ export class Client {
         while (off < buf.byteLength) off += await conn.write(buf.subarray(off));
         this.#lastWrite = Date.now();
       } catch (e) {
-        const err = e instanceof MqttError ? e : new ClientOfflineError(
-          `connection lost during the write: ${toError(e).message}`,
-          { cause: e },
+        batch?.reject(
+          e instanceof MqttError ? e : new ClientOfflineError(
+            `connection lost during the write: ${toError(e).message}`,
+            { cause: e },
+          ),
         );
-        for (const r of rejects) r(err);
         if (epoch === this.#epoch) this.#fail(epoch, toError(e), "network");
         continue;
       }
-      for (let i = 0; i < resolves.length; i++) resolves[i]!(QOS0_RESULT);
+      batch?.resolve(QOS0_RESULT);
     }
     // Synchronously after the last check of #out: a #send() from now on
     // schedules a new flush.
@@ -986,14 +992,11 @@ export class Client {
 
   /** Drops unwritten bytes of a dead connection, rejecting QoS 0 waiters. */
   #dropOutput(): void {
-    if (this.#out.length === 0) return;
-    const err = new ClientOfflineError("connection lost before the write");
-    const rejects = this.#outReject;
+    const batch = this.#batch;
     this.#out = [];
     this.#outBytes = 0;
-    this.#outResolve = [];
-    this.#outReject = [];
-    for (const r of rejects) r(err);
+    this.#batch = undefined;
+    batch?.reject(new ClientOfflineError("connection lost before the write"));
   }
 
   /** Sends what the queue holds, as far as flow control allows. */
@@ -1009,17 +1012,27 @@ export class Client {
 
   /** Encodes and writes a publish that is tracked (QoS > 0) or QoS 0. */
   #sendPublish(e: PublishEntry): void {
-    const p = e.packet;
+    let bytes: Uint8Array;
+    try {
+      bytes = this.#wire(e.packet, e.alias);
+    } catch (err) {
+      this.#abandon(e, toError(err));
+      return;
+    }
+    this.#send(bytes);
+    if (e.packet.qos === 0) this.#batchPromise().then(e.resolve, e.reject);
+  }
+
+  /**
+   * The bytes of a publish on this connection: topic alias applied (v5), and
+   * checked against the broker's Maximum Packet Size. Throws MqttError 0x94
+   * for a bad alias and PacketTooLargeError (0x95).
+   */
+  #wire(p: PublishPacket, alias: number): Uint8Array {
     let wire = p;
     let newAlias = false;
-    if (this.#version === 5 && (e.alias !== 0 || this.#aliasOut.auto)) {
-      let r;
-      try {
-        r = this.#aliasOut.resolve(p.topic, e.alias);
-      } catch (err) {
-        this.#abandon(e, toError(err));
-        return;
-      }
+    if (this.#version === 5 && (alias !== 0 || this.#aliasOut.auto)) {
+      const r = this.#aliasOut.resolve(p.topic, alias);
       if (r.alias !== 0) {
         newAlias = r.topic !== "";
         wire = {
@@ -1031,18 +1044,15 @@ export class Client {
     }
     const bytes = encode(wire, { version: this.#version });
     if (bytes.byteLength > this.#maxPacketSize) {
+      // The broker never saw this alias: forget every alias (each topic is
+      // then sent in full once more).
       if (newAlias) this.#aliasOut.reset(this.#aliasOut.max);
-      this.#abandon(
-        e,
-        new PacketTooLargeError(
-          `publish to "${p.topic}" is ${bytes.byteLength} bytes, over the ` +
-            `broker's Maximum Packet Size of ${this.#maxPacketSize}`,
-        ),
+      throw new PacketTooLargeError(
+        `publish to "${p.topic}" is ${bytes.byteLength} bytes, over the ` +
+          `broker's Maximum Packet Size of ${this.#maxPacketSize}`,
       );
-      return;
     }
-    if (p.qos === 0) this.#send(bytes, e.resolve, e.reject);
-    else this.#send(bytes);
+    return bytes;
   }
 
   #abandon(e: PublishEntry, err: Error): void {
@@ -1259,7 +1269,9 @@ export class Client {
    * PUBACK, QoS 2 on PUBCOMP; a v5 acknowledgement with a reason code
    * >= 0x80 rejects with an `MqttError` carrying it. Over the broker's
    * Maximum Packet Size rejects with `PacketTooLargeError` (0x95); with the
-   * queue full, `QuotaExceededError` (0x97).
+   * queue full, `QuotaExceededError` (0x97). A QoS 0 promise that nobody
+   * awaits never becomes an unhandled rejection (fire and forget is fine);
+   * QoS 0 publishes written in the same turn share one promise.
    *
    * @example
    * ```ts ignore
@@ -1335,7 +1347,19 @@ export class Client {
       }
       packet.properties = properties;
     }
+    if (qos === 0 && this.#connected && this.#state.canSendNow(0)) {
+      // Hot path: no entry, no promise of its own.
+      let bytes: Uint8Array;
+      try {
+        bytes = this.#wire(packet, alias);
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      this.#send(bytes);
+      return this.#batchPromise();
+    }
     const { promise, resolve, reject } = Promise.withResolvers<PublishResult>();
+    if (qos === 0) promise.catch(noop); // fire and forget is fine for QoS 0
     const entry: PublishEntry = {
       kind: "publish",
       packet,
@@ -1823,6 +1847,8 @@ function hex(b: Uint8Array): string {
   for (let i = 0; i < b.length; i++) s += b[i]!.toString(16).padStart(2, "0");
   return s;
 }
+
+function noop(): void {}
 
 function toError(e: unknown): Error {
   return e instanceof Error ? e : new Error(String(e));
