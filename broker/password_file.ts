@@ -132,6 +132,36 @@ export interface PasswordFileOptions {
   iterations?: number;
   /** The key derivation; default {@linkcode pbkdf2Sha256}. */
   deriver?: KeyDeriver;
+  /**
+   * Most derivations `verify` runs at once; more wait their turn. Bounds the
+   * CPU and threads a burst of CONNECTs (say, every client reconnecting
+   * after a restart) takes. Default `navigator.hardwareConcurrency`.
+   */
+  maxConcurrent?: number;
+}
+
+/** A counting semaphore: `run` waits while `limit` tasks are running. */
+class Limiter {
+  #running = 0;
+  readonly #waiting: (() => void)[] = [];
+  readonly #limit: number;
+
+  constructor(limit: number) {
+    this.#limit = limit;
+  }
+
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    if (this.#running >= this.#limit) {
+      await new Promise<void>((resolve) => this.#waiting.push(resolve));
+    } else this.#running++;
+    try {
+      return await task();
+    } finally {
+      const next = this.#waiting.shift();
+      if (next !== undefined) next(); // hand the slot over
+      else this.#running--;
+    }
+  }
 }
 
 /** One parsed password entry. */
@@ -243,6 +273,7 @@ export class PasswordFile {
   readonly #lines: Line[] = [];
   readonly #iterations: number;
   readonly #derive: KeyDeriver;
+  readonly #limiter: Limiter;
   /** Stands in for unknown users so that they cost the same work. */
   readonly #dummySalt = crypto.getRandomValues(new Uint8Array(SALT_BYTES));
   /** Random bytes: no password derives to them. */
@@ -261,6 +292,12 @@ export class PasswordFile {
     }
     this.#iterations = iterations;
     this.#derive = options.deriver ?? pbkdf2Sha256;
+    const max = options.maxConcurrent ??
+      Math.max(1, navigator.hardwareConcurrency || 1);
+    if (!Number.isInteger(max) || max < 1) {
+      throw new RangeError("maxConcurrent must be a positive integer");
+    }
+    this.#limiter = new Limiter(max);
   }
 
   /**
@@ -346,10 +383,9 @@ export class PasswordFile {
   ): Promise<boolean> {
     const found = this.#entries.get(user);
     const entry = found ?? this.#dummyEntry();
-    const derived = await this.#derive(
-      passwordBytes(password),
-      entry.salt,
-      entry.iterations,
+    const bytes = passwordBytes(password);
+    const derived = await this.#limiter.run(() =>
+      this.#derive(bytes, entry.salt, entry.iterations)
     );
     return timingSafeEqual(derived, entry.hash) && found !== undefined;
   }

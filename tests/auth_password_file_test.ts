@@ -209,3 +209,32 @@ Deno.test("timingSafeEqual() compares contents and lengths", () => {
 Deno.test("DEFAULT_ITERATIONS is at least 100,000", () => {
   assert.ok(DEFAULT_ITERATIONS >= 100_000);
 });
+
+Deno.test("PasswordFile.verify() runs at most maxConcurrent derivations at once", async () => {
+  let active = 0;
+  let peak = 0;
+  const deriver: KeyDeriver = async (password, salt, iterations) => {
+    active++;
+    peak = Math.max(peak, active);
+    try {
+      return await pbkdf2Sha256(password, salt, iterations);
+    } finally {
+      active--;
+    }
+  };
+  const file = new PasswordFile({
+    iterations: 1000,
+    deriver,
+    maxConcurrent: 2,
+  });
+  await file.setUser("alice", "pw"); // setUser is not limited; it ran alone
+  peak = 0;
+  const results = await Promise.all(
+    ["pw", "x", "pw", "y", "pw", "z"].map((pw, i) =>
+      file.verify(i % 2 ? "ghost" : "alice", pw)
+    ),
+  );
+  assert.deepEqual(results, [true, false, true, false, true, false]);
+  assert.equal(peak, 2);
+  assert.equal(active, 0);
+});
