@@ -90,23 +90,14 @@ export const FIXTURES: Fixture[] = [
       cleanStart: true,
       keepAlive: 60,
     },
+    // deno-fmt-ignore
     bytes: new Uint8Array([
-      0x10,
-      14, // CONNECT, remaining length 14
-      0,
-      4,
-      0x4d,
-      0x51,
-      0x54,
-      0x54, // "MQTT"
+      0x10, 14, // CONNECT, remaining length 14
+      0, 4, 0x4d, 0x51, 0x54, 0x54, // protocol name "MQTT"
       4, // level 4
-      0x02, // clean session
-      0,
-      60, // keep alive 60 s
-      0,
-      2,
-      0x63,
-      0x31, // client id "c1"
+      0x02, // connect flags: clean session
+      0, 60, // keep alive 60 s
+      0, 2, 0x63, 0x31, // client id "c1"
     ]),
   },
   {
@@ -139,13 +130,13 @@ export const FIXTURES: Fixture[] = [
     name: "3.1.1 CONNACK session present, accepted",
     version: 4,
     packet: { type: "connack", sessionPresent: true, reasonCode: 0 },
-    bytes: new Uint8Array([0x20, 2, 0x01, 0x00]),
+    bytes: new Uint8Array([0x20, 2, 0x01, 0x00]), // CONNACK, length 2 | session present | accepted
   },
   {
     name: "3.1.1 CONNACK not authorized (5)",
     version: 4,
     packet: { type: "connack", sessionPresent: false, reasonCode: 5 },
-    bytes: new Uint8Array([0x20, 2, 0x00, 0x05]),
+    bytes: new Uint8Array([0x20, 2, 0x00, 0x05]), // CONNACK, length 2 | no session | return code 5
   },
   {
     name: "3.1.1 PUBLISH QoS 0 (literal bytes)",
@@ -158,16 +149,11 @@ export const FIXTURES: Fixture[] = [
       retain: false,
       dup: false,
     },
+    // deno-fmt-ignore
     bytes: new Uint8Array([
-      0x30,
-      7, // PUBLISH QoS 0, remaining length 7
-      0,
-      3,
-      0x61,
-      0x2f,
-      0x62, // topic "a/b"
-      0x68,
-      0x69, // payload "hi"
+      0x30, 7, // PUBLISH QoS 0, remaining length 7
+      0, 3, 0x61, 0x2f, 0x62, // topic "a/b"
+      0x68, 0x69, // payload "hi"
     ]),
   },
   {
@@ -201,7 +187,7 @@ export const FIXTURES: Fixture[] = [
       dup: false,
       packetId: 65535,
     },
-    bytes: pkt(0x34, str("t"), u16(65535)),
+    bytes: pkt(0x34, str("t"), u16(65535)), // PUBLISH QoS 2 | topic "t" | packet id 65535 | no payload
   },
   {
     name: "3.1.1 PUBLISH with a 200-byte payload (2-byte remaining length)",
@@ -214,31 +200,31 @@ export const FIXTURES: Fixture[] = [
       retain: false,
       dup: false,
     },
-    bytes: pkt(0x30, str("big"), new Array(200).fill(7)),
+    bytes: pkt(0x30, str("big"), new Array(200).fill(7)), // PUBLISH | topic "big" | 200 payload bytes (length 0xcf 0x01)
   },
   {
     name: "3.1.1 PUBACK",
     version: 4,
     packet: { type: "puback", packetId: 1 },
-    bytes: new Uint8Array([0x40, 2, 0, 1]),
+    bytes: new Uint8Array([0x40, 2, 0, 1]), // PUBACK, length 2 | packet id 1
   },
   {
     name: "3.1.1 PUBREC",
     version: 4,
     packet: { type: "pubrec", packetId: 2 },
-    bytes: new Uint8Array([0x50, 2, 0, 2]),
+    bytes: new Uint8Array([0x50, 2, 0, 2]), // PUBREC, length 2 | packet id 2
   },
   {
     name: "3.1.1 PUBREL (flags 0b0010)",
     version: 4,
     packet: { type: "pubrel", packetId: 3 },
-    bytes: new Uint8Array([0x62, 2, 0, 3]),
+    bytes: new Uint8Array([0x62, 2, 0, 3]), // PUBREL with flags 0b0010, length 2 | packet id 3
   },
   {
     name: "3.1.1 PUBCOMP",
     version: 4,
     packet: { type: "pubcomp", packetId: 0x0304 },
-    bytes: new Uint8Array([0x70, 2, 3, 4]),
+    bytes: new Uint8Array([0x70, 2, 3, 4]), // PUBCOMP, length 2 | packet id 0x0304
   },
   {
     name: "3.1.1 SUBSCRIBE two filters",
@@ -264,37 +250,37 @@ export const FIXTURES: Fixture[] = [
     name: "3.1.1 SUBACK with a failure",
     version: 4,
     packet: { type: "suback", packetId: 10, reasonCodes: [1, 2, 0x80] },
-    bytes: pkt(0x90, u16(10), [1, 2, 0x80]),
+    bytes: pkt(0x90, u16(10), [1, 2, 0x80]), // SUBACK | packet id | granted 1, granted 2, failure
   },
   {
     name: "3.1.1 UNSUBSCRIBE two filters",
     version: 4,
     packet: { type: "unsubscribe", packetId: 11, filters: ["a/b", "$SYS/#"] },
-    bytes: pkt(0xa2, u16(11), str("a/b"), str("$SYS/#")),
+    bytes: pkt(0xa2, u16(11), str("a/b"), str("$SYS/#")), // UNSUBSCRIBE 0b0010 | packet id | two filters
   },
   {
     name: "3.1.1 UNSUBACK",
     version: 4,
     packet: { type: "unsuback", packetId: 11 },
-    bytes: new Uint8Array([0xb0, 2, 0, 11]),
+    bytes: new Uint8Array([0xb0, 2, 0, 11]), // UNSUBACK, length 2 | packet id 11
   },
   {
     name: "3.1.1 PINGREQ",
     version: 4,
     packet: { type: "pingreq" },
-    bytes: new Uint8Array([0xc0, 0]),
+    bytes: new Uint8Array([0xc0, 0]), // PINGREQ, length 0
   },
   {
     name: "3.1.1 PINGRESP",
     version: 4,
     packet: { type: "pingresp" },
-    bytes: new Uint8Array([0xd0, 0]),
+    bytes: new Uint8Array([0xd0, 0]), // PINGRESP, length 0
   },
   {
     name: "3.1.1 DISCONNECT",
     version: 4,
     packet: { type: "disconnect" },
-    bytes: new Uint8Array([0xe0, 0]),
+    bytes: new Uint8Array([0xe0, 0]), // DISCONNECT, length 0
   },
   // ---------------------------------------------------------------- MQTT 5.0
   {
@@ -448,7 +434,7 @@ export const FIXTURES: Fixture[] = [
     name: "5.0 CONNACK refused without properties",
     version: 5,
     packet: { type: "connack", sessionPresent: false, reasonCode: 0x87 },
-    bytes: new Uint8Array([0x20, 3, 0, 0x87, 0]),
+    bytes: new Uint8Array([0x20, 3, 0, 0x87, 0]), // CONNACK, length 3 | no session | 0x87 | empty properties
   },
   {
     name: "5.0 PUBLISH QoS 1 with every PUBLISH property",
@@ -504,7 +490,7 @@ export const FIXTURES: Fixture[] = [
       dup: false,
       properties: { topicAlias: 3 },
     },
-    bytes: pkt(0x31, str(""), props([0x23, ...u16(3)]), [0x78]),
+    bytes: pkt(0x31, str(""), props([0x23, ...u16(3)]), [0x78]), // PUBLISH QoS 0 RETAIN | empty topic | alias 3 | payload "x"
   },
   {
     name: "5.0 PUBLISH QoS 0 without properties",
@@ -517,19 +503,19 @@ export const FIXTURES: Fixture[] = [
       retain: false,
       dup: false,
     },
-    bytes: new Uint8Array([0x30, 4, 0, 1, 0x61, 0]),
+    bytes: new Uint8Array([0x30, 4, 0, 1, 0x61, 0]), // PUBLISH, length 4 | topic "a" | empty properties | no payload
   },
   {
     name: "5.0 PUBACK success, short form",
     version: 5,
     packet: { type: "puback", packetId: 5 },
-    bytes: new Uint8Array([0x40, 2, 0, 5]),
+    bytes: new Uint8Array([0x40, 2, 0, 5]), // PUBACK, length 2 | packet id 5 (reason 0x00 implied)
   },
   {
     name: "5.0 PUBACK no matching subscribers, no properties",
     version: 5,
     packet: { type: "puback", packetId: 5, reasonCode: 0x10 },
-    bytes: new Uint8Array([0x40, 3, 0, 5, 0x10]),
+    bytes: new Uint8Array([0x40, 3, 0, 5, 0x10]), // PUBACK, length 3 | packet id 5 | 0x10, no properties
   },
   {
     name: "5.0 PUBREC with a reason string",
@@ -540,13 +526,13 @@ export const FIXTURES: Fixture[] = [
       reasonCode: 0x97,
       properties: { reasonString: "quota" },
     },
-    bytes: pkt(0x50, u16(6), [0x97], props([0x1f, ...str("quota")])),
+    bytes: pkt(0x50, u16(6), [0x97], props([0x1f, ...str("quota")])), // PUBREC | packet id | 0x97 quota exceeded | reason string
   },
   {
     name: "5.0 PUBREL packet id not found",
     version: 5,
     packet: { type: "pubrel", packetId: 7, reasonCode: 0x92 },
-    bytes: new Uint8Array([0x62, 3, 0, 7, 0x92]),
+    bytes: new Uint8Array([0x62, 3, 0, 7, 0x92]), // PUBREL, length 3 | packet id 7 | 0x92
   },
   {
     name: "5.0 PUBCOMP success with a user property",
@@ -557,7 +543,7 @@ export const FIXTURES: Fixture[] = [
       reasonCode: 0,
       properties: { userProperties: [["t", "1"]] },
     },
-    bytes: pkt(0x70, u16(8), [0], props([0x26, ...str("t"), ...str("1")])),
+    bytes: pkt(0x70, u16(8), [0], props([0x26, ...str("t"), ...str("1")])), // PUBCOMP | packet id | success | user property
   },
   {
     name: "5.0 SUBSCRIBE with options and a subscription identifier",
@@ -605,11 +591,12 @@ export const FIXTURES: Fixture[] = [
       reasonCodes: [2, 0, 0x9e],
       properties: { reasonString: "no shared" },
     },
-    bytes: pkt(0x90, u16(9), props([0x1f, ...str("no shared")]), [
-      2,
-      0,
-      0x9e,
-    ]),
+    bytes: pkt(
+      0x90, // SUBACK
+      u16(9), // packet id
+      props([0x1f, ...str("no shared")]), // reason string
+      [2, 0, 0x9e], // granted 2, granted 0, shared subscriptions not supported
+    ),
   },
   {
     name: "5.0 UNSUBSCRIBE with a user property",
@@ -631,31 +618,31 @@ export const FIXTURES: Fixture[] = [
     name: "5.0 UNSUBACK with reason codes",
     version: 5,
     packet: { type: "unsuback", packetId: 12, reasonCodes: [0, 0x11] },
-    bytes: pkt(0xb0, u16(12), props(), [0, 0x11]),
+    bytes: pkt(0xb0, u16(12), props(), [0, 0x11]), // UNSUBACK | packet id | no properties | success, no subscription
   },
   {
     name: "5.0 PINGREQ",
     version: 5,
     packet: { type: "pingreq" },
-    bytes: new Uint8Array([0xc0, 0]),
+    bytes: new Uint8Array([0xc0, 0]), // PINGREQ, length 0
   },
   {
     name: "5.0 PINGRESP",
     version: 5,
     packet: { type: "pingresp" },
-    bytes: new Uint8Array([0xd0, 0]),
+    bytes: new Uint8Array([0xd0, 0]), // PINGRESP, length 0
   },
   {
     name: "5.0 DISCONNECT normal, short form",
     version: 5,
     packet: { type: "disconnect" },
-    bytes: new Uint8Array([0xe0, 0]),
+    bytes: new Uint8Array([0xe0, 0]), // DISCONNECT, length 0 (normal, no properties)
   },
   {
     name: "5.0 DISCONNECT with will message, reason code only",
     version: 5,
     packet: { type: "disconnect", reasonCode: 0x04 },
-    bytes: new Uint8Array([0xe0, 1, 0x04]),
+    bytes: new Uint8Array([0xe0, 1, 0x04]), // DISCONNECT, length 1 | 0x04 with will message
   },
   {
     name: "5.0 DISCONNECT with every DISCONNECT property",
@@ -685,7 +672,7 @@ export const FIXTURES: Fixture[] = [
     name: "5.0 AUTH success, short form",
     version: 5,
     packet: { type: "auth" },
-    bytes: new Uint8Array([0xf0, 0]),
+    bytes: new Uint8Array([0xf0, 0]), // AUTH, length 0 (success, no properties)
   },
   {
     name: "5.0 AUTH continue with method and data",
