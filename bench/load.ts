@@ -427,8 +427,10 @@ async function runFlow(
   const prefix = opts.topicPrefix ?? `kite-load/${runId}`;
   const qos = shape.qos;
   const warnings: string[] = [];
-  const wakeRoom = Math.max(1, Math.floor(shape.window / 8));
-  const batch = Math.min(shape.window, 128);
+  // Messages per write, and the free window that wakes a blocked publisher
+  // (never more than a batch, or it would wait forever).
+  const batch = Math.max(1, Math.min(shape.window, 128));
+  const wakeRoom = Math.max(1, Math.min(batch, Math.floor(shape.window / 8)));
 
   const latency = new LatencyRecorder(
     shape.rate > 0 ? Math.ceil(shape.rate * (duration + 1)) + 1024 : 4_000_000,
