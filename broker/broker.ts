@@ -309,7 +309,10 @@ export class BrokerCore {
         });
         session.will = { ...will, dueAt };
       } else {
-        this.#publishWill(will, conn.info, now);
+        // Deferred: this may run inside a delivery (a connection closed
+        // for overflowing its buffer), and routing is not re-entrant.
+        const info = conn.info;
+        queueMicrotask(() => this.#publishWill(will, info, now));
       }
     }
     if (session.expiryInterval === 0) {

@@ -267,7 +267,8 @@ export class Connection implements SessionLink {
     let clientId = p.clientId;
     let assigned = false;
     if (clientId.length === 0) {
-      if (!p.cleanStart) {
+      if (!p.cleanStart || this.version === 3) {
+        // MQTT 3.1 has no assigned identifiers.
         // [MQTT-3.1.3-8]
         return this.#refuse(
           ReasonCode.ClientIdentifierNotValid,
@@ -451,7 +452,7 @@ export class Connection implements SessionLink {
     if (p.qos === 2) {
       if (session.incomingQos2.has(p.packetId!)) {
         // A duplicate of a message not yet released: acknowledge it again,
-        // do not deliver it twice [MQTT-4.3.3-?].
+        // do not deliver it twice [MQTT-4.3.3-2].
         this.sendPacket({ type: "pubrec", packetId: p.packetId! });
         return;
       }
@@ -845,18 +846,16 @@ export class Connection implements SessionLink {
     const stats = this.#core.stats;
     stats.bytesSent += bytes;
     stats.messagesSent += publishes;
-    if (this.#outBufs.length > 0) {
-      this.#flush();
-      return;
-    }
-    if (this.#state === CLOSING) {
-      this.#release();
-      return;
-    }
+    // Room again: queued QoS 1/2 messages go first (they wait for it).
     const session = this.session;
     if (session !== undefined && session.queued > 0 && this.connected) {
       session.pump();
     }
+    if (this.#outBufs.length > 0) {
+      this.#flush();
+      return;
+    }
+    if (this.#state === CLOSING) this.#release();
   }
 
   // ---------------------------------------------------------------- closing

@@ -48,6 +48,32 @@ export class Router {
   #gen = 0;
   #hits: Session[] = [];
   #sharedHits: SharedGroup[] = [];
+  #publisherId: string | undefined;
+
+  // Matcher callbacks allocated once (no closure per message).
+  #onMatch = (e: Entry): void => {
+    const s = e.session;
+    const sub = e.sub;
+    if (sub.noLocal === true && s.clientId === this.#publisherId) return;
+    if (s.matchGen !== this.#gen) {
+      s.matchGen = this.#gen;
+      s.matchQos = sub.qos;
+      s.matchRap = sub.retainAsPublished === true;
+      s.matchSubIds = sub.subscriptionIdentifier !== undefined
+        ? [sub.subscriptionIdentifier]
+        : undefined;
+      this.#hits.push(s);
+      return;
+    }
+    if (sub.qos > s.matchQos) s.matchQos = sub.qos;
+    if (sub.retainAsPublished === true) s.matchRap = true;
+    if (sub.subscriptionIdentifier !== undefined) {
+      (s.matchSubIds ??= []).push(sub.subscriptionIdentifier);
+    }
+  };
+  #onShared = (g: SharedGroup): void => {
+    this.#sharedHits.push(g);
+  };
 
   /** The number of subscriptions (shared ones included). */
   get size(): number {
@@ -116,35 +142,15 @@ export class Router {
     publisherId: string | undefined,
     maxQos: QoS,
   ): number {
-    const gen = ++this.#gen;
+    ++this.#gen;
+    this.#publisherId = publisherId;
     const hits = this.#hits;
     hits.length = 0;
-    this.#subs.match(message.topic, (e) => {
-      const s = e.session;
-      const sub = e.sub;
-      if (sub.noLocal === true && s.clientId === publisherId) return;
-      if (s.matchGen !== gen) {
-        s.matchGen = gen;
-        s.matchQos = sub.qos;
-        s.matchRap = sub.retainAsPublished === true;
-        s.matchSubIds = sub.subscriptionIdentifier !== undefined
-          ? [sub.subscriptionIdentifier]
-          : undefined;
-        hits.push(s);
-        return;
-      }
-      if (sub.qos > s.matchQos) s.matchQos = sub.qos;
-      if (sub.retainAsPublished === true) s.matchRap = true;
-      if (sub.subscriptionIdentifier !== undefined) {
-        (s.matchSubIds ??= []).push(sub.subscriptionIdentifier);
-      }
-    });
+    this.#subs.match(message.topic, this.#onMatch);
     const shared = this.#sharedHits;
     shared.length = 0;
     if (this.#groups.size > 0) {
-      this.#shared.match(message.topic, (g) => {
-        shared.push(g);
-      });
+      this.#shared.match(message.topic, this.#onShared);
     }
     const n = hits.length + shared.length;
     if (n === 0) return 0;

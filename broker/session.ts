@@ -581,7 +581,7 @@ export class Session {
     const m = this.inflight.get(packetId);
     if (m === undefined || m.qos !== 2) return false;
     if (failed) {
-      // v5 PUBREC >= 0x80 ends the flow [MQTT-4.3.3-?]: no PUBREL.
+      // A v5 PUBREC with a failure reason code ends the flow: no PUBREL.
       this.inflight.delete(packetId);
       if (this.persistent) {
         this.#ctx.store.deleteOutgoing(this.clientId, m.seq);

@@ -346,3 +346,33 @@ Deno.test("Broker routes $share subscriptions round-robin to one member of each 
   for (const x of [a, b, c]) await x.disconnect();
   await broker.close();
 });
+
+Deno.test("Broker refuses wildcard (0xA2) and shared (0x9E) subscriptions when unavailable; 3.1.1 gets 0x80", async () => {
+  const broker = await startBroker({
+    wildcardSubscriptionAvailable: false,
+    sharedSubscriptionAvailable: false,
+  });
+  const subs = [
+    { filter: "a/+", qos: 1 as const },
+    { filter: "$share/g/a", qos: 1 as const },
+    { filter: "a/b", qos: 1 as const },
+  ];
+  const { client: c5 } = await RawClient.connect(broker.addr.port, {
+    protocolVersion: 5,
+    clientId: "nw5",
+  });
+  await c5.send({ type: "subscribe", packetId: 1, subscriptions: subs });
+  assert.deepEqual((await c5.expect("suback")).reasonCodes, [
+    ReasonCode.WildcardSubscriptionsNotSupported,
+    ReasonCode.SharedSubscriptionsNotSupported,
+    1,
+  ]);
+  const { client: c4 } = await RawClient.connect(broker.addr.port, {
+    clientId: "nw4",
+  });
+  await c4.send({ type: "subscribe", packetId: 1, subscriptions: subs });
+  assert.deepEqual((await c4.expect("suback")).reasonCodes, [0x80, 0x80, 1]);
+  await c5.disconnect();
+  await c4.disconnect();
+  await broker.close();
+});
