@@ -482,6 +482,53 @@ for (const target of TARGETS) {
 
   test(
     target,
+    "Client.messages() applies backpressure without losing messages",
+    async (b) => {
+      const c = client(b, { messageBufferSize: 4 });
+      await c.connect();
+      await c.subscribe("bp/#", 1);
+      const it = c.messages();
+      const other = client(b);
+      await other.connect();
+      const sent: Promise<unknown>[] = [];
+      for (let i = 0; i < 40; i++) {
+        sent.push(other.publish("bp/x", String(i), 1));
+      }
+      const got: string[] = [];
+      for await (const m of it) {
+        got.push(m.payloadText);
+        // A slow consumer: yield to the event loop between messages.
+        await new Promise((r) => setTimeout(r, 0));
+        if (got.length === 40) break;
+      }
+      await Promise.all(sent);
+      assert.deepEqual(got, Array.from({ length: 40 }, (_, i) => String(i)));
+      await Promise.all([c.disconnect(), other.disconnect()]);
+    },
+  );
+
+  test(
+    target,
+    "Client.subscribe() dispatches a shared subscription to its handler",
+    async (b) => {
+      const c = client(b);
+      await c.connect();
+      const got = Promise.withResolvers<Message>();
+      const [code] = await c.subscribe(
+        "$share/g1/sh/+",
+        1,
+        (m) => got.resolve(m),
+      );
+      assert.equal(code, 1);
+      await c.publish("sh/a", "shared", 1);
+      const m = await within(got.promise, 3000, "shared message");
+      assert.equal(m.topic, "sh/a");
+      await c.disconnect();
+    },
+  );
+
+  test(
+    target,
     "Client.disconnect() with 0x04 has the will published",
     async (b) => {
       const watcher = client(b);

@@ -403,3 +403,45 @@ Deno.test("Client rejects publishes past maxQueued with 0x97 and QoS 0 offline p
   await within(Promise.all([inflight, q1]), 3000, "QoS 1 after reconnect");
   await client.disconnect();
 });
+
+Deno.test("Client.connect() rejects with TimeoutError when no CONNACK comes", async () => {
+  await using broker = new FakeBroker(async (c) => {
+    await c.next("connect");
+    await c.next("disconnect", 2000).catch(() => {}); // never answer
+  });
+  const client = new Client({
+    port: broker.port,
+    connectTimeout: 100,
+    reconnect: false,
+  });
+  await assert.rejects(
+    client.connect(),
+    (e: unknown) => e instanceof MqttError && e.name === "TimeoutError",
+  );
+  assert.equal(client.connected, false);
+  await client.close();
+});
+
+Deno.test("Client.disconnect() while waiting to reconnect stops and rejects what is queued", async () => {
+  let first = true;
+  const broker = new FakeBroker(async (c) => {
+    await accept(c);
+    if (first) {
+      first = false;
+      c.close();
+    }
+  });
+  const client = new Client({
+    port: broker.port,
+    reconnect: { initialDelay: 60_000, maxDelay: 60_000 },
+  });
+  const offline = Promise.withResolvers<void>();
+  client.on("offline", () => offline.resolve());
+  await client.connect();
+  await within(offline.promise, 3000, "offline");
+  const queued = client.publish("a", "x", 1);
+  assert.equal(client.queued, 1);
+  await client.disconnect(); // clears the 60 s reconnect timer (sanitizers)
+  await assert.rejects(queued, ClientOfflineError);
+  await broker.close();
+});
