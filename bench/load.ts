@@ -136,6 +136,12 @@ export interface LoadOptions {
   qos?: 0 | 1 | 2;
   window?: number;
   rate?: number;
+  /**
+   * Fixed-rate sending: "spin" (default) re-checks the schedule on every
+   * event-loop turn so messages leave on time, at the cost of a busy core;
+   * "timer" checks every timer tick (about 1-4 ms) and sends in bursts.
+   */
+  pacing?: "spin" | "timer";
   /** Payload bytes, at least 16; default 64. */
   payload?: number;
   /** conns: how many connections; default 10,000. */
@@ -592,7 +598,9 @@ async function runFlow(
           if (n <= 0) {
             // Fixed rate: yield to I/O and check again (a spin on the
             // tool's own core, so sends are not bunched by timer ticks).
-            await new Promise<void>((r) => immediate!.setImmediate(r));
+            if (opts.pacing === "timer") {
+              await new Promise<void>((r) => setTimeout(r, 1));
+            } else await new Promise<void>((r) => immediate!.setImmediate(r));
             continue;
           }
         } else if (n < wakeRoom) {
@@ -967,6 +975,7 @@ const USAGE = `usage: deno task load -- [options]
   --pid P           broker process id, for its CPU time and RSS
   --json            print JSON results (one array)
   --publishers N --subscribers N --qos Q --window N --rate N --payload B
+  --pacing P        fixed rate: spin (default, on time) or timer (bursts)
   --count N         conns: connections (10000)
   --concurrency N   conns: connects in flight (100)
   --keepalive S     keep alive in CONNECT (0)`;
@@ -987,6 +996,7 @@ async function main(args: string[]): Promise<number> {
       qos: { type: "string" },
       window: { type: "string" },
       rate: { type: "string" },
+      pacing: { type: "string" },
       payload: { type: "string" },
       count: { type: "string" },
       concurrency: { type: "string" },
@@ -1022,6 +1032,7 @@ async function main(args: string[]): Promise<number> {
     set("qos", num(values.qos) as 0 | 1 | 2 | undefined);
     set("window", num(values.window));
     set("rate", num(values.rate));
+    set("pacing", values.pacing as "spin" | "timer" | undefined);
     set("payload", num(values.payload));
     set("count", num(values.count));
     set("concurrency", num(values.concurrency));
