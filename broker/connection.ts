@@ -75,6 +75,8 @@ export class Connection implements SessionLink {
   version: ProtocolVersion = 4;
   /** Most unacknowledged QoS 1/2 messages to this client. */
   sendWindow: number;
+  /** The client's v5 Maximum Packet Size (Infinity when not given). */
+  maxPacketSize = Infinity;
   /** The client identifier, once connected. */
   clientId = "";
   /** The session, once connected. */
@@ -357,6 +359,8 @@ export class Connection implements SessionLink {
     if (v5) {
       const rm = p.properties?.receiveMaximum;
       if (rm !== undefined && rm < this.sendWindow) this.sendWindow = rm;
+      const mps = p.properties?.maximumPacketSize;
+      if (mps !== undefined) this.maxPacketSize = mps;
     }
     if (p.will !== undefined) {
       const w = p.will;

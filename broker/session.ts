@@ -47,6 +47,8 @@ export interface SessionLink {
   readonly version: ProtocolVersion;
   /** Most QoS 1/2 messages unacknowledged at once (v5 receive maximum). */
   readonly sendWindow: number;
+  /** The client's v5 Maximum Packet Size (Infinity when not given). */
+  readonly maxPacketSize: number;
   /** False while the connection's output buffer is over its bound. */
   writable(): boolean;
   /** Queues an encoded PUBLISH, patching the packet id (and DUP) in. */
@@ -365,6 +367,10 @@ export class Session {
         const enc = cache !== undefined
           ? cache.get(link.version, 0, retain, subIds)
           : encodePublish(message, link.version, 0, retain, subIds, Date.now());
+        if (enc.bytes.length > link.maxPacketSize) {
+          this.#drop("message above the client's Maximum Packet Size", message);
+          return;
+        }
         link.sendEncoded(enc, 0, false);
         this.#ctx.onSent(1);
         return;
@@ -455,11 +461,11 @@ export class Session {
     throw new Error("no free packet id"); // unreachable: window <= 65535
   }
 
-  #send(link: SessionLink, m: OutgoingMessage): void {
-    m.packetId = this.#allocatePacketId();
-    m.state = "sent";
-    this.inflight.set(m.packetId, m);
-    if (this.persistent) this.#persist(m);
+  /** The encoding of `m` for `link`, or undefined (dropped) if too large. */
+  #encodingFor(
+    link: SessionLink,
+    m: OutgoingMessage,
+  ): PublishEncoding | undefined {
     let enc = m.enc;
     if (enc === undefined || enc.version !== link.version) {
       enc = encodePublish(
@@ -472,8 +478,29 @@ export class Session {
       );
       m.enc = enc;
     }
+    if (enc.bytes.length > link.maxPacketSize) {
+      // v5 [MQTT-3.1.2-24]: never send a packet above the client's maximum;
+      // the message is dropped for this client as if delivered.
+      this.#drop("message above the client's Maximum Packet Size", m.message);
+      return undefined;
+    }
+    return enc;
+  }
+
+  /** Sends a queued (or new) QoS 1/2 message; false when it was dropped. */
+  #send(link: SessionLink, m: OutgoingMessage): boolean {
+    const enc = this.#encodingFor(link, m);
+    if (enc === undefined) {
+      if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
+      return false;
+    }
+    m.packetId = this.#allocatePacketId();
+    m.state = "sent";
+    this.inflight.set(m.packetId, m);
+    if (this.persistent) this.#persist(m);
     link.sendEncoded(enc, m.packetId, false);
     this.#ctx.onSent(1);
+    return true;
   }
 
   /** Sends queued messages while the window and the output buffer allow. */
@@ -498,20 +525,11 @@ export class Session {
         head.enc = undefined;
       }
       if (head.qos === 0) {
-        link.sendEncoded(
-          head.enc ??
-            encodePublish(
-              head.message,
-              link.version,
-              0,
-              head.retain,
-              head.subIds,
-              Date.now(),
-            ),
-          0,
-          false,
-        );
-        this.#ctx.onSent(1);
+        const enc = this.#encodingFor(link, head);
+        if (enc !== undefined) {
+          link.sendEncoded(enc, 0, false);
+          this.#ctx.onSent(1);
+        }
       } else {
         this.#send(link, head);
       }
@@ -527,22 +545,18 @@ export class Session {
   attach(link: SessionLink): void {
     this.link = link;
     this.disconnectedAt = undefined;
-    for (const m of this.inflight.values()) {
+    for (const m of [...this.inflight.values()]) {
       if (m.state === "pubrec") {
         link.sendPacket({ type: "pubrel", packetId: m.packetId });
         continue;
       }
-      let enc = m.enc;
-      if (enc === undefined || enc.version !== link.version) {
-        enc = encodePublish(
-          m.message,
-          link.version,
-          m.qos,
-          m.retain,
-          m.subIds,
-          Date.now(),
-        );
-        m.enc = enc;
+      const enc = this.#encodingFor(link, m);
+      if (enc === undefined) {
+        this.inflight.delete(m.packetId);
+        if (this.persistent) {
+          this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
+        }
+        continue;
       }
       link.sendEncoded(enc, m.packetId, true);
       this.#ctx.onSent(1);

@@ -376,3 +376,26 @@ Deno.test("Broker refuses wildcard (0xA2) and shared (0x9E) subscriptions when u
   await c4.disconnect();
   await broker.close();
 });
+
+Deno.test("Broker never sends a v5 client a PUBLISH above its Maximum Packet Size", async () => {
+  const broker = await startBroker();
+  const { client } = await RawClient.connect(broker.addr.port, {
+    protocolVersion: 5,
+    clientId: "small",
+    properties: { maximumPacketSize: 100 },
+  });
+  await client.send({
+    type: "subscribe",
+    packetId: 1,
+    subscriptions: [{ filter: "mps", qos: 1 }],
+  });
+  await client.expect("suback");
+  broker.publish("mps", "x".repeat(200), { qos: 1 });
+  broker.publish("mps", "x".repeat(200), { qos: 0 });
+  broker.publish("mps", "small", { qos: 1 });
+  const m = await client.expectPublish("mps");
+  assert.equal(text(m.payload), "small");
+  await client.expectNothing((p) => p.type === "publish", 100);
+  await client.disconnect();
+  await broker.close();
+});

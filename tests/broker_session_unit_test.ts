@@ -22,6 +22,7 @@ class FakeLink implements SessionLink {
   sent: PublishPacket[] = [];
   packets: Packet[] = [];
   room = true;
+  maxPacketSize = Infinity;
   constructor(readonly version: ProtocolVersion, readonly sendWindow: number) {}
   writable(): boolean {
     return this.room;
