@@ -242,6 +242,18 @@ export class BrokerCore {
       (existing.link as Connection).takeOver();
       existing = this.sessions.get(id);
     }
+    if (
+      existing !== undefined && existing.link === undefined &&
+      existing.disconnectedAt !== undefined &&
+      existing.expiryInterval !== 0xffffffff &&
+      existing.disconnectedAt + existing.expiryInterval * 1000 <= Date.now()
+    ) {
+      // Expired, not yet swept: it is gone [MQTT-3.1.2-23].
+      const w = this.pendingWills.get(id);
+      if (w !== undefined) this.#publishWill(w.message, w.info, Date.now());
+      this.discardSession(existing);
+      existing = undefined;
+    }
     // A reconnect in time cancels a delayed will.
     this.pendingWills.delete(id);
     if (existing !== undefined && cleanStart) {
