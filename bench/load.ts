@@ -627,6 +627,7 @@ async function runFlow(
       // detection: no delivery for 10 s ends the run.
       let lastDelivered = 0;
       let d0 = 0;
+      let tStart = 0;
       let started = false;
       while (running) {
         const now = performance.now();
@@ -641,13 +642,19 @@ async function runFlow(
         if (!started && now >= measureFrom) {
           started = true;
           d0 = delivered;
+          tStart = now;
           cpu.start();
         }
         if (now >= measureTo) {
           const cpuResult = cpu.stop();
           running = false;
           if (opts.pid) brokerRssKB = readRssKB(opts.pid);
-          return { d0, d1: delivered, cpuResult };
+          return {
+            d0,
+            d1: delivered,
+            seconds: (now - tStart) / 1000,
+            cpuResult,
+          };
         }
         const wait = Math.min(
           50,
@@ -730,7 +737,9 @@ async function runFlow(
       shape,
       sent,
       delivered,
-      deliveredPerSec: measured ? (measured.d1 - measured.d0) / duration : 0,
+      deliveredPerSec: measured
+        ? (measured.d1 - measured.d0) / measured.seconds
+        : 0,
       lost: expected() - delivered,
       ...(qos > 0 ? { unacked } : {}),
       gaps,
