@@ -194,6 +194,8 @@ export interface LoadResult {
   lost?: number;
   /** QoS 1/2: messages whose PUBACK / PUBCOMP never reached the publisher. */
   unacked?: number;
+  /** Deliveries in each whole second of the run, warm-up included. */
+  perSecond?: number[];
   /** Times a subscriber saw a publisher's sequence number jump forward. */
   gaps?: number;
   duplicates?: number;
@@ -622,6 +624,7 @@ async function runFlow(
       }
     };
 
+    const perSecond: number[] = [];
     const ticker = async () => {
       // Snapshots at the start and end of the measured interval, and stall
       // detection: no delivery for 10 s ends the run.
@@ -629,8 +632,15 @@ async function runFlow(
       let d0 = 0;
       let tStart = 0;
       let started = false;
+      let nextSecond = t0 + 1000;
+      let lastSecond = 0;
       while (running) {
         const now = performance.now();
+        if (now >= nextSecond) {
+          perSecond.push(delivered - lastSecond);
+          lastSecond = delivered;
+          nextSecond += 1000;
+        }
         if (delivered !== lastDelivered) {
           lastDelivered = delivered;
           lastProgress = now;
@@ -742,6 +752,7 @@ async function runFlow(
         : 0,
       lost: expected() - delivered,
       ...(qos > 0 ? { unacked } : {}),
+      perSecond,
       gaps,
       duplicates,
       outOfOrder,
@@ -928,6 +939,9 @@ export function formatResult(r: LoadResult): string {
       `  delivered  ${fmt(r.deliveredPerSec ?? 0)} msg/s over ${r.seconds} s` +
         `  (sent ${fmt(r.sent ?? 0)}, delivered ${fmt(r.delivered ?? 0)})`,
     );
+    if (r.perSecond?.length) {
+      lines.push(`  per second ${r.perSecond.map((n) => fmt(n)).join("  ")}`);
+    }
     lines.push(
       `  lost ${r.lost}  gaps ${r.gaps}  duplicates ${r.duplicates}  out-of-order ${r.outOfOrder}`,
     );
