@@ -176,3 +176,92 @@ Deno.test("Broker decoder never buffers past maxPacketSize for a half-sent packe
   await client.close();
   await broker.close();
 });
+
+Deno.test("Broker decodes packets split at every byte and many packets per chunk", async () => {
+  const broker = await startBroker();
+  const { client: sub } = await RawClient.connect(broker.addr.port, {
+    clientId: "split-sub",
+  });
+  await sub.send({
+    type: "subscribe",
+    packetId: 1,
+    subscriptions: [{ filter: "split", qos: 1 }],
+  });
+  await sub.expect("suback");
+  const pub = await RawClient.open(broker.addr.port);
+  const wire = [
+    encode({
+      type: "connect",
+      protocolVersion: 4,
+      clientId: "split-pub",
+      cleanStart: true,
+      keepAlive: 0,
+    }),
+    encode({
+      type: "publish",
+      topic: "split",
+      payload: bytes("one byte at a time"),
+      qos: 1,
+      retain: false,
+      dup: false,
+      packetId: 9,
+    }),
+  ];
+  for (const part of wire) {
+    for (let i = 0; i < part.length; i++) {
+      await pub.sendBytes(part.subarray(i, i + 1));
+    }
+  }
+  assert.equal((await pub.expect("puback")).packetId, 9);
+  assert.equal(
+    new TextDecoder().decode((await sub.expectPublish("split")).payload),
+    "one byte at a time",
+  );
+  await pub.disconnect();
+  await sub.disconnect();
+  await broker.close();
+});
+
+Deno.test("Broker survives many clients sending random bytes while others exchange messages", async () => {
+  const broker = await startBroker({ connectTimeout: 0.5 });
+  const port = broker.addr.port;
+  const { client: sub } = await RawClient.connect(port, { clientId: "fz-sub" });
+  await sub.send({
+    type: "subscribe",
+    packetId: 1,
+    subscriptions: [{ filter: "fz", qos: 1 }],
+  });
+  await sub.expect("suback");
+  const { client: pub } = await RawClient.connect(port, { clientId: "fz-pub" });
+  const junk = await Promise.all(
+    Array.from({ length: 30 }, () => RawClient.open(port)),
+  );
+  for (let round = 0; round < 5; round++) {
+    await Promise.all(junk.map(async (j, i) => {
+      if (j.isClosed) return;
+      const b = crypto.getRandomValues(new Uint8Array(32 + i));
+      // Half of them start with a plausible CONNECT header.
+      if (i % 2 === 0 && round === 0) b[0] = 0x10;
+      await j.sendBytes(b).catch(() => {});
+    }));
+    await pub.send({
+      type: "publish",
+      topic: "fz",
+      payload: bytes(String(round)),
+      qos: 1,
+      retain: false,
+      dup: false,
+      packetId: round + 1,
+    });
+    await pub.expect("puback");
+    const m = await sub.expectPublish("fz");
+    assert.equal(new TextDecoder().decode(m.payload), String(round));
+    await sub.send({ type: "puback", packetId: m.packetId! });
+  }
+  for (const j of junk) await j.waitClosed(3000);
+  for (const j of junk) await j.close();
+  assert.equal(broker.connectedClients, 2);
+  await pub.disconnect();
+  await sub.disconnect();
+  await broker.close();
+});
