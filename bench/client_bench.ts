@@ -13,11 +13,16 @@
  *
  * Each case runs `rounds` times per client, alternating clients; the best
  * round is reported (the machine is shared), with the median beside it.
+ * The client's own CPU time per message (`process.cpuUsage()` of this
+ * process, which runs only the client under test; Mosquitto is another
+ * process) is reported too: end-to-end rates are capped by Mosquitto on a
+ * small machine, CPU per message is not.
  *
  * @module
  */
 
 import mqtt from "mqtt";
+import process from "node:process";
 import { Client } from "../client/mod.ts";
 import { HAVE_MOSQUITTO, startMosquitto } from "../tests/_mosquitto.ts";
 
@@ -145,6 +150,7 @@ const broker = await startMosquitto({
   extraConfig: "max_inflight_messages 0\nmax_queued_messages 0",
 });
 const rows: string[] = [];
+const cpuRows: string[] = [];
 try {
   for (const version of [5, 4] as const) {
     for (const qos of [0, 1] as const) {
@@ -154,6 +160,8 @@ try {
         mqttjs: [],
         "kite-written": [],
         "mqttjs-written": [],
+        "kite-cpu": [],
+        "mqttjs-cpu": [],
       };
       for (let round = 0; round < ROUNDS; round++) {
         for (
@@ -164,11 +172,14 @@ try {
           if (qos === 0) await p.qos0(2000);
           else await p.qos1(2000, WINDOW);
           let written = 0;
+          const cpu0 = process.cpuUsage();
           const ms = await time(async () => {
             if (qos === 0) written = await p.qos0(n);
             else await p.qos1(n, WINDOW);
           });
+          const cpu = process.cpuUsage(cpu0);
           await p.end();
+          results[`${name}-cpu`]!.push((cpu.user + cpu.system) / n);
           results[name]!.push(n / (ms / 1000));
           if (qos === 0) results[`${name}-written`]!.push(n / (written / 1000));
         }
@@ -188,6 +199,16 @@ try {
       }x (${(median("kite") / median("mqttjs")).toFixed(1)}x) |`;
       console.log(row);
       rows.push(row);
+      const least = (k: string) => Math.min(...results[k]!);
+      const c = `| client CPU per message (user + system), ${label} | ${
+        least("kite-cpu").toFixed(2)
+      } µs (${median("kite-cpu").toFixed(2)} µs) | ${
+        least("mqttjs-cpu").toFixed(2)
+      } µs (${median("mqttjs-cpu").toFixed(2)} µs) | ${
+        (least("mqttjs-cpu") / least("kite-cpu")).toFixed(1)
+      }x less (${(median("mqttjs-cpu") / median("kite-cpu")).toFixed(1)}x) |`;
+      console.log(c);
+      cpuRows.push(c);
       if (qos === 0) {
         const w =
           `| QoS 0 written by the client (not yet read by the broker), MQTT ${
@@ -212,6 +233,11 @@ console.log(
 );
 console.log("| --- | --- | --- | --- |");
 for (const r of rows) console.log(r);
+console.log(
+  "\n| case | Kite best (median) | MQTT.js best (median) | Kite uses |",
+);
+console.log("| --- | --- | --- | --- |");
+for (const r of cpuRows) console.log(r);
 
 function fmt(x: number): string {
   return x >= 1e6 ? `${(x / 1e6).toFixed(2)}M` : `${Math.round(x / 1000)}k`;
