@@ -157,7 +157,11 @@ export interface ClientOptions {
    * false.
    */
   autoTopicAliases?: boolean;
-  /** Resubscribe after a reconnect when the session is gone. Default true. */
+  /**
+   * Whenever a CONNACK says the session is not present, subscribe again to
+   * every filter this client subscribed to (and did not unsubscribe), with
+   * the same options. Default true.
+   */
   resubscribe?: boolean;
   /**
    * Messages buffered per `messages()` iterator. When an iterator's buffer is
@@ -345,6 +349,7 @@ export class Client {
   #epoch = 0;
   #connected = false;
   #everConnected = false;
+  #resume = false;
   #closed = true; // no connection wanted (before connect / after close)
   #pending: Pending | undefined;
   #connectTimer: Timer | undefined;
@@ -500,6 +505,7 @@ export class Client {
     Object.assign(this.options, options);
     if (options.clientId !== undefined) this.clientId = options.clientId;
     this.#closed = false;
+    this.#resume = false;
     const p = this.#open().finally(() => {
       this.#connecting = undefined;
     });
@@ -582,10 +588,11 @@ export class Client {
   #connectPacket(): ConnectPacket {
     const o = this.options;
     const v5 = this.#version === 5;
-    // After the first connection a v5 client resumes its session; a 3.1.1
-    // client keeps the Clean Session it asked for.
+    // An automatic reconnect of a v5 client resumes its session (Clean Start
+    // 0; the Session Expiry Interval decides whether there is one); a 3.1.1
+    // client keeps the Clean Session it asked for. `connect()` starts over.
     let cleanStart = o.cleanStart ?? o.cleanSession ?? true;
-    if (this.#everConnected && v5) cleanStart = false;
+    if (this.#resume) cleanStart = false;
     const p: ConnectPacket = {
       type: "connect",
       protocolVersion: this.#version,
@@ -663,6 +670,7 @@ export class Client {
       // Bad input from the broker: tell it why (v5) and drop the connection.
       if (this.#version === 5 && this.#connected) {
         this.#sendPacket({ type: "disconnect", reasonCode: error.reasonCode });
+        this.#startFlush();
         await this.#flushing;
       }
       this.#fail(epoch, error, "client");
@@ -761,8 +769,8 @@ export class Client {
       return;
     }
     this.#pending = undefined;
-    const wasConnected = this.#everConnected;
     this.#connected = true;
+    this.#resume = this.#version === 5;
     this.#everConnected = true;
     this.connack = p;
     const props = p.properties ?? {};
@@ -785,7 +793,8 @@ export class Client {
 
     // Session gone: subscribe again, then resend in flight, then the queue.
     if (
-      wasConnected && !p.sessionPresent && this.options.resubscribe !== false
+      !p.sessionPresent && this.#subscriptions.size > 0 &&
+      this.options.resubscribe !== false
     ) {
       this.#resubscribe();
     }
