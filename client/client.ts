@@ -506,6 +506,7 @@ export class Client {
     if (options.clientId !== undefined) this.clientId = options.clientId;
     this.#closed = false;
     this.#resume = false;
+    this.#everConnected = false; // a failed connect() is not retried
     const p = this.#open().finally(() => {
       this.#connecting = undefined;
     });
@@ -1146,7 +1147,7 @@ export class Client {
         willReconnect,
       };
       if (packet) ev.packet = packet;
-      if (wasConnected) this.#emit("disconnect", ev);
+      this.#emit("disconnect", ev);
     }
     if (this.#closed) return;
     if (willReconnect) {
@@ -1650,7 +1651,8 @@ export class Client {
       this.options.messageBufferSize ?? 1000,
     );
     this.#iterators.add(it);
-    if (this.#closed && !this.#connecting) it.end();
+    // Created before connect(): waits for it. After the client closed: ends.
+    if (this.#closed && this.#everConnected && !this.#connecting) it.end();
     return it;
   }
 
