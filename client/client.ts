@@ -1135,7 +1135,17 @@ export class Client {
     const willReconnect = !this.#closed && this.#reconnect &&
       this.#everConnected &&
       !this.#backoff.exhausted && !isFatal(error);
-    if (pending) pending.reject(error);
+    if (pending) {
+      // Before CONNACK every failure is typed: a network or TLS error is
+      // 0x88 ServerUnavailable with the cause attached.
+      pending.reject(
+        error instanceof MqttError ? error : new MqttError(
+          ReasonCode.ServerUnavailable,
+          `connection failed before CONNACK: ${error.message}`,
+          { cause: error },
+        ),
+      );
+    }
     if (wasConnected) {
       const ev: DisconnectEvent = {
         reasonCode: error instanceof MqttError
