@@ -551,6 +551,54 @@ for (const target of TARGETS) {
       await watcher.disconnect();
     },
   );
+
+  test(
+    target,
+    "Client.publish() rejects with the v5 reason code of a refusing PUBACK/PUBREC",
+    async (b) => {
+      const c = client(b);
+      await c.connect();
+      for (const qos of [1, 2] as const) {
+        await assert.rejects(c.publish("denied/x", "no", qos), (e: unknown) => {
+          assert.ok(e instanceof MqttError);
+          assert.equal(e.reasonCode, ReasonCode.NotAuthorized);
+          assert.match(e.message, /denied\/x/);
+          return true;
+        });
+      }
+      const ok = await c.publish("allowed/x", "yes", 1);
+      assert.ok(
+        ok.reasonCode === 0 ||
+          ok.reasonCode === ReasonCode.NoMatchingSubscribers,
+      );
+      await c.disconnect();
+    },
+    { denyPublishUnderDenied: true },
+  );
+
+  test(target, "Client will carries v5 properties", async (b) => {
+    const watcher = client(b);
+    await watcher.connect();
+    const will = Promise.withResolvers<Message>();
+    await watcher.subscribe("willp/+", 1, (m) => will.resolve(m));
+    const c = client(b, {
+      will: {
+        topic: "willp/x",
+        payload: "{}",
+        qos: 1,
+        properties: {
+          contentType: "application/json",
+          userProperties: [["why", "test"]],
+        },
+      },
+    });
+    await c.connect();
+    await c.close();
+    const m = await within(will.promise, 3000, "will");
+    assert.equal(m.properties.contentType, "application/json");
+    assert.deepEqual(m.userProperties, [["why", "test"]]);
+    await watcher.disconnect();
+  });
 }
 
 Deno.test("Client.connect() rejects with 0x88 when nothing listens", async () => {

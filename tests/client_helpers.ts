@@ -27,6 +27,8 @@ export interface StartOptions {
   maxPacketSize?: number;
   /** Receive Maximum the broker announces. */
   receiveMaximum?: number;
+  /** Refuse publishes to topics under `denied/` (v5 PUBACK 0x87). */
+  denyPublishUnderDenied?: boolean;
 }
 
 /** A kind of broker the same tests run against. */
@@ -42,8 +44,18 @@ export interface BrokerTarget {
 export const MOSQUITTO: BrokerTarget = {
   name: "mosquitto",
   available: HAVE_MOSQUITTO,
-  start: (options = {}) =>
-    startMosquitto({
+  start: async (options = {}) => {
+    let acl: string | undefined;
+    if (options.denyPublishUnderDenied) {
+      acl = await Deno.makeTempFile({ prefix: "kite-acl-" });
+      await Deno.chmod(acl, 0o644);
+      // Anything not granted is denied once an ACL file is in use.
+      await Deno.writeTextFile(
+        acl,
+        "topic read #\ntopic write allowed/#\n",
+      );
+    }
+    const m = await startMosquitto({
       ...(options.port ? { port: options.port } : {}),
       allowAnonymous: !options.refuseAll,
       extraConfig: [
@@ -51,8 +63,17 @@ export const MOSQUITTO: BrokerTarget = {
         options.receiveMaximum
           ? `max_inflight_messages ${options.receiveMaximum}`
           : "",
+        acl ? `acl_file ${acl}` : "",
       ].join("\n"),
-    }),
+    });
+    if (!acl) return m;
+    const file = acl;
+    const stop = async () => {
+      await m.stop();
+      await Deno.remove(file).catch(() => {});
+    };
+    return { port: m.port, stop, [Symbol.asyncDispose]: stop };
+  },
 };
 
 // Loaded at run time so that a type error in the broker does not stop the
@@ -80,6 +101,12 @@ export const KITE: BrokerTarget = {
         : {}),
       ...(options.receiveMaximum
         ? { receiveMaximum: options.receiveMaximum }
+        : {}),
+      ...(options.denyPublishUnderDenied
+        ? {
+          authorizePublish: (_c: unknown, topic: string) =>
+            topic.startsWith("denied/") ? 0x87 : 0,
+        }
         : {}),
     });
     await broker.listen();

@@ -335,8 +335,8 @@ Deno.test("Client gives up after reconnect.maxAttempts and rejects what is pendi
     port: broker.port,
     reconnect: { ...FAST, maxAttempts: 2 },
   });
-  const attempts: number[] = [];
-  client.on("reconnect", (e) => attempts.push(e.attempt));
+  const attempts: number[][] = [];
+  client.on("reconnect", (e) => attempts.push([e.attempt, e.delay]));
   const errors: Error[] = [];
   client.on("error", (e) => errors.push(e));
   const closed = Promise.withResolvers<string>();
@@ -348,7 +348,7 @@ Deno.test("Client gives up after reconnect.maxAttempts and rejects what is pendi
   await broker.close(); // nothing listens any more
   const queued = client.publish("a", "x", 1);
   await within(closed.promise, 3000, "close");
-  assert.deepEqual(attempts, [1, 2]);
+  assert.deepEqual(attempts, [[1, 10], [2, 20]]); // backoff: 10 ms, then x2
   assert.ok(
     errors.every((e) =>
       e instanceof MqttError && e.reasonCode === ReasonCode.ServerUnavailable
