@@ -6,7 +6,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { AckPacket, QoS } from "../codec/packet.ts";
+import type { Packet, QoS } from "../codec/packet.ts";
 import { parseSharedSubscription } from "../codec/topic.ts";
 import { Connection } from "./connection.ts";
 import {
@@ -17,7 +17,11 @@ import {
 } from "./options.ts";
 import { RetainedMessages } from "./retained.ts";
 import { Router } from "./router.ts";
-import { Session, type SessionContext } from "./session.ts";
+import {
+  type PublishEncoding,
+  Session,
+  type SessionContext,
+} from "./session.ts";
 import { KvStore } from "./store/kv.ts";
 import { MemoryStore } from "./store/memory.ts";
 import type {
@@ -140,7 +144,13 @@ export class BrokerCore {
   readonly pendingWills: Map<string, PendingWill> = new Map();
   readonly sessionContext: SessionContext;
 
-  #pendingAcks: { conn: Connection; ack: AckPacket }[] = [];
+  #pending: {
+    conn: Connection;
+    packet: Packet | undefined;
+    enc: PublishEncoding | undefined;
+    packetId: number;
+    dup: boolean;
+  }[] = [];
   #commitScheduled = false;
   #commitChain: Promise<void> = Promise.resolve();
 
@@ -393,16 +403,38 @@ export class BrokerCore {
   }
 
   /**
-   * Sends a PUBACK/PUBREC once the store has committed what this turn
-   * enqueued (group commit: one commit for every ack pending in a turn).
+   * Sends a packet (or an encoded PUBLISH) once the store has committed what
+   * was enqueued so far (group commit: one commit for everything pending in
+   * a turn). At once when nothing is pending. Used for PUBACK/PUBREC/PUBCOMP
+   * to publishers and for QoS 2 PUBLISH/PUBREL to persistent sessions, so a
+   * crash never loses what was acknowledged nor reuses a packet id the peer
+   * still holds.
    */
-  sendAck(conn: Connection, ack: AckPacket): void {
-    if (!this.store.dirty && conn.pendingAcks === 0) {
-      conn.sendPacket(ack);
+  sendDurable(
+    conn: Connection,
+    packet: Packet | undefined,
+    enc?: PublishEncoding,
+    packetId = 0,
+    dup = false,
+  ): void {
+    if (!this.store.dirty && conn.deferred === 0) {
+      if (packet !== undefined) conn.writePacket(packet);
+      else conn.writeEncoded(enc!, packetId, dup);
       return;
     }
-    conn.pendingAcks++;
-    this.#pendingAcks.push({ conn, ack });
+    this.defer(conn, packet, enc, packetId, dup);
+  }
+
+  /** Queues output of `conn` behind the next store commit. */
+  defer(
+    conn: Connection,
+    packet: Packet | undefined,
+    enc: PublishEncoding | undefined,
+    packetId: number,
+    dup: boolean,
+  ): void {
+    conn.deferred++;
+    this.#pending.push({ conn, packet, enc, packetId, dup });
     if (!this.#commitScheduled) {
       this.#commitScheduled = true;
       queueMicrotask(this.#commit);
@@ -411,18 +443,21 @@ export class BrokerCore {
 
   #commit = (): void => {
     this.#commitScheduled = false;
-    const batch = this.#pendingAcks;
-    this.#pendingAcks = [];
+    const batch = this.#pending;
+    this.#pending = [];
     const p = this.store.commit();
     this.#commitChain = this.#commitChain.then(() => p).then(() => {
-      for (const { conn, ack } of batch) {
-        conn.pendingAcks--;
-        if (conn.connected) conn.sendPacket(ack);
+      for (const d of batch) {
+        const conn = d.conn;
+        conn.deferred--;
+        if (!conn.connected) continue;
+        if (d.packet !== undefined) conn.writePacket(d.packet);
+        else conn.writeEncoded(d.enc!, d.packetId, d.dup);
       }
     }, (e) => {
       log.error("Store commit failed: {error}", { error: e });
       for (const { conn } of batch) {
-        conn.pendingAcks--;
+        conn.deferred--;
         conn.shutdown();
       }
     });

@@ -89,8 +89,8 @@ export class Connection implements SessionLink {
   readonly openedAt: number;
   /** Keep alive in seconds (0: none). */
   keepAlive = 0;
-  /** Acks of this connection waiting for a store commit. */
-  pendingAcks = 0;
+  /** Packets of this connection waiting for a store commit. */
+  deferred = 0;
   /** Resolves when the connection is closed and its socket released. */
   readonly closed: Promise<void>;
 
@@ -457,7 +457,7 @@ export class Connection implements SessionLink {
       if (session.incomingQos2.has(p.packetId!)) {
         // A duplicate of a message not yet released: acknowledge it again,
         // do not deliver it twice [MQTT-4.3.3-2].
-        this.sendPacket({ type: "pubrec", packetId: p.packetId! });
+        core.sendDurable(this, { type: "pubrec", packetId: p.packetId! });
         return;
       }
       if (v5 && session.incomingQos2.size >= s.receiveMaximum) {
@@ -530,7 +530,7 @@ export class Connection implements SessionLink {
         core.store.putIncomingQos2(this.clientId, p.packetId!);
       }
     }
-    core.sendAck(this, ack);
+    core.sendDurable(this, ack);
   }
 
   #onPubrec(p: AckPacket): void {
@@ -541,7 +541,9 @@ export class Connection implements SessionLink {
     if (!known && this.version === 5) {
       rel.reasonCode = ReasonCode.PacketIdentifierNotFound;
     }
-    this.sendPacket(rel);
+    // After the "pubrec" state is durable: a crash must not make the broker
+    // resend a PUBLISH the client already released.
+    this.#core.sendDurable(this, rel);
   }
 
   #onPubrel(p: AckPacket): void {
@@ -554,7 +556,8 @@ export class Connection implements SessionLink {
     if (!known && this.version === 5) {
       comp.reasonCode = ReasonCode.PacketIdentifierNotFound;
     }
-    this.sendPacket(comp);
+    // After the id is durably forgotten: the client may reuse it at once.
+    this.#core.sendDurable(this, comp);
   }
 
   // -------------------------------------------------------------- SUBSCRIBE
@@ -757,14 +760,46 @@ export class Connection implements SessionLink {
       this.#state === CONNECTED;
   }
 
-  /** Queues a packet. */
+  /** Queues a packet (after any output waiting for a store commit). */
   sendPacket(p: Packet): void {
+    if (this.deferred > 0) {
+      this.#core.defer(this, p, undefined, 0, false);
+      return;
+    }
+    this.writePacket(p);
+  }
+
+  /** Queues a packet now, ahead of output waiting for a store commit. */
+  writePacket(p: Packet): void {
     if (this.#state === CLOSED) return;
     this.#push(encode(p, { version: this.version }), -1, 0);
   }
 
   /** Queues a pre-encoded PUBLISH with its packet id (and DUP) patched in. */
   sendEncoded(enc: PublishEncoding, packetId: number, dup: boolean): void {
+    if (this.deferred > 0) {
+      this.#core.defer(this, undefined, enc, packetId, dup);
+      return;
+    }
+    this.writeEncoded(enc, packetId, dup);
+  }
+
+  /** Like `sendEncoded`, once the store has committed what is pending. */
+  sendEncodedDurable(
+    enc: PublishEncoding,
+    packetId: number,
+    dup: boolean,
+  ): void {
+    this.#core.sendDurable(this, undefined, enc, packetId, dup);
+  }
+
+  /** Like `sendPacket`, once the store has committed what is pending. */
+  sendPacketDurable(p: Packet): void {
+    this.#core.sendDurable(this, p);
+  }
+
+  /** Queues a pre-encoded PUBLISH now. */
+  writeEncoded(enc: PublishEncoding, packetId: number, dup: boolean): void {
     if (this.#state === CLOSED) return;
     this.#sentCount++;
     this.#push(enc.bytes, enc.idOffset, dup ? packetId | 0x10000 : packetId);
@@ -965,7 +1000,7 @@ export class Connection implements SessionLink {
     if (this.#state >= CLOSING) return;
     const wasConnected = this.#state === CONNECTED;
     if (code !== undefined && wasConnected && this.version === 5) {
-      this.sendPacket({ type: "disconnect", reasonCode: code });
+      this.writePacket({ type: "disconnect", reasonCode: code });
     }
     this.#state = CLOSING;
     this.#backlog = undefined;

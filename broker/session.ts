@@ -55,6 +55,14 @@ export interface SessionLink {
   sendEncoded(enc: PublishEncoding, packetId: number, dup: boolean): void;
   /** Queues any other packet. */
   sendPacket(packet: Packet): void;
+  /** `sendEncoded`, once the store has committed what is pending. */
+  sendEncodedDurable(
+    enc: PublishEncoding,
+    packetId: number,
+    dup: boolean,
+  ): void;
+  /** `sendPacket`, once the store has committed what is pending. */
+  sendPacketDurable(packet: Packet): void;
 }
 
 /** One message queued for or in flight to a session. */
@@ -497,7 +505,16 @@ export class Session {
     m.packetId = this.#allocatePacketId();
     m.state = "sent";
     this.inflight.set(m.packetId, m);
-    if (this.persistent) this.#persist(m);
+    if (this.persistent) {
+      this.#persist(m);
+      // QoS 2 to a persistent session: the packet id must be durable before
+      // the client holds it, or a crash could deliver the message twice.
+      if (m.qos === 2) {
+        link.sendEncodedDurable(enc, m.packetId, false);
+        this.#ctx.onSent(1);
+        return true;
+      }
+    }
     link.sendEncoded(enc, m.packetId, false);
     this.#ctx.onSent(1);
     return true;
@@ -547,7 +564,7 @@ export class Session {
     this.disconnectedAt = undefined;
     for (const m of [...this.inflight.values()]) {
       if (m.state === "pubrec") {
-        link.sendPacket({ type: "pubrel", packetId: m.packetId });
+        link.sendPacketDurable({ type: "pubrel", packetId: m.packetId });
         continue;
       }
       const enc = this.#encodingFor(link, m);
@@ -558,7 +575,9 @@ export class Session {
         }
         continue;
       }
-      link.sendEncoded(enc, m.packetId, true);
+      if (m.qos === 2 && this.persistent) {
+        link.sendEncodedDurable(enc, m.packetId, true);
+      } else link.sendEncoded(enc, m.packetId, true);
       this.#ctx.onSent(1);
     }
     this.pump();

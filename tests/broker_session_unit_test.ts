@@ -39,6 +39,12 @@ class FakeLink implements SessionLink {
   sendPacket(p: Packet): void {
     this.packets.push(p);
   }
+  sendEncodedDurable(enc: PublishEncoding, packetId: number, dup: boolean) {
+    this.sendEncoded(enc, packetId, dup);
+  }
+  sendPacketDurable(p: Packet): void {
+    this.sendPacket(p);
+  }
 }
 
 function ctx(over: Partial<SessionContext> = {}): SessionContext {
