@@ -3,7 +3,8 @@
  * both publishing to the same Mosquitto in one run.
  *
  * Run by hand: `deno run -A bench/client_bench.ts [--n0 200000] [--n1 50000]
- * [--window 100] [--rounds 3]`.
+ * [--window 100] [--rounds 3] [--broker mosquitto|kite]` (`kite` runs Kite's
+ * broker, `broker/main.ts`, in its own process instead of Mosquitto).
  *
  * - QoS 0: `n0` publishes of a 64-byte payload as fast as the client takes
  *   them (waiting on every 1024th one for backpressure), then one QoS 1
@@ -24,9 +25,13 @@
 import mqtt from "mqtt";
 import process from "node:process";
 import { Client } from "../client/mod.ts";
-import { HAVE_MOSQUITTO, startMosquitto } from "../tests/_mosquitto.ts";
+import {
+  freePort,
+  HAVE_MOSQUITTO,
+  startMosquitto,
+} from "../tests/_mosquitto.ts";
 
-if (!HAVE_MOSQUITTO) {
+if (!HAVE_MOSQUITTO && !Deno.args.includes("kite")) {
   console.error("client_bench needs /usr/sbin/mosquitto");
   Deno.exit(1);
 }
@@ -145,10 +150,59 @@ async function time(f: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 
-const broker = await startMosquitto({
-  // Let both clients keep the whole window in flight.
-  extraConfig: "max_inflight_messages 0\nmax_queued_messages 0",
-});
+const BROKER = (() => {
+  const i = Deno.args.indexOf("--broker");
+  return i !== -1 ? Deno.args[i + 1] : "mosquitto";
+})();
+
+async function startBroker(): Promise<{ port: number; stop(): Promise<void> }> {
+  if (BROKER === "kite") {
+    // Kite's broker in its own process, like Mosquitto.
+    const port = freePort();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../broker/main.ts", import.meta.url).pathname,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        String(port),
+        "--no-enable-persistence",
+        "--sys-interval",
+        "0",
+        "--log-level",
+        "error",
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "inherit",
+    }).spawn();
+    for (let i = 0;; i++) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        break;
+      } catch {
+        if (i > 200) throw new Error("Kite's broker did not start");
+        await new Promise((r) => setTimeout(r, 25));
+      }
+    }
+    return {
+      port,
+      async stop() {
+        child.kill("SIGTERM");
+        await child.status;
+      },
+    };
+  }
+  return await startMosquitto({
+    // Let both clients keep the whole window in flight.
+    extraConfig: "max_inflight_messages 0\nmax_queued_messages 0",
+  });
+}
+
+const broker = await startBroker();
+console.log(`broker: ${BROKER}`);
 const rows: string[] = [];
 const cpuRows: string[] = [];
 try {
