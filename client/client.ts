@@ -1016,7 +1016,16 @@ export class Client {
     this.#state.takeSendable(out);
     for (const e of out) {
       if (e.kind === "publish") this.#sendPublish(e);
-      else this.#sendPacket(e.packet);
+      else {
+        try {
+          this.#sendPacket(e.packet);
+        } catch (err) {
+          // Not encodable (e.g. a bad subscription identifier): give the
+          // packet id back and fail this request only.
+          this.#state.forget(e);
+          e.reject(toError(err));
+        }
+      }
     }
   }
 

@@ -445,3 +445,25 @@ Deno.test("Client.disconnect() while waiting to reconnect stops and rejects what
   await assert.rejects(queued, ClientOfflineError);
   await broker.close();
 });
+
+Deno.test("Client.subscribe() rejects a request the codec cannot encode and frees its packet id", async () => {
+  await using broker = new FakeBroker(async (c) => {
+    await accept(c);
+    const sub = await c.next("subscribe");
+    await c.send({ type: "suback", packetId: sub.packetId, reasonCodes: [0] });
+    await c.next("disconnect").catch(() => {});
+  });
+  const client = new Client({
+    port: broker.port,
+    reconnect: false,
+    keepAlive: 0,
+  });
+  await client.connect();
+  await assert.rejects(
+    client.subscribe("a", { subscriptionIdentifier: 0 }),
+    MqttError,
+  );
+  assert.equal(client.inFlight, 0);
+  assert.deepEqual(await client.subscribe("a", 0), [0]);
+  await client.disconnect();
+});
