@@ -201,4 +201,68 @@ for (const target of TARGETS) {
       }
     },
   });
+
+  Deno.test({
+    name:
+      `Client keeps QoS 1 at least once and QoS 2 exactly once through repeated socket drops [${target.name}]`,
+    ignore: !target.available,
+    async fn() {
+      const broker = await target.start();
+      const proxy = new TcpProxy(broker.port);
+      const sub = new Client({ port: broker.port, reconnect: false });
+      const pub = new Client({
+        port: proxy.port,
+        clientId: `kite-churn-${crypto.randomUUID().slice(0, 8)}`,
+        sessionExpiryInterval: 300,
+        reconnect: { initialDelay: 5, maxDelay: 20, jitter: 0 },
+        keepAlive: 0,
+      });
+      try {
+        const q1 = new Map<string, number>();
+        const q2 = new Map<string, number>();
+        const end = Promise.withResolvers<void>();
+        await sub.connect();
+        await sub.subscribe("churn/#", 2, (m) => {
+          if (m.topic === "churn/end") return end.resolve();
+          const map = m.qos === 1 ? q1 : q2;
+          map.set(m.payloadText, (map.get(m.payloadText) ?? 0) + 1);
+        });
+        await pub.connect();
+        let back = Promise.withResolvers<void>();
+        pub.on("connect", () => back.resolve());
+        const N = 300;
+        const sent: Promise<unknown>[] = [];
+        for (let i = 0; i < N; i++) {
+          sent.push(pub.publish("churn/1", `a${i}`, 1));
+          sent.push(pub.publish("churn/2", `b${i}`, 2));
+          // Drop the connection three times while messages are in flight,
+          // each time once the client is back.
+          if (i % 100 === 50) {
+            await new Promise((r) => setTimeout(r, 0));
+            await proxy.dropAll();
+            await within(back.promise, 5000, "reconnect");
+            back = Promise.withResolvers<void>();
+          }
+        }
+        await within(
+          Promise.all(sent),
+          5000,
+          `${2 * N} publishes acknowledged`,
+        );
+        await pub.publish("churn/end", "", 2);
+        await within(end.promise, 3000, "end marker");
+        assert.equal(q1.size, N, "every QoS 1 message arrived");
+        assert.equal(q2.size, N, "every QoS 2 message arrived");
+        const dupes = [...q2].filter(([, n]) => n !== 1);
+        assert.deepEqual(dupes, [], "QoS 2 exactly once");
+        await pub.disconnect({ sessionExpiryInterval: 0 });
+        await sub.disconnect();
+      } finally {
+        await pub.close();
+        await sub.close();
+        await proxy.close();
+        await broker.stop();
+      }
+    },
+  });
 }
