@@ -868,12 +868,12 @@ export class Client {
     if (p.qos === 2) {
       const fresh = this.#state.receiveQos2(p.packetId!);
       if (fresh) this.#dispatch(new Message(p));
-      this.#sendPacket({ type: "pubrec", packetId: p.packetId! });
+      this.#send(ack(0x50, p.packetId!));
       return;
     }
     this.#dispatch(new Message(p));
     if (p.qos === 1) {
-      this.#sendPacket({ type: "puback", packetId: p.packetId! });
+      this.#send(ack(0x40, p.packetId!));
     }
   }
 
@@ -1787,6 +1787,20 @@ export class Client {
 }
 
 const PINGREQ = new Uint8Array([0xc0, 0x00]);
+
+/**
+ * A 4-byte PUBACK (0x40) or PUBREC (0x50) with reason Success, built
+ * without the encoder: the same bytes in 3.1.1 and 5.0 (v5 section 3.4.2.1
+ * lets the reason code be left out when it is Success with no properties).
+ */
+function ack(first: number, packetId: number): Uint8Array {
+  const b = new Uint8Array(4);
+  b[0] = first;
+  b[1] = 2;
+  b[2] = packetId >> 8;
+  b[3] = packetId & 0xff;
+  return b;
+}
 
 class MessageIterator implements AsyncIterableIterator<Message> {
   #onRoom: () => void;
