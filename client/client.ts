@@ -352,6 +352,7 @@ export class Client {
   #resume = false;
   #closed = true; // no connection wanted (before connect / after close)
   #pending: Pending | undefined;
+  #reauth: PromiseWithResolvers<AuthPacket> | undefined;
   #connectTimer: Timer | undefined;
   #reconnectTimer: Timer | undefined;
   #reads = new Set<Promise<void>>();
@@ -819,8 +820,14 @@ export class Client {
     const method = p.properties?.authenticationMethod ??
       this.options.authenticationMethod ?? "";
     const auth = this.options.auth;
+    if (code === ReasonCode.Success && this.#connected) {
+      // The end of a re-authentication.
+      const r = this.#reauth;
+      this.#reauth = undefined;
+      r?.resolve(p);
+      return;
+    }
     if (code !== ReasonCode.ContinueAuthentication || !auth) {
-      if (code === ReasonCode.Success) return;
       this.#fail(
         epoch,
         new MqttError(
@@ -1141,6 +1148,9 @@ export class Client {
     this.#dropOutput();
     const pending = this.#pending;
     this.#pending = undefined;
+    const reauth = this.#reauth;
+    this.#reauth = undefined;
+    reauth?.reject(error);
     const willReconnect = !this.#closed && this.#reconnect &&
       this.#everConnected &&
       !this.#backoff.exhausted && !isFatal(error);
@@ -1284,6 +1294,41 @@ export class Client {
     if (!alreadyClosed || this.#state.inFlight + this.#state.queued > 0) {
       this.#shutdown(reason);
     }
+  }
+
+  /**
+   * v5 re-authentication: sends AUTH (0x19 Re-authenticate) with the
+   * connection's `authenticationMethod` and `data`; each AUTH (0x18) from the
+   * broker is answered by the `auth` callback. Resolves with the broker's
+   * final AUTH (0x00 Success); rejects with the broker's reason when it
+   * disconnects instead. Needs a connection made with an
+   * `authenticationMethod` (MQTT 5.0 section 4.12.1).
+   *
+   * @example
+   * ```ts ignore
+   * await client.reauthenticate(new TextEncoder().encode(freshToken));
+   * ```
+   */
+  reauthenticate(data?: Uint8Array): Promise<AuthPacket> {
+    const method = this.options.authenticationMethod;
+    if (!this.#connected || this.#version !== 5 || method === undefined) {
+      return Promise.reject(
+        new MqttError(
+          ReasonCode.ProtocolError,
+          "reauthenticate() needs a v5 connection made with an authenticationMethod",
+        ),
+      );
+    }
+    if (this.#reauth) return this.#reauth.promise;
+    const r = this.#reauth = Promise.withResolvers<AuthPacket>();
+    const props: Properties = { authenticationMethod: method };
+    if (data) props.authenticationData = data;
+    this.#sendPacket({
+      type: "auth",
+      reasonCode: ReasonCode.ReAuthenticate,
+      properties: props,
+    });
+    return r.promise;
   }
 
   /** `await using client = new Client(...)` disconnects at scope end. */

@@ -467,3 +467,54 @@ Deno.test("Client.subscribe() rejects a request the codec cannot encode and free
   assert.deepEqual(await client.subscribe("a", 0), [0]);
   await client.disconnect();
 });
+
+Deno.test("Client.reauthenticate() runs a v5 re-authentication through the auth callback", async () => {
+  await using broker = new FakeBroker(async (c) => {
+    await accept(c);
+    const start = await c.next("auth");
+    assert.equal(start.reasonCode, ReasonCode.ReAuthenticate);
+    assert.equal(start.properties?.authenticationMethod, "TOY");
+    assert.deepEqual(
+      start.properties?.authenticationData,
+      enc.encode("token-2"),
+    );
+    await c.send({
+      type: "auth",
+      reasonCode: ReasonCode.ContinueAuthentication,
+      properties: {
+        authenticationMethod: "TOY",
+        authenticationData: enc.encode("nonce"),
+      },
+    });
+    const answer = await c.next("auth");
+    assert.deepEqual(
+      answer.properties?.authenticationData,
+      enc.encode("signed:nonce"),
+    );
+    await c.send({
+      type: "auth",
+      reasonCode: 0,
+      properties: { authenticationMethod: "TOY" },
+    });
+    // A second one is refused: the broker disconnects.
+    await c.next("auth");
+    await c.send({ type: "disconnect", reasonCode: ReasonCode.NotAuthorized });
+    c.close();
+  });
+  const client = new Client({
+    port: broker.port,
+    reconnect: false,
+    keepAlive: 0,
+    authenticationMethod: "TOY",
+    auth: ({ data }) => enc.encode("signed:" + new TextDecoder().decode(data)),
+  });
+  await client.connect();
+  const done = await client.reauthenticate(enc.encode("token-2"));
+  assert.equal(done.reasonCode, 0);
+  await assert.rejects(
+    client.reauthenticate(),
+    (e: unknown) =>
+      e instanceof MqttError && e.reasonCode === ReasonCode.NotAuthorized,
+  );
+  await client.close();
+});
