@@ -4,8 +4,9 @@
  *
  * Each broker is started fresh for each scenario (and each repeat) on a free
  * loopback port, pinned to CPU 0; the load tool (bench/load.ts) runs as its
- * own process pinned to CPU 1. With `--repeat N` the median run (by the
- * scenario's main number) is kept.
+ * own process pinned to CPU 1. With `--repeat N` each cell is the median of
+ * the N runs (losses: the worst run). Throughput is also shown per CPU second
+ * the broker used, which stays steady when other processes share its core.
  *
  * ```sh
  * deno task compare
@@ -107,9 +108,18 @@ function mainMetric(r: LoadResult): number {
   return r.deliveredPerSec ?? 0;
 }
 
-function median(runs: LoadResult[]): LoadResult {
-  const sorted = [...runs].sort((a, b) => mainMetric(a) - mainMetric(b));
-  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+/** The median of the defined values (the lower middle one for an even count). */
+function median(values: (number | undefined)[]): number | undefined {
+  const v = values.filter((x): x is number => x !== undefined).sort((a, b) =>
+    a - b
+  );
+  return v.length ? v[Math.floor((v.length - 1) / 2)] : undefined;
+}
+
+/** The largest defined value. */
+function max(values: (number | undefined)[]): number | undefined {
+  const v = values.filter((x): x is number => x !== undefined);
+  return v.length ? Math.max(...v) : undefined;
 }
 
 interface Row {
@@ -122,34 +132,55 @@ interface Row {
   kiteFrom?: BrokerName;
   /** Leave the row out when every value is 0. */
   skipIfZero?: boolean;
+  /** How repeats combine: the median (default) or the worst (losses). */
+  worst?: boolean;
 }
+
+const perCpu = (scenario: ScenarioName): Row => ({
+  scenario,
+  metric: scenario === "conns" ? "per broker CPU-s" : "msg per broker CPU-s",
+  // (Results saved before perBrokerCpuSecond existed: from the CPU share.)
+  get: (r) => {
+    if (r.perBrokerCpuSecond !== undefined) return r.perBrokerCpuSecond;
+    const rate = r.conns?.connectsPerSec ?? r.deliveredPerSec;
+    const pct = r.cpu.brokerPct;
+    return rate !== undefined && pct ? (rate * 100) / pct : undefined;
+  },
+});
 
 const ROWS: Row[] = [
   { scenario: "fanin", metric: "msg/s", get: (r) => r.deliveredPerSec },
+  perCpu("fanin"),
   { scenario: "fanout", metric: "msg/s", get: (r) => r.deliveredPerSec },
+  perCpu("fanout"),
   { scenario: "qos1", metric: "msg/s", get: (r) => r.deliveredPerSec },
-  { scenario: "qos1", metric: "lost", get: (r) => r.lost, lowerIsBetter: true },
+  perCpu("qos1"),
+  { scenario: "qos1", metric: "lost", get: (r) => r.lost, worst: true },
   {
     scenario: "qos1",
     metric: "unacked",
     get: (r) => r.unacked,
     lowerIsBetter: true,
     skipIfZero: true,
+    worst: true,
   },
   { scenario: "qos2", metric: "msg/s", get: (r) => r.deliveredPerSec },
-  { scenario: "qos2", metric: "lost", get: (r) => r.lost, lowerIsBetter: true },
+  perCpu("qos2"),
+  { scenario: "qos2", metric: "lost", get: (r) => r.lost, worst: true },
   {
     scenario: "qos2",
     metric: "unacked",
     get: (r) => r.unacked,
     lowerIsBetter: true,
     skipIfZero: true,
+    worst: true,
   },
   {
     scenario: "qos1-persistent",
     metric: "msg/s",
     get: (r) => r.deliveredPerSec,
   },
+  perCpu("qos1-persistent"),
   {
     scenario: "qos1-persistent",
     metric: "msg/s, Kite with Deno KV",
@@ -160,14 +191,14 @@ const ROWS: Row[] = [
     scenario: "qos1-persistent",
     metric: "lost",
     get: (r) => r.lost,
-    lowerIsBetter: true,
+    worst: true,
   },
   {
     scenario: "qos1-persistent",
     metric: "lost, Kite with Deno KV",
     get: (r) => r.lost,
-    lowerIsBetter: true,
     kiteFrom: "kite-kv",
+    worst: true,
   },
   {
     scenario: "qos1-persistent",
@@ -175,6 +206,7 @@ const ROWS: Row[] = [
     get: (r) => r.unacked,
     lowerIsBetter: true,
     skipIfZero: true,
+    worst: true,
   },
   {
     scenario: "qos1-persistent",
@@ -207,6 +239,7 @@ const ROWS: Row[] = [
     metric: "connects/s",
     get: (r) => r.conns?.connectsPerSec,
   },
+  perCpu("conns"),
   {
     scenario: "conns",
     metric: "KB/conn",
@@ -224,7 +257,7 @@ const fmt = (n: number | undefined, digits = 0) =>
 
 /** The markdown comparison table. */
 export function formatTable(
-  results: Map<string, LoadResult>,
+  results: Map<string, LoadResult[]>,
   brokers: BrokerName[],
 ): string {
   const others = brokers.filter((b) => b !== "kite");
@@ -242,8 +275,8 @@ export function formatTable(
   for (const row of ROWS) {
     const vals = brokers.map((b) => {
       const from = b === "kite" && row.kiteFrom ? row.kiteFrom : b;
-      const r = results.get(`${from}/${row.scenario}`);
-      return r ? row.get(r) : undefined;
+      const runs = (results.get(`${from}/${row.scenario}`) ?? []).map(row.get);
+      return row.worst ? max(runs) : median(runs);
     });
     if (vals.every((v) => v === undefined)) continue;
     if (row.skipIfZero && vals.every((v) => !v)) continue;
@@ -269,7 +302,7 @@ export function formatTable(
 
 /** CPU use per run: broker % / tool % of one core during the measurement. */
 export function formatCpu(
-  results: Map<string, LoadResult>,
+  results: Map<string, LoadResult[]>,
   brokers: BrokerName[],
   scenarios: ScenarioName[],
 ): string {
@@ -283,13 +316,25 @@ export function formatCpu(
   ];
   for (const s of scenarios) {
     const cells = brokers.map((b) => {
-      const r = results.get(`${b}/${s}`);
-      if (!r) return "-";
-      return `${fmt(r.cpu.brokerPct)}% / ${fmt(r.cpu.toolPct)}%`;
+      const runs = results.get(`${b}/${s}`);
+      if (!runs?.length) return "-";
+      const broker = median(runs.map((r) => r.cpu.brokerPct));
+      const tool = median(runs.map((r) => r.cpu.toolPct));
+      return `${fmt(broker)}% / ${fmt(tool)}%`;
     });
     lines.push(`| ${s} | ${cells.join(" | ")} |`);
   }
   return lines.join("\n");
+}
+
+/** The brokers, and Kite with Deno KV when it ran. */
+function cpuColumns(
+  results: Map<string, LoadResult[]>,
+  brokers: BrokerName[],
+): BrokerName[] {
+  return [...results.keys()].some((k) => k.startsWith("kite-kv/"))
+    ? [...brokers, "kite-kv"]
+    : brokers;
 }
 
 /** The 1-minute load average, from /proc/loadavg. */
@@ -312,13 +357,31 @@ async function main(args: string[]): Promise<number> {
       count: { type: "string", default: "10000" },
       repeat: { type: "string", default: "1" },
       json: { type: "string" },
+      from: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     console.log(`usage: deno task compare -- [--brokers kite,mosquitto,aedes]
   [--scenarios fanin,fanout,qos1,qos2,latency,conns] [--duration 5]
-  [--warmup 1] [--count 10000] [--repeat 1] [--json results.json]`);
+  [--warmup 1] [--count 10000] [--repeat 1] [--json results.json]
+  [--from results.json]   print the tables of a saved --json run`);
+    return 0;
+  }
+  if (values.from) {
+    const saved = JSON.parse(await Deno.readTextFile(values.from)) as Record<
+      string,
+      LoadResult[]
+    >;
+    const results = new Map(Object.entries(saved));
+    const names = [...new Set([...results.keys()].map((k) => k.split("/")[0]))];
+    const brokers = ALL_BROKERS.filter((b) => names.includes(b));
+    const scenarios = ALL_SCENARIOS.filter((s) =>
+      [...results.keys()].some((k) => k.endsWith(`/${s}`))
+    );
+    console.log(formatTable(results, brokers));
+    console.log();
+    console.log(formatCpu(results, cpuColumns(results, brokers), scenarios));
     return 0;
   }
   const hasTaskset = which("taskset") !== undefined;
@@ -347,7 +410,7 @@ async function main(args: string[]): Promise<number> {
       `warning: load average ${load0} before starting: other processes compete for the CPUs`,
     );
   }
-  const results = new Map<string, LoadResult>();
+  const results = new Map<string, LoadResult[]>();
   const all: Record<string, LoadResult[]> = {};
   for (const scenario of scenarios) {
     // The persistent-session scenario also runs Kite with Deno KV on.
@@ -379,7 +442,7 @@ async function main(args: string[]): Promise<number> {
         }
       }
       all[`${name}/${scenario}`] = runs;
-      if (runs.length > 0) results.set(`${name}/${scenario}`, median(runs));
+      if (runs.length > 0) results.set(`${name}/${scenario}`, runs);
     }
   }
   console.log(
@@ -391,10 +454,7 @@ async function main(args: string[]): Promise<number> {
   );
   console.log(formatTable(results, brokers));
   console.log();
-  const cpuCols = [...results.keys()].some((k) => k.startsWith("kite-kv/"))
-    ? [...brokers, "kite-kv" as const]
-    : brokers;
-  console.log(formatCpu(results, cpuCols, scenarios));
+  console.log(formatCpu(results, cpuColumns(results, brokers), scenarios));
   if (values.json) {
     await Deno.writeTextFile(values.json, JSON.stringify(all, null, 2));
   }

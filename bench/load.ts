@@ -190,6 +190,13 @@ export interface LoadResult {
   delivered?: number;
   /** Unique deliveries per second during the measured interval (sum). */
   deliveredPerSec?: number;
+  /**
+   * Unique deliveries during the measured interval (conns: connections) per
+   * CPU second the broker used in it: what the broker would deliver per second with a whole core to
+   * itself, if it is CPU-bound. Steadier than deliveredPerSec on a machine
+   * where other processes compete for the broker's core.
+   */
+  perBrokerCpuSecond?: number;
   /** Expected deliveries never received (after the drain). */
   lost?: number;
   /** QoS 1/2: messages whose PUBACK / PUBCOMP never reached the publisher. */
@@ -759,6 +766,10 @@ async function runFlow(
       cpu: cpuResult,
       warnings,
     };
+    if (measured && cpuResult.brokerS) {
+      result.perBrokerCpuSecond = (measured.d1 - measured.d0) /
+        cpuResult.brokerS;
+    }
     const lat = latency.result();
     if (lat) result.latency = lat;
     if (brokerRssKB !== undefined) result.brokerRssKB = brokerRssKB;
@@ -878,6 +889,9 @@ async function runConns(opts: LoadOptions): Promise<LoadResult> {
       cpu: cpuResult,
       warnings,
     };
+    if (cpuResult.brokerS) {
+      result.perBrokerCpuSecond = conns.length / cpuResult.brokerS;
+    }
     if (rssBeforeKB !== undefined && rssAfterKB !== undefined) {
       result.conns!.rssBeforeKB = rssBeforeKB;
       result.conns!.rssAfterKB = rssAfterKB;
@@ -939,6 +953,11 @@ export function formatResult(r: LoadResult): string {
       `  delivered  ${fmt(r.deliveredPerSec ?? 0)} msg/s over ${r.seconds} s` +
         `  (sent ${fmt(r.sent ?? 0)}, delivered ${fmt(r.delivered ?? 0)})`,
     );
+    if (r.perBrokerCpuSecond !== undefined) {
+      lines.push(
+        `  per broker CPU second ${fmt(r.perBrokerCpuSecond)} deliveries`,
+      );
+    }
     if (r.perSecond?.length) {
       lines.push(`  per second ${r.perSecond.map((n) => fmt(n)).join("  ")}`);
     }
