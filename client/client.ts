@@ -1167,7 +1167,9 @@ export class Client {
     }
     if (wasConnected) {
       const ev: DisconnectEvent = {
-        reasonCode: error instanceof MqttError
+        reasonCode: packet
+          ? packet.reasonCode ?? 0
+          : error instanceof MqttError
           ? error.reasonCode
           : ReasonCode.UnspecifiedError,
         reason: error.message,
@@ -1175,7 +1177,7 @@ export class Client {
         error,
         willReconnect,
       };
-      if (packet) ev.packet = packet;
+      if (packet && initiator === "server") ev.packet = packet;
       this.#emit("disconnect", ev);
     }
     if (this.#closed) return;
@@ -1270,7 +1272,7 @@ export class Client {
       this.#startFlush();
       await this.#flushing;
     }
-    await this.#end("disconnect() called");
+    await this.#end("disconnect() called", options.reasonCode ?? 0);
   }
 
   /**
@@ -1278,16 +1280,19 @@ export class Client {
    * will), and resolves once closed. No reconnect follows.
    */
   async close(): Promise<void> {
-    await this.#end("close() called");
+    await this.#end("close() called", 0);
   }
 
-  async #end(reason: string): Promise<void> {
+  async #end(reason: string, code: number): Promise<void> {
     const alreadyClosed = this.#closed;
     this.#closed = true;
     if (this.#reconnectTimer !== undefined) clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = undefined;
     if (this.#conn || this.#pending) {
-      this.#fail(this.#epoch, new ClientOfflineError(reason), "client");
+      this.#fail(this.#epoch, new ClientOfflineError(reason), "client", {
+        type: "disconnect",
+        reasonCode: code,
+      });
     }
     await Promise.all(this.#reads);
     await this.#flushing;

@@ -540,14 +540,20 @@ for (const target of TARGETS) {
       });
       await c.connect();
       const events: string[] = [];
-      c.on("disconnect", (e) => events.push(`disconnect:${e.initiator}`));
+      c.on(
+        "disconnect",
+        (e) =>
+          events.push(
+            `disconnect:${e.initiator}:${e.reasonCode}:${e.willReconnect}`,
+          ),
+      );
       c.on("close", () => events.push("close"));
       await c.disconnect({ reasonCode: ReasonCode.DisconnectWithWillMessage });
       assert.equal(
         (await within(will.promise, 3000, "will")).payloadText,
         "bye",
       );
-      assert.deepEqual(events, ["disconnect:client", "close"]);
+      assert.deepEqual(events, ["disconnect:client:4:false", "close"]);
       await watcher.disconnect();
     },
   );
