@@ -138,7 +138,9 @@ interface Row {
 
 const perCpu = (scenario: ScenarioName): Row => ({
   scenario,
-  metric: scenario === "conns" ? "per broker CPU-s" : "msg per broker CPU-s",
+  metric: scenario === "conns"
+    ? "connects per broker CPU-s"
+    : "msg per broker CPU-s",
   // (Results saved before perBrokerCpuSecond existed: from the CPU share.)
   get: (r) => {
     if (r.perBrokerCpuSecond !== undefined) return r.perBrokerCpuSecond;
@@ -242,7 +244,7 @@ const ROWS: Row[] = [
   perCpu("conns"),
   {
     scenario: "conns",
-    metric: "KB/conn",
+    metric: "KB per idle connection",
     get: (r) => r.conns?.kbPerConn,
     lowerIsBetter: true,
     digits: 2,
