@@ -103,7 +103,7 @@ const MAX_PACKET_ID = 0xffff;
  *
  * @example
  * ```ts
- * import { ClientState } from "@kite/mqtt/client";
+ * import { ClientState, type Entry } from "@kite/mqtt/client";
  * const state = new ClientState({ maxQueued: 100 });
  * state.receiveMaximum = 1;
  * const packet = {
@@ -114,8 +114,9 @@ const MAX_PACKET_ID = 0xffff;
  *   resolve() {}, reject() {} });
  * state.enqueue({ kind: "publish", packet: { ...packet }, alias: 0, stage: 0,
  *   resolve() {}, reject() {} });
- * const out: unknown[] = [];
- * state.takeSendable(out); // one publish: the second waits for the PUBACK
+ * const out: Entry[] = [];
+ * state.takeSendable(out);
+ * out.length; // 1: the second publish waits for the first one's PUBACK
  * ```
  */
 export class ClientState {
