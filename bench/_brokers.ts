@@ -31,6 +31,8 @@ export interface StartOptions {
   cpu?: number;
   /** How long to wait for the port, ms; default 20 s. */
   timeoutMs?: number;
+  /** Run under `nice -n N` (negative needs root): favour it over other jobs. */
+  nice?: number;
 }
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
@@ -212,6 +214,7 @@ export async function startBroker(
   if (opts.cpu !== undefined && which("taskset")) {
     cmd = ["taskset", "-c", String(opts.cpu), ...cmd];
   }
+  if (opts.nice !== undefined) cmd = ["nice", "-n", String(opts.nice), ...cmd];
   const child = new Deno.Command(cmd[0]!, {
     args: cmd.slice(1),
     stdin: "null",

@@ -49,6 +49,7 @@ interface ToolOptions {
   warmup: number;
   count: number;
   toolCpu: number | undefined;
+  nice: number | undefined;
 }
 
 /** Runs bench/load.ts in its own process (pinned) and parses its JSON. */
@@ -79,6 +80,9 @@ async function runTool(
   ];
   if (o.toolCpu !== undefined) {
     cmd = ["taskset", "-c", String(o.toolCpu), ...cmd];
+  }
+  if (o.nice !== undefined) {
+    cmd = ["nice", "-n", String(o.nice), ...cmd];
   }
   // A run normally takes warm-up + duration + a few seconds; a hung tool is
   // killed rather than hanging the comparison.
@@ -360,6 +364,7 @@ async function main(args: string[]): Promise<number> {
       repeat: { type: "string", default: "1" },
       json: { type: "string" },
       from: { type: "string" },
+      nice: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -367,7 +372,9 @@ async function main(args: string[]): Promise<number> {
     console.log(`usage: deno task compare -- [--brokers kite,mosquitto,aedes]
   [--scenarios fanin,fanout,qos1,qos2,latency,conns] [--duration 5]
   [--warmup 1] [--count 10000] [--repeat 1] [--json results.json]
-  [--from results.json]   print the tables of a saved --json run`);
+  [--from results.json]   print the tables of a saved --json run
+  [--nice=N]              run brokers and tool under nice -n N (e.g. -10 as
+                          root, when other jobs share the machine)`);
     return 0;
   }
   if (values.from) {
@@ -403,6 +410,7 @@ async function main(args: string[]): Promise<number> {
     warmup: Number(values.warmup),
     count: Number(values.count),
     toolCpu: hasTaskset ? 1 : undefined,
+    nice: values.nice === undefined ? undefined : Number(values.nice),
   };
   const repeat = Math.max(1, Number(values.repeat));
   // Other work on the machine skews every number: say how busy it was.
@@ -423,7 +431,10 @@ async function main(args: string[]): Promise<number> {
     for (const name of [...brokers, ...extra]) {
       const runs: LoadResult[] = [];
       for (let i = 0; i < repeat; i++) {
-        const broker = await startBroker(name, hasTaskset ? { cpu: 0 } : {});
+        const broker = await startBroker(name, {
+          ...(hasTaskset ? { cpu: 0 } : {}),
+          ...(tool.nice !== undefined ? { nice: tool.nice } : {}),
+        });
         try {
           const r = await runTool(broker.port, broker.pid, scenario, tool);
           runs.push(r);
@@ -452,6 +463,7 @@ async function main(args: string[]): Promise<number> {
       `brokers on CPU 0, load tool on CPU 1${
         hasTaskset ? "" : " (not pinned)"
       }, ` +
+      (tool.nice !== undefined ? `nice ${tool.nice}, ` : "") +
       `load average ${load0} before / ${loadAverage()} after\n`,
   );
   console.log(formatTable(results, brokers));
