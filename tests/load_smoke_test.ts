@@ -44,8 +44,8 @@ Deno.test({
             port: broker.port,
             pid: broker.pid,
             scenario,
-            warmup: 0.2,
-            duration: 0.8,
+            warmup: 0.1,
+            duration: 0.5,
           });
           const info = formatResult(r);
           assert.ok((r.delivered ?? 0) > 0, info);
@@ -96,7 +96,7 @@ Deno.test({
             `--pid=${broker.pid}`,
             "--scenario=qos1,conns",
             "--warmup=0.1",
-            "--duration=0.5",
+            "--duration=0.3",
             "--count=100",
           ],
           stdout: "piped",
