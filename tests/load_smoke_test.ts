@@ -115,6 +115,44 @@ Deno.test({
   },
 });
 
+const noKite = brokerAvailable("kite");
+
+Deno.test({
+  name: "runLoad() loses nothing at QoS 1 and 2 through Kite's broker",
+  ignore: noKite !== undefined,
+  async fn(t) {
+    const broker = await startBroker("kite");
+    try {
+      const flows: ScenarioName[] = [
+        "qos1",
+        "qos2",
+        "qos1-persistent",
+        "fanin",
+      ];
+      for (const scenario of flows) {
+        await t.step(scenario, async () => {
+          const r = await runLoad({
+            port: broker.port,
+            scenario,
+            warmup: 0.1,
+            duration: 0.5,
+          });
+          const info = formatResult(r);
+          assert.ok((r.deliveredPerSec ?? 0) > 0, info);
+          if (r.shape!.qos > 0) {
+            assert.equal(r.lost, 0, info);
+            assert.equal(r.unacked, 0, info);
+            assert.equal(r.outOfOrder, 0, info);
+          }
+          assert.equal(r.duplicates, 0, info);
+        });
+      }
+    } finally {
+      await broker.stop();
+    }
+  },
+});
+
 Deno.test("publishTemplate() and friends encode what encode() encodes", () => {
   assert.deepEqual(
     connectBytes("c1", 0),
