@@ -73,6 +73,19 @@ export function outgoing(
   };
 }
 
+/** Rejects if `p` takes longer than 5 s; the timer is always cleared. */
+async function bounded<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: timed out`)), 5000);
+  });
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
 /** Registers the shared cases for one implementation. */
 export function storeSuite(h: StoreHarness): void {
   const test = (what: string, fn: (f: StoreFixture) => Promise<void>) =>
@@ -226,6 +239,25 @@ export function storeSuite(h: StoreHarness): void {
     assert.deepEqual(state.retained, []);
     assert.deepEqual(state.sessions[0]?.outgoing, []);
     assert.deepEqual(state.sessions[0]?.incomingQos2, []);
+  });
+
+  test("commit() resolves when what it waits for cancelled out", async (f) => {
+    const s = f.store;
+    s.putSession(session("c"));
+    s.putOutgoing("c", outgoing(1));
+    const first = s.commit();
+    s.deleteOutgoing("c", 1); // acknowledged before the flush
+    await bounded(first, "commit() after put + delete");
+    // The same while an earlier batch is being written.
+    s.putOutgoing("c", outgoing(2));
+    const busy = s.commit();
+    await Promise.resolve();
+    s.putOutgoing("c", outgoing(3));
+    const second = s.commit();
+    s.deleteOutgoing("c", 3);
+    await bounded(Promise.all([busy, second]), "commit() during a flush");
+    const { sessions } = await (await f.reopen()).load();
+    assert.deepEqual(sessions[0]?.outgoing, [outgoing(2)]);
   });
 
   test("load() returns v5 properties and binary fields intact", async (f) => {

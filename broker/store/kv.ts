@@ -320,7 +320,15 @@ export class KvStore implements Store {
 
   #flush = async (): Promise<void> => {
     this.#scheduled = false;
-    if (this.#inflight !== undefined || this.#pending.size === 0) return;
+    if (this.#inflight !== undefined) return;
+    if (this.#pending.size === 0) {
+      // Everything enqueued cancelled out (put + delete of a new record):
+      // whoever waits for it is served.
+      const waiting = this.#pendingDone;
+      this.#pendingDone = undefined;
+      waiting?.resolve();
+      return;
+    }
     const batch = this.#pending;
     this.#pending = new Map();
     const done = this.#pendingDone ?? deferred();
@@ -350,7 +358,9 @@ export class KvStore implements Store {
     } finally {
       this.#inflight = undefined;
     }
-    if (this.#pending.size > 0) void this.#flush();
+    if (this.#pending.size > 0 || this.#pendingDone !== undefined) {
+      void this.#flush();
+    }
   };
 
   /** Turns a batch into atomic operations within Deno KV's limits. */
