@@ -150,6 +150,24 @@ Deno.test({
     } finally {
       await broker.stop();
     }
+    // Persistent sessions with Deno KV: PUBACKs wait for the group commit.
+    await t.step("qos1-persistent with Deno KV", async () => {
+      const kv = await startBroker("kite-kv");
+      try {
+        const r = await runLoad({
+          port: kv.port,
+          scenario: "qos1-persistent",
+          warmup: 0.1,
+          duration: 0.5,
+        });
+        const info = formatResult(r);
+        assert.ok((r.deliveredPerSec ?? 0) > 0, info);
+        assert.equal(r.lost, 0, info);
+        assert.equal(r.unacked, 0, info);
+      } finally {
+        await kv.stop();
+      }
+    });
   },
 });
 
