@@ -807,6 +807,23 @@ async function runConns(opts: LoadOptions): Promise<LoadResult> {
     return true;
   };
 
+  // A broker that never answers fails that connection, not the run: one
+  // watchdog closes any connection waiting for an answer for over 10 s.
+  const waiting = new Map<Deno.TcpConn, number>();
+  const watch = (conn: Deno.TcpConn) => waiting.set(conn, performance.now());
+  const unwatch = (conn: Deno.TcpConn) => waiting.delete(conn);
+  const watchdog = setInterval(() => {
+    const old = performance.now() - 10_000;
+    for (const [conn, since] of waiting) {
+      if (since < old) {
+        waiting.delete(conn);
+        try {
+          conn.close();
+        } catch { /* closed */ }
+      }
+    }
+  }, 500);
+
   const cpu = new CpuMeter(opts.pid);
   const rssBeforeKB = opts.pid ? readRssKB(opts.pid) : undefined;
   cpu.start();
@@ -815,27 +832,30 @@ async function runConns(opts: LoadOptions): Promise<LoadResult> {
   try {
     const worker = async () => {
       const buf = small();
+      // This worker's CONNECT, the client id's last 6 digits patched in place
+      // (the write is awaited before the next patch).
+      const connect = connectBytes(`kite-conns-${runId}-000000`, keepAlive);
+      const digits = connect.length - 6;
       while (next < count) {
         const i = next++;
         let conn: Deno.TcpConn | undefined;
-        let timer: ReturnType<typeof setTimeout> | undefined;
         try {
           conn = await Deno.connect({ hostname: host, port: opts.port });
-          // A broker that never answers fails this connection, not the run.
-          const c = conn;
-          timer = setTimeout(() => c.close(), 10_000);
+          watch(conn);
+          for (let d = 0, n = i; d < 6; d++, n = Math.floor(n / 10)) {
+            connect[digits + 5 - d] = 0x30 + (n % 10);
+          }
           let off = 0;
-          const bytes = connectBytes(`kite-conns-${runId}-${i}`, keepAlive);
-          while (off < bytes.length) {
-            off += await conn.write(bytes.subarray(off));
+          while (off < connect.length) {
+            off += await conn.write(connect.subarray(off));
           }
           if (!(await readN(conn, buf, 4)) || buf[0] !== 0x20 || buf[3] !== 0) {
             throw new Error(`no CONNACK 0 (got ${buf.subarray(0, 4)})`);
           }
-          clearTimeout(timer);
+          unwatch(conn);
           conns.push(conn);
         } catch (e) {
-          clearTimeout(timer);
+          if (conn) unwatch(conn);
           failed++;
           firstError ??= e;
           try {
@@ -857,12 +877,12 @@ async function runConns(opts: LoadOptions): Promise<LoadResult> {
       const buf = small();
       while (k < conns.length) {
         const conn = conns[k++]!;
-        const timer = setTimeout(() => conn.close(), 10_000);
+        watch(conn);
         try {
           await conn.write(PINGREQ);
           if ((await readN(conn, buf, 2)) && buf[0] === 0xd0) alive++;
         } catch { /* counted as not alive */ }
-        clearTimeout(timer);
+        unwatch(conn);
       }
     };
     await Promise.all(Array.from({ length: concurrency }, pinger));
@@ -902,6 +922,7 @@ async function runConns(opts: LoadOptions): Promise<LoadResult> {
     }
     return result;
   } finally {
+    clearInterval(watchdog);
     await Promise.all(conns.map(async (conn) => {
       try {
         await conn.write(DISCONNECT);
