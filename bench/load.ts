@@ -889,6 +889,14 @@ async function runConns(opts: LoadOptions): Promise<LoadResult> {
     if (failed > 0) {
       warnings.push(`${failed} connections failed: ${firstError}`);
     }
+    if (
+      cpuResult.toolPct > 90 &&
+      (cpuResult.brokerPct === undefined || cpuResult.brokerPct < 90)
+    ) {
+      warnings.push(
+        "the tool used over 90% of a core: it may be the bottleneck",
+      );
+    }
     if (alive < conns.length) {
       warnings.push(
         `${conns.length - alive} connections did not answer PINGREQ`,
