@@ -23,6 +23,7 @@
  */
 
 import process from "node:process";
+import { setImmediate } from "node:timers";
 import { parseArgs } from "node:util";
 import {
   connectBytes,
@@ -434,6 +435,8 @@ async function runFlow(
     wildcard: base.wildcard,
   };
   if (base.persistent) shape.persistent = true;
+  // Packet ids of messages in flight must differ [MQTT-2.3.1-4].
+  if (shape.qos > 0) shape.window = Math.min(shape.window, 65535);
   const duration = opts.duration ?? 5;
   const warmup = opts.warmup ?? 1;
   const payloadSize = Math.max(MIN_PAYLOAD, opts.payload ?? 64);
@@ -595,9 +598,6 @@ async function runFlow(
         view.setUint16(k * size + tpl.payloadOffset + 2, p.index);
       }
       const ratePerPub = shape.rate / shape.publishers;
-      const immediate = shape.rate > 0
-        ? await import("node:timers")
-        : undefined;
       while (running && !p.link.writer.failed) {
         let n = Math.min(room(p), batch);
         if (ratePerPub > 0) {
@@ -609,7 +609,7 @@ async function runFlow(
             // tool's own core, so sends are not bunched by timer ticks).
             if (opts.pacing === "timer") {
               await new Promise<void>((r) => setTimeout(r, 1));
-            } else await new Promise<void>((r) => immediate!.setImmediate(r));
+            } else await new Promise<void>((r) => setImmediate(r));
             continue;
           }
         } else if (n < wakeRoom) {
