@@ -435,7 +435,7 @@ async function runFlow(
     wildcard: base.wildcard,
   };
   if (base.persistent) shape.persistent = true;
-  // Packet ids of messages in flight must differ [MQTT-2.3.1-4].
+  // A new PUBLISH takes a currently unused packet id [MQTT-2.3.1-2].
   if (shape.qos > 0) shape.window = Math.min(shape.window, 65535);
   const duration = opts.duration ?? 5;
   const warmup = opts.warmup ?? 1;
