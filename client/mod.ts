@@ -21,3 +21,4 @@ export * from "./client.ts";
 export * from "./message.ts";
 export * from "./reconnect.ts";
 export * from "./state.ts";
+export * from "./sync_client.ts";
