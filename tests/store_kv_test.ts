@@ -118,6 +118,44 @@ Deno.test("KvStore.commit() groups the mutations of one turn into few atomic ope
   });
 });
 
+Deno.test("KvStore.commit() lingers for acks when records are acknowledged right after they are stored", async () => {
+  await withDir(async (dir) => {
+    const store = await KvStore.open(dir);
+    try {
+      store.putSession(session("c"));
+      await store.commit();
+      /** A turn of fan-in: 100 messages stored, acked in a later task. */
+      const round = async (base: number) => {
+        for (let i = 0; i < 100; i++) {
+          store.putOutgoing("c", outgoing(base + i));
+        }
+        const committed = store.commit();
+        await new Promise((r) => setTimeout(r, 0)); // the acks' I/O turn
+        for (let i = 0; i < 100; i++) store.deleteOutgoing("c", base + i);
+        await committed;
+      };
+      // At first the puts are written, then deleted by the acks...
+      await round(0);
+      await round(100);
+      const before = store.atomicCommits;
+      assert.ok(before >= 2);
+      // ...after which the store waits for the acks: nothing is written.
+      for (let r = 2; r < 10; r++) await round(r * 100);
+      assert.ok(
+        store.atomicCommits - before <= 1,
+        `${store.atomicCommits - before} more commits`,
+      );
+      // A record nobody acknowledges is still written, and commit() resolves.
+      store.putOutgoing("c", outgoing(5000));
+      await store.commit();
+    } finally {
+      await store.close();
+    }
+    const left = await raw(dir, (kv) => keys(kv, ["kite", "out"]));
+    assert.deepEqual(left, [["kite", "out", "c", 5000]]);
+  });
+});
+
 Deno.test("KvStore.commit() splits big records over operations within KV limits", async () => {
   await withDir(async (dir) => {
     const store = await KvStore.open(dir);

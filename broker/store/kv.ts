@@ -58,6 +58,10 @@ const MAX_TOTAL_BYTES_PER_OP = 819200 - 8192;
 const MAX_VALUE_BYTES = 65536;
 /** Records estimated above this are chunked (the estimate is an upper bound). */
 const CHUNK_THRESHOLD = 64000;
+/** At most this long a lingering flush waits for acks to cancel puts. */
+const LINGER_MAX_MS = 20;
+/** Acks per flush window that turn lingering on. */
+const LINGER_MIN_ACKS = 16;
 /** Key parts (topic, client id) longer than this in UTF-8 are hashed. */
 const MAX_PLAIN_PART_BYTES = 256;
 
@@ -173,6 +177,19 @@ export class KvStore implements Store {
   #pendingDone: Deferred | undefined;
   #inflight: Deferred | undefined;
   #scheduled = false;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** Wait a little before flushing: acks are likely to cancel puts. */
+  #linger = false;
+  /** New outgoing/QoS 2 records put since the last flush began. */
+  #windowPuts = 0;
+  /** Deletes since then that cancelled a pending put or hit a fresh one. */
+  #windowAcks = 0;
+  /** Pending puts of records not yet on disk (acks may cancel them). */
+  #freshPending = 0;
+  #lingerStart = 0;
+  #closing = false;
+  /** Slots of the records first written by the last flush. */
+  #lastPuts = new Set<string>();
   #clients = new Map<string, ClientIndex>();
   /** Chunked records by slot: generation and chunk count. */
   #chunks = new Map<string, { generation: string; count: number }>();
@@ -220,10 +237,23 @@ export class KvStore implements Store {
       );
     }
     this.#pending.set(slot, { key, value, fresh, slot });
-    if (!this.#scheduled && this.#inflight === undefined) {
-      this.#scheduled = true;
-      queueMicrotask(this.#flush);
-    }
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#scheduled || this.#inflight !== undefined) return;
+    this.#scheduled = true;
+    if (this.#linger) {
+      this.#lingerStart = performance.now();
+      this.#timer = setTimeout(this.#flush, 0);
+    } else queueMicrotask(this.#flush);
+  }
+
+  #cancelTimer(): void {
+    if (this.#timer === undefined) return;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    this.#scheduled = false;
   }
 
   /** Sets (or, with `undefined`, clears) the retained message of a topic. */
@@ -272,6 +302,10 @@ export class KvStore implements Store {
     const slot = kind + n + "|" + clientId;
     const prev = this.#pending.get(slot);
     const fresh = prev !== undefined ? prev.fresh : !set.has(n);
+    if (fresh && prev === undefined) {
+      this.#windowPuts++;
+      this.#freshPending++;
+    }
     set.add(n);
     this.#enqueue(slot, ["kite", kind, c.part, n], value, fresh);
   }
@@ -283,9 +317,20 @@ export class KvStore implements Store {
     const prev = this.#pending.get(slot);
     if (prev !== undefined && prev.fresh) {
       // Written and removed in the same batch: nothing reaches the disk.
+      this.#windowAcks++;
       this.#pending.delete(slot);
+      if (
+        prev.value !== undefined && --this.#freshPending === 0 &&
+        this.#timer !== undefined
+      ) {
+        // The last lingering record was acknowledged: flush now.
+        clearTimeout(this.#timer);
+        this.#timer = undefined;
+        queueMicrotask(this.#flush);
+      }
       return;
     }
+    if (this.#lastPuts.has(slot)) this.#windowAcks++;
     this.#enqueue(slot, ["kite", kind, c.part, n], undefined, false);
   }
 
@@ -320,7 +365,24 @@ export class KvStore implements Store {
 
   #flush = async (): Promise<void> => {
     this.#scheduled = false;
+    this.#timer = undefined;
     if (this.#inflight !== undefined) return;
+    if (
+      this.#linger && this.#freshPending > 0 && !this.#closing &&
+      performance.now() - this.#lingerStart < LINGER_MAX_MS
+    ) {
+      // Records are waiting for their ack: give it another timer tick.
+      this.#scheduled = true;
+      this.#timer = setTimeout(this.#flush, 0);
+      return;
+    }
+    // Linger before the next flush when most new records were acknowledged
+    // right after they were stored (an online subscriber): waiting ~1 ms
+    // lets the acks cancel the puts, so nothing is written at all.
+    const puts = this.#windowPuts;
+    const acks = this.#windowAcks;
+    this.#windowPuts = this.#windowAcks = 0;
+    this.#linger = acks >= LINGER_MIN_ACKS && acks * 2 >= puts;
     if (this.#pending.size === 0) {
       // Everything enqueued cancelled out (put + delete of a new record):
       // whoever waits for it is served.
@@ -331,6 +393,11 @@ export class KvStore implements Store {
     }
     const batch = this.#pending;
     this.#pending = new Map();
+    this.#freshPending = 0;
+    this.#lastPuts = new Set();
+    for (const m of batch.values()) {
+      if (m.fresh && m.value !== undefined) this.#lastPuts.add(m.slot);
+    }
     const done = this.#pendingDone ?? deferred();
     this.#pendingDone = undefined;
     this.#inflight = done;
@@ -359,7 +426,7 @@ export class KvStore implements Store {
       this.#inflight = undefined;
     }
     if (this.#pending.size > 0 || this.#pendingDone !== undefined) {
-      void this.#flush();
+      this.#schedule();
     }
   };
 
@@ -583,7 +650,12 @@ export class KvStore implements Store {
   async close(): Promise<void> {
     if (this.#closed) return;
     let error: unknown;
-    while (this.#pending.size > 0 || this.#inflight !== undefined) {
+    this.#closing = true;
+    while (
+      this.#pending.size > 0 || this.#inflight !== undefined ||
+      this.#pendingDone !== undefined
+    ) {
+      this.#cancelTimer();
       const p = this.commit();
       if (this.#inflight === undefined) void this.#flush();
       try {
@@ -592,6 +664,7 @@ export class KvStore implements Store {
         error ??= e;
       }
     }
+    this.#cancelTimer();
     this.#closed = true;
     this.#kv.close();
     this.#lock.close(); // releases the lock
