@@ -347,6 +347,28 @@ export function storeSuite(h: StoreHarness): void {
     assert.deepEqual(retained[0]?.payload, new Uint8Array(10).fill(9));
   });
 
+  test("putOutgoing() stores one message shared by many sessions", async (f) => {
+    const s = f.store;
+    const chunk = new Uint8Array(4096).map((_, i) => i & 255);
+    const shared = message("fan/out", "", {
+      retain: false,
+      payload: chunk.subarray(10, 20),
+      properties: { userProperties: [["k", "v"]] },
+    });
+    for (let c = 0; c < 20; c++) {
+      s.putSession(session(`c${c}`));
+      s.putOutgoing(`c${c}`, outgoing(1, { message: shared }));
+    }
+    await s.commit();
+    const { sessions } = await (await f.reopen()).load();
+    assert.equal(sessions.length, 20);
+    for (const x of sessions) {
+      assert.deepEqual(x.outgoing, [outgoing(1, {
+        message: { ...shared, payload: chunk.slice(10, 20) },
+      })]);
+    }
+  });
+
   test("putRetained() and putSession() accept long topics and client ids", async (f) => {
     const s = f.store;
     // Longest topic: 65535 UTF-8 bytes; two long ones sharing a prefix.

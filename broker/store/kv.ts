@@ -453,11 +453,12 @@ export class KvStore implements Store {
       if (value === undefined) op.delete(key);
       else op.set(key, value);
     };
+    const cache = new Map<object, [unknown, number]>();
     for (const m of batch) {
       const old = this.#chunks.get(m.slot);
       let chunked = false;
       if (m.value !== undefined) {
-        const [value, size] = prepare(m.value);
+        const [value, size] = prepare(m.value, cache);
         if (size <= CHUNK_THRESHOLD) {
           add(m.key, value, size);
         } else {
@@ -764,7 +765,10 @@ function keySize(key: Deno.KvKey): number {
  * a larger buffer copied (V8 serializes a view's whole buffer), and an upper
  * bound of its serialized size.
  */
-function prepare(value: unknown): [unknown, number] {
+function prepare(
+  value: unknown,
+  cache: Map<object, [unknown, number]>,
+): [unknown, number] {
   let size = 8;
   const walk = (v: unknown): unknown => {
     switch (typeof v) {
@@ -776,36 +780,48 @@ function prepare(value: unknown): [unknown, number] {
           size += 1;
           return v;
         }
-        if (v instanceof Uint8Array) {
-          size += v.byteLength + 32;
-          return v.byteOffset === 0 && v.byteLength === v.buffer.byteLength
-            ? v
-            : v.slice();
+        // A message shared by many records (fan-out) is walked once.
+        const hit = cache.get(v);
+        if (hit !== undefined) {
+          size += hit[1];
+          return hit[0];
         }
-        size += 12;
-        if (Array.isArray(v)) {
-          let out: unknown[] | undefined;
-          for (let i = 0; i < v.length; i++) {
-            const x: unknown = v[i];
-            const w = walk(x);
-            if (w !== x) (out ??= v.slice())[i] = w;
-          }
-          return out ?? v;
-        }
-        const o = v as Record<string, unknown>;
-        let out: Record<string, unknown> | undefined;
-        for (const k in o) {
-          size += 2 * k.length + 6;
-          const x = o[k];
-          const w = walk(x);
-          if (w !== x) (out ??= { ...o })[k] = w;
-        }
-        return out ?? v;
+        const start = size;
+        const w = walkObject(v);
+        cache.set(v, [w, size - start]);
+        return w;
       }
       default:
         size += 10;
         return v;
     }
+  };
+  const walkObject = (v: object): unknown => {
+    if (v instanceof Uint8Array) {
+      size += v.byteLength + 32;
+      return v.byteOffset === 0 && v.byteLength === v.buffer.byteLength
+        ? v
+        : v.slice();
+    }
+    size += 12;
+    if (Array.isArray(v)) {
+      let out: unknown[] | undefined;
+      for (let i = 0; i < v.length; i++) {
+        const x: unknown = v[i];
+        const w = walk(x);
+        if (w !== x) (out ??= v.slice())[i] = w;
+      }
+      return out ?? v;
+    }
+    const o = v as Record<string, unknown>;
+    let out: Record<string, unknown> | undefined;
+    for (const k in o) {
+      size += 2 * k.length + 6;
+      const x = o[k];
+      const w = walk(x);
+      if (w !== x) (out ??= { ...o })[k] = w;
+    }
+    return out ?? v;
   };
   return [walk(value), size];
 }
