@@ -111,6 +111,10 @@ export class Link {
   afterChunk: (() => void) | undefined;
   /** Time (performance.now()) the current chunk was read. */
   now = 0;
+  /** A slow reader: at most this many bytes per read... */
+  maxRead = Infinity;
+  /** ...and this long a pause after each read, ms. */
+  readDelayMs = 0;
   closing = false;
   closedByPeer = false;
   error: unknown;
@@ -166,7 +170,11 @@ export class Link {
     try {
       while (true) {
         if (this.#end === this.#buf.length) this.#makeRoom(0);
-        const n = await this.conn.read(this.#buf.subarray(this.#end));
+        const n = await this.conn.read(
+          this.maxRead === Infinity
+            ? this.#buf.subarray(this.#end)
+            : this.#buf.subarray(this.#end, this.#end + this.maxRead),
+        );
         if (n === null) {
           this.closedByPeer = !this.closing;
           return;
@@ -179,6 +187,9 @@ export class Link {
           this.#ackLen = 0;
         }
         this.afterChunk?.();
+        if (this.readDelayMs > 0 && !this.closing) {
+          await new Promise((r) => setTimeout(r, this.readDelayMs));
+        }
       }
     } catch (e) {
       if (!this.closing) {

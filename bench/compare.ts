@@ -34,6 +34,8 @@ const ALL_SCENARIOS: ScenarioName[] = [
   "qos2",
   "qos1-persistent",
   "latency",
+  "slow",
+  "slow-qos1",
   "conns",
 ];
 const ALL_BROKERS: BrokerName[] = ["kite", "mosquitto", "aedes"];
@@ -240,6 +242,35 @@ const ROWS: Row[] = [
     get: (r) => r.latency?.max,
     lowerIsBetter: true,
   },
+  ...(["slow", "slow-qos1"] as const).flatMap((scenario): Row[] => [
+    {
+      scenario,
+      metric: "delivered msg/s",
+      get: (r) => r.deliveredPerSec,
+    },
+    {
+      scenario,
+      metric: "broker RSS MB at the end",
+      get: (r) => (r.brokerRssKB ?? 0) / 1024,
+      lowerIsBetter: true,
+      digits: 1,
+    },
+    {
+      scenario,
+      metric: "RSS growth MB in the last 3 s",
+      get: (r) => {
+        const s = r.rssPerSecond ?? [];
+        return s.length >= 4 ? (s.at(-1)! - s.at(-4)!) / 1024 : undefined;
+      },
+      lowerIsBetter: true,
+      digits: 1,
+    },
+    {
+      scenario,
+      metric: "dropped (seen as gaps)",
+      get: (r) => r.dropped,
+    },
+  ]),
   {
     scenario: "conns",
     metric: "connects/s",
@@ -293,7 +324,7 @@ export function formatTable(
         const v = vals[brokers.indexOf(b)];
         cells.push(
           kite === undefined || v === undefined || v === 0 ||
-            /^(lost|unacked)/.test(row.metric)
+            /^(lost|unacked|dropped)/.test(row.metric)
             ? "-"
             : `${(kite / v).toFixed(2)}×${
               row.lowerIsBetter ? " (lower is better)" : ""

@@ -46,6 +46,8 @@ export type ScenarioName =
   | "qos2"
   | "qos1-persistent"
   | "latency"
+  | "slow"
+  | "slow-qos1"
   | "conns";
 
 /** The shape of a message-flow scenario. */
@@ -64,6 +66,11 @@ export interface ScenarioShape {
   wildcard: boolean;
   /** Clean Session 0 for every client (a persistent session). */
   persistent?: boolean;
+  /**
+   * Subscribers that read at most `bytesPerRead` bytes every `delayMs`:
+   * slower than the publishers, so the broker must queue or drop.
+   */
+  slowReader?: { bytesPerRead: number; delayMs: number };
 }
 
 /** The scenarios of issue 8 (MQTT 3.1.1, broker on one core). */
@@ -117,6 +124,26 @@ export const SCENARIOS: Record<Exclude<ScenarioName, "conns">, ScenarioShape> =
       window: 100_000,
       rate: 10_000,
       wildcard: false,
+    },
+    // A subscriber slower than its publishers (about 4,500 msg/s against
+    // 40,000 sent): the broker's memory must stay bounded.
+    slow: {
+      publishers: 4,
+      subscribers: 1,
+      qos: 0,
+      window: 1_000_000_000,
+      rate: 40_000,
+      wildcard: true,
+      slowReader: { bytesPerRead: 4096, delayMs: 10 },
+    },
+    "slow-qos1": {
+      publishers: 4,
+      subscribers: 1,
+      qos: 1,
+      window: 65_535,
+      rate: 40_000,
+      wildcard: true,
+      slowReader: { bytesPerRead: 4096, delayMs: 10 },
     },
   };
 
@@ -200,10 +227,22 @@ export interface LoadResult {
   perBrokerCpuSecond?: number;
   /** Expected deliveries never received (after the drain). */
   lost?: number;
+  /**
+   * Slow-subscriber scenarios (no drain): expected deliveries not received
+   * by the end, dropped by the broker or still queued in it.
+   */
+  undelivered?: number;
+  /**
+   * Messages a subscriber never got although it got a later message of the
+   * same publisher: certainly dropped (QoS 0), or lost (QoS 1/2).
+   */
+  dropped?: number;
   /** QoS 1/2: messages whose PUBACK / PUBCOMP never reached the publisher. */
   unacked?: number;
   /** Deliveries in each whole second of the run, warm-up included. */
   perSecond?: number[];
+  /** The broker's RSS (KB) at the end of each of those seconds. */
+  rssPerSecond?: number[];
   /** Times a subscriber saw a publisher's sequence number jump forward. */
   gaps?: number;
   duplicates?: number;
@@ -346,6 +385,8 @@ class Tracker {
   next = 0;
   unique = 0;
   gaps = 0;
+  /** Sequence numbers jumped over (some may arrive later, out of order). */
+  skipped = 0;
   duplicates = 0;
   outOfOrder = 0;
 
@@ -369,6 +410,7 @@ class Tracker {
     if (seq === this.next) this.next = seq + 1;
     else if (seq > this.next) {
       this.gaps++;
+      this.skipped += seq - this.next;
       this.next = seq + 1;
     } else this.outOfOrder++;
     return true;
@@ -435,6 +477,7 @@ async function runFlow(
     wildcard: base.wildcard,
   };
   if (base.persistent) shape.persistent = true;
+  if (base.slowReader) shape.slowReader = base.slowReader;
   // A new PUBLISH takes a currently unused packet id [MQTT-2.3.1-2].
   if (shape.qos > 0) shape.window = Math.min(shape.window, 65535);
   const duration = opts.duration ?? 5;
@@ -538,6 +581,10 @@ async function runFlow(
         throw new Error(`SUBSCRIBE ${filter} refused`);
       }
       subscribers.push(sub);
+      if (shape.slowReader) {
+        link.maxRead = shape.slowReader.bytesPerRead;
+        link.readDelayMs = shape.slowReader.delayMs;
+      }
     }
     for (let i = 0; i < shape.publishers; i++) {
       const link = await connectLink(
@@ -607,7 +654,9 @@ async function runFlow(
           if (n <= 0) {
             // Fixed rate: yield to I/O and check again (a spin on the
             // tool's own core, so sends are not bunched by timer ticks).
-            if (opts.pacing === "timer") {
+            if (
+              (opts.pacing ?? (shape.slowReader ? "timer" : "spin")) === "timer"
+            ) {
               await new Promise<void>((r) => setTimeout(r, 1));
             } else await new Promise<void>((r) => setImmediate(r));
             continue;
@@ -632,6 +681,7 @@ async function runFlow(
     };
 
     const perSecond: number[] = [];
+    const rssPerSecond: number[] = [];
     const ticker = async () => {
       // Snapshots at the start and end of the measured interval, and stall
       // detection: no delivery for 10 s ends the run.
@@ -645,6 +695,7 @@ async function runFlow(
         const now = performance.now();
         if (now >= nextSecond) {
           perSecond.push(delivered - lastSecond);
+          if (opts.pid) rssPerSecond.push(readRssKB(opts.pid) ?? 0);
           lastSecond = delivered;
           nextSecond += 1000;
         }
@@ -699,7 +750,9 @@ async function runFlow(
       for (const p of publishers) n += p.sent * subscribers.length;
       return n;
     };
-    const drainEnd = performance.now() + (opts.drainTimeout ?? 5) * 1000;
+    // (A slow subscriber's backlog would take far longer: no drain there.)
+    const drainEnd = performance.now() +
+      (shape.slowReader ? 0 : (opts.drainTimeout ?? 5) * 1000);
     let last = delivered;
     let quietSince = performance.now();
     while (performance.now() < drainEnd) {
@@ -712,10 +765,11 @@ async function runFlow(
       } else if (qos === 0 && performance.now() - quietSince > 300) break;
     }
 
-    let gaps = 0, duplicates = 0, outOfOrder = 0;
+    let gaps = 0, duplicates = 0, outOfOrder = 0, skipped = 0;
     for (const sub of subscribers) {
       for (const t of sub.trackers) {
         gaps += t.gaps;
+        skipped += t.skipped;
         duplicates += t.duplicates;
         outOfOrder += t.outOfOrder;
       }
@@ -732,7 +786,8 @@ async function runFlow(
       }
     }
     const unacked = publishers.reduce((n, p) => n + p.sent - p.acked, 0);
-    if (qos > 0) {
+    // (Slow scenarios end with acknowledgements still on their way.)
+    if (qos > 0 && !shape.slowReader) {
       if (unacked > 0) {
         warnings.push(`${unacked} messages never acknowledged to publishers`);
       }
@@ -757,9 +812,13 @@ async function runFlow(
       deliveredPerSec: measured
         ? (measured.d1 - measured.d0) / measured.seconds
         : 0,
-      lost: expected() - delivered,
+      ...(shape.slowReader
+        ? { undelivered: expected() - delivered }
+        : { lost: expected() - delivered }),
+      dropped: skipped - outOfOrder,
       ...(qos > 0 ? { unacked } : {}),
       perSecond,
+      ...(opts.pid ? { rssPerSecond } : {}),
       gaps,
       duplicates,
       outOfOrder,
@@ -975,6 +1034,9 @@ export function formatResult(r: LoadResult): string {
     lines.push(
       `${r.scenario}: ${s.publishers} pub -> ${s.subscribers} sub, QoS ${s.qos}, window ${s.window}` +
         (s.persistent ? ", persistent sessions" : "") +
+        (s.slowReader
+          ? `, subscriber reads ${s.slowReader.bytesPerRead} B per ${s.slowReader.delayMs} ms`
+          : "") +
         (s.rate ? `, ${fmt(s.rate)} msg/s` : "") +
         `, broker ${r.host}:${r.port}`,
     );
@@ -990,8 +1052,18 @@ export function formatResult(r: LoadResult): string {
     if (r.perSecond?.length) {
       lines.push(`  per second ${r.perSecond.map((n) => fmt(n)).join("  ")}`);
     }
+    if (r.rssPerSecond?.length) {
+      lines.push(
+        `  broker RSS MB ${
+          r.rssPerSecond.map((n) => fmt(n / 1024, 1)).join("  ")
+        }`,
+      );
+    }
     lines.push(
-      `  lost ${r.lost}  gaps ${r.gaps}  duplicates ${r.duplicates}  out-of-order ${r.outOfOrder}`,
+      (r.undelivered !== undefined
+        ? `  undelivered ${r.undelivered} (queued or dropped), dropped ${r.dropped} (seen as gaps)`
+        : `  lost ${r.lost}  dropped ${r.dropped}`) +
+        `  gaps ${r.gaps}  duplicates ${r.duplicates}  out-of-order ${r.outOfOrder}`,
     );
   }
   if (r.conns) {
@@ -1039,14 +1111,15 @@ export function formatResult(r: LoadResult): string {
 const USAGE = `usage: deno task load -- [options]
   --host H          broker host (127.0.0.1)
   --port N          broker port (1883)
-  --scenario S      fanin|fanout|qos1|qos2|qos1-persistent|latency|conns,
-                    or a comma list (fanin)
+  --scenario S      fanin|fanout|qos1|qos2|qos1-persistent|latency|slow|
+                    slow-qos1|conns, or a comma list (fanin)
   --duration S      seconds measured (5); conns: seconds idle before RSS
   --warmup S        seconds before measuring (1)
   --pid P           broker process id, for its CPU time and RSS
   --json            print JSON results (one array)
   --publishers N --subscribers N --qos Q --window N --rate N --payload B
-  --pacing P        fixed rate: spin (default, on time) or timer (bursts)
+  --pacing P        fixed rate: spin (on time; default) or timer (bursts;
+                    default for slow, slow-qos1)
   --count N         conns: connections (10000)
   --concurrency N   conns: connects in flight (100)
   --keepalive S     keep alive in CONNECT (0)`;

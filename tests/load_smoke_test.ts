@@ -37,6 +37,7 @@ Deno.test({
         "qos2",
         "qos1-persistent",
         "latency",
+        "slow",
       ];
       for (const scenario of flows) {
         await t.step(scenario, async () => {
