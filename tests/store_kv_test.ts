@@ -238,6 +238,8 @@ Deno.test("KvStore.load() logs and skips corrupt records, and removes orphans", 
       await kv.set(bad[0]!, "not a message");
       await kv.set(bad[1]!, message("mismatch", "x"));
       await kv.set(bad[2]!, { clientId: 42 });
+      // The records of an unreadable session stay (not orphans).
+      await kv.set(["kite", "out", "garbage", 1], outgoing(1));
       await kv.set(bad[3]!, { seq: 2, state: "lost" });
       await kv.set(bad[4]!, true);
       await kv.set(bad[5]!, new Uint8Array(1));
@@ -275,7 +277,8 @@ Deno.test("KvStore.load() logs and skips corrupt records, and removes orphans", 
       );
     }
     const left = await raw(dir, async (kv) => ({
-      out: await keys(kv, ["kite", "out"]),
+      out: await keys(kv, ["kite", "out", "c"]),
+      kept: await keys(kv, ["kite", "out", "garbage"]),
       q2: await keys(kv, ["kite", "q2"]),
       unused: await keys(kv, ["kite", "chunk", "unused"]),
     }));
@@ -286,6 +289,7 @@ Deno.test("KvStore.load() logs and skips corrupt records, and removes orphans", 
       2,
     ]]);
     assert.deepEqual(left.q2, [["kite", "q2", "c", "not-a-number"]]);
+    assert.deepEqual(left.kept, [["kite", "out", "garbage", 1]]);
     assert.deepEqual(left.unused, []);
   });
 });

@@ -500,8 +500,9 @@ export class KvStore implements Store {
   /**
    * Reads everything back. A record that is unreadable (wrong shape, missing
    * chunk, key not matching its content) is logged with its key and skipped;
-   * it stays in the file. Chunks no record refers to, and outgoing messages
-   * or QoS 2 ids of clients without a session, are removed.
+   * it stays in the file, and so do the outgoing messages and QoS 2 ids of
+   * an unreadable session. Chunks no record refers to, and outgoing messages
+   * or QoS 2 ids of clients without any session record, are removed.
    */
   async load(): Promise<LoadedState> {
     await this.commit();
@@ -566,6 +567,8 @@ export class KvStore implements Store {
     }
 
     const sessions = new Map<string, LoadedSession>();
+    /** Parts of session keys whose record is unreadable: kept, not orphans. */
+    const unreadable = new Set<string>();
     for await (const e of kv.list({ prefix: ["kite", "session"] })) {
       try {
         const part = e.key[2];
@@ -583,8 +586,16 @@ export class KvStore implements Store {
         this.#client(v.clientId);
       } catch (err) {
         skip(e.key, err);
+        const part = e.key[2];
+        if (part !== undefined) unreadable.add(partId(part));
       }
     }
+    /** Whether a record belongs to an unreadable session (then kept). */
+    const keep = (part: Deno.KvKeyPart | undefined, value: unknown) => {
+      if (part === undefined || !unreadable.has(partId(part))) return false;
+      if (isChunkHeader(value)) used.add(value.generation);
+      return true;
+    };
 
     const orphans: Deno.KvKey[] = [];
     for await (const e of kv.list({ prefix: ["kite", "out"] })) {
@@ -592,7 +603,7 @@ export class KvStore implements Store {
         const [, , part, seq] = e.key;
         const s = part === undefined ? undefined : sessions.get(partId(part));
         if (s === undefined) {
-          orphans.push(e.key);
+          if (!keep(part, e.value)) orphans.push(e.key);
           continue;
         }
         const cid = s.record.clientId;
@@ -611,7 +622,7 @@ export class KvStore implements Store {
       const [, , part, id] = e.key;
       const s = part === undefined ? undefined : sessions.get(partId(part));
       if (s === undefined) {
-        orphans.push(e.key);
+        if (!keep(part, e.value)) orphans.push(e.key);
         continue;
       }
       if (typeof id !== "number" || !Number.isInteger(id) || id < 1) {
