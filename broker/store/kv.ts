@@ -25,9 +25,19 @@
  * microtask, so it runs at the end of the current event-loop task with every
  * mutation that task made (a `setTimeout(0)` would cost about 2 ms here);
  * while a flush is in flight new mutations accumulate for the next one, which
- * starts as soon as it completes. Under load, batches grow by themselves. A flush writes its mutations in `kv.atomic()`
- * operations kept within Deno KV's limits (1000 mutations, 80 KiB of keys,
- * 800 KiB in total per operation), one after another.
+ * starts as soon as it completes. Under load, batches grow by themselves.
+ *
+ * Lingering: when records are acknowledged (deleted) right after they are
+ * stored, as with an online persistent subscriber, the store waits before a
+ * flush, one timer tick at a time and at most 20 ms, flushing at once when
+ * the last waiting record is deleted. The put and the delete then cancel out
+ * and the commits that gate the publishers' acks write nothing. It lingers
+ * only while, since the previous flush, at least 16 records and half of the
+ * new ones were deleted while pending or just after being written.
+ *
+ * A flush writes its mutations in `kv.atomic()` operations kept within Deno
+ * KV's limits (1000 mutations, 80 KiB of keys, 800 KiB in total per
+ * operation), one after another.
  *
  * Only one process may use a directory at a time: `open()` takes an exclusive
  * `flock` on a lock file holding the pid and refuses (with `StoreLockedError`)
