@@ -173,7 +173,6 @@ export class BrokerCore {
       store: this.store,
       maxQueuedMessages: settings.maxQueuedMessages,
       queueQos0Messages: settings.queueQos0Messages,
-      onSent: () => {},
     };
   }
 

@@ -84,8 +84,6 @@ export interface SessionContext {
   store: Store;
   maxQueuedMessages: number;
   queueQos0Messages: boolean;
-  /** Counts PUBLISH packets sent (for $SYS). */
-  onSent(count: number): void;
 }
 
 /** A subscription as the session keeps it (qos is the granted QoS). */
@@ -380,7 +378,6 @@ export class Session {
           return;
         }
         link.sendEncoded(enc, 0, false);
-        this.#ctx.onSent(1);
         return;
       }
       if (!this.#ctx.queueQos0Messages) return;
@@ -511,12 +508,10 @@ export class Session {
       // the client holds it, or a crash could deliver the message twice.
       if (m.qos === 2) {
         link.sendEncodedDurable(enc, m.packetId, false);
-        this.#ctx.onSent(1);
         return true;
       }
     }
     link.sendEncoded(enc, m.packetId, false);
-    this.#ctx.onSent(1);
     return true;
   }
 
@@ -545,7 +540,6 @@ export class Session {
         const enc = this.#encodingFor(link, head);
         if (enc !== undefined) {
           link.sendEncoded(enc, 0, false);
-          this.#ctx.onSent(1);
         }
       } else {
         this.#send(link, head);
@@ -578,7 +572,6 @@ export class Session {
       if (m.qos === 2 && this.persistent) {
         link.sendEncodedDurable(enc, m.packetId, true);
       } else link.sendEncoded(enc, m.packetId, true);
-      this.#ctx.onSent(1);
     }
     this.pump();
   }

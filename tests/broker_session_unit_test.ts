@@ -52,7 +52,6 @@ function ctx(over: Partial<SessionContext> = {}): SessionContext {
     store: new MemoryStore(),
     maxQueuedMessages: 100,
     queueQos0Messages: false,
-    onSent: () => {},
     ...over,
   };
 }
