@@ -287,6 +287,22 @@ export class Connection implements SessionLink {
         `maxConnections ${s.maxConnections} reached`,
       );
     }
+    if (v5 && p.will !== undefined) {
+      if (p.will.qos > s.maxQos) {
+        // [MQTT-3.2.2-12]
+        return this.#refuse(
+          ReasonCode.QoSNotSupported,
+          `will QoS ${p.will.qos} above the maximum ${s.maxQos}`,
+        );
+      }
+      if (p.will.retain && !s.retainAvailable) {
+        // [MQTT-3.2.2-13]
+        return this.#refuse(
+          ReasonCode.RetainNotSupported,
+          "will retain without retain available",
+        );
+      }
+    }
     if (v5 && p.properties?.authenticationMethod !== undefined) {
       return this.#refuse(
         ReasonCode.BadAuthenticationMethod,

@@ -147,3 +147,16 @@ Deno.test("Broker delays a v5 will by its Will Delay Interval and cancels it on 
   await w.disconnect();
   await broker.close();
 });
+
+Deno.test("Broker refuses a v5 will above maxQos (0x9B) or retained without retain available (0x9A) [MQTT-3.2.2-12] [MQTT-3.2.2-13]", async () => {
+  const b1 = await startBroker({ maxQos: 0 });
+  const r1 = await RawClient.connect(b1.addr.port, withWill("wq", 5));
+  assert.equal(r1.connack.reasonCode, ReasonCode.QoSNotSupported);
+  await r1.client.close();
+  await b1.close();
+  const b2 = await startBroker({ retainAvailable: false });
+  const r2 = await RawClient.connect(b2.addr.port, withWill("wr", 5));
+  assert.equal(r2.connack.reasonCode, ReasonCode.RetainNotSupported);
+  await r2.client.close();
+  await b2.close();
+});
