@@ -4,9 +4,9 @@ import {
   KV_FILE_NAME,
   KvStore,
   LOCK_FILE_NAME,
-  sha256,
   StoreLockedError,
 } from "../broker/store/kv.ts";
+import { sha256 } from "../broker/store/_sha256.ts";
 import type { Store } from "../broker/store/store.ts";
 import { message, outgoing, session, storeSuite } from "./store_suite.ts";
 
