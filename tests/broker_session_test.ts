@@ -282,3 +282,26 @@ Deno.test("Broker with enablePersistence keeps sessions and retained messages in
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("Broker hands a persistent session over on takeover with sessionPresent 1 and its subscriptions", async () => {
+  const broker = await startBroker();
+  const port = broker.addr.port;
+  const a = await RawClient.connect(port, conn("to", false));
+  await a.client.send({
+    type: "subscribe",
+    packetId: 1,
+    subscriptions: [{ filter: "to/#", qos: 1 }],
+  });
+  await a.client.expect("suback");
+  const b = await RawClient.connect(port, conn("to", false));
+  assert.equal(b.connack.sessionPresent, true);
+  await a.client.waitClosed();
+  broker.publish("to/x", "after takeover", { qos: 1 });
+  assert.equal(
+    text((await b.client.expectPublish("to/x")).payload),
+    "after takeover",
+  );
+  await a.client.close();
+  await b.client.disconnect();
+  await broker.close();
+});
