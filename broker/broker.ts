@@ -627,7 +627,14 @@ export class Broker {
   async listen(): Promise<void> {
     await this.#start();
     const s = this.#core!.settings;
-    const listener = Deno.listen({ hostname: s.host, port: s.port });
+    let listener: Deno.Listener;
+    try {
+      listener = Deno.listen({ hostname: s.host, port: s.port });
+    } catch (e) {
+      // Release the timers and the store: nothing else will.
+      await this.close();
+      throw e;
+    }
     this.#listener = listener;
     const a = listener.addr as Deno.NetAddr;
     log.info("Listening on {hostname}:{port}", {

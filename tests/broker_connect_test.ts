@@ -316,3 +316,14 @@ Deno.test("Broker.close() sends v5 clients DISCONNECT 0x8B and closes 3.1.1 clie
   await v5.client.close();
   await v4.client.close();
 });
+
+Deno.test("Broker.listen() rejects on a port in use and releases what it started", async () => {
+  const a = await startBroker();
+  const b = new Broker({
+    host: "127.0.0.1",
+    port: a.addr.port,
+    sysInterval: 1,
+  });
+  await assert.rejects(b.listen(), Deno.errors.AddrInUse);
+  await a.close();
+});
