@@ -64,7 +64,10 @@ let reply: Uint8Array;
 let ring: RingWriter;
 let client: Client;
 let latest = 0;
-let pumping = false;
+// The client ends its message iterators when it closes; the next connect()
+// then needs a new one, even if the old loop has not noticed its end yet.
+let epoch = 0;
+let pumpEpoch = -1;
 
 scope.onmessage = (e) => {
   const m = e.data;
@@ -139,43 +142,39 @@ function answer(id: number, value: unknown): void {
 
 /** Copies every received message into the ring, in order. */
 async function pump(): Promise<void> {
-  if (pumping) return;
-  pumping = true;
-  try {
-    for await (const m of client.messages()) {
-      const record = pack([
-        m.topic,
-        m.payload,
-        m.qos,
-        m.retain,
-        m.dup,
-        m.properties,
-      ]);
-      if (4 + record.length > ring.capacity) {
-        Atomics.add(ctrl, DROPPED, 1);
-        scope.postMessage({
-          type: "event",
-          name: "error",
-          event: errorToData(
-            new MqttError(
-              ReasonCode.PacketTooLarge,
-              `a message on "${m.topic}" (${m.payload.length} bytes) does not fit in messageBufferBytes (${ring.capacity}): dropped`,
-            ),
+  if (pumpEpoch === epoch) return;
+  pumpEpoch = epoch;
+  for await (const m of client.messages()) {
+    const record = pack([
+      m.topic,
+      m.payload,
+      m.qos,
+      m.retain,
+      m.dup,
+      m.properties,
+    ]);
+    if (4 + record.length > ring.capacity) {
+      Atomics.add(ctrl, DROPPED, 1);
+      scope.postMessage({
+        type: "event",
+        name: "error",
+        event: errorToData(
+          new MqttError(
+            ReasonCode.PacketTooLarge,
+            `a message on "${m.topic}" (${m.payload.length} bytes) does not fit in messageBufferBytes (${ring.capacity}): dropped`,
           ),
-        });
-        continue;
-      }
-      while (!ring.tryWrite(record)) {
-        // Full: wait until the reader takes a record (then try again).
-        const reads = Atomics.load(ctrl, READS);
-        if (ring.tryWrite(record)) break;
-        const w = Atomics.waitAsync(ctrl, READS, reads);
-        if (w.async) await w.value;
-      }
-      wake();
+        ),
+      });
+      continue;
     }
-  } finally {
-    pumping = false;
+    while (!ring.tryWrite(record)) {
+      // Full: wait until the reader takes a record (then try again).
+      const reads = Atomics.load(ctrl, READS);
+      if (ring.tryWrite(record)) break;
+      const w = Atomics.waitAsync(ctrl, READS, reads);
+      if (w.async) await w.value;
+    }
+    wake();
   }
 }
 
@@ -201,6 +200,7 @@ function forwardEvents(): void {
       if (name === "disconnect" || name === "close") {
         Atomics.store(ctrl, CONNECTED, 0);
       }
+      if (name === "close") epoch++;
       let data: unknown = event;
       if (event instanceof Error) data = errorToData(event);
       else if (name === "disconnect") {

@@ -348,3 +348,15 @@ test("SyncClient QoS 2 round trip against Mosquitto", (b) => {
   assert.equal(c.receive(5000)?.payloadText, "two");
   c.disconnect();
 }, MOSQUITTO);
+
+test("SyncClient.connect() again after disconnect() receives again", (b) => {
+  using c = new SyncClient({ port: b.port, reconnect: false });
+  for (let round = 1; round <= 3; round++) {
+    c.connect();
+    c.subscribe("again/+", 1);
+    c.publish(`again/${round}`, `round ${round}`, 1);
+    assert.equal(c.receive(5000)?.payloadText, `round ${round}`);
+    c.disconnect();
+    assert.equal(c.connected, false);
+  }
+});
