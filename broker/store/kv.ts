@@ -128,6 +128,8 @@ interface Mutation {
   value: unknown;
   /** The record was not in the store when this batch began. */
   fresh: boolean;
+  /** A fresh put that an ack may cancel (counted for lingering). */
+  ackable: boolean;
   /** Identity of the record, for the chunk index. */
   slot: string;
 }
@@ -191,11 +193,17 @@ export class KvStore implements Store {
   #timer: ReturnType<typeof setTimeout> | undefined;
   /** Wait a little before flushing: acks are likely to cancel puts. */
   #linger = false;
-  /** New outgoing/QoS 2 records put since the last flush began. */
+  /** New outgoing records put since the last flush began. */
   #windowPuts = 0;
-  /** Deletes since then that cancelled a pending put or hit a fresh one. */
-  #windowAcks = 0;
-  /** Pending puts of records not yet on disk (acks may cancel them). */
+  /** Deletes since then that cancelled a pending put. */
+  #windowCancels = 0;
+  /** Deletes since then of records first written by the last flush. */
+  #windowLate = 0;
+  /** Flushes to go before lingering may be tried again. */
+  #lingerCooldown = 0;
+  /** The next cooldown (doubles after each window that did not pay). */
+  #lingerBackoff = 2;
+  /** Pending puts of outgoing records not yet on disk (acks may cancel them). */
   #freshPending = 0;
   #lingerStart = 0;
   #closing = false;
@@ -244,14 +252,20 @@ export class KvStore implements Store {
     return c;
   }
 
-  #enqueue(slot: string, key: Deno.KvKey, value: unknown, fresh: boolean) {
+  #enqueue(
+    slot: string,
+    key: Deno.KvKey,
+    value: unknown,
+    fresh: boolean,
+    ackable = false,
+  ) {
     if (this.#closed) {
       throw new MqttError(
         ReasonCode.ImplementationSpecificError,
         `the store ${this.path} is closed`,
       );
     }
-    this.#pending.set(slot, { key, value, fresh, slot });
+    this.#pending.set(slot, { key, value, fresh, ackable, slot });
     this.#schedule();
   }
 
@@ -311,18 +325,20 @@ export class KvStore implements Store {
     clientId: string,
     n: number,
     value: unknown,
+    ackable: boolean,
   ): void {
     const c = this.#client(clientId);
     const set = c[kind];
     const slot = kind + n + "|" + clientId;
     const prev = this.#pending.get(slot);
     const fresh = prev !== undefined ? prev.fresh : !set.has(n);
-    if (fresh && prev === undefined) {
+    if (prev !== undefined) ackable = prev.ackable;
+    else if (fresh && ackable) {
       this.#windowPuts++;
       this.#freshPending++;
-    }
+    } else ackable = false;
     set.add(n);
-    this.#enqueue(slot, ["kite", kind, c.part, n], value, fresh);
+    this.#enqueue(slot, ["kite", kind, c.part, n], value, fresh, ackable);
   }
 
   #deleteItem(kind: "out" | "q2", clientId: string, n: number): void {
@@ -332,12 +348,10 @@ export class KvStore implements Store {
     const prev = this.#pending.get(slot);
     if (prev !== undefined && prev.fresh) {
       // Written and removed in the same batch: nothing reaches the disk.
-      this.#windowAcks++;
       this.#pending.delete(slot);
-      if (
-        prev.value !== undefined && --this.#freshPending === 0 &&
-        this.#timer !== undefined
-      ) {
+      if (!prev.ackable) return;
+      this.#windowCancels++;
+      if (--this.#freshPending === 0 && this.#timer !== undefined) {
         // The last lingering record was acknowledged: flush now.
         clearTimeout(this.#timer);
         this.#timer = undefined;
@@ -345,13 +359,15 @@ export class KvStore implements Store {
       }
       return;
     }
-    if (this.#lastPuts.has(slot)) this.#windowAcks++;
+    if (this.#lastPuts.has(slot)) this.#windowLate++;
     this.#enqueue(slot, ["kite", kind, c.part, n], undefined, false);
   }
 
   /** Creates or replaces one outgoing message of a session. */
   putOutgoing(clientId: string, record: OutgoingRecord): void {
-    this.#putItem("out", clientId, record.seq, record);
+    // A QoS 2 delivery is not counted: a broker may hold its PUBLISH back
+    // until the packet id is durable, so its ack cannot come earlier.
+    this.#putItem("out", clientId, record.seq, record, record.qos < 2);
   }
 
   /** Removes one outgoing message of a session. */
@@ -361,7 +377,8 @@ export class KvStore implements Store {
 
   /** Records a QoS 2 packet id received from a client (PUBREC sent). */
   putIncomingQos2(clientId: string, packetId: number): void {
-    this.#putItem("q2", clientId, packetId, true);
+    // Not counted either: PUBREL can only follow the PUBREC after the commit.
+    this.#putItem("q2", clientId, packetId, true, false);
   }
 
   /** Forgets a QoS 2 packet id (PUBREL received). */
@@ -386,18 +403,12 @@ export class KvStore implements Store {
       this.#linger && this.#freshPending > 0 && !this.#closing &&
       performance.now() - this.#lingerStart < LINGER_MAX_MS
     ) {
-      // Records are waiting for their ack: give it another timer tick.
+      // Records wait for their acks: give them another timer tick.
       this.#scheduled = true;
       this.#timer = setTimeout(this.#flush, 0);
       return;
     }
-    // Linger before the next flush when most new records were acknowledged
-    // right after they were stored (an online subscriber): waiting ~1 ms
-    // lets the acks cancel the puts, so nothing is written at all.
-    const puts = this.#windowPuts;
-    const acks = this.#windowAcks;
-    this.#windowPuts = this.#windowAcks = 0;
-    this.#linger = acks >= LINGER_MIN_ACKS && acks * 2 >= puts;
+    this.#decideLinger();
     if (this.#pending.size === 0) {
       // Everything enqueued cancelled out (put + delete of a new record):
       // whoever waits for it is served.
@@ -411,7 +422,7 @@ export class KvStore implements Store {
     this.#freshPending = 0;
     this.#lastPuts = new Set();
     for (const m of batch.values()) {
-      if (m.fresh && m.value !== undefined) this.#lastPuts.add(m.slot);
+      if (m.ackable && m.value !== undefined) this.#lastPuts.add(m.slot);
     }
     const done = this.#pendingDone ?? deferred();
     this.#pendingDone = undefined;
@@ -444,6 +455,34 @@ export class KvStore implements Store {
       this.#schedule();
     }
   };
+
+  /**
+   * Whether the next flush lingers: when most new outgoing records of this
+   * window were acknowledged right after they were stored (an online
+   * subscriber), waiting a few ms lets the acks cancel the puts, so nothing
+   * is written at all. A lingering window in which acks cancelled too little
+   * turns it off for a while (acks that cannot come before the commit).
+   */
+  #decideLinger(): void {
+    const puts = this.#windowPuts;
+    const cancels = this.#windowCancels;
+    const late = this.#windowLate;
+    this.#windowPuts = this.#windowCancels = this.#windowLate = 0;
+    const enough = (n: number) => n >= LINGER_MIN_ACKS && n * 2 >= puts;
+    if (this.#linger) {
+      this.#linger = enough(cancels);
+      if (this.#linger) this.#lingerBackoff = 2;
+      else {
+        // It did not pay: try again later, later each time in a row.
+        this.#lingerCooldown = this.#lingerBackoff;
+        this.#lingerBackoff = Math.min(this.#lingerBackoff * 2, 256);
+      }
+    } else if (this.#lingerCooldown > 0) {
+      this.#lingerCooldown--;
+    } else {
+      this.#linger = enough(cancels + late);
+    }
+  }
 
   /** Turns a batch into atomic operations within Deno KV's limits. */
   #plan(batch: Iterable<Mutation>): Deno.AtomicOperation[] {
