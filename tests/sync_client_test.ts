@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { ClientOfflineError, SyncClient, TimeoutError } from "../client/mod.ts";
-import { MqttError } from "../codec/errors.ts";
+import { MqttError, PacketTooLargeError } from "../codec/errors.ts";
 import { ReasonCode } from "../codec/reason_code.ts";
 import { freePort } from "./_mosquitto.ts";
 import {
@@ -359,4 +359,35 @@ test("SyncClient.connect() again after disconnect() receives again", (b) => {
     c.disconnect();
     assert.equal(c.connected, false);
   }
+});
+
+Deno.test({
+  name:
+    "SyncClient throws the async client's errors: same class and reason code [kite]",
+  async fn() {
+    await using b = await startKiteProcess({
+      args: ["--max-packet-size", "1024"],
+    });
+    using c = new SyncClient({ port: b.port, reconnect: false });
+    c.connect();
+    assert.throws(
+      () => c.publish("a/#", "x"),
+      (e: unknown) =>
+        e instanceof MqttError && e.reasonCode === ReasonCode.TopicNameInvalid,
+    );
+    assert.throws(
+      () => c.subscribe("a/#/b"),
+      (e: unknown) =>
+        e instanceof MqttError &&
+        e.reasonCode === ReasonCode.TopicFilterInvalid,
+    );
+    // Over the broker's Maximum Packet Size (CONNACK): refused client-side.
+    assert.throws(
+      () => c.publish("big", new Uint8Array(2048), 1),
+      (e: unknown) => e instanceof PacketTooLargeError && e.reasonCode === 0x95,
+    );
+    // The connection is still fine afterwards.
+    assert.equal(c.publish("small", "ok", 1).reasonCode, 0x10); // no subscribers
+    c.disconnect();
+  },
 });
