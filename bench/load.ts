@@ -417,14 +417,36 @@ class Tracker {
   }
 }
 
-/** Latency samples (ms) of messages sent inside [from, to). */
+/**
+ * Latency samples (ms) of messages sent inside [from, to): every message
+ * until the buffer fills, then every 2nd (every 4th, ...), keeping every 2nd
+ * sample so far, so the samples stay spread over the whole interval.
+ */
 class LatencyRecorder {
   samples: Float64Array;
   count = 0;
   from = Infinity;
   to = Infinity;
+  #stride = 1;
+  #tick = 0;
   constructor(capacity: number) {
     this.samples = new Float64Array(capacity);
+  }
+  /** The largest latency of all messages, sampled or not. */
+  max = 0;
+  add(sentAt: number, now: number): void {
+    if (sentAt < this.from || sentAt >= this.to) return;
+    if (now - sentAt > this.max) this.max = now - sentAt;
+    if (++this.#tick < this.#stride) return;
+    this.#tick = 0;
+    if (this.count === this.samples.length) {
+      const s = this.samples;
+      const half = s.length >> 1;
+      for (let i = 0; i < half; i++) s[i] = s[2 * i + 1]!;
+      this.count = half;
+      this.#stride *= 2;
+    }
+    this.samples[this.count++] = now - sentAt;
   }
   result(): LatencyResult | undefined {
     if (this.count === 0) return undefined;
@@ -438,7 +460,7 @@ class LatencyRecorder {
       p50: q(0.5),
       p90: q(0.9),
       p99: q(0.99),
-      max: s[s.length - 1]! * 1000,
+      max: this.max * 1000,
       mean: (sum / s.length) * 1000,
     };
   }
@@ -494,7 +516,7 @@ async function runFlow(
   const wakeRoom = Math.max(1, Math.min(batch, Math.floor(shape.window / 8)));
 
   const latency = new LatencyRecorder(
-    shape.rate > 0 ? Math.ceil(shape.rate * (duration + 1)) + 1024 : 4_000_000,
+    shape.rate > 0 ? Math.ceil(shape.rate * (duration + 1)) + 1024 : 1 << 20,
   );
 
   const publishers: Publisher[] = [];
@@ -534,13 +556,7 @@ async function runFlow(
       if (tracker === undefined) return;
       if (tracker.mark(view.getUint32(off + 4))) {
         delivered++;
-        const sentAt = view.getFloat64(off + 8);
-        if (
-          sentAt >= latency.from && sentAt < latency.to &&
-          latency.count < latency.samples.length
-        ) {
-          latency.samples[latency.count++] = sub.link.now - sentAt;
-        }
+        latency.add(view.getFloat64(off + 8), sub.link.now);
       }
     } else if (type === 6) {
       sub.link.ack(PUBCOMP, (b[body]! << 8) | b[body + 1]!);
