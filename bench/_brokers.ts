@@ -187,7 +187,7 @@ export async function startBroker(
         tmp = await Deno.makeTempDir({ prefix: "kite-bench-kv-" });
       }
       cmd = [
-        "deno",
+        Deno.execPath(),
         "run",
         "-A",
         join(ROOT, "broker", "main.ts"),

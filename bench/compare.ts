@@ -62,7 +62,7 @@ async function runTool(
   o: ToolOptions,
 ): Promise<LoadResult> {
   let cmd = [
-    "deno",
+    Deno.execPath(),
     "run",
     "-A",
     LOAD,
