@@ -309,8 +309,9 @@ export class KvStore implements Store {
   /** Removes a session with its outgoing messages and QoS 2 ids. */
   deleteSession(clientId: string): void {
     const c = this.#client(clientId);
-    for (const seq of [...c.out]) this.deleteOutgoing(clientId, seq);
-    for (const id of [...c.q2]) this.deleteIncomingQos2(clientId, id);
+    // Not acks: they say nothing about lingering.
+    for (const seq of [...c.out]) this.#deleteItem("out", clientId, seq, false);
+    for (const id of [...c.q2]) this.#deleteItem("q2", clientId, id, false);
     this.#enqueue(
       "s" + clientId,
       ["kite", "session", c.part],
@@ -341,7 +342,12 @@ export class KvStore implements Store {
     this.#enqueue(slot, ["kite", kind, c.part, n], value, fresh, ackable);
   }
 
-  #deleteItem(kind: "out" | "q2", clientId: string, n: number): void {
+  #deleteItem(
+    kind: "out" | "q2",
+    clientId: string,
+    n: number,
+    isAck = true,
+  ): void {
     const c = this.#client(clientId);
     c[kind].delete(n);
     const slot = kind + n + "|" + clientId;
@@ -350,7 +356,7 @@ export class KvStore implements Store {
       // Written and removed in the same batch: nothing reaches the disk.
       this.#pending.delete(slot);
       if (!prev.ackable) return;
-      this.#windowCancels++;
+      if (isAck) this.#windowCancels++;
       if (--this.#freshPending === 0 && this.#timer !== undefined) {
         // The last lingering record was acknowledged: flush now.
         clearTimeout(this.#timer);
@@ -359,7 +365,7 @@ export class KvStore implements Store {
       }
       return;
     }
-    if (this.#lastPuts.has(slot)) this.#windowLate++;
+    if (isAck && this.#lastPuts.has(slot)) this.#windowLate++;
     this.#enqueue(slot, ["kite", kind, c.part, n], undefined, false);
   }
 
