@@ -14,7 +14,7 @@ import {
   UsageError,
 } from "../client/cli.ts";
 import { Message as Msg } from "../client/message.ts";
-import { freePort } from "./_mosquitto.ts";
+import { freePort, HAVE_MOSQUITTO, startMosquitto } from "./_mosquitto.ts";
 import {
   type BrokerTarget,
   TARGETS,
@@ -635,4 +635,80 @@ Deno.test("kite pub --help prints the usage and exits 0", async () => {
   assert.equal(r.code, 0);
   assert.match(r.stdout, /Usage: kite pub -t TOPIC/);
   assert.match(r.stdout, /--will-topic/);
+});
+
+/** A throwaway CA and a server certificate for 127.0.0.1 (openssl). */
+async function makeCerts(dir: string): Promise<void> {
+  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"];
+  const steps = [
+    ["req", "-x509", ...ec, "-nodes", "-keyout", "ca.key", "-out", "ca.crt"]
+      .concat(["-days", "1", "-subj", "/CN=Kite CLI Test CA"])
+      .concat(["-addext", "basicConstraints=critical,CA:TRUE"])
+      .concat(["-addext", "keyUsage=critical,keyCertSign"]),
+    ["req", ...ec, "-nodes", "-keyout", "server.key", "-out", "server.csr"]
+      .concat(["-subj", "/CN=127.0.0.1"]),
+    ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key"]
+      .concat(["-CAcreateserial", "-out", "server.crt", "-days", "1"])
+      .concat(["-extfile", "ext.cnf"]),
+  ];
+  await Deno.writeTextFile(
+    `${dir}/ext.cnf`,
+    "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+  );
+  for (const args of steps) {
+    const out = await new Deno.Command("/usr/bin/openssl", {
+      args,
+      cwd: dir,
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    if (!out.success) throw new Error(dec.decode(out.stderr));
+  }
+  for (const f of ["ca.crt", "server.crt", "server.key"]) {
+    await Deno.chmod(`${dir}/${f}`, 0o644); // mosquitto may drop privileges
+  }
+}
+
+const HAVE_OPENSSL = (() => {
+  try {
+    return Deno.statSync("/usr/bin/openssl").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name: "kite pub/sub --cafile connect over TLS [mosquitto]",
+  ignore: !HAVE_MOSQUITTO || !HAVE_OPENSSL,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kite-cli-tls-" });
+    try {
+      await Deno.chmod(dir, 0o755);
+      await makeCerts(dir);
+      await using m = await startMosquitto({
+        extraConfig: `certfile ${dir}/server.crt\nkeyfile ${dir}/server.key`,
+      });
+      const tls = ["-p", String(m.port), "--cafile", `${dir}/ca.crt`];
+      const sub = await startSub([...tls, "-t", "tls/#", "-C", "1", "-v"]);
+      const r = await run(["pub", ...tls, "-t", "tls/a", "-m", "sealed"]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await sub.result()).stdout, "tls/a sealed\n");
+      // Without the CA the handshake fails: one line, exit 1.
+      const bad = await run([
+        "pub",
+        "-p",
+        String(m.port),
+        "--tls",
+        "-t",
+        "a",
+        "-m",
+        "x",
+      ]);
+      assert.equal(bad.code, 1);
+      assert.equal(bad.stderr.trim().split("\n").length, 1, bad.stderr);
+      assert.match(bad.stderr, /^kite pub: .*certificate.*0x88\)$/m);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });
