@@ -439,3 +439,39 @@ Deno.test({
     await crashRounds([1, 2], 3);
   },
 });
+
+Deno.test("broker/main.ts refuses a persistence directory another broker holds", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kite_lock_" });
+  const first = await startBroker(dir);
+  try {
+    const second = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        "--config",
+        CONFIG,
+        MAIN,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--persistence-path",
+        dir,
+        "--sys-interval",
+        "0",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(second.stdout) +
+      new TextDecoder().decode(second.stderr);
+    assert.equal(second.code, 1, text);
+    assert.ok(text.includes(dir), text);
+    assert.ok(text.includes(`process ${first.child.pid}`), text);
+  } finally {
+    first.child.kill("SIGTERM");
+    await first.child.status;
+    await first.drained;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
