@@ -59,7 +59,7 @@ export interface SyncClientOptions extends Omit<ClientOptions, "auth"> {
   timeout?: number;
   /**
    * Size of the shared buffer of received messages, in bytes (each message
-   * takes its payload, topic and properties plus about 40 bytes). When full,
+   * takes its payload, topic and properties plus about 50 bytes). When full,
    * the worker stops reading from the socket until messages are taken (TCP
    * backpressure, nothing is lost). A message larger than this is dropped,
    * counted in `droppedMessages` and reported as an "error" event. Default
@@ -105,6 +105,14 @@ const EVENT_NAMES = [
  * messages go to the handlers instead. Use one style or the other.
  *
  * Always `close()` it (or `using`): the worker keeps the process alive.
+ *
+ * Limits: while a call blocks, nothing else runs on the calling thread (its
+ * timers, I/O, and a `Broker` started in the same thread, which therefore
+ * cannot answer: run that one in another process or worker). The worker
+ * inherits the thread's permissions (it needs `--allow-net` to the broker).
+ * The `auth` callback of enhanced authentication cannot cross to the worker.
+ * A call's result must fit in `replyBufferBytes` (64 KiB). Each call costs a
+ * thread hop: about 150 us per QoS 0 publish here, 310 us for QoS 1.
  *
  * @example
  * ```ts ignore
@@ -208,6 +216,8 @@ export class SyncClient implements Disposable {
     options: Omit<ClientOptions, "auth"> & CallOptions = {},
   ): ConnackPacket {
     const { timeout, ...rest } = options;
+    // The async side gives up when the caller does.
+    if (timeout !== undefined) rest.connectTimeout ??= timeout;
     const connack = this.#call("connect", [rest], timeout) as ConnackPacket;
     const s = this.#call("state", [], timeout) as { clientId: string };
     this.#clientId = s.clientId;
