@@ -503,15 +503,11 @@ export class Connection implements SessionLink {
     const v5 = this.version === 5;
     let routed = 0;
     if (code < 0x80) {
-      // The payload is a view of the read chunk: copy a small payload out of
-      // a large chunk so that a queued or retained message does not pin it.
-      let payload = p.payload;
-      if (payload.buffer.byteLength > payload.byteLength * 4 + 1024) {
-        payload = payload.slice();
-      }
+      // The payload is a view of the read chunk; a session that queues the
+      // message copies it out (see Session), retained messages too.
       const message: StoredMessage = {
         topic: p.topic,
-        payload,
+        payload: p.payload,
         qos: p.qos,
         retain: p.retain && core.settings.retainAvailable,
       };

@@ -184,6 +184,38 @@ export class FanoutCache {
   }
 }
 
+const SLAB_SIZE = 16 * 1024;
+const SLAB_MAX = 2048;
+let slab = new ArrayBuffer(SLAB_SIZE);
+let slabUsed = 0;
+const owned = new WeakSet<ArrayBufferLike>([slab]);
+
+/**
+ * Makes a message safe to keep for long: a payload that is a small view of a
+ * much larger buffer (a read chunk) is copied out, small ones into a shared
+ * 16 KiB slab, so a queued message never pins a whole chunk. Replaces the
+ * payload in place (the message is shared; the bytes are the same).
+ */
+export function ownPayload(message: StoredMessage): void {
+  const p = message.payload;
+  if (owned.has(p.buffer)) return;
+  if (p.buffer.byteLength <= p.byteLength * 2 + 256) return;
+  const n = p.byteLength;
+  if (n > SLAB_MAX) {
+    message.payload = p.slice();
+    return;
+  }
+  if (slabUsed + n > SLAB_SIZE) {
+    slab = new ArrayBuffer(SLAB_SIZE);
+    owned.add(slab);
+    slabUsed = 0;
+  }
+  const copy = new Uint8Array(slab, slabUsed, n);
+  copy.set(p);
+  slabUsed += n;
+  message.payload = copy;
+}
+
 /** A small FIFO with O(1) shift. */
 class Deque<T> {
   #items: (T | undefined)[] = [];
@@ -422,6 +454,7 @@ export class Session {
       }
       if (max <= 0) return;
     }
+    ownPayload(m.message);
     this.#queue.push(m);
     if (m.qos === 0) this.#queuedQos0++;
     else if (this.persistent) this.#persist(m);
@@ -502,6 +535,9 @@ export class Session {
     m.packetId = this.#allocatePacketId();
     m.state = "sent";
     this.inflight.set(m.packetId, m);
+    // The encoding is not kept: a resend (rare) encodes again.
+    m.enc = undefined;
+    ownPayload(m.message);
     if (this.persistent) {
       this.#persist(m);
       // QoS 2 to a persistent session: the packet id must be durable before
@@ -569,6 +605,7 @@ export class Session {
         }
         continue;
       }
+      m.enc = undefined;
       if (m.qos === 2 && this.persistent) {
         link.sendEncodedDurable(enc, m.packetId, true);
       } else link.sendEncoded(enc, m.packetId, true);
