@@ -428,16 +428,8 @@ Deno.test("Broker with KvStore loses no acknowledged QoS 1 message across SIGKIL
   await crashRounds([1], 3);
 });
 
-Deno.test({
-  name:
-    "Broker with KvStore loses no acknowledged QoS 1/2 message and delivers no QoS 2 twice across SIGKILLs",
-  // Fails today: the broker writes a QoS 2 PUBLISH before the store has
-  // committed its packet id, so after a crash it reuses ids the subscriber
-  // still holds (see the report on issue 5). KITE_CRASH_QOS2=1 runs it.
-  ignore: Deno.env.get("KITE_CRASH_QOS2") !== "1",
-  async fn() {
-    await crashRounds([1, 2], 3);
-  },
+Deno.test("Broker with KvStore loses no acknowledged QoS 1/2 message and delivers no QoS 2 twice across SIGKILLs", async () => {
+  await crashRounds([1, 2], 3);
 });
 
 Deno.test("broker/main.ts refuses a persistence directory another broker holds", async () => {
