@@ -69,8 +69,13 @@ const MAX_TOTAL_BYTES_PER_OP = 819200 - 8192;
 const MAX_VALUE_BYTES = 65536;
 /** Records estimated above this are chunked (the estimate is an upper bound). */
 const CHUNK_THRESHOLD = 64000;
-/** At most this long a lingering flush waits for acks to cancel puts. */
+/**
+ * A lingering flush waits for acks at most this long, or twice as long as
+ * recent writes took (waiting as long as a write would take costs nothing),
+ * but never more than `LINGER_CAP_MS`.
+ */
 const LINGER_MAX_MS = 20;
+const LINGER_CAP_MS = 100;
 /** Acks per flush window that turn lingering on. */
 const LINGER_MIN_ACKS = 16;
 /** Key parts (topic, client id) longer than this in UTF-8 are hashed. */
@@ -206,6 +211,8 @@ export class KvStore implements Store {
   /** Pending puts of outgoing records not yet on disk (acks may cancel them). */
   #freshPending = 0;
   #lingerStart = 0;
+  /** Moving average of how long a flush that wrote something took, in ms. */
+  #writeMs = 0;
   #closing = false;
   /** Slots of the records first written by the last flush. */
   #lastPuts = new Set<string>();
@@ -407,7 +414,8 @@ export class KvStore implements Store {
     if (this.#inflight !== undefined) return;
     if (
       this.#linger && this.#freshPending > 0 && !this.#closing &&
-      performance.now() - this.#lingerStart < LINGER_MAX_MS
+      performance.now() - this.#lingerStart <
+        Math.min(LINGER_CAP_MS, Math.max(LINGER_MAX_MS, 2 * this.#writeMs))
     ) {
       // Records wait for their acks: give them another timer tick.
       this.#scheduled = true;
@@ -433,6 +441,7 @@ export class KvStore implements Store {
     const done = this.#pendingDone ?? deferred();
     this.#pendingDone = undefined;
     this.#inflight = done;
+    const started = performance.now();
     try {
       const ops = this.#plan(batch.values());
       for (const op of ops) {
@@ -440,6 +449,8 @@ export class KvStore implements Store {
         this.#atomicCommits++;
         if (!result.ok) throw new Error("kv.atomic() without checks failed");
       }
+      this.#writeMs = 0.7 * this.#writeMs +
+        0.3 * (performance.now() - started);
       done.resolve();
     } catch (e) {
       logger.error("Writing {count} mutations to {path} failed: {error}", {
