@@ -27,13 +27,16 @@
  * while a flush is in flight new mutations accumulate for the next one, which
  * starts as soon as it completes. Under load, batches grow by themselves.
  *
- * Lingering: when records are acknowledged (deleted) right after they are
- * stored, as with an online persistent subscriber, the store waits before a
- * flush, one timer tick at a time and at most 20 ms, flushing at once when
- * the last waiting record is deleted. The put and the delete then cancel out
- * and the commits that gate the publishers' acks write nothing. It lingers
- * only while, since the previous flush, at least 16 records and half of the
- * new ones were deleted while pending or just after being written.
+ * Lingering: when QoS 0/1 deliveries are acknowledged (deleted) right after
+ * they are stored, as with an online persistent subscriber, the store waits
+ * before a flush, one timer tick at a time, for at most 20 ms or twice the
+ * recent write time (up to 100 ms), and flushes at once when the last
+ * waiting record is deleted. The put and the delete then cancel out and the
+ * commits that gate the publishers' acks write nothing. It starts lingering
+ * when, since the previous flush, at least 16 records and half of the new
+ * ones were deleted while pending or just after being written, and stays
+ * while acks keep cancelling puts; a lingering window that did not pay turns
+ * it off for 2, 4, 8, ... flushes.
  *
  * A flush writes its mutations in `kv.atomic()` operations kept within Deno
  * KV's limits (1000 mutations, 80 KiB of keys, 800 KiB in total per
