@@ -10,6 +10,10 @@
  * the call is durable. The broker acknowledges a QoS 1/2 PUBLISH only after
  * the `commit()` that covers its mutations has resolved.
  *
+ * Records handed to `put*` are not copied: a store may read them only when it
+ * flushes (KvStore: at the end of the turn, or a few ms later while it waits
+ * for acks to cancel puts). Treat them as immutable once handed over.
+ *
  * @module
  */
 
