@@ -169,8 +169,8 @@ const RESOLVED: Promise<void> = Promise.resolve();
  * A `Store` in Deno KV. Open it with `KvStore.open(directory)`.
  *
  * Records passed to `put*` are read when the batch is flushed (at the end of
- * the event-loop turn), not copied on the call: treat them as immutable once
- * handed over.
+ * the event-loop turn, or a few ms later while lingering), not copied on the
+ * call: treat them as immutable once handed over.
  *
  * @example
  * ```ts
