@@ -161,7 +161,7 @@ export class BrokerCore {
       if (v === undefined || k === "store") continue;
       if (
         k === "authenticate" || k === "authorizePublish" ||
-        k === "authorizeSubscribe"
+        k === "authorizeSubscribe" || k === "enhancedAuth"
       ) {
         (hooks as Record<string, unknown>)[k] = v;
       } else (settings as Record<string, unknown>)[k] = v;
@@ -315,6 +315,7 @@ export class BrokerCore {
     if (session === undefined || session.link !== conn) return;
     const now = Date.now();
     session.detach(now);
+    this.#redispatchShared(session);
     const will = conn.will;
     session.will = undefined;
     if (ungraceful && will !== undefined) {
@@ -341,6 +342,23 @@ export class BrokerCore {
     } else {
       session.saveRecord();
       if (session.expiryInterval !== 0xffffffff) this.offline.add(session);
+    }
+  }
+
+  /**
+   * A shared-subscription member left: what it had not acknowledged goes to
+   * another online member of the group (see Router); the rest stays with
+   * the session (resent with DUP when it comes back).
+   */
+  #redispatchShared(session: Session): void {
+    if (session.inflight.size === 0 && session.queued === 0) return;
+    const router = this.router;
+    const taken = session.takeShared((g) => router.canTake(g, session));
+    if (taken.length === 0) return;
+    const left = router.redispatch(session, taken, this.settings.maxQos);
+    if (left.length === 0 || session.expiryInterval === 0) return;
+    for (const m of left) {
+      session.deliver(m.message, m.qos, m.retain, m.subIds, undefined, m.group);
     }
   }
 

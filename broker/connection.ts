@@ -36,11 +36,13 @@ import type {
 } from "../codec/packet.ts";
 import {
   ReasonCode,
+  reasonCodeName,
   SUBACK_FAILURE_V4,
   toConnackReturnCodeV4,
 } from "../codec/reason_code.ts";
 import { hasWildcard, parseSharedSubscription } from "../codec/topic.ts";
 import type { ClientInfo } from "./options.ts";
+import { type AuthAction, EnhancedAuthFlow } from "./auth.ts";
 import type { BrokerCore } from "./broker.ts";
 import type { PublishEncoding, Session, SessionLink } from "./session.ts";
 import type { StoredMessage, StoredSubscription } from "./store/store.ts";
@@ -56,6 +58,14 @@ const CLOSED = 3;
 /** How long a closing connection may take to flush its last bytes. */
 const CLOSE_FLUSH_MS = 1000;
 
+/** Reason strings of the broker's own DISCONNECTs that carry no error. */
+const DISCONNECT_REASONS: Record<number, string> = {
+  [ReasonCode.KeepAliveTimeout]: "keep alive timeout",
+  [ReasonCode.SessionTakenOver]:
+    "another connection took this client identifier over",
+  [ReasonCode.ServerShuttingDown]: "the server is shutting down",
+};
+
 let assignedIds = 0;
 
 function assignClientId(): string {
@@ -65,6 +75,85 @@ function assignClientId(): string {
 
 function minQos(a: QoS, b: QoS): QoS {
   return a < b ? a : b;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+function isUtf8(b: Uint8Array): boolean {
+  try {
+    utf8.decode(b);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function varintSize(n: number): number {
+  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
+}
+
+function writeVarint(out: Uint8Array, pos: number, n: number): number {
+  do {
+    let b = n & 0x7f;
+    n = Math.floor(n / 128);
+    if (n > 0) b |= 0x80;
+    out[pos++] = b;
+  } while (n > 0);
+  return pos;
+}
+
+/**
+ * Rewrites an encoded v5 PUBLISH to carry Topic Alias `alias` (first in its
+ * properties, the others kept in order), with the topic name kept (the alias
+ * is being set) or emptied (the alias is in use) [MQTT-3.3.2-12].
+ */
+export function aliasPublish(
+  enc: PublishEncoding,
+  alias: number,
+  withTopic: boolean,
+): { bytes: Uint8Array; idOffset: number } {
+  const b = enc.bytes;
+  let pos = 1;
+  while (b[pos]! & 0x80) pos++;
+  pos++; // variable header
+  const topicLen = (b[pos]! << 8) | b[pos + 1]!;
+  const topicEnd = pos + 2 + topicLen;
+  const idLen = enc.idOffset >= 0 ? 2 : 0;
+  let q = topicEnd + idLen;
+  let propsLen = 0;
+  let mul = 1;
+  let c: number;
+  do {
+    c = b[q++]!;
+    propsLen += (c & 0x7f) * mul;
+    mul *= 128;
+  } while (c & 0x80);
+  const tail = b.length - q; // properties + payload
+  const newPropsLen = propsLen + 3;
+  const newTopicLen = withTopic ? topicLen : 0;
+  const remaining = 2 + newTopicLen + idLen + varintSize(newPropsLen) + tail +
+    3;
+  const out = new Uint8Array(1 + varintSize(remaining) + remaining);
+  out[0] = b[0]!;
+  let o = writeVarint(out, 1, remaining);
+  out[o++] = newTopicLen >> 8;
+  out[o++] = newTopicLen & 0xff;
+  if (withTopic) {
+    out.set(b.subarray(pos + 2, topicEnd), o);
+    o += topicLen;
+  }
+  let idOffset = -1;
+  if (idLen > 0) {
+    idOffset = o;
+    out[o++] = b[topicEnd]!;
+    out[o++] = b[topicEnd + 1]!;
+  }
+  o = writeVarint(out, o, newPropsLen);
+  out[o++] = 0x23; // Topic Alias
+  out[o++] = alias >> 8;
+  out[o++] = alias & 0xff;
+  out.set(b.subarray(q), o);
+  return { bytes: out, idOffset };
 }
 
 /**
@@ -104,6 +193,19 @@ export class Connection implements SessionLink {
   #unblocked: Promise<void> | undefined;
   #closedResolve!: () => void;
   #sessionExpiryFromConnect = 0;
+  /** v5 Request Problem Information (false when the client sent 0). */
+  #problemInfo = true;
+  /** Topic aliases the client set (v5), by alias. */
+  #aliasIn: Map<number, string> | undefined;
+  /** Topic aliases the broker set for the client (v5), by topic. */
+  #aliasOut: Map<string, number> | undefined;
+  #aliasOutMax = 0;
+  /** QoS 1 PUBLISHes received whose PUBACK is not written yet. */
+  #qos1Unacked = 0;
+  /** The v5 enhanced authentication exchange, when CONNECT had a method. */
+  #authFlow: EnhancedAuthFlow | undefined;
+  #connectPacket: ConnectPacket | undefined;
+  #assigned = false;
 
   // Output buffer: parallel arrays, coalesced into one write per turn.
   #outBufs: Uint8Array[] = [];
@@ -206,6 +308,20 @@ export class Connection implements SessionLink {
 
   #handle(p: Packet): Promise<void> | undefined {
     if (this.#state === CONNECTING) {
+      if (this.#authFlow !== undefined) {
+        // Between CONNECT and CONNACK only AUTH and DISCONNECT [MQTT-4.12.0-6].
+        if (p.type === "auth") {
+          return this.#authFlow.auth(p).then(this.#onAuthAction);
+        }
+        if (p.type === "disconnect") {
+          this.#end(undefined, false);
+          return;
+        }
+        throw new MqttError(
+          ReasonCode.ProtocolError,
+          `${p.type} during the authentication exchange [MQTT-4.12.0-6]`,
+        );
+      }
       if (p.type !== "connect") {
         throw new MqttError(
           ReasonCode.ProtocolError,
@@ -246,10 +362,14 @@ export class Connection implements SessionLink {
           "second CONNECT on a connection [MQTT-3.1.0-2]",
         );
       case "auth":
-        throw new MqttError(
-          ReasonCode.ProtocolError,
-          "AUTH without an authentication method in CONNECT [MQTT-4.12.0-1]",
-        );
+        if (this.#authFlow === undefined) {
+          throw new MqttError(
+            ReasonCode.ProtocolError,
+            "AUTH without an authentication method in CONNECT [MQTT-4.12.0-7]",
+          );
+        }
+        // Re-authentication [MQTT-4.12.1-1].
+        return this.#authFlow.auth(p).then(this.#onAuthAction);
       default:
         throw new MqttError(
           ReasonCode.ProtocolError,
@@ -266,6 +386,9 @@ export class Connection implements SessionLink {
     this.version = p.protocolVersion;
     const v5 = this.version === 5;
     this.keepAlive = p.keepAlive;
+    if (v5 && p.properties?.requestProblemInformation === 0) {
+      this.#problemInfo = false;
+    }
     let clientId = p.clientId;
     let assigned = false;
     if (clientId.length === 0) {
@@ -303,17 +426,22 @@ export class Connection implements SessionLink {
         );
       }
     }
-    if (v5 && p.properties?.authenticationMethod !== undefined) {
-      return this.#refuse(
-        ReasonCode.BadAuthenticationMethod,
-        `authentication method ${p.properties.authenticationMethod} not supported`,
-      );
-    }
     const info: ClientInfo = { clientId, protocolVersion: this.version };
     if (p.username !== undefined) info.username = p.username;
     const remote = this.remoteAddress;
     if (remote !== undefined) info.remoteAddress = remote;
     this.info = info;
+    if (v5 && p.properties?.authenticationMethod !== undefined) {
+      // Enhanced authentication: the exchange decides (no `authenticate`,
+      // no anonymous check: the method proves who the client is).
+      const flow = new EnhancedAuthFlow(core.hooks.enhancedAuth, info, {
+        requestProblemInformation: this.#problemInfo,
+      });
+      this.#authFlow = flow;
+      this.#connectPacket = p;
+      this.#assigned = assigned;
+      return flow.connect(p.properties).then(this.#onAuthAction);
+    }
     if (!s.allowAnonymous && p.username === undefined) {
       return this.#refuse(ReasonCode.NotAuthorized, "anonymous client");
     }
@@ -327,12 +455,14 @@ export class Connection implements SessionLink {
       if (p.properties !== undefined) ctx.properties = p.properties;
       const r = auth(ctx);
       if (typeof r === "number") {
-        if (r !== ReasonCode.Success) return this.#refuse(r, "authenticate");
+        if (r !== ReasonCode.Success) {
+          return this.#refuse(r, "authentication failed");
+        }
       } else {
         return r.then((code) => {
           if (this.#state !== CONNECTING) return;
           if (code !== ReasonCode.Success) {
-            this.#refuse(code, "authenticate");
+            this.#refuse(code, "authentication failed");
             return;
           }
           this.#accept(p, assigned);
@@ -343,7 +473,38 @@ export class Connection implements SessionLink {
     return undefined;
   }
 
-  #refuse(code: number, why: string): undefined {
+  /** Does what the enhanced authentication exchange decided. */
+  #onAuthAction = (a: AuthAction): void => {
+    if (this.#state >= CLOSING) return;
+    if (a.type === "auth") {
+      if (a.username !== undefined) this.#setUsername(a.username);
+      this.sendPacket(a.packet);
+      return;
+    }
+    if (a.type === "disconnect") {
+      this.#end(a.reasonCode, true, false, a.properties);
+      return;
+    }
+    if (a.reasonCode !== ReasonCode.Success) {
+      this.#refuse(
+        a.reasonCode,
+        a.properties.reasonString ?? "enhanced authentication failed",
+        a.properties,
+      );
+      return;
+    }
+    if (a.username !== undefined) this.#setUsername(a.username);
+    this.#authFlow!.connected();
+    this.#accept(this.#connectPacket!, this.#assigned, a.properties);
+    this.#connectPacket = undefined;
+  };
+
+  #setUsername(username: string): void {
+    const info = this.info;
+    if (info !== undefined) this.info = { ...info, username };
+  }
+
+  #refuse(code: number, why: string, props?: Properties): undefined {
     log.info("{clientId} refused: {why} ({code})", {
       clientId: this.clientId,
       why,
@@ -356,12 +517,15 @@ export class Connection implements SessionLink {
       sessionPresent: false,
       reasonCode: v5 ? code : toConnackReturnCodeV4(code),
     };
+    // A reason string is allowed on CONNACK whatever Request Problem
+    // Information says [MQTT-3.1.2-29].
+    if (v5) connack.properties = { reasonString: why, ...props };
     this.sendPacket(connack);
     this.#end(undefined, false);
     return undefined;
   }
 
-  #accept(p: ConnectPacket, assigned: boolean): void {
+  #accept(p: ConnectPacket, assigned: boolean, authProps?: Properties): void {
     const core = this.#core;
     const s = core.settings;
     const v5 = this.version === 5;
@@ -377,6 +541,12 @@ export class Connection implements SessionLink {
       if (rm !== undefined && rm < this.sendWindow) this.sendWindow = rm;
       const mps = p.properties?.maximumPacketSize;
       if (mps !== undefined) this.maxPacketSize = mps;
+      const tam = p.properties?.topicAliasMaximum;
+      if (tam !== undefined && tam > 0) {
+        // The broker may alias topics it sends, up to the client's maximum.
+        this.#aliasOutMax = tam;
+        this.#aliasOut = new Map();
+      }
     }
     if (p.will !== undefined) {
       const w = p.will;
@@ -407,7 +577,7 @@ export class Connection implements SessionLink {
       const props: Properties = {
         receiveMaximum: s.receiveMaximum,
         maximumPacketSize: s.maxPacketSize,
-        topicAliasMaximum: 0,
+        topicAliasMaximum: s.topicAliasMaximum,
         wildcardSubscriptionAvailable: s.wildcardSubscriptionAvailable ? 1 : 0,
         sharedSubscriptionAvailable: s.sharedSubscriptionAvailable ? 1 : 0,
         subscriptionIdentifierAvailable: 1,
@@ -417,6 +587,7 @@ export class Connection implements SessionLink {
       if (assigned) props.assignedClientIdentifier = this.clientId;
       if (asked !== expiry) props.sessionExpiryInterval = expiry;
       if (keepAlive !== p.keepAlive) props.serverKeepAlive = keepAlive;
+      if (authProps !== undefined) Object.assign(props, authProps);
       connack.properties = props;
     }
     this.#state = CONNECTED;
@@ -448,13 +619,8 @@ export class Connection implements SessionLink {
     core.stats.messagesReceived++;
     const v5 = this.version === 5;
     if (v5) {
-      if (p.properties?.topicAlias !== undefined) {
-        // Topic Alias Maximum is 0 [MQTT-3.3.2-9].
-        throw new MqttError(
-          ReasonCode.TopicAliasInvalid,
-          `topic alias ${p.properties.topicAlias} above the maximum 0`,
-        );
-      }
+      const alias = p.properties?.topicAlias;
+      if (alias !== undefined) this.#resolveAlias(p, alias);
       if (p.qos > s.maxQos) {
         throw new MqttError(
           ReasonCode.QoSNotSupported,
@@ -476,12 +642,32 @@ export class Connection implements SessionLink {
         core.sendDurable(this, { type: "pubrec", packetId: p.packetId! });
         return;
       }
-      if (v5 && session.incomingQos2.size >= s.receiveMaximum) {
+    }
+    if (p.qos > 0) {
+      if (
+        v5 && this.#qos1Unacked + session.incomingQos2.size >= s.receiveMaximum
+      ) {
+        // [MQTT-3.3.4-9]
         throw new MqttError(
           ReasonCode.ReceiveMaximumExceeded,
-          `more than ${s.receiveMaximum} QoS 2 messages unreleased [MQTT-3.3.4-9]`,
+          `more than the Receive Maximum ${s.receiveMaximum} QoS 1/2 messages unacknowledged`,
         );
       }
+      if (p.qos === 1) this.#qos1Unacked++;
+    }
+    if (
+      v5 && p.properties?.payloadFormatIndicator === 1 && !isUtf8(p.payload)
+    ) {
+      // [MQTT-3.3.2-4]: the payload must be UTF-8; refused in the ack, or
+      // with DISCONNECT for QoS 0.
+      if (p.qos === 0) {
+        throw new MqttError(
+          ReasonCode.PayloadFormatInvalid,
+          "payload format indicator 1 with a payload that is not UTF-8",
+        );
+      }
+      this.#publishAuthorized(p, ReasonCode.PayloadFormatInvalid);
+      return;
     }
     const authz = core.hooks.authorizePublish;
     if (authz !== undefined) {
@@ -496,6 +682,30 @@ export class Connection implements SessionLink {
     }
     this.#publishAuthorized(p, ReasonCode.Success);
     return;
+  }
+
+  /** Applies an incoming v5 Topic Alias to `p` (sets or uses the mapping). */
+  #resolveAlias(p: PublishPacket, alias: number): void {
+    const max = this.#core.settings.topicAliasMaximum;
+    if (alias === 0 || alias > max) {
+      // [MQTT-3.3.2-8], [MQTT-3.3.2-9]
+      throw new MqttError(
+        ReasonCode.TopicAliasInvalid,
+        `topic alias ${alias} not in 1..${max}`,
+      );
+    }
+    if (p.topic.length > 0) {
+      (this.#aliasIn ??= new Map()).set(alias, p.topic);
+      return;
+    }
+    const topic = this.#aliasIn?.get(alias);
+    if (topic === undefined) {
+      throw new MqttError(
+        ReasonCode.ProtocolError,
+        `topic alias ${alias} used before it was set`,
+      );
+    }
+    p.topic = topic;
   }
 
   #publishAuthorized(p: PublishPacket, code: number): void {
@@ -541,6 +751,13 @@ export class Connection implements SessionLink {
       packetId: p.packetId!,
     };
     if (reasonCode !== ReasonCode.Success) ack.reasonCode = reasonCode;
+    if (reasonCode >= 0x80 && this.#problemInfo) {
+      ack.properties = {
+        reasonString: reasonCode === ReasonCode.PayloadFormatInvalid
+          ? "payload is not valid UTF-8 (payload format indicator 1)"
+          : `publish to ${p.topic} not authorized`,
+      };
+    }
     if (p.qos === 2 && reasonCode < 0x80) {
       const session = this.session!;
       session.incomingQos2.add(p.packetId!);
@@ -710,6 +927,18 @@ export class Connection implements SessionLink {
         ? codes
         : codes.map((c) => (c >= 0x80 ? SUBACK_FAILURE_V4 : c)),
     };
+    if (v5 && this.#problemInfo) {
+      const refused: string[] = [];
+      for (let i = 0; i < codes.length; i++) {
+        const c = codes[i]!;
+        if (c >= 0x80) {
+          refused.push(`${p.subscriptions[i]!.filter}: ${reasonCodeName(c)}`);
+        }
+      }
+      if (refused.length > 0) {
+        suback.properties = { reasonString: `refused ${refused.join(", ")}` };
+      }
+    }
     this.sendPacket(suback);
     // [MQTT-3.8.4-4]: retained messages after the SUBACK.
     for (const r of retainedToSend) {
@@ -790,6 +1019,7 @@ export class Connection implements SessionLink {
   /** Queues a packet now, ahead of output waiting for a store commit. */
   writePacket(p: Packet): void {
     if (this.#state === CLOSED) return;
+    if (p.type === "puback") this.#qos1Unacked--;
     this.#push(encode(p, { version: this.version }), -1, 0);
   }
 
@@ -820,7 +1050,35 @@ export class Connection implements SessionLink {
   writeEncoded(enc: PublishEncoding, packetId: number, dup: boolean): void {
     if (this.#state === CLOSED) return;
     this.#sentCount++;
-    this.#push(enc.bytes, enc.idOffset, dup ? packetId | 0x10000 : packetId);
+    const id = dup ? packetId | 0x10000 : packetId;
+    if (this.#aliasOut !== undefined && enc.version === 5) {
+      const a = this.#aliased(enc);
+      if (a !== undefined) {
+        this.#push(a.bytes, a.idOffset, id);
+        return;
+      }
+    }
+    this.#push(enc.bytes, enc.idOffset, id);
+  }
+
+  /**
+   * The aliased form of `enc` for this connection: the topic's alias when
+   * it has one, else a new alias while the client's Topic Alias Maximum
+   * allows (aliases are given first come, first served, and kept for the
+   * connection), else undefined (sent as is).
+   */
+  #aliased(
+    enc: PublishEncoding,
+  ): { bytes: Uint8Array; idOffset: number } | undefined {
+    const map = this.#aliasOut!;
+    let alias = map.get(enc.topic);
+    if (alias !== undefined) return aliasPublish(enc, alias, false);
+    if (map.size >= this.#aliasOutMax) return undefined;
+    // Setting an alias adds 3-4 bytes: not past the client's maximum.
+    if (enc.bytes.length + 4 > this.maxPacketSize) return undefined;
+    alias = map.size + 1;
+    map.set(enc.topic, alias);
+    return aliasPublish(enc, alias, true);
   }
 
   #push(bytes: Uint8Array, off: number, id: number): void {
@@ -974,6 +1232,7 @@ export class Connection implements SessionLink {
             reasonCode: e.reasonCode >= 0x80
               ? e.reasonCode
               : ReasonCode.UnspecifiedError,
+            properties: { reasonString: e.message },
           });
         }
         this.#end(undefined, false);
@@ -982,6 +1241,8 @@ export class Connection implements SessionLink {
       this.#end(
         e.reasonCode >= 0x80 ? e.reasonCode : ReasonCode.UnspecifiedError,
         true,
+        false,
+        { reasonString: e.message },
       );
       return;
     }
@@ -1014,11 +1275,24 @@ export class Connection implements SessionLink {
    * will published when `ungraceful`, then the socket closed once the
    * buffered bytes are written (or at once when `now`).
    */
-  #end(code: number | undefined, ungraceful: boolean, now = false): void {
+  #end(
+    code: number | undefined,
+    ungraceful: boolean,
+    now = false,
+    props?: Properties,
+  ): void {
     if (this.#state >= CLOSING) return;
     const wasConnected = this.#state === CONNECTED;
     if (code !== undefined && wasConnected && this.version === 5) {
-      this.writePacket({ type: "disconnect", reasonCode: code });
+      // A reason string is allowed on DISCONNECT whatever Request Problem
+      // Information says [MQTT-3.1.2-29].
+      const d: DisconnectPacket = { type: "disconnect", reasonCode: code };
+      const why = props?.reasonString ?? DISCONNECT_REASONS[code];
+      if (props !== undefined || why !== undefined) {
+        d.properties = { ...props };
+        if (why !== undefined) d.properties.reasonString = why;
+      }
+      this.writePacket(d);
     }
     this.#state = CLOSING;
     this.#backlog = undefined;

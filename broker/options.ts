@@ -7,6 +7,7 @@
 
 import type { Properties, ProtocolVersion, QoS } from "../codec/packet.ts";
 import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
+import type { EnhancedAuthHook } from "./auth.ts";
 
 /** Who a hook is asked about: a connected (or connecting) client. */
 export interface ClientInfo {
@@ -68,6 +69,13 @@ export interface BrokerHooks {
   authorizePublish?: AuthorizePublishHook;
   /** Called for every filter of a SUBSCRIBE. */
   authorizeSubscribe?: AuthorizeSubscribeHook;
+  /**
+   * v5 enhanced authentication (AUTH packets) for a CONNECT with an
+   * Authentication Method; see `EnhancedAuthHook` in `auth.ts`. Without it
+   * such a CONNECT gets CONNACK 0x8C. When it is used, `authenticate` is not
+   * called for that client.
+   */
+  enhancedAuth?: EnhancedAuthHook;
 }
 
 /** Options of a `Broker`. Every field is optional; see `DEFAULT_OPTIONS`. */
@@ -96,6 +104,12 @@ export interface BrokerOptions extends BrokerHooks {
   sharedSubscriptionAvailable?: boolean;
   /** v5 Receive Maximum the broker allows each client. Default 65535. */
   receiveMaximum?: number;
+  /**
+   * v5 Topic Alias Maximum the broker accepts from each client (0 turns
+   * client aliases off). Default 10, like Mosquitto: each alias holds a
+   * topic string per connection.
+   */
+  topicAliasMaximum?: number;
   /** v5 Server Keep Alive in seconds; 0 leaves the client's. Default 0. */
   serverKeepAlive?: number;
   /** Unacknowledged QoS 1/2 messages to a client at once. Default 1000. */
@@ -129,6 +143,7 @@ export const DEFAULT_OPTIONS: Readonly<Required<BrokerSettings>> = {
   wildcardSubscriptionAvailable: true,
   sharedSubscriptionAvailable: true,
   receiveMaximum: 65535,
+  topicAliasMaximum: 10,
   serverKeepAlive: 0,
   maxInflightMessages: 1000,
   maxQueuedMessages: 1000,
@@ -242,6 +257,12 @@ export const SETTINGS: { readonly [K in keyof KiteSettings]-?: SettingSpec } = {
     max: UINT16,
     description: "v5 Receive Maximum allowed to each client.",
   },
+  topicAliasMaximum: {
+    type: "integer",
+    min: 0,
+    max: UINT16,
+    description: "v5 Topic Alias Maximum accepted from each client; 0: none.",
+  },
   serverKeepAlive: {
     type: "integer",
     min: 0,
@@ -298,6 +319,7 @@ const HOOK_KEYS: readonly (keyof BrokerHooks)[] = [
   "authenticate",
   "authorizePublish",
   "authorizeSubscribe",
+  "enhancedAuth",
 ];
 
 /**

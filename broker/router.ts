@@ -7,16 +7,27 @@
  * it, and (v5) every matching subscription identifier in that one PUBLISH.
  * A subscription with No Local does not match its own session's messages.
  *
- * Shared subscriptions (`$share/{group}/{filter}`) are separate: each
- * matching group delivers the message to exactly one member, round-robin,
- * preferring members that are online.
+ * Shared subscriptions (`$share/{group}/{filter}`, for v5 and 3.1.1 clients
+ * alike) are separate: each matching group delivers the message to exactly
+ * one member, round-robin among the members that are online and have room
+ * (for QoS 1/2: a free slot in their receive window and nothing queued; for
+ * QoS 0: an output buffer under its bound). When no member has room, the
+ * next online member gets it (queued in its session); when none is online,
+ * the next member's session queues it (as Mosquitto does).
+ *
+ * When a member's connection ends, the QoS 1/2 messages routed to it
+ * through the group that it has not acknowledged (queued, or in flight
+ * without PUBREC) are handed to another online member of the group (like
+ * EMQX's redispatch), as new deliveries; when no other member is online they
+ * stay with the leaving member's session (lost with it if it does not
+ * persist).
  *
  * @module
  */
 
 import type { QoS } from "../codec/packet.ts";
 import { TopicMatcher } from "../codec/topic.ts";
-import { FanoutCache, type Session } from "./session.ts";
+import { FanoutCache, type OutgoingMessage, type Session } from "./session.ts";
 import type { StoredMessage, StoredSubscription } from "./store/store.ts";
 
 interface Entry {
@@ -166,7 +177,7 @@ export class Router {
     hits.length = 0;
     for (let i = 0; i < shared.length; i++) {
       const g = shared[i]!;
-      const e = pickMember(g, publisherId);
+      const e = pickMember(g, publisherId, mq > 0, undefined);
       if (e === undefined) continue;
       const qos = e.sub.qos < mq ? e.sub.qos : mq;
       const retain = message.retain && e.sub.retainAsPublished === true &&
@@ -179,29 +190,107 @@ export class Router {
           ? [e.sub.subscriptionIdentifier]
           : undefined,
         cache,
+        g,
       );
     }
     shared.length = 0;
     return n;
   }
+
+  /**
+   * Hands the shared-subscription messages a leaving member had not
+   * received for sure (`Session.takeShared()`) to other online members of
+   * their groups; returns those no other member could take, for the caller
+   * to give back. `maxQos` caps the QoS as in `publish`.
+   */
+  redispatch(
+    from: Session,
+    messages: OutgoingMessage[],
+    maxQos: QoS,
+  ): OutgoingMessage[] {
+    const left: OutgoingMessage[] = [];
+    for (const m of messages) {
+      const g = m.group as SharedGroup | undefined;
+      const e = g === undefined || !this.#groupLive(g)
+        ? undefined
+        : pickMember(g, undefined, true, from);
+      if (e === undefined || e.session.link === undefined) {
+        left.push(m);
+        continue;
+      }
+      const msg = m.message;
+      let qos = e.sub.qos < msg.qos ? e.sub.qos : msg.qos;
+      if (qos > maxQos) qos = maxQos;
+      const retain = m.retain && e.sub.retainAsPublished === true &&
+        e.session.protocolVersion === 5;
+      e.session.deliver(
+        msg,
+        qos,
+        retain,
+        e.sub.subscriptionIdentifier !== undefined
+          ? [e.sub.subscriptionIdentifier]
+          : undefined,
+        undefined,
+        g,
+      );
+    }
+    return left;
+  }
+
+  /** Whether `group` has an online member other than `from`. */
+  canTake(group: object, from: Session): boolean {
+    const g = group as SharedGroup;
+    if (!this.#groupLive(g)) return false;
+    for (const e of g.members) {
+      if (e.session !== from && e.session.link !== undefined) return true;
+    }
+    return false;
+  }
+
+  #groupLive(g: SharedGroup): boolean {
+    return this.#groups.get(g.name + "\0" + g.filter) === g;
+  }
 }
 
+/**
+ * The next member of `g` round-robin: the first online one with room (for
+ * QoS > 0 a free receive-window slot), else the first online one, else (not
+ * when `exclude` is given) the first one at all.
+ */
 function pickMember(
   g: SharedGroup,
   publisherId: string | undefined,
+  reliable: boolean,
+  exclude: Session | undefined,
 ): Entry | undefined {
   const n = g.members.length;
-  let fallback: Entry | undefined;
+  let online: Entry | undefined;
+  let onlineAt = 0;
+  let any: Entry | undefined;
   for (let k = 0; k < n; k++) {
     const i = (g.next + k) % n;
     const e = g.members[i]!;
-    if (e.sub.noLocal === true && e.session.clientId === publisherId) continue;
-    if (e.session.link !== undefined && e.session.link.writable()) {
-      g.next = (i + 1) % n;
-      return e;
+    const s = e.session;
+    if (s === exclude) continue;
+    if (e.sub.noLocal === true && s.clientId === publisherId) continue;
+    const link = s.link;
+    if (link !== undefined) {
+      if (reliable ? s.hasRoom() : link.writable()) {
+        g.next = (i + 1) % n;
+        return e;
+      }
+      if (online === undefined) {
+        online = e;
+        onlineAt = i;
+      }
     }
-    fallback ??= e;
+    any ??= e;
   }
-  if (fallback !== undefined) g.next = (g.next + 1) % n;
-  return fallback;
+  if (online !== undefined) {
+    g.next = (onlineAt + 1) % n;
+    return online;
+  }
+  if (exclude !== undefined) return undefined;
+  if (any !== undefined) g.next = (g.next + 1) % n;
+  return any;
 }

@@ -39,6 +39,8 @@ export interface PublishEncoding {
   bytes: Uint8Array;
   idOffset: number;
   version: ProtocolVersion;
+  /** The topic (for v5 outgoing topic aliases). */
+  topic: string;
 }
 
 /** What a session needs from the connection it is attached to. */
@@ -77,6 +79,11 @@ export interface OutgoingMessage {
   subIds: number[] | undefined;
   message: StoredMessage;
   enc: PublishEncoding | undefined;
+  /**
+   * The shared subscription group it was routed through, if any (the
+   * router may hand it to another member when this one leaves).
+   */
+  group?: object | undefined;
 }
 
 /** Per-broker settings and services a session uses. */
@@ -130,6 +137,7 @@ export function encodePublish(
     bytes,
     idOffset: qos > 0 ? publishPacketIdOffset(bytes) : -1,
     version,
+    topic: message.topic,
   };
 }
 
@@ -394,6 +402,7 @@ export class Session {
     retain: boolean,
     subIds: number[] | undefined,
     cache: FanoutCache | undefined,
+    group?: object,
   ): void {
     const link = this.link;
     if (qos === 0) {
@@ -423,6 +432,7 @@ export class Session {
       subIds,
       message,
       enc: undefined,
+      group,
     };
     if (
       link !== undefined && qos > 0 && this.#queue.length === 0 &&
@@ -666,6 +676,45 @@ export class Session {
     if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
     this.pump();
     return true;
+  }
+
+  /**
+   * Removes and returns the QoS 1/2 messages routed to this session through
+   * a shared subscription group that the client has not received for sure:
+   * queued ones, and in-flight ones without PUBREC, whose group `canMove`.
+   * Used when the member leaves, so another member gets them.
+   */
+  takeShared(canMove: (group: object) => boolean): OutgoingMessage[] {
+    const out: OutgoingMessage[] = [];
+    for (const [id, m] of this.inflight) {
+      if (m.group === undefined || m.state === "pubrec") continue;
+      if (!canMove(m.group)) continue;
+      this.inflight.delete(id);
+      out.push(m);
+    }
+    if (this.#queue.length > 0) {
+      const keep: OutgoingMessage[] = [];
+      for (const m of this.#queue) {
+        if (m.group !== undefined && m.qos > 0 && canMove(m.group)) {
+          out.push(m);
+        } else keep.push(m);
+      }
+      if (keep.length !== this.#queue.length) {
+        this.#queue.clear();
+        for (const m of keep) this.#queue.push(m);
+      }
+    }
+    if (this.persistent) {
+      for (const m of out) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
+    }
+    return out;
+  }
+
+  /** Whether the link has room for one more QoS 1/2 message now. */
+  hasRoom(): boolean {
+    const link = this.link;
+    return link !== undefined && this.inflight.size < link.sendWindow &&
+      this.#queue.length === 0 && link.writable();
   }
 
   /** Forgets every queued and in-flight message (session discarded). */

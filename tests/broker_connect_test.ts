@@ -119,7 +119,7 @@ Deno.test("Broker advertises its limits in the v5 CONNACK properties", async () 
   assert.deepEqual(connack.properties, {
     receiveMaximum: 100,
     maximumPacketSize: 4096,
-    topicAliasMaximum: 0,
+    topicAliasMaximum: 10,
     wildcardSubscriptionAvailable: 0,
     sharedSubscriptionAvailable: 0,
     subscriptionIdentifierAvailable: 1,

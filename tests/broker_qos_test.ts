@@ -311,8 +311,8 @@ Deno.test("Broker unsubscribes with v5 UNSUBACK codes (0x00, 0x11) and stops del
   await broker.close();
 });
 
-Deno.test("Broker refuses a v5 topic alias above Topic Alias Maximum 0 with DISCONNECT 0x94", async () => {
-  const broker = await startBroker();
+Deno.test("Broker refuses a v5 topic alias above its Topic Alias Maximum with DISCONNECT 0x94", async () => {
+  const broker = await startBroker({ topicAliasMaximum: 0 });
   const { client } = await RawClient.connect(broker.addr.port, {
     protocolVersion: 5,
     clientId: "alias",
