@@ -256,6 +256,9 @@ Deno.test("examples/topic_alias.ts delivers every message with its full topic", 
       /subscriber got factory\/line-7\/station-42\/spindle\/temperature = /g,
     );
     assert.equal(got?.length, 3, out);
+    // Kite accepts topic aliases (topicAliasMaximum, default 10).
+    assert.match(out, /broker accepts 10 topic aliases/);
+    assert.match(out, /sent 3 messages, the topic only in the first/);
   });
 });
 
