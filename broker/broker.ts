@@ -54,6 +54,11 @@ export interface BrokerStats {
   bytesReceived: number;
   /** Bytes written to clients. */
   bytesSent: number;
+  /**
+   * Messages dropped for a subscriber: its queue or output buffer was full,
+   * or the message was above its v5 Maximum Packet Size.
+   */
+  messagesDropped: number;
 }
 
 /** Options of `new Broker()`: the settings, the hooks, and optionally a store. */
@@ -134,6 +139,7 @@ export class BrokerCore {
     messagesSent: 0,
     bytesReceived: 0,
     bytesSent: 0,
+    messagesDropped: 0,
   };
   readonly startedAt: number = Date.now();
   /** Bytes a connection may buffer before QoS 0 messages to it are dropped. */
@@ -173,6 +179,7 @@ export class BrokerCore {
       store: this.store,
       maxQueuedMessages: settings.maxQueuedMessages,
       queueQos0Messages: settings.queueQos0Messages,
+      stats: this.stats,
     };
   }
 
@@ -571,6 +578,7 @@ export class Broker {
       messagesSent: 0,
       bytesReceived: 0,
       bytesSent: 0,
+      messagesDropped: 0,
     };
   }
 

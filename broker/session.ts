@@ -91,6 +91,8 @@ export interface SessionContext {
   store: Store;
   maxQueuedMessages: number;
   queueQos0Messages: boolean;
+  /** Counters the session adds its dropped messages to. */
+  stats?: { messagesDropped: number };
 }
 
 /** A subscription as the session keeps it (qos is the granted QoS). */
@@ -472,6 +474,8 @@ export class Session {
 
   #drop(why: string, message: StoredMessage): void {
     this.dropped++;
+    const stats = this.#ctx.stats;
+    if (stats !== undefined) stats.messagesDropped++;
     if (!this.#dropEpisode) {
       this.#dropEpisode = true;
       log.warn(
