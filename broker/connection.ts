@@ -535,7 +535,7 @@ export class Connection implements SessionLink {
       ? (p.properties?.sessionExpiryInterval ?? 0)
       : (p.cleanStart ? 0 : 0xffffffff);
     const expiry = Math.min(asked, s.sessionExpiryInterval);
-    this.#sessionExpiryFromConnect = expiry;
+    this.#sessionExpiryFromConnect = asked;
     if (v5) {
       const rm = p.properties?.receiveMaximum;
       if (rm !== undefined && rm < this.sendWindow) this.sendWindow = rm;

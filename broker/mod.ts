@@ -14,6 +14,12 @@
 
 export { Broker, type BrokerInit, type BrokerStats } from "./broker.ts";
 export * from "./options.ts";
+export type {
+  AuthStep,
+  EnhancedAuthContext,
+  EnhancedAuthHook,
+  EnhancedAuthSession,
+} from "./auth.ts";
 export { RetainedMessages } from "./retained.ts";
 export { KITE_VERSION, SYS_TOPICS } from "./sys.ts";
 export { connTransport, type Transport } from "./transport.ts";
