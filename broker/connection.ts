@@ -755,7 +755,7 @@ export class Connection implements SessionLink {
       ack.properties = {
         reasonString: reasonCode === ReasonCode.PayloadFormatInvalid
           ? "payload is not valid UTF-8 (payload format indicator 1)"
-          : `publish to ${p.topic} not authorized`,
+          : `publish refused: ${reasonCodeName(reasonCode)}`,
       };
     }
     if (p.qos === 2 && reasonCode < 0x80) {
@@ -1020,7 +1020,20 @@ export class Connection implements SessionLink {
   writePacket(p: Packet): void {
     if (this.#state === CLOSED) return;
     if (p.type === "puback") this.#qos1Unacked--;
-    this.#push(encode(p, { version: this.version }), -1, 0);
+    let bytes = encode(p, { version: this.version });
+    if (bytes.length > this.maxPacketSize && "properties" in p) {
+      // A reason string or user properties must not take a packet past the
+      // client's Maximum Packet Size: they are left out [MQTT-3.2.2-19]
+      // (and the same rule for the other packets).
+      const props = p.properties as Properties | undefined;
+      if (props !== undefined) {
+        const { reasonString: _r, userProperties: _u, ...rest } = props;
+        bytes = encode({ ...p, properties: rest } as Packet, {
+          version: this.version,
+        });
+      }
+    }
+    this.#push(bytes, -1, 0);
   }
 
   /** Queues a pre-encoded PUBLISH with its packet id (and DUP) patched in. */

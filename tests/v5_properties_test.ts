@@ -165,7 +165,10 @@ Deno.test("Broker puts reason strings on refusals, none on PUBACK/SUBACK when Re
       1,
     ]);
     if (problemInfo === 1) {
-      assert.match(ack.properties?.reasonString ?? "", /not authorized/);
+      assert.match(
+        ack.properties?.reasonString ?? "",
+        /publish refused: NotAuthorized/,
+      );
       assert.match(
         suback.properties?.reasonString ?? "",
         /\$share\/g\/t: SharedSubscriptionsNotSupported/,
@@ -189,5 +192,25 @@ Deno.test("Broker puts a reason string on a refusing CONNACK even when Request P
   assert.match(r.connack.properties?.reasonString ?? "", /anonymous/);
   await r.client.waitClosed();
   await r.client.close();
+  await broker.close();
+});
+
+Deno.test("Broker leaves the reason string out when it would pass the client's Maximum Packet Size", async () => {
+  const broker = await startBroker({ sharedSubscriptionAvailable: false });
+  const { client } = await RawClient.connect(broker.addr.port, {
+    protocolVersion: 5,
+    properties: { maximumPacketSize: 40 },
+  });
+  await client.send({
+    type: "subscribe",
+    packetId: 2,
+    subscriptions: [{ filter: "$share/group/some/long/filter/#", qos: 1 }],
+  });
+  const suback = await client.expect("suback");
+  assert.deepEqual(suback.reasonCodes, [
+    ReasonCode.SharedSubscriptionsNotSupported,
+  ]);
+  assert.equal(suback.properties?.reasonString, undefined);
+  await client.disconnect();
   await broker.close();
 });
