@@ -8,16 +8,16 @@
 
 import { DISCONNECT } from "./_packets.ts";
 
-/** Resolves when notified, or after a timeout; one waiter at a time. */
+/** Resolves when notified (or after `ms`, if given); one waiter at a time. */
 export class Notifier {
   #resolve: (() => void) | undefined;
   #timer: ReturnType<typeof setTimeout> | undefined;
   waiting = false;
-  wait(ms: number): Promise<void> {
+  wait(ms?: number): Promise<void> {
     this.waiting = true;
     return new Promise<void>((resolve) => {
       this.#resolve = resolve;
-      this.#timer = setTimeout(() => this.notify(), ms);
+      if (ms !== undefined) this.#timer = setTimeout(() => this.notify(), ms);
     });
   }
   notify(): void {
@@ -25,7 +25,8 @@ export class Notifier {
     if (!r) return;
     this.#resolve = undefined;
     this.waiting = false;
-    clearTimeout(this.#timer);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
     r();
   }
 }

@@ -678,7 +678,8 @@ async function runFlow(
             continue;
           }
         } else if (n < wakeRoom) {
-          await p.notifier.wait(1000);
+          // Woken by progress, or at the end of the run (no timer per wait).
+          await p.notifier.wait();
           continue;
         }
         const now = performance.now();
