@@ -239,3 +239,33 @@ Deno.test("Broker answers AUTH with another method with DISCONNECT 0x82 [MQTT-4.
   await client.close();
   await broker.close();
 });
+
+Deno.test("Client.reauthenticate() against Kite: AUTH 0x00 on success, the connection ends with 0x87 on failure", async () => {
+  const seen: (string | undefined)[] = [];
+  const broker = await startBroker({
+    enhancedAuth: token,
+    authorizeSubscribe: (c: ClientInfo, _f, qos) => {
+      seen.push(c.username);
+      return qos;
+    },
+  });
+  const client = new Client({
+    port: broker.addr.port,
+    reconnect: false,
+    authenticationMethod: "TOKEN",
+    authenticationData: bytes("good:one"),
+  });
+  await client.connect();
+  await client.subscribe("a", 0, () => {});
+  const ok = await client.reauthenticate(bytes("good:two"));
+  assert.equal(ok.reasonCode, ReasonCode.Success);
+  await client.subscribe("b", 0, () => {});
+  assert.deepEqual(seen, ["one", "two"]);
+  await assert.rejects(
+    client.reauthenticate(bytes("forged")),
+    (e: unknown) =>
+      e instanceof MqttError && e.reasonCode === ReasonCode.NotAuthorized,
+  );
+  await client.close();
+  await broker.close();
+});
