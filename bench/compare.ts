@@ -424,9 +424,11 @@ async function main(args: string[]): Promise<number> {
     console.log(formatCpu(results, cpuColumns(results, brokers), scenarios));
     return 0;
   }
-  const hasTaskset = which("taskset") !== undefined;
+  // Pinning needs taskset and two CPUs (broker on 0, tool on 1).
+  const hasTaskset = which("taskset") !== undefined &&
+    navigator.hardwareConcurrency >= 2;
   if (!hasTaskset) {
-    console.error("warning: taskset not found, nothing is pinned");
+    console.error("warning: no taskset or a single CPU: nothing is pinned");
   }
   const requested = values.brokers.split(",") as BrokerName[];
   const brokers: BrokerName[] = [];
