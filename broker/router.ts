@@ -16,11 +16,14 @@
  * the next member's session queues it (as Mosquitto does).
  *
  * When a member's connection ends, the QoS 1/2 messages routed to it
- * through the group that it has not acknowledged (queued, or in flight
- * without PUBREC) are handed to another online member of the group (like
- * EMQX's redispatch), as new deliveries; when no other member is online they
- * stay with the leaving member's session (lost with it if it does not
- * persist).
+ * through the group that it has not started to receive (queued) and the QoS 1
+ * ones it has not acknowledged (in flight) are handed to another online
+ * member of the group as new deliveries (like EMQX's redispatch; MQTT 5.0
+ * 4.8.2 allows it for QoS 1). A QoS 2 message in flight stays with that
+ * client: its delivery must be completed to it when it reconnects, and
+ * never to another client, even if its session ends [MQTT-4.8.2-4]
+ * [MQTT-4.8.2-5]. When no other member is online, everything stays with the
+ * leaving member's session (lost with it if it does not persist).
  *
  * @module
  */

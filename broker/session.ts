@@ -684,14 +684,16 @@ export class Session {
 
   /**
    * Removes and returns the QoS 1/2 messages routed to this session through
-   * a shared subscription group that the client has not received for sure:
-   * queued ones, and in-flight ones without PUBREC, whose group `canMove`.
-   * Used when the member leaves, so another member gets them.
+   * a shared subscription group whose group `canMove`: queued ones, and QoS
+   * 1 ones in flight. A QoS 2 message in flight stays: its delivery must be
+   * completed to this client, never to another [MQTT-4.8.2-4]
+   * [MQTT-4.8.2-5]. Used when the member leaves, so another member gets
+   * them.
    */
   takeShared(canMove: (group: object) => boolean): OutgoingMessage[] {
     const out: OutgoingMessage[] = [];
     for (const [id, m] of this.inflight) {
-      if (m.group === undefined || m.state === "pubrec") continue;
+      if (m.group === undefined || m.qos !== 1) continue;
       if (!canMove(m.group)) continue;
       this.inflight.delete(id);
       out.push(m);
