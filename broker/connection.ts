@@ -1085,7 +1085,17 @@ export class Connection implements SessionLink {
   ): { bytes: Uint8Array; idOffset: number } | undefined {
     const map = this.#aliasOut!;
     let alias = map.get(enc.topic);
-    if (alias !== undefined) return aliasPublish(enc, alias, false);
+    if (alias !== undefined) {
+      // Shared among the subscribers that use the same alias for the topic
+      // (the packet id is patched in the copy made by #flush).
+      const forms = enc.aliased ??= new Map();
+      let a = forms.get(alias);
+      if (a === undefined) {
+        a = aliasPublish(enc, alias, false);
+        forms.set(alias, a);
+      }
+      return a;
+    }
     if (map.size >= this.#aliasOutMax) return undefined;
     // Setting an alias adds 3-4 bytes: not past the client's maximum.
     if (enc.bytes.length + 4 > this.maxPacketSize) return undefined;

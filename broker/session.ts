@@ -41,6 +41,11 @@ export interface PublishEncoding {
   version: ProtocolVersion;
   /** The topic (for v5 outgoing topic aliases). */
   topic: string;
+  /**
+   * Forms with a Topic Alias in use (empty topic), by alias, shared by the
+   * connections that gave this topic the same alias.
+   */
+  aliased?: Map<number, { bytes: Uint8Array; idOffset: number }>;
 }
 
 /** What a session needs from the connection it is attached to. */

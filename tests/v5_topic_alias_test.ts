@@ -255,3 +255,42 @@ Deno.test("Client with topicAliasMaximum receives aliased messages from Kite wit
   await sub.disconnect();
   await broker.close();
 });
+
+Deno.test("Broker shares an aliased encoding among subscribers, each with its own packet id", async () => {
+  const broker = await startBroker();
+  const port = broker.addr.port;
+  const subs: RawClient[] = [];
+  for (let i = 0; i < 2; i++) {
+    const s = await RawClient.connect(port, {
+      protocolVersion: 5,
+      properties: { topicAliasMaximum: 1 },
+    });
+    await s.client.send({
+      type: "subscribe",
+      packetId: 1,
+      subscriptions: [{ filter: i === 0 ? "#" : "sh/#", qos: 1 }],
+    });
+    await s.client.expect("suback");
+    subs.push(s.client);
+  }
+  const ack = async (s: RawClient, topic: string) => {
+    const m = await s.expectPublish(topic);
+    await s.send({ type: "puback", packetId: m.packetId! });
+    return m;
+  };
+  // Both set alias 1 for sh/t; then subscriber 0 alone gets a message
+  // (its alias is used up: full topic), so its packet ids run ahead.
+  broker.publish("sh/t", "0", { qos: 1 });
+  for (const s of subs) assert.equal((await ack(s, "sh/t")).topic, "sh/t");
+  broker.publish("solo", "x", { qos: 1 });
+  assert.equal((await ack(subs[0]!, "solo")).properties?.topicAlias, undefined);
+  broker.publish("sh/t", "1", { qos: 1 });
+  const got = await Promise.all(subs.map((s) => ack(s, "")));
+  for (const m of got) {
+    assert.equal(m.properties?.topicAlias, 1);
+    assert.equal(text(m.payload), "1");
+  }
+  assert.deepEqual(got.map((m) => m.packetId), [3, 2]);
+  for (const s of subs) await s.disconnect();
+  await broker.close();
+});
