@@ -44,7 +44,7 @@ const ROWS: Row[] = [
     cause: "keep alive timeout",
     code: ReasonCode.KeepAliveTimeout,
     // 1.5 x 1 s of silence [MQTT-3.1.2-24]
-    act: async () => {},
+    act: () => Promise.resolve(),
   },
   {
     cause: "session taken over",
@@ -60,8 +60,9 @@ const ROWS: Row[] = [
   {
     cause: "server shutting down",
     code: ReasonCode.ServerShuttingDown,
-    act: async (_c, broker) => {
+    act: (_c, broker) => {
       void broker.close();
+      return Promise.resolve();
     },
   },
   {
