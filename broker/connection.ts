@@ -14,6 +14,32 @@
  * event loop (and while a write is in progress) goes out in one write, with
  * packet ids patched into shared PUBLISH encodings as they are copied.
  *
+ * MQTT 5 rules kept here:
+ * - Topic aliases from the client: up to `topicAliasMaximum` (advertised in
+ *   CONNACK), mapped per connection; 0 or above the maximum is DISCONNECT
+ *   0x94, an empty topic with an alias never set is 0x82.
+ * - Topic aliases to the client, when its CONNECT allows them: given first
+ *   come, first served per topic until its maximum is used, then topics go
+ *   in full; never remapped. The shared encoding is rewritten (not
+ *   re-encoded) per connection, the "alias in use" form shared among
+ *   connections with the same alias for the topic. Clients without aliases
+ *   keep the encode-once path.
+ * - Receive Maximum from the client: QoS 1 PUBLISHes whose PUBACK is not
+ *   written yet plus QoS 2 ones not released count against it; one more is
+ *   DISCONNECT 0x93.
+ * - Payload Format Indicator 1 with a payload that is not UTF-8: PUBACK or
+ *   PUBREC 0x99 (QoS 0: DISCONNECT 0x99); the message is not routed.
+ * - Reason strings on the broker's refusals: always on CONNACK and
+ *   DISCONNECT, on PUBACK/PUBREC/SUBACK only unless the client set Request
+ *   Problem Information to 0 [MQTT-3.1.2-29]; left out when they would take
+ *   a packet past the client's Maximum Packet Size.
+ * - Enhanced authentication (`enhancedAuth` hook, through
+ *   `EnhancedAuthFlow`): between CONNECT and CONNACK only AUTH and
+ *   DISCONNECT are accepted, under the same connect timeout; `authenticate`
+ *   and the anonymous check are skipped; the identity the method proved
+ *   becomes the client's user name for the authorization hooks, also after
+ *   a re-authentication (AUTH 0x19).
+ *
  * @module
  */
 
