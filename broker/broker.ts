@@ -44,6 +44,9 @@ const log = getLogger(["kite", "broker"]);
 /** How often timeouts (connect, keep alive, session expiry, will delay) are checked. */
 const SWEEP_MS = 250;
 
+/** How often expired retained messages are looked for. */
+const RETAINED_SWEEP_MS = 5000;
+
 /** Counters of a broker, as published under `$SYS/broker/...`. */
 export interface BrokerStats {
   /** PUBLISH packets received. */
@@ -158,6 +161,9 @@ export class BrokerCore {
     dup: boolean;
   }[] = [];
   #commitScheduled = false;
+  /** Retained messages with a Message Expiry Interval: topic -> expiresAt. */
+  readonly retainedExpiry: Map<string, number> = new Map();
+  #nextRetainedSweep = 0;
   #commitChain: Promise<void> = Promise.resolve();
 
   constructor(init: BrokerInit, store: Store) {
@@ -193,6 +199,9 @@ export class BrokerCore {
         continue;
       }
       this.retained.set(m);
+      if (m.expiresAt !== undefined) {
+        this.retainedExpiry.set(m.topic, m.expiresAt);
+      }
     }
     let dropped = 0;
     for (const ls of state.sessions) {
@@ -409,6 +418,7 @@ export class BrokerCore {
     if (message.retain) {
       if (message.payload.length === 0) {
         // [MQTT-3.3.1-10]: an empty retained message clears the topic.
+        this.retainedExpiry.delete(message.topic);
         if (this.retained.delete(message.topic)) {
           this.store.putRetained(message.topic, undefined);
         }
@@ -418,6 +428,11 @@ export class BrokerCore {
           ? message
           : { ...message, payload: p.slice() };
         this.retained.set(kept);
+        if (kept.expiresAt !== undefined) {
+          this.retainedExpiry.set(kept.topic, kept.expiresAt);
+        } else if (this.retainedExpiry.size > 0) {
+          this.retainedExpiry.delete(kept.topic);
+        }
         if (!message.topic.startsWith("$SYS/")) {
           this.store.putRetained(message.topic, kept);
         }
@@ -495,6 +510,18 @@ export class BrokerCore {
 
   /** Connect timeouts, keep alive, session expiry, will delay. */
   sweep(now: number): void {
+    if (this.retainedExpiry.size > 0 && now >= this.#nextRetainedSweep) {
+      // Expired retained messages are never sent (checked on subscribe);
+      // this frees them, every few seconds at most.
+      this.#nextRetainedSweep = now + RETAINED_SWEEP_MS;
+      for (const [topic, at] of this.retainedExpiry) {
+        if (at > now) continue;
+        this.retainedExpiry.delete(topic);
+        if (this.retained.delete(topic) && !topic.startsWith("$SYS/")) {
+          this.store.putRetained(topic, undefined);
+        }
+      }
+    }
     for (const c of this.connections) c.checkTimeouts(now);
     if (this.pendingWills.size > 0) {
       for (const [id, w] of this.pendingWills) {

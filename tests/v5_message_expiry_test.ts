@@ -8,7 +8,13 @@
 
 import assert from "node:assert/strict";
 import type { Properties, PublishPacket, QoS } from "../codec/packet.ts";
-import { bytes, RawClient, startBroker, text } from "./_helpers.ts";
+import {
+  bytes,
+  RawClient,
+  startBroker,
+  text,
+  withTimeout,
+} from "./_helpers.ts";
 
 const realNow = Date.now;
 let skew = 0;
@@ -169,6 +175,32 @@ Deno.test("Broker never sends an expired retained message; a live one carries th
     assert.equal(m.properties?.messageExpiryInterval, 6);
     await sub.client.expectNothing((x) => x.type === "publish");
     await sub.client.disconnect();
+    await p.client.disconnect();
+    await broker.close();
+  });
+});
+
+Deno.test("Broker frees expired retained messages (and their stored copy)", async () => {
+  await withClock(async () => {
+    const broker = await startBroker();
+    const p = await RawClient.connect(broker.addr.port, { protocolVersion: 5 });
+    await p.client.send(
+      pub("fr/a", "a", 1, { messageExpiryInterval: 2 }, true),
+      pub("fr/b", "b", 1, undefined, true),
+    );
+    await p.client.expect("puback");
+    await p.client.expect("puback");
+    assert.equal(broker.retainedCount, 2);
+    advance(10);
+    await withTimeout(
+      (async () => {
+        while (broker.retainedCount !== 1) {
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })(),
+      2000,
+      "the sweep to free the expired retained message",
+    );
     await p.client.disconnect();
     await broker.close();
   });
