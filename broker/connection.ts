@@ -645,8 +645,18 @@ export class Connection implements SessionLink {
     core.stats.messagesReceived++;
     const v5 = this.version === 5;
     if (v5) {
-      const alias = p.properties?.topicAlias;
-      if (alias !== undefined) this.#resolveAlias(p, alias);
+      const props = p.properties;
+      if (props !== undefined) {
+        if (props.topicAlias !== undefined) {
+          this.#resolveAlias(p, props.topicAlias);
+        }
+        if (props.subscriptionIdentifiers !== undefined) {
+          throw new MqttError(
+            ReasonCode.ProtocolError,
+            "a PUBLISH from a client must not carry a Subscription Identifier [MQTT-3.3.4-6]",
+          );
+        }
+      }
       if (p.qos > s.maxQos) {
         throw new MqttError(
           ReasonCode.QoSNotSupported,

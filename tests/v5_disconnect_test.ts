@@ -125,6 +125,15 @@ const ROWS: Row[] = [
       }),
   },
   {
+    cause: "protocol error (PUBLISH with a Subscription Identifier)",
+    code: ReasonCode.ProtocolError,
+    act: (c) =>
+      c.send({
+        ...pub("t", "x"),
+        properties: { subscriptionIdentifiers: [1] },
+      }),
+  },
+  {
     cause: "protocol error (AUTH without an authentication method)",
     code: ReasonCode.ProtocolError,
     act: (c) =>
