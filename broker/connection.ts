@@ -412,8 +412,13 @@ export class Connection implements SessionLink {
     this.version = p.protocolVersion;
     const v5 = this.version === 5;
     this.keepAlive = p.keepAlive;
-    if (v5 && p.properties?.requestProblemInformation === 0) {
-      this.#problemInfo = false;
+    if (v5 && p.properties !== undefined) {
+      if (p.properties.requestProblemInformation === 0) {
+        this.#problemInfo = false;
+      }
+      // Already for a refusing CONNACK [MQTT-3.1.2-24].
+      const mps = p.properties.maximumPacketSize;
+      if (mps !== undefined) this.maxPacketSize = mps;
     }
     let clientId = p.clientId;
     let assigned = false;
