@@ -46,6 +46,7 @@
 import { getLogger } from "@logtape/logtape";
 import { encode } from "../codec/encode.ts";
 import { PacketDecoder } from "../codec/decode.ts";
+import { allocPacket } from "../codec/_writer.ts";
 import { MqttError } from "../codec/errors.ts";
 import type {
   AckPacket,
@@ -159,13 +160,14 @@ export function aliasPublish(
   const newTopicLen = withTopic ? topicLen : 0;
   const remaining = 2 + newTopicLen + idLen + varintSize(newPropsLen) + tail +
     3;
-  const out = new Uint8Array(1 + varintSize(remaining) + remaining);
-  out[0] = b[0]!;
-  let o = writeVarint(out, 1, remaining);
+  // From the codec's slab allocator: a small `new Uint8Array` costs more
+  // than the whole rewrite.
+  const out = allocPacket(b[0]!, remaining);
+  let o = out.length - remaining;
   out[o++] = newTopicLen >> 8;
   out[o++] = newTopicLen & 0xff;
   if (withTopic) {
-    out.set(b.subarray(pos + 2, topicEnd), o);
+    copyBytes(b, pos + 2, topicEnd, out, o);
     o += topicLen;
   }
   let idOffset = -1;
@@ -178,8 +180,23 @@ export function aliasPublish(
   out[o++] = 0x23; // Topic Alias
   out[o++] = alias >> 8;
   out[o++] = alias & 0xff;
-  out.set(b.subarray(q), o);
+  copyBytes(b, q, b.length, out, o);
   return { bytes: out, idOffset };
+}
+
+/** Copies `src[from..to)` to `dst` at `at` (a loop for short runs: no view). */
+function copyBytes(
+  src: Uint8Array,
+  from: number,
+  to: number,
+  dst: Uint8Array,
+  at: number,
+): void {
+  if (to - from > 256) {
+    dst.set(src.subarray(from, to), at);
+    return;
+  }
+  for (let i = from; i < to; i++) dst[at++] = src[i]!;
 }
 
 /**
