@@ -20,6 +20,15 @@ export type {
   EnhancedAuthHook,
   EnhancedAuthSession,
 } from "./auth.ts";
+export { type FileAuth, fileAuth, type FileAuthOptions } from "./auth.ts";
+export { Acl, AclClient, type AclRule } from "./acl.ts";
+export {
+  AuthFileError,
+  type KeyDeriver,
+  PasswordFile,
+  type PasswordFileOptions,
+  pbkdf2Sha256,
+} from "./password_file.ts";
 export { RetainedMessages } from "./retained.ts";
 export { KITE_VERSION, SYS_TOPICS } from "./sys.ts";
 export { connTransport, type Transport } from "./transport.ts";
