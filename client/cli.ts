@@ -23,6 +23,8 @@ import { MqttError } from "../codec/errors.ts";
 import { reasonCodeName } from "../codec/reason_code.ts";
 import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
 
+export type { ClientOptions, Message, Properties, QoS };
+
 /** Exit status of a bad flag or flag value. */
 export const EXIT_USAGE = 2;
 /** Exit status of `sub -W` when the timeout passed (as `mosquitto_sub`). */
