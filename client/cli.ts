@@ -23,7 +23,8 @@ import { MqttError } from "../codec/errors.ts";
 import { reasonCodeName } from "../codec/reason_code.ts";
 import { validateTopicFilter, validateTopicName } from "../codec/topic.ts";
 
-export type { ClientOptions, Message, Properties, QoS };
+export type * from "./mod.ts";
+export type * from "../codec/mod.ts";
 
 /** Exit status of a bad flag or flag value. */
 export const EXIT_USAGE = 2;
