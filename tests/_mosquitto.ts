@@ -22,11 +22,24 @@
 /** Where the Debian package puts the broker. */
 export const MOSQUITTO_PATH = "/usr/sbin/mosquitto";
 
+/**
+ * True when interop tests must run: with `KITE_REQUIRE_INTEROP=1` (set by
+ * `.ci/run`) a missing Mosquitto is a failure, not a skip.
+ */
+export const REQUIRE_INTEROP: boolean =
+  Deno.env.get("KITE_REQUIRE_INTEROP") === "1";
+
 /** True when `/usr/sbin/mosquitto` exists (use as `ignore: !HAVE_MOSQUITTO`). */
 export const HAVE_MOSQUITTO: boolean = (() => {
   try {
     return Deno.statSync(MOSQUITTO_PATH).isFile;
   } catch {
+    if (REQUIRE_INTEROP) {
+      throw new Error(
+        `${MOSQUITTO_PATH} not found and KITE_REQUIRE_INTEROP=1: ` +
+          "install it (apt-get install mosquitto)",
+      );
+    }
     console.warn(
       `${MOSQUITTO_PATH} not found: tests against Mosquitto are skipped ` +
         "(apt-get install mosquitto)",

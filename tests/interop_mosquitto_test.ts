@@ -23,6 +23,12 @@ function has(bin: string): boolean {
 }
 
 const available = has("mosquitto_pub") && has("mosquitto_sub");
+if (!available && Deno.env.get("KITE_REQUIRE_INTEROP") === "1") {
+  throw new Error(
+    "mosquitto_pub/mosquitto_sub not found and KITE_REQUIRE_INTEROP=1: " +
+      "install them (apt-get install mosquitto-clients)",
+  );
+}
 if (!available) {
   console.warn(
     "interop_mosquitto_test: mosquitto_pub/mosquitto_sub not found, skipping (apt-get install mosquitto-clients)",
