@@ -74,6 +74,7 @@ import type { BrokerCore } from "./broker.ts";
 import type { PublishEncoding, Session, SessionLink } from "./session.ts";
 import type { StoredMessage, StoredSubscription } from "./store/store.ts";
 import type { Duplex } from "./transport.ts";
+import { debugEnabled } from "./_log.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
 
@@ -304,9 +305,11 @@ export class Connection implements SessionLink {
         }
       }
       if (this.#state < CLOSING) {
-        log.debug("{clientId}: connection closed by the client", {
-          clientId: this.clientId,
-        });
+        if (debugEnabled()) {
+          log.debug("{clientId}: connection closed by the client", {
+            clientId: this.clientId,
+          });
+        }
         this.#end(undefined, true);
       }
     } catch (e) {
@@ -641,11 +644,13 @@ export class Connection implements SessionLink {
     this.#state = CONNECTED;
     this.sendPacket(connack);
     core.onConnected(this);
-    log.debug("{clientId} connected (v{version}, present {present})", {
-      clientId: this.clientId,
-      version: this.version,
-      present,
-    });
+    if (debugEnabled()) {
+      log.debug("{clientId} connected (v{version}, present {present})", {
+        clientId: this.clientId,
+        version: this.version,
+        present,
+      });
+    }
     session.attach(this);
   }
 
@@ -1226,10 +1231,12 @@ export class Connection implements SessionLink {
         this.#writing = false;
         this.#outBytes = 0;
         if (this.#state < CLOSING) {
-          log.debug("{clientId}: write failed: {error}", {
-            clientId: this.clientId,
-            error: String(e),
-          });
+          if (debugEnabled()) {
+            log.debug("{clientId}: write failed: {error}", {
+              clientId: this.clientId,
+              error: String(e),
+            });
+          }
           this.#end(undefined, true);
         } else this.#release();
       },
@@ -1260,9 +1267,11 @@ export class Connection implements SessionLink {
   checkTimeouts(now: number): void {
     if (this.#state === CONNECTING) {
       if (now - this.openedAt > this.#core.settings.connectTimeout * 1000) {
-        log.debug("connection from {remote}: no CONNECT in time", {
-          remote: this.remoteAddress,
-        });
+        if (debugEnabled()) {
+          log.debug("connection from {remote}: no CONNECT in time", {
+            remote: this.remoteAddress,
+          });
+        }
         this.#end(undefined, false, true);
       }
       return;
@@ -1272,7 +1281,11 @@ export class Connection implements SessionLink {
       now - this.lastRx > this.keepAlive * 1500
     ) {
       // [MQTT-3.1.2-24]: one and a half times the keep alive.
-      log.debug("{clientId}: keep alive timeout", { clientId: this.clientId });
+      if (debugEnabled()) {
+        log.debug("{clientId}: keep alive timeout", {
+          clientId: this.clientId,
+        });
+      }
       this.#end(ReasonCode.KeepAliveTimeout, true);
     }
   }
@@ -1291,11 +1304,13 @@ export class Connection implements SessionLink {
   #fail(e: unknown): void {
     if (this.#state >= CLOSING) return;
     if (e instanceof MqttError) {
-      log.debug("{clientId}: {error}", {
-        clientId: this.clientId,
-        error: e.message,
-        code: e.reasonCode,
-      });
+      if (debugEnabled()) {
+        log.debug("{clientId}: {error}", {
+          clientId: this.clientId,
+          error: e.message,
+          code: e.reasonCode,
+        });
+      }
       if (this.#state === CONNECTING) {
         if (e.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
           // [MQTT-3.1.2-2]: CONNACK 0x01 (3.1.1 form) then close.
@@ -1332,10 +1347,12 @@ export class Connection implements SessionLink {
       e instanceof Deno.errors.BadResource ||
       e instanceof Deno.errors.Interrupted;
     if (closedByPeer) {
-      log.debug("{clientId}: socket error {error}", {
-        clientId: this.clientId,
-        error: String(e),
-      });
+      if (debugEnabled()) {
+        log.debug("{clientId}: socket error {error}", {
+          clientId: this.clientId,
+          error: String(e),
+        });
+      }
     } else {
       log.error("{clientId}: internal error {error}", {
         clientId: this.clientId,
