@@ -30,6 +30,7 @@ import {
   QuotaExceededError,
 } from "../codec/errors.ts";
 import { ReasonCode, reasonCodeName } from "../codec/reason_code.ts";
+import { addToList, ListenerLists } from "./_listeners.ts";
 import { encode } from "../codec/encode.ts";
 import { PacketDecoder } from "../codec/decode.ts";
 import {
@@ -400,14 +401,7 @@ export class Client {
     { resolve(m: Message): void; reject(e: Error): void; timer: Timer }
   >();
 
-  #listeners: { [K in keyof ClientEvents]: ClientListener<K>[] } = {
-    connect: [],
-    disconnect: [],
-    reconnect: [],
-    offline: [],
-    close: [],
-    error: [],
-  };
+  #listeners = new ListenerLists<ClientEvents>();
 
   /** Creates a client; nothing happens until `connect()`. */
   constructor(options: ClientOptions = {}) {
@@ -457,30 +451,20 @@ export class Client {
     name: K,
     listener: ClientListener<K>,
   ): () => void {
-    const list = this.#listeners[name] as ClientListener<K>[];
-    list.push(listener);
-    return () => {
-      const i = list.indexOf(listener);
-      if (i !== -1) list.splice(i, 1);
-    };
+    return this.#listeners.on(name, listener);
   }
 
   #emit<K extends keyof ClientEvents>(name: K, event: ClientEvents[K]): void {
-    const list = this.#listeners[name] as ClientListener<K>[];
-    if (list.length === 0) {
+    if (this.#listeners.count(name) === 0) {
       if (name === "error") {
         log.warn("unhandled client error: {error}", { error: event });
       }
       return;
     }
-    for (const l of list.slice()) {
-      try {
-        l(event);
-      } catch (e) {
-        if (name !== "error") this.#emit("error", toError(e));
-        else log.error("error listener threw: {error}", { error: e });
-      }
-    }
+    this.#listeners.emit(name, event, (e) => {
+      if (name !== "error") this.#emit("error", toError(e));
+      else log.error("error listener threw: {error}", { error: e });
+    });
   }
 
   // --------------------------------------------------------------- connect
@@ -1477,11 +1461,7 @@ export class Client {
    * Returns a function that removes it.
    */
   onMessage(handler: MessageHandler): () => void {
-    this.#onMessage.push(handler);
-    return () => {
-      const i = this.#onMessage.indexOf(handler);
-      if (i !== -1) this.#onMessage.splice(i, 1);
-    };
+    return addToList(this.#onMessage, handler);
   }
 
   /**

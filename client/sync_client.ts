@@ -30,6 +30,7 @@ import {
   TimeoutError,
 } from "./client.ts";
 import { Message } from "./message.ts";
+import { addToList, ListenerLists } from "./_listeners.ts";
 import type { PublishResult } from "./state.ts";
 import { parseSharedSubscription, TopicMatcher } from "../codec/topic.ts";
 import {
@@ -140,14 +141,7 @@ export class SyncClient implements Disposable {
   #handlerKeys = 0;
   #keysByFilter = new Map<string, [inner: string, key: string][]>();
   #matched: Handler[] = [];
-  #listeners: { [K in keyof ClientEvents]: ClientListener<K>[] } = {
-    connect: [],
-    disconnect: [],
-    reconnect: [],
-    offline: [],
-    close: [],
-    error: [],
-  };
+  #listeners = new ListenerLists<ClientEvents>();
 
   /** Starts the worker; nothing is sent until `connect()`. */
   constructor(options: SyncClientOptions = {}) {
@@ -360,12 +354,9 @@ export class SyncClient implements Disposable {
    * ```
    */
   onMessage(handler: MessageHandler): () => void {
-    this.#onMessage.push(handler);
+    const off = addToList(this.#onMessage, handler);
     this.#scheduleDrain();
-    return () => {
-      const i = this.#onMessage.indexOf(handler);
-      if (i !== -1) this.#onMessage.splice(i, 1);
-    };
+    return off;
   }
 
   /**
@@ -382,12 +373,7 @@ export class SyncClient implements Disposable {
     name: K,
     listener: ClientListener<K>,
   ): () => void {
-    const list = this.#listeners[name] as ClientListener<K>[];
-    list.push(listener);
-    return () => {
-      const i = list.indexOf(listener);
-      if (i !== -1) list.splice(i, 1);
-    };
+    return this.#listeners.on(name, listener);
   }
 
   /**
@@ -467,13 +453,9 @@ export class SyncClient implements Disposable {
   };
 
   #emit<K extends keyof ClientEvents>(name: K, event: ClientEvents[K]): void {
-    for (const l of (this.#listeners[name] as ClientListener<K>[]).slice()) {
-      try {
-        l(event);
-      } catch (err) {
-        if (name !== "error") this.#emit("error", toError(err));
-      }
-    }
+    this.#listeners.emit(name, event, (err) => {
+      if (name !== "error") this.#emit("error", toError(err));
+    });
   }
 
   #drainScheduled = false;
