@@ -21,81 +21,27 @@ import {
   type TestBroker,
   within,
 } from "./client_helpers.ts";
+import { DenoProcess, type ProcessResult } from "./_subprocess.ts";
 
 const CLI = new URL("../client/cli.ts", import.meta.url).pathname;
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
 /** A running `kite pub|sub`, its output collected. */
-class Tool {
-  readonly child: Deno.ChildProcess;
-  stdout = "";
-  stderr = "";
-  #done: Promise<{ code: number; stdout: string; stderr: string }>;
-  #waiters: { re: RegExp; resolve(): void }[] = [];
-
+class Tool extends DenoProcess {
   constructor(args: string[], stdin: "piped" | "null" = "null") {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", CLI, ...args],
-      stdin,
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).spawn();
-    const read = async (s: ReadableStream<Uint8Array>, err: boolean) => {
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-        if (err) this.stderr += chunk;
-        else this.stdout += chunk;
-        this.#check();
-      }
-    };
-    const reads = Promise.all([
-      read(this.child.stdout, false),
-      read(this.child.stderr, true),
-    ]);
-    this.#done = Promise.all([this.child.status, reads]).then(([s]) => ({
-      code: s.code,
-      stdout: this.stdout,
-      stderr: this.stderr,
-    }));
-  }
-
-  #check(): void {
-    const all = this.stdout + this.stderr;
-    this.#waiters = this.#waiters.filter((w) => {
-      if (!w.re.test(all)) return true;
-      w.resolve();
-      return false;
-    });
+    super([CLI, ...args], { stdin });
   }
 
   /** Resolves once stdout+stderr match `re` (bounded). */
-  waitFor(re: RegExp, ms = 10_000): Promise<void> {
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#waiters.push({ re, resolve });
-    this.#check();
-    return within(promise, ms, `output matching ${re}:\n${this.stderr}`);
-  }
-
-  /** Writes `text` to stdin and closes it. */
-  async input(text: string): Promise<void> {
-    const w = this.child.stdin.getWriter();
-    await w.write(enc.encode(text));
-    await w.close();
+  async waitFor(re: RegExp, ms = 10_000): Promise<void> {
+    const what = `output matching ${re}:\n${this.stderr}`;
+    await this.waitForOutput(re, "all", ms, what);
   }
 
   /** The exit status and output (bounded). */
-  result(
-    ms = 15_000,
-  ): Promise<{ code: number; stdout: string; stderr: string }> {
-    return within(this.#done, ms, `kite to exit:\n${this.stderr}`);
-  }
-
-  async kill(): Promise<void> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await this.#done;
+  result(ms = 15_000): Promise<ProcessResult> {
+    return this.exit(ms, `kite to exit:\n${this.stderr}`);
   }
 }
 

@@ -9,69 +9,30 @@ import { Client, type Message } from "../client/mod.ts";
 import { Broker } from "../broker/mod.ts";
 import { MOSQUITTO } from "./client_helpers.ts";
 import { within } from "./client_helpers.ts";
+import { DenoProcess, type ProcessResult } from "./_subprocess.ts";
 
 const EXAMPLES = new URL("../examples/", import.meta.url);
 
 /** A running example, its output collected. */
-class Example {
-  readonly child: Deno.ChildProcess;
-  stdout = "";
-  stderr = "";
-  #done: Promise<{ code: number; stdout: string; stderr: string }>;
-  #waiters: { re: RegExp; resolve(m: RegExpMatchArray): void }[] = [];
-
+class Example extends DenoProcess {
   constructor(name: string, env: Record<string, string>) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", new URL(`${name}.ts`, EXAMPLES).pathname],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", ...env },
-    }).spawn();
-    const read = async (s: ReadableStream<Uint8Array>, err: boolean) => {
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-        if (err) this.stderr += chunk;
-        else this.stdout += chunk;
-        this.#check();
-      }
-    };
-    const reads = Promise.all([
-      read(this.child.stdout, false),
-      read(this.child.stderr, true),
-    ]);
-    this.#done = Promise.all([this.child.status, reads]).then(([s]) => ({
-      code: s.code,
-      stdout: this.stdout,
-      stderr: this.stderr,
-    }));
-  }
-
-  #check(): void {
-    this.#waiters = this.#waiters.filter((w) => {
-      const m = this.stdout.match(w.re);
-      if (!m) return true;
-      w.resolve(m);
-      return false;
-    });
+    super([new URL(`${name}.ts`, EXAMPLES).pathname], { env });
   }
 
   /** Resolves with the match once stdout matches `re` (bounded). */
   waitFor(re: RegExp, ms = 15_000): Promise<RegExpMatchArray> {
-    const { promise, resolve } = Promise.withResolvers<RegExpMatchArray>();
-    this.#waiters.push({ re, resolve });
-    this.#check();
-    return within(
-      promise,
+    return this.waitForOutput(
+      re,
+      "stdout",
       ms,
       `stdout matching ${re}:\n${this.stdout}\n${this.stderr}`,
     );
   }
 
   /** Waits for the exit (bounded); kills it if it does not come. */
-  async result(ms = 20_000) {
+  async result(ms = 20_000): Promise<ProcessResult> {
     try {
-      return await within(
-        this.#done,
+      return await this.exit(
         ms,
         `the example to exit:\n${this.stdout}\n${this.stderr}`,
       );
@@ -79,13 +40,6 @@ class Example {
       await this.kill();
       throw e;
     }
-  }
-
-  async kill(): Promise<void> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await this.#done;
   }
 }
 
