@@ -23,24 +23,29 @@ interface BrokerProcess {
   drained: Promise<void>;
 }
 
+/** `deno run` arguments of `broker/main.ts` on a free port, persisting in `dir`. */
+function brokerArgs(dir: string): string[] {
+  return [
+    "run",
+    "-A",
+    "--config",
+    CONFIG,
+    MAIN,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--persistence-path",
+    dir,
+    "--sys-interval",
+    "0",
+  ];
+}
+
 /** Starts `broker/main.ts` on a free port with persistence in `dir`. */
 async function startBroker(dir: string): Promise<BrokerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      "--config",
-      CONFIG,
-      MAIN,
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--persistence-path",
-      dir,
-      "--sys-interval",
-      "0",
-    ],
+    args: brokerArgs(dir),
     stdout: "piped",
     stderr: "piped",
   }).spawn();
@@ -437,21 +442,7 @@ Deno.test("broker/main.ts refuses a persistence directory another broker holds",
   const first = await startBroker(dir);
   try {
     const second = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        "--config",
-        CONFIG,
-        MAIN,
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--persistence-path",
-        dir,
-        "--sys-interval",
-        "0",
-      ],
+      args: brokerArgs(dir),
       stdout: "piped",
       stderr: "piped",
     }).output();
