@@ -4,66 +4,30 @@
  */
 
 import assert from "node:assert/strict";
-import mqtt from "mqtt";
 import type { Broker } from "../broker/mod.ts";
-import { startBroker, withTimeout } from "./_helpers.ts";
+import { startBroker } from "./_helpers.ts";
+import { endMqttjs, type MqttjsConnection, openMqttjs } from "./_mqttjs.ts";
 
-type Client = ReturnType<typeof mqtt.connect>;
 type Msg = { topic: string; payload: string; qos: number; retain: boolean };
 
-async function open(
+function open(
   broker: Broker,
   version: 4 | 5,
   options: Record<string, unknown> = {},
-): Promise<{ client: Client; messages: Msg[]; next: () => Promise<Msg> }> {
-  const client = mqtt.connect({
-    host: "127.0.0.1",
-    port: broker.addr.port,
-    protocolVersion: version,
-    reconnectPeriod: 0,
-    keepalive: 0,
-    ...options,
-  });
-  const messages: Msg[] = [];
-  let wake: (() => void) | undefined;
-  client.on("message", (topic, payload, packet) => {
-    messages.push({
+): Promise<MqttjsConnection<Msg>> {
+  return openMqttjs(
+    broker,
+    { protocolVersion: version, ...options },
+    (topic, payload, packet) => ({
       topic,
       payload: payload.toString(),
       qos: packet.qos,
       retain: packet.retain,
-    });
-    wake?.();
-  });
-  await withTimeout(
-    new Promise<void>((resolve, reject) => {
-      client.once("connect", () => resolve());
-      client.once("error", reject);
     }),
-    3000,
-    "MQTT.js connect",
   );
-  const next = () =>
-    withTimeout(
-      (async () => {
-        while (messages.length === 0) {
-          await new Promise<void>((r) => wake = r);
-        }
-        return messages.shift()!;
-      })(),
-      3000,
-      "an MQTT.js message",
-    );
-  return { client, messages, next };
 }
 
-function end(client: Client, force = false): Promise<void> {
-  return withTimeout(
-    new Promise<void>((r) => client.end(force, {}, () => r())),
-    3000,
-    "MQTT.js end",
-  );
-}
+const end = endMqttjs;
 
 for (const version of [4, 5] as const) {
   Deno.test(`MQTT.js v${version}: publish and subscribe at QoS 0, 1 and 2`, async () => {

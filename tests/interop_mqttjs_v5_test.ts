@@ -8,11 +8,15 @@
 
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import mqtt from "mqtt";
 import type { Broker } from "../broker/mod.ts";
 import { startBroker, withTimeout } from "./_helpers.ts";
+import {
+  endMqttjs,
+  type MqttjsClient,
+  type MqttjsConnection,
+  openMqttjs,
+} from "./_mqttjs.ts";
 
-type Client = ReturnType<typeof mqtt.connect>;
 interface Msg {
   topic: string;
   payload: string;
@@ -21,57 +25,24 @@ interface Msg {
   properties: Record<string, any> | undefined;
 }
 
-async function open(
+function open(
   broker: Broker,
   options: Record<string, unknown> = {},
-): Promise<{ client: Client; next: () => Promise<Msg>; messages: Msg[] }> {
-  const client = mqtt.connect({
-    host: "127.0.0.1",
-    port: broker.addr.port,
-    protocolVersion: 5,
-    reconnectPeriod: 0,
-    keepalive: 0,
-    ...options,
-  });
-  const messages: Msg[] = [];
-  let wake: (() => void) | undefined;
-  client.on("message", (topic, payload, packet) => {
-    messages.push({
+): Promise<MqttjsConnection<Msg>> {
+  return openMqttjs(
+    broker,
+    { protocolVersion: 5, ...options },
+    (topic, payload, packet) => ({
       topic,
       payload: payload.toString(),
       qos: packet.qos,
       properties: packet.properties as Msg["properties"],
-    });
-    wake?.();
-  });
-  await withTimeout(
-    new Promise<void>((resolve, reject) => {
-      client.once("connect", () => resolve());
-      client.once("error", reject);
     }),
-    3000,
-    "MQTT.js connect",
   );
-  const next = () =>
-    withTimeout(
-      (async () => {
-        while (messages.length === 0) {
-          await new Promise<void>((r) => wake = r);
-        }
-        return messages.shift()!;
-      })(),
-      3000,
-      "an MQTT.js message",
-    );
-  return { client, next, messages };
 }
 
-function end(client: Client): Promise<void> {
-  return withTimeout(
-    new Promise<void>((r) => client.end(false, {}, () => r())),
-    3000,
-    "MQTT.js end",
-  );
+function end(client: MqttjsClient): Promise<void> {
+  return endMqttjs(client);
 }
 
 Deno.test("MQTT.js v5: topic aliases to Kite (manual and autoUseTopicAlias) and from Kite (topicAliasMaximum)", async () => {
