@@ -10,8 +10,10 @@ import type {
   ConnackPacket,
   ConnectPacket,
   Packet,
+  Properties,
   ProtocolVersion,
   PublishPacket,
+  QoS,
 } from "../codec/packet.ts";
 
 /** Starts a broker on 127.0.0.1, port 0, $SYS off unless given. */
@@ -258,4 +260,50 @@ export function bytes(s: string): Uint8Array {
 /** A string from UTF-8 bytes. */
 export function text(b: Uint8Array): string {
   return new TextDecoder().decode(b);
+}
+
+/**
+ * A PUBLISH from the client: `payload` as text or bytes, QoS 0 and no
+ * retain unless given; the packet id (default 1) only for QoS > 0, the
+ * properties only when given.
+ */
+export function publishPacket(
+  topic: string,
+  payload: string | Uint8Array,
+  options: {
+    qos?: QoS | undefined;
+    retain?: boolean | undefined;
+    packetId?: number | undefined;
+    properties?: Properties | undefined;
+  } = {},
+): PublishPacket {
+  const qos = options.qos ?? 0;
+  const p: PublishPacket = {
+    type: "publish",
+    topic,
+    payload: typeof payload === "string" ? bytes(payload) : payload,
+    qos,
+    retain: options.retain ?? false,
+    dup: false,
+  };
+  if (qos > 0) p.packetId = options.packetId ?? 1;
+  if (options.properties !== undefined) p.properties = options.properties;
+  return p;
+}
+
+/**
+ * Subscribes `client` to one filter (packet id 1) and waits (bounded) for
+ * the SUBACK; resolves with its reason codes.
+ */
+export async function subscribeOne(
+  client: RawClient,
+  filter: string,
+  qos: QoS,
+): Promise<number[]> {
+  await client.send({
+    type: "subscribe",
+    packetId: 1,
+    subscriptions: [{ filter, qos }],
+  });
+  return (await client.expect("suback")).reasonCodes;
 }

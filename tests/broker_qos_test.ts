@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Broker } from "../broker/mod.ts";
 import type { ProtocolVersion, PublishPacket, QoS } from "../codec/packet.ts";
 import { ReasonCode } from "../codec/reason_code.ts";
-import { bytes, RawClient, startBroker, text } from "./_helpers.ts";
+import { publishPacket, RawClient, startBroker, text } from "./_helpers.ts";
 
 async function subscriber(
   broker: Broker,
@@ -33,16 +33,7 @@ function pub(
   qos: QoS,
   packetId?: number,
 ): PublishPacket {
-  const p: PublishPacket = {
-    type: "publish",
-    topic,
-    payload: bytes(payload),
-    qos,
-    retain: false,
-    dup: false,
-  };
-  if (qos > 0) p.packetId = packetId ?? 1;
-  return p;
+  return publishPacket(topic, payload, { qos, packetId: packetId ?? 1 });
 }
 
 Deno.test("Broker routes QoS 0, 1 and 2 end to end with each flow's acks, both versions", async () => {

@@ -10,7 +10,7 @@ import type { BrokerInit } from "../broker/mod.ts";
 import type { Broker } from "../broker/broker.ts";
 import type { PublishPacket, QoS } from "../codec/packet.ts";
 import { ReasonCode, reasonCodeName } from "../codec/reason_code.ts";
-import { bytes, RawClient, startBroker } from "./_helpers.ts";
+import { publishPacket, RawClient, startBroker } from "./_helpers.ts";
 
 function pub(
   topic: string,
@@ -19,16 +19,7 @@ function pub(
   retain = false,
   packetId = 1,
 ): PublishPacket {
-  const p: PublishPacket = {
-    type: "publish",
-    topic,
-    payload: typeof payload === "string" ? bytes(payload) : payload,
-    qos,
-    retain,
-    dup: false,
-  };
-  if (qos > 0) p.packetId = packetId;
-  return p;
+  return publishPacket(topic, payload, { qos, retain, packetId });
 }
 
 interface Row {

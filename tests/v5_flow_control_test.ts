@@ -6,7 +6,13 @@
 import assert from "node:assert/strict";
 import type { PublishPacket, QoS } from "../codec/packet.ts";
 import { ReasonCode } from "../codec/reason_code.ts";
-import { bytes, RawClient, startBroker, text } from "./_helpers.ts";
+import {
+  publishPacket,
+  RawClient,
+  startBroker,
+  subscribeOne as subscribe,
+  text,
+} from "./_helpers.ts";
 
 function pub(
   topic: string,
@@ -14,29 +20,7 @@ function pub(
   qos: QoS,
   packetId = 1,
 ): PublishPacket {
-  const p: PublishPacket = {
-    type: "publish",
-    topic,
-    payload: typeof payload === "string" ? bytes(payload) : payload,
-    qos,
-    retain: false,
-    dup: false,
-  };
-  if (qos > 0) p.packetId = packetId;
-  return p;
-}
-
-async function subscribe(
-  client: RawClient,
-  filter: string,
-  qos: QoS,
-): Promise<void> {
-  await client.send({
-    type: "subscribe",
-    packetId: 1,
-    subscriptions: [{ filter, qos }],
-  });
-  await client.expect("suback");
+  return publishPacket(topic, payload, { qos, packetId });
 }
 
 Deno.test("Broker never has more unacknowledged QoS 1/2 messages to a client than its Receive Maximum [MQTT-3.3.4-7]", async () => {

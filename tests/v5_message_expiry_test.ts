@@ -9,9 +9,10 @@
 import assert from "node:assert/strict";
 import type { Properties, PublishPacket, QoS } from "../codec/packet.ts";
 import {
-  bytes,
+  publishPacket,
   RawClient,
   startBroker,
+  subscribeOne as subscribe,
   text,
   withTimeout,
 } from "./_helpers.ts";
@@ -41,30 +42,8 @@ function pub(
   properties?: Properties,
   retain = false,
 ): PublishPacket {
-  const p: PublishPacket = {
-    type: "publish",
-    topic,
-    payload: bytes(payload),
-    qos,
-    retain,
-    dup: false,
-  };
-  if (qos > 0) p.packetId = 100 + payload.length;
-  if (properties !== undefined) p.properties = properties;
-  return p;
-}
-
-async function subscribe(
-  client: RawClient,
-  filter: string,
-  qos: QoS,
-): Promise<void> {
-  await client.send({
-    type: "subscribe",
-    packetId: 1,
-    subscriptions: [{ filter, qos }],
-  });
-  await client.expect("suback");
+  const packetId = 100 + payload.length;
+  return publishPacket(topic, payload, { qos, retain, packetId, properties });
 }
 
 Deno.test("Broker forwards the Message Expiry Interval to online subscribers [MQTT-3.3.2-6]", async () => {

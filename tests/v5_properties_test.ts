@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { encode } from "../codec/encode.ts";
 import type { Properties, PublishPacket, QoS } from "../codec/packet.ts";
 import { ReasonCode } from "../codec/reason_code.ts";
-import { bytes, RawClient, startBroker, text } from "./_helpers.ts";
+import {
+  bytes,
+  publishPacket,
+  RawClient,
+  startBroker,
+  subscribeOne as subscribe,
+  text,
+} from "./_helpers.ts";
 
 function pub(
   topic: string,
@@ -16,30 +23,7 @@ function pub(
   qos: QoS,
   properties?: Properties,
 ): PublishPacket {
-  const p: PublishPacket = {
-    type: "publish",
-    topic,
-    payload,
-    qos,
-    retain: false,
-    dup: false,
-  };
-  if (qos > 0) p.packetId = 7;
-  if (properties !== undefined) p.properties = properties;
-  return p;
-}
-
-async function subscribe(
-  client: RawClient,
-  filter: string,
-  qos: QoS,
-): Promise<void> {
-  await client.send({
-    type: "subscribe",
-    packetId: 1,
-    subscriptions: [{ filter, qos }],
-  });
-  await client.expect("suback");
+  return publishPacket(topic, payload, { qos, packetId: 7, properties });
 }
 
 function concat(chunks: Uint8Array[]): Uint8Array {

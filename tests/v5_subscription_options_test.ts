@@ -11,7 +11,7 @@ import type {
   Subscription,
 } from "../codec/packet.ts";
 import { ReasonCode } from "../codec/reason_code.ts";
-import { bytes, RawClient, startBroker, text } from "./_helpers.ts";
+import { publishPacket, RawClient, startBroker, text } from "./_helpers.ts";
 
 function pub(
   topic: string,
@@ -19,16 +19,7 @@ function pub(
   qos: QoS = 0,
   retain = false,
 ): PublishPacket {
-  const p: PublishPacket = {
-    type: "publish",
-    topic,
-    payload: bytes(payload),
-    qos,
-    retain,
-    dup: false,
-  };
-  if (qos > 0) p.packetId = 9;
-  return p;
+  return publishPacket(topic, payload, { qos, retain, packetId: 9 });
 }
 
 let nextId = 1;

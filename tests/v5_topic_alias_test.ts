@@ -13,6 +13,7 @@ import { aliasPublish } from "../broker/connection.ts";
 import { encodePublish } from "../broker/session.ts";
 import {
   bytes,
+  publishPacket,
   RawClient,
   startBroker,
   text,
@@ -25,17 +26,8 @@ function pub(
   qos: QoS = 0,
   alias?: number,
 ): PublishPacket {
-  const p: PublishPacket = {
-    type: "publish",
-    topic,
-    payload: bytes(payload),
-    qos,
-    retain: false,
-    dup: false,
-  };
-  if (qos > 0) p.packetId = 1;
-  if (alias !== undefined) p.properties = { topicAlias: alias };
-  return p;
+  const properties = alias === undefined ? undefined : { topicAlias: alias };
+  return publishPacket(topic, payload, { qos, packetId: 1, properties });
 }
 
 Deno.test("Broker advertises topicAliasMaximum in CONNACK (default 10, configurable)", async () => {
