@@ -115,3 +115,20 @@ export class DenoProcess {
     await this.done;
   }
 }
+
+/**
+ * True when the program `bin` is on PATH and answers `--help` (exit code 0
+ * or 1, as mosquitto_pub and mosquitto_sub do).
+ */
+export function hasCommand(bin: string): boolean {
+  try {
+    const r = new Deno.Command(bin, {
+      args: ["--help"],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync();
+    return r.code === 0 || r.code === 1;
+  } catch {
+    return false;
+  }
+}

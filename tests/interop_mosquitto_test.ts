@@ -7,22 +7,9 @@
 import assert from "node:assert/strict";
 import type { Broker } from "../broker/mod.ts";
 import { startBroker, withTimeout } from "./_helpers.ts";
+import { hasCommand } from "./_subprocess.ts";
 
-function has(bin: string): boolean {
-  try {
-    const r = new Deno.Command(bin, {
-      args: ["--help"],
-      stdout: "null",
-      stderr: "null",
-    })
-      .outputSync();
-    return r.code === 0 || r.code === 1;
-  } catch {
-    return false;
-  }
-}
-
-const available = has("mosquitto_pub") && has("mosquitto_sub");
+const available = hasCommand("mosquitto_pub") && hasCommand("mosquitto_sub");
 if (!available && Deno.env.get("KITE_REQUIRE_INTEROP") === "1") {
   throw new Error(
     "mosquitto_pub/mosquitto_sub not found and KITE_REQUIRE_INTEROP=1: " +
@@ -52,6 +39,16 @@ async function run(bin: string, args: string[]): Promise<string> {
     );
   }
   return text;
+}
+
+/** Runs `bin -h 127.0.0.1 -p port -V v ...args` (see `run`). */
+function runAt(
+  bin: string,
+  port: string,
+  v: string,
+  args: string[],
+): Promise<string> {
+  return run(bin, ["-h", "127.0.0.1", "-p", port, "-V", v, ...args]);
 }
 
 /** Starts mosquitto_sub and resolves once the broker holds its subscription. */
@@ -103,13 +100,7 @@ for (const [v, version] of VERSIONS) {
         "-v",
       ]);
       for (const qos of ["0", "1", "2"]) {
-        await run("mosquitto_pub", [
-          "-h",
-          "127.0.0.1",
-          "-p",
-          port,
-          "-V",
-          v,
+        await runAt("mosquitto_pub", port, v, [
           "-t",
           `mq/${qos}`,
           "-q",
@@ -131,13 +122,7 @@ for (const [v, version] of VERSIONS) {
     async fn() {
       const broker = await startBroker();
       const port = String(broker.addr.port);
-      await run("mosquitto_pub", [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        port,
-        "-V",
-        v,
+      await runAt("mosquitto_pub", port, v, [
         "-t",
         "mq/r",
         "-q",
@@ -146,13 +131,7 @@ for (const [v, version] of VERSIONS) {
         "-m",
         "kept",
       ]);
-      const out = await run("mosquitto_sub", [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        port,
-        "-V",
-        v,
+      const out = await runAt("mosquitto_sub", port, v, [
         "-t",
         "mq/#",
         "-q",
@@ -214,13 +193,7 @@ for (const [v, version] of VERSIONS) {
       const port = String(broker.addr.port);
       const id = ["-i", `mq-persist-${version}`, "-c"];
       const expiry = version === 5 ? ["-x", "60"] : [];
-      await run("mosquitto_sub", [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        port,
-        "-V",
-        v,
+      await runAt("mosquitto_sub", port, v, [
         ...id,
         ...expiry,
         "-t",
@@ -229,13 +202,7 @@ for (const [v, version] of VERSIONS) {
         "1",
         "-E",
       ]);
-      await run("mosquitto_pub", [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        port,
-        "-V",
-        v,
+      await runAt("mosquitto_pub", port, v, [
         "-t",
         "mq/q",
         "-q",
@@ -243,13 +210,7 @@ for (const [v, version] of VERSIONS) {
         "-m",
         "queued",
       ]);
-      const out = await run("mosquitto_sub", [
-        "-h",
-        "127.0.0.1",
-        "-p",
-        port,
-        "-V",
-        v,
+      const out = await runAt("mosquitto_sub", port, v, [
         ...id,
         ...expiry,
         "-t",

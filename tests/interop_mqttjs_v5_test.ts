@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import type { Broker } from "../broker/mod.ts";
 import { startBroker, withTimeout } from "./_helpers.ts";
+import { hasCommand } from "./_subprocess.ts";
 import {
   endMqttjs,
   type MqttjsClient,
@@ -141,21 +142,8 @@ Deno.test("MQTT.js v5: user properties (order kept), request/response, content t
   await broker.close();
 });
 
-function has(bin: string): boolean {
-  try {
-    const r = new Deno.Command(bin, {
-      args: ["--help"],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return r.code === 0 || r.code === 1;
-  } catch {
-    return false;
-  }
-}
-
 const REQUIRE = Deno.env.get("KITE_REQUIRE_INTEROP") === "1";
-const HAVE_SUB = has("mosquitto_sub");
+const HAVE_SUB = hasCommand("mosquitto_sub");
 if (!HAVE_SUB) {
   console.warn(
     "interop_mqttjs_v5_test: mosquitto_sub not found, skipping its shared subscription test (apt-get install mosquitto-clients)",
