@@ -280,7 +280,18 @@ Deno.test("main.ts passwd FILE USER adds a user from stdin", async () => {
   }
 });
 
-Deno.test("main.ts --password-file refuses a wrong password (v5 CONNACK 0x86)", async () => {
+/**
+ * Runs `fn` with a broker subprocess that requires the password file `file`
+ * (user alice, password s3cret); stops the broker (SIGTERM) and removes the
+ * file after.
+ */
+async function withPasswordBroker(
+  fn: (
+    broker: Awaited<ReturnType<typeof startBroker>>,
+    passwords: PasswordFile,
+    file: string,
+  ) => Promise<void>,
+): Promise<void> {
   const dir = await Deno.makeTempDir();
   const file = join(dir, "kite.passwd");
   const passwords = new PasswordFile();
@@ -292,67 +303,60 @@ Deno.test("main.ts --password-file refuses a wrong password (v5 CONNACK 0x86)", 
     "--no-allow-anonymous",
   ]);
   try {
+    await fn(broker, passwords, file);
+  } finally {
+    broker.child.kill("SIGTERM");
+    await withTimeout(broker.child.status, "broker exit");
+    await Promise.all([broker.stdout.done, broker.stderr.done]);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Connects as a v5 client with `credentials`; asserts the CONNACK's code. */
+async function assertConnack(
+  port: number,
+  credentials: { username: string; password: Uint8Array },
+  expected: number,
+): Promise<void> {
+  const client = await connectV5(port, credentials);
+  try {
+    const connack = await client.next();
+    assert.ok(connack?.type === "connack", `got ${connack?.type}`);
+    assert.equal(connack.reasonCode, expected);
+  } finally {
+    client.conn.close();
+    await client.reading;
+  }
+}
+
+Deno.test("main.ts --password-file refuses a wrong password (v5 CONNACK 0x86)", async () => {
+  await withPasswordBroker(async (broker) => {
     const enc = new TextEncoder();
     const cases: [Uint8Array, number][] = [
       [enc.encode("wrong"), ReasonCode.BadUserNameOrPassword],
       [enc.encode("s3cret"), ReasonCode.Success],
     ];
     for (const [password, expected] of cases) {
-      const client = await connectV5(broker.port, {
-        username: "alice",
-        password,
-      });
-      try {
-        const connack = await client.next();
-        assert.ok(connack?.type === "connack", `got ${connack?.type}`);
-        assert.equal(connack.reasonCode, expected);
-      } finally {
-        client.conn.close();
-        await client.reading;
-      }
+      await assertConnack(
+        broker.port,
+        { username: "alice", password },
+        expected,
+      );
     }
-  } finally {
-    broker.child.kill("SIGTERM");
-    await withTimeout(broker.child.status, "broker exit");
-    await Promise.all([broker.stdout.done, broker.stderr.done]);
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("main.ts reloads the password file on SIGHUP", async () => {
-  const dir = await Deno.makeTempDir();
-  const file = join(dir, "kite.passwd");
-  const passwords = new PasswordFile();
-  await passwords.setUser("alice", "s3cret");
-  await passwords.save(file);
-  const broker = await startBroker([
-    "--password-file",
-    file,
-    "--no-allow-anonymous",
-  ]);
-  try {
+  await withPasswordBroker(async (broker, passwords, file) => {
     await passwords.setUser("bob", "hunter2");
     await passwords.save(file);
     broker.child.kill("SIGHUP");
     await broker.stdout.waitFor(/SIGHUP: password and ACL files reloaded/);
-    const client = await connectV5(broker.port, {
+    await assertConnack(broker.port, {
       username: "bob",
       password: new TextEncoder().encode("hunter2"),
-    });
-    try {
-      const connack = await client.next();
-      assert.ok(connack?.type === "connack", `got ${connack?.type}`);
-      assert.equal(connack.reasonCode, ReasonCode.Success);
-    } finally {
-      client.conn.close();
-      await client.reading;
-    }
-  } finally {
-    broker.child.kill("SIGTERM");
-    await withTimeout(broker.child.status, "broker exit");
-    await Promise.all([broker.stdout.done, broker.stderr.done]);
-    await Deno.remove(dir, { recursive: true });
-  }
+    }, ReasonCode.Success);
+  });
 });
 
 Deno.test("main.ts persists by default and lets flags override the config file", async () => {
