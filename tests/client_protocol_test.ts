@@ -39,6 +39,18 @@ async function accept(
   } as Packet);
 }
 
+/** A broker that accepts every connection and closes the first one. */
+function closesFirstConnection(): FakeBroker {
+  let first = true;
+  return new FakeBroker(async (c) => {
+    await accept(c);
+    if (first) {
+      first = false;
+      c.close();
+    }
+  });
+}
+
 function publish(
   topic: string,
   payload: string,
@@ -323,14 +335,7 @@ Deno.test("Client reports the broker's DISCONNECT reason and does not reconnect 
 });
 
 Deno.test("Client gives up after reconnect.maxAttempts and rejects what is pending", async () => {
-  let first = true;
-  const broker = new FakeBroker(async (c) => {
-    await accept(c);
-    if (first) {
-      first = false;
-      c.close();
-    }
-  });
+  const broker = closesFirstConnection();
   const client = new Client({
     port: broker.port,
     reconnect: { ...FAST, maxAttempts: 2 },
@@ -423,14 +428,7 @@ Deno.test("Client.connect() rejects with TimeoutError when no CONNACK comes", as
 });
 
 Deno.test("Client.disconnect() while waiting to reconnect stops and rejects what is queued", async () => {
-  let first = true;
-  const broker = new FakeBroker(async (c) => {
-    await accept(c);
-    if (first) {
-      first = false;
-      c.close();
-    }
-  });
+  const broker = closesFirstConnection();
   const client = new Client({
     port: broker.port,
     reconnect: { initialDelay: 60_000, maxDelay: 60_000 },
