@@ -16,6 +16,7 @@ import {
   QuotaExceededError,
 } from "../codec/errors.ts";
 import { ClientOfflineError, TimeoutError } from "./client.ts";
+import type { ClientEvents } from "./client.ts";
 
 // Int32 words of the control buffer.
 /** Incremented (and notified) by the worker on every reply or message. */
@@ -42,6 +43,16 @@ export const DROPPED = 9;
 export const RING_COUNT = 10;
 /** Size of the control buffer, in Int32 words. */
 export const CTRL_WORDS = 16;
+
+/** The client events the worker forwards to the calling thread. */
+export const CLIENT_EVENT_NAMES = [
+  "connect",
+  "disconnect",
+  "reconnect",
+  "offline",
+  "close",
+  "error",
+] as const satisfies readonly (keyof ClientEvents)[];
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();

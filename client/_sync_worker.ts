@@ -27,6 +27,7 @@ import type { QoS, UserProperty } from "../codec/packet.ts";
 import { MqttError } from "../codec/errors.ts";
 import { ReasonCode } from "../codec/reason_code.ts";
 import {
+  CLIENT_EVENT_NAMES,
   CONNECTED,
   DROPPED,
   errorToData,
@@ -186,15 +187,7 @@ function wake(): void {
 }
 
 function forwardEvents(): void {
-  const names: (keyof ClientEvents)[] = [
-    "connect",
-    "disconnect",
-    "reconnect",
-    "offline",
-    "close",
-    "error",
-  ];
-  for (const name of names) {
+  for (const name of CLIENT_EVENT_NAMES) {
     client.on(name, (event: ClientEvents[typeof name]) => {
       if (name === "connect") Atomics.store(ctrl, CONNECTED, 1);
       if (name === "disconnect" || name === "close") {

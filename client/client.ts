@@ -1443,15 +1443,7 @@ export class Client {
         new ClientOfflineError("offline: QoS 0 message not queued"),
       );
     }
-    if (!this.#state.enqueue(entry)) {
-      return Promise.reject(
-        new QuotaExceededError(
-          `the queue is full (${this.#state.maxQueued} requests waiting)`,
-        ),
-      );
-    }
-    this.#pump();
-    return promise;
+    return this.#enqueue(entry, promise);
   }
 
   // ---------------------------------------------------------- subscribe
@@ -1611,6 +1603,22 @@ export class Client {
     if (list.length === 0) this.#handlerKeysByFilter.delete(filter);
   }
 
+  /**
+   * Queues `entry` and sends what may go now; `promise` is its outcome.
+   * Rejects with 0x97 instead when the queue is full.
+   */
+  #enqueue<T>(entry: Entry, promise: Promise<T>): Promise<T> {
+    if (!this.#state.enqueue(entry)) {
+      return Promise.reject(
+        new QuotaExceededError(
+          `the queue is full (${this.#state.maxQueued} requests waiting)`,
+        ),
+      );
+    }
+    this.#pump();
+    return promise;
+  }
+
   #request<T>(
     make: (resolve: (v: T) => void, reject: (e: Error) => void) => Entry,
   ): Promise<T> {
@@ -1621,15 +1629,7 @@ export class Client {
     }
     const { promise, resolve, reject } = Promise.withResolvers<T>();
     const entry = make(resolve, reject);
-    if (!this.#state.enqueue(entry)) {
-      return Promise.reject(
-        new QuotaExceededError(
-          `the queue is full (${this.#state.maxQueued} requests waiting)`,
-        ),
-      );
-    }
-    this.#pump();
-    return promise;
+    return this.#enqueue(entry, promise);
   }
 
   #resubscribe(): void {

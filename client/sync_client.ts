@@ -34,6 +34,7 @@ import { addToList, ListenerLists } from "./_listeners.ts";
 import type { PublishResult } from "./state.ts";
 import { parseSharedSubscription, TopicMatcher } from "../codec/topic.ts";
 import {
+  CLIENT_EVENT_NAMES,
   CONNECTED,
   CTRL_WORDS,
   dataToError,
@@ -81,15 +82,6 @@ export interface CallOptions {
 }
 
 type Handler = { filter: string; fn: MessageHandler };
-
-const EVENT_NAMES = [
-  "connect",
-  "disconnect",
-  "reconnect",
-  "offline",
-  "close",
-  "error",
-] as const;
 
 /**
  * A blocking MQTT 3.1.1/5.0 client. `connect()`, `publish()`,
@@ -436,7 +428,7 @@ export class SyncClient implements Disposable {
       return;
     }
     const name = m.name as keyof ClientEvents;
-    if (!EVENT_NAMES.includes(name)) return;
+    if (!CLIENT_EVENT_NAMES.includes(name)) return;
     let event = m.event as Record<string, unknown>;
     if (name === "error") {
       event = dataToError(event as unknown as ErrorData) as never;
