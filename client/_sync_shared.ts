@@ -102,69 +102,63 @@ export function unpack(bytes: Uint8Array): unknown {
   });
 }
 
+/** One end of the message ring: the shared control words and ring bytes. */
+abstract class RingEnd {
+  protected readonly ctrl: Int32Array;
+  protected readonly ring: Uint8Array;
+  /** Scratch for a record's u32 length. */
+  protected readonly len = new Uint8Array(4);
+
+  /** Wraps the shared control words and ring bytes. */
+  constructor(ctrl: Int32Array, ring: Uint8Array) {
+    this.ctrl = ctrl;
+    this.ring = ring;
+  }
+}
+
 /**
  * The producer side of the message ring (the worker). Records are
  * `[u32 length][bytes]`, wrapping around the end of the buffer.
  */
-export class RingWriter {
-  #ctrl: Int32Array;
-  #ring: Uint8Array;
-  #len = new Uint8Array(4);
-
-  /** Wraps the shared control words and ring bytes. */
-  constructor(ctrl: Int32Array, ring: Uint8Array) {
-    this.#ctrl = ctrl;
-    this.#ring = ring;
-  }
-
+export class RingWriter extends RingEnd {
   /** The ring's capacity in bytes. */
   get capacity(): number {
-    return this.#ring.length;
+    return this.ring.length;
   }
 
   /** Appends a record; false when it does not fit now. */
   tryWrite(record: Uint8Array): boolean {
     const need = 4 + record.length;
-    const cap = this.#ring.length;
-    if (cap - Atomics.load(this.#ctrl, RING_USED) < need) return false;
-    let tail = Atomics.load(this.#ctrl, RING_TAIL);
-    new DataView(this.#len.buffer).setUint32(0, record.length);
-    tail = copyIn(this.#ring, tail, this.#len);
-    tail = copyIn(this.#ring, tail, record);
-    Atomics.store(this.#ctrl, RING_TAIL, tail);
-    Atomics.add(this.#ctrl, RING_COUNT, 1);
-    Atomics.add(this.#ctrl, RING_USED, need); // publishes the bytes above
-    Atomics.add(this.#ctrl, SIGNAL, 1);
-    Atomics.notify(this.#ctrl, SIGNAL);
+    const cap = this.ring.length;
+    if (cap - Atomics.load(this.ctrl, RING_USED) < need) return false;
+    let tail = Atomics.load(this.ctrl, RING_TAIL);
+    new DataView(this.len.buffer).setUint32(0, record.length);
+    tail = copyIn(this.ring, tail, this.len);
+    tail = copyIn(this.ring, tail, record);
+    Atomics.store(this.ctrl, RING_TAIL, tail);
+    Atomics.add(this.ctrl, RING_COUNT, 1);
+    Atomics.add(this.ctrl, RING_USED, need); // publishes the bytes above
+    Atomics.add(this.ctrl, SIGNAL, 1);
+    Atomics.notify(this.ctrl, SIGNAL);
     return true;
   }
 }
 
 /** The consumer side of the message ring (the calling thread). */
-export class RingReader {
-  #ctrl: Int32Array;
-  #ring: Uint8Array;
-  #len = new Uint8Array(4);
-
-  /** Wraps the shared control words and ring bytes. */
-  constructor(ctrl: Int32Array, ring: Uint8Array) {
-    this.#ctrl = ctrl;
-    this.#ring = ring;
-  }
-
+export class RingReader extends RingEnd {
   /** Takes the next record (a copy), or undefined when the ring is empty. */
   read(): Uint8Array | undefined {
-    if (Atomics.load(this.#ctrl, RING_USED) === 0) return undefined;
-    let head = Atomics.load(this.#ctrl, RING_HEAD);
-    head = copyOut(this.#ring, head, this.#len);
-    const n = new DataView(this.#len.buffer).getUint32(0);
+    if (Atomics.load(this.ctrl, RING_USED) === 0) return undefined;
+    let head = Atomics.load(this.ctrl, RING_HEAD);
+    head = copyOut(this.ring, head, this.len);
+    const n = new DataView(this.len.buffer).getUint32(0);
     const out = new Uint8Array(n);
-    head = copyOut(this.#ring, head, out);
-    Atomics.store(this.#ctrl, RING_HEAD, head);
-    Atomics.sub(this.#ctrl, RING_COUNT, 1);
-    Atomics.sub(this.#ctrl, RING_USED, 4 + n);
-    Atomics.add(this.#ctrl, READS, 1);
-    Atomics.notify(this.#ctrl, READS);
+    head = copyOut(this.ring, head, out);
+    Atomics.store(this.ctrl, RING_HEAD, head);
+    Atomics.sub(this.ctrl, RING_COUNT, 1);
+    Atomics.sub(this.ctrl, RING_USED, 4 + n);
+    Atomics.add(this.ctrl, READS, 1);
+    Atomics.notify(this.ctrl, READS);
     return out;
   }
 }
