@@ -174,13 +174,7 @@ Deno.test("Broker bounds an offline queue by maxQueuedMessages, dropping the old
 
 Deno.test("Broker rebuilds sessions, subscriptions, queues and retained messages from its store", async () => {
   const store = new MemoryStore();
-  const b1 = new Broker({
-    host: "127.0.0.1",
-    port: 0,
-    sysInterval: 0,
-    store,
-  });
-  await b1.listen();
+  const b1 = await startBroker({ store });
   const a = await RawClient.connect(b1.addr.port, conn("durable", false));
   await a.client.send({
     type: "subscribe",
@@ -206,13 +200,7 @@ Deno.test("Broker rebuilds sessions, subscriptions, queues and retained messages
   await p.disconnect();
   await b1.close();
 
-  const b2 = new Broker({
-    host: "127.0.0.1",
-    port: 0,
-    sysInterval: 0,
-    store,
-  });
-  await b2.listen();
+  const b2 = await startBroker({ store });
   assert.equal(b2.retainedCount, 1);
   const r = await RawClient.connect(b2.addr.port, conn("durable", false));
   assert.equal(r.connack.sessionPresent, true);

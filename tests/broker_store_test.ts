@@ -1,8 +1,8 @@
 /** The broker's use of its Store: acks gated by commits, group commit, reload. */
 
 import assert from "node:assert/strict";
-import { Broker, MemoryStore } from "../broker/mod.ts";
-import { bytes, RawClient } from "./_helpers.ts";
+import { MemoryStore } from "../broker/mod.ts";
+import { bytes, RawClient, startBroker, subscribeOne } from "./_helpers.ts";
 
 /** A MemoryStore whose commits wait until `release()` and are counted. */
 class GatedStore extends MemoryStore {
@@ -22,24 +22,13 @@ class GatedStore extends MemoryStore {
 
 Deno.test("Broker acknowledges a QoS 1/2 PUBLISH to a persistent session only after the store commit, one commit per batch", async () => {
   const store = new GatedStore();
-  const broker = new Broker({
-    host: "127.0.0.1",
-    port: 0,
-    sysInterval: 0,
-    store,
-  });
-  await broker.listen();
+  const broker = await startBroker({ store });
   const port = broker.addr.port;
   const s = await RawClient.connect(port, {
     clientId: "durable",
     cleanStart: false,
   });
-  await s.client.send({
-    type: "subscribe",
-    packetId: 1,
-    subscriptions: [{ filter: "g/#", qos: 1 }],
-  });
-  await s.client.expect("suback");
+  await subscribeOne(s.client, "g/#", 1);
   const { client: p } = await RawClient.connect(port, { clientId: "gp" });
   store.commits = 0;
   const n = 50;
@@ -75,22 +64,11 @@ Deno.test("Broker acknowledges a QoS 1/2 PUBLISH to a persistent session only af
 
 Deno.test("Broker acknowledges at once when nothing durable changed (clean sessions only)", async () => {
   const store = new GatedStore();
-  const broker = new Broker({
-    host: "127.0.0.1",
-    port: 0,
-    sysInterval: 0,
-    store,
-  });
-  await broker.listen();
+  const broker = await startBroker({ store });
   const { client: s } = await RawClient.connect(broker.addr.port, {
     clientId: "clean",
   });
-  await s.send({
-    type: "subscribe",
-    packetId: 1,
-    subscriptions: [{ filter: "c", qos: 1 }],
-  });
-  await s.expect("suback");
+  await subscribeOne(s, "c", 1);
   const { client: p } = await RawClient.connect(broker.addr.port, {
     clientId: "cp",
   });

@@ -6,9 +6,8 @@
 
 import assert from "node:assert/strict";
 import { Client, type Message } from "../client/mod.ts";
-import { Broker } from "../broker/mod.ts";
-import { MOSQUITTO } from "./client_helpers.ts";
-import { within } from "./client_helpers.ts";
+import { MOSQUITTO, within } from "./client_helpers.ts";
+import { startBroker } from "./_helpers.ts";
 import { DenoProcess, type ProcessResult } from "./_subprocess.ts";
 
 const EXAMPLES = new URL("../examples/", import.meta.url);
@@ -46,8 +45,7 @@ class Example extends DenoProcess {
 async function withBroker(
   fn: (port: number) => Promise<void>,
 ): Promise<void> {
-  const broker = new Broker({ host: "127.0.0.1", port: 0, sysInterval: 0 });
-  await broker.listen();
+  const broker = await startBroker();
   try {
     await fn(broker.addr.port);
   } finally {
