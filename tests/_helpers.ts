@@ -3,6 +3,7 @@
  * factory. Every wait is bounded by a timeout.
  */
 
+import assert from "node:assert/strict";
 import { Broker, type BrokerInit } from "../broker/mod.ts";
 import { encode } from "../codec/encode.ts";
 import { PacketDecoder } from "../codec/decode.ts";
@@ -224,6 +225,22 @@ export class RawClient {
   /** Waits until the broker closes the connection. */
   async waitClosed(ms = 3000): Promise<void> {
     await withTimeout(this.closed, ms, "the connection to close");
+  }
+
+  /**
+   * The next packet of type `type` (the CONNACK or DISCONNECT that ends the
+   * connection), asserted to carry `reasonCode`; then waits until the
+   * broker closes the connection.
+   */
+  async expectClosedWith<T extends "connack" | "disconnect">(
+    type: T,
+    reasonCode: number,
+  ): Promise<PacketOf<T>> {
+    const p = await this.expect(type);
+    const ending = p as PacketOf<"connack"> | PacketOf<"disconnect">;
+    assert.equal(ending.reasonCode, reasonCode);
+    await this.waitClosed();
+    return p;
   }
 
   /** Whether the broker closed the connection. */

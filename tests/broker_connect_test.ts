@@ -49,9 +49,7 @@ Deno.test("Broker answers an unsupported protocol level with CONNACK 0x01 and cl
       0x00,
     ]),
   );
-  const connack = await client.expect("connack");
-  assert.equal(connack.reasonCode, 0x01);
-  await client.waitClosed();
+  await client.expectClosedWith("connack", 0x01);
   await client.close();
   await broker.close();
 });
@@ -144,9 +142,10 @@ Deno.test("Broker takes over a connected client id: v5 DISCONNECT 0x8E to the ol
     clientId: "dup",
   });
   assert.equal(new5.connack.reasonCode, 0);
-  const d = await old5.client.expect("disconnect");
-  assert.equal(d.reasonCode, ReasonCode.SessionTakenOver);
-  await old5.client.waitClosed();
+  await old5.client.expectClosedWith(
+    "disconnect",
+    ReasonCode.SessionTakenOver,
+  );
   // 3.1.1: the old connection is closed.
   const old4 = await RawClient.connect(port, { clientId: "dup4" });
   const new4 = await RawClient.connect(port, { clientId: "dup4" });
@@ -308,9 +307,10 @@ Deno.test("Broker.close() sends v5 clients DISCONNECT 0x8B and closes 3.1.1 clie
   });
   const v4 = await RawClient.connect(broker.addr.port, { clientId: "bye4" });
   const closing = broker.close();
-  const d = await v5.client.expect("disconnect");
-  assert.equal(d.reasonCode, ReasonCode.ServerShuttingDown);
-  await v5.client.waitClosed();
+  await v5.client.expectClosedWith(
+    "disconnect",
+    ReasonCode.ServerShuttingDown,
+  );
   await v4.client.waitClosed();
   await closing;
   await v5.client.close();

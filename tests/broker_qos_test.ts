@@ -104,9 +104,10 @@ Deno.test("Broker grants at most maxQos and refuses a v5 PUBLISH above it with D
   });
   assert.deepEqual((await client.expect("suback")).reasonCodes, [1]);
   await client.send(pub("a", "x", 2, 9));
-  const d = await client.expect("disconnect");
-  assert.equal(d.reasonCode, ReasonCode.QoSNotSupported);
-  await client.waitClosed();
+  await client.expectClosedWith(
+    "disconnect",
+    ReasonCode.QoSNotSupported,
+  );
   await client.close();
   await broker.close();
 });

@@ -144,9 +144,7 @@ Deno.test("Broker accepts only AUTH or DISCONNECT before CONNACK during an excha
     retain: false,
     dup: false,
   });
-  const connack = await c.expect("connack");
-  assert.equal(connack.reasonCode, ReasonCode.ProtocolError);
-  await c.waitClosed();
+  await c.expectClosedWith("connack", ReasonCode.ProtocolError);
   await c.close();
   await broker.close();
 });
@@ -233,9 +231,10 @@ Deno.test("Broker answers AUTH with another method with DISCONNECT 0x82 [MQTT-4.
     },
   });
   await client.send(auth(ReasonCode.ReAuthenticate, "good:a", "OTHER"));
-  const d = await client.expect("disconnect");
-  assert.equal(d.reasonCode, ReasonCode.ProtocolError);
-  await client.waitClosed();
+  await client.expectClosedWith(
+    "disconnect",
+    ReasonCode.ProtocolError,
+  );
   await client.close();
   await broker.close();
 });

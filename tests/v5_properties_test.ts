@@ -67,9 +67,10 @@ Deno.test("Broker refuses payload format indicator 1 with a non-UTF-8 payload: P
   // Neither refused message was routed.
   await sub.client.expectNothing((x) => x.type === "publish");
   await p.client.send(pub("pf/4", NOT_UTF8, 0, bad));
-  const d = await p.client.expect("disconnect");
-  assert.equal(d.reasonCode, ReasonCode.PayloadFormatInvalid);
-  await p.client.waitClosed();
+  await p.client.expectClosedWith(
+    "disconnect",
+    ReasonCode.PayloadFormatInvalid,
+  );
   await p.client.close();
   await sub.client.disconnect();
   await broker.close();

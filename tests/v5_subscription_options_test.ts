@@ -165,9 +165,7 @@ Deno.test("Broker refuses No Local on a shared subscription with DISCONNECT 0x82
     packetId: 1,
     subscriptions: [{ filter: "$share/g/t", qos: 0, noLocal: true }],
   });
-  const d = await c.client.expect("disconnect");
-  assert.equal(d.reasonCode, ReasonCode.ProtocolError);
-  await c.client.waitClosed();
+  await c.client.expectClosedWith("disconnect", ReasonCode.ProtocolError);
   await c.client.close();
   await broker.close();
 });

@@ -71,9 +71,10 @@ Deno.test("Broker resolves client topic aliases per connection: set, use, replac
   // Another connection does not share the mapping: alias 1 is unknown there.
   const q = await RawClient.connect(port, { protocolVersion: 5 });
   await q.client.send(pub("", "x", 0, 1));
-  const d = await q.client.expect("disconnect");
-  assert.equal(d.reasonCode, ReasonCode.ProtocolError);
-  await q.client.waitClosed();
+  await q.client.expectClosedWith(
+    "disconnect",
+    ReasonCode.ProtocolError,
+  );
   for (const c of [sub, p, q]) await c.client.close();
   await broker.close();
 });
@@ -111,9 +112,10 @@ Deno.test("Broker answers an empty topic with an unknown alias with DISCONNECT 0
   const broker = await startBroker();
   const c = await RawClient.connect(broker.addr.port, { protocolVersion: 5 });
   await c.client.send(pub("", "x", 1, 4));
-  const d = await c.client.expect("disconnect");
-  assert.equal(d.reasonCode, ReasonCode.ProtocolError);
-  await c.client.waitClosed();
+  await c.client.expectClosedWith(
+    "disconnect",
+    ReasonCode.ProtocolError,
+  );
   await c.client.close();
   await broker.close();
 });
