@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { MqttError } from "../codec/errors.ts";
 import { ReasonCode } from "../codec/reason_code.ts";
+import { prng } from "./codec_random_gen.ts";
 import {
   hasWildcard,
   isValidTopicFilter,
@@ -534,18 +535,6 @@ function naiveMatch(filter: string, topic: string): boolean {
     if (f[i] !== "+" && f[i] !== t[i]) return false;
   }
   return f.length === t.length;
-}
-
-/** mulberry32: a small seeded PRNG so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const LEVELS = ["a", "b", "c", "", "$x", "$SYS", "ab"];
