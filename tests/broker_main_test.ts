@@ -91,28 +91,31 @@ class TextCollector {
   }
 }
 
-/** A broker subprocess started on 127.0.0.1 port 0 without persistence. */
-async function startBroker(extra: string[] = []) {
+/** Spawns `main.ts ...args` (stdin closed), its output collected. */
+function spawnMain(args: string[]) {
   const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "run",
-      "-A",
-      MAIN,
-      "--host",
-      "127.0.0.1",
-      "--port",
-      "0",
-      "--enable-persistence=false",
-      "--sys-interval",
-      "0",
-      ...extra,
-    ],
+    args: ["run", "-A", MAIN, ...args],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
   }).spawn();
   const stdout = new TextCollector(child.stdout);
   const stderr = new TextCollector(child.stderr);
+  return { child, stdout, stderr };
+}
+
+/** A broker subprocess started on 127.0.0.1 port 0 without persistence. */
+async function startBroker(extra: string[] = []) {
+  const { child, stdout, stderr } = spawnMain([
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--enable-persistence=false",
+    "--sys-interval",
+    "0",
+    ...extra,
+  ]);
   try {
     const m = await stdout.waitFor(/listening on mqtt:\/\/(\S+):(\d+)/);
     return { child, stdout, stderr, hostname: m[1]!, port: Number(m[2]) };
@@ -370,15 +373,10 @@ Deno.test("main.ts persists by default and lets flags override the config file",
       config,
       `port: ${taken.addr.port}\nmax_connections: 7\npersistence_path: ${data}\n`,
     );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", MAIN, "--config", config, "--host", "127.0.0.1"]
+    const { child, stdout, stderr } = spawnMain(
+      ["--config", config, "--host", "127.0.0.1"]
         .concat(["--port", "0", "--sys-interval", "0"]),
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const stdout = new TextCollector(child.stdout);
-    const stderr = new TextCollector(child.stderr);
+    );
     try {
       const m = await stdout.waitFor(
         /listening on mqtt:\/\/127\.0\.0\.1:(\d+)/,
