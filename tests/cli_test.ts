@@ -18,6 +18,7 @@ import { freePort, HAVE_MOSQUITTO, startMosquitto } from "./_mosquitto.ts";
 import {
   type BrokerTarget,
   TARGETS,
+  targetTest,
   type TestBroker,
   within,
 } from "./client_helpers.ts";
@@ -70,14 +71,7 @@ function test(
   fn: (b: TestBroker) => Promise<void>,
   start: Parameters<BrokerTarget["start"]>[0] = {},
 ): void {
-  Deno.test({
-    name: `${name} [${target.name}]`,
-    ignore: !target.available,
-    async fn() {
-      await using b = await target.start(start);
-      await fn(b);
-    },
-  });
+  targetTest(target, name, fn, start);
 }
 
 /** An async subscriber in this process, collecting messages. */

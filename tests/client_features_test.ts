@@ -13,6 +13,7 @@ import {
   counter,
   type StartOptions,
   TARGETS,
+  targetTest,
   type TestBroker,
   within,
 } from "./client_helpers.ts";
@@ -35,18 +36,8 @@ function test(
   fn: (broker: TestBroker) => Promise<void>,
   start: StartOptions = {},
 ): void {
-  Deno.test({
-    name: `${name} [${target.name}]`,
-    ignore: !target.available,
-    async fn() {
-      const broker = await target.start(start);
-      try {
-        await fn(broker);
-      } finally {
-        for (const c of clients.splice(0)) await c.close();
-        await broker.stop();
-      }
-    },
+  targetTest(target, name, fn, start, async () => {
+    for (const c of clients.splice(0)) await c.close();
   });
 }
 

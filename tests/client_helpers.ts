@@ -40,6 +40,33 @@ export interface BrokerTarget {
   start(options?: StartOptions): Promise<TestBroker>;
 }
 
+/**
+ * Registers the test `name [target]`, ignored where `target` is not
+ * available: starts a broker of `target` with `start`, runs `fn` with it,
+ * then `cleanup()` (when given) and stops the broker, also when `fn` fails.
+ */
+export function targetTest(
+  target: BrokerTarget,
+  name: string,
+  fn: (broker: TestBroker) => Promise<void> | void,
+  start: StartOptions = {},
+  cleanup?: () => Promise<void>,
+): void {
+  Deno.test({
+    name: `${name} [${target.name}]`,
+    ignore: !target.available,
+    async fn() {
+      const broker = await target.start(start);
+      try {
+        await fn(broker);
+      } finally {
+        await cleanup?.();
+        await broker.stop();
+      }
+    },
+  });
+}
+
 /** Mosquitto 2 (skipped when not installed). */
 export const MOSQUITTO: BrokerTarget = {
   name: "mosquitto",

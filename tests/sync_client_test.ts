@@ -12,6 +12,7 @@ import { freePort } from "./_mosquitto.ts";
 import {
   type BrokerTarget,
   MOSQUITTO,
+  targetTest,
   type TestBroker,
   within,
 } from "./client_helpers.ts";
@@ -39,18 +40,7 @@ function test(
   target: BrokerTarget = KITE,
   options: Parameters<BrokerTarget["start"]>[0] = {},
 ): void {
-  Deno.test({
-    name: `${name} [${target.name}]`,
-    ignore: !target.available,
-    async fn() {
-      const broker = await target.start(options);
-      try {
-        await fn(broker);
-      } finally {
-        await broker.stop();
-      }
-    },
-  });
+  targetTest(target, name, fn, options);
 }
 
 for (const target of TARGETS) {
