@@ -10,6 +10,7 @@ import {
   type BrokerTarget,
   counter,
   TARGETS,
+  targetTest,
   TcpProxy,
   within,
 } from "./client_helpers.ts";
@@ -31,28 +32,22 @@ function proxyTest(
     c: { direct: Client; proxied: Client; proxy: TcpProxy },
   ) => Promise<void>,
 ): void {
-  Deno.test({
-    name: `${name} [${target.name}]`,
-    ignore: !target.available,
-    async fn() {
-      const broker = await target.start();
-      const proxy = new TcpProxy(broker.port);
-      const direct = new Client({ port: broker.port, reconnect: false });
-      const proxied = new Client({
-        port: proxy.port,
-        clientId: `${idPrefix}-${crypto.randomUUID().slice(0, 8)}`,
-        sessionExpiryInterval: 300,
-        ...proxiedOptions,
-      });
-      try {
-        await fn({ direct, proxied, proxy });
-      } finally {
-        await proxied.close();
-        await direct.close();
-        await proxy.close();
-        await broker.stop();
-      }
-    },
+  targetTest(target, name, async (broker) => {
+    const proxy = new TcpProxy(broker.port);
+    const direct = new Client({ port: broker.port, reconnect: false });
+    const proxied = new Client({
+      port: proxy.port,
+      clientId: `${idPrefix}-${crypto.randomUUID().slice(0, 8)}`,
+      sessionExpiryInterval: 300,
+      ...proxiedOptions,
+    });
+    try {
+      await fn({ direct, proxied, proxy });
+    } finally {
+      await proxied.close();
+      await direct.close();
+      await proxy.close();
+    }
   });
 }
 
