@@ -31,6 +31,7 @@ import type {
   StoredSubscription,
   StoredWill,
 } from "./store/store.ts";
+import { debugEnabled } from "./_log.ts";
 
 const log = getLogger(["kite", "broker", "session"]);
 
@@ -487,7 +488,9 @@ export class Session {
         "Session {clientId}: {why}, dropping messages (oldest QoS 0 first, then oldest); first dropped topic {topic}",
         { clientId: this.clientId, why, topic: message.topic },
       );
-    } else {
+    } else if (debugEnabled()) {
+      // Guarded: LogTape builds the record before its level check, and a
+      // slow subscriber drops many messages a second.
       log.debug("Session {clientId}: dropped {dropped} messages so far", {
         clientId: this.clientId,
         dropped: this.dropped,
