@@ -181,20 +181,9 @@ export class Router {
     for (let i = 0; i < shared.length; i++) {
       const g = shared[i]!;
       const e = pickMember(g, publisherId, mq > 0, undefined);
-      if (e === undefined) continue;
-      const qos = e.sub.qos < mq ? e.sub.qos : mq;
-      const retain = message.retain && e.sub.retainAsPublished === true &&
-        e.session.protocolVersion === 5;
-      e.session.deliver(
-        message,
-        qos,
-        retain,
-        e.sub.subscriptionIdentifier !== undefined
-          ? [e.sub.subscriptionIdentifier]
-          : undefined,
-        cache,
-        g,
-      );
+      if (e !== undefined) {
+        deliverToMember(e, message, mq, message.retain, cache, g);
+      }
     }
     shared.length = 0;
     return n;
@@ -214,28 +203,18 @@ export class Router {
     const left: OutgoingMessage[] = [];
     for (const m of messages) {
       const g = m.group as SharedGroup | undefined;
-      const e = g === undefined || !this.#groupLive(g)
-        ? undefined
-        : pickMember(g, undefined, true, from);
+      if (g === undefined || !this.#groupLive(g)) {
+        left.push(m);
+        continue;
+      }
+      const e = pickMember(g, undefined, true, from);
       if (e === undefined || e.session.link === undefined) {
         left.push(m);
         continue;
       }
       const msg = m.message;
-      let qos = e.sub.qos < msg.qos ? e.sub.qos : msg.qos;
-      if (qos > maxQos) qos = maxQos;
-      const retain = m.retain && e.sub.retainAsPublished === true &&
-        e.session.protocolVersion === 5;
-      e.session.deliver(
-        msg,
-        qos,
-        retain,
-        e.sub.subscriptionIdentifier !== undefined
-          ? [e.sub.subscriptionIdentifier]
-          : undefined,
-        undefined,
-        g,
-      );
+      const cap = msg.qos < maxQos ? msg.qos : maxQos;
+      deliverToMember(e, msg, cap, m.retain, undefined, g);
     }
     return left;
   }
@@ -260,6 +239,32 @@ export class Router {
  * QoS > 0 a free receive-window slot), else the first online one, else (not
  * when `exclude` is given) the first one at all.
  */
+/**
+ * Delivers to the member `e` of shared group `g` at the lower of its granted
+ * QoS and `cap`, with its subscription identifier; the retain flag is kept
+ * only for a v5 Retain As Published subscription.
+ */
+function deliverToMember(
+  e: Entry,
+  message: StoredMessage,
+  cap: QoS,
+  retain: boolean,
+  cache: FanoutCache | undefined,
+  g: SharedGroup,
+): void {
+  e.session.deliver(
+    message,
+    e.sub.qos < cap ? e.sub.qos : cap,
+    retain && e.sub.retainAsPublished === true &&
+      e.session.protocolVersion === 5,
+    e.sub.subscriptionIdentifier !== undefined
+      ? [e.sub.subscriptionIdentifier]
+      : undefined,
+    cache,
+    g,
+  );
+}
+
 function pickMember(
   g: SharedGroup,
   publisherId: string | undefined,
