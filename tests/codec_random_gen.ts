@@ -2,9 +2,10 @@
  * Seeded generators of valid packets for the randomised codec tests.
  */
 
-import { PROPERTY_TABLE } from "../codec/mod.ts";
+import { PACKET_TYPE_NUMBER, PROPERTY_TABLE } from "../codec/mod.ts";
 import type {
   Packet,
+  PacketType,
   Properties,
   PropertyContext,
   ProtocolVersion,
@@ -161,23 +162,9 @@ export class Gen {
   }
 
   packet(v: ProtocolVersion): Packet {
-    const types = [
-      "connect",
-      "connack",
-      "publish",
-      "puback",
-      "pubrec",
-      "pubrel",
-      "pubcomp",
-      "subscribe",
-      "suback",
-      "unsubscribe",
-      "unsuback",
-      "pingreq",
-      "pingresp",
-      "disconnect",
-      ...(v === 5 ? ["auth"] : []),
-    ] as const;
+    // Every type in wire order; AUTH exists only in 5.0.
+    const types = (Object.keys(PACKET_TYPE_NUMBER) as PacketType[])
+      .filter((t) => v === 5 || t !== "auth");
     const type = this.pick(types);
     switch (type) {
       case "connect": {
