@@ -367,7 +367,7 @@ export class BrokerCore {
    * the session (resent with DUP when it comes back).
    */
   #redispatchShared(session: Session): void {
-    if (session.inflight.size === 0 && session.queued === 0) return;
+    if (session.inflightCount === 0 && session.queued === 0) return;
     const router = this.router;
     const taken = session.takeShared((g) => router.canTake(g, session));
     if (taken.length === 0) return;

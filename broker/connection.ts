@@ -708,7 +708,7 @@ export class Connection implements SessionLink {
     }
     if (p.qos > 0) {
       if (
-        v5 && this.#qos1Unacked + session.incomingQos2.size >= s.receiveMaximum
+        v5 && this.#qos1Unacked + session.incomingQos2Count >= s.receiveMaximum
       ) {
         // [MQTT-3.3.4-9]
         throw new MqttError(

@@ -299,12 +299,31 @@ export class Session {
   protocolVersion: ProtocolVersion;
   /** Seconds the session outlives its connection (0xFFFFFFFF: never). */
   expiryInterval: number;
+  // Allocated on first use: an idle connection's session has none of them.
+  #subscriptions: Map<string, SessionSubscription> | undefined;
+  #inflight: Map<number, OutgoingMessage> | undefined;
+  #incomingQos2: Set<number> | undefined;
+
   /** Subscriptions by filter (as subscribed, `$share/...` included). */
-  readonly subscriptions: Map<string, SessionSubscription> = new Map();
+  get subscriptions(): Map<string, SessionSubscription> {
+    return this.#subscriptions ??= new Map();
+  }
   /** QoS 1/2 messages sent and not yet completed, by packet id. */
-  readonly inflight: Map<number, OutgoingMessage> = new Map();
+  get inflight(): Map<number, OutgoingMessage> {
+    return this.#inflight ??= new Map();
+  }
   /** QoS 2 packet ids received and not yet released. */
-  readonly incomingQos2: Set<number> = new Set();
+  get incomingQos2(): Set<number> {
+    return this.#incomingQos2 ??= new Set();
+  }
+  /** How many QoS 1/2 messages are in flight (allocates nothing). */
+  get inflightCount(): number {
+    return this.#inflight?.size ?? 0;
+  }
+  /** How many QoS 2 packet ids are received and not released (allocates nothing). */
+  get incomingQos2Count(): number {
+    return this.#incomingQos2?.size ?? 0;
+  }
   /** The connection, while connected. */
   link: SessionLink | undefined;
   /** Epoch ms of the disconnect, while offline. */
@@ -359,7 +378,9 @@ export class Session {
       clientId: this.clientId,
       protocolVersion: this.protocolVersion,
       expiryInterval: this.expiryInterval,
-      subscriptions: [...this.subscriptions.values()],
+      subscriptions: this.#subscriptions === undefined
+        ? []
+        : [...this.#subscriptions.values()],
     };
     if (this.disconnectedAt !== undefined) {
       r.disconnectedAt = this.disconnectedAt;
@@ -444,7 +465,7 @@ export class Session {
     };
     if (
       link !== undefined && qos > 0 && this.#queue.length === 0 &&
-      this.inflight.size < link.sendWindow && link.writable()
+      this.inflightCount < link.sendWindow && link.writable()
     ) {
       m.enc = cache !== undefined
         ? cache.get(link.version, qos, retain, subIds)
@@ -516,7 +537,7 @@ export class Session {
     for (let i = 0; i < 65535; i++) {
       const id = this.#nextPacketId;
       this.#nextPacketId = id === 65535 ? 1 : id + 1;
-      if (!this.inflight.has(id)) return id;
+      if (this.#inflight?.has(id) !== true) return id;
     }
     throw new Error("no free packet id"); // unreachable: window <= 65535
   }
@@ -580,7 +601,7 @@ export class Session {
     let now = 0;
     while (this.#queue.length > 0) {
       const head = this.#queue.peek()!;
-      if (head.qos > 0 && this.inflight.size >= link.sendWindow) break;
+      if (head.qos > 0 && this.inflightCount >= link.sendWindow) break;
       if (!link.writable()) break;
       this.#queue.shift();
       if (head.qos === 0) this.#queuedQos0--;
@@ -614,7 +635,7 @@ export class Session {
   attach(link: SessionLink): void {
     this.link = link;
     this.disconnectedAt = undefined;
-    for (const m of [...this.inflight.values()]) {
+    for (const m of [...(this.#inflight?.values() ?? [])]) {
       if (m.state === "pubrec") {
         link.sendPacketDurable({ type: "pubrel", packetId: m.packetId });
         continue;
@@ -648,12 +669,14 @@ export class Session {
       this.#queuedQos0 = 0;
     }
     // Encodings pin payload copies of other versions; drop them.
-    for (const m of this.inflight.values()) m.enc = undefined;
+    if (this.#inflight !== undefined) {
+      for (const m of this.#inflight.values()) m.enc = undefined;
+    }
   }
 
   /** PUBACK from the client; false if the id is unknown. */
   onPuback(packetId: number): boolean {
-    const m = this.inflight.get(packetId);
+    const m = this.#inflight?.get(packetId);
     if (m === undefined || m.qos !== 1) return false;
     this.inflight.delete(packetId);
     if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
@@ -663,7 +686,7 @@ export class Session {
 
   /** PUBREC from the client; false if the id is unknown. */
   onPubrec(packetId: number, failed: boolean): boolean {
-    const m = this.inflight.get(packetId);
+    const m = this.#inflight?.get(packetId);
     if (m === undefined || m.qos !== 2) return false;
     if (failed) {
       // A v5 PUBREC with a failure reason code ends the flow: no PUBREL.
@@ -682,7 +705,7 @@ export class Session {
 
   /** PUBCOMP from the client; false if the id is unknown. */
   onPubcomp(packetId: number): boolean {
-    const m = this.inflight.get(packetId);
+    const m = this.#inflight?.get(packetId);
     if (m === undefined || m.state !== "pubrec") return false;
     this.inflight.delete(packetId);
     if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
@@ -700,7 +723,7 @@ export class Session {
    */
   takeShared(canMove: (group: object) => boolean): OutgoingMessage[] {
     const out: OutgoingMessage[] = [];
-    for (const [id, m] of this.inflight) {
+    for (const [id, m] of this.#inflight ?? []) {
       if (m.group === undefined || m.qos !== 1) continue;
       if (!canMove(m.group)) continue;
       this.inflight.delete(id);
@@ -727,7 +750,7 @@ export class Session {
   /** Whether the link has room for one more QoS 1/2 message now. */
   hasRoom(): boolean {
     const link = this.link;
-    return link !== undefined && this.inflight.size < link.sendWindow &&
+    return link !== undefined && this.inflightCount < link.sendWindow &&
       this.#queue.length === 0 && link.writable();
   }
 
@@ -735,7 +758,7 @@ export class Session {
   clearMessages(): void {
     this.#queue.clear();
     this.#queuedQos0 = 0;
-    this.inflight.clear();
-    this.incomingQos2.clear();
+    this.#inflight?.clear();
+    this.#incomingQos2?.clear();
   }
 }
