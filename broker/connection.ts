@@ -224,8 +224,6 @@ export class Connection implements SessionLink {
   keepAlive = 0;
   /** Packets of this connection waiting for a store commit. */
   deferred = 0;
-  /** Resolves when the connection is closed and its socket released. */
-  readonly closed: Promise<void>;
 
   #core: BrokerCore;
   #duplex: Duplex;
@@ -235,7 +233,10 @@ export class Connection implements SessionLink {
   #willDelay = 0;
   #backlog: Packet[] | undefined;
   #unblocked: Promise<void> | undefined;
-  #closedResolve!: () => void;
+  // Created only when someone asks for `closed`.
+  #closed: Promise<void> | undefined;
+  #closedResolve: (() => void) | undefined;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #sessionExpiryFromConnect = 0;
   /** v5 Request Problem Information (false when the client sent 0). */
   #problemInfo = true;
@@ -269,8 +270,17 @@ export class Connection implements SessionLink {
     });
     this.sendWindow = core.settings.maxInflightMessages;
     this.openedAt = this.lastRx = Date.now();
-    this.closed = new Promise((r) => this.#closedResolve = r);
     this.#readLoop();
+  }
+
+  /** Resolves when the connection is closed and its socket released. */
+  get closed(): Promise<void> {
+    if (this.#closed === undefined) {
+      this.#closed = this.#state === CLOSED
+        ? Promise.resolve()
+        : new Promise((r) => this.#closedResolve = r);
+    }
+    return this.#closed;
   }
 
   /** The peer address, if the transport knows it. */
@@ -291,7 +301,6 @@ export class Connection implements SessionLink {
   // ---------------------------------------------------------------- reading
 
   async #readLoop(): Promise<void> {
-    const onPacket = this.#onPacket;
     try {
       while (this.#state < CLOSING) {
         const chunk = await this.#duplex.read();
@@ -299,7 +308,15 @@ export class Connection implements SessionLink {
         if (this.#state >= CLOSING) break;
         this.lastRx = Date.now();
         this.#core.stats.bytesReceived += chunk.length;
-        this.#decoder.push(chunk, onPacket);
+        // One dispatcher shared by all connections instead of a bound
+        // callback per connection: push() calls it synchronously.
+        const prev = Connection.#pushing;
+        Connection.#pushing = this;
+        try {
+          this.#decoder.push(chunk, Connection.#dispatch);
+        } finally {
+          Connection.#pushing = prev;
+        }
         while (this.#unblocked !== undefined && this.#state < CLOSING) {
           await this.#unblocked;
         }
@@ -317,7 +334,15 @@ export class Connection implements SessionLink {
     }
   }
 
-  #onPacket = (p: Packet): void => {
+  /** The connection whose decoder is pushing (see #readLoop). */
+  static #pushing: Connection | undefined;
+
+  /** The decoder's callback, one for all connections: no closure each. */
+  static #dispatch(this: void, p: Packet): void {
+    Connection.#pushing!.#onPacket(p);
+  }
+
+  #onPacket(p: Packet): void {
     if (this.#state >= CLOSING) return;
     if (this.#backlog !== undefined) {
       this.#backlog.push(p);
@@ -325,7 +350,7 @@ export class Connection implements SessionLink {
     }
     const r = this.#handle(p);
     if (r !== undefined) this.#block(r);
-  };
+  }
 
   #block(r: Promise<void>): void {
     this.#backlog ??= [];
@@ -357,7 +382,7 @@ export class Connection implements SessionLink {
       if (this.#authFlow !== undefined) {
         // Between CONNECT and CONNACK only AUTH and DISCONNECT [MQTT-4.12.0-6].
         if (p.type === "auth") {
-          return this.#authFlow.auth(p).then(this.#onAuthAction);
+          return this.#authFlow.auth(p).then((a) => this.#onAuthAction(a));
         }
         if (p.type === "disconnect") {
           this.#end(undefined, false);
@@ -415,7 +440,7 @@ export class Connection implements SessionLink {
           );
         }
         // Re-authentication [MQTT-4.12.1-1].
-        return this.#authFlow.auth(p).then(this.#onAuthAction);
+        return this.#authFlow.auth(p).then((a) => this.#onAuthAction(a));
       default:
         throw new MqttError(
           ReasonCode.ProtocolError,
@@ -491,7 +516,7 @@ export class Connection implements SessionLink {
       this.#authFlow = flow;
       this.#connectPacket = p;
       this.#assigned = assigned;
-      return flow.connect(p.properties).then(this.#onAuthAction);
+      return flow.connect(p.properties).then((a) => this.#onAuthAction(a));
     }
     if (!s.allowAnonymous && p.username === undefined) {
       return this.#refuse(ReasonCode.NotAuthorized, "anonymous client");
@@ -525,7 +550,7 @@ export class Connection implements SessionLink {
   }
 
   /** Does what the enhanced authentication exchange decided. */
-  #onAuthAction = (a: AuthAction): void => {
+  #onAuthAction(a: AuthAction): void {
     if (this.#state >= CLOSING) return;
     if (a.type === "auth") {
       if (a.username !== undefined) this.#setUsername(a.username);
@@ -548,7 +573,7 @@ export class Connection implements SessionLink {
     this.#authFlow!.connected();
     this.#accept(this.#connectPacket!, this.#assigned, a.properties);
     this.#connectPacket = undefined;
-  };
+  }
 
   #setUsername(username: string): void {
     const info = this.info;
@@ -1188,11 +1213,31 @@ export class Connection implements SessionLink {
     }
     if (!this.#flushScheduled && !this.#writing) {
       this.#flushScheduled = true;
-      queueMicrotask(this.#flush);
+      if (Connection.#flushQueue.push(this) === 1) {
+        queueMicrotask(Connection.#flushAll);
+      }
     }
   }
 
-  #flush = (): void => {
+  /**
+   * Connections with output queued this turn: one microtask flushes them
+   * all (no per-connection callback to keep).
+   */
+  static #flushQueue: Connection[] = [];
+
+  static #flushAll(this: void): void {
+    const q = Connection.#flushQueue;
+    Connection.#flushQueue = [];
+    for (let i = 0; i < q.length; i++) {
+      try {
+        q[i]!.#flush();
+      } catch (e) {
+        q[i]!.#fail(e);
+      }
+    }
+  }
+
+  #flush(): void {
     this.#flushScheduled = false;
     if (this.#writing || this.#outBufs.length === 0) return;
     const bufs = this.#outBufs;
@@ -1241,7 +1286,7 @@ export class Connection implements SessionLink {
         } else this.#release();
       },
     );
-  };
+  }
 
   #written(bytes: number, publishes: number): void {
     this.#writing = false;
@@ -1401,14 +1446,14 @@ export class Connection implements SessionLink {
       this.#release();
       return;
     }
-    const t = setTimeout(() => this.#release(), CLOSE_FLUSH_MS);
-    this.closed.then(() => clearTimeout(t));
+    this.#closeTimer = setTimeout(() => this.#release(), CLOSE_FLUSH_MS);
   }
 
   #release(): void {
     if (this.#state === CLOSED) return;
     this.#state = CLOSED;
+    if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
     this.#duplex.close();
-    this.#closedResolve();
+    this.#closedResolve?.();
   }
 }
