@@ -73,7 +73,7 @@ import { type AuthAction, EnhancedAuthFlow } from "./auth.ts";
 import type { BrokerCore } from "./broker.ts";
 import type { PublishEncoding, Session, SessionLink } from "./session.ts";
 import type { StoredMessage, StoredSubscription } from "./store/store.ts";
-import type { Duplex } from "./transport.ts";
+import { ConnDuplex, type Duplex } from "./transport.ts";
 import { debugEnabled } from "./_log.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
@@ -301,9 +301,23 @@ export class Connection implements SessionLink {
   // ---------------------------------------------------------------- reading
 
   async #readLoop(): Promise<void> {
+    // A socket is read here directly (one pending promise, no async
+    // function of the transport's suspended per idle connection).
+    const duplex = this.#duplex;
+    const raw = duplex instanceof ConnDuplex ? duplex : undefined;
     try {
       while (this.#state < CLOSING) {
-        const chunk = await this.#duplex.read();
+        let chunk: Uint8Array | null;
+        if (raw !== undefined) {
+          let n: number | null;
+          try {
+            n = await raw.readRaw();
+          } catch (e) {
+            if (raw.isClosed) break;
+            throw e;
+          }
+          chunk = n === null ? null : raw.take(n);
+        } else chunk = await duplex.read();
         if (chunk === null) break;
         if (this.#state >= CLOSING) break;
         this.lastRx = Date.now();

@@ -57,57 +57,103 @@ function addrString(addr: Deno.Addr): string | undefined {
 /**
  * A `Duplex` over a `Deno.Conn`: reads into a small buffer that doubles
  * while reads fill it (up to 64 KiB) and shrinks back when traffic stops, so
- * an idle connection pins only a 64-byte read buffer.
+ * an idle connection pins only a 64-byte read buffer. A class (methods on
+ * the prototype, no closures per connection); `readRaw()` + `take()` let
+ * the broker's read loop await the socket read directly, without an async
+ * function in between.
  */
-export function connDuplex(conn: Deno.Conn): Duplex {
-  let buf = new Uint8Array(FIRST_READ);
-  let full = false;
-  let closed = false;
-  const duplex: Duplex = {
-    async read() {
-      let n: number | null;
-      try {
-        n = await conn.read(buf);
-      } catch (e) {
-        if (closed) return null;
-        throw e;
+export class ConnDuplex implements Duplex {
+  /** The peer address, if known. */
+  remoteAddress?: string;
+  #conn: Deno.Conn;
+  #buf = new Uint8Array(FIRST_READ);
+  #full = false;
+  #closed = false;
+
+  /** Wraps `conn`. */
+  constructor(conn: Deno.Conn) {
+    this.#conn = conn;
+    const remote = addrString(conn.remoteAddr);
+    if (remote !== undefined) this.remoteAddress = remote;
+  }
+
+  /** Whether `close()` was called. */
+  get isClosed(): boolean {
+    return this.#closed;
+  }
+
+  /**
+   * Reads into the internal buffer: the byte count (pass it to `take()`
+   * before the next read), or null at EOF. Rejects when the socket fails,
+   * also after `close()` (check `isClosed`).
+   */
+  readRaw(): Promise<number | null> {
+    return this.#conn.read(this.#buf);
+  }
+
+  /** The `n` bytes the last `readRaw()` got, as a chunk the caller owns. */
+  take(n: number): Uint8Array {
+    const buf = this.#buf;
+    const chunk = buf.slice(0, n);
+    if (n === buf.length) {
+      if (n < MAX_READ) {
+        this.#buf = new Uint8Array(n < FIRST_READ ? FIRST_READ : n * 2);
       }
-      if (n === null) return null;
-      const chunk = buf.slice(0, n);
-      if (n === buf.length) {
-        if (n < MAX_READ) {
-          buf = new Uint8Array(n < FIRST_READ ? FIRST_READ : n * 2);
-        }
-        full = true;
-      } else {
-        // Not right after a full read (likely the tail of a packet split by
-        // the small buffer): shrinking then would split every packet.
-        if (n < MIN_READ && buf.length > MIN_READ && !full) {
-          buf = new Uint8Array(MIN_READ);
-        }
-        full = false;
+      this.#full = true;
+    } else {
+      // Not right after a full read (likely the tail of a packet split by
+      // the small buffer): shrinking then would split every packet.
+      if (n < MIN_READ && buf.length > MIN_READ && !this.#full) {
+        this.#buf = new Uint8Array(MIN_READ);
       }
-      return chunk;
-    },
-    async write(data) {
-      let off = 0;
-      while (off < data.length) {
-        off += await conn.write(off === 0 ? data : data.subarray(off));
-      }
-    },
-    close() {
-      if (closed) return;
-      closed = true;
-      try {
-        conn.close();
-      } catch {
-        // already closed
-      }
-    },
-  };
-  const remote = addrString(conn.remoteAddr);
-  if (remote !== undefined) duplex.remoteAddress = remote;
-  return duplex;
+      this.#full = false;
+    }
+    return chunk;
+  }
+
+  /** The next chunk from the peer, or null at EOF. */
+  async read(): Promise<Uint8Array | null> {
+    let n: number | null;
+    try {
+      n = await this.#conn.read(this.#buf);
+    } catch (e) {
+      if (this.#closed) return null;
+      throw e;
+    }
+    return n === null ? null : this.take(n);
+  }
+
+  /** Writes every byte of `data`. */
+  async write(data: Uint8Array): Promise<void> {
+    let off = 0;
+    while (off < data.length) {
+      off += await this.#conn.write(off === 0 ? data : data.subarray(off));
+    }
+  }
+
+  /** Closes the socket; idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#conn.close();
+    } catch {
+      // already closed
+    }
+  }
+}
+
+/**
+ * A `Duplex` over a `Deno.Conn` (see `ConnDuplex`).
+ *
+ * @example
+ * ```ts ignore
+ * const d = connDuplex(await Deno.connect({ port: 1883 }));
+ * const chunk = await d.read();
+ * ```
+ */
+export function connDuplex(conn: Deno.Conn): ConnDuplex {
+  return new ConnDuplex(conn);
 }
 
 /** A `Duplex` over any `Transport` (in-memory streams, WebSocket, ...). */
