@@ -343,7 +343,8 @@ export class Session {
   matchSubIds: number[] | undefined;
 
   #ctx: SessionContext;
-  #queue = new Deque<OutgoingMessage>();
+  /** Allocated on first use, like the maps above. */
+  #queue: Deque<OutgoingMessage> | undefined;
   #queuedQos0 = 0;
   #nextSeq = 1;
   #nextPacketId = 1;
@@ -369,7 +370,7 @@ export class Session {
 
   /** Messages waiting in the queue (not in flight). */
   get queued(): number {
-    return this.#queue.length;
+    return this.#queue?.length ?? 0;
   }
 
   /** The record the store keeps for this session. */
@@ -410,7 +411,7 @@ export class Session {
     if (r.state === "queued" || r.packetId === undefined) {
       m.state = "queued";
       m.packetId = 0;
-      this.#queue.push(m);
+      (this.#queue ??= new Deque()).push(m);
       if (m.qos === 0) this.#queuedQos0++;
     } else {
       this.inflight.set(r.packetId, m);
@@ -464,7 +465,7 @@ export class Session {
       group,
     };
     if (
-      link !== undefined && qos > 0 && this.#queue.length === 0 &&
+      link !== undefined && qos > 0 && this.queued === 0 &&
       this.inflightCount < link.sendWindow && link.writable()
     ) {
       m.enc = cache !== undefined
@@ -478,12 +479,12 @@ export class Session {
 
   #enqueue(m: OutgoingMessage): void {
     const max = this.#ctx.maxQueuedMessages;
-    if (this.#queue.length >= max) {
+    if (this.queued >= max) {
       let victim: OutgoingMessage | undefined;
       if (this.#queuedQos0 > 0) {
-        victim = this.#queue.removeFirst((v) => v.qos === 0);
+        victim = this.#queue!.removeFirst((v) => v.qos === 0);
       }
-      victim ??= this.#queue.shift();
+      victim ??= this.#queue?.shift();
       if (victim !== undefined) {
         if (victim.qos === 0) this.#queuedQos0--;
         else if (this.persistent) {
@@ -494,7 +495,7 @@ export class Session {
       if (max <= 0) return;
     }
     ownPayload(m.message);
-    this.#queue.push(m);
+    (this.#queue ??= new Deque()).push(m);
     if (m.qos === 0) this.#queuedQos0++;
     else if (this.persistent) this.#persist(m);
   }
@@ -599,11 +600,11 @@ export class Session {
     const link = this.link;
     if (link === undefined) return;
     let now = 0;
-    while (this.#queue.length > 0) {
-      const head = this.#queue.peek()!;
+    while (this.queued > 0) {
+      const head = this.#queue!.peek()!;
       if (head.qos > 0 && this.inflightCount >= link.sendWindow) break;
       if (!link.writable()) break;
-      this.#queue.shift();
+      this.#queue!.shift();
       if (head.qos === 0) this.#queuedQos0--;
       if (head.message.expiresAt !== undefined) {
         if (now === 0) now = Date.now();
@@ -624,7 +625,7 @@ export class Session {
         this.#send(link, head);
       }
     }
-    if (this.#queue.length === 0) this.#dropEpisode = false;
+    if (this.queued === 0) this.#dropEpisode = false;
   }
 
   /**
@@ -663,9 +664,10 @@ export class Session {
     // QoS 0 messages are not kept for an offline session unless configured.
     if (!this.#ctx.queueQos0Messages && this.#queuedQos0 > 0) {
       const keep: OutgoingMessage[] = [];
-      for (const m of this.#queue) if (m.qos > 0) keep.push(m);
-      this.#queue.clear();
-      for (const m of keep) this.#queue.push(m);
+      const queue = this.#queue!;
+      for (const m of queue) if (m.qos > 0) keep.push(m);
+      queue.clear();
+      for (const m of keep) queue.push(m);
       this.#queuedQos0 = 0;
     }
     // Encodings pin payload copies of other versions; drop them.
@@ -729,16 +731,17 @@ export class Session {
       this.inflight.delete(id);
       out.push(m);
     }
-    if (this.#queue.length > 0) {
+    const queue = this.#queue;
+    if (queue !== undefined && queue.length > 0) {
       const keep: OutgoingMessage[] = [];
-      for (const m of this.#queue) {
+      for (const m of queue) {
         if (m.group !== undefined && m.qos > 0 && canMove(m.group)) {
           out.push(m);
         } else keep.push(m);
       }
-      if (keep.length !== this.#queue.length) {
-        this.#queue.clear();
-        for (const m of keep) this.#queue.push(m);
+      if (keep.length !== queue.length) {
+        queue.clear();
+        for (const m of keep) queue.push(m);
       }
     }
     if (this.persistent) {
@@ -751,12 +754,12 @@ export class Session {
   hasRoom(): boolean {
     const link = this.link;
     return link !== undefined && this.inflightCount < link.sendWindow &&
-      this.#queue.length === 0 && link.writable();
+      this.queued === 0 && link.writable();
   }
 
   /** Forgets every queued and in-flight message (session discarded). */
   clearMessages(): void {
-    this.#queue.clear();
+    this.#queue = undefined;
     this.#queuedQos0 = 0;
     this.#inflight?.clear();
     this.#incomingQos2?.clear();
