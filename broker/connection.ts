@@ -299,53 +299,79 @@ export class Connection implements SessionLink {
   }
 
   // ---------------------------------------------------------------- reading
+  //
+  // No async function stays suspended per idle connection: one read is
+  // pending, and its settlement (or the end of a blocking handler) calls
+  // the one `#onRead` closure of the connection.
 
-  async #readLoop(): Promise<void> {
-    // A socket is read here directly (one pending promise, no async
-    // function of the transport's suspended per idle connection).
+  /** Starts the next read, unless closing. */
+  #readLoop(): void {
+    if (this.#state >= CLOSING) return;
     const duplex = this.#duplex;
-    const raw = duplex instanceof ConnDuplex ? duplex : undefined;
+    const onRead = this.#onRead;
+    if (duplex instanceof ConnDuplex) duplex.readRaw().then(onRead, onRead);
+    else duplex.read().then(onRead, onRead);
+  }
+
+  /**
+   * A read settled (bytes: a count from `ConnDuplex.readRaw()` or a chunk;
+   * null: EOF; anything else: an error), or a blocking handler finished
+   * (undefined).
+   */
+  #onRead = (r: unknown): void => {
     try {
-      while (this.#state < CLOSING) {
-        let chunk: Uint8Array | null;
-        if (raw !== undefined) {
-          let n: number | null;
-          try {
-            n = await raw.readRaw();
-          } catch (e) {
-            if (raw.isClosed) break;
-            throw e;
+      if (r === undefined) {
+        this.#afterPush();
+        return;
+      }
+      let chunk: Uint8Array | null;
+      if (r === null || r instanceof Uint8Array) chunk = r;
+      else if (typeof r === "number") {
+        chunk = (this.#duplex as ConnDuplex).take(r);
+      } else {
+        // A read failed: after our own close() it is just the end.
+        const d = this.#duplex;
+        if (d instanceof ConnDuplex && d.isClosed) chunk = null;
+        else {
+          this.#fail(r);
+          return;
+        }
+      }
+      if (chunk === null) {
+        if (this.#state < CLOSING) {
+          if (debugEnabled()) {
+            log.debug("{clientId}: connection closed by the client", {
+              clientId: this.clientId,
+            });
           }
-          chunk = n === null ? null : raw.take(n);
-        } else chunk = await duplex.read();
-        if (chunk === null) break;
-        if (this.#state >= CLOSING) break;
-        this.lastRx = Date.now();
-        this.#core.stats.bytesReceived += chunk.length;
-        // One dispatcher shared by all connections instead of a bound
-        // callback per connection: push() calls it synchronously.
-        const prev = Connection.#pushing;
-        Connection.#pushing = this;
-        try {
-          this.#decoder.push(chunk, Connection.#dispatch);
-        } finally {
-          Connection.#pushing = prev;
+          this.#end(undefined, true);
         }
-        while (this.#unblocked !== undefined && this.#state < CLOSING) {
-          await this.#unblocked;
-        }
+        return;
       }
-      if (this.#state < CLOSING) {
-        if (debugEnabled()) {
-          log.debug("{clientId}: connection closed by the client", {
-            clientId: this.clientId,
-          });
-        }
-        this.#end(undefined, true);
+      if (this.#state >= CLOSING) return;
+      this.lastRx = Date.now();
+      this.#core.stats.bytesReceived += chunk.length;
+      // One dispatcher shared by all connections instead of a bound
+      // callback per connection: push() calls it synchronously.
+      const prev = Connection.#pushing;
+      Connection.#pushing = this;
+      try {
+        this.#decoder.push(chunk, Connection.#dispatch);
+      } finally {
+        Connection.#pushing = prev;
       }
+      this.#afterPush();
     } catch (e) {
       this.#fail(e);
     }
+  };
+
+  /** Reads on, or first waits for a blocking handler (backpressure). */
+  #afterPush(): void {
+    const unblocked = this.#unblocked;
+    if (unblocked !== undefined && this.#state < CLOSING) {
+      unblocked.then(this.#onRead, this.#onRead);
+    } else this.#readLoop();
   }
 
   /** The connection whose decoder is pushing (see #readLoop). */
