@@ -94,6 +94,13 @@ const DISCONNECT_REASONS: Record<number, string> = {
   [ReasonCode.ServerShuttingDown]: "the server is shutting down",
 };
 
+/**
+ * The output arrays of every connection with nothing queued: frozen, so
+ * that a push to them throws instead of leaking between connections.
+ */
+const NO_BUFS: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
+const NO_NUMS: number[] = Object.freeze([]) as unknown as number[];
+
 let assignedIds = 0;
 
 function assignClientId(): string {
@@ -253,9 +260,10 @@ export class Connection implements SessionLink {
   #assigned = false;
 
   // Output buffer: parallel arrays, coalesced into one write per turn.
-  #outBufs: Uint8Array[] = [];
-  #outOffs: number[] = [];
-  #outIds: number[] = [];
+  // While nothing is queued they are the shared empty NO_BUFS/NO_NUMS.
+  #outBufs: Uint8Array[] = NO_BUFS;
+  #outOffs: number[] = NO_NUMS;
+  #outIds: number[] = NO_NUMS;
   #outBytes = 0;
   #writing = false;
   #flushScheduled = false;
@@ -1233,6 +1241,11 @@ export class Connection implements SessionLink {
   }
 
   #push(bytes: Uint8Array, off: number, id: number): void {
+    if (this.#outBufs === NO_BUFS) {
+      this.#outBufs = [];
+      this.#outOffs = [];
+      this.#outIds = [];
+    }
     this.#outBufs.push(bytes);
     this.#outOffs.push(off);
     this.#outIds.push(id);
@@ -1244,9 +1257,9 @@ export class Connection implements SessionLink {
         clientId: this.clientId,
         n: this.#outBytes,
       });
-      this.#outBufs.length = 0;
-      this.#outOffs.length = 0;
-      this.#outIds.length = 0;
+      this.#outBufs = NO_BUFS;
+      this.#outOffs = NO_NUMS;
+      this.#outIds = NO_NUMS;
       this.#outBytes = 0;
       this.#end(undefined, true, true);
       return;
@@ -1304,9 +1317,9 @@ export class Connection implements SessionLink {
         pos += b.length;
       }
     }
-    this.#outBufs = [];
-    this.#outOffs = [];
-    this.#outIds = [];
+    this.#outBufs = NO_BUFS;
+    this.#outOffs = NO_NUMS;
+    this.#outIds = NO_NUMS;
     this.#writing = true;
     const sent = this.#sentCount;
     this.#sentCount = 0;
