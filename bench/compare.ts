@@ -142,6 +142,19 @@ interface Row {
   worst?: boolean;
 }
 
+/** QoS 1/2 rows: messages lost, and publishes never acknowledged (worst run). */
+const lossRows = (scenario: ScenarioName): Row[] => [
+  { scenario, metric: "lost", get: (r) => r.lost, worst: true },
+  {
+    scenario,
+    metric: "unacked",
+    get: (r) => r.unacked,
+    lowerIsBetter: true,
+    skipIfZero: true,
+    worst: true,
+  },
+];
+
 const perCpu = (scenario: ScenarioName): Row => ({
   scenario,
   metric: scenario === "conns"
@@ -163,26 +176,10 @@ const ROWS: Row[] = [
   perCpu("fanout"),
   { scenario: "qos1", metric: "msg/s", get: (r) => r.deliveredPerSec },
   perCpu("qos1"),
-  { scenario: "qos1", metric: "lost", get: (r) => r.lost, worst: true },
-  {
-    scenario: "qos1",
-    metric: "unacked",
-    get: (r) => r.unacked,
-    lowerIsBetter: true,
-    skipIfZero: true,
-    worst: true,
-  },
+  ...lossRows("qos1"),
   { scenario: "qos2", metric: "msg/s", get: (r) => r.deliveredPerSec },
   perCpu("qos2"),
-  { scenario: "qos2", metric: "lost", get: (r) => r.lost, worst: true },
-  {
-    scenario: "qos2",
-    metric: "unacked",
-    get: (r) => r.unacked,
-    lowerIsBetter: true,
-    skipIfZero: true,
-    worst: true,
-  },
+  ...lossRows("qos2"),
   {
     scenario: "qos1-persistent",
     metric: "msg/s",
