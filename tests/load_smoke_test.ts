@@ -18,6 +18,7 @@ import {
   type ScenarioName,
 } from "../bench/load.ts";
 import { encode } from "../codec/encode.ts";
+import { REQUIRE_INTEROP } from "./_mosquitto.ts";
 
 /**
  * Runs each scenario (0.1 s warm-up, 0.5 s) as a step against the broker at
@@ -56,6 +57,9 @@ async function scenarioSteps(
 }
 
 const noMosquitto = brokerAvailable("mosquitto");
+if (noMosquitto && REQUIRE_INTEROP) {
+  throw new Error(`KITE_REQUIRE_INTEROP=1 but ${noMosquitto}`);
+}
 if (noMosquitto) {
   console.warn(`load smoke test skipped: ${noMosquitto}`);
 }
