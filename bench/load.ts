@@ -37,6 +37,7 @@ import {
   subscribeBytes,
 } from "./_packets.ts";
 import { Link, Notifier } from "./_link.ts";
+import type { PacedGo, PacedReply, PacedStart } from "./_paced_publisher.ts";
 
 /** Names of the scenarios. */
 export type ScenarioName =
@@ -165,11 +166,15 @@ export interface LoadOptions {
   window?: number;
   rate?: number;
   /**
-   * Fixed-rate sending: "spin" (default) re-checks the schedule on every
-   * event-loop turn so messages leave on time, at the cost of a busy core;
-   * "timer" checks every timer tick (about 1-4 ms) and sends in bursts.
+   * Fixed-rate sending: "thread" (the default at QoS 0) runs each publisher
+   * in a Worker that sleeps until each message is due, so neither side of
+   * the tool is busy while it waits (see bench/_paced_publisher.ts); "spin"
+   * (the default at QoS 1 and 2) re-checks the schedule on every event-loop
+   * turn of the main thread, at the cost of a busy core; "timer" checks
+   * every timer tick (about 1-4 ms) and sends in bursts (the default for
+   * the slow-subscriber scenarios).
    */
-  pacing?: "spin" | "timer";
+  pacing?: Pacing;
   /** Payload bytes, at least 16; default 64. */
   payload?: number;
   /** conns: how many connections; default 10,000. */
@@ -183,6 +188,9 @@ export interface LoadOptions {
   /** Topic prefix; default a unique `kite-load/<random>`. */
   topicPrefix?: string;
 }
+
+/** How a fixed-rate scenario keeps its rate (see {@link LoadOptions}). */
+export type Pacing = "thread" | "spin" | "timer";
 
 /** CPU seconds used during the measured interval. */
 export interface CpuResult {
@@ -468,7 +476,9 @@ class LatencyRecorder {
 
 interface Publisher {
   index: number;
-  link: Link;
+  /** Undefined for a publisher on its own thread ({@link Publisher.paced}). */
+  link: Link | undefined;
+  paced?: PacedPublisher;
   topic: string;
   sent: number;
   /** PUBACKs (QoS 1) or PUBCOMPs (QoS 2) received, in order. */
@@ -476,6 +486,64 @@ interface Publisher {
   /** This publisher's tracker in every subscriber. */
   trackers: Tracker[];
   notifier: Notifier;
+}
+
+/** A publisher running in a Worker (pacing "thread"). */
+class PacedPublisher {
+  #worker: Worker;
+  #stop = new SharedArrayBuffer(4);
+  #replies: ((r: PacedReply) => void)[] = [];
+  #failure: string | undefined;
+
+  constructor() {
+    this.#worker = new Worker(
+      new URL("./_paced_publisher.ts", import.meta.url),
+      { type: "module" },
+    );
+    this.#worker.onmessage = (e: MessageEvent<PacedReply>) => {
+      this.#replies.shift()?.(e.data);
+    };
+    this.#worker.onerror = (e) => {
+      e.preventDefault();
+      this.#failure = e.message;
+      for (const r of this.#replies.splice(0)) r({ error: e.message });
+    };
+  }
+
+  #ask(m: Omit<PacedStart, "stop"> | PacedGo): Promise<PacedReply> {
+    if (this.#failure !== undefined) {
+      return Promise.resolve({ error: this.#failure });
+    }
+    return new Promise((resolve) => {
+      this.#replies.push(resolve);
+      this.#worker.postMessage("go" in m ? m : { ...m, stop: this.#stop });
+    });
+  }
+
+  /** Connects (CONNECT, CONNACK) on the worker's thread. */
+  async connect(start: Omit<PacedStart, "stop">): Promise<void> {
+    const r = await this.#ask(start);
+    if ("error" in r) throw new Error(r.error);
+  }
+
+  /** Sends at the rate from `t0` until stop(); resolves to the count sent. */
+  async run(t0: number): Promise<number> {
+    const r = await this.#ask({ go: true, t0 });
+    if ("error" in r) throw new Error(r.error);
+    return "sent" in r ? r.sent : 0;
+  }
+
+  /** Ends run(): wakes the worker from its sleep. */
+  stop(): void {
+    const flag = new Int32Array(this.#stop);
+    Atomics.store(flag, 0, 1);
+    Atomics.notify(flag, 0);
+  }
+
+  terminate(): void {
+    this.stop();
+    this.#worker.terminate();
+  }
 }
 
 interface Subscriber {
@@ -515,11 +583,22 @@ async function runFlow(
   const batch = Math.max(1, Math.min(shape.window, 128));
   const wakeRoom = Math.max(1, Math.min(batch, Math.floor(shape.window / 8)));
 
+  if (opts.pacing === "thread" && (shape.rate === 0 || qos > 0)) {
+    throw new Error("pacing thread needs a fixed rate (--rate) and QoS 0");
+  }
+  const pacing: Pacing = opts.pacing ??
+    (shape.slowReader
+      ? "timer"
+      : shape.rate > 0 && qos === 0
+      ? "thread"
+      : "spin");
+
   const latency = new LatencyRecorder(
     shape.rate > 0 ? Math.ceil(shape.rate * (duration + 1)) + 1024 : 1 << 20,
   );
 
   const publishers: Publisher[] = [];
+  const pacedPublishers: PacedPublisher[] = [];
   const subscribers: Subscriber[] = [];
   const links: Link[] = [];
   let delivered = 0;
@@ -571,7 +650,7 @@ async function runFlow(
   ) => {
     const type = first >> 4;
     if (type === 4 || type === 7) p.acked++; // PUBACK, PUBCOMP
-    else if (type === 5) p.link.ack(PUBREL, (b[body]! << 8) | b[body + 1]!);
+    else if (type === 5) p.link!.ack(PUBREL, (b[body]! << 8) | b[body + 1]!);
   };
 
   const cpu = new CpuMeter(opts.pid);
@@ -603,18 +682,43 @@ async function runFlow(
       }
     }
     for (let i = 0; i < shape.publishers; i++) {
-      const link = await connectLink(
-        host,
-        opts.port,
-        `kite-load-${runId}-p${i}`,
-        keepAlive,
-        !shape.persistent,
-      );
-      links.push(link);
+      const topic = shape.wildcard
+        ? `${prefix}/${name}/${i}`
+        : `${prefix}/${name}`;
+      const clientId = `kite-load-${runId}-p${i}`;
+      let link: Link | undefined;
+      let paced: PacedPublisher | undefined;
+      if (pacing === "thread") {
+        paced = new PacedPublisher();
+        pacedPublishers.push(paced);
+        await paced.connect({
+          host,
+          port: opts.port,
+          clientId,
+          keepAlive,
+          cleanSession: !shape.persistent,
+          topic,
+          payloadSize,
+          magic: MAGIC,
+          index: i,
+          rate: shape.rate / shape.publishers,
+          mainOrigin: performance.timeOrigin,
+        });
+      } else {
+        link = await connectLink(
+          host,
+          opts.port,
+          clientId,
+          keepAlive,
+          !shape.persistent,
+        );
+        links.push(link);
+      }
       const p: Publisher = {
         index: i,
         link,
-        topic: shape.wildcard ? `${prefix}/${name}/${i}` : `${prefix}/${name}`,
+        ...(paced ? { paced } : {}),
+        topic,
         sent: 0,
         acked: 0,
         trackers: [],
@@ -635,6 +739,7 @@ async function runFlow(
       };
     }
     for (const p of publishers) {
+      if (p.link === undefined) continue;
       p.link.onPacket = (first, b, body) =>
         onPublisherPacket(p, first, b, body);
       p.link.afterChunk = () => wake(p);
@@ -651,6 +756,11 @@ async function runFlow(
     let stalled = false;
 
     const publish = async (p: Publisher) => {
+      if (p.paced !== undefined) {
+        p.sent = await p.paced.run(t0);
+        return;
+      }
+      const link = p.link!;
       const tpl = publishTemplate(p.topic, qos, payloadSize);
       const size = tpl.bytes.length;
       const buf = new Uint8Array(size * batch);
@@ -661,7 +771,7 @@ async function runFlow(
         view.setUint16(k * size + tpl.payloadOffset + 2, p.index);
       }
       const ratePerPub = shape.rate / shape.publishers;
-      while (running && !p.link.writer.failed) {
+      while (running && !link.writer.failed) {
         let n = Math.min(room(p), batch);
         if (ratePerPub > 0) {
           const due =
@@ -670,9 +780,7 @@ async function runFlow(
           if (n <= 0) {
             // Fixed rate: yield to I/O and check again (a spin on the
             // tool's own core, so sends are not bunched by timer ticks).
-            if (
-              (opts.pacing ?? (shape.slowReader ? "timer" : "spin")) === "timer"
-            ) {
+            if (pacing === "timer") {
               await new Promise<void>((r) => setTimeout(r, 1));
             } else await new Promise<void>((r) => setImmediate(r));
             continue;
@@ -693,7 +801,7 @@ async function runFlow(
           view.setFloat64(at + tpl.payloadOffset + 8, now);
         }
         p.sent += n;
-        await p.link.writer.write(buf.subarray(0, n * size));
+        await link.writer.write(buf.subarray(0, n * size));
       }
     };
 
@@ -758,6 +866,7 @@ async function runFlow(
     const pubs = publishers.map(publish);
     const measured = await ticker();
     for (const p of publishers) p.notifier.notify();
+    for (const paced of pacedPublishers) paced.stop();
     await Promise.all(pubs);
 
     // Drain: wait until every subscriber has every message (QoS > 0) or no
@@ -853,6 +962,7 @@ async function runFlow(
   } finally {
     running = false;
     for (const p of publishers) p.notifier.notify();
+    for (const paced of pacedPublishers) paced.terminate();
     await Promise.all(links.map((l) => l.close()));
   }
 }
@@ -1135,8 +1245,10 @@ const USAGE = `usage: deno task load -- [options]
   --pid P           broker process id, for its CPU time and RSS
   --json            print JSON results (one array)
   --publishers N --subscribers N --qos Q --window N --rate N --payload B
-  --pacing P        fixed rate: spin (on time; default) or timer (bursts;
-                    default for slow, slow-qos1)
+  --pacing P        fixed rate: thread (publishers in workers that sleep
+                    until each send; default at QoS 0), spin (a busy main
+                    thread; default at QoS 1/2) or timer (bursts; default
+                    for slow, slow-qos1)
   --count N         conns: connections (10000)
   --concurrency N   conns: connects in flight (100)
   --keepalive S     keep alive in CONNECT (0)`;
@@ -1172,6 +1284,13 @@ async function main(args: string[]): Promise<number> {
   const num = (
     v: string | undefined,
   ) => (v === undefined ? undefined : Number(v));
+  if (
+    values.pacing !== undefined &&
+    !["thread", "spin", "timer"].includes(values.pacing)
+  ) {
+    console.error(`--pacing: thread, spin or timer, not "${values.pacing}"`);
+    return 2;
+  }
   const results: LoadResult[] = [];
   for (const scenario of values.scenario.split(",")) {
     const opts: LoadOptions = {
@@ -1193,7 +1312,7 @@ async function main(args: string[]): Promise<number> {
     set("qos", num(values.qos) as 0 | 1 | 2 | undefined);
     set("window", num(values.window));
     set("rate", num(values.rate));
-    set("pacing", values.pacing as "spin" | "timer" | undefined);
+    set("pacing", values.pacing as Pacing | undefined);
     set("payload", num(values.payload));
     set("count", num(values.count));
     set("concurrency", num(values.concurrency));

@@ -92,6 +92,26 @@ Deno.test({
           }
         },
       );
+      await t.step("latency with each pacing", async () => {
+        for (const pacing of ["thread", "spin", "timer"] as const) {
+          const r = await runLoad({
+            port: broker.port,
+            scenario: "latency",
+            pacing,
+            warmup: 0.1,
+            duration: 0.3,
+          });
+          const info = `${pacing}: ${formatResult(r)}`;
+          assert.ok((r.latency?.samples ?? 0) > 0, info);
+          assert.equal(r.duplicates, 0, info);
+          assert.equal(r.outOfOrder, 0, info);
+        }
+        // A publisher thread only sends QoS 0 at a fixed rate.
+        await assert.rejects(
+          runLoad({ port: broker.port, scenario: "qos1", pacing: "thread" }),
+          /pacing thread needs a fixed rate \(--rate\) and QoS 0/,
+        );
+      });
       await t.step("conns", async () => {
         const r = await runLoad({
           port: broker.port,
