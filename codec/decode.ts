@@ -589,7 +589,8 @@ export class PacketDecoder {
   /** Largest accepted packet in bytes, fixed header included. */
   maxPacketSize: number;
 
-  #hdr = new Uint8Array(5);
+  /** A fixed header split across chunks (allocated on first need). */
+  #hdr: Uint8Array | undefined;
   #hdrFill = 0;
   #asm: Uint8Array | undefined;
   #asmFill = 0;
@@ -667,7 +668,7 @@ export class PacketDecoder {
     let pos = 0;
     // 1. Finish a fixed header split across chunks.
     if (this.#hdrFill > 0) {
-      const hdr = this.#hdr;
+      const hdr = this.#hdr!;
       while (pos < len) {
         hdr[this.#hdrFill++] = chunk[pos++]!;
         const rl = parseRemainingLength(hdr, 0, this.#hdrFill);
@@ -714,7 +715,7 @@ export class PacketDecoder {
       if (rl === -1) {
         // Incomplete fixed header: keep at most 4 bytes.
         const rest = len - pos;
-        this.#hdr.set(chunk.subarray(pos, len));
+        (this.#hdr ??= new Uint8Array(5)).set(chunk.subarray(pos, len));
         this.#hdrFill = rest;
         // Fail early on a bad first byte or a size that cannot fit.
         checkFirstByte(chunk[pos]!, this.version);
