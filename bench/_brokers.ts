@@ -36,6 +36,18 @@ export interface StartOptions {
 }
 
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
+
+/**
+ * The `--v8-flags=...` of deno.json's `start` task, so that Kite is measured
+ * as `deno task start` runs it.
+ */
+function startTaskV8Flags(): string[] {
+  const config = JSON.parse(
+    Deno.readTextFileSync(join(ROOT, "deno.json")),
+  ) as { tasks?: Record<string, string> };
+  const start = config.tasks?.start ?? "";
+  return start.split(/\s+/).filter((a) => a.startsWith("--v8-flags="));
+}
 export const MOSQUITTO = "/usr/sbin/mosquitto";
 export const AEDES_VERSION = "1.2.0";
 
@@ -190,6 +202,7 @@ export async function startBroker(
         Deno.execPath(),
         "run",
         "-A",
+        ...startTaskV8Flags(),
         join(ROOT, "broker", "main.ts"),
         "--port",
         String(port),
