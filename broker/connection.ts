@@ -221,8 +221,6 @@ export class Connection implements SessionLink {
   clientId = "";
   /** The session, once connected. */
   session: Session | undefined;
-  /** Who the hooks are told about. */
-  info: ClientInfo | undefined;
   /** Epoch ms of the last byte received. */
   lastRx: number;
   /** Epoch ms the connection was accepted. */
@@ -258,6 +256,9 @@ export class Connection implements SessionLink {
   #authFlow: EnhancedAuthFlow | undefined;
   #connectPacket: ConnectPacket | undefined;
   #assigned = false;
+  /** Built on first use (hooks, wills): most brokers never ask. */
+  #info: ClientInfo | undefined;
+  #username: string | undefined;
 
   // Output buffer: parallel arrays, coalesced into one write per turn.
   // While nothing is queued they are the shared empty NO_BUFS/NO_NUMS.
@@ -289,6 +290,25 @@ export class Connection implements SessionLink {
         : new Promise((r) => this.#closedResolve = r);
     }
     return this.#closed;
+  }
+
+  /**
+   * Who the hooks are told about (undefined until the CONNECT is read).
+   * Built on first use, so a broker without hooks keeps no such object
+   * (nor the address string) per connection.
+   */
+  get info(): ClientInfo | undefined {
+    if (this.#info === undefined && this.clientId !== "") {
+      const info: ClientInfo = {
+        clientId: this.clientId,
+        protocolVersion: this.version,
+      };
+      if (this.#username !== undefined) info.username = this.#username;
+      const remote = this.remoteAddress;
+      if (remote !== undefined) info.remoteAddress = remote;
+      this.#info = info;
+    }
+    return this.#info;
   }
 
   /** The peer address, if the transport knows it. */
@@ -333,13 +353,13 @@ export class Connection implements SessionLink {
         return;
       }
       let chunk: Uint8Array | null;
-      if (r === null || r instanceof Uint8Array) chunk = r;
-      else if (typeof r === "number") {
-        chunk = (this.#duplex as ConnDuplex).take(r);
-      } else {
-        // A read failed: after our own close() it is just the end.
-        const d = this.#duplex;
-        if (d instanceof ConnDuplex && d.isClosed) chunk = null;
+      const d = this.#duplex;
+      if (typeof r === "number") chunk = (d as ConnDuplex).take(r);
+      else if (r instanceof Uint8Array) chunk = r;
+      else {
+        // EOF, or a read failed: after our own close() that is just the end.
+        if (d instanceof ConnDuplex) d.ended();
+        if (r === null || (d instanceof ConnDuplex && d.isClosed)) chunk = null;
         else {
           this.#fail(r);
           return;
@@ -550,15 +570,11 @@ export class Connection implements SessionLink {
         );
       }
     }
-    const info: ClientInfo = { clientId, protocolVersion: this.version };
-    if (p.username !== undefined) info.username = p.username;
-    const remote = this.remoteAddress;
-    if (remote !== undefined) info.remoteAddress = remote;
-    this.info = info;
+    this.#username = p.username;
     if (v5 && p.properties?.authenticationMethod !== undefined) {
       // Enhanced authentication: the exchange decides (no `authenticate`,
       // no anonymous check: the method proves who the client is).
-      const flow = new EnhancedAuthFlow(core.hooks.enhancedAuth, info, {
+      const flow = new EnhancedAuthFlow(core.hooks.enhancedAuth, this.info!, {
         requestProblemInformation: this.#problemInfo,
       });
       this.#authFlow = flow;
@@ -571,7 +587,7 @@ export class Connection implements SessionLink {
     }
     const auth = core.hooks.authenticate;
     if (auth !== undefined) {
-      const ctx = { ...info } as ClientInfo & {
+      const ctx = { ...this.info! } as ClientInfo & {
         password?: Uint8Array;
         properties?: Properties;
       };
@@ -624,8 +640,9 @@ export class Connection implements SessionLink {
   }
 
   #setUsername(username: string): void {
-    const info = this.info;
-    if (info !== undefined) this.info = { ...info, username };
+    this.#username = username;
+    const info = this.#info;
+    if (info !== undefined) this.#info = { ...info, username };
   }
 
   #refuse(code: number, why: string, props?: Properties): undefined {

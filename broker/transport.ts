@@ -34,7 +34,7 @@ export interface Duplex {
   /** Closes both directions; idempotent. */
   close(): void;
   /** The peer address, if known. */
-  remoteAddress?: string;
+  remoteAddress?: string | undefined;
 }
 
 /** The first read (a CONNECT fits) and the size reads grow back from. */
@@ -55,26 +55,59 @@ function addrString(addr: Deno.Addr): string | undefined {
 }
 
 /**
+ * Idle read buffers are `MIN_READ`-byte views into shared slabs: a pending
+ * read pins its buffer, and a 64-byte `Uint8Array` with its own
+ * `ArrayBuffer` costs about 300 bytes more than the view alone (V8's
+ * `ArrayBuffer` object, backing store and its bookkeeping). A slot goes back
+ * to `freeSlots` only when no read into it is pending; the free list is
+ * bounded, and a slab is garbage once none of its views is referenced.
+ */
+const SLAB_SLOTS = 1024;
+const MAX_FREE_SLOTS = 4 * SLAB_SLOTS;
+const freeSlots: Uint8Array<ArrayBuffer>[] = [];
+let slab: ArrayBuffer | undefined;
+let slabNext = SLAB_SLOTS;
+
+function takeSlot(): Uint8Array<ArrayBuffer> {
+  const free = freeSlots.pop();
+  if (free !== undefined) return free;
+  if (slabNext === SLAB_SLOTS) {
+    slab = new ArrayBuffer(MIN_READ * SLAB_SLOTS);
+    slabNext = 0;
+  }
+  return new Uint8Array(slab!, MIN_READ * slabNext++, MIN_READ);
+}
+
+function isSlot(buf: Uint8Array): boolean {
+  return buf.byteLength === MIN_READ && buf.buffer.byteLength !== MIN_READ;
+}
+
+const NO_BUF = new Uint8Array(0);
+
+/**
  * A `Duplex` over a `Deno.Conn`: reads into a small buffer that doubles
  * while reads fill it (up to 64 KiB) and shrinks back when traffic stops, so
- * an idle connection pins only a 64-byte read buffer. A class (methods on
- * the prototype, no closures per connection); `readRaw()` + `take()` let
- * the broker's read loop await the socket read directly, without an async
- * function in between.
+ * an idle connection pins only a 64-byte slot of a shared slab. A class
+ * (methods on the prototype, no closures per connection); `readRaw()` +
+ * `take()` (or `ended()`) let the broker's read loop await the socket read
+ * directly, without an async function in between.
  */
 export class ConnDuplex implements Duplex {
-  /** The peer address, if known. */
-  remoteAddress?: string;
   #conn: Deno.Conn;
   #buf = new Uint8Array(FIRST_READ);
   #full = false;
   #closed = false;
+  /** A read into `#buf` is pending (so the slot may not be reused yet). */
+  #pending = false;
 
   /** Wraps `conn`. */
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
-    const remote = addrString(conn.remoteAddr);
-    if (remote !== undefined) this.remoteAddress = remote;
+  }
+
+  /** The peer address (`host:port`), if known; built on each call. */
+  get remoteAddress(): string | undefined {
+    return addrString(this.#conn.remoteAddr);
   }
 
   /** Whether `close()` was called. */
@@ -84,43 +117,71 @@ export class ConnDuplex implements Duplex {
 
   /**
    * Reads into the internal buffer: the byte count (pass it to `take()`
-   * before the next read), or null at EOF. Rejects when the socket fails,
-   * also after `close()` (check `isClosed`).
+   * before the next read), or null at EOF (then call `ended()`). Rejects
+   * when the socket fails, also after `close()` (check `isClosed`; call
+   * `ended()`).
    */
   readRaw(): Promise<number | null> {
+    this.#pending = true;
     return this.#conn.read(this.#buf);
   }
 
   /** The `n` bytes the last `readRaw()` got, as a chunk the caller owns. */
   take(n: number): Uint8Array {
+    this.#pending = false;
     const buf = this.#buf;
     const chunk = buf.slice(0, n);
+    if (this.#closed) {
+      this.#release();
+      return chunk;
+    }
     if (n === buf.length) {
       if (n < MAX_READ) {
-        this.#buf = new Uint8Array(n < FIRST_READ ? FIRST_READ : n * 2);
+        this.#setBuf(new Uint8Array(n < FIRST_READ ? FIRST_READ : n * 2));
       }
       this.#full = true;
     } else {
       // Not right after a full read (likely the tail of a packet split by
       // the small buffer): shrinking then would split every packet.
       if (n < MIN_READ && buf.length > MIN_READ && !this.#full) {
-        this.#buf = new Uint8Array(MIN_READ);
+        this.#setBuf(takeSlot());
       }
       this.#full = false;
     }
     return chunk;
   }
 
+  /** The last `readRaw()` ended (EOF or error): no more reads follow. */
+  ended(): void {
+    this.#pending = false;
+    this.#release();
+  }
+
+  #setBuf(next: Uint8Array<ArrayBuffer>): void {
+    const old = this.#buf;
+    this.#buf = next;
+    if (isSlot(old) && freeSlots.length < MAX_FREE_SLOTS) freeSlots.push(old);
+  }
+
+  #release(): void {
+    if (this.#buf !== NO_BUF) this.#setBuf(NO_BUF);
+  }
+
   /** The next chunk from the peer, or null at EOF. */
   async read(): Promise<Uint8Array | null> {
     let n: number | null;
     try {
-      n = await this.#conn.read(this.#buf);
+      n = await this.readRaw();
     } catch (e) {
+      this.ended();
       if (this.#closed) return null;
       throw e;
     }
-    return n === null ? null : this.take(n);
+    if (n === null) {
+      this.ended();
+      return null;
+    }
+    return this.take(n);
   }
 
   /** Writes every byte of `data`. */
@@ -135,6 +196,8 @@ export class ConnDuplex implements Duplex {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // With a read pending, its slot is freed when the read settles.
+    if (!this.#pending) this.#release();
     try {
       this.#conn.close();
     } catch {

@@ -210,9 +210,11 @@ Deno.test("Broker closes a connection that sends no CONNECT within connectTimeou
 
 Deno.test("Broker calls authenticate and maps refusals per version (v5 0x86, 3.1.1 0x04)", async () => {
   const seen: string[] = [];
+  const addresses: (string | undefined)[] = [];
   const broker = await startBroker({
     authenticate: (ctx) => {
       seen.push(`${ctx.clientId}:${ctx.username}`);
+      addresses.push(ctx.remoteAddress);
       return ctx.username === "good"
         ? ReasonCode.Success
         : Promise.resolve(ReasonCode.BadUserNameOrPassword);
@@ -235,6 +237,10 @@ Deno.test("Broker calls authenticate and maps refusals per version (v5 0x86, 3.1
   await bad4.client.waitClosed();
   await bad5.client.waitClosed();
   assert.deepEqual(seen, ["a:good", "b:x", "c:x"]);
+  // The hook sees the client's own address (host:port of its socket).
+  const local = (ok.client.conn.localAddr as Deno.NetAddr).port;
+  assert.equal(addresses[0], `127.0.0.1:${local}`);
+  for (const a of addresses) assert.match(a!, /^127\.0\.0\.1:\d+$/);
   for (const c of [ok, bad4, bad5]) await c.client.close();
   await broker.close();
 });

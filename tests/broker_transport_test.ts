@@ -1,0 +1,112 @@
+// ConnDuplex: the broker's lean socket reader. Idle connections read into
+// 64-byte slots of a shared slab; these tests check that the slots never
+// mix one connection's bytes with another's, also when slots are recycled.
+import assert from "node:assert/strict";
+import { ConnDuplex } from "../broker/transport.ts";
+
+interface Pair {
+  server: ConnDuplex;
+  client: Deno.TcpConn;
+}
+
+async function pairs(
+  listener: Deno.TcpListener,
+  n: number,
+): Promise<Pair[]> {
+  const out: Pair[] = [];
+  for (let i = 0; i < n; i++) {
+    const [client, server] = await Promise.all([
+      Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+      listener.accept(),
+    ]);
+    out.push({ server: new ConnDuplex(server), client });
+  }
+  return out;
+}
+
+/** Reads from `d` until `len` bytes arrived. */
+async function readBytes(d: ConnDuplex, len: number): Promise<Uint8Array> {
+  const got = new Uint8Array(len);
+  let have = 0;
+  while (have < len) {
+    const chunk = await d.read();
+    assert.notEqual(chunk, null, `EOF after ${have} of ${len} bytes`);
+    got.set(chunk!, have);
+    have += chunk!.length;
+  }
+  return got;
+}
+
+function pattern(seed: number, len: number): Uint8Array {
+  const b = new Uint8Array(len);
+  for (let i = 0; i < len; i++) b[i] = (seed * 31 + i * 7) & 0xff;
+  return b;
+}
+
+Deno.test("ConnDuplex returns every byte of a large write in order, growing and shrinking its buffer", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [p] = await pairs(listener, 1);
+  try {
+    for (const len of [3, 512, 40_000, 5, 64, 63, 65, 1]) {
+      const data = pattern(len, len);
+      const [, got] = await Promise.all([
+        p!.client.write(data),
+        readBytes(p!.server, len),
+      ]);
+      assert.deepEqual(got, data, `a ${len}-byte write`);
+    }
+  } finally {
+    p!.client.close();
+    p!.server.close();
+  }
+});
+
+Deno.test("ConnDuplex keeps connections' bytes apart while idle read slots are recycled", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const live = await pairs(listener, 40);
+  const all: Pair[] = [...live];
+  try {
+    // A first small read moves every connection to a 64-byte slot.
+    await Promise.all(live.map(async (p, i) => {
+      const [, got] = await Promise.all([
+        p.client.write(pattern(i, 10)),
+        readBytes(p.server, 10),
+      ]);
+      assert.deepEqual(got, pattern(i, 10));
+    }));
+    // Half close with a read pending (its slot is freed when that read
+    // ends), the other half after the peer's EOF.
+    const pending = live.slice(0, 20).map((p) => p.server.read());
+    for (const p of live.slice(0, 20)) p.server.close();
+    for (const r of await Promise.all(pending)) assert.equal(r, null);
+    for (const p of live.slice(20, 30)) p.client.close();
+    for (const p of live.slice(20, 30)) {
+      assert.equal(await p.server.read(), null, "EOF after the peer closed");
+    }
+    // New connections take the freed slots; every live one then reads
+    // several small messages at once, each its own bytes only.
+    const fresh = await pairs(listener, 30);
+    all.push(...fresh);
+    const now = [...live.slice(30), ...fresh];
+    for (let round = 0; round < 5; round++) {
+      await Promise.all(now.map(async (p, i) => {
+        const seed = 1000 * round + i;
+        const data = pattern(seed, 1 + ((seed * 13) % 60));
+        const [, got] = await Promise.all([
+          p.client.write(data),
+          readBytes(p.server, data.length),
+        ]);
+        assert.deepEqual(got, data, `connection ${i}, round ${round}`);
+      }));
+    }
+  } finally {
+    for (const p of all) {
+      try {
+        p.client.close();
+      } catch {
+        // closed above
+      }
+      p.server.close();
+    }
+  }
+});
