@@ -180,6 +180,36 @@ export function storeSuite(h: StoreHarness): void {
     assert.deepEqual(again?.incomingQos2, []);
   });
 
+  test("deleteSession() and a new session of the same client in one turn keep only the new one's records", async (f) => {
+    let s = f.store;
+    s.putSession(session("c"));
+    for (let i = 1; i <= 4; i++) s.putOutgoing("c", outgoing(i));
+    s.putIncomingQos2("c", 7);
+    await s.commit();
+    s = await f.reopen();
+    await s.load();
+    // Not yet written: a put the session's delete must cancel.
+    s.putOutgoing("c", outgoing(5));
+    s.deleteSession("c");
+    // The client is back before the flush: seq 2 again, with new content.
+    s.putSession(session("c", { expiryInterval: 60 }));
+    s.putOutgoing("c", outgoing(2, { state: "sent", packetId: 11 }));
+    s.putIncomingQos2("c", 8);
+    await s.commit();
+    const { sessions } = await (await f.reopen()).load();
+    assert.equal(sessions.length, 1);
+    assert.equal(sessions[0]?.record.expiryInterval, 60);
+    assert.deepEqual(sessions[0]?.outgoing, [
+      outgoing(2, { state: "sent", packetId: 11 }),
+    ]);
+    assert.deepEqual(sessions[0]?.incomingQos2, [8]);
+    // And once more after that flush: the index still knows seq 2.
+    s = f.store;
+    s.deleteSession("c");
+    await s.commit();
+    assert.deepEqual((await (await f.reopen()).load()).sessions, []);
+  });
+
   test("putOutgoing() keeps messages in seq order and replaces by seq", async (f) => {
     const s = f.store;
     s.putSession(session("c"));

@@ -130,24 +130,52 @@ interface ChunkHeader {
   bytes: number;
 }
 
+type ItemKind = "out" | "q2";
+
+/**
+ * One pending write. A session's outgoing message or QoS 2 id (an "item")
+ * is pending in its client's map by number, and gets its KV key and slot
+ * string only if it reaches a flush: most are cancelled by their ack first.
+ */
 interface Mutation {
-  key: Deno.KvKey;
+  /** Built on first need for items (`keyOf`). */
+  key: Deno.KvKey | undefined;
   /** `undefined` deletes. */
   value: unknown;
   /** The record was not in the store when this batch began. */
   fresh: boolean;
   /** A fresh put that an ack may cancel (counted for lingering). */
   ackable: boolean;
-  /** Identity of the record, for the chunk index. */
-  slot: string;
+  /** Identity of the record, for the chunk index (`slotOf` for items). */
+  slot: string | undefined;
+  /** For items: the client, the kind and the number. */
+  client: ClientIndex | undefined;
+  kind: ItemKind | undefined;
+  n: number;
+}
+
+function keyOf(m: Mutation): Deno.KvKey {
+  return m.key ??= ["kite", m.kind!, m.client!.part, m.n];
+}
+
+function slotOf(m: Mutation): string {
+  return m.slot ??= m.kind! + m.n + "|" + m.client!.id;
 }
 
 interface ClientIndex {
+  id: string;
   part: string | Uint8Array;
   /** Outgoing seqs written or being written. */
   out: Set<number>;
   /** Incoming QoS 2 ids written or being written. */
   q2: Set<number>;
+  /** Pending item writes, by number. */
+  pendOut: Map<number, Mutation> | undefined;
+  pendQ2: Map<number, Mutation> | undefined;
+  /** Ackable outgoing records first written by the last flush. */
+  lastOut: Set<number> | undefined;
+  /** The session was deleted; the index stays while writes are pending. */
+  gone: boolean;
 }
 
 interface Deferred {
@@ -194,7 +222,11 @@ export class KvStore implements Store {
   #kv: Deno.Kv;
   #lock: Deno.FsFile;
   #closed = false;
+  /** Pending session, retained and clean-up writes, by slot. */
   #pending = new Map<string, Mutation>();
+  /** Clients with pending item writes, and how many there are in all. */
+  #dirty = new Set<ClientIndex>();
+  #pendingItems = 0;
   #pendingDone: Deferred | undefined;
   #inflight: Deferred | undefined;
   #scheduled = false;
@@ -217,8 +249,8 @@ export class KvStore implements Store {
   /** Moving average of how long a flush that wrote something took, in ms. */
   #writeMs = 0;
   #closing = false;
-  /** Slots of the records first written by the last flush. */
-  #lastPuts = new Set<string>();
+  /** Clients whose `lastOut` is set. */
+  #lastClients: ClientIndex[] = [];
   #clients = new Map<string, ClientIndex>();
   /** Chunked records by slot: generation and chunk count. */
   #chunks = new Map<string, { generation: string; count: number }>();
@@ -256,10 +288,33 @@ export class KvStore implements Store {
   #client(clientId: string): ClientIndex {
     let c = this.#clients.get(clientId);
     if (c === undefined) {
-      c = { part: keyPart(clientId), out: new Set(), q2: new Set() };
+      c = {
+        id: clientId,
+        part: keyPart(clientId),
+        out: new Set(),
+        q2: new Set(),
+        pendOut: undefined,
+        pendQ2: undefined,
+        lastOut: undefined,
+        gone: false,
+      };
       this.#clients.set(clientId, c);
-    }
+    } else c.gone = false;
     return c;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) {
+      throw new MqttError(
+        ReasonCode.ImplementationSpecificError,
+        `the store ${this.path} is closed`,
+      );
+    }
+  }
+
+  /** Pending writes, items included. */
+  get #pendingCount(): number {
+    return this.#pending.size + this.#pendingItems;
   }
 
   #enqueue(
@@ -269,13 +324,17 @@ export class KvStore implements Store {
     fresh: boolean,
     ackable = false,
   ) {
-    if (this.#closed) {
-      throw new MqttError(
-        ReasonCode.ImplementationSpecificError,
-        `the store ${this.path} is closed`,
-      );
-    }
-    this.#pending.set(slot, { key, value, fresh, ackable, slot });
+    this.#checkOpen();
+    this.#pending.set(slot, {
+      key,
+      value,
+      fresh,
+      ackable,
+      slot,
+      client: undefined,
+      kind: undefined,
+      n: 0,
+    });
     this.#schedule();
   }
 
@@ -328,11 +387,33 @@ export class KvStore implements Store {
       undefined,
       false,
     );
-    this.#clients.delete(clientId);
+    // Kept while its item writes are pending, so that a new session of the
+    // same client finds them (a put then replaces a pending delete).
+    if (c.pendOut === undefined && c.pendQ2 === undefined) {
+      this.#clients.delete(clientId);
+    } else c.gone = true;
+  }
+
+  /** The client's pending item map of `kind`, created if asked. */
+  #pendOf(c: ClientIndex, kind: ItemKind): Map<number, Mutation> {
+    if (kind === "out") return c.pendOut ??= new Map();
+    return c.pendQ2 ??= new Map();
+  }
+
+  #setItem(c: ClientIndex, kind: ItemKind, m: Mutation): void {
+    this.#checkOpen();
+    const pend = this.#pendOf(c, kind);
+    const size = pend.size;
+    pend.set(m.n, m);
+    if (pend.size > size) {
+      this.#pendingItems++;
+      this.#dirty.add(c);
+    }
+    this.#schedule();
   }
 
   #putItem(
-    kind: "out" | "q2",
+    kind: ItemKind,
     clientId: string,
     n: number,
     value: unknown,
@@ -340,8 +421,7 @@ export class KvStore implements Store {
   ): void {
     const c = this.#client(clientId);
     const set = c[kind];
-    const slot = kind + n + "|" + clientId;
-    const prev = this.#pending.get(slot);
+    const prev = (kind === "out" ? c.pendOut : c.pendQ2)?.get(n);
     const fresh = prev !== undefined ? prev.fresh : !set.has(n);
     if (prev !== undefined) ackable = prev.ackable;
     else if (fresh && ackable) {
@@ -349,22 +429,32 @@ export class KvStore implements Store {
       this.#freshPending++;
     } else ackable = false;
     set.add(n);
-    this.#enqueue(slot, ["kite", kind, c.part, n], value, fresh, ackable);
+    this.#setItem(c, kind, {
+      key: undefined,
+      value,
+      fresh,
+      ackable,
+      slot: undefined,
+      client: c,
+      kind,
+      n,
+    });
   }
 
   #deleteItem(
-    kind: "out" | "q2",
+    kind: ItemKind,
     clientId: string,
     n: number,
     isAck = true,
   ): void {
     const c = this.#client(clientId);
     c[kind].delete(n);
-    const slot = kind + n + "|" + clientId;
-    const prev = this.#pending.get(slot);
+    const pend = kind === "out" ? c.pendOut : c.pendQ2;
+    const prev = pend?.get(n);
     if (prev !== undefined && prev.fresh) {
       // Written and removed in the same batch: nothing reaches the disk.
-      this.#pending.delete(slot);
+      pend!.delete(n);
+      this.#pendingItems--;
       if (!prev.ackable) return;
       if (isAck) this.#windowCancels++;
       if (--this.#freshPending === 0 && this.#timer !== undefined) {
@@ -375,8 +465,17 @@ export class KvStore implements Store {
       }
       return;
     }
-    if (isAck && this.#lastPuts.has(slot)) this.#windowLate++;
-    this.#enqueue(slot, ["kite", kind, c.part, n], undefined, false);
+    if (isAck && c.lastOut?.has(n) === true) this.#windowLate++;
+    this.#setItem(c, kind, {
+      key: undefined,
+      value: undefined,
+      fresh: false,
+      ackable: false,
+      slot: undefined,
+      client: c,
+      kind,
+      n,
+    });
   }
 
   /** Creates or replaces one outgoing message of a session. */
@@ -404,7 +503,7 @@ export class KvStore implements Store {
 
   /** Resolves when every mutation enqueued before this call is durable. */
   commit(): Promise<void> {
-    if (this.#pending.size > 0) {
+    if (this.#pendingCount > 0) {
       this.#pendingDone ??= deferred();
       return this.#pendingDone.promise;
     }
@@ -426,7 +525,7 @@ export class KvStore implements Store {
       return;
     }
     this.#decideLinger();
-    if (this.#pending.size === 0) {
+    if (this.#pendingCount === 0) {
       // Everything enqueued cancelled out (put + delete of a new record):
       // whoever waits for it is served.
       const waiting = this.#pendingDone;
@@ -434,19 +533,14 @@ export class KvStore implements Store {
       waiting?.resolve();
       return;
     }
-    const batch = this.#pending;
-    this.#pending = new Map();
-    this.#freshPending = 0;
-    this.#lastPuts = new Set();
-    for (const m of batch.values()) {
-      if (m.ackable && m.value !== undefined) this.#lastPuts.add(m.slot);
-    }
+    const batch = this.#takeBatch();
+    const size = batch.length;
     const done = this.#pendingDone ?? deferred();
     this.#pendingDone = undefined;
     this.#inflight = done;
     const started = performance.now();
     try {
-      const ops = this.#plan(batch.values());
+      const ops = this.#plan(batch);
       for (const op of ops) {
         const result = await op.commit();
         this.#atomicCommits++;
@@ -457,7 +551,7 @@ export class KvStore implements Store {
       done.resolve();
     } catch (e) {
       logger.error("Writing {count} mutations to {path} failed: {error}", {
-        count: batch.size,
+        count: size,
         path: this.path,
         error: e,
       });
@@ -471,10 +565,46 @@ export class KvStore implements Store {
     } finally {
       this.#inflight = undefined;
     }
-    if (this.#pending.size > 0 || this.#pendingDone !== undefined) {
+    if (this.#pendingCount > 0 || this.#pendingDone !== undefined) {
       this.#schedule();
     }
   };
+
+  /**
+   * Takes every pending write for one flush: session, retained and clean-up
+   * records first, then items (a crash between two atomic operations of a
+   * large batch leaves items without a session at worst, which `load()`
+   * removes). Notes the ackable records it writes (`lastOut`).
+   */
+  #takeBatch(): Mutation[] {
+    const batch = [...this.#pending.values()];
+    this.#pending = new Map();
+    this.#freshPending = 0;
+    this.#pendingItems = 0;
+    for (const c of this.#lastClients) c.lastOut = undefined;
+    this.#lastClients = [];
+    for (const c of this.#dirty) {
+      for (const pend of [c.pendOut, c.pendQ2]) {
+        if (pend === undefined) continue;
+        for (const m of pend.values()) {
+          batch.push(m);
+          if (m.ackable && m.value !== undefined) {
+            if (c.lastOut === undefined) {
+              c.lastOut = new Set();
+              this.#lastClients.push(c);
+            }
+            c.lastOut.add(m.n);
+          }
+        }
+      }
+      c.pendOut = c.pendQ2 = undefined;
+      if (c.gone && c.out.size === 0 && c.q2.size === 0) {
+        if (this.#clients.get(c.id) === c) this.#clients.delete(c.id);
+      }
+    }
+    this.#dirty.clear();
+    return batch;
+  }
 
   /**
    * Whether the next flush lingers: when most new outgoing records of this
@@ -528,13 +658,14 @@ export class KvStore implements Store {
       else op.set(key, value);
     };
     const cache = new Map<object, [unknown, number]>();
+    const anyChunks = this.#chunks.size > 0;
     for (const m of batch) {
-      const old = this.#chunks.get(m.slot);
+      const old = anyChunks ? this.#chunks.get(slotOf(m)) : undefined;
       let chunked = false;
       if (m.value !== undefined) {
         const [value, size] = prepare(m.value, cache);
         if (size <= CHUNK_THRESHOLD) {
-          add(m.key, value, size);
+          add(keyOf(m), value, size);
         } else {
           const bytes = serialize(value);
           const generation = crypto.randomUUID();
@@ -551,18 +682,18 @@ export class KvStore implements Store {
             generation,
             bytes: bytes.byteLength,
           };
-          add(m.key, header, 128);
-          this.#chunks.set(m.slot, { generation, count });
+          add(keyOf(m), header, 128);
+          this.#chunks.set(slotOf(m), { generation, count });
           chunked = true;
         }
       } else {
-        add(m.key, undefined, 0);
+        add(keyOf(m), undefined, 0);
       }
       if (old !== undefined) {
         for (let i = 0; i < old.count; i++) {
           add(["kite", "chunk", old.generation, i], undefined, 0);
         }
-        if (!chunked) this.#chunks.delete(m.slot);
+        if (!chunked) this.#chunks.delete(slotOf(m));
       }
     }
     if (count > 0) ops.push(op);
@@ -738,7 +869,7 @@ export class KvStore implements Store {
     let error: unknown;
     this.#closing = true;
     while (
-      this.#pending.size > 0 || this.#inflight !== undefined ||
+      this.#pendingCount > 0 || this.#inflight !== undefined ||
       this.#pendingDone !== undefined
     ) {
       this.#cancelTimer();
