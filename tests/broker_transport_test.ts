@@ -110,3 +110,38 @@ Deno.test("ConnDuplex keeps connections' bytes apart while idle read slots are r
     }
   }
 });
+
+Deno.test("ConnDuplex chunks stay intact after later reads on any connection", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const ps = await pairs(listener, 8);
+  try {
+    // Many small reads (small chunks share receive slabs) and a few large
+    // ones, kept and only checked at the end.
+    const kept: { chunk: Uint8Array; want: Uint8Array }[] = [];
+    for (let round = 0; round < 200; round++) {
+      await Promise.all(ps.map(async (p, i) => {
+        const len = round % 50 === 49 ? 3000 : 1 + ((round * 7 + i) % 120);
+        const data = pattern(round * 8 + i, len);
+        await p.client.write(data);
+        let have = 0;
+        while (have < len) {
+          const chunk = await p.server.read();
+          assert.notEqual(chunk, null);
+          kept.push({
+            chunk: chunk!,
+            want: data.subarray(have, have + chunk!.length),
+          });
+          have += chunk!.length;
+        }
+      }));
+    }
+    for (const [k, { chunk, want }] of kept.entries()) {
+      assert.deepEqual(chunk, want, `chunk ${k}`);
+    }
+  } finally {
+    for (const p of ps) {
+      p.client.close();
+      p.server.close();
+    }
+  }
+});
