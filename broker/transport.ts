@@ -10,6 +10,8 @@
  * @module
  */
 
+import { alloc } from "../codec/_writer.ts";
+
 /** A bidirectional byte stream the broker can serve one MQTT client on. */
 export interface Transport {
   /** Bytes from the client. */
@@ -86,33 +88,27 @@ const NO_BUF = new Uint8Array(0);
 
 /**
  * Chunks of up to `RX_SMALL` bytes (a PINGREQ, an ack, one small PUBLISH)
- * are copied out of the read buffer into a shared 4 KiB receive slab instead
- * of each into an `ArrayBuffer` of its own: V8 allocates, tracks and sweeps
- * every `ArrayBuffer`, about 3 µs of CPU per read, and at 10k messages/s
- * one per message showed in the latency tail (p99 about 20% lower with the
- * slab). A chunk is a view that keeps its slab alive, as any chunk keeps its
- * buffer; whatever keeps bytes from a packet for long (queued and in-flight
+ * are copied out of the read buffer into the codec's shared slabs (`alloc`,
+ * the 16 KiB slabs small encodings come from) instead of each into an
+ * `ArrayBuffer` of its own: V8 allocates, tracks and sweeps every
+ * `ArrayBuffer`, about 3 µs of CPU per read, and at 10k messages/s one per
+ * message showed in the latency tail (p99 about 20% lower without). A chunk
+ * is a view that keeps its slab alive, as any chunk keeps its buffer;
+ * whatever keeps bytes from a packet for long (queued and in-flight
  * messages, retained messages, wills) copies them out.
  *
- * Both sizes are measured: 64 KiB slabs lived long enough to reach V8's old
- * generation, where only full collections free them (10-12 ms pauses), and
- * copying reads of up to 2 KiB made the QoS 1 scenario 12% slower.
+ * Measured alternatives: 64 KiB slabs of their own lived long enough to
+ * reach V8's old generation, where only full collections free them (10-12
+ * ms pauses), and copying reads of up to 2 KiB made the QoS 1 scenario 12%
+ * slower.
  */
-const RX_SLAB = 4096;
 const RX_SMALL = 128;
-let rxSlab = new ArrayBuffer(RX_SLAB);
-let rxUsed = 0;
 
 /** The first `n` bytes of `buf`, as a chunk that `buf` can be reused after. */
 function copyOut(buf: Uint8Array, n: number): Uint8Array {
   if (n > RX_SMALL) return buf.slice(0, n);
-  if (rxUsed + n > RX_SLAB) {
-    rxSlab = new ArrayBuffer(RX_SLAB);
-    rxUsed = 0;
-  }
-  const chunk = new Uint8Array(rxSlab, rxUsed, n);
+  const chunk = alloc(n);
   chunk.set(n === buf.length ? buf : buf.subarray(0, n));
-  rxUsed += n;
   return chunk;
 }
 

@@ -154,6 +154,35 @@ interface Mutation {
   n: number;
 }
 
+/** A pending write of an item (`value` undefined: a delete). */
+function itemMutation(
+  client: ClientIndex,
+  kind: ItemKind,
+  n: number,
+  value: unknown,
+  fresh: boolean,
+  ackable: boolean,
+): Mutation {
+  return {
+    key: undefined,
+    value,
+    fresh,
+    ackable,
+    slot: undefined,
+    client,
+    kind,
+    n,
+  };
+}
+
+/** The client's pending writes of `kind`, if any. */
+function pendingOf(
+  c: ClientIndex,
+  kind: ItemKind,
+): Map<number, Mutation> | undefined {
+  return kind === "out" ? c.pendOut : c.pendQ2;
+}
+
 function keyOf(m: Mutation): Deno.KvKey {
   return m.key ??= ["kite", m.kind!, m.client!.part, m.n];
 }
@@ -421,7 +450,7 @@ export class KvStore implements Store {
   ): void {
     const c = this.#client(clientId);
     const set = c[kind];
-    const prev = (kind === "out" ? c.pendOut : c.pendQ2)?.get(n);
+    const prev = pendingOf(c, kind)?.get(n);
     const fresh = prev !== undefined ? prev.fresh : !set.has(n);
     if (prev !== undefined) ackable = prev.ackable;
     else if (fresh && ackable) {
@@ -429,16 +458,7 @@ export class KvStore implements Store {
       this.#freshPending++;
     } else ackable = false;
     set.add(n);
-    this.#setItem(c, kind, {
-      key: undefined,
-      value,
-      fresh,
-      ackable,
-      slot: undefined,
-      client: c,
-      kind,
-      n,
-    });
+    this.#setItem(c, kind, itemMutation(c, kind, n, value, fresh, ackable));
   }
 
   #deleteItem(
@@ -449,7 +469,7 @@ export class KvStore implements Store {
   ): void {
     const c = this.#client(clientId);
     c[kind].delete(n);
-    const pend = kind === "out" ? c.pendOut : c.pendQ2;
+    const pend = pendingOf(c, kind);
     const prev = pend?.get(n);
     if (prev !== undefined && prev.fresh) {
       // Written and removed in the same batch: nothing reaches the disk.
@@ -466,16 +486,7 @@ export class KvStore implements Store {
       return;
     }
     if (isAck && c.lastOut?.has(n) === true) this.#windowLate++;
-    this.#setItem(c, kind, {
-      key: undefined,
-      value: undefined,
-      fresh: false,
-      ackable: false,
-      slot: undefined,
-      client: c,
-      kind,
-      n,
-    });
+    this.#setItem(c, kind, itemMutation(c, kind, n, undefined, false, false));
   }
 
   /** Creates or replaces one outgoing message of a session. */
