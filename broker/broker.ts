@@ -18,6 +18,7 @@ import {
 import { RetainedMessages } from "./retained.ts";
 import { Router } from "./router.ts";
 import {
+  ownPayload,
   type PublishEncoding,
   Session,
   type SessionContext,
@@ -427,6 +428,7 @@ export class BrokerCore {
         const kept: StoredMessage = p.byteLength === p.buffer.byteLength
           ? message
           : { ...message, payload: p.slice() };
+        ownPayload(kept); // its Correlation Data, if any
         this.retained.set(kept);
         if (kept.expiresAt !== undefined) {
           this.retainedExpiry.set(kept.topic, kept.expiresAt);

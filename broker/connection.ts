@@ -71,7 +71,12 @@ import { hasWildcard, parseSharedSubscription } from "../codec/topic.ts";
 import type { ClientInfo } from "./options.ts";
 import { type AuthAction, EnhancedAuthFlow } from "./auth.ts";
 import type { BrokerCore } from "./broker.ts";
-import type { PublishEncoding, Session, SessionLink } from "./session.ts";
+import {
+  ownPayload,
+  type PublishEncoding,
+  type Session,
+  type SessionLink,
+} from "./session.ts";
 import type { StoredMessage, StoredSubscription } from "./store/store.ts";
 import { ConnDuplex, type Duplex } from "./transport.ts";
 import { debugEnabled } from "./_log.ts";
@@ -702,6 +707,7 @@ export class Connection implements SessionLink {
         this.#willDelay = willDelayInterval ?? 0;
         if (Object.keys(props).length > 0) will.properties = props;
       }
+      ownPayload(will); // its Correlation Data, if any
       this.#will = will;
     }
     const { session, present } = core.openSession(this, p.cleanStart, expiry);

@@ -207,29 +207,41 @@ let slabUsed = 0;
 const owned = new WeakSet<ArrayBufferLike>([slab]);
 
 /**
- * Makes a message safe to keep for long: a payload that is a small view of a
- * much larger buffer (a read chunk) is copied out, small ones into a shared
- * 16 KiB slab, so a queued message never pins a whole chunk. Replaces the
- * payload in place (the message is shared; the bytes are the same).
+ * `bytes`, or a copy of it when it is a small view of a much larger buffer
+ * (a read chunk or a shared slab): small copies go into a shared 16 KiB
+ * slab, so that what is kept never pins a whole chunk.
  */
-export function ownPayload(message: StoredMessage): void {
-  const p = message.payload;
-  if (owned.has(p.buffer)) return;
-  if (p.buffer.byteLength <= p.byteLength * 2 + 256) return;
-  const n = p.byteLength;
-  if (n > SLAB_MAX) {
-    message.payload = p.slice();
-    return;
-  }
+function ownBytes(bytes: Uint8Array): Uint8Array {
+  if (owned.has(bytes.buffer)) return bytes;
+  if (bytes.buffer.byteLength <= bytes.byteLength * 2 + 256) return bytes;
+  const n = bytes.byteLength;
+  if (n > SLAB_MAX) return bytes.slice();
   if (slabUsed + n > SLAB_SIZE) {
     slab = new ArrayBuffer(SLAB_SIZE);
     owned.add(slab);
     slabUsed = 0;
   }
   const copy = new Uint8Array(slab, slabUsed, n);
-  copy.set(p);
+  copy.set(bytes);
   slabUsed += n;
-  message.payload = copy;
+  return copy;
+}
+
+/**
+ * Makes a message safe to keep for long: its payload and v5 Correlation
+ * Data, when views of a much larger buffer (a read chunk), are copied out
+ * (`ownBytes`), so a queued, retained or will message never pins a whole
+ * chunk. Replaces them in place (the message is shared; the bytes are the
+ * same).
+ */
+export function ownPayload(message: StoredMessage): void {
+  message.payload = ownBytes(message.payload);
+  const props = message.properties;
+  const cd = props?.correlationData;
+  if (cd !== undefined) {
+    const own = ownBytes(cd);
+    if (own !== cd) message.properties = { ...props, correlationData: own };
+  }
 }
 
 /** A small FIFO with O(1) shift. */

@@ -2,6 +2,7 @@
 
 import assert from "node:assert/strict";
 import {
+  ownPayload,
   type PublishEncoding,
   Session,
   type SessionContext,
@@ -156,4 +157,41 @@ Deno.test("Broker respects a v5 client's Receive Maximum [MQTT-3.3.4-9]", async 
   await client.expectNothing((p) => p.type === "publish", 100);
   await client.disconnect();
   await broker.close();
+});
+
+Deno.test("ownPayload copies a payload and Correlation Data that are small views of a large buffer, and leaves tight ones", () => {
+  const chunk = new Uint8Array(64 * 1024);
+  chunk.set([1, 2, 3], 100);
+  chunk.set([9, 8], 200);
+  const message: StoredMessage = {
+    topic: "t",
+    payload: chunk.subarray(100, 103),
+    qos: 1,
+    retain: false,
+    properties: {
+      correlationData: chunk.subarray(200, 202),
+      contentType: "x",
+    },
+  };
+  ownPayload(message);
+  // Same bytes, no longer pinning the 64 KiB chunk.
+  assert.deepEqual([...message.payload], [1, 2, 3]);
+  assert.deepEqual([...message.properties!.correlationData!], [9, 8]);
+  assert.notEqual(message.payload.buffer, chunk.buffer);
+  assert.notEqual(message.properties!.correlationData!.buffer, chunk.buffer);
+  assert.ok(message.payload.buffer.byteLength < chunk.byteLength);
+  assert.equal(message.properties!.contentType, "x");
+  chunk.fill(0); // the chunk is reused: the message keeps its bytes
+  assert.deepEqual([...message.payload], [1, 2, 3]);
+  assert.deepEqual([...message.properties!.correlationData!], [9, 8]);
+  // A payload that is (nearly) its whole buffer is kept as it is.
+  const tight = new Uint8Array([5, 6, 7]);
+  const m2: StoredMessage = {
+    topic: "t",
+    payload: tight,
+    qos: 0,
+    retain: false,
+  };
+  ownPayload(m2);
+  assert.equal(m2.payload, tight);
 });
