@@ -23,7 +23,20 @@ export interface RunningBroker {
 }
 
 /** The brokers compare.ts knows. */
-export type BrokerName = "kite" | "kite-kv" | "mosquitto" | "aedes";
+export type BrokerName =
+  | "kite"
+  | "kite-kv"
+  | "kite-base"
+  | "mosquitto"
+  | "aedes";
+
+/**
+ * The checkout `kite-base` runs from: `KITE_BASE` (e.g. a `git worktree` of
+ * the commit before a change), so a change and its base run in one compare.
+ */
+function baseRoot(): string | undefined {
+  return Deno.env.get("KITE_BASE");
+}
 
 /** Options of {@link startBroker}. */
 export interface StartOptions {
@@ -121,6 +134,15 @@ export function brokerAvailable(name: BrokerName): string | undefined {
       return exists(join(ROOT, "broker", "main.ts"))
         ? undefined
         : "broker/main.ts does not exist yet";
+    case "kite-base": {
+      const base = baseRoot();
+      if (base === undefined) {
+        return "KITE_BASE (a checkout to compare) not set";
+      }
+      return exists(join(base, "broker", "main.ts"))
+        ? undefined
+        : `${base}/broker/main.ts not found`;
+    }
   }
 }
 
@@ -195,6 +217,7 @@ export async function startBroker(
     }
     case "kite":
     case "kite-kv":
+    case "kite-base":
       if (name === "kite-kv") {
         tmp = await Deno.makeTempDir({ prefix: "kite-bench-kv-" });
       }
@@ -203,7 +226,7 @@ export async function startBroker(
         "run",
         "-A",
         ...startTaskV8Flags(),
-        join(ROOT, "broker", "main.ts"),
+        join(name === "kite-base" ? baseRoot()! : ROOT, "broker", "main.ts"),
         "--port",
         String(port),
         ...(tmp

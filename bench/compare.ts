@@ -42,6 +42,7 @@ const ALL_BROKERS: BrokerName[] = ["kite", "mosquitto", "aedes"];
 const LABEL: Record<BrokerName, string> = {
   kite: "Kite",
   "kite-kv": "Kite (KV)",
+  "kite-base": "Kite (base)",
   mosquitto: "Mosquitto",
   aedes: "Aedes",
 };
