@@ -33,12 +33,9 @@ import type {
   StoredMessage,
 } from "./store/store.ts";
 import { startSys } from "./sys.ts";
-import {
-  connDuplex,
-  type Duplex,
-  streamDuplex,
-  type Transport,
-} from "./transport.ts";
+import { connDuplex } from "../codec/_conn_duplex.ts";
+import { type Duplex, streamDuplex } from "../codec/duplex.ts";
+import type { Transport } from "./transport.ts";
 
 const log = getLogger(["kite", "broker"]);
 

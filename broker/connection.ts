@@ -46,7 +46,7 @@
 import { getLogger } from "@logtape/logtape";
 import { encode } from "../codec/encode.ts";
 import { PacketDecoder } from "../codec/decode.ts";
-import { allocPacket } from "../codec/_writer.ts";
+import { aliasPublish } from "../codec/_publish_template.ts";
 import { MqttError } from "../codec/errors.ts";
 import type {
   AckPacket,
@@ -78,7 +78,7 @@ import {
   type SessionLink,
 } from "./session.ts";
 import type { StoredMessage, StoredSubscription } from "./store/store.ts";
-import { ConnDuplex, type Duplex } from "./transport.ts";
+import type { Duplex } from "../codec/duplex.ts";
 import { debugEnabled } from "./_log.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
@@ -126,90 +126,6 @@ function isUtf8(b: Uint8Array): boolean {
   } catch {
     return false;
   }
-}
-
-function varintSize(n: number): number {
-  return n < 0x80 ? 1 : n < 0x4000 ? 2 : n < 0x200000 ? 3 : 4;
-}
-
-function writeVarint(out: Uint8Array, pos: number, n: number): number {
-  do {
-    let b = n & 0x7f;
-    n = Math.floor(n / 128);
-    if (n > 0) b |= 0x80;
-    out[pos++] = b;
-  } while (n > 0);
-  return pos;
-}
-
-/**
- * Rewrites an encoded v5 PUBLISH to carry Topic Alias `alias` (first in its
- * properties, the others kept in order), with the topic name kept (the alias
- * is being set) or emptied (the alias is in use) [MQTT-3.3.2-12].
- */
-export function aliasPublish(
-  enc: PublishEncoding,
-  alias: number,
-  withTopic: boolean,
-): { bytes: Uint8Array; idOffset: number } {
-  const b = enc.bytes;
-  let pos = 1;
-  while (b[pos]! & 0x80) pos++;
-  pos++; // variable header
-  const topicLen = (b[pos]! << 8) | b[pos + 1]!;
-  const topicEnd = pos + 2 + topicLen;
-  const idLen = enc.idOffset >= 0 ? 2 : 0;
-  let q = topicEnd + idLen;
-  let propsLen = 0;
-  let mul = 1;
-  let c: number;
-  do {
-    c = b[q++]!;
-    propsLen += (c & 0x7f) * mul;
-    mul *= 128;
-  } while (c & 0x80);
-  const tail = b.length - q; // properties + payload
-  const newPropsLen = propsLen + 3;
-  const newTopicLen = withTopic ? topicLen : 0;
-  const remaining = 2 + newTopicLen + idLen + varintSize(newPropsLen) + tail +
-    3;
-  // From the codec's slab allocator: a small `new Uint8Array` costs more
-  // than the whole rewrite.
-  const out = allocPacket(b[0]!, remaining);
-  let o = out.length - remaining;
-  out[o++] = newTopicLen >> 8;
-  out[o++] = newTopicLen & 0xff;
-  if (withTopic) {
-    copyBytes(b, pos + 2, topicEnd, out, o);
-    o += topicLen;
-  }
-  let idOffset = -1;
-  if (idLen > 0) {
-    idOffset = o;
-    out[o++] = b[topicEnd]!;
-    out[o++] = b[topicEnd + 1]!;
-  }
-  o = writeVarint(out, o, newPropsLen);
-  out[o++] = 0x23; // Topic Alias
-  out[o++] = alias >> 8;
-  out[o++] = alias & 0xff;
-  copyBytes(b, q, b.length, out, o);
-  return { bytes: out, idOffset };
-}
-
-/** Copies `src[from..to)` to `dst` at `at` (a loop for short runs: no view). */
-function copyBytes(
-  src: Uint8Array,
-  from: number,
-  to: number,
-  dst: Uint8Array,
-  at: number,
-): void {
-  if (to - from > 256) {
-    dst.set(src.subarray(from, to), at);
-    return;
-  }
-  for (let i = from; i < to; i++) dst[at++] = src[i]!;
 }
 
 /**
@@ -342,7 +258,8 @@ export class Connection implements SessionLink {
     if (this.#state >= CLOSING) return;
     const duplex = this.#duplex;
     const onRead = this.#onRead;
-    if (duplex instanceof ConnDuplex) duplex.readRaw().then(onRead, onRead);
+    const raw = duplex.raw;
+    if (raw !== undefined) raw.readRaw().then(onRead, onRead);
     else duplex.read().then(onRead, onRead);
   }
 
@@ -358,13 +275,13 @@ export class Connection implements SessionLink {
         return;
       }
       let chunk: Uint8Array | null;
-      const d = this.#duplex;
-      if (typeof r === "number") chunk = (d as ConnDuplex).take(r);
+      const raw = this.#duplex.raw;
+      if (typeof r === "number") chunk = raw!.take(r);
       else if (r instanceof Uint8Array) chunk = r;
       else {
         // EOF, or a read failed: after our own close() that is just the end.
-        if (d instanceof ConnDuplex) d.ended();
-        if (r === null || (d instanceof ConnDuplex && d.isClosed)) chunk = null;
+        raw?.ended();
+        if (r === null || raw?.isClosed === true) chunk = null;
         else {
           this.#fail(r);
           return;

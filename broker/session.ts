@@ -15,6 +15,10 @@
 
 import { getLogger } from "@logtape/logtape";
 import { encode, publishPacketIdOffset } from "../codec/encode.ts";
+import { Fifo } from "../codec/_fifo.ts";
+import type { PublishTemplate } from "../codec/_publish_template.ts";
+import { PacketIdAllocator } from "../codec/_packet_ids.ts";
+import { ownBytes } from "../codec/_slab.ts";
 import type {
   Packet,
   Properties,
@@ -35,19 +39,8 @@ import { debugEnabled } from "./_log.ts";
 
 const log = getLogger(["kite", "broker", "session"]);
 
-/** A PUBLISH encoded once; `idOffset` is -1 for QoS 0. */
-export interface PublishEncoding {
-  bytes: Uint8Array;
-  idOffset: number;
-  version: ProtocolVersion;
-  /** The topic (for v5 outgoing topic aliases). */
-  topic: string;
-  /**
-   * Forms with a Topic Alias in use (empty topic), by alias, shared by the
-   * connections that gave this topic the same alias.
-   */
-  aliased?: Map<number, { bytes: Uint8Array; idOffset: number }>;
-}
+/** A PUBLISH encoded once (see codec/_publish_template.ts). */
+export type PublishEncoding = PublishTemplate;
 
 /** What a session needs from the connection it is attached to. */
 export interface SessionLink {
@@ -200,33 +193,6 @@ export class FanoutCache {
   }
 }
 
-const SLAB_SIZE = 16 * 1024;
-const SLAB_MAX = 2048;
-let slab = new ArrayBuffer(SLAB_SIZE);
-let slabUsed = 0;
-const owned = new WeakSet<ArrayBufferLike>([slab]);
-
-/**
- * `bytes`, or a copy of it when it is a small view of a much larger buffer
- * (a read chunk or a shared slab): small copies go into a shared 16 KiB
- * slab, so that what is kept never pins a whole chunk.
- */
-function ownBytes(bytes: Uint8Array): Uint8Array {
-  if (owned.has(bytes.buffer)) return bytes;
-  if (bytes.buffer.byteLength <= bytes.byteLength * 2 + 256) return bytes;
-  const n = bytes.byteLength;
-  if (n > SLAB_MAX) return bytes.slice();
-  if (slabUsed + n > SLAB_SIZE) {
-    slab = new ArrayBuffer(SLAB_SIZE);
-    owned.add(slab);
-    slabUsed = 0;
-  }
-  const copy = new Uint8Array(slab, slabUsed, n);
-  copy.set(bytes);
-  slabUsed += n;
-  return copy;
-}
-
 /**
  * Makes a message safe to keep for long: its payload and v5 Correlation
  * Data, when views of a much larger buffer (a read chunk), are copied out
@@ -241,56 +207,6 @@ export function ownPayload(message: StoredMessage): void {
   if (cd !== undefined) {
     const own = ownBytes(cd);
     if (own !== cd) message.properties = { ...props, correlationData: own };
-  }
-}
-
-/** A small FIFO with O(1) shift. */
-class Deque<T> {
-  #items: (T | undefined)[] = [];
-  #head = 0;
-
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
-
-  push(v: T): void {
-    this.#items.push(v);
-  }
-
-  peek(): T | undefined {
-    return this.#items[this.#head];
-  }
-
-  shift(): T | undefined {
-    if (this.#head >= this.#items.length) return undefined;
-    const v = this.#items[this.#head];
-    this.#items[this.#head++] = undefined;
-    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    return v;
-  }
-
-  /** Removes the first item matching `pred`; returns it. */
-  removeFirst(pred: (v: T) => boolean): T | undefined {
-    for (let i = this.#head; i < this.#items.length; i++) {
-      const v = this.#items[i]!;
-      if (pred(v)) {
-        this.#items.splice(i, 1);
-        return v;
-      }
-    }
-    return undefined;
-  }
-
-  *[Symbol.iterator](): IterableIterator<T> {
-    for (let i = this.#head; i < this.#items.length; i++) yield this.#items[i]!;
-  }
-
-  clear(): void {
-    this.#items = [];
-    this.#head = 0;
   }
 }
 
@@ -356,10 +272,10 @@ export class Session {
 
   #ctx: SessionContext;
   /** Allocated on first use, like the maps above. */
-  #queue: Deque<OutgoingMessage> | undefined;
+  #queue: Fifo<OutgoingMessage> | undefined;
   #queuedQos0 = 0;
   #nextSeq = 1;
-  #nextPacketId = 1;
+  #packetIds = new PacketIdAllocator();
   #dropEpisode = false;
 
   /** Creates an empty session. */
@@ -423,13 +339,11 @@ export class Session {
     if (r.state === "queued" || r.packetId === undefined) {
       m.state = "queued";
       m.packetId = 0;
-      (this.#queue ??= new Deque()).push(m);
+      (this.#queue ??= new Fifo()).push(m);
       if (m.qos === 0) this.#queuedQos0++;
     } else {
       this.inflight.set(r.packetId, m);
-      if (r.packetId >= this.#nextPacketId) {
-        this.#nextPacketId = r.packetId === 65535 ? 1 : r.packetId + 1;
-      }
+      this.#packetIds.restored(r.packetId);
     }
   }
 
@@ -507,7 +421,7 @@ export class Session {
       if (max <= 0) return;
     }
     ownPayload(m.message);
-    (this.#queue ??= new Deque()).push(m);
+    (this.#queue ??= new Fifo()).push(m);
     if (m.qos === 0) this.#queuedQos0++;
     else if (this.persistent) this.#persist(m);
   }
@@ -546,15 +460,6 @@ export class Session {
     this.#ctx.store.putOutgoing(this.clientId, r);
   }
 
-  #allocatePacketId(): number {
-    for (let i = 0; i < 65535; i++) {
-      const id = this.#nextPacketId;
-      this.#nextPacketId = id === 65535 ? 1 : id + 1;
-      if (this.#inflight?.has(id) !== true) return id;
-    }
-    throw new Error("no free packet id"); // unreachable: window <= 65535
-  }
-
   /** The encoding of `m` for `link`, or undefined (dropped) if too large. */
   #encodingFor(
     link: SessionLink,
@@ -588,7 +493,7 @@ export class Session {
       if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
       return false;
     }
-    m.packetId = this.#allocatePacketId();
+    m.packetId = this.#packetIds.next(this.#inflight);
     m.state = "sent";
     this.inflight.set(m.packetId, m);
     // The encoding is not kept: a resend (rare) encodes again.
@@ -675,11 +580,7 @@ export class Session {
     this.disconnectedAt = now;
     // QoS 0 messages are not kept for an offline session unless configured.
     if (!this.#ctx.queueQos0Messages && this.#queuedQos0 > 0) {
-      const keep: OutgoingMessage[] = [];
-      const queue = this.#queue!;
-      for (const m of queue) if (m.qos > 0) keep.push(m);
-      queue.clear();
-      for (const m of keep) queue.push(m);
+      this.#queue!.retain((m) => m.qos > 0);
       this.#queuedQos0 = 0;
     }
     // Encodings pin payload copies of other versions; drop them.
@@ -745,16 +646,10 @@ export class Session {
     }
     const queue = this.#queue;
     if (queue !== undefined && queue.length > 0) {
-      const keep: OutgoingMessage[] = [];
-      for (const m of queue) {
-        if (m.group !== undefined && m.qos > 0 && canMove(m.group)) {
-          out.push(m);
-        } else keep.push(m);
-      }
-      if (keep.length !== queue.length) {
-        queue.clear();
-        for (const m of keep) queue.push(m);
-      }
+      const moved = queue.retain((m) =>
+        m.group === undefined || m.qos === 0 || !canMove(m.group)
+      );
+      for (const m of moved) out.push(m);
     }
     if (this.persistent) {
       for (const m of out) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);

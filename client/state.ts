@@ -23,6 +23,8 @@ import type {
 import { MqttError } from "../codec/errors.ts";
 import { ReasonCode, reasonCodeName } from "../codec/reason_code.ts";
 
+export { TopicAliasReceiver } from "../codec/_topic_alias.ts";
+
 /** What a `publish()` resolves with. */
 export interface PublishResult {
   /**
@@ -482,60 +484,5 @@ export class TopicAliasSender {
     this.#byAlias.set(alias, topic);
     this.#byTopic.set(topic, alias);
     return { topic, alias };
-  }
-}
-
-/**
- * Incoming topic aliases for one connection (v5): records the topic of a
- * PUBLISH that sets an alias and resolves a PUBLISH that uses one.
- *
- * @example
- * ```ts
- * import { TopicAliasReceiver } from "@kite/mqtt/client";
- * const r = new TopicAliasReceiver(10);
- * r.resolve("a/b", 3); // "a/b"
- * r.resolve("", 3); // "a/b"
- * ```
- */
-export class TopicAliasReceiver {
-  /** The Topic Alias Maximum the client announced. */
-  readonly max: number;
-  #map = new Map<number, string>();
-
-  /** Creates an empty table for aliases 1..max. */
-  constructor(max: number) {
-    this.max = max;
-  }
-
-  /** Forgets every alias (new connection). */
-  reset(): void {
-    this.#map.clear();
-  }
-
-  /**
-   * The topic of a PUBLISH with `topic` and `alias` (0 = none). Throws
-   * MqttError 0x94 for an alias outside 1..max or an unknown alias with an
-   * empty topic [MQTT-3.3.2-8] [MQTT-3.3.2-10].
-   */
-  resolve(topic: string, alias: number): string {
-    if (alias === 0) return topic;
-    if (alias > this.max) {
-      throw new MqttError(
-        ReasonCode.TopicAliasInvalid,
-        `the broker used topic alias ${alias}, above our maximum ${this.max}`,
-      );
-    }
-    if (topic !== "") {
-      this.#map.set(alias, topic);
-      return topic;
-    }
-    const t = this.#map.get(alias);
-    if (t === undefined) {
-      throw new MqttError(
-        ReasonCode.TopicAliasInvalid,
-        `the broker used topic alias ${alias} before setting it`,
-      );
-    }
-    return t;
   }
 }

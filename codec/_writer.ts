@@ -7,6 +7,7 @@
  */
 
 import { MalformedPacketError, PacketTooLargeError } from "./errors.ts";
+import { alloc } from "./_slab.ts";
 
 const utf8 = new TextEncoder();
 
@@ -118,31 +119,6 @@ export function binaryLength(b: Uint8Array, what: string): number {
     throw new MalformedPacketError(`${what} longer than 65535 bytes`);
   }
   return b.length;
-}
-
-/** Size of the shared slabs that small encodings are cut from. */
-const SLAB_SIZE = 16 * 1024;
-/** Encodings up to this size come from a slab. */
-const SLAB_MAX = 2048;
-let slab = new ArrayBuffer(SLAB_SIZE);
-let slabUsed = 0;
-
-/**
- * Allocates `n` zeroed bytes. Creating an ArrayBuffer per small packet is
- * slow (about 1 us here), so packets up to 2 KiB are views into a fresh
- * 16 KiB slab, cut in order and never reused: a packet's bytes belong to it
- * alone, but `bytes.buffer` is shared with other packets (do not transfer or
- * detach it), and a kept view keeps its slab alive.
- */
-export function alloc(n: number): Uint8Array {
-  if (n > SLAB_MAX) return new Uint8Array(n);
-  if (slabUsed + n > SLAB_SIZE) {
-    slab = new ArrayBuffer(SLAB_SIZE);
-    slabUsed = 0;
-  }
-  const b = new Uint8Array(slab, slabUsed, n);
-  slabUsed += (n + 7) & ~7;
-  return b;
 }
 
 /**

@@ -9,7 +9,7 @@
  * (`subarray`) of the bytes they were decoded from, never copied twice: of
  * the pushed chunk when the packet lies within one chunk, of one exact-size
  * region when it was assembled across chunks (small packets are cut from a
- * shared slab, see `alloc` in _writer.ts). A view keeps its chunk alive,
+ * shared slab, see `alloc` in _slab.ts). A view keeps its chunk alive,
  * so do not reuse or overwrite a chunk after pushing it (copy a payload you
  * keep for long if its chunk is large).
  *
@@ -35,7 +35,7 @@ import { ReasonCode } from "./reason_code.ts";
 import { CONTEXT_BIT, PROPERTY_BY_ID } from "./properties.ts";
 import { isValidTopicFilter, isValidTopicName } from "./topic.ts";
 import { decodeUtf8, Reader } from "./_reader.ts";
-import { alloc } from "./_writer.ts";
+import { alloc } from "./_slab.ts";
 
 /** The largest possible MQTT packet: 1 + 4 + 268,435,455 bytes. */
 export const MAX_PACKET_SIZE = 268_435_460;

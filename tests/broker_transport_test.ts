@@ -2,7 +2,7 @@
 // 64-byte slots of a shared slab; these tests check that the slots never
 // mix one connection's bytes with another's, also when slots are recycled.
 import assert from "node:assert/strict";
-import { ConnDuplex } from "../broker/transport.ts";
+import { ConnDuplex } from "../codec/_conn_duplex.ts";
 
 interface Pair {
   server: ConnDuplex;

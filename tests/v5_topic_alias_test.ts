@@ -9,7 +9,7 @@ import { decode } from "../codec/decode.ts";
 import { encode as encodePacket } from "../codec/encode.ts";
 import type { PublishPacket, QoS } from "../codec/packet.ts";
 import { ReasonCode } from "../codec/reason_code.ts";
-import { aliasPublish } from "../broker/connection.ts";
+import { aliasPublish } from "../codec/_publish_template.ts";
 import { encodePublish } from "../broker/session.ts";
 import {
   bytes,
