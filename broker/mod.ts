@@ -32,4 +32,9 @@ export {
 export { RetainedMessages } from "./retained.ts";
 export { KITE_VERSION, SYS_TOPICS } from "./sys.ts";
 export { connTransport, type Transport } from "./transport.ts";
+export type {
+  Listener,
+  ListenerAddr,
+  ListenerProtocol,
+} from "./listen/listener.ts";
 export * from "./store/mod.ts";

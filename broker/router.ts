@@ -1,5 +1,6 @@
 /**
- * The router: which sessions get a published message, at which QoS.
+ * The router: the local `Dispatcher` (dispatcher.ts), which subscribers get
+ * a published message, at which QoS.
  *
  * Overlapping subscriptions of one session are combined into a single
  * delivery (rule chosen for 3.1.1 and 5.0 alike): the highest granted QoS of
@@ -30,11 +31,35 @@
 
 import type { QoS } from "../codec/packet.ts";
 import { TopicMatcher } from "../codec/topic.ts";
-import { FanoutCache, type OutgoingMessage, type Session } from "./session.ts";
+import type {
+  Dispatcher,
+  SharedFilter,
+  SharedMember,
+  Subscriber,
+} from "./dispatcher.ts";
+import { FanoutCache, type OutgoingMessage } from "./delivery.ts";
 import type { StoredMessage, StoredSubscription } from "./store/store.ts";
 
+/**
+ * One subscriber as the router knows it: its match scratch for the
+ * de-duplication of overlapping subscriptions, and how many of its
+ * subscriptions point here.
+ */
+interface Target {
+  subscriber: Subscriber;
+  refs: number;
+  /** Publish generation of the last match. */
+  gen: number;
+  /** Highest QoS among the matching subscriptions. */
+  qos: QoS;
+  /** Retain As Published among the matching subscriptions. */
+  rap: boolean;
+  /** Subscription identifiers of the matching subscriptions. */
+  subIds: number[] | undefined;
+}
+
 interface Entry {
-  session: Session;
+  target: Target;
   sub: StoredSubscription;
 }
 
@@ -46,43 +71,52 @@ interface SharedGroup {
 }
 
 /**
- * Routes messages to sessions.
+ * Routes messages to the subscribers of this broker.
  *
  * @example
  * ```ts ignore
- * const router = new Router();
+ * const router = new Router(2);
  * router.subscribe(session, { filter: "a/+", qos: 1 });
  * router.publish(message, "publisher-id"); // deliveries made
  * ```
  */
-export class Router {
+export class Router implements Dispatcher {
   #subs = new TopicMatcher<Entry>();
   #shared = new TopicMatcher<SharedGroup>();
   #groups = new Map<string, SharedGroup>();
+  #targets = new Map<string, Target>();
+  #maxQos: QoS;
   #gen = 0;
-  #hits: Session[] = [];
+  #hits: Target[] = [];
   #sharedHits: SharedGroup[] = [];
   #publisherId: string | undefined;
 
+  /** A router capping every delivery at `maxQos`. */
+  constructor(maxQos: QoS = 2) {
+    this.#maxQos = maxQos;
+  }
+
   // Matcher callbacks allocated once (no closure per message).
   #onMatch = (e: Entry): void => {
-    const s = e.session;
+    const t = e.target;
     const sub = e.sub;
-    if (sub.noLocal === true && s.clientId === this.#publisherId) return;
-    if (s.matchGen !== this.#gen) {
-      s.matchGen = this.#gen;
-      s.matchQos = sub.qos;
-      s.matchRap = sub.retainAsPublished === true;
-      s.matchSubIds = sub.subscriptionIdentifier !== undefined
-        ? [sub.subscriptionIdentifier]
-        : undefined;
-      this.#hits.push(s);
+    if (sub.noLocal === true && t.subscriber.clientId === this.#publisherId) {
       return;
     }
-    if (sub.qos > s.matchQos) s.matchQos = sub.qos;
-    if (sub.retainAsPublished === true) s.matchRap = true;
+    if (t.gen !== this.#gen) {
+      t.gen = this.#gen;
+      t.qos = sub.qos;
+      t.rap = sub.retainAsPublished === true;
+      t.subIds = sub.subscriptionIdentifier !== undefined
+        ? [sub.subscriptionIdentifier]
+        : undefined;
+      this.#hits.push(t);
+      return;
+    }
+    if (sub.qos > t.qos) t.qos = sub.qos;
+    if (sub.retainAsPublished === true) t.rap = true;
     if (sub.subscriptionIdentifier !== undefined) {
-      (s.matchSubIds ??= []).push(sub.subscriptionIdentifier);
+      (t.subIds ??= []).push(sub.subscriptionIdentifier);
     }
   };
   #onShared = (g: SharedGroup): void => {
@@ -96,17 +130,50 @@ export class Router {
     return n;
   }
 
+  #target(subscriber: Subscriber): Target {
+    const id = subscriber.clientId;
+    let t = this.#targets.get(id);
+    if (t === undefined || t.subscriber !== subscriber) {
+      // A new subscriber object for a client id (its session was replaced)
+      // gets a target of its own; the old one lives on with its entries.
+      t = {
+        subscriber,
+        refs: 0,
+        gen: 0,
+        qos: 0,
+        rap: false,
+        subIds: undefined,
+      };
+      this.#targets.set(id, t);
+    }
+    t.refs++;
+    return t;
+  }
+
+  #release(t: Target): void {
+    if (--t.refs === 0 && this.#targets.get(t.subscriber.clientId) === t) {
+      this.#targets.delete(t.subscriber.clientId);
+    }
+  }
+
   /**
    * Adds or replaces a subscription. `shared` is the parsed `$share` filter
    * when `sub.filter` is one.
    */
   subscribe(
-    session: Session,
+    subscriber: Subscriber,
     sub: StoredSubscription,
-    shared?: { group: string; filter: string },
+    shared?: SharedFilter,
   ): void {
+    const id = subscriber.clientId;
     if (shared === undefined) {
-      this.#subs.set(sub.filter, session.clientId, { session, sub });
+      const old = this.#subs.get(sub.filter, id);
+      if (old !== undefined && old.target.subscriber === subscriber) {
+        old.sub = sub;
+        return;
+      }
+      if (old !== undefined) this.#release(old.target);
+      this.#subs.set(sub.filter, id, { target: this.#target(subscriber), sub });
       return;
     }
     const gkey = shared.group + "\0" + shared.filter;
@@ -116,29 +183,38 @@ export class Router {
       this.#groups.set(gkey, g);
       this.#shared.set(shared.filter, shared.group, g);
     }
-    const i = g.members.findIndex((e) =>
-      e.session.clientId === session.clientId
-    );
-    if (i >= 0) g.members[i] = { session, sub };
-    else g.members.push({ session, sub });
+    const i = g.members.findIndex((e) => e.target.subscriber.clientId === id);
+    if (i >= 0) {
+      const old = g.members[i]!;
+      if (old.target.subscriber === subscriber) {
+        old.sub = sub;
+        return;
+      }
+      this.#release(old.target);
+      g.members[i] = { target: this.#target(subscriber), sub };
+    } else g.members.push({ target: this.#target(subscriber), sub });
   }
 
   /** Removes a subscription; true when it existed. */
   unsubscribe(
-    session: Session,
+    subscriber: Subscriber,
     filter: string,
-    shared?: { group: string; filter: string },
+    shared?: SharedFilter,
   ): boolean {
+    const id = subscriber.clientId;
     if (shared === undefined) {
-      return this.#subs.delete(filter, session.clientId);
+      const old = this.#subs.get(filter, id);
+      if (old === undefined) return false;
+      this.#subs.delete(filter, id);
+      this.#release(old.target);
+      return true;
     }
     const gkey = shared.group + "\0" + shared.filter;
     const g = this.#groups.get(gkey);
     if (g === undefined) return false;
-    const i = g.members.findIndex((e) =>
-      e.session.clientId === session.clientId
-    );
+    const i = g.members.findIndex((e) => e.target.subscriber.clientId === id);
     if (i < 0) return false;
+    this.#release(g.members[i]!.target);
     g.members.splice(i, 1);
     if (g.members.length === 0) {
       this.#groups.delete(gkey);
@@ -148,14 +224,10 @@ export class Router {
   }
 
   /**
-   * Delivers `message` to every matching session; returns the number of
-   * sessions it went to. `publisherId` is for No Local.
+   * Delivers `message` to every matching subscriber; returns the number of
+   * subscribers it went to. `publisherId` is for No Local.
    */
-  publish(
-    message: StoredMessage,
-    publisherId: string | undefined,
-    maxQos: QoS,
-  ): number {
+  publish(message: StoredMessage, publisherId: string | undefined): number {
     ++this.#gen;
     this.#publisherId = publisherId;
     const hits = this.#hits;
@@ -169,13 +241,14 @@ export class Router {
     const n = hits.length + shared.length;
     if (n === 0) return 0;
     const cache = new FanoutCache(message, Date.now());
+    const maxQos = this.#maxQos;
     const mq = message.qos < maxQos ? message.qos : maxQos;
     for (let i = 0; i < hits.length; i++) {
-      const s = hits[i]!;
-      const qos = s.matchQos < mq ? s.matchQos : mq;
-      const retain = message.retain && s.matchRap &&
-        s.protocolVersion === 5;
-      s.deliver(message, qos, retain, s.matchSubIds, cache);
+      const t = hits[i]!;
+      const s = t.subscriber;
+      const qos = t.qos < mq ? t.qos : mq;
+      const retain = message.retain && t.rap && s.protocolVersion === 5;
+      s.deliver(message, qos, retain, t.subIds, cache);
     }
     hits.length = 0;
     for (let i = 0; i < shared.length; i++) {
@@ -190,17 +263,32 @@ export class Router {
   }
 
   /**
-   * Hands the shared-subscription messages a leaving member had not
-   * received for sure (`Session.takeShared()`) to other online members of
-   * their groups; returns those no other member could take, for the caller
-   * to give back. `maxQos` caps the QoS as in `publish`.
+   * A shared-subscription member left: what it had not acknowledged goes to
+   * another online member of the group; the rest stays with the member
+   * (resent with DUP when it comes back).
    */
-  redispatch(
-    from: Session,
+  memberLeft(member: SharedMember): void {
+    if (member.inflightCount === 0 && member.queued === 0) return;
+    const taken = member.takeShared((g) => this.#canTake(g, member));
+    if (taken.length === 0) return;
+    const left = this.#redispatch(member, taken);
+    if (left.length === 0 || member.expiryInterval === 0) return;
+    for (const m of left) {
+      member.deliver(m.message, m.qos, m.retain, m.subIds, undefined, m.group);
+    }
+  }
+
+  /**
+   * Hands the shared-subscription messages a leaving member had not
+   * received for sure to other online members of their groups; returns
+   * those no other member could take.
+   */
+  #redispatch(
+    from: Subscriber,
     messages: OutgoingMessage[],
-    maxQos: QoS,
   ): OutgoingMessage[] {
     const left: OutgoingMessage[] = [];
+    const maxQos = this.#maxQos;
     for (const m of messages) {
       const g = m.group as SharedGroup | undefined;
       if (g === undefined || !this.#groupLive(g)) {
@@ -208,7 +296,7 @@ export class Router {
         continue;
       }
       const e = pickMember(g, undefined, true, from);
-      if (e === undefined || e.session.link === undefined) {
+      if (e === undefined || !e.target.subscriber.online) {
         left.push(m);
         continue;
       }
@@ -220,11 +308,12 @@ export class Router {
   }
 
   /** Whether `group` has an online member other than `from`. */
-  canTake(group: object, from: Session): boolean {
+  #canTake(group: object, from: Subscriber): boolean {
     const g = group as SharedGroup;
     if (!this.#groupLive(g)) return false;
     for (const e of g.members) {
-      if (e.session !== from && e.session.link !== undefined) return true;
+      const s = e.target.subscriber;
+      if (s !== from && s.online) return true;
     }
     return false;
   }
@@ -234,11 +323,6 @@ export class Router {
   }
 }
 
-/**
- * The next member of `g` round-robin: the first online one with room (for
- * QoS > 0 a free receive-window slot), else the first online one, else (not
- * when `exclude` is given) the first one at all.
- */
 /**
  * Delivers to the member `e` of shared group `g` at the lower of its granted
  * QoS and `cap`, with its subscription identifier; the retain flag is kept
@@ -252,11 +336,11 @@ function deliverToMember(
   cache: FanoutCache | undefined,
   g: SharedGroup,
 ): void {
-  e.session.deliver(
+  const s = e.target.subscriber;
+  s.deliver(
     message,
     e.sub.qos < cap ? e.sub.qos : cap,
-    retain && e.sub.retainAsPublished === true &&
-      e.session.protocolVersion === 5,
+    retain && e.sub.retainAsPublished === true && s.protocolVersion === 5,
     e.sub.subscriptionIdentifier !== undefined
       ? [e.sub.subscriptionIdentifier]
       : undefined,
@@ -265,11 +349,16 @@ function deliverToMember(
   );
 }
 
+/**
+ * The next member of `g` round-robin: the first online one with room (for
+ * QoS > 0 a free receive-window slot), else the first online one, else (not
+ * when `exclude` is given) the first one at all.
+ */
 function pickMember(
   g: SharedGroup,
   publisherId: string | undefined,
   reliable: boolean,
-  exclude: Session | undefined,
+  exclude: Subscriber | undefined,
 ): Entry | undefined {
   const n = g.members.length;
   let online: Entry | undefined;
@@ -278,12 +367,11 @@ function pickMember(
   for (let k = 0; k < n; k++) {
     const i = (g.next + k) % n;
     const e = g.members[i]!;
-    const s = e.session;
+    const s = e.target.subscriber;
     if (s === exclude) continue;
     if (e.sub.noLocal === true && s.clientId === publisherId) continue;
-    const link = s.link;
-    if (link !== undefined) {
-      if (reliable ? s.hasRoom() : link.writable()) {
+    if (s.online) {
+      if (reliable ? s.hasRoom() : s.writable()) {
         g.next = (i + 1) % n;
         return e;
       }

@@ -14,21 +14,18 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { encode, publishPacketIdOffset } from "../codec/encode.ts";
 import { Fifo } from "../codec/_fifo.ts";
-import type { PublishTemplate } from "../codec/_publish_template.ts";
 import { PacketIdAllocator } from "../codec/_packet_ids.ts";
-import { ownBytes } from "../codec/_slab.ts";
-import type {
-  Packet,
-  Properties,
-  ProtocolVersion,
-  PublishPacket,
-  QoS,
-} from "../codec/packet.ts";
+import {
+  encodePublish,
+  type FanoutCache,
+  type OutgoingMessage,
+  ownPayload,
+  type PublishEncoding,
+} from "./delivery.ts";
+import type { Packet, ProtocolVersion, QoS } from "../codec/packet.ts";
 import type {
   OutgoingRecord,
-  OutgoingState,
   SessionRecord,
   Store,
   StoredMessage,
@@ -36,11 +33,17 @@ import type {
   StoredWill,
 } from "./store/store.ts";
 import { debugEnabled } from "./_log.ts";
+import type { SharedMember } from "./dispatcher.ts";
+
+export {
+  encodePublish,
+  FanoutCache,
+  type OutgoingMessage,
+  ownPayload,
+  type PublishEncoding,
+} from "./delivery.ts";
 
 const log = getLogger(["kite", "broker", "session"]);
-
-/** A PUBLISH encoded once (see codec/_publish_template.ts). */
-export type PublishEncoding = PublishTemplate;
 
 /** What a session needs from the connection it is attached to. */
 export interface SessionLink {
@@ -52,37 +55,20 @@ export interface SessionLink {
   readonly maxPacketSize: number;
   /** False while the connection's output buffer is over its bound. */
   writable(): boolean;
-  /** Queues an encoded PUBLISH, patching the packet id (and DUP) in. */
-  sendEncoded(enc: PublishEncoding, packetId: number, dup: boolean): void;
-  /** Queues any other packet. */
-  sendPacket(packet: Packet): void;
-  /** `sendEncoded`, once the store has committed what is pending. */
-  sendEncodedDurable(
+  /**
+   * Queues an encoded PUBLISH, patching the packet id (and DUP) in; with
+   * `durable`, only once the store has committed what is pending.
+   */
+  sendPublish(
     enc: PublishEncoding,
     packetId: number,
     dup: boolean,
+    durable?: boolean,
   ): void;
-  /** `sendPacket`, once the store has committed what is pending. */
-  sendPacketDurable(packet: Packet): void;
-}
-
-/** One message queued for or in flight to a session. */
-export interface OutgoingMessage {
-  seq: number;
-  /** 0 while queued. */
-  packetId: number;
-  state: OutgoingState;
-  qos: QoS;
-  /** The retain flag to deliver with. */
-  retain: boolean;
-  subIds: number[] | undefined;
-  message: StoredMessage;
-  enc: PublishEncoding | undefined;
-  /**
-   * The shared subscription group it was routed through, if any (the
-   * router may hand it to another member when this one leaves).
-   */
-  group?: object | undefined;
+  /** Queues any other packet (`durable` as for `sendPublish`). */
+  send(packet: Packet, durable?: boolean): void;
+  /** Closes the connection: another one took its client id over. */
+  takeOver?(): void;
 }
 
 /** Per-broker settings and services a session uses. */
@@ -98,119 +84,6 @@ export interface SessionContext {
 export type SessionSubscription = StoredSubscription;
 
 /**
- * Encodes a PUBLISH for one wire form. The packet id is a placeholder to be
- * patched by the connection. A message with an expiry gets the remaining
- * interval [MQTT-3.3.2-6].
- */
-export function encodePublish(
-  message: StoredMessage,
-  version: ProtocolVersion,
-  qos: QoS,
-  retain: boolean,
-  subIds: number[] | undefined,
-  now: number,
-): PublishEncoding {
-  const packet: PublishPacket = {
-    type: "publish",
-    topic: message.topic,
-    payload: message.payload,
-    qos,
-    retain,
-    dup: false,
-  };
-  if (qos > 0) packet.packetId = 1;
-  if (version === 5) {
-    let props: Properties | undefined = message.properties;
-    if (message.expiresAt !== undefined || subIds !== undefined) {
-      props = { ...props };
-      if (message.expiresAt !== undefined) {
-        props.messageExpiryInterval = Math.max(
-          1,
-          Math.ceil((message.expiresAt - now) / 1000),
-        );
-      }
-      if (subIds !== undefined) props.subscriptionIdentifiers = subIds;
-    }
-    if (props !== undefined) packet.properties = props;
-  }
-  const bytes = encode(packet, { version });
-  return {
-    bytes,
-    idOffset: qos > 0 ? publishPacketIdOffset(bytes) : -1,
-    version,
-    topic: message.topic,
-  };
-}
-
-/**
- * Shares the encodings of one published message among its subscribers: one
- * per (version family, QoS, retain flag) when no subscription identifiers
- * are involved.
- */
-export class FanoutCache {
-  #slots: (PublishEncoding | undefined)[] = [];
-  /** The message being fanned out. */
-  readonly message: StoredMessage;
-  readonly #now: number;
-
-  /** Creates a cache for `message`. */
-  constructor(message: StoredMessage, now: number) {
-    this.message = message;
-    this.#now = now;
-  }
-
-  /** The encoding for one wire form. */
-  get(
-    version: ProtocolVersion,
-    qos: QoS,
-    retain: boolean,
-    subIds: number[] | undefined,
-  ): PublishEncoding {
-    if (subIds !== undefined && version === 5) {
-      return encodePublish(
-        this.message,
-        version,
-        qos,
-        retain,
-        subIds,
-        this.#now,
-      );
-    }
-    const i = (version === 5 ? 6 : 0) + qos * 2 + (retain ? 1 : 0);
-    let e = this.#slots[i];
-    if (e === undefined) {
-      e = encodePublish(
-        this.message,
-        version,
-        qos,
-        retain,
-        undefined,
-        this.#now,
-      );
-      this.#slots[i] = e;
-    }
-    return e;
-  }
-}
-
-/**
- * Makes a message safe to keep for long: its payload and v5 Correlation
- * Data, when views of a much larger buffer (a read chunk), are copied out
- * (`ownBytes`), so a queued, retained or will message never pins a whole
- * chunk. Replaces them in place (the message is shared; the bytes are the
- * same).
- */
-export function ownPayload(message: StoredMessage): void {
-  message.payload = ownBytes(message.payload);
-  const props = message.properties;
-  const cd = props?.correlationData;
-  if (cd !== undefined) {
-    const own = ownBytes(cd);
-    if (own !== cd) message.properties = { ...props, correlationData: own };
-  }
-}
-
-/**
  * The state of one client session.
  *
  * @example
@@ -220,7 +93,7 @@ export function ownPayload(message: StoredMessage): void {
  * console.log(s.queued); // 1 (offline)
  * ```
  */
-export class Session {
+export class Session implements SharedMember {
   /** The client identifier. */
   readonly clientId: string;
   /** The protocol version of the last connection. */
@@ -260,15 +133,6 @@ export class Session {
   will: StoredWill | undefined;
   /** Messages dropped because the queue or output buffer was full. */
   dropped = 0;
-
-  /** Scratch state of the router's de-duplication (see Router). */
-  matchGen = 0;
-  /** Scratch: highest QoS among the matching subscriptions. */
-  matchQos: QoS = 0;
-  /** Scratch: retain-as-published among the matching subscriptions. */
-  matchRap = false;
-  /** Scratch: subscription identifiers of the matching subscriptions. */
-  matchSubIds: number[] | undefined;
 
   #ctx: SessionContext;
   /** Allocated on first use, like the maps above. */
@@ -374,7 +238,7 @@ export class Session {
           this.#drop("message above the client's Maximum Packet Size", message);
           return;
         }
-        link.sendEncoded(enc, 0, false);
+        link.sendPublish(enc, 0, false);
         return;
       }
       if (!this.#ctx.queueQos0Messages) return;
@@ -504,11 +368,11 @@ export class Session {
       // QoS 2 to a persistent session: the packet id must be durable before
       // the client holds it, or a crash could deliver the message twice.
       if (m.qos === 2) {
-        link.sendEncodedDurable(enc, m.packetId, false);
+        link.sendPublish(enc, m.packetId, false, true);
         return true;
       }
     }
-    link.sendEncoded(enc, m.packetId, false);
+    link.sendPublish(enc, m.packetId, false);
     return true;
   }
 
@@ -536,7 +400,7 @@ export class Session {
       if (head.qos === 0) {
         const enc = this.#encodingFor(link, head);
         if (enc !== undefined) {
-          link.sendEncoded(enc, 0, false);
+          link.sendPublish(enc, 0, false);
         }
       } else {
         this.#send(link, head);
@@ -555,7 +419,7 @@ export class Session {
     this.disconnectedAt = undefined;
     for (const m of [...(this.#inflight?.values() ?? [])]) {
       if (m.state === "pubrec") {
-        link.sendPacketDurable({ type: "pubrel", packetId: m.packetId });
+        link.send({ type: "pubrel", packetId: m.packetId }, true);
         continue;
       }
       const enc = this.#encodingFor(link, m);
@@ -568,8 +432,8 @@ export class Session {
       }
       m.enc = undefined;
       if (m.qos === 2 && this.persistent) {
-        link.sendEncodedDurable(enc, m.packetId, true);
-      } else link.sendEncoded(enc, m.packetId, true);
+        link.sendPublish(enc, m.packetId, true, true);
+      } else link.sendPublish(enc, m.packetId, true);
     }
     this.pump();
   }
@@ -655,6 +519,16 @@ export class Session {
       for (const m of out) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
     }
     return out;
+  }
+
+  /** Whether a connection is attached. */
+  get online(): boolean {
+    return this.link !== undefined;
+  }
+
+  /** Whether a connection is attached and its output buffer has room. */
+  writable(): boolean {
+    return this.link?.writable() === true;
   }
 
   /** Whether the link has room for one more QoS 1/2 message now. */

@@ -5,7 +5,10 @@
  * @module
  */
 
-import type { Broker, BrokerCore } from "./broker.ts";
+import type { Metrics } from "./metrics.ts";
+
+/** Publishes one retained `$SYS` value. */
+export type SysPublish = (topic: string, value: string) => void;
 
 /** The version string published at `$SYS/broker/version`. */
 export const KITE_VERSION = "kite 0.1.0";
@@ -24,36 +27,37 @@ export const SYS_TOPICS = {
   retained: "$SYS/broker/retained messages/count",
 } as const;
 
-/** Publishes the `$SYS` topics once. */
-export function publishSys(broker: Broker, core: BrokerCore): void {
-  const now = Date.now();
+/** Publishes the `$SYS` topics once, from the broker's metrics. */
+export function publishSys(metrics: Metrics, publish: SysPublish): void {
   const values: [string, string][] = [
     [SYS_TOPICS.version, KITE_VERSION],
-    [
-      SYS_TOPICS.uptime,
-      `${Math.floor((now - core.startedAt) / 1000)} seconds`,
-    ],
-    [SYS_TOPICS.clientsConnected, String(core.connectedCount)],
-    [SYS_TOPICS.clientsTotal, String(core.sessions.size)],
-    [SYS_TOPICS.messagesReceived, String(core.stats.messagesReceived)],
-    [SYS_TOPICS.messagesSent, String(core.stats.messagesSent)],
-    [SYS_TOPICS.bytesReceived, String(core.stats.bytesReceived)],
-    [SYS_TOPICS.bytesSent, String(core.stats.bytesSent)],
-    [SYS_TOPICS.subscriptions, String(core.router.size)],
+    [SYS_TOPICS.uptime, `${metrics.uptimeSeconds()} seconds`],
+    [SYS_TOPICS.clientsConnected, String(metrics.connectedClients)],
+    [SYS_TOPICS.clientsTotal, String(metrics.sessionCount)],
+    [SYS_TOPICS.messagesReceived, String(metrics.messagesReceived)],
+    [SYS_TOPICS.messagesSent, String(metrics.messagesSent)],
+    [SYS_TOPICS.bytesReceived, String(metrics.bytesReceived)],
+    [SYS_TOPICS.bytesSent, String(metrics.bytesSent)],
+    [SYS_TOPICS.subscriptions, String(metrics.subscriptionCount)],
     // Counted before this round's own $SYS topics are (re)stored.
-    [SYS_TOPICS.retained, String(core.retained.size)],
+    [SYS_TOPICS.retained, String(metrics.retainedCount)],
   ];
-  for (const [topic, value] of values) {
-    broker.publish(topic, value, { retain: true });
-  }
+  for (const [topic, value] of values) publish(topic, value);
 }
 
-/** Publishes the `$SYS` topics now and every `sysInterval` seconds; returns a stop function. */
-export function startSys(broker: Broker, core: BrokerCore): () => void {
-  publishSys(broker, core);
+/**
+ * Publishes the `$SYS` topics now and every `intervalSeconds`; returns a
+ * stop function.
+ */
+export function startSys(
+  metrics: Metrics,
+  publish: SysPublish,
+  intervalSeconds: number,
+): () => void {
+  publishSys(metrics, publish);
   const timer = setInterval(
-    () => publishSys(broker, core),
-    core.settings.sysInterval * 1000,
+    () => publishSys(metrics, publish),
+    intervalSeconds * 1000,
   );
   return () => clearInterval(timer);
 }

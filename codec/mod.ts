@@ -42,4 +42,5 @@ export {
 export * from "./encode.ts";
 export * from "./decode.ts";
 export * from "./stream.ts";
+export * from "./duplex.ts";
 export * from "./topic.ts";

@@ -28,7 +28,7 @@ class FakeLink implements SessionLink {
   writable(): boolean {
     return this.room;
   }
-  sendEncoded(enc: PublishEncoding, packetId: number, dup: boolean): void {
+  sendPublish(enc: PublishEncoding, packetId: number, dup: boolean): void {
     const b = enc.bytes.slice();
     if (enc.idOffset >= 0) {
       b[enc.idOffset] = packetId >> 8;
@@ -37,14 +37,8 @@ class FakeLink implements SessionLink {
     }
     this.sent.push(decode(b, { version: this.version }) as PublishPacket);
   }
-  sendPacket(p: Packet): void {
+  send(p: Packet): void {
     this.packets.push(p);
-  }
-  sendEncodedDurable(enc: PublishEncoding, packetId: number, dup: boolean) {
-    this.sendEncoded(enc, packetId, dup);
-  }
-  sendPacketDurable(p: Packet): void {
-    this.sendPacket(p);
   }
 }
 

@@ -1,0 +1,764 @@
+/**
+ * One client connection: the protocol state machine between a `Duplex` and
+ * the broker core. It reads packets and hands each to its handler
+ * (handlers/, one module per packet type, chosen in `handlePacket`), writes
+ * what they send, and is the only place where errors become CONNACK,
+ * DISCONNECT or a closed socket (`#fail`):
+ *
+ * - before CONNACK: a refusal is a CONNACK with the version's code (3.1.1
+ *   return codes, v5 reason codes), a bad first packet closes the socket
+ *   [MQTT-3.1.0-1], an unsupported protocol level gets CONNACK 0x01
+ *   [MQTT-3.1.2-2];
+ * - after CONNACK: v5 clients get DISCONNECT with the error's reason code,
+ *   3.1.1 clients a closed socket [MQTT-4.8.0-1]; the will is published.
+ *
+ * Outgoing packets are coalesced (`OutputQueue`): everything queued during
+ * one turn of the event loop (and while a write is in progress) goes out in
+ * one write, with packet ids patched into shared PUBLISH encodings as they
+ * are copied. Output that must wait for the store (`durable`) is held until
+ * the `CommitGate` says the state behind it is committed; later output of
+ * the same connection waits behind it, so the order is kept.
+ *
+ * MQTT 5 topic aliases to the client, when its CONNECT allows them: given
+ * first come, first served per topic until its maximum is used, then topics
+ * go in full; never remapped. The shared encoding is rewritten (not
+ * re-encoded) per connection, the "alias in use" form shared among
+ * connections with the same alias for the topic.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { encode } from "../../codec/encode.ts";
+import { PacketDecoder } from "../../codec/decode.ts";
+import { MqttError } from "../../codec/errors.ts";
+import type { Duplex } from "../../codec/duplex.ts";
+import { DUP_FLAG, OutputQueue } from "../../codec/_output.ts";
+import {
+  aliasPublish,
+  type PublishTemplate,
+} from "../../codec/_publish_template.ts";
+import type { TopicAliasReceiver } from "../../codec/_topic_alias.ts";
+import type {
+  ConnectPacket,
+  DisconnectPacket,
+  Packet,
+  Properties,
+  ProtocolVersion,
+} from "../../codec/packet.ts";
+import { ReasonCode, toConnackReturnCodeV4 } from "../../codec/reason_code.ts";
+import type { EnhancedAuthFlow } from "../auth.ts";
+import type { CommitWaiter } from "../commit_gate.ts";
+import type { BrokerCore, CoreConnection } from "../core.ts";
+import type { ClientInfo } from "../options.ts";
+import type { Session } from "../session.ts";
+import type { StoredMessage } from "../store/store.ts";
+import { debugEnabled } from "../_log.ts";
+import { handlePacket } from "./handlers/mod.ts";
+
+const log = getLogger(["kite", "broker", "connection"]);
+
+/** Waiting for CONNECT (or for the end of an enhanced authentication). */
+export const CONNECTING = 0;
+/** CONNACK sent. */
+export const CONNECTED = 1;
+/** Closing: no more packets are read; the last bytes are being written. */
+export const CLOSING = 2;
+/** Closed: the socket is released. */
+export const CLOSED = 3;
+
+/** How long a closing connection may take to flush its last bytes. */
+const CLOSE_FLUSH_MS = 1000;
+
+/** Reason strings of the broker's own DISCONNECTs that carry no error. */
+const DISCONNECT_REASONS: Record<number, string> = {
+  [ReasonCode.KeepAliveTimeout]: "keep alive timeout",
+  [ReasonCode.SessionTakenOver]:
+    "another connection took this client identifier over",
+  [ReasonCode.ServerShuttingDown]: "the server is shutting down",
+};
+
+/** Output held until a store commit (see `Connection.send`). */
+interface Held {
+  gen: number;
+  packet: Packet | undefined;
+  enc: PublishTemplate | undefined;
+  packetId: number;
+  dup: boolean;
+}
+
+/**
+ * A client connection served by a broker. The fields without `#` are the
+ * connection context the packet handlers (handlers/) read and update; they
+ * are not public API.
+ */
+export class Connection implements CoreConnection, CommitWaiter {
+  /** Protocol version (4 until the CONNECT is read). */
+  version: ProtocolVersion = 4;
+  /** Most unacknowledged QoS 1/2 messages to this client. */
+  sendWindow: number;
+  /** The client's v5 Maximum Packet Size (Infinity when not given). */
+  maxPacketSize = Infinity;
+  /** The client identifier, once connected. */
+  clientId = "";
+  /** The session, once connected. */
+  session: Session | undefined;
+  /** Epoch ms of the last byte received. */
+  lastRx: number;
+  /** Epoch ms the connection was accepted. */
+  readonly openedAt: number;
+  /** Keep alive in seconds (0: none). */
+  keepAlive = 0;
+  /** The broker core. */
+  readonly core: BrokerCore;
+  /** CONNECTING, CONNECTED, CLOSING or CLOSED. */
+  state = CONNECTING;
+  /** The will of this connection (published by the broker on an ungraceful close). */
+  will: StoredMessage | undefined;
+  /** v5 will delay interval in seconds. */
+  willDelay = 0;
+  /** The Session Expiry Interval the CONNECT asked for. */
+  sessionExpiryFromConnect = 0;
+  /** v5 Request Problem Information (false when the client sent 0). */
+  problemInfo = true;
+  /** Topic aliases the client set (v5). */
+  aliasIn: TopicAliasReceiver | undefined;
+  /** Topic aliases the broker set for the client (v5), by topic. */
+  aliasOut: Map<string, number> | undefined;
+  /** The client's Topic Alias Maximum. */
+  aliasOutMax = 0;
+  /** QoS 1 PUBLISHes received whose PUBACK is not written yet. */
+  qos1Unacked = 0;
+  /** The v5 enhanced authentication exchange, when CONNECT had a method. */
+  authFlow: EnhancedAuthFlow | undefined;
+  /** The CONNECT, kept during an enhanced authentication exchange. */
+  connectPacket: ConnectPacket | undefined;
+  /** Whether the broker assigned the client identifier. */
+  assigned = false;
+
+  #duplex: Duplex;
+  #decoder: PacketDecoder;
+  #backlog: Packet[] | undefined;
+  #unblocked: Promise<void> | undefined;
+  // Created only when someone asks for `closed`.
+  #closed: Promise<void> | undefined;
+  #closedResolve: (() => void) | undefined;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Built on first use (hooks, wills): most brokers never ask. */
+  #info: ClientInfo | undefined;
+  #username: string | undefined;
+  /** Output waiting for a store commit, oldest first. */
+  #held: Held[] | undefined;
+  /** The commit generation this connection waits for, 0 for none. */
+  #waitingFor = 0;
+
+  #out = new OutputQueue();
+  /** Bytes queued or being written. */
+  #outBytes = 0;
+  #writing = false;
+  #flushScheduled = false;
+  #sentCount = 0;
+
+  /** Creates a connection and starts reading. */
+  constructor(core: BrokerCore, duplex: Duplex) {
+    this.core = core;
+    this.#duplex = duplex;
+    this.#decoder = new PacketDecoder({
+      maxPacketSize: core.settings.maxPacketSize,
+    });
+    this.sendWindow = core.settings.maxInflightMessages;
+    this.openedAt = this.lastRx = Date.now();
+    this.#readLoop();
+  }
+
+  /** Resolves when the connection is closed and its socket released. */
+  get closed(): Promise<void> {
+    if (this.#closed === undefined) {
+      this.#closed = this.state === CLOSED
+        ? Promise.resolve()
+        : new Promise((r) => this.#closedResolve = r);
+    }
+    return this.#closed;
+  }
+
+  /**
+   * Who the hooks are told about (undefined until the CONNECT is read).
+   * Built on first use, so a broker without hooks keeps no such object
+   * (nor the address string) per connection.
+   */
+  get info(): ClientInfo | undefined {
+    if (this.#info === undefined && this.clientId !== "") {
+      const info: ClientInfo = {
+        clientId: this.clientId,
+        protocolVersion: this.version,
+      };
+      if (this.#username !== undefined) info.username = this.#username;
+      const remote = this.remoteAddress;
+      if (remote !== undefined) info.remoteAddress = remote;
+      this.#info = info;
+    }
+    return this.#info;
+  }
+
+  /** The user name the client connected (or authenticated) with. */
+  get username(): string | undefined {
+    return this.#username;
+  }
+  set username(username: string | undefined) {
+    this.#username = username;
+    const info = this.#info;
+    if (info !== undefined) {
+      const next: ClientInfo = { ...info };
+      if (username === undefined) delete next.username;
+      else next.username = username;
+      this.#info = next;
+    }
+  }
+
+  /** The peer address, if the transport knows it. */
+  get remoteAddress(): string | undefined {
+    return this.#duplex.remoteAddress;
+  }
+
+  /** Whether CONNACK was sent and the connection is not closing. */
+  get connected(): boolean {
+    return this.state === CONNECTED;
+  }
+
+  /** Bytes queued for the socket and not yet written. */
+  get bufferedAmount(): number {
+    return this.#outBytes;
+  }
+
+  // ---------------------------------------------------------------- reading
+  //
+  // No async function stays suspended per idle connection: one read is
+  // pending, and its settlement (or the end of a blocking handler) calls
+  // the one `#onRead` closure of the connection.
+
+  /** Starts the next read, unless closing. */
+  #readLoop(): void {
+    if (this.state >= CLOSING) return;
+    const duplex = this.#duplex;
+    const onRead = this.#onRead;
+    const raw = duplex.raw;
+    if (raw !== undefined) raw.readRaw().then(onRead, onRead);
+    else duplex.read().then(onRead, onRead);
+  }
+
+  /**
+   * A read settled (bytes: a count from the raw read path or a chunk;
+   * null: EOF; anything else: an error), or a blocking handler finished
+   * (undefined).
+   */
+  #onRead = (r: unknown): void => {
+    try {
+      if (r === undefined) {
+        this.#afterPush();
+        return;
+      }
+      let chunk: Uint8Array | null;
+      const raw = this.#duplex.raw;
+      if (typeof r === "number") chunk = raw!.take(r);
+      else if (r instanceof Uint8Array) chunk = r;
+      else {
+        // EOF, or a read failed: after our own close() that is just the end.
+        raw?.ended();
+        if (r === null || raw?.isClosed === true) chunk = null;
+        else {
+          this.#fail(r);
+          return;
+        }
+      }
+      if (chunk === null) {
+        if (this.state < CLOSING) {
+          if (debugEnabled()) {
+            log.debug("{clientId}: connection closed by the client", {
+              clientId: this.clientId,
+            });
+          }
+          this.end(undefined, true);
+        }
+        return;
+      }
+      if (this.state >= CLOSING) return;
+      this.lastRx = Date.now();
+      this.core.metrics.bytesReceived += chunk.length;
+      // One dispatcher shared by all connections instead of a bound
+      // callback per connection: push() calls it synchronously.
+      const prev = Connection.#pushing;
+      Connection.#pushing = this;
+      try {
+        this.#decoder.push(chunk, Connection.#dispatch);
+      } finally {
+        Connection.#pushing = prev;
+      }
+      this.#afterPush();
+    } catch (e) {
+      this.#fail(e);
+    }
+  };
+
+  /** Reads on, or first waits for a blocking handler (backpressure). */
+  #afterPush(): void {
+    const unblocked = this.#unblocked;
+    if (unblocked !== undefined && this.state < CLOSING) {
+      unblocked.then(this.#onRead, this.#onRead);
+    } else this.#readLoop();
+  }
+
+  /** The connection whose decoder is pushing (see #readLoop). */
+  static #pushing: Connection | undefined;
+
+  /** The decoder's callback, one for all connections: no closure each. */
+  static #dispatch(this: void, p: Packet): void {
+    Connection.#pushing!.#onPacket(p);
+  }
+
+  #onPacket(p: Packet): void {
+    if (this.state >= CLOSING) return;
+    if (this.#backlog !== undefined) {
+      this.#backlog.push(p);
+      return;
+    }
+    const r = handlePacket(this, p);
+    if (r !== undefined) this.#block(r);
+  }
+
+  /**
+   * A handler returned a promise (an async hook): the packets read
+   * meanwhile wait in order, and reading pauses until it settles.
+   */
+  #block(r: Promise<void>): void {
+    this.#backlog ??= [];
+    this.#unblocked = r.then(() => this.#drain(), (e) => this.#fail(e));
+  }
+
+  #drain(): void {
+    const backlog = this.#backlog!;
+    while (backlog.length > 0 && this.state < CLOSING) {
+      const p = backlog.shift()!;
+      let r: Promise<void> | undefined;
+      try {
+        r = handlePacket(this, p);
+      } catch (e) {
+        this.#fail(e);
+        return;
+      }
+      if (r !== undefined) {
+        this.#unblocked = r.then(() => this.#drain(), (e) => this.#fail(e));
+        return;
+      }
+    }
+    this.#backlog = undefined;
+    this.#unblocked = undefined;
+  }
+
+  // ---------------------------------------------------------------- writing
+
+  /** Whether the output buffer is under its bound. */
+  writable(): boolean {
+    return this.#outBytes < this.core.outputBufferLimit &&
+      this.state === CONNECTED;
+  }
+
+  /**
+   * Queues a packet. With `durable`, it is written only once the store has
+   * committed what is pending (acknowledgements of durable state); output
+   * queued after held output waits behind it either way.
+   */
+  send(p: Packet, durable = false): void {
+    if (this.#mustHold(durable)) {
+      this.#hold(p, undefined, 0, false);
+      return;
+    }
+    this.#write(p);
+  }
+
+  /**
+   * Queues a pre-encoded PUBLISH with its packet id (and DUP) patched in;
+   * `durable` as for `send`.
+   */
+  sendPublish(
+    enc: PublishTemplate,
+    packetId: number,
+    dup: boolean,
+    durable = false,
+  ): void {
+    if (this.#mustHold(durable)) {
+      this.#hold(undefined, enc, packetId, dup);
+      return;
+    }
+    this.#writePublish(enc, packetId, dup);
+  }
+
+  #mustHold(durable: boolean): boolean {
+    return this.#held !== undefined || (durable && this.core.gate.dirty);
+  }
+
+  #hold(
+    packet: Packet | undefined,
+    enc: PublishTemplate | undefined,
+    packetId: number,
+    dup: boolean,
+  ): void {
+    const gate = this.core.gate;
+    const gen = gate.generation;
+    (this.#held ??= []).push({ gen, packet, enc, packetId, dup });
+    if (this.#waitingFor !== gen) {
+      this.#waitingFor = gen;
+      gate.wait(this);
+    }
+  }
+
+  /** The commit of generation `gen` is done: writes what it held back. */
+  committed(gen: number): void {
+    const held = this.#held;
+    if (held === undefined) return;
+    let i = 0;
+    for (; i < held.length && held[i]!.gen <= gen; i++) {
+      const h = held[i]!;
+      if (!this.connected) continue;
+      if (h.packet !== undefined) this.#write(h.packet);
+      else this.#writePublish(h.enc!, h.packetId, h.dup);
+    }
+    if (i === held.length) {
+      this.#held = undefined;
+      this.#waitingFor = 0;
+    } else held.splice(0, i);
+  }
+
+  /** The commit failed: what was acknowledged may not be durable. */
+  commitFailed(): void {
+    this.#held = undefined;
+    this.#waitingFor = 0;
+    this.shutdown();
+  }
+
+  /** Writes a packet now (ahead of held output). */
+  #write(p: Packet): void {
+    if (this.state === CLOSED) return;
+    if (p.type === "puback") this.qos1Unacked--;
+    let bytes = encode(p, { version: this.version });
+    if (bytes.length > this.maxPacketSize && "properties" in p) {
+      // A reason string or user properties must not take a packet past the
+      // client's Maximum Packet Size: they are left out [MQTT-3.2.2-19]
+      // (and the same rule for the other packets).
+      const props = p.properties as Properties | undefined;
+      if (props !== undefined) {
+        const { reasonString: _r, userProperties: _u, ...rest } = props;
+        bytes = encode({ ...p, properties: rest } as Packet, {
+          version: this.version,
+        });
+      }
+    }
+    this.#push(bytes, -1, 0);
+  }
+
+  /** Writes a pre-encoded PUBLISH now. */
+  #writePublish(enc: PublishTemplate, packetId: number, dup: boolean): void {
+    if (this.state === CLOSED) return;
+    this.#sentCount++;
+    const id = dup ? packetId | DUP_FLAG : packetId;
+    if (this.aliasOut !== undefined && enc.version === 5) {
+      const a = this.#aliased(enc);
+      if (a !== undefined) {
+        this.#push(a.bytes, a.idOffset, id);
+        return;
+      }
+    }
+    this.#push(enc.bytes, enc.idOffset, id);
+  }
+
+  /**
+   * The aliased form of `enc` for this connection: the topic's alias when
+   * it has one, else a new alias while the client's Topic Alias Maximum
+   * allows (aliases are given first come, first served, and kept for the
+   * connection), else undefined (sent as is).
+   */
+  #aliased(
+    enc: PublishTemplate,
+  ): { bytes: Uint8Array; idOffset: number } | undefined {
+    const map = this.aliasOut!;
+    let alias = map.get(enc.topic);
+    if (alias !== undefined) {
+      // Shared among the subscribers that use the same alias for the topic
+      // (the packet id is patched in the copy the output queue makes).
+      const forms = enc.aliased ??= new Map();
+      let a = forms.get(alias);
+      if (a === undefined) {
+        a = aliasPublish(enc, alias, false);
+        forms.set(alias, a);
+      }
+      return a;
+    }
+    if (map.size >= this.aliasOutMax) return undefined;
+    // Setting an alias adds 3-4 bytes: not past the client's maximum.
+    if (enc.bytes.length + 4 > this.maxPacketSize) return undefined;
+    alias = map.size + 1;
+    map.set(enc.topic, alias);
+    return aliasPublish(enc, alias, true);
+  }
+
+  #push(bytes: Uint8Array, off: number, id: number): void {
+    this.#out.push(bytes, off, id);
+    this.#outBytes += bytes.length;
+    if (this.#outBytes > this.core.outputBufferLimit * 4) {
+      // A client that never reads but keeps sending: it must not grow the
+      // broker's memory without bound.
+      log.warn("{clientId}: output buffer over {n} bytes, closing", {
+        clientId: this.clientId,
+        n: this.#outBytes,
+      });
+      this.#out.clear();
+      this.#outBytes = 0;
+      this.end(undefined, true, true);
+      return;
+    }
+    if (!this.#flushScheduled && !this.#writing) {
+      this.#flushScheduled = true;
+      if (Connection.#flushQueue.push(this) === 1) {
+        queueMicrotask(Connection.#flushAll);
+      }
+    }
+  }
+
+  /**
+   * Connections with output queued this turn: one microtask flushes them
+   * all (no per-connection callback to keep).
+   */
+  static #flushQueue: Connection[] = [];
+
+  static #flushAll(this: void): void {
+    const q = Connection.#flushQueue;
+    Connection.#flushQueue = [];
+    for (let i = 0; i < q.length; i++) {
+      try {
+        q[i]!.#flush();
+      } catch (e) {
+        q[i]!.#fail(e);
+      }
+    }
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    if (this.#writing || this.#out.length === 0) return;
+    const out = this.#out.take();
+    const total = out.length;
+    this.#writing = true;
+    const sent = this.#sentCount;
+    this.#sentCount = 0;
+    this.#duplex.write(out).then(
+      () => this.#written(total, sent),
+      (e) => {
+        this.#writing = false;
+        this.#outBytes = 0;
+        if (this.state < CLOSING) {
+          if (debugEnabled()) {
+            log.debug("{clientId}: write failed: {error}", {
+              clientId: this.clientId,
+              error: String(e),
+            });
+          }
+          this.end(undefined, true);
+        } else this.#release();
+      },
+    );
+  }
+
+  #written(bytes: number, publishes: number): void {
+    this.#writing = false;
+    this.#outBytes -= bytes;
+    const metrics = this.core.metrics;
+    metrics.bytesSent += bytes;
+    metrics.messagesSent += publishes;
+    // Room again: queued QoS 1/2 messages go first (they wait for it).
+    const session = this.session;
+    if (session !== undefined && session.queued > 0 && this.connected) {
+      session.pump();
+    }
+    if (this.#out.length > 0) {
+      this.#flush();
+      return;
+    }
+    if (this.state === CLOSING) this.#release();
+  }
+
+  // ---------------------------------------------------------------- closing
+
+  /** Checks the connect timeout and keep alive; called by the broker's sweep. */
+  checkTimeouts(now: number): void {
+    if (this.state === CONNECTING) {
+      if (now - this.openedAt > this.core.settings.connectTimeout * 1000) {
+        if (debugEnabled()) {
+          log.debug("connection from {remote}: no CONNECT in time", {
+            remote: this.remoteAddress,
+          });
+        }
+        this.end(undefined, false, true);
+      }
+      return;
+    }
+    if (
+      this.state === CONNECTED && this.keepAlive > 0 &&
+      now - this.lastRx > this.keepAlive * 1500
+    ) {
+      // [MQTT-3.1.2-24]: one and a half times the keep alive.
+      if (debugEnabled()) {
+        log.debug("{clientId}: keep alive timeout", {
+          clientId: this.clientId,
+        });
+      }
+      this.end(ReasonCode.KeepAliveTimeout, true);
+    }
+  }
+
+  /** Closes this connection because another took its client id over. */
+  takeOver(): void {
+    this.end(ReasonCode.SessionTakenOver, true);
+  }
+
+  /** Closes this connection because the broker is shutting down. */
+  shutdown(): void {
+    if (this.state === CONNECTING) this.end(undefined, false, true);
+    else this.end(ReasonCode.ServerShuttingDown, false);
+  }
+
+  /**
+   * Refuses the CONNECT: CONNACK with `code` (the 3.1.1 return code for
+   * 3.1.1 clients; a reason string and `props` for v5), then closes.
+   */
+  refuse(code: number, why: string, props?: Properties): undefined {
+    log.info("{clientId} refused: {why} ({code})", {
+      clientId: this.clientId,
+      why,
+      code,
+      remote: this.remoteAddress,
+    });
+    const v5 = this.version === 5;
+    const connack: Packet = {
+      type: "connack",
+      sessionPresent: false,
+      reasonCode: v5 ? code : toConnackReturnCodeV4(code),
+    };
+    // A reason string is allowed on CONNACK whatever Request Problem
+    // Information says [MQTT-3.1.2-29].
+    if (v5) connack.properties = { reasonString: why, ...props };
+    this.send(connack);
+    this.end(undefined, false);
+    return undefined;
+  }
+
+  /** The one place errors become CONNACK, DISCONNECT or a closed socket. */
+  #fail(e: unknown): void {
+    if (this.state >= CLOSING) return;
+    if (e instanceof MqttError) {
+      if (debugEnabled()) {
+        log.debug("{clientId}: {error}", {
+          clientId: this.clientId,
+          error: e.message,
+          code: e.reasonCode,
+        });
+      }
+      if (this.state === CONNECTING) {
+        if (e.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
+          // [MQTT-3.1.2-2]: CONNACK 0x01 (3.1.1 form) then close.
+          this.version = 4;
+          this.send({
+            type: "connack",
+            sessionPresent: false,
+            reasonCode: toConnackReturnCodeV4(e.reasonCode),
+          });
+        } else if (this.#decoder.version === 5) {
+          this.version = 5;
+          this.send({
+            type: "connack",
+            sessionPresent: false,
+            reasonCode: e.reasonCode >= 0x80
+              ? e.reasonCode
+              : ReasonCode.UnspecifiedError,
+            properties: { reasonString: e.message },
+          });
+        }
+        this.end(undefined, false);
+        return;
+      }
+      this.end(
+        e.reasonCode >= 0x80 ? e.reasonCode : ReasonCode.UnspecifiedError,
+        true,
+        false,
+        { reasonString: e.message },
+      );
+      return;
+    }
+    const closedByPeer = e instanceof Deno.errors.ConnectionReset ||
+      e instanceof Deno.errors.BrokenPipe ||
+      e instanceof Deno.errors.BadResource ||
+      e instanceof Deno.errors.Interrupted;
+    if (closedByPeer) {
+      if (debugEnabled()) {
+        log.debug("{clientId}: socket error {error}", {
+          clientId: this.clientId,
+          error: String(e),
+        });
+      }
+    } else {
+      log.error("{clientId}: internal error {error}", {
+        clientId: this.clientId,
+        error: e,
+      });
+    }
+    this.end(
+      closedByPeer || this.state === CONNECTING
+        ? undefined
+        : ReasonCode.UnspecifiedError,
+      true,
+      closedByPeer,
+    );
+  }
+
+  /**
+   * Ends the connection: optionally a v5 DISCONNECT with `code` first, the
+   * will published when `ungraceful`, then the socket closed once the
+   * buffered bytes are written (or at once when `now`).
+   */
+  end(
+    code: number | undefined,
+    ungraceful: boolean,
+    now = false,
+    props?: Properties,
+  ): void {
+    if (this.state >= CLOSING) return;
+    const wasConnected = this.state === CONNECTED;
+    if (code !== undefined && wasConnected && this.version === 5) {
+      // A reason string is allowed on DISCONNECT whatever Request Problem
+      // Information says [MQTT-3.1.2-29].
+      const d: DisconnectPacket = { type: "disconnect", reasonCode: code };
+      const why = props?.reasonString ?? DISCONNECT_REASONS[code];
+      if (props !== undefined || why !== undefined) {
+        d.properties = { ...props };
+        if (why !== undefined) d.properties.reasonString = why;
+      }
+      this.#write(d);
+    }
+    this.state = CLOSING;
+    this.#backlog = undefined;
+    this.#unblocked = undefined;
+    if (wasConnected) this.core.onDisconnected(this, ungraceful);
+    else this.core.onClosedBeforeConnect(this);
+    if (now || (!this.#writing && this.#out.length === 0)) {
+      this.#release();
+      return;
+    }
+    this.#closeTimer = setTimeout(() => this.#release(), CLOSE_FLUSH_MS);
+  }
+
+  #release(): void {
+    if (this.state === CLOSED) return;
+    this.state = CLOSED;
+    if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
+    this.#duplex.close();
+    this.#closedResolve?.();
+  }
+}

@@ -1,0 +1,259 @@
+/**
+ * CONNECT and AUTH: a client's way in. Refusals are CONNACKs with the
+ * version's code (`Connection.refuse`); enhanced authentication (v5,
+ * `enhancedAuth` hook through `EnhancedAuthFlow`) runs between CONNECT and
+ * CONNACK under the same connect timeout, replaces `authenticate` and the
+ * anonymous check, and the identity it proves becomes the client's user
+ * name for the authorization hooks, also after a re-authentication (AUTH
+ * 0x19).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type {
+  AuthPacket,
+  ConnackPacket,
+  ConnectPacket,
+  Properties,
+} from "../../../codec/packet.ts";
+import { ReasonCode } from "../../../codec/reason_code.ts";
+import { type AuthAction, EnhancedAuthFlow } from "../../auth.ts";
+import { ownPayload } from "../../delivery.ts";
+import type { ClientInfo } from "../../options.ts";
+import type { StoredMessage } from "../../store/store.ts";
+import { debugEnabled } from "../../_log.ts";
+import {
+  CLOSING,
+  CONNECTED,
+  CONNECTING,
+  type Connection,
+} from "../connection.ts";
+
+const log = getLogger(["kite", "broker", "connection"]);
+
+let assignedIds = 0;
+
+/** A client identifier for a client that sent none [MQTT-3.1.3-6]. */
+function assignClientId(): string {
+  assignedIds = (assignedIds + 1) % 0x100000;
+  return `kite-${crypto.randomUUID().slice(0, 18)}-${assignedIds.toString(36)}`;
+}
+
+/**
+ * CONNECT: protocol version and options, client identifier (assigned when
+ * empty [MQTT-3.1.3-6]), limits, then authentication (the `authenticate`
+ * hook, or the enhanced authentication exchange) and CONNACK.
+ */
+export function onConnect(
+  c: Connection,
+  p: ConnectPacket,
+): Promise<void> | undefined {
+  const core = c.core;
+  const s = core.settings;
+  c.version = p.protocolVersion;
+  const v5 = c.version === 5;
+  c.keepAlive = p.keepAlive;
+  if (v5 && p.properties !== undefined) {
+    if (p.properties.requestProblemInformation === 0) {
+      c.problemInfo = false;
+    }
+    // Already for a refusing CONNACK [MQTT-3.1.2-24].
+    const mps = p.properties.maximumPacketSize;
+    if (mps !== undefined) c.maxPacketSize = mps;
+  }
+  let clientId = p.clientId;
+  let assigned = false;
+  if (clientId.length === 0) {
+    if (!p.cleanStart || c.version === 3) {
+      // MQTT 3.1 has no assigned identifiers.
+      // [MQTT-3.1.3-8]
+      return c.refuse(
+        ReasonCode.ClientIdentifierNotValid,
+        "empty client id without clean session",
+      );
+    }
+    clientId = assignClientId();
+    assigned = true;
+  }
+  c.clientId = clientId;
+  if (core.connectedCount >= s.maxConnections) {
+    return c.refuse(
+      ReasonCode.QuotaExceeded,
+      `maxConnections ${s.maxConnections} reached`,
+    );
+  }
+  if (v5 && p.will !== undefined) {
+    if (p.will.qos > s.maxQos) {
+      // [MQTT-3.2.2-12]
+      return c.refuse(
+        ReasonCode.QoSNotSupported,
+        `will QoS ${p.will.qos} above the maximum ${s.maxQos}`,
+      );
+    }
+    if (p.will.retain && !s.retainAvailable) {
+      // [MQTT-3.2.2-13]
+      return c.refuse(
+        ReasonCode.RetainNotSupported,
+        "will retain without retain available",
+      );
+    }
+  }
+  c.username = p.username;
+  if (v5 && p.properties?.authenticationMethod !== undefined) {
+    // Enhanced authentication: the exchange decides (no `authenticate`,
+    // no anonymous check: the method proves who the client is).
+    const flow = new EnhancedAuthFlow(core.hooks.enhancedAuth, c.info!, {
+      requestProblemInformation: c.problemInfo,
+    });
+    c.authFlow = flow;
+    c.connectPacket = p;
+    c.assigned = assigned;
+    return flow.connect(p.properties).then((a) => onAuthAction(c, a));
+  }
+  if (!s.allowAnonymous && p.username === undefined) {
+    return c.refuse(ReasonCode.NotAuthorized, "anonymous client");
+  }
+  const auth = core.hooks.authenticate;
+  if (auth !== undefined) {
+    const ctx = { ...c.info! } as ClientInfo & {
+      password?: Uint8Array;
+      properties?: Properties;
+    };
+    if (p.password !== undefined) ctx.password = p.password;
+    if (p.properties !== undefined) ctx.properties = p.properties;
+    const r = auth(ctx);
+    if (typeof r === "number") {
+      if (r !== ReasonCode.Success) {
+        return c.refuse(r, "authentication failed");
+      }
+    } else {
+      return r.then((code) => {
+        if (c.state !== CONNECTING) return;
+        if (code !== ReasonCode.Success) {
+          c.refuse(code, "authentication failed");
+          return;
+        }
+        accept(c, p, assigned);
+      });
+    }
+  }
+  accept(c, p, assigned);
+  return undefined;
+}
+
+/** AUTH: the next step of the enhanced authentication exchange. */
+export function onAuth(c: Connection, p: AuthPacket): Promise<void> {
+  return c.authFlow!.auth(p).then((a) => onAuthAction(c, a));
+}
+
+/** Does what the enhanced authentication exchange decided. */
+function onAuthAction(c: Connection, a: AuthAction): void {
+  if (c.state >= CLOSING) return;
+  if (a.type === "auth") {
+    if (a.username !== undefined) c.username = a.username;
+    c.send(a.packet);
+    return;
+  }
+  if (a.type === "disconnect") {
+    c.end(a.reasonCode, true, false, a.properties);
+    return;
+  }
+  if (a.reasonCode !== ReasonCode.Success) {
+    c.refuse(
+      a.reasonCode,
+      a.properties.reasonString ?? "enhanced authentication failed",
+      a.properties,
+    );
+    return;
+  }
+  if (a.username !== undefined) c.username = a.username;
+  c.authFlow!.connected();
+  accept(c, c.connectPacket!, c.assigned, a.properties);
+  c.connectPacket = undefined;
+}
+
+/** Accepts the client: session opened or resumed, CONNACK sent. */
+function accept(
+  c: Connection,
+  p: ConnectPacket,
+  assigned: boolean,
+  authProps?: Properties,
+): void {
+  const core = c.core;
+  const s = core.settings;
+  const v5 = c.version === 5;
+  // Session expiry: v5 from the CONNECT, 3.1.1 by the clean session flag;
+  // both capped by the broker's sessionExpiryInterval.
+  const asked = v5
+    ? (p.properties?.sessionExpiryInterval ?? 0)
+    : (p.cleanStart ? 0 : 0xffffffff);
+  const expiry = Math.min(asked, s.sessionExpiryInterval);
+  c.sessionExpiryFromConnect = asked;
+  if (v5) {
+    const rm = p.properties?.receiveMaximum;
+    if (rm !== undefined && rm < c.sendWindow) c.sendWindow = rm;
+    const mps = p.properties?.maximumPacketSize;
+    if (mps !== undefined) c.maxPacketSize = mps;
+    const tam = p.properties?.topicAliasMaximum;
+    if (tam !== undefined && tam > 0) {
+      // The broker may alias topics it sends, up to the client's maximum.
+      c.aliasOutMax = tam;
+      c.aliasOut = new Map();
+    }
+  }
+  if (p.will !== undefined) {
+    const w = p.will;
+    const will: StoredMessage = {
+      topic: w.topic,
+      payload: w.payload.slice(),
+      qos: w.qos,
+      retain: w.retain,
+    };
+    if (v5 && w.properties !== undefined) {
+      const { willDelayInterval, ...props } = w.properties;
+      c.willDelay = willDelayInterval ?? 0;
+      if (Object.keys(props).length > 0) will.properties = props;
+    }
+    ownPayload(will); // its Correlation Data, if any
+    c.will = will;
+  }
+  const { session, present } = core.openSession(c, p.cleanStart, expiry);
+  c.session = session;
+  let keepAlive = p.keepAlive;
+  if (v5 && s.serverKeepAlive > 0) keepAlive = s.serverKeepAlive;
+  c.keepAlive = keepAlive;
+  const connack: ConnackPacket = {
+    type: "connack",
+    sessionPresent: present,
+    reasonCode: ReasonCode.Success,
+  };
+  if (v5) {
+    const props: Properties = {
+      receiveMaximum: s.receiveMaximum,
+      maximumPacketSize: s.maxPacketSize,
+      topicAliasMaximum: s.topicAliasMaximum,
+      wildcardSubscriptionAvailable: s.wildcardSubscriptionAvailable ? 1 : 0,
+      sharedSubscriptionAvailable: s.sharedSubscriptionAvailable ? 1 : 0,
+      subscriptionIdentifierAvailable: 1,
+    };
+    if (s.maxQos < 2) props.maximumQoS = s.maxQos;
+    if (!s.retainAvailable) props.retainAvailable = 0;
+    if (assigned) props.assignedClientIdentifier = c.clientId;
+    if (asked !== expiry) props.sessionExpiryInterval = expiry;
+    if (keepAlive !== p.keepAlive) props.serverKeepAlive = keepAlive;
+    if (authProps !== undefined) Object.assign(props, authProps);
+    connack.properties = props;
+  }
+  c.state = CONNECTED;
+  c.send(connack);
+  core.onConnected();
+  if (debugEnabled()) {
+    log.debug("{clientId} connected (v{version}, present {present})", {
+      clientId: c.clientId,
+      version: c.version,
+      present,
+    });
+  }
+  session.attach(c);
+}

@@ -1,0 +1,433 @@
+/**
+ * The broker core: sessions (open, take over, discard, expire), wills,
+ * retained messages, and publishing into the `Dispatcher`. It knows
+ * connections only as `CoreConnection` and sockets not at all.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { parseSharedSubscription } from "../codec/topic.ts";
+import { CommitGate } from "./commit_gate.ts";
+import type { Dispatcher, SharedFilter } from "./dispatcher.ts";
+import { type GaugeSource, Metrics } from "./metrics.ts";
+import {
+  type BrokerHooks,
+  type BrokerOptions,
+  type BrokerSettings,
+  type ClientInfo,
+  DEFAULT_OPTIONS,
+} from "./options.ts";
+import { RetainedMessages } from "./retained.ts";
+import { Router } from "./router.ts";
+import {
+  ownPayload,
+  Session,
+  type SessionContext,
+  type SessionLink,
+} from "./session.ts";
+import type { Store, StoredMessage } from "./store/store.ts";
+
+const log = getLogger(["kite", "broker"]);
+
+/** How often expired retained messages are looked for. */
+const RETAINED_SWEEP_MS = 5000;
+
+/** Options of `new Broker()`: the settings, the hooks, and optionally a store. */
+export interface BrokerInit extends BrokerOptions {
+  /**
+   * The store to mirror durable state into. Default: a `KvStore` at
+   * `persistencePath` when `enablePersistence`, else a `MemoryStore`.
+   */
+  store?: Store;
+}
+
+interface PendingWill {
+  message: StoredMessage;
+  dueAt: number;
+  info: ClientInfo | undefined;
+}
+
+/** What the core needs from a client connection (also its sessions' link). */
+export interface CoreConnection extends SessionLink {
+  /** The client identifier ("" until the CONNECT is read). */
+  readonly clientId: string;
+  /** The will of this connection, published on an ungraceful close. */
+  readonly will: StoredMessage | undefined;
+  /** v5 will delay interval in seconds. */
+  readonly willDelay: number;
+  /** Who the hooks are told about. */
+  readonly info: ClientInfo | undefined;
+  /** The session, once connected. */
+  readonly session: Session | undefined;
+  /** Checks the connect timeout and keep alive. */
+  checkTimeouts(now: number): void;
+  /** Closes the connection because the broker is shutting down. */
+  shutdown(): void;
+  /** Resolves when the connection is closed. */
+  readonly closed: Promise<void>;
+}
+
+/**
+ * The broker's internals shared with its connections (not public API).
+ */
+export class BrokerCore implements GaugeSource {
+  readonly settings: Readonly<Required<BrokerSettings>>;
+  readonly hooks: BrokerHooks;
+  /** Group commit: output that waits for durable state waits here. */
+  readonly gate: CommitGate;
+  /** The store (every mutation marks the gate dirty). */
+  readonly store: Store;
+  readonly dispatcher: Dispatcher;
+  readonly retained: RetainedMessages = new RetainedMessages();
+  readonly sessions: Map<string, Session> = new Map();
+  readonly connections: Set<CoreConnection> = new Set();
+  readonly metrics: Metrics = new Metrics(this);
+  /** Bytes a connection may buffer before QoS 0 messages to it are dropped. */
+  outputBufferLimit = 1024 * 1024;
+  connectedCount = 0;
+  /** Sessions offline with a finite expiry, checked by the sweep. */
+  readonly offline: Set<Session> = new Set();
+  readonly pendingWills: Map<string, PendingWill> = new Map();
+  readonly sessionContext: SessionContext;
+
+  /** Retained messages with a Message Expiry Interval: topic -> expiresAt. */
+  readonly retainedExpiry: Map<string, number> = new Map();
+  #nextRetainedSweep = 0;
+
+  constructor(init: BrokerInit, store: Store) {
+    const settings = { ...DEFAULT_OPTIONS } as Required<BrokerSettings>;
+    const hooks: BrokerHooks = {};
+    for (const [k, v] of Object.entries(init)) {
+      if (v === undefined || k === "store") continue;
+      if (
+        k === "authenticate" || k === "authorizePublish" ||
+        k === "authorizeSubscribe" || k === "enhancedAuth"
+      ) {
+        (hooks as Record<string, unknown>)[k] = v;
+      } else (settings as Record<string, unknown>)[k] = v;
+    }
+    this.settings = settings;
+    this.hooks = hooks;
+    this.gate = new CommitGate(store);
+    this.store = this.gate.store;
+    this.dispatcher = new Router(settings.maxQos);
+    this.sessionContext = {
+      store: this.store,
+      maxQueuedMessages: settings.maxQueuedMessages,
+      queueQos0Messages: settings.queueQos0Messages,
+      stats: this.metrics,
+    };
+  }
+
+  // GaugeSource: what the metrics read.
+  connectedClients(): number {
+    return this.connectedCount;
+  }
+  sessionCount(): number {
+    return this.sessions.size;
+  }
+  subscriptionCount(): number {
+    return this.dispatcher.size;
+  }
+  retainedCount(): number {
+    return this.retained.size;
+  }
+
+  /** Rebuilds sessions, subscriptions and retained messages from the store. */
+  async load(): Promise<void> {
+    const state = await this.store.load();
+    const now = Date.now();
+    for (const m of state.retained) {
+      if (m.expiresAt !== undefined && m.expiresAt <= now) {
+        this.store.putRetained(m.topic, undefined);
+        continue;
+      }
+      this.retained.set(m);
+      if (m.expiresAt !== undefined) {
+        this.retainedExpiry.set(m.topic, m.expiresAt);
+      }
+    }
+    let dropped = 0;
+    for (const ls of state.sessions) {
+      const r = ls.record;
+      const since = r.disconnectedAt ?? now;
+      if (
+        r.expiryInterval !== 0xffffffff &&
+        since + r.expiryInterval * 1000 <= now
+      ) {
+        if (r.will !== undefined) this.#publishWill(r.will, undefined, now);
+        this.store.deleteSession(r.clientId);
+        dropped++;
+        continue;
+      }
+      const s = new Session(
+        r.clientId,
+        r.protocolVersion,
+        r.expiryInterval,
+        this.sessionContext,
+      );
+      s.disconnectedAt = since;
+      for (const sub of r.subscriptions) {
+        s.subscriptions.set(sub.filter, sub);
+        this.dispatcher.subscribe(s, sub, sharedOf(sub.filter));
+      }
+      for (const o of ls.outgoing) s.restoreOutgoing(o);
+      for (const id of ls.incomingQos2) s.incomingQos2.add(id);
+      if (r.will !== undefined) {
+        // The broker stopped while the client was connected (or its will
+        // delay was running): the will is due.
+        this.pendingWills.set(r.clientId, {
+          message: r.will,
+          dueAt: r.will.dueAt ?? now,
+          info: undefined,
+        });
+        s.will = undefined;
+      }
+      if (r.disconnectedAt === undefined) s.saveRecord();
+      this.sessions.set(r.clientId, s);
+      this.offline.add(s);
+    }
+    log.info(
+      "Loaded {retained} retained messages and {sessions} sessions ({dropped} expired)",
+      {
+        retained: this.retained.size,
+        sessions: this.sessions.size,
+        dropped,
+      },
+    );
+  }
+
+  /** Finds or creates the session of a connecting client; handles takeover. */
+  openSession(
+    conn: CoreConnection,
+    cleanStart: boolean,
+    expiry: number,
+  ): { session: Session; present: boolean } {
+    const id = conn.clientId;
+    let existing = this.sessions.get(id);
+    if (existing?.link !== undefined) {
+      // [MQTT-3.1.4-3]: the existing connection is closed (v5 0x8E).
+      log.info("{clientId}: taken over by a new connection", { clientId: id });
+      existing.link.takeOver?.();
+      existing = this.sessions.get(id);
+    }
+    if (
+      existing !== undefined && existing.link === undefined &&
+      existing.disconnectedAt !== undefined &&
+      existing.expiryInterval !== 0xffffffff &&
+      existing.disconnectedAt + existing.expiryInterval * 1000 <= Date.now()
+    ) {
+      // Expired, not yet swept: it is gone [MQTT-3.1.2-23].
+      const w = this.pendingWills.get(id);
+      if (w !== undefined) this.#publishWill(w.message, w.info, Date.now());
+      this.discardSession(existing);
+      existing = undefined;
+    }
+    // A reconnect in time cancels a delayed will.
+    this.pendingWills.delete(id);
+    if (existing !== undefined && cleanStart) {
+      this.discardSession(existing);
+      existing = undefined;
+    }
+    const present = existing !== undefined;
+    const session = existing ??
+      new Session(id, conn.version, expiry, this.sessionContext);
+    const wasPersistent = present && session.persistent;
+    session.protocolVersion = conn.version;
+    session.expiryInterval = expiry;
+    const will = conn.will;
+    session.will = will;
+    this.offline.delete(session);
+    this.sessions.set(id, session);
+    if (session.persistent) {
+      session.disconnectedAt = undefined;
+      session.saveRecord();
+    } else if (wasPersistent) this.store.deleteSession(id);
+    return { session, present };
+  }
+
+  /** Removes a session with its subscriptions and messages. */
+  discardSession(session: Session): void {
+    for (const filter of session.subscriptions.keys()) {
+      this.dispatcher.unsubscribe(session, filter, sharedOf(filter));
+    }
+    session.subscriptions.clear();
+    session.clearMessages();
+    this.sessions.delete(session.clientId);
+    this.offline.delete(session);
+    if (session.persistent) this.store.deleteSession(session.clientId);
+  }
+
+  /** A connection got its CONNACK. */
+  onConnected(): void {
+    this.connectedCount++;
+  }
+
+  /** A connection closed before it was connected. */
+  onClosedBeforeConnect(conn: CoreConnection): void {
+    this.connections.delete(conn);
+  }
+
+  /** A connected client's connection ended. */
+  onDisconnected(conn: CoreConnection, ungraceful: boolean): void {
+    this.connections.delete(conn);
+    this.connectedCount--;
+    const session = conn.session;
+    if (session === undefined || session.link !== conn) return;
+    const now = Date.now();
+    session.detach(now);
+    this.dispatcher.memberLeft(session);
+    const will = conn.will;
+    session.will = undefined;
+    if (ungraceful && will !== undefined) {
+      const delay = conn.willDelay;
+      if (delay > 0 && session.expiryInterval > 0) {
+        // v5 will delay: published when due or when the session ends,
+        // whichever is first; cancelled by a reconnect.
+        const dueAt = now + Math.min(delay, session.expiryInterval) * 1000;
+        this.pendingWills.set(session.clientId, {
+          message: will,
+          dueAt,
+          info: conn.info,
+        });
+        session.will = { ...will, dueAt };
+      } else {
+        // Deferred: this may run inside a delivery (a connection closed
+        // for overflowing its buffer), and routing is not re-entrant.
+        const info = conn.info;
+        queueMicrotask(() => this.#publishWill(will, info, now));
+      }
+    }
+    if (session.expiryInterval === 0) {
+      this.discardSession(session);
+    } else {
+      session.saveRecord();
+      if (session.expiryInterval !== 0xffffffff) this.offline.add(session);
+    }
+  }
+
+  #publishWill(
+    will: StoredMessage,
+    info: ClientInfo | undefined,
+    now: number,
+  ): void {
+    const message: StoredMessage = {
+      topic: will.topic,
+      payload: will.payload,
+      qos: will.qos,
+      retain: will.retain && this.settings.retainAvailable,
+    };
+    if (will.properties !== undefined) {
+      message.properties = will.properties;
+      const mei = will.properties.messageExpiryInterval;
+      if (mei !== undefined) message.expiresAt = now + mei * 1000;
+    }
+    const authz = this.hooks.authorizePublish;
+    if (authz !== undefined && info !== undefined) {
+      const r = authz(info, will.topic, will.qos, will.retain);
+      if (typeof r === "number") {
+        if (r < 0x80) this.publish(message, info.clientId);
+      } else {
+        r.then((code) => {
+          if (code < 0x80) this.publish(message, info.clientId);
+        }, (e) => log.error("authorizePublish failed: {e}", { e }));
+      }
+      return;
+    }
+    log.debug("Publishing will to {topic}", { topic: will.topic });
+    this.publish(message, info?.clientId);
+  }
+
+  /**
+   * Publishes a message: retained store first, then routing. Returns the
+   * number of sessions it went to.
+   */
+  publish(message: StoredMessage, publisherId: string | undefined): number {
+    if (message.retain) {
+      if (message.payload.length === 0) {
+        // [MQTT-3.3.1-10]: an empty retained message clears the topic.
+        this.retainedExpiry.delete(message.topic);
+        if (this.retained.delete(message.topic)) {
+          this.store.putRetained(message.topic, undefined);
+        }
+      } else {
+        const p = message.payload;
+        const kept: StoredMessage = p.byteLength === p.buffer.byteLength
+          ? message
+          : { ...message, payload: p.slice() };
+        ownPayload(kept); // its Correlation Data, if any
+        this.retained.set(kept);
+        if (kept.expiresAt !== undefined) {
+          this.retainedExpiry.set(kept.topic, kept.expiresAt);
+        } else if (this.retainedExpiry.size > 0) {
+          this.retainedExpiry.delete(kept.topic);
+        }
+        if (!message.topic.startsWith("$SYS/")) {
+          this.store.putRetained(message.topic, kept);
+        }
+      }
+    }
+    return this.dispatcher.publish(message, publisherId);
+  }
+
+  /** Resolves when every commit started so far is done. */
+  flush(): Promise<void> {
+    return this.gate.flush();
+  }
+
+  /** Connect timeouts, keep alive, session expiry, will delay. */
+  sweep(now: number): void {
+    if (this.retainedExpiry.size > 0 && now >= this.#nextRetainedSweep) {
+      // Expired retained messages are never sent (checked on subscribe);
+      // this frees them, every few seconds at most.
+      this.#nextRetainedSweep = now + RETAINED_SWEEP_MS;
+      for (const [topic, at] of this.retainedExpiry) {
+        if (at > now) continue;
+        this.retainedExpiry.delete(topic);
+        if (this.retained.delete(topic) && !topic.startsWith("$SYS/")) {
+          this.store.putRetained(topic, undefined);
+        }
+      }
+    }
+    for (const c of this.connections) c.checkTimeouts(now);
+    if (this.pendingWills.size > 0) {
+      for (const [id, w] of this.pendingWills) {
+        if (w.dueAt <= now) {
+          this.pendingWills.delete(id);
+          const s = this.sessions.get(id);
+          if (s !== undefined && s.will !== undefined) {
+            s.will = undefined;
+            s.saveRecord();
+          }
+          this.#publishWill(w.message, w.info, now);
+        }
+      }
+    }
+    for (const s of this.offline) {
+      if (s.link !== undefined) {
+        this.offline.delete(s);
+        continue;
+      }
+      const since = s.disconnectedAt ?? now;
+      if (since + s.expiryInterval * 1000 <= now) {
+        log.debug("Session {clientId} expired", { clientId: s.clientId });
+        const w = this.pendingWills.get(s.clientId);
+        if (w !== undefined) {
+          this.pendingWills.delete(s.clientId);
+          this.#publishWill(w.message, w.info, now);
+        }
+        this.discardSession(s);
+      }
+    }
+  }
+}
+
+/** The parsed `$share` filter, or undefined (not shared, or invalid). */
+export function sharedOf(filter: string): SharedFilter | undefined {
+  try {
+    return parseSharedSubscription(filter);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * Deliveries: a published message on its way to subscribers. A message is
+ * encoded once per wire form (`FanoutCache`, `encodePublish`) and those
+ * bytes are shared by every subscriber that gets the same form; what a
+ * session queues or keeps in flight is an `OutgoingMessage`.
+ *
+ * @module
+ */
+
+import { encode, publishPacketIdOffset } from "../codec/encode.ts";
+import type { PublishTemplate } from "../codec/_publish_template.ts";
+import { ownBytes } from "../codec/_slab.ts";
+import type {
+  Properties,
+  ProtocolVersion,
+  PublishPacket,
+  QoS,
+} from "../codec/packet.ts";
+import type { OutgoingState, StoredMessage } from "./store/store.ts";
+
+/** A PUBLISH encoded once (see codec/_publish_template.ts). */
+export type PublishEncoding = PublishTemplate;
+
+/** One message queued for or in flight to a session. */
+export interface OutgoingMessage {
+  seq: number;
+  /** 0 while queued. */
+  packetId: number;
+  state: OutgoingState;
+  qos: QoS;
+  /** The retain flag to deliver with. */
+  retain: boolean;
+  subIds: number[] | undefined;
+  message: StoredMessage;
+  enc: PublishEncoding | undefined;
+  /**
+   * The shared subscription group it was routed through, if any (the
+   * router may hand it to another member when this one leaves).
+   */
+  group?: object | undefined;
+}
+
+/**
+ * Encodes a PUBLISH for one wire form. The packet id is a placeholder to be
+ * patched by the connection. A message with an expiry gets the remaining
+ * interval [MQTT-3.3.2-6].
+ */
+export function encodePublish(
+  message: StoredMessage,
+  version: ProtocolVersion,
+  qos: QoS,
+  retain: boolean,
+  subIds: number[] | undefined,
+  now: number,
+): PublishEncoding {
+  const packet: PublishPacket = {
+    type: "publish",
+    topic: message.topic,
+    payload: message.payload,
+    qos,
+    retain,
+    dup: false,
+  };
+  if (qos > 0) packet.packetId = 1;
+  if (version === 5) {
+    let props: Properties | undefined = message.properties;
+    if (message.expiresAt !== undefined || subIds !== undefined) {
+      props = { ...props };
+      if (message.expiresAt !== undefined) {
+        props.messageExpiryInterval = Math.max(
+          1,
+          Math.ceil((message.expiresAt - now) / 1000),
+        );
+      }
+      if (subIds !== undefined) props.subscriptionIdentifiers = subIds;
+    }
+    if (props !== undefined) packet.properties = props;
+  }
+  const bytes = encode(packet, { version });
+  return {
+    bytes,
+    idOffset: qos > 0 ? publishPacketIdOffset(bytes) : -1,
+    version,
+    topic: message.topic,
+  };
+}
+
+/**
+ * Shares the encodings of one published message among its subscribers: one
+ * per (version family, QoS, retain flag) when no subscription identifiers
+ * are involved.
+ */
+export class FanoutCache {
+  #slots: (PublishEncoding | undefined)[] = [];
+  /** The message being fanned out. */
+  readonly message: StoredMessage;
+  readonly #now: number;
+
+  /** Creates a cache for `message`. */
+  constructor(message: StoredMessage, now: number) {
+    this.message = message;
+    this.#now = now;
+  }
+
+  /** The encoding for one wire form. */
+  get(
+    version: ProtocolVersion,
+    qos: QoS,
+    retain: boolean,
+    subIds: number[] | undefined,
+  ): PublishEncoding {
+    if (subIds !== undefined && version === 5) {
+      return encodePublish(
+        this.message,
+        version,
+        qos,
+        retain,
+        subIds,
+        this.#now,
+      );
+    }
+    const i = (version === 5 ? 6 : 0) + qos * 2 + (retain ? 1 : 0);
+    let e = this.#slots[i];
+    if (e === undefined) {
+      e = encodePublish(
+        this.message,
+        version,
+        qos,
+        retain,
+        undefined,
+        this.#now,
+      );
+      this.#slots[i] = e;
+    }
+    return e;
+  }
+}
+
+/**
+ * Makes a message safe to keep for long: its payload and v5 Correlation
+ * Data, when views of a much larger buffer (a read chunk), are copied out
+ * (`ownBytes`), so a queued, retained or will message never pins a whole
+ * chunk. Replaces them in place (the message is shared; the bytes are the
+ * same).
+ */
+export function ownPayload(message: StoredMessage): void {
+  message.payload = ownBytes(message.payload);
+  const props = message.properties;
+  const cd = props?.correlationData;
+  if (cd !== undefined) {
+    const own = ownBytes(cd);
+    if (own !== cd) message.properties = { ...props, correlationData: own };
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * The `Listener` seam: where the broker's clients come from. A listener
+ * accepts connections of one transport (TCP now; TLS and WebSocket plug in
+ * the same way) and hands each to the broker as a `Duplex`; the broker
+ * serves every duplex with the same connection code.
+ *
+ * @module
+ */
+
+import type { Duplex } from "../../codec/duplex.ts";
+
+/** The transport protocol of a listener, as in its URL scheme. */
+export type ListenerProtocol = "mqtt" | "mqtts" | "ws" | "wss";
+
+/** Where a listener listens. */
+export interface ListenerAddr {
+  /** The transport protocol. */
+  protocol: ListenerProtocol;
+  /** The host name or address it is bound to. */
+  hostname: string;
+  /** The port (the real one when 0 was asked). */
+  port: number;
+}
+
+/**
+ * Accepts client connections for a broker.
+ *
+ * @example
+ * ```ts ignore
+ * const listener = listenTcp({ hostname: "127.0.0.1", port: 0 });
+ * for await (const duplex of listener.accept()) serve(duplex);
+ * ```
+ */
+export interface Listener {
+  /** Where it listens. */
+  readonly addr: ListenerAddr;
+  /**
+   * The accepted connections, one `Duplex` each, until `close()`. A
+   * transient accept failure does not end it.
+   */
+  accept(): AsyncIterable<Duplex>;
+  /** Stops accepting; connections already accepted stay open. Idempotent. */
+  close(): void;
+}
+
+/** The URL of a listener's address, e.g. `mqtt://127.0.0.1:1883`. */
+export function listenerUrl(addr: ListenerAddr): string {
+  const host = addr.hostname.includes(":")
+    ? `[${addr.hostname}]`
+    : addr.hostname;
+  return `${addr.protocol}://${host}:${addr.port}`;
+}

@@ -1,0 +1,77 @@
+/**
+ * The MQTT-over-TCP listener: `Deno.listen`, Nagle off, each connection a
+ * `ConnDuplex` (lean reads, fast read path).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import { ConnDuplex } from "../../codec/_conn_duplex.ts";
+import type { Duplex } from "../../codec/duplex.ts";
+import type { Listener, ListenerAddr } from "./listener.ts";
+
+const log = getLogger(["kite", "broker", "listen"]);
+
+/** Options of `listenTcp()`. */
+export interface TcpListenOptions {
+  /** The address to bind. */
+  hostname: string;
+  /** The port (0: any free one). */
+  port: number;
+}
+
+/**
+ * A TCP listener.
+ *
+ * @example
+ * ```ts ignore
+ * const l = new TcpListener({ hostname: "127.0.0.1", port: 0 });
+ * console.log(l.addr.port);
+ * l.close();
+ * ```
+ */
+export class TcpListener implements Listener {
+  readonly addr: ListenerAddr;
+  #listener: Deno.Listener;
+  #closed = false;
+
+  /** Binds at once; throws when the address cannot be bound. */
+  constructor(options: TcpListenOptions) {
+    this.#listener = Deno.listen({
+      hostname: options.hostname,
+      port: options.port,
+    });
+    const a = this.#listener.addr as Deno.NetAddr;
+    this.addr = { protocol: "mqtt", hostname: a.hostname, port: a.port };
+  }
+
+  async *accept(): AsyncIterable<Duplex> {
+    const listener = this.#listener;
+    while (!this.#closed) {
+      let conn: Deno.Conn;
+      try {
+        conn = await listener.accept();
+      } catch (e) {
+        if (this.#closed || e instanceof Deno.errors.BadResource) return;
+        log.error("Accept failed: {error}", { error: e });
+        return;
+      }
+      try {
+        (conn as Deno.TcpConn).setNoDelay(true);
+      } catch {
+        // not TCP
+      }
+      yield new ConnDuplex(conn);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      this.#listener.close();
+    } catch {
+      // already closed
+    }
+  }
+}
