@@ -5,78 +5,18 @@
  * @module
  */
 
-import type { Properties, ProtocolVersion, QoS } from "../codec/packet.ts";
+import type { QoS } from "../codec/packet.ts";
 import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
-import type { EnhancedAuthHook } from "./auth.ts";
+import type { BrokerHooks } from "./hooks.ts";
 
-/** Who a hook is asked about: a connected (or connecting) client. */
-export interface ClientInfo {
-  /** The client identifier (the assigned one when the client sent none). */
-  clientId: string;
-  /** The user name of the CONNECT, if any. */
-  username?: string;
-  /** 3, 4 or 5. */
-  protocolVersion: ProtocolVersion;
-  /** The peer address, e.g. `127.0.0.1:50123`, when the transport knows it. */
-  remoteAddress?: string;
-}
-
-/** What `authenticate` is given: the client and its CONNECT credentials. */
-export interface AuthenticateContext extends ClientInfo {
-  /** The password of the CONNECT, if any. Never log it. */
-  password?: Uint8Array;
-  /** The v5 CONNECT properties (authentication method and data, ...). */
-  properties?: Properties;
-}
-
-/**
- * Decides whether a client may connect: returns `ReasonCode.Success` (0) or a
- * v5 CONNACK reason code (>= 0x80; mapped to the 3.1.1 return code for 3.1.1
- * clients, e.g. 0x86 -> 4, 0x87 -> 5).
- */
-export type AuthenticateHook = (
-  ctx: AuthenticateContext,
-) => Promise<number> | number;
-
-/**
- * Decides whether a client may publish to `topic`: returns 0 to allow or a v5
- * reason code (>= 0x80, e.g. 0x87) to refuse. A refused message is not
- * routed; a v5 QoS > 0 publisher gets the code in its PUBACK/PUBREC.
- */
-export type AuthorizePublishHook = (
-  client: ClientInfo,
-  topic: string,
-  qos: QoS,
-  retain: boolean,
-) => Promise<number> | number;
-
-/**
- * Decides whether a client may subscribe to `filter`: returns the granted
- * QoS (0-2, at most `qos`) or a v5 reason code >= 0x80 to refuse (3.1.1
- * clients get 0x80 in SUBACK).
- */
-export type AuthorizeSubscribeHook = (
-  client: ClientInfo,
-  filter: string,
-  qos: QoS,
-) => Promise<number> | number;
-
-/** The extension points of a `Broker`: default allow everything. */
-export interface BrokerHooks {
-  /** Called for every CONNECT after the protocol checks. */
-  authenticate?: AuthenticateHook;
-  /** Called for every PUBLISH (and will) before it is routed. */
-  authorizePublish?: AuthorizePublishHook;
-  /** Called for every filter of a SUBSCRIBE. */
-  authorizeSubscribe?: AuthorizeSubscribeHook;
-  /**
-   * v5 enhanced authentication (AUTH packets) for a CONNECT with an
-   * Authentication Method; see `EnhancedAuthHook` in `auth.ts`. Without it
-   * such a CONNECT gets CONNACK 0x8C. When it is used, `authenticate` is not
-   * called for that client.
-   */
-  enhancedAuth?: EnhancedAuthHook;
-}
+export type {
+  AuthenticateContext,
+  AuthenticateHook,
+  AuthorizePublishHook,
+  AuthorizeSubscribeHook,
+  BrokerHooks,
+  ClientInfo,
+} from "./hooks.ts";
 
 /** Options of a `Broker`. Every field is optional; see `DEFAULT_OPTIONS`. */
 export interface BrokerOptions extends BrokerHooks {
