@@ -1,19 +1,12 @@
 /**
- * Authentication and authorization: the hook types the broker calls, the
- * v5 enhanced authentication (AUTH) hook, and {@linkcode fileAuth}, the
- * out-of-the-box hooks backed by a password file and an ACL file.
+ * Authentication and authorization: {@linkcode EnhancedAuthFlow}, the v5
+ * enhanced authentication (AUTH) rules of a connection, and
+ * {@linkcode fileAuth}, the out-of-the-box hooks backed by a password file
+ * and an ACL file.
  *
- * How the broker uses the hooks:
- * - `authenticate(ctx)` after the CONNECT protocol checks, when the CONNECT
- *   has no v5 Authentication Method: `0` accepts, a code >= 0x80 is sent in
- *   CONNACK (mapped to the 3.1.1 return code for 3.1.1 clients).
- * - `enhancedAuth(ctx)` when the CONNECT has an Authentication Method (and
- *   on a v5 AUTH 0x19 re-authentication): see {@linkcode EnhancedAuthHook}.
- * - `authorizePublish(client, topic, qos, retain)` for each PUBLISH (and
- *   will); `authorizeSubscribe(client, filter, qos)` for each SUBSCRIBE
- *   filter. Both may return a number synchronously: the broker should only
- *   `await` when the result is a promise, to keep the hot path free of
- *   per-message awaits.
+ * The hook types (`ClientInfo`, `AuthenticateHook`, `EnhancedAuthHook`, ...)
+ * and how the broker calls them are in `hooks.ts`; they are re-exported
+ * here.
  *
  * @module
  */
@@ -26,8 +19,12 @@ import type {
   AuthenticateHook,
   AuthorizePublishHook,
   AuthorizeSubscribeHook,
+  AuthStep,
   ClientInfo,
-} from "./options.ts";
+  EnhancedAuthContext,
+  EnhancedAuthHook,
+  EnhancedAuthSession,
+} from "./hooks.ts";
 import { Acl, type AclClient } from "./acl.ts";
 import { type KeyDeriver, PasswordFile } from "./password_file.ts";
 
@@ -36,77 +33,14 @@ export type {
   AuthenticateHook,
   AuthorizePublishHook,
   AuthorizeSubscribeHook,
+  AuthStep,
   ClientInfo,
+  EnhancedAuthContext,
+  EnhancedAuthHook,
+  EnhancedAuthSession,
 };
 
 const logger = getLogger(["kite", "auth"]);
-
-/** What {@linkcode EnhancedAuthHook} is given when an exchange starts. */
-export interface EnhancedAuthContext extends ClientInfo {
-  /** The Authentication Method of the CONNECT (e.g. `SCRAM-SHA-256`). */
-  method: string;
-  /** True for a re-authentication (AUTH 0x19 on a connected client). */
-  reauthenticate: boolean;
-}
-
-/**
- * One step of an enhanced authentication exchange, as the server decides it:
- * - `reasonCode` 0x18 (ContinueAuthentication): the broker sends AUTH 0x18
- *   with the method and `data`, and waits for the client's AUTH 0x18;
- * - `reasonCode` 0x00 (Success): the broker sends CONNACK 0x00 (or AUTH 0x00
- *   after a re-authentication) carrying the method and `data`;
- * - `reasonCode` >= 0x80: the broker refuses with CONNACK (or DISCONNECT
- *   after a re-authentication) with that code, e.g. 0x86 or 0x87.
- */
-export interface AuthStep {
-  /** 0x18, 0x00 or a failure code >= 0x80. */
-  reasonCode: number;
-  /** Authentication Data to send, if any. */
-  data?: Uint8Array;
-  /** A v5 Reason String for a person, if useful. */
-  reasonString?: string;
-  /**
-   * On success: the identity the exchange proved. The broker uses it as the
-   * client's `username` for the authorization hooks.
-   */
-  username?: string;
-}
-
-/** The server side of one enhanced authentication exchange. */
-export interface EnhancedAuthSession {
-  /**
-   * Takes the client's Authentication Data (from the CONNECT, or the AUTH
-   * 0x19 for a re-authentication, then from each AUTH 0x18) and returns what
-   * to answer.
-   */
-  step(data: Uint8Array | undefined): Promise<AuthStep> | AuthStep;
-}
-
-/**
- * Starts an enhanced authentication exchange for a CONNECT (or AUTH 0x19)
- * that carries an Authentication Method. Returns `undefined` for a method
- * it does not support: the broker then answers CONNACK 0x8C (Bad
- * authentication method). Without this hook the broker answers 0x8C to any
- * Authentication Method. A client AUTH with another method, or with a reason
- * code other than 0x18 during the exchange, is a protocol error (0x82).
- *
- * @example
- * ```ts
- * import type { EnhancedAuthHook } from "./auth.ts";
- * import { ReasonCode } from "../codec/reason_code.ts";
- * // A toy method: the client must send "open sesame".
- * const enhancedAuth: EnhancedAuthHook = (ctx) =>
- *   ctx.method !== "TOY" ? undefined : {
- *     step: (data) =>
- *       new TextDecoder().decode(data) === "open sesame"
- *         ? { reasonCode: ReasonCode.Success }
- *         : { reasonCode: ReasonCode.NotAuthorized },
- *   };
- * ```
- */
-export type EnhancedAuthHook = (
-  ctx: EnhancedAuthContext,
-) => EnhancedAuthSession | undefined;
 
 /**
  * What a connection does after an enhanced authentication event (see

@@ -28,13 +28,10 @@ import {
 } from "@logtape/logtape";
 import { type FileAuth, fileAuth } from "./auth.ts";
 import { Broker } from "./broker.ts";
-import {
-  type BrokerOptions,
-  ConfigError,
-  helpText,
-  type MainSettings,
-  resolveOptions,
-} from "./options.ts";
+import { resolveOptions } from "./config/argv.ts";
+import { ConfigError } from "./config/config_error.ts";
+import { helpText } from "./config/help.ts";
+import type { BrokerOptions, MainSettings } from "./config/types.ts";
 import { passwdCommand } from "./passwd.ts";
 import { AuthFileError } from "./password_file.ts";
 import { KITE_VERSION } from "./sys.ts";

@@ -1,0 +1,229 @@
+/**
+ * The settings table: {@linkcode SETTINGS} has one row per setting, and
+ * that row drives everything about it: the YAML key (the camelCase name, or
+ * its snake_case form), the CLI flag (its kebab-case form, see
+ * {@linkcode toFlagName}), validation (`validateOptions`, config files,
+ * flags), the library default (`DEFAULT_OPTIONS` is built from the rows) and
+ * the line in `--help`.
+ *
+ * ## Adding a setting
+ *
+ * 1. Declare its field, with a doc comment, in `BrokerOptions`
+ *    (`types.ts`); a setting only `broker/main.ts` uses goes in
+ *    `MainSettings` instead.
+ * 2. Add its row to `SETTINGS` below: `type`, bounds (`min`, `max`,
+ *    `minExclusive`), `default` and a one-line `description`.
+ *
+ * That is the whole change: the compiler refuses a field without a row, a
+ * `BrokerOptions` row without a default or with a default of the wrong
+ * type, and a `MainSettings` row with a default. The tests in
+ * `tests/options_test.ts` walk the table, so the new row is checked by
+ * them too. A `MAIN_DEFAULT_OPTIONS` that differs from the library default
+ * goes in `defaults.ts`. A value that is not a string, number or boolean
+ * (a list, a mapping) needs a new {@linkcode SettingType} and its case in
+ * `checkValue` (`_check.ts`) and `typeLabel` (`help.ts`).
+ *
+ * @module
+ */
+
+import type { BrokerSettings, KiteSettings } from "./types.ts";
+
+/** The kind of value a setting takes. `number` allows fractions. */
+export type SettingType = "string" | "integer" | "number" | "boolean";
+
+/** How one setting is parsed, checked and described. */
+export interface SettingSpec {
+  /** The value kind. */
+  readonly type: SettingType;
+  /** Smallest allowed value (numbers). */
+  readonly min?: number;
+  /** Whether `min` itself is excluded (numbers). */
+  readonly minExclusive?: boolean;
+  /** Largest allowed value (numbers). */
+  readonly max?: number;
+  /**
+   * The library default (`DEFAULT_OPTIONS`); absent for the settings of
+   * `broker/main.ts` only (`MainSettings`), which have none.
+   */
+  readonly default?: string | number | boolean;
+  /** One line for `--help`. */
+  readonly description: string;
+}
+
+/**
+ * The row a setting must have: a `BrokerSettings` row carries a default of
+ * the field's type, a `MainSettings` row none.
+ */
+type SettingRow<K extends keyof KiteSettings> = K extends keyof BrokerSettings
+  ? SettingSpec & { readonly default: Required<BrokerSettings>[K] }
+  : SettingSpec & { readonly default?: never };
+
+const UINT16 = 65535;
+const UINT32 = 4294967295;
+
+const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
+  host: {
+    type: "string",
+    default: "0.0.0.0",
+    description: "Interface to listen on.",
+  },
+  port: {
+    type: "integer",
+    min: 0,
+    max: UINT16,
+    default: 1883,
+    description: "TCP port; 0 picks a free port.",
+  },
+  maxConnections: {
+    type: "integer",
+    min: 1,
+    default: 10000,
+    description: "Connections past this are refused (v5 0x97, 3.1.1 0x03).",
+  },
+  maxPacketSize: {
+    type: "integer",
+    min: 1,
+    max: 268435455,
+    default: 256 * 1024,
+    description: "Largest packet accepted and advertised, in bytes.",
+  },
+  enablePersistence: {
+    type: "boolean",
+    default: false,
+    description: "Keep sessions and retained messages in Deno KV.",
+  },
+  persistencePath: {
+    type: "string",
+    default: "./mqtt_data",
+    description: "Directory of the Deno KV file.",
+  },
+  sessionExpiryInterval: {
+    type: "integer",
+    min: 0,
+    max: UINT32,
+    default: 3600,
+    description: "Cap on the session expiry clients ask for, in seconds.",
+  },
+  maxQos: {
+    type: "integer",
+    min: 0,
+    max: 2,
+    default: 2,
+    description: "Highest QoS granted and accepted.",
+  },
+  retainAvailable: {
+    type: "boolean",
+    default: true,
+    description: "Support retained messages.",
+  },
+  wildcardSubscriptionAvailable: {
+    type: "boolean",
+    default: true,
+    description: "Support `+` and `#` in topic filters.",
+  },
+  sharedSubscriptionAvailable: {
+    type: "boolean",
+    default: true,
+    description: "Support `$share/GROUP/FILTER` subscriptions.",
+  },
+  receiveMaximum: {
+    type: "integer",
+    min: 1,
+    max: UINT16,
+    default: 65535,
+    description: "v5 Receive Maximum allowed to each client.",
+  },
+  topicAliasMaximum: {
+    type: "integer",
+    min: 0,
+    max: UINT16,
+    default: 10,
+    description: "v5 Topic Alias Maximum accepted from each client; 0: none.",
+  },
+  serverKeepAlive: {
+    type: "integer",
+    min: 0,
+    max: UINT16,
+    default: 0,
+    description: "v5 Server Keep Alive in seconds; 0 keeps the client's.",
+  },
+  maxInflightMessages: {
+    type: "integer",
+    min: 1,
+    max: UINT16,
+    default: 1000,
+    description: "Unacknowledged QoS 1/2 messages to a client at once.",
+  },
+  maxQueuedMessages: {
+    type: "integer",
+    min: 1,
+    default: 1000,
+    description: "Messages queued per session beyond in-flight ones.",
+  },
+  allowAnonymous: {
+    type: "boolean",
+    default: true,
+    description: "Allow clients that send no username.",
+  },
+  sysInterval: {
+    type: "number",
+    min: 0,
+    default: 10,
+    description: "Seconds between $SYS/broker/... updates; 0 turns them off.",
+  },
+  connectTimeout: {
+    type: "number",
+    min: 0,
+    minExclusive: true,
+    max: UINT16,
+    default: 10,
+    description: "Seconds a new connection has to send its CONNECT.",
+  },
+  queueQos0Messages: {
+    type: "boolean",
+    default: false,
+    description: "Queue QoS 0 messages for offline sessions too.",
+  },
+  passwordFile: {
+    type: "string",
+    description: "Password file (kite passwd) checked at CONNECT.",
+  },
+  aclFile: {
+    type: "string",
+    description: "ACL file: who may publish/subscribe where.",
+  },
+};
+
+/**
+ * Every plain setting of `BrokerOptions` (and `MainSettings`), keyed by its
+ * camelCase name (the YAML key; the CLI flag is its kebab-case form). Adding
+ * a field to `BrokerSettings` without a row here is a type error, so the
+ * flags, the config file keys, the validation, the defaults and `--help`
+ * cannot drift apart.
+ *
+ * @example
+ * ```ts
+ * import { SETTINGS } from "@kite/mqtt/broker";
+ * console.log(SETTINGS.port.type, SETTINGS.port.max); // integer 65535
+ * ```
+ */
+export const SETTINGS: { readonly [K in keyof KiteSettings]-?: SettingSpec } =
+  TABLE;
+
+/** The names of all settings, in table order. */
+export const SETTING_KEYS: readonly (keyof KiteSettings)[] = Object.keys(
+  SETTINGS,
+) as (keyof KiteSettings)[];
+
+/**
+ * `maxConnections` -> `max-connections`: the CLI flag of a setting.
+ *
+ * @example
+ * ```ts
+ * import { toFlagName } from "@kite/mqtt/broker";
+ * console.log(toFlagName("maxConnections")); // "max-connections"
+ * ```
+ */
+export function toFlagName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => "-" + c.toLowerCase());
+}
