@@ -26,9 +26,11 @@
  * (`_kv_linger.ts`). A flush writes its mutations in `kv.atomic()`
  * operations kept within Deno KV's limits, one after another.
  *
- * Only one process may use a directory at a time (`_kv_lock.ts`): `open()`
- * refuses with `StoreLockedError` while another process (or another
- * `KvStore` of this one) holds it.
+ * Only one process may use a directory at a time: `open()` takes an
+ * exclusive `flock` on the directory itself (`_kv_lock.ts`), which the kernel
+ * drops when the process ends, and refuses with `StoreLockedError` while
+ * another process (or another `KvStore` of this one) holds it. The holder's
+ * pid is noted in `kite.lock`, for the message.
  *
  * @module
  */
@@ -47,7 +49,7 @@ import {
 import { keyPart } from "./_kv_keys.ts";
 import { LingerPolicy } from "./_kv_linger.ts";
 import { logger, readAll } from "./_kv_load.ts";
-import { acquireLock } from "./_kv_lock.ts";
+import { type DirectoryLock, lockDirectory } from "./_kv_lock.ts";
 import type {
   LoadedState,
   OutgoingRecord,
@@ -103,7 +105,7 @@ export class KvStore implements Store {
   /** The store directory. */
   readonly path: string;
   #kv: Deno.Kv;
-  #lock: Deno.FsFile;
+  #lock: DirectoryLock;
   #closed = false;
   /** Pending session, retained and clean-up writes, by slot. */
   #pending = new Map<string, Mutation>();
@@ -125,7 +127,7 @@ export class KvStore implements Store {
   #chunks: ChunkIndex = new Map();
   #atomicCommits = 0;
 
-  private constructor(path: string, kv: Deno.Kv, lock: Deno.FsFile) {
+  private constructor(path: string, kv: Deno.Kv, lock: DirectoryLock) {
     this.path = path;
     this.#kv = kv;
     this.#lock = lock;
@@ -133,11 +135,12 @@ export class KvStore implements Store {
 
   /**
    * Opens (creating it if needed) the store in directory `path`. Throws
-   * `StoreLockedError` when another live process holds the directory.
+   * `StoreLockedError` when another live process (or another `KvStore` of
+   * this one) holds the directory; it is free once that process ends.
    */
   static async open(path: string): Promise<KvStore> {
     await Deno.mkdir(path, { recursive: true });
-    const lock = await acquireLock(path);
+    const lock = await lockDirectory(path);
     try {
       const kv = await Deno.openKv(`${path}/${KV_FILE_NAME}`);
       return new KvStore(path, kv, lock);
