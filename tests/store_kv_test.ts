@@ -1,11 +1,6 @@
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import {
-  KV_FILE_NAME,
-  KvStore,
-  LOCK_FILE_NAME,
-  StoreLockedError,
-} from "../broker/store/kv.ts";
+import { KV_FILE_NAME, KvStore } from "../broker/store/kv.ts";
 import { sha256 } from "../broker/store/_sha256.ts";
 import type { Store } from "../broker/store/store.ts";
 import { message, outgoing, session, storeSuite } from "./store_suite.ts";
@@ -293,90 +288,6 @@ Deno.test("KvStore.load() logs and skips corrupt records, and removes orphans", 
     assert.deepEqual(left.q2, [["kite", "q2", "c", "not-a-number"]]);
     assert.deepEqual(left.kept, [["kite", "out", "garbage", 1]]);
     assert.deepEqual(left.unused, []);
-  });
-});
-
-Deno.test("KvStore.open() refuses a directory this process holds", async () => {
-  await withDir(async (dir) => {
-    const store = await KvStore.open(dir);
-    try {
-      await assert.rejects(KvStore.open(dir), (e) => {
-        assert.ok(e instanceof StoreLockedError);
-        assert.equal(e.pid, Deno.pid);
-        assert.equal(e.path, dir);
-        assert.match(e.message, new RegExp(String(Deno.pid)));
-        return true;
-      });
-    } finally {
-      await store.close();
-    }
-    // Released by close().
-    await (await KvStore.open(dir)).close();
-  });
-});
-
-/** Starts a process that opens the store in `dir`, once it is open. */
-async function holder(dir: string): Promise<Deno.ChildProcess> {
-  const storeUrl = new URL("../broker/store/kv.ts", import.meta.url).href;
-  const config = new URL("../deno.json", import.meta.url).pathname;
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [
-      "eval",
-      "--config",
-      config,
-      `const { KvStore } = await import(${JSON.stringify(storeUrl)});
-       const store = await KvStore.open(${JSON.stringify(dir)});
-       console.log("ready");
-       for await (const _ of Deno.stdin.readable) { /* until EOF */ }
-       await store.close();`,
-    ],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "inherit",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let out = "";
-  while (!out.includes("ready")) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error("the holder process exited early");
-    out += value;
-  }
-  await reader.cancel();
-  return child;
-}
-
-Deno.test("KvStore.open() refuses a directory another broker process holds", async () => {
-  await withDir(async (dir) => {
-    const child = await holder(dir);
-    try {
-      await assert.rejects(KvStore.open(dir), (e) => {
-        assert.ok(e instanceof StoreLockedError);
-        assert.equal(e.pid, child.pid);
-        assert.ok(e.message.includes(dir));
-        assert.ok(e.message.includes(String(child.pid)));
-        return true;
-      });
-    } finally {
-      await child.stdin.close();
-      await child.status;
-    }
-    // The child closed the store: the directory is free again.
-    await (await KvStore.open(dir)).close();
-  });
-});
-
-Deno.test("KvStore.open() takes over from a process killed with SIGKILL", async () => {
-  await withDir(async (dir) => {
-    const child = await holder(dir);
-    child.kill("SIGKILL");
-    await child.status;
-    await child.stdin.close().catch(() => {});
-    const store = await KvStore.open(dir);
-    assert.equal(
-      (await Deno.readTextFile(`${dir}/${LOCK_FILE_NAME}`)).trim(),
-      String(Deno.pid),
-    );
-    await store.close();
   });
 });
 

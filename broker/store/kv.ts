@@ -9,14 +9,10 @@
  * - `["kite", "chunk", generation, index]`: raw bytes of a large record
  *
  * A topic or client id longer than 256 UTF-8 bytes is replaced in the key by
- * its SHA-256 digest (a `Uint8Array` key part, so it can never collide with a
- * string part); the real value is always inside the record and is checked
- * against the key on load. A record whose serialized size could exceed Deno
- * KV's 64 KiB value limit is encoded to bytes and split into 64 KiB chunks
- * under a fresh generation id; its key then holds a small header naming the
- * generation. Chunks are written before (or with) the header, so a crash never
- * leaves a header without its chunks; chunks without a header are removed by
- * the next `load()`.
+ * its SHA-256 digest (`_kv_keys.ts`); the real value is always inside the
+ * record and is checked against the key on load. A record that could exceed
+ * Deno KV's 64 KiB value limit is split into chunks (`_kv_batch.ts`); chunks
+ * without a header are removed by the next `load()` (`_kv_load.ts`).
  *
  * Group commit: `put*`/`delete*` only record the mutation in a map keyed by
  * the record (a later mutation of the same record replaces the earlier one;
@@ -26,36 +22,35 @@
  * mutation that task made (a `setTimeout(0)` would cost about 2 ms here);
  * while a flush is in flight new mutations accumulate for the next one, which
  * starts as soon as it completes. Under load, batches grow by themselves.
+ * When acks are likely to cancel puts, a flush waits a few ms for them
+ * (`_kv_linger.ts`). A flush writes its mutations in `kv.atomic()`
+ * operations kept within Deno KV's limits, one after another.
  *
- * Lingering: when QoS 0/1 deliveries are acknowledged (deleted) right after
- * they are stored, as with an online persistent subscriber, the store waits
- * before a flush, one timer tick at a time, for at most 20 ms or twice the
- * recent write time (up to 100 ms), and flushes at once when the last
- * waiting record is deleted. The put and the delete then cancel out and the
- * commits that gate the publishers' acks write nothing. It starts lingering
- * when, since the previous flush, at least 16 records and half of the new
- * ones were deleted while pending or just after being written, and stays
- * while acks keep cancelling puts; a lingering window that did not pay turns
- * it off for 2, 4, 8, ... flushes.
- *
- * A flush writes its mutations in `kv.atomic()` operations kept within Deno
- * KV's limits (1000 mutations, 80 KiB of keys, 800 KiB in total per
- * operation), one after another.
- *
- * Only one process may use a directory at a time: `open()` takes an exclusive
- * `flock` on a lock file holding the pid and refuses (with `StoreLockedError`)
- * while another process (or another `KvStore` of this one) holds it. Deno KV
- * alone would let two processes share the file.
+ * Only one process may use a directory at a time: `open()` takes an
+ * exclusive `flock` on the directory itself (`_kv_lock.ts`), which the kernel
+ * drops when the process ends, and refuses with `StoreLockedError` while
+ * another process (or another `KvStore` of this one) holds it. The holder's
+ * pid is noted in `kite.lock`, for the message.
  *
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import { MqttError } from "../../codec/errors.ts";
 import { ReasonCode } from "../../codec/reason_code.ts";
-import { sha256 } from "./_sha256.ts";
+import {
+  type ChunkIndex,
+  type ClientIndex,
+  type ItemKind,
+  itemMutation,
+  type Mutation,
+  pendingOf,
+  planBatch,
+} from "./_kv_batch.ts";
+import { keyPart } from "./_kv_keys.ts";
+import { LingerPolicy } from "./_kv_linger.ts";
+import { logger, readAll } from "./_kv_load.ts";
+import { type DirectoryLock, lockDirectory } from "./_kv_lock.ts";
 import type {
-  LoadedSession,
   LoadedState,
   OutgoingRecord,
   SessionRecord,
@@ -63,149 +58,10 @@ import type {
   StoredMessage,
 } from "./store.ts";
 
-const logger = getLogger(["kite", "store"]);
-
-/** Deno KV limits, measured with Deno 2.9 (see the tests). */
-const MAX_MUTATIONS = 1000;
-const MAX_KEY_BYTES_PER_OP = 81920 - 1024;
-const MAX_TOTAL_BYTES_PER_OP = 819200 - 8192;
-const MAX_VALUE_BYTES = 65536;
-/** Records estimated above this are chunked (the estimate is an upper bound). */
-const CHUNK_THRESHOLD = 64000;
-/**
- * A lingering flush waits for acks at most this long, or twice as long as
- * recent writes took (waiting as long as a write would take costs nothing),
- * but never more than `LINGER_CAP_MS`.
- */
-const LINGER_MAX_MS = 20;
-const LINGER_CAP_MS = 100;
-/** Acks per flush window that turn lingering on. */
-const LINGER_MIN_ACKS = 16;
-/** Key parts (topic, client id) longer than this in UTF-8 are hashed. */
-const MAX_PLAIN_PART_BYTES = 256;
+export { LOCK_FILE_NAME, StoreLockedError } from "./_kv_lock.ts";
 
 /** The name of the Deno KV file inside the store directory. */
 export const KV_FILE_NAME = "kite.kv";
-/** The name of the lock file inside the store directory. */
-export const LOCK_FILE_NAME = "kite.lock";
-
-/**
- * Thrown by `KvStore.open()` when another live process (or this one) holds
- * the store directory.
- *
- * @example
- * ```ts ignore
- * import { KvStore, StoreLockedError } from "@kite/mqtt/broker";
- * try {
- *   await KvStore.open("./mqtt_data");
- * } catch (e) {
- *   if (e instanceof StoreLockedError) console.error(e.path, e.pid);
- * }
- * ```
- */
-export class StoreLockedError extends MqttError {
-  /** The store directory. */
-  readonly path: string;
-  /** The pid of the process holding it. */
-  readonly pid: number;
-
-  /** Creates the error for a directory held by `pid`. */
-  constructor(path: string, pid: number) {
-    super(
-      ReasonCode.ServerUnavailable,
-      `the store directory ${path} is in use by process ${pid}` +
-        (pid === Deno.pid ? " (this process)" : "") +
-        `; stop that broker, or remove ${path}/${LOCK_FILE_NAME} if it is gone`,
-    );
-    this.name = "StoreLockedError";
-    this.path = path;
-    this.pid = pid;
-  }
-}
-
-/** The header kept under a record's key when the record is chunked. */
-interface ChunkHeader {
-  kiteChunks: number;
-  generation: string;
-  bytes: number;
-}
-
-type ItemKind = "out" | "q2";
-
-/**
- * One pending write. A session's outgoing message or QoS 2 id (an "item")
- * is pending in its client's map by number, and gets its KV key and slot
- * string only if it reaches a flush: most are cancelled by their ack first.
- */
-interface Mutation {
-  /** Built on first need for items (`keyOf`). */
-  key: Deno.KvKey | undefined;
-  /** `undefined` deletes. */
-  value: unknown;
-  /** The record was not in the store when this batch began. */
-  fresh: boolean;
-  /** A fresh put that an ack may cancel (counted for lingering). */
-  ackable: boolean;
-  /** Identity of the record, for the chunk index (`slotOf` for items). */
-  slot: string | undefined;
-  /** For items: the client, the kind and the number. */
-  client: ClientIndex | undefined;
-  kind: ItemKind | undefined;
-  n: number;
-}
-
-/** A pending write of an item (`value` undefined: a delete). */
-function itemMutation(
-  client: ClientIndex,
-  kind: ItemKind,
-  n: number,
-  value: unknown,
-  fresh: boolean,
-  ackable: boolean,
-): Mutation {
-  return {
-    key: undefined,
-    value,
-    fresh,
-    ackable,
-    slot: undefined,
-    client,
-    kind,
-    n,
-  };
-}
-
-/** The client's pending writes of `kind`, if any. */
-function pendingOf(
-  c: ClientIndex,
-  kind: ItemKind,
-): Map<number, Mutation> | undefined {
-  return kind === "out" ? c.pendOut : c.pendQ2;
-}
-
-function keyOf(m: Mutation): Deno.KvKey {
-  return m.key ??= ["kite", m.kind!, m.client!.part, m.n];
-}
-
-function slotOf(m: Mutation): string {
-  return m.slot ??= m.kind! + m.n + "|" + m.client!.id;
-}
-
-interface ClientIndex {
-  id: string;
-  part: string | Uint8Array;
-  /** Outgoing seqs written or being written. */
-  out: Set<number>;
-  /** Incoming QoS 2 ids written or being written. */
-  q2: Set<number>;
-  /** Pending item writes, by number. */
-  pendOut: Map<number, Mutation> | undefined;
-  pendQ2: Map<number, Mutation> | undefined;
-  /** Ackable outgoing records first written by the last flush. */
-  lastOut: Set<number> | undefined;
-  /** The session was deleted; the index stays while writes are pending. */
-  gone: boolean;
-}
 
 interface Deferred {
   promise: Promise<void>;
@@ -249,7 +105,7 @@ export class KvStore implements Store {
   /** The store directory. */
   readonly path: string;
   #kv: Deno.Kv;
-  #lock: Deno.FsFile;
+  #lock: DirectoryLock;
   #closed = false;
   /** Pending session, retained and clean-up writes, by slot. */
   #pending = new Map<string, Mutation>();
@@ -260,32 +116,18 @@ export class KvStore implements Store {
   #inflight: Deferred | undefined;
   #scheduled = false;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  /** Wait a little before flushing: acks are likely to cancel puts. */
-  #linger = false;
-  /** New outgoing records put since the last flush began. */
-  #windowPuts = 0;
-  /** Deletes since then that cancelled a pending put. */
-  #windowCancels = 0;
-  /** Deletes since then of records first written by the last flush. */
-  #windowLate = 0;
-  /** Flushes to go before lingering may be tried again. */
-  #lingerCooldown = 0;
-  /** The next cooldown (doubles after each window that did not pay). */
-  #lingerBackoff = 2;
+  #linger = new LingerPolicy();
   /** Pending puts of outgoing records not yet on disk (acks may cancel them). */
   #freshPending = 0;
-  #lingerStart = 0;
-  /** Moving average of how long a flush that wrote something took, in ms. */
-  #writeMs = 0;
   #closing = false;
   /** Clients whose `lastOut` is set. */
   #lastClients: ClientIndex[] = [];
   #clients = new Map<string, ClientIndex>();
-  /** Chunked records by slot: generation and chunk count. */
-  #chunks = new Map<string, { generation: string; count: number }>();
+  /** Chunked records by slot. */
+  #chunks: ChunkIndex = new Map();
   #atomicCommits = 0;
 
-  private constructor(path: string, kv: Deno.Kv, lock: Deno.FsFile) {
+  private constructor(path: string, kv: Deno.Kv, lock: DirectoryLock) {
     this.path = path;
     this.#kv = kv;
     this.#lock = lock;
@@ -293,11 +135,12 @@ export class KvStore implements Store {
 
   /**
    * Opens (creating it if needed) the store in directory `path`. Throws
-   * `StoreLockedError` when another live process holds the directory.
+   * `StoreLockedError` when another live process (or another `KvStore` of
+   * this one) holds the directory; it is free once that process ends.
    */
   static async open(path: string): Promise<KvStore> {
     await Deno.mkdir(path, { recursive: true });
-    const lock = await acquireLock(path, `${path}/${LOCK_FILE_NAME}`);
+    const lock = await lockDirectory(path);
     try {
       const kv = await Deno.openKv(`${path}/${KV_FILE_NAME}`);
       return new KvStore(path, kv, lock);
@@ -370,8 +213,8 @@ export class KvStore implements Store {
   #schedule(): void {
     if (this.#scheduled || this.#inflight !== undefined) return;
     this.#scheduled = true;
-    if (this.#linger) {
-      this.#lingerStart = performance.now();
+    if (this.#linger.on) {
+      this.#linger.start = performance.now();
       this.#timer = setTimeout(this.#flush, 0);
     } else queueMicrotask(this.#flush);
   }
@@ -454,7 +297,7 @@ export class KvStore implements Store {
     const fresh = prev !== undefined ? prev.fresh : !set.has(n);
     if (prev !== undefined) ackable = prev.ackable;
     else if (fresh && ackable) {
-      this.#windowPuts++;
+      this.#linger.puts++;
       this.#freshPending++;
     } else ackable = false;
     set.add(n);
@@ -476,7 +319,7 @@ export class KvStore implements Store {
       pend!.delete(n);
       this.#pendingItems--;
       if (!prev.ackable) return;
-      if (isAck) this.#windowCancels++;
+      if (isAck) this.#linger.cancels++;
       if (--this.#freshPending === 0 && this.#timer !== undefined) {
         // The last lingering record was acknowledged: flush now.
         clearTimeout(this.#timer);
@@ -485,7 +328,7 @@ export class KvStore implements Store {
       }
       return;
     }
-    if (isAck && c.lastOut?.has(n) === true) this.#windowLate++;
+    if (isAck && c.lastOut?.has(n) === true) this.#linger.late++;
     this.#setItem(c, kind, itemMutation(c, kind, n, undefined, false, false));
   }
 
@@ -526,16 +369,15 @@ export class KvStore implements Store {
     this.#timer = undefined;
     if (this.#inflight !== undefined) return;
     if (
-      this.#linger && this.#freshPending > 0 && !this.#closing &&
-      performance.now() - this.#lingerStart <
-        Math.min(LINGER_CAP_MS, Math.max(LINGER_MAX_MS, 2 * this.#writeMs))
+      this.#linger.on && this.#freshPending > 0 && !this.#closing &&
+      this.#linger.mayWait(performance.now())
     ) {
       // Records wait for their acks: give them another timer tick.
       this.#scheduled = true;
       this.#timer = setTimeout(this.#flush, 0);
       return;
     }
-    this.#decideLinger();
+    this.#linger.decide();
     if (this.#pendingCount === 0) {
       // Everything enqueued cancelled out (put + delete of a new record):
       // whoever waits for it is served.
@@ -551,14 +393,13 @@ export class KvStore implements Store {
     this.#inflight = done;
     const started = performance.now();
     try {
-      const ops = this.#plan(batch);
+      const ops = planBatch(this.#kv, batch, this.#chunks);
       for (const op of ops) {
         const result = await op.commit();
         this.#atomicCommits++;
         if (!result.ok) throw new Error("kv.atomic() without checks failed");
       }
-      this.#writeMs = 0.7 * this.#writeMs +
-        0.3 * (performance.now() - started);
+      this.#linger.wrote(performance.now() - started);
       done.resolve();
     } catch (e) {
       logger.error("Writing {count} mutations to {path} failed: {error}", {
@@ -617,100 +458,6 @@ export class KvStore implements Store {
     return batch;
   }
 
-  /**
-   * Whether the next flush lingers: when most new outgoing records of this
-   * window were acknowledged right after they were stored (an online
-   * subscriber), waiting a few ms lets the acks cancel the puts, so nothing
-   * is written at all. A lingering window in which acks cancelled too little
-   * turns it off for a while (acks that cannot come before the commit).
-   */
-  #decideLinger(): void {
-    const puts = this.#windowPuts;
-    const cancels = this.#windowCancels;
-    const late = this.#windowLate;
-    this.#windowPuts = this.#windowCancels = this.#windowLate = 0;
-    const enough = (n: number) => n >= LINGER_MIN_ACKS && n * 2 >= puts;
-    if (this.#linger) {
-      this.#linger = enough(cancels);
-      if (this.#linger) this.#lingerBackoff = 2;
-      else {
-        // It did not pay: try again later, later each time in a row.
-        this.#lingerCooldown = this.#lingerBackoff;
-        this.#lingerBackoff = Math.min(this.#lingerBackoff * 2, 256);
-      }
-    } else if (this.#lingerCooldown > 0) {
-      this.#lingerCooldown--;
-    } else {
-      this.#linger = enough(cancels + late);
-    }
-  }
-
-  /** Turns a batch into atomic operations within Deno KV's limits. */
-  #plan(batch: Iterable<Mutation>): Deno.AtomicOperation[] {
-    const ops: Deno.AtomicOperation[] = [];
-    let op = this.#kv.atomic();
-    let count = 0;
-    let keyBytes = 0;
-    let totalBytes = 0;
-    const add = (key: Deno.KvKey, value: unknown, valueBytes: number) => {
-      const kb = keySize(key);
-      if (
-        count + 1 > MAX_MUTATIONS || keyBytes + kb > MAX_KEY_BYTES_PER_OP ||
-        totalBytes + kb + valueBytes > MAX_TOTAL_BYTES_PER_OP
-      ) {
-        ops.push(op);
-        op = this.#kv.atomic();
-        count = keyBytes = totalBytes = 0;
-      }
-      count++;
-      keyBytes += kb;
-      totalBytes += kb + valueBytes;
-      if (value === undefined) op.delete(key);
-      else op.set(key, value);
-    };
-    const cache = new Map<object, [unknown, number]>();
-    const anyChunks = this.#chunks.size > 0;
-    for (const m of batch) {
-      const old = anyChunks ? this.#chunks.get(slotOf(m)) : undefined;
-      let chunked = false;
-      if (m.value !== undefined) {
-        const [value, size] = prepare(m.value, cache);
-        if (size <= CHUNK_THRESHOLD) {
-          add(keyOf(m), value, size);
-        } else {
-          const bytes = serialize(value);
-          const generation = crypto.randomUUID();
-          const count = Math.ceil(bytes.byteLength / MAX_VALUE_BYTES);
-          for (let i = 0; i < count; i++) {
-            const part = bytes.subarray(
-              i * MAX_VALUE_BYTES,
-              (i + 1) * MAX_VALUE_BYTES,
-            );
-            add(["kite", "chunk", generation, i], part, part.byteLength);
-          }
-          const header: ChunkHeader = {
-            kiteChunks: count,
-            generation,
-            bytes: bytes.byteLength,
-          };
-          add(keyOf(m), header, 128);
-          this.#chunks.set(slotOf(m), { generation, count });
-          chunked = true;
-        }
-      } else {
-        add(keyOf(m), undefined, 0);
-      }
-      if (old !== undefined) {
-        for (let i = 0; i < old.count; i++) {
-          add(["kite", "chunk", old.generation, i], undefined, 0);
-        }
-        if (!chunked) this.#chunks.delete(slotOf(m));
-      }
-    }
-    if (count > 0) ops.push(op);
-    return ops;
-  }
-
   // ----------------------------------------------------------------- reads
 
   /**
@@ -722,137 +469,11 @@ export class KvStore implements Store {
    */
   async load(): Promise<LoadedState> {
     await this.commit();
-    const kv = this.#kv;
-    // Chunks, by generation.
-    const chunks = new Map<string, Map<number, Uint8Array>>();
-    for await (const e of kv.list({ prefix: ["kite", "chunk"] })) {
-      const [, , generation, index] = e.key;
-      if (
-        typeof generation !== "string" || typeof index !== "number" ||
-        !(e.value instanceof Uint8Array)
-      ) {
-        skip(e.key, "not a chunk");
-        continue;
-      }
-      let g = chunks.get(generation);
-      if (g === undefined) chunks.set(generation, g = new Map());
-      g.set(index, e.value);
-    }
-    const used = new Set<string>();
-    /** Resolves a chunk header into the record it stands for. */
-    const read = (value: unknown): unknown => {
-      if (!isChunkHeader(value)) return value;
-      const g = chunks.get(value.generation);
-      used.add(value.generation);
-      const bytes = new Uint8Array(value.bytes);
-      let offset = 0;
-      for (let i = 0; i < value.kiteChunks; i++) {
-        const c = g?.get(i);
-        if (c === undefined || offset + c.byteLength > bytes.byteLength) {
-          throw new Error(`chunk ${i} of ${value.kiteChunks} missing or long`);
-        }
-        bytes.set(c, offset);
-        offset += c.byteLength;
-      }
-      if (offset !== value.bytes) throw new Error("chunks too short");
-      return deserialize(bytes);
-    };
-    const remember = (slot: string, value: unknown) => {
-      if (isChunkHeader(value)) {
-        this.#chunks.set(slot, {
-          generation: value.generation,
-          count: value.kiteChunks,
-        });
-      }
-    };
-
-    const retained: StoredMessage[] = [];
-    for await (const e of kv.list({ prefix: ["kite", "retained"] })) {
-      try {
-        const part = e.key[2];
-        const v = read(e.value);
-        if (!isStoredMessage(v)) throw new Error("not a retained message");
-        if (!samePart(part, keyPart(v.topic))) {
-          throw new Error(`key does not match topic ${v.topic}`);
-        }
-        remember("r" + v.topic, e.value);
-        retained.push(v);
-      } catch (err) {
-        skip(e.key, err);
-      }
-    }
-
-    const sessions = new Map<string, LoadedSession>();
-    /** Parts of session keys whose record is unreadable: kept, not orphans. */
-    const unreadable = new Set<string>();
-    for await (const e of kv.list({ prefix: ["kite", "session"] })) {
-      try {
-        const part = e.key[2];
-        const v = read(e.value);
-        if (!isSessionRecord(v)) throw new Error("not a session record");
-        if (!samePart(part, keyPart(v.clientId))) {
-          throw new Error(`key does not match client id ${v.clientId}`);
-        }
-        remember("s" + v.clientId, e.value);
-        sessions.set(partId(part as Deno.KvKeyPart), {
-          record: v,
-          outgoing: [],
-          incomingQos2: [],
-        });
-        this.#client(v.clientId);
-      } catch (err) {
-        skip(e.key, err);
-        const part = e.key[2];
-        if (part !== undefined) unreadable.add(partId(part));
-      }
-    }
-    /** Whether a record belongs to an unreadable session (then kept). */
-    const keep = (part: Deno.KvKeyPart | undefined, value: unknown) => {
-      if (part === undefined || !unreadable.has(partId(part))) return false;
-      if (isChunkHeader(value)) used.add(value.generation);
-      return true;
-    };
-
-    const orphans: Deno.KvKey[] = [];
-    for await (const e of kv.list({ prefix: ["kite", "out"] })) {
-      try {
-        const [, , part, seq] = e.key;
-        const s = part === undefined ? undefined : sessions.get(partId(part));
-        if (s === undefined) {
-          if (!keep(part, e.value)) orphans.push(e.key);
-          continue;
-        }
-        const cid = s.record.clientId;
-        const v = read(e.value);
-        if (!isOutgoingRecord(v) || v.seq !== seq) {
-          throw new Error("not an outgoing record");
-        }
-        remember("out" + v.seq + "|" + cid, e.value);
-        s.outgoing.push(v);
-        this.#client(cid).out.add(v.seq);
-      } catch (err) {
-        skip(e.key, err);
-      }
-    }
-    for await (const e of kv.list({ prefix: ["kite", "q2"] })) {
-      const [, , part, id] = e.key;
-      const s = part === undefined ? undefined : sessions.get(partId(part));
-      if (s === undefined) {
-        if (!keep(part, e.value)) orphans.push(e.key);
-        continue;
-      }
-      if (typeof id !== "number" || !Number.isInteger(id) || id < 1) {
-        skip(e.key, "not a packet id");
-        continue;
-      }
-      s.incomingQos2.push(id);
-      this.#client(s.record.clientId).q2.add(id);
-    }
-
-    for (const g of chunks.keys()) {
-      if (used.has(g)) continue;
-      const count = chunks.get(g)?.size ?? 0;
-      for (let i = 0; i < count; i++) orphans.push(["kite", "chunk", g, i]);
+    const { state, orphans } = await readAll(this.#kv, this.#chunks);
+    for (const s of state.sessions) {
+      const c = this.#client(s.record.clientId);
+      for (const o of s.outgoing) c.out.add(o.seq);
+      for (const id of s.incomingQos2) c.q2.add(id);
     }
     if (orphans.length > 0) {
       logger.debug("Removing {count} orphaned records from {path}", {
@@ -865,13 +486,7 @@ export class KvStore implements Store {
       }
       await this.commit();
     }
-
-    const list = [...sessions.values()];
-    for (const s of list) {
-      s.outgoing.sort((a, b) => a.seq - b.seq);
-      s.incomingQos2.sort((a, b) => a - b);
-    }
-    return { retained, sessions: list };
+    return state;
   }
 
   /** Commits what is pending, closes the KV handle and releases the lock. */
@@ -898,248 +513,4 @@ export class KvStore implements Store {
     this.#lock.close(); // releases the lock
     if (error !== undefined) throw error;
   }
-}
-
-// ------------------------------------------------------------------ helpers
-
-function skip(key: Deno.KvKey, reason: unknown): void {
-  logger.warn("Skipping unreadable record {key}: {reason}", {
-    key,
-    reason: reason instanceof Error ? reason.message : String(reason),
-  });
-}
-
-/**
- * Takes an exclusive advisory lock (`flock`) on `<path>/kite.lock` and writes
- * the pid into it. The kernel drops the lock when the process dies, so a
- * crashed broker never leaves a stale lock. The file is never removed: a
- * removed-and-recreated lock file could be held by two processes at once.
- */
-async function acquireLock(
-  path: string,
-  lockPath: string,
-): Promise<Deno.FsFile> {
-  const file = await Deno.open(lockPath, {
-    read: true,
-    write: true,
-    create: true,
-  });
-  try {
-    if (!await file.tryLock(true)) {
-      let text = "";
-      try {
-        text = await Deno.readTextFile(lockPath);
-      } catch {
-        // Report what we can.
-      }
-      throw new StoreLockedError(path, Number.parseInt(text, 10) || 0);
-    }
-    await file.truncate(0);
-    await file.write(new TextEncoder().encode(`${Deno.pid}\n`));
-    return file;
-  } catch (e) {
-    file.close();
-    throw e;
-  }
-}
-
-const encoder = new TextEncoder();
-
-/** The key part for a topic or client id: itself, or its SHA-256 if long. */
-function keyPart(s: string): string | Uint8Array {
-  if (s.length <= MAX_PLAIN_PART_BYTES / 3) return s;
-  const bytes = encoder.encode(s);
-  return bytes.byteLength <= MAX_PLAIN_PART_BYTES ? s : sha256(bytes);
-}
-
-function samePart(a: Deno.KvKeyPart | undefined, b: string | Uint8Array) {
-  return a !== undefined && partId(a) === partId(b);
-}
-
-/** A string identity of a key part, for maps. */
-function partId(part: Deno.KvKeyPart): string {
-  if (typeof part === "string") return "s" + part;
-  if (part instanceof Uint8Array) {
-    let hex = "h";
-    for (const b of part) hex += b.toString(16).padStart(2, "0");
-    return hex;
-  }
-  return "?" + String(part);
-}
-
-/** An upper bound of the encoded size of a key. */
-function keySize(key: Deno.KvKey): number {
-  let n = 0;
-  for (const p of key) {
-    if (typeof p === "string") {
-      n += 2;
-      for (let i = 0; i < p.length; i++) {
-        const c = p.charCodeAt(i);
-        n += c === 0 ? 2 : c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
-      }
-    } else if (p instanceof Uint8Array) {
-      n += 2 + p.byteLength;
-      for (const b of p) if (b === 0) n++;
-    } else {
-      n += 10;
-    }
-  }
-  return n;
-}
-
-/**
- * Walks a record once: returns it with every `Uint8Array` that is a view into
- * a larger buffer copied (V8 serializes a view's whole buffer), and an upper
- * bound of its serialized size.
- */
-function prepare(
-  value: unknown,
-  cache: Map<object, [unknown, number]>,
-): [unknown, number] {
-  let size = 8;
-  const walk = (v: unknown): unknown => {
-    switch (typeof v) {
-      case "string":
-        size += 2 * v.length + 6;
-        return v;
-      case "object": {
-        if (v === null) {
-          size += 1;
-          return v;
-        }
-        // A message shared by many records (fan-out) is walked once.
-        const hit = cache.get(v);
-        if (hit !== undefined) {
-          size += hit[1];
-          return hit[0];
-        }
-        const start = size;
-        const w = walkObject(v);
-        cache.set(v, [w, size - start]);
-        return w;
-      }
-      default:
-        size += 10;
-        return v;
-    }
-  };
-  const walkObject = (v: object): unknown => {
-    if (v instanceof Uint8Array) {
-      size += v.byteLength + 32;
-      return v.byteOffset === 0 && v.byteLength === v.buffer.byteLength
-        ? v
-        : v.slice();
-    }
-    size += 12;
-    if (Array.isArray(v)) {
-      let out: unknown[] | undefined;
-      for (let i = 0; i < v.length; i++) {
-        const x: unknown = v[i];
-        const w = walk(x);
-        if (w !== x) (out ??= v.slice())[i] = w;
-      }
-      return out ?? v;
-    }
-    const o = v as Record<string, unknown>;
-    let out: Record<string, unknown> | undefined;
-    for (const k in o) {
-      size += 2 * k.length + 6;
-      const x = o[k];
-      const w = walk(x);
-      if (w !== x) (out ??= { ...o })[k] = w;
-    }
-    return out ?? v;
-  };
-  return [walk(value), size];
-}
-
-const BLOB = "\u0000b";
-
-/** Encodes a record (JSON plus binary blobs) into bytes, for chunking. */
-function serialize(value: unknown): Uint8Array {
-  const blobs: Uint8Array[] = [];
-  const json = encoder.encode(JSON.stringify(value, (_k, v: unknown) => {
-    if (v instanceof Uint8Array) {
-      blobs.push(v);
-      return { [BLOB]: blobs.length - 1 };
-    }
-    return v;
-  }));
-  let size = 4 + json.byteLength;
-  for (const b of blobs) size += 4 + b.byteLength;
-  const out = new Uint8Array(size);
-  const view = new DataView(out.buffer);
-  view.setUint32(0, json.byteLength);
-  out.set(json, 4);
-  let offset = 4 + json.byteLength;
-  for (const b of blobs) {
-    view.setUint32(offset, b.byteLength);
-    out.set(b, offset + 4);
-    offset += 4 + b.byteLength;
-  }
-  return out;
-}
-
-/** Decodes what `serialize` wrote. Throws on malformed input. */
-function deserialize(bytes: Uint8Array): unknown {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const jsonLength = view.getUint32(0);
-  const json = new TextDecoder().decode(bytes.subarray(4, 4 + jsonLength));
-  const blobs: Uint8Array[] = [];
-  let offset = 4 + jsonLength;
-  while (offset < bytes.byteLength) {
-    const n = view.getUint32(offset);
-    if (offset + 4 + n > bytes.byteLength) throw new Error("truncated blob");
-    blobs.push(bytes.slice(offset + 4, offset + 4 + n));
-    offset += 4 + n;
-  }
-  return JSON.parse(json, (_k, v: unknown) => {
-    if (typeof v === "object" && v !== null && BLOB in v) {
-      const b = blobs[(v as Record<string, number>)[BLOB] as number];
-      if (b === undefined) throw new Error("missing blob");
-      return b;
-    }
-    return v;
-  });
-}
-
-// ------------------------------------------------------------ shape checks
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null;
-}
-
-function isQos(v: unknown): boolean {
-  return v === 0 || v === 1 || v === 2;
-}
-
-function isChunkHeader(v: unknown): v is ChunkHeader {
-  return isObject(v) && typeof v.kiteChunks === "number" &&
-    typeof v.generation === "string" && typeof v.bytes === "number";
-}
-
-function isStoredMessage(v: unknown): v is StoredMessage {
-  return isObject(v) && typeof v.topic === "string" &&
-    v.payload instanceof Uint8Array && isQos(v.qos) &&
-    typeof v.retain === "boolean" &&
-    (v.properties === undefined || isObject(v.properties)) &&
-    (v.expiresAt === undefined || typeof v.expiresAt === "number");
-}
-
-function isSessionRecord(v: unknown): v is SessionRecord {
-  return isObject(v) && typeof v.clientId === "string" &&
-    (v.protocolVersion === 3 || v.protocolVersion === 4 ||
-      v.protocolVersion === 5) &&
-    typeof v.expiryInterval === "number" &&
-    Array.isArray(v.subscriptions) &&
-    v.subscriptions.every((s) =>
-      isObject(s) && typeof s.filter === "string" && isQos(s.qos)
-    ) &&
-    (v.will === undefined || isStoredMessage(v.will));
-}
-
-function isOutgoingRecord(v: unknown): v is OutgoingRecord {
-  return isObject(v) && typeof v.seq === "number" &&
-    (v.state === "queued" || v.state === "sent" || v.state === "pubrec") &&
-    isQos(v.qos) && isStoredMessage(v.message);
 }
