@@ -11,13 +11,9 @@ import { parseSharedSubscription } from "../codec/topic.ts";
 import { CommitGate } from "./commit_gate.ts";
 import type { Dispatcher, SharedFilter } from "./dispatcher.ts";
 import { type GaugeSource, Metrics } from "./metrics.ts";
-import {
-  type BrokerHooks,
-  type BrokerOptions,
-  type BrokerSettings,
-  type ClientInfo,
-  DEFAULT_OPTIONS,
-} from "./options.ts";
+import type { BrokerOptions, BrokerSettings } from "./config/types.ts";
+import { DEFAULT_OPTIONS } from "./config/defaults.ts";
+import type { BrokerHooks, ClientInfo } from "./hooks.ts";
 import { RetainedMessages } from "./retained.ts";
 import { Router } from "./router.ts";
 import {

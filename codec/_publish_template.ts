@@ -97,3 +97,47 @@ function copyBytes(
   }
   for (let i = from; i < to; i++) dst[at++] = src[i]!;
 }
+
+/**
+ * The Topic Aliases a sender gave topics on one connection (v5), first come,
+ * first served up to the receiver's Topic Alias Maximum, never remapped.
+ */
+export class OutgoingAliases extends Map<string, number> {
+  /** The receiver's Topic Alias Maximum. */
+  readonly max: number;
+
+  /** An empty table for aliases 1..max. */
+  constructor(max: number) {
+    super();
+    this.max = max;
+  }
+}
+
+/**
+ * The aliased form of `enc` for one connection: the topic's alias when it
+ * has one (that form shared among connections with the same alias for the
+ * topic, the packet id patched in the copy the output queue makes), else a
+ * new alias while `aliases` has room, else undefined (sent as is). Setting
+ * an alias adds 3-4 bytes: not past the receiver's `maxPacketSize`.
+ */
+export function aliasedForm(
+  enc: PublishTemplate,
+  aliases: OutgoingAliases,
+  maxPacketSize: number,
+): { bytes: Uint8Array; idOffset: number } | undefined {
+  let alias = aliases.get(enc.topic);
+  if (alias !== undefined) {
+    const forms = enc.aliased ??= new Map();
+    let a = forms.get(alias);
+    if (a === undefined) {
+      a = aliasPublish(enc, alias, false);
+      forms.set(alias, a);
+    }
+    return a;
+  }
+  if (aliases.size >= aliases.max) return undefined;
+  if (enc.bytes.length + 4 > maxPacketSize) return undefined;
+  alias = aliases.size + 1;
+  aliases.set(enc.topic, alias);
+  return aliasPublish(enc, alias, true);
+}

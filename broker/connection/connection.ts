@@ -35,7 +35,8 @@ import { MqttError } from "../../codec/errors.ts";
 import type { Duplex } from "../../codec/duplex.ts";
 import { DUP_FLAG, OutputQueue } from "../../codec/_output.ts";
 import {
-  aliasPublish,
+  aliasedForm,
+  type OutgoingAliases,
   type PublishTemplate,
 } from "../../codec/_publish_template.ts";
 import type { TopicAliasReceiver } from "../../codec/_topic_alias.ts";
@@ -49,23 +50,21 @@ import type {
 import { ReasonCode, toConnackReturnCodeV4 } from "../../codec/reason_code.ts";
 import type { EnhancedAuthFlow } from "../auth.ts";
 import type { CommitWaiter } from "../commit_gate.ts";
-import type { BrokerCore, CoreConnection } from "../core.ts";
-import type { ClientInfo } from "../options.ts";
+import type { BrokerCore } from "../core.ts";
+import type { ClientInfo } from "../hooks.ts";
 import type { Session } from "../session.ts";
 import type { StoredMessage } from "../store/store.ts";
 import { debugEnabled } from "../_log.ts";
+import {
+  CLOSED,
+  CLOSING,
+  CONNECTED,
+  CONNECTING,
+  type ConnectionContext,
+} from "./context.ts";
 import { handlePacket } from "./handlers/mod.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
-
-/** Waiting for CONNECT (or for the end of an enhanced authentication). */
-export const CONNECTING = 0;
-/** CONNACK sent. */
-export const CONNECTED = 1;
-/** Closing: no more packets are read; the last bytes are being written. */
-export const CLOSING = 2;
-/** Closed: the socket is released. */
-export const CLOSED = 3;
 
 /** How long a closing connection may take to flush its last bytes. */
 const CLOSE_FLUSH_MS = 1000;
@@ -92,7 +91,7 @@ interface Held {
  * connection context the packet handlers (handlers/) read and update; they
  * are not public API.
  */
-export class Connection implements CoreConnection, CommitWaiter {
+export class Connection implements ConnectionContext, CommitWaiter {
   /** Protocol version (4 until the CONNECT is read). */
   version: ProtocolVersion = 4;
   /** Most unacknowledged QoS 1/2 messages to this client. */
@@ -123,10 +122,8 @@ export class Connection implements CoreConnection, CommitWaiter {
   problemInfo = true;
   /** Topic aliases the client set (v5). */
   aliasIn: TopicAliasReceiver | undefined;
-  /** Topic aliases the broker set for the client (v5), by topic. */
-  aliasOut: Map<string, number> | undefined;
-  /** The client's Topic Alias Maximum. */
-  aliasOutMax = 0;
+  /** Topic aliases the broker set for the client (v5). */
+  aliasOut: OutgoingAliases | undefined;
   /** QoS 1 PUBLISHes received whose PUBACK is not written yet. */
   qos1Unacked = 0;
   /** The v5 enhanced authentication exchange, when CONNECT had a method. */
@@ -460,44 +457,15 @@ export class Connection implements CoreConnection, CommitWaiter {
     if (this.state === CLOSED) return;
     this.#sentCount++;
     const id = dup ? packetId | DUP_FLAG : packetId;
-    if (this.aliasOut !== undefined && enc.version === 5) {
-      const a = this.#aliased(enc);
+    const aliases = this.aliasOut;
+    if (aliases !== undefined && enc.version === 5) {
+      const a = aliasedForm(enc, aliases, this.maxPacketSize);
       if (a !== undefined) {
         this.#push(a.bytes, a.idOffset, id);
         return;
       }
     }
     this.#push(enc.bytes, enc.idOffset, id);
-  }
-
-  /**
-   * The aliased form of `enc` for this connection: the topic's alias when
-   * it has one, else a new alias while the client's Topic Alias Maximum
-   * allows (aliases are given first come, first served, and kept for the
-   * connection), else undefined (sent as is).
-   */
-  #aliased(
-    enc: PublishTemplate,
-  ): { bytes: Uint8Array; idOffset: number } | undefined {
-    const map = this.aliasOut!;
-    let alias = map.get(enc.topic);
-    if (alias !== undefined) {
-      // Shared among the subscribers that use the same alias for the topic
-      // (the packet id is patched in the copy the output queue makes).
-      const forms = enc.aliased ??= new Map();
-      let a = forms.get(alias);
-      if (a === undefined) {
-        a = aliasPublish(enc, alias, false);
-        forms.set(alias, a);
-      }
-      return a;
-    }
-    if (map.size >= this.aliasOutMax) return undefined;
-    // Setting an alias adds 3-4 bytes: not past the client's maximum.
-    if (enc.bytes.length + 4 > this.maxPacketSize) return undefined;
-    alias = map.size + 1;
-    map.set(enc.topic, alias);
-    return aliasPublish(enc, alias, true);
   }
 
   #push(bytes: Uint8Array, off: number, id: number): void {
@@ -623,31 +591,6 @@ export class Connection implements CoreConnection, CommitWaiter {
   shutdown(): void {
     if (this.state === CONNECTING) this.end(undefined, false, true);
     else this.end(ReasonCode.ServerShuttingDown, false);
-  }
-
-  /**
-   * Refuses the CONNECT: CONNACK with `code` (the 3.1.1 return code for
-   * 3.1.1 clients; a reason string and `props` for v5), then closes.
-   */
-  refuse(code: number, why: string, props?: Properties): undefined {
-    log.info("{clientId} refused: {why} ({code})", {
-      clientId: this.clientId,
-      why,
-      code,
-      remote: this.remoteAddress,
-    });
-    const v5 = this.version === 5;
-    const connack: Packet = {
-      type: "connack",
-      sessionPresent: false,
-      reasonCode: v5 ? code : toConnackReturnCodeV4(code),
-    };
-    // A reason string is allowed on CONNACK whatever Request Problem
-    // Information says [MQTT-3.1.2-29].
-    if (v5) connack.properties = { reasonString: why, ...props };
-    this.send(connack);
-    this.end(undefined, false);
-    return undefined;
   }
 
   /** The one place errors become CONNACK, DISCONNECT or a closed socket. */

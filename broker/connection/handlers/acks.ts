@@ -8,15 +8,15 @@
 
 import type { AckPacket } from "../../../codec/packet.ts";
 import { ReasonCode } from "../../../codec/reason_code.ts";
-import type { Connection } from "../connection.ts";
+import type { ConnectionContext } from "../context.ts";
 
 /** PUBACK: a QoS 1 message to the client is done. */
-export function onPuback(c: Connection, p: AckPacket): void {
+export function onPuback(c: ConnectionContext, p: AckPacket): void {
   c.session!.onPuback(p.packetId);
 }
 
 /** PUBREC: a QoS 2 message to the client was received; PUBREL follows. */
-export function onPubrec(c: Connection, p: AckPacket): void {
+export function onPubrec(c: ConnectionContext, p: AckPacket): void {
   const failed = (p.reasonCode ?? 0) >= 0x80;
   const known = c.session!.onPubrec(p.packetId, failed);
   if (failed) return;
@@ -30,7 +30,7 @@ export function onPubrec(c: Connection, p: AckPacket): void {
 }
 
 /** PUBREL: the client releases a QoS 2 message; PUBCOMP answers. */
-export function onPubrel(c: Connection, p: AckPacket): void {
+export function onPubrel(c: ConnectionContext, p: AckPacket): void {
   const session = c.session!;
   const known = session.incomingQos2.delete(p.packetId);
   if (known && session.persistent) {
@@ -45,6 +45,6 @@ export function onPubrel(c: Connection, p: AckPacket): void {
 }
 
 /** PUBCOMP: a QoS 2 message to the client is done. */
-export function onPubcomp(c: Connection, p: AckPacket): void {
+export function onPubcomp(c: ConnectionContext, p: AckPacket): void {
   c.session!.onPubcomp(p.packetId);
 }

@@ -17,18 +17,22 @@ import type {
   ConnectPacket,
   Properties,
 } from "../../../codec/packet.ts";
-import { ReasonCode } from "../../../codec/reason_code.ts";
+import {
+  ReasonCode,
+  toConnackReturnCodeV4,
+} from "../../../codec/reason_code.ts";
+import { OutgoingAliases } from "../../../codec/_publish_template.ts";
 import { type AuthAction, EnhancedAuthFlow } from "../../auth.ts";
 import { ownPayload } from "../../delivery.ts";
-import type { ClientInfo } from "../../options.ts";
+import type { ClientInfo } from "../../hooks.ts";
 import type { StoredMessage } from "../../store/store.ts";
 import { debugEnabled } from "../../_log.ts";
 import {
   CLOSING,
   CONNECTED,
   CONNECTING,
-  type Connection,
-} from "../connection.ts";
+  type ConnectionContext,
+} from "../context.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
 
@@ -46,7 +50,7 @@ function assignClientId(): string {
  * hook, or the enhanced authentication exchange) and CONNACK.
  */
 export function onConnect(
-  c: Connection,
+  c: ConnectionContext,
   p: ConnectPacket,
 ): Promise<void> | undefined {
   const core = c.core;
@@ -68,7 +72,8 @@ export function onConnect(
     if (!p.cleanStart || c.version === 3) {
       // MQTT 3.1 has no assigned identifiers.
       // [MQTT-3.1.3-8]
-      return c.refuse(
+      return refuse(
+        c,
         ReasonCode.ClientIdentifierNotValid,
         "empty client id without clean session",
       );
@@ -78,7 +83,8 @@ export function onConnect(
   }
   c.clientId = clientId;
   if (core.connectedCount >= s.maxConnections) {
-    return c.refuse(
+    return refuse(
+      c,
       ReasonCode.QuotaExceeded,
       `maxConnections ${s.maxConnections} reached`,
     );
@@ -86,14 +92,16 @@ export function onConnect(
   if (v5 && p.will !== undefined) {
     if (p.will.qos > s.maxQos) {
       // [MQTT-3.2.2-12]
-      return c.refuse(
+      return refuse(
+        c,
         ReasonCode.QoSNotSupported,
         `will QoS ${p.will.qos} above the maximum ${s.maxQos}`,
       );
     }
     if (p.will.retain && !s.retainAvailable) {
       // [MQTT-3.2.2-13]
-      return c.refuse(
+      return refuse(
+        c,
         ReasonCode.RetainNotSupported,
         "will retain without retain available",
       );
@@ -112,7 +120,7 @@ export function onConnect(
     return flow.connect(p.properties).then((a) => onAuthAction(c, a));
   }
   if (!s.allowAnonymous && p.username === undefined) {
-    return c.refuse(ReasonCode.NotAuthorized, "anonymous client");
+    return refuse(c, ReasonCode.NotAuthorized, "anonymous client");
   }
   const auth = core.hooks.authenticate;
   if (auth !== undefined) {
@@ -125,13 +133,13 @@ export function onConnect(
     const r = auth(ctx);
     if (typeof r === "number") {
       if (r !== ReasonCode.Success) {
-        return c.refuse(r, "authentication failed");
+        return refuse(c, r, "authentication failed");
       }
     } else {
       return r.then((code) => {
         if (c.state !== CONNECTING) return;
         if (code !== ReasonCode.Success) {
-          c.refuse(code, "authentication failed");
+          refuse(c, code, "authentication failed");
           return;
         }
         accept(c, p, assigned);
@@ -143,12 +151,12 @@ export function onConnect(
 }
 
 /** AUTH: the next step of the enhanced authentication exchange. */
-export function onAuth(c: Connection, p: AuthPacket): Promise<void> {
+export function onAuth(c: ConnectionContext, p: AuthPacket): Promise<void> {
   return c.authFlow!.auth(p).then((a) => onAuthAction(c, a));
 }
 
 /** Does what the enhanced authentication exchange decided. */
-function onAuthAction(c: Connection, a: AuthAction): void {
+function onAuthAction(c: ConnectionContext, a: AuthAction): void {
   if (c.state >= CLOSING) return;
   if (a.type === "auth") {
     if (a.username !== undefined) c.username = a.username;
@@ -160,7 +168,8 @@ function onAuthAction(c: Connection, a: AuthAction): void {
     return;
   }
   if (a.reasonCode !== ReasonCode.Success) {
-    c.refuse(
+    refuse(
+      c,
       a.reasonCode,
       a.properties.reasonString ?? "enhanced authentication failed",
       a.properties,
@@ -175,7 +184,7 @@ function onAuthAction(c: Connection, a: AuthAction): void {
 
 /** Accepts the client: session opened or resumed, CONNACK sent. */
 function accept(
-  c: Connection,
+  c: ConnectionContext,
   p: ConnectPacket,
   assigned: boolean,
   authProps?: Properties,
@@ -198,8 +207,7 @@ function accept(
     const tam = p.properties?.topicAliasMaximum;
     if (tam !== undefined && tam > 0) {
       // The broker may alias topics it sends, up to the client's maximum.
-      c.aliasOutMax = tam;
-      c.aliasOut = new Map();
+      c.aliasOut = new OutgoingAliases(tam);
     }
   }
   if (p.will !== undefined) {
@@ -256,4 +264,34 @@ function accept(
     });
   }
   session.attach(c);
+}
+
+/**
+ * Refuses the CONNECT: CONNACK with `code` (the 3.1.1 return code for
+ * 3.1.1 clients; a reason string and `props` for v5), then closes.
+ */
+function refuse(
+  c: ConnectionContext,
+  code: number,
+  why: string,
+  props?: Properties,
+): undefined {
+  log.info("{clientId} refused: {why} ({code})", {
+    clientId: c.clientId,
+    why,
+    code,
+    remote: c.remoteAddress,
+  });
+  const v5 = c.version === 5;
+  const connack: ConnackPacket = {
+    type: "connack",
+    sessionPresent: false,
+    reasonCode: v5 ? code : toConnackReturnCodeV4(code),
+  };
+  // A reason string is allowed on CONNACK whatever Request Problem
+  // Information says [MQTT-3.1.2-29].
+  if (v5) connack.properties = { reasonString: why, ...props };
+  c.send(connack);
+  c.end(undefined, false);
+  return undefined;
 }

@@ -7,10 +7,10 @@
 import { MqttError } from "../../../codec/errors.ts";
 import type { DisconnectPacket } from "../../../codec/packet.ts";
 import { ReasonCode } from "../../../codec/reason_code.ts";
-import type { Connection } from "../connection.ts";
+import type { ConnectionContext } from "../context.ts";
 
 /** PINGREQ: PINGRESP [MQTT-3.12.4-1]. */
-export function onPingreq(c: Connection): void {
+export function onPingreq(c: ConnectionContext): void {
   c.send({ type: "pingresp" });
 }
 
@@ -18,7 +18,7 @@ export function onPingreq(c: Connection): void {
  * DISCONNECT: the will is discarded [MQTT-3.1.2-10] unless v5 0x04 asks for
  * it; a v5 Session Expiry Interval may change (not from 0 [MQTT-3.14.2-2]).
  */
-export function onDisconnect(c: Connection, p: DisconnectPacket): void {
+export function onDisconnect(c: ConnectionContext, p: DisconnectPacket): void {
   const session = c.session!;
   if (c.version === 5) {
     const exp = p.properties?.sessionExpiryInterval;

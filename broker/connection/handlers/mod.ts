@@ -14,7 +14,7 @@
 import { MqttError } from "../../../codec/errors.ts";
 import type { Packet } from "../../../codec/packet.ts";
 import { ReasonCode } from "../../../codec/reason_code.ts";
-import { CONNECTING, type Connection } from "../connection.ts";
+import { CONNECTING, type ConnectionContext } from "../context.ts";
 import { onPuback, onPubcomp, onPubrec, onPubrel } from "./acks.ts";
 import { onAuth, onConnect } from "./connect.ts";
 import { onDisconnect, onPingreq } from "./control.ts";
@@ -23,7 +23,7 @@ import { onSubscribe, onUnsubscribe } from "./subscribe.ts";
 
 /** Handles one packet from the client. */
 export function handlePacket(
-  c: Connection,
+  c: ConnectionContext,
   p: Packet,
 ): Promise<void> | undefined {
   if (c.state === CONNECTING) {

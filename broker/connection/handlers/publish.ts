@@ -24,7 +24,7 @@ import type { AckPacket, PublishPacket } from "../../../codec/packet.ts";
 import { ReasonCode, reasonCodeName } from "../../../codec/reason_code.ts";
 import { TopicAliasReceiver } from "../../../codec/_topic_alias.ts";
 import type { StoredMessage } from "../../store/store.ts";
-import { CONNECTED, type Connection } from "../connection.ts";
+import { CONNECTED, type ConnectionContext } from "../context.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
 
@@ -41,7 +41,7 @@ function isUtf8(b: Uint8Array): boolean {
 
 /** PUBLISH from the client (see the module doc). */
 export function onPublish(
-  c: Connection,
+  c: ConnectionContext,
   p: PublishPacket,
 ): Promise<void> | undefined {
   const core = c.core;
@@ -125,7 +125,11 @@ export function onPublish(
 }
 
 /** Applies an incoming v5 Topic Alias to `p` (sets or uses the mapping). */
-function resolveAlias(c: Connection, p: PublishPacket, alias: number): void {
+function resolveAlias(
+  c: ConnectionContext,
+  p: PublishPacket,
+  alias: number,
+): void {
   const max = c.core.settings.topicAliasMaximum;
   if (alias === 0 || alias > max) {
     // [MQTT-3.3.2-8], [MQTT-3.3.2-9]
@@ -144,7 +148,7 @@ function resolveAlias(c: Connection, p: PublishPacket, alias: number): void {
 
 /** Routes an authorized PUBLISH (`code` < 0x80) and acknowledges it. */
 function publishAuthorized(
-  c: Connection,
+  c: ConnectionContext,
   p: PublishPacket,
   code: number,
 ): void {

@@ -21,7 +21,7 @@ import {
 } from "../../../codec/reason_code.ts";
 import { hasWildcard, parseSharedSubscription } from "../../../codec/topic.ts";
 import type { StoredSubscription } from "../../store/store.ts";
-import { CONNECTED, type Connection } from "../connection.ts";
+import { CONNECTED, type ConnectionContext } from "../context.ts";
 
 function minQos(a: QoS, b: QoS): QoS {
   return a < b ? a : b;
@@ -29,7 +29,7 @@ function minQos(a: QoS, b: QoS): QoS {
 
 /** SUBSCRIBE (see the module doc). */
 export function onSubscribe(
-  c: Connection,
+  c: ConnectionContext,
   p: SubscribePacket,
 ): Promise<void> | undefined {
   const core = c.core;
@@ -110,7 +110,7 @@ export function onSubscribe(
 
 /** Applies the subscriptions that were granted; SUBACK; retained messages. */
 function subscribeAuthorized(
-  c: Connection,
+  c: ConnectionContext,
   p: SubscribePacket,
   codes: number[],
   shares: ({ group: string; filter: string } | undefined)[],
@@ -187,7 +187,10 @@ function subscribeAuthorized(
 }
 
 /** UNSUBSCRIBE: UNSUBACK with a code per filter (v5). */
-export function onUnsubscribe(c: Connection, p: UnsubscribePacket): void {
+export function onUnsubscribe(
+  c: ConnectionContext,
+  p: UnsubscribePacket,
+): void {
   const core = c.core;
   const session = c.session!;
   const codes: number[] = [];
