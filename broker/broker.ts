@@ -13,6 +13,7 @@ import { Connection } from "./connection/connection.ts";
 import { BrokerCore, type BrokerInit } from "./core.ts";
 import { type Listener, listenerUrl } from "./listen/listener.ts";
 import { TcpListener } from "./listen/tcp.ts";
+import { openFileLimit, socketCap } from "./listen/_fd_limit.ts";
 import type { BrokerStats } from "./metrics.ts";
 import type { BrokerSettings } from "./config/types.ts";
 import { DEFAULT_OPTIONS } from "./config/defaults.ts";
@@ -60,6 +61,10 @@ export class Broker {
   #started: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #outputBufferLimit = 1024 * 1024;
+  /** Most sockets held open (see listen/_fd_limit.ts). */
+  #socketCap = Infinity;
+  #capRefused = 0;
+  #capLogged = -Infinity;
 
   /** Creates a broker; nothing happens until `start()` or `listen()`. */
   constructor(options: BrokerInit = {}) {
@@ -127,6 +132,15 @@ export class Broker {
       core.outputBufferLimit = this.#outputBufferLimit;
       this.#core = core;
       await core.load();
+      const max = core.settings.maxConnections;
+      const fdLimit = openFileLimit();
+      this.#socketCap = socketCap(max, fdLimit);
+      if (fdLimit !== undefined && this.#socketCap < max) {
+        log.warn(
+          "maxConnections is {max} but the open file limit is {fdLimit}: at most {cap} connections; raise it with `ulimit -n`",
+          { max, fdLimit, cap: this.#socketCap },
+        );
+      }
       this.#sweepTimer = setInterval(() => core.sweep(Date.now()), SWEEP_MS);
       const interval = core.settings.sysInterval;
       if (interval > 0) {
@@ -187,6 +201,13 @@ export class Broker {
           duplex.close();
           continue;
         }
+        if (this.#core!.connections.size >= this.#socketCap) {
+          // Past maxConnections plus the refusal slack (or the descriptor
+          // limit): closed at once, before it can take more.
+          duplex.close();
+          this.#noteCapRefusal();
+          continue;
+        }
         this.#serve(duplex);
       }
     } catch (e) {
@@ -197,6 +218,18 @@ export class Broker {
         });
       }
     }
+  }
+
+  #noteCapRefusal(): void {
+    this.#capRefused++;
+    const now = Date.now();
+    if (now - this.#capLogged < 10_000) return;
+    log.warn(
+      "{count} connection(s) closed at accept: {cap} sockets open (maxConnections and the open file limit)",
+      { count: this.#capRefused, cap: this.#socketCap },
+    );
+    this.#capLogged = now;
+    this.#capRefused = 0;
   }
 
   #serve(duplex: Duplex): Connection {

@@ -1,134 +1,159 @@
 /**
- * Test helper: runs a Deno program (`deno run -A ...`) as a subprocess,
- * collects its stdout and stderr as text, and lets a test wait (bounded) for
- * a pattern in them or for the exit.
- *
- * ```ts ignore
- * const p = new DenoProcess(["examples/hello.ts"]);
- * await p.waitForOutput(/ready/, "stdout", 10_000, "ready");
- * const { code } = await p.exit(10_000, "the exit");
- * ```
- *
- * @module
+ * Test helpers for a broker run as a subprocess (`broker/main.ts`): its
+ * output collected and waited on by pattern (bounded), started on port 0 and
+ * read back from its start-up line, stopped with a signal.
  */
 
-import { within } from "./client_helpers.ts";
+export const MAIN = new URL("../broker/main.ts", import.meta.url).pathname;
+const TIMEOUT_MS = 15_000;
 
-/** A finished process: exit code and everything it wrote. */
-export interface ProcessResult {
-  code: number;
-  stdout: string;
-  stderr: string;
+/** Rejects with a message naming `what` if `promise` takes over `ms`. */
+export async function within<T>(
+  promise: Promise<T>,
+  what: string,
+  ms = TIMEOUT_MS,
+): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`timed out after ${ms} ms: ${what}`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
-/** Which output `waitForOutput` looks at: stdout alone, or stdout + stderr. */
-export type OutputSource = "stdout" | "all";
+/** Collects a stream's text and lets a test wait for a pattern in it. */
+export class TextCollector {
+  text = "";
+  #waiters: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
+  readonly done: Promise<void>;
 
-/** A running `deno run -A ...args`, its output collected. */
-export class DenoProcess {
-  readonly child: Deno.ChildProcess;
-  stdout = "";
-  stderr = "";
-  /** Resolves at the exit, once both outputs are drained. */
-  readonly done: Promise<ProcessResult>;
-  #waiters: {
-    re: RegExp;
-    source: OutputSource;
-    resolve(m: RegExpMatchArray): void;
-  }[] = [];
-
-  /** Spawns the process (`NO_COLOR=1` plus `env`; stdin closed unless piped). */
-  constructor(
-    args: string[],
-    options: { stdin?: "piped" | "null"; env?: Record<string, string> } = {},
-  ) {
-    this.child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", ...args],
-      stdin: options.stdin ?? "null",
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1", ...options.env },
-    }).spawn();
-    const read = async (s: ReadableStream<Uint8Array>, err: boolean) => {
-      for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
-        if (err) this.stderr += chunk;
-        else this.stdout += chunk;
+  constructor(stream: ReadableStream<Uint8Array>) {
+    this.done = (async () => {
+      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
+        this.text += chunk;
         this.#check();
       }
-    };
-    const reads = Promise.all([
-      read(this.child.stdout, false),
-      read(this.child.stderr, true),
-    ]);
-    this.done = Promise.all([this.child.status, reads]).then(([s]) => ({
-      code: s.code,
-      stdout: this.stdout,
-      stderr: this.stderr,
-    }));
+    })();
   }
 
-  #check(): void {
-    this.#waiters = this.#waiters.filter((w) => {
-      const text = w.source === "stdout"
-        ? this.stdout
-        : this.stdout + this.stderr;
-      const m = text.match(w.re);
-      if (!m) return true;
-      w.resolve(m);
-      return false;
+  #check() {
+    this.#waiters = this.#waiters.filter(({ pattern, resolve }) => {
+      const m = this.text.match(pattern);
+      if (m) resolve(m);
+      return !m;
     });
   }
 
-  /**
-   * Resolves with the match once `source` matches `re`; rejects after `ms`
-   * with a message naming `what`.
-   */
-  waitForOutput(
-    re: RegExp,
-    source: OutputSource,
-    ms: number,
-    what: string,
-  ): Promise<RegExpMatchArray> {
+  /** Resolves with the first match of `pattern` (bounded wait). */
+  waitFor(pattern: RegExp, ms = TIMEOUT_MS): Promise<RegExpMatchArray> {
     const { promise, resolve } = Promise.withResolvers<RegExpMatchArray>();
-    this.#waiters.push({ re, source, resolve });
+    this.#waiters.push({ pattern, resolve });
     this.#check();
-    return within(promise, ms, what);
-  }
-
-  /** The exit status and output; rejects after `ms` naming `what`. */
-  exit(ms: number, what: string): Promise<ProcessResult> {
-    return within(this.done, ms, what);
-  }
-
-  /** Writes `text` to stdin (spawned with `stdin: "piped"`) and closes it. */
-  async input(text: string): Promise<void> {
-    const w = this.child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(text));
-    await w.close();
-  }
-
-  /** Kills it (SIGKILL) if still running and waits until it is gone. */
-  async kill(): Promise<void> {
-    try {
-      this.child.kill("SIGKILL");
-    } catch { /* gone */ }
-    await this.done;
+    return within(promise, `output matching ${pattern}`, ms);
   }
 }
 
+/** A broker subprocess. */
+export interface BrokerProcess extends AsyncDisposable {
+  child: Deno.ChildProcess;
+  stdout: TextCollector;
+  stderr: TextCollector;
+  port: number;
+  /** Sends `signal` (default SIGTERM) and waits for the exit. */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+}
+
+/** Options of `spawnBroker`. */
+export interface SpawnOptions {
+  /** A shell line run before the broker (e.g. `ulimit -n 120`). */
+  shellPrefix?: string;
+  /** Extra environment. */
+  env?: Record<string, string>;
+}
+
 /**
- * True when the program `bin` is on PATH and answers `--help` (exit code 0
- * or 1, as mosquitto_pub and mosquitto_sub do).
+ * Starts `main.ts` on 127.0.0.1 port 0 (no persistence, no $SYS unless
+ * `args` say otherwise) and waits for its "listening on" line.
  */
-export function hasCommand(bin: string): boolean {
+export async function spawnBroker(
+  args: string[] = [],
+  options: SpawnOptions = {},
+): Promise<BrokerProcess> {
+  const argv = [
+    "run",
+    "-A",
+    MAIN,
+    "--host",
+    "127.0.0.1",
+    "--port",
+    "0",
+    "--enable-persistence=false",
+    "--sys-interval",
+    "0",
+    ...args,
+  ];
+  const cmd = options.shellPrefix === undefined
+    ? new Deno.Command(Deno.execPath(), {
+      args: argv,
+      env: options.env ?? {},
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    })
+    : new Deno.Command("sh", {
+      args: [
+        "-c",
+        `${options.shellPrefix} && exec "$0" "$@"`,
+        Deno.execPath(),
+        ...argv,
+      ],
+      env: options.env ?? {},
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    });
+  const child = cmd.spawn();
+  const stdout = new TextCollector(child.stdout);
+  const stderr = new TextCollector(child.stderr);
+  let exited = false;
+  const status = child.status.then((s) => {
+    exited = true;
+    return s;
+  });
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+    if (!exited) {
+      try {
+        child.kill(signal);
+      } catch {
+        // exited meanwhile
+      }
+    }
+    const s = await status;
+    await Promise.all([stdout.done, stderr.done]);
+    return s;
+  };
   try {
-    const r = new Deno.Command(bin, {
-      args: ["--help"],
-      stdout: "null",
-      stderr: "null",
-    }).outputSync();
-    return r.code === 0 || r.code === 1;
-  } catch {
-    return false;
+    const m = await stdout.waitFor(/listening on mqtt:\/\/\S+:(\d+)/);
+    return {
+      child,
+      stdout,
+      stderr,
+      port: Number(m[1]),
+      stop,
+      [Symbol.asyncDispose]: async () => {
+        await stop("SIGKILL");
+      },
+    };
+  } catch (e) {
+    await stop("SIGKILL");
+    throw new Error(`broker did not start: ${stdout.text}${stderr.text}`, {
+      cause: e,
+    });
   }
 }

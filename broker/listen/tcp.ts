@@ -1,6 +1,8 @@
 /**
  * The MQTT-over-TCP listener: `Deno.listen`, Nagle off, each connection a
- * `ConnDuplex` (lean reads, fast read path).
+ * `ConnDuplex` (lean reads, fast read path). A failed accept (out of file
+ * descriptors, say) never ends the loop: it waits and tries again (see
+ * `_accept_errors.ts`).
  *
  * @module
  */
@@ -8,7 +10,8 @@
 import { getLogger } from "@logtape/logtape";
 import { ConnDuplex } from "../../codec/_conn_duplex.ts";
 import type { Duplex } from "../../codec/duplex.ts";
-import type { Listener, ListenerAddr } from "./listener.ts";
+import { type Listener, type ListenerAddr, listenerUrl } from "./listener.ts";
+import { AcceptFailures } from "./_accept_errors.ts";
 
 const log = getLogger(["kite", "broker", "listen"]);
 
@@ -34,6 +37,7 @@ export class TcpListener implements Listener {
   readonly addr: ListenerAddr;
   #listener: Deno.Listener;
   #closed = false;
+  #failures: AcceptFailures;
 
   /** Binds at once; throws when the address cannot be bound. */
   constructor(options: TcpListenOptions) {
@@ -43,6 +47,7 @@ export class TcpListener implements Listener {
     });
     const a = this.#listener.addr as Deno.NetAddr;
     this.addr = { protocol: "mqtt", hostname: a.hostname, port: a.port };
+    this.#failures = new AcceptFailures(log, listenerUrl(this.addr));
   }
 
   async *accept(): AsyncIterable<Duplex> {
@@ -53,9 +58,10 @@ export class TcpListener implements Listener {
         conn = await listener.accept();
       } catch (e) {
         if (this.#closed || e instanceof Deno.errors.BadResource) return;
-        log.error("Accept failed: {error}", { error: e });
-        return;
+        await this.#failures.failed(e);
+        continue;
       }
+      this.#failures.succeeded();
       try {
         (conn as Deno.TcpConn).setNoDelay(true);
       } catch {
@@ -68,6 +74,7 @@ export class TcpListener implements Listener {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#failures.cancel();
     try {
       this.#listener.close();
     } catch {
