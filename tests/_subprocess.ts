@@ -1,93 +1,174 @@
 /**
- * Test helpers for a broker run as a subprocess (`broker/main.ts`): its
- * output collected and waited on by pattern (bounded), started on port 0 and
- * read back from its start-up line, stopped with a signal.
+ * Test helper: runs a Deno program (`deno run -A ...`) as a subprocess,
+ * collects its stdout and stderr as text, and lets a test wait (bounded) for
+ * a pattern in them or for the exit.
+ *
+ * ```ts ignore
+ * const p = new DenoProcess(["examples/hello.ts"]);
+ * await p.waitForOutput(/ready/, "stdout", 10_000, "ready");
+ * const { code } = await p.exit(10_000, "the exit");
+ * ```
+ *
+ * @module
  */
 
-export const MAIN = new URL("../broker/main.ts", import.meta.url).pathname;
-const TIMEOUT_MS = 15_000;
+import { within } from "./client_helpers.ts";
 
-/** Rejects with a message naming `what` if `promise` takes over `ms`. */
-export async function within<T>(
-  promise: Promise<T>,
-  what: string,
-  ms = TIMEOUT_MS,
-): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`timed out after ${ms} ms: ${what}`)),
-      ms,
-    );
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+/** A finished process: exit code and everything it wrote. */
+export interface ProcessResult {
+  code: number;
+  stdout: string;
+  stderr: string;
 }
 
-/** Collects a stream's text and lets a test wait for a pattern in it. */
-export class TextCollector {
-  text = "";
-  #waiters: { pattern: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
-  readonly done: Promise<void>;
+/** Which output `waitForOutput` looks at: stdout alone, or stdout + stderr. */
+export type OutputSource = "stdout" | "all";
 
-  constructor(stream: ReadableStream<Uint8Array>) {
-    this.done = (async () => {
-      for await (const chunk of stream.pipeThrough(new TextDecoderStream())) {
-        this.text += chunk;
+/** A running `deno run -A ...args`, its output collected. */
+export class DenoProcess {
+  readonly child: Deno.ChildProcess;
+  stdout = "";
+  stderr = "";
+  /** Resolves at the exit, once both outputs are drained. */
+  readonly done: Promise<ProcessResult>;
+  #waiters: {
+    re: RegExp;
+    source: OutputSource;
+    resolve(m: RegExpMatchArray): void;
+  }[] = [];
+
+  /**
+   * Spawns the process (`NO_COLOR=1` plus `env`; stdin closed unless
+   * piped). `shellPrefix` runs a shell line first (`ulimit -n 120`).
+   */
+  constructor(
+    args: string[],
+    options: {
+      stdin?: "piped" | "null";
+      env?: Record<string, string>;
+      shellPrefix?: string;
+    } = {},
+  ) {
+    const argv = ["run", "-A", ...args];
+    const io = {
+      stdin: options.stdin ?? "null",
+      stdout: "piped",
+      stderr: "piped",
+      env: { NO_COLOR: "1", ...options.env },
+    } as const;
+    this.child = options.shellPrefix === undefined
+      ? new Deno.Command(Deno.execPath(), { args: argv, ...io }).spawn()
+      : new Deno.Command("sh", {
+        args: [
+          "-c",
+          `${options.shellPrefix} && exec "$0" "$@"`,
+          Deno.execPath(),
+          ...argv,
+        ],
+        ...io,
+      }).spawn();
+    const read = async (s: ReadableStream<Uint8Array>, err: boolean) => {
+      for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
+        if (err) this.stderr += chunk;
+        else this.stdout += chunk;
         this.#check();
       }
-    })();
+    };
+    const reads = Promise.all([
+      read(this.child.stdout, false),
+      read(this.child.stderr, true),
+    ]);
+    this.done = Promise.all([this.child.status, reads]).then(([s]) => ({
+      code: s.code,
+      stdout: this.stdout,
+      stderr: this.stderr,
+    }));
   }
 
-  #check() {
-    this.#waiters = this.#waiters.filter(({ pattern, resolve }) => {
-      const m = this.text.match(pattern);
-      if (m) resolve(m);
-      return !m;
+  #check(): void {
+    this.#waiters = this.#waiters.filter((w) => {
+      const text = w.source === "stdout"
+        ? this.stdout
+        : this.stdout + this.stderr;
+      const m = text.match(w.re);
+      if (!m) return true;
+      w.resolve(m);
+      return false;
     });
   }
 
-  /** Resolves with the first match of `pattern` (bounded wait). */
-  waitFor(pattern: RegExp, ms = TIMEOUT_MS): Promise<RegExpMatchArray> {
+  /**
+   * Resolves with the match once `source` matches `re`; rejects after `ms`
+   * with a message naming `what`.
+   */
+  waitForOutput(
+    re: RegExp,
+    source: OutputSource,
+    ms: number,
+    what: string,
+  ): Promise<RegExpMatchArray> {
     const { promise, resolve } = Promise.withResolvers<RegExpMatchArray>();
-    this.#waiters.push({ pattern, resolve });
+    this.#waiters.push({ re, source, resolve });
     this.#check();
-    return within(promise, `output matching ${pattern}`, ms);
+    return within(promise, ms, what);
+  }
+
+  /** The exit status and output; rejects after `ms` naming `what`. */
+  exit(ms: number, what: string): Promise<ProcessResult> {
+    return within(this.done, ms, what);
+  }
+
+  /** Writes `text` to stdin (spawned with `stdin: "piped"`) and closes it. */
+  async input(text: string): Promise<void> {
+    const w = this.child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(text));
+    await w.close();
+  }
+
+  /** Kills it (SIGKILL) if still running and waits until it is gone. */
+  async kill(): Promise<void> {
+    try {
+      this.child.kill("SIGKILL");
+    } catch { /* gone */ }
+    await this.done;
   }
 }
 
-/** A broker subprocess. */
-export interface BrokerProcess extends AsyncDisposable {
-  child: Deno.ChildProcess;
-  stdout: TextCollector;
-  stderr: TextCollector;
-  port: number;
-  /** Sends `signal` (default SIGTERM) and waits for the exit. */
-  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
+/**
+ * True when the program `bin` is on PATH and answers `--help` (exit code 0
+ * or 1, as mosquitto_pub and mosquitto_sub do).
+ */
+export function hasCommand(bin: string): boolean {
+  try {
+    const r = new Deno.Command(bin, {
+      args: ["--help"],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync();
+    return r.code === 0 || r.code === 1;
+  } catch {
+    return false;
+  }
 }
 
-/** Options of `spawnBroker`. */
-export interface SpawnOptions {
-  /** A shell line run before the broker (e.g. `ulimit -n 120`). */
-  shellPrefix?: string;
-  /** Extra environment. */
-  env?: Record<string, string>;
+const MAIN = new URL("../broker/main.ts", import.meta.url).pathname;
+
+/** A `broker/main.ts` subprocess listening on `port`. */
+export interface BrokerProcess extends AsyncDisposable {
+  process: DenoProcess;
+  port: number;
 }
 
 /**
- * Starts `main.ts` on 127.0.0.1 port 0 (no persistence, no $SYS unless
- * `args` say otherwise) and waits for its "listening on" line.
+ * Starts `broker/main.ts` on 127.0.0.1 port 0 (no persistence, no `$SYS`
+ * unless `args` say otherwise) and waits for its "listening on" line; the
+ * returned handle kills it (SIGKILL) when disposed.
  */
 export async function spawnBroker(
   args: string[] = [],
-  options: SpawnOptions = {},
+  options: { env?: Record<string, string>; shellPrefix?: string } = {},
 ): Promise<BrokerProcess> {
-  const argv = [
-    "run",
-    "-A",
+  const process = new DenoProcess([
     MAIN,
     "--host",
     "127.0.0.1",
@@ -97,63 +178,24 @@ export async function spawnBroker(
     "--sys-interval",
     "0",
     ...args,
-  ];
-  const cmd = options.shellPrefix === undefined
-    ? new Deno.Command(Deno.execPath(), {
-      args: argv,
-      env: options.env ?? {},
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    })
-    : new Deno.Command("sh", {
-      args: [
-        "-c",
-        `${options.shellPrefix} && exec "$0" "$@"`,
-        Deno.execPath(),
-        ...argv,
-      ],
-      env: options.env ?? {},
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    });
-  const child = cmd.spawn();
-  const stdout = new TextCollector(child.stdout);
-  const stderr = new TextCollector(child.stderr);
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
-  const stop = async (signal: Deno.Signal = "SIGTERM") => {
-    if (!exited) {
-      try {
-        child.kill(signal);
-      } catch {
-        // exited meanwhile
-      }
-    }
-    const s = await status;
-    await Promise.all([stdout.done, stderr.done]);
-    return s;
-  };
+  ], options);
   try {
-    const m = await stdout.waitFor(/listening on mqtt:\/\/\S+:(\d+)/);
+    const m = await process.waitForOutput(
+      /listening on mqtt:\/\/\S+:(\d+)/,
+      "all",
+      15_000,
+      "the broker's start-up line",
+    );
     return {
-      child,
-      stdout,
-      stderr,
+      process,
       port: Number(m[1]),
-      stop,
-      [Symbol.asyncDispose]: async () => {
-        await stop("SIGKILL");
-      },
+      [Symbol.asyncDispose]: () => process.kill(),
     };
   } catch (e) {
-    await stop("SIGKILL");
-    throw new Error(`broker did not start: ${stdout.text}${stderr.text}`, {
-      cause: e,
-    });
+    await process.kill();
+    throw new Error(
+      `broker did not start: ${process.stdout}${process.stderr}`,
+      { cause: e },
+    );
   }
 }

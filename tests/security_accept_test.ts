@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { encode } from "../codec/encode.ts";
 import { PacketDecoder } from "../codec/decode.ts";
 import type { Packet } from "../codec/packet.ts";
-import { spawnBroker, TextCollector, within } from "./_subprocess.ts";
+import { DenoProcess, spawnBroker } from "./_subprocess.ts";
+import { within } from "./client_helpers.ts";
 
 const FIXTURE = new URL("./fixtures/emfile_listener.ts", import.meta.url)
   .pathname;
@@ -39,43 +40,30 @@ async function connack(port: number, clientId: string): Promise<Packet> {
 }
 
 Deno.test("TcpListener keeps accepting after accept fails with EMFILE (Too many open files)", async () => {
-  const child = new Deno.Command("sh", {
-    args: [
-      "-c",
-      `ulimit -n 64 && exec "$0" run -A "$1"`,
-      Deno.execPath(),
-      FIXTURE,
-    ],
+  const fixture = new DenoProcess([FIXTURE], {
     stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const out = new TextCollector(child.stdout);
-  const err = new TextCollector(child.stderr);
-  const stdin = child.stdin.getWriter();
+    shellPrefix: "ulimit -n 64",
+  });
+  const wait = (re: RegExp, what: string) =>
+    fixture.waitForOutput(re, "all", 15_000, what);
   try {
-    const port = Number((await out.waitFor(/port (\d+)/))[1]);
-    await out.waitFor(/full/);
+    const port = Number((await wait(/port (\d+)/, "the port"))[1]);
+    await wait(/full/, "the descriptor table full");
     // Accepting this one fails: no descriptor left.
     const first = await Deno.connect({ hostname: "127.0.0.1", port });
-    await err.waitFor(/accept failed \d+ time\(s\).*still accepting/);
-    await stdin.write(new TextEncoder().encode("go\n"));
-    await out.waitFor(/freed/);
+    await wait(/accept failed \d+ time\(s\).*still accepting/, "the log");
+    await fixture.input("go\n");
+    await wait(/freed/, "descriptors freed");
     // The pending connection is accepted once descriptors are free, and so
     // is a new one.
-    await out.waitFor(/accepted 1/);
+    await wait(/accepted 1/, "the first connection");
     const second = await Deno.connect({ hostname: "127.0.0.1", port });
-    await out.waitFor(/accepted 2/);
+    await wait(/accepted 2/, "the second connection");
     first.close();
     second.close();
-    assert.equal((await within(child.status, "fixture exit")).code, 0);
+    assert.equal((await fixture.exit(15_000, "the fixture's exit")).code, 0);
   } finally {
-    await stdin.close().catch(() => {});
-    try {
-      child.kill("SIGKILL");
-    } catch { /* exited */ }
-    await child.status;
-    await Promise.all([out.done, err.done]);
+    await fixture.kill();
   }
 });
 
@@ -91,13 +79,25 @@ Deno.test("Broker with 120 descriptors survives 200 connections at once and acce
       ),
     );
   }
-  await within(Promise.all(opening), "200 connects");
+  await within(Promise.all(opening), 15_000, "200 connects");
   // The broker closes what it cannot hold at accept; it logs once for it.
-  await broker.stderr.waitFor(/closed at accept/);
+  await broker.process.waitForOutput(
+    /closed at accept/,
+    "all",
+    15_000,
+    "the refusal log line",
+  );
   for (const c of conns) c.close();
   // Nothing is left half-accepted: a new client gets its CONNACK.
-  const p = await within(connack(broker.port, "after-burst"), "CONNACK");
+  const p = await within(
+    connack(broker.port, "after-burst"),
+    15_000,
+    "CONNACK",
+  );
   assert.equal(p.type, "connack");
   assert.equal(p.type === "connack" && p.reasonCode, 0);
-  assert.doesNotMatch(broker.stdout.text + broker.stderr.text, /Uncaught/);
+  assert.doesNotMatch(
+    broker.process.stdout + broker.process.stderr,
+    /Uncaught/,
+  );
 });
