@@ -60,7 +60,7 @@ export class Broker {
   #stopSys: (() => void) | undefined;
   #started: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
-  #outputBufferLimit = 1024 * 1024;
+  #outputBufferLimit: number | undefined;
   /** Most sockets held open (see listen/_fd_limit.ts). */
   #socketCap = Infinity;
   #capRefused = 0;
@@ -107,7 +107,7 @@ export class Broker {
    * connection buffering four times this is closed.
    */
   get outputBufferLimit(): number {
-    return this.#outputBufferLimit;
+    return this.#outputBufferLimit ?? this.settings.outputBufferLimit;
   }
   set outputBufferLimit(n: number) {
     this.#outputBufferLimit = n;
@@ -129,7 +129,9 @@ export class Broker {
           : new MemoryStore();
       }
       const core = new BrokerCore(init, store);
-      core.outputBufferLimit = this.#outputBufferLimit;
+      if (this.#outputBufferLimit !== undefined) {
+        core.outputBufferLimit = this.#outputBufferLimit;
+      }
       this.#core = core;
       await core.load();
       const max = core.settings.maxConnections;

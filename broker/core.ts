@@ -80,7 +80,7 @@ export class BrokerCore implements GaugeSource {
   readonly connections: Set<CoreConnection> = new Set();
   readonly metrics: Metrics = new Metrics(this);
   /** Bytes a connection may buffer before QoS 0 messages to it are dropped. */
-  outputBufferLimit = 1024 * 1024;
+  outputBufferLimit: number;
   connectedCount = 0;
   /** Sessions offline with a finite expiry, checked by the sweep. */
   readonly offline: Set<Session> = new Set();
@@ -105,6 +105,7 @@ export class BrokerCore implements GaugeSource {
     }
     this.settings = settings;
     this.hooks = hooks;
+    this.outputBufferLimit = settings.outputBufferLimit;
     this.gate = new CommitGate(store);
     this.store = this.gate.store;
     this.dispatcher = new Router(settings.maxQos);

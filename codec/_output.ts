@@ -46,6 +46,11 @@ export class OutputQueue {
     return this.#bytes;
   }
 
+  /** Bytes of the first entry (0 when empty). */
+  get firstByteLength(): number {
+    return this.#bufs[0]?.length ?? 0;
+  }
+
   /**
    * Queues `bytes`; `idOffset` (-1 for none) is where `id` (a packet id,
    * with `DUP_FLAG` for a resend) is patched in by `take()`.

@@ -184,6 +184,13 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
     default: false,
     description: "Queue QoS 0 messages for offline sessions too.",
   },
+  outputBufferLimit: {
+    type: "integer",
+    min: 1024,
+    default: 1024 * 1024,
+    description:
+      "Bytes buffered for a slow reader before QoS 0 to it is dropped.",
+  },
   passwordFile: {
     type: "string",
     description: "Password file (kite passwd) checked at CONNECT.",

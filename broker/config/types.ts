@@ -60,6 +60,14 @@ export interface BrokerOptions extends BrokerHooks {
   connectTimeout?: number;
   /** Queue QoS 0 messages for offline sessions too. Default false. */
   queueQos0Messages?: boolean;
+  /**
+   * Bytes a connection may buffer for a slow reader, in bytes (default 1
+   * MiB): above it QoS 0 messages to it are dropped and QoS 1/2 ones wait in
+   * its session; a connection with more than four times this queued behind
+   * the write in progress (a client that sends but never reads) is closed.
+   * One packet larger than this (up to `maxPacketSize`) is always sent.
+   */
+  outputBufferLimit?: number;
 }
 
 /** The options that are plain settings (flags, YAML keys): all but hooks. */

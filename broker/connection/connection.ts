@@ -469,20 +469,32 @@ export class Connection implements ConnectionContext, CommitWaiter {
   }
 
   #push(bytes: Uint8Array, off: number, id: number): void {
-    this.#out.push(bytes, off, id);
-    this.#outBytes += bytes.length;
-    if (this.#outBytes > this.core.outputBufferLimit * 4) {
-      // A client that never reads but keeps sending: it must not grow the
-      // broker's memory without bound.
-      log.warn("{clientId}: output buffer over {n} bytes, closing", {
-        clientId: this.clientId,
-        n: this.#outBytes,
-      });
-      this.#out.clear();
+    // Behind the write in progress: everything queued, or all but the first
+    // entry (the next write) when none is in progress.
+    const out = this.#out;
+    const behind = this.#writing
+      ? out.byteLength
+      : out.byteLength - out.firstByteLength;
+    if (behind > this.core.outputBufferLimit * 4) {
+      // A client that never reads but keeps sending (what is queued behind
+      // the write in progress keeps growing): it must not grow the broker's
+      // memory without bound. One large packet alone never counts: a reader
+      // that keeps reading gets any packet up to the Maximum Packet Size.
+      log.warn(
+        "{clientId}: {n} bytes wait behind the write in progress (outputBufferLimit {limit} x 4), closing",
+        {
+          clientId: this.clientId,
+          n: behind,
+          limit: this.core.outputBufferLimit,
+        },
+      );
+      out.clear();
       this.#outBytes = 0;
       this.end(undefined, true, true);
       return;
     }
+    out.push(bytes, off, id);
+    this.#outBytes += bytes.length;
     if (!this.#flushScheduled && !this.#writing) {
       this.#flushScheduled = true;
       if (Connection.#flushQueue.push(this) === 1) {
