@@ -137,6 +137,12 @@ export class Session implements SharedMember {
   #ctx: SessionContext;
   /** Allocated on first use, like the maps above. */
   #queue: Fifo<OutgoingMessage> | undefined;
+  /**
+   * Retained messages for a new subscription, sent at the pace the client
+   * reads, before anything delivered after them (never dropped for a slow
+   * reader; bounded by the retained messages the broker holds).
+   */
+  #replay: Fifo<OutgoingMessage> | undefined;
   #queuedQos0 = 0;
   #nextSeq = 1;
   #packetIds = new PacketIdAllocator();
@@ -163,6 +169,11 @@ export class Session implements SharedMember {
   /** Messages waiting in the queue (not in flight). */
   get queued(): number {
     return this.#queue?.length ?? 0;
+  }
+
+  /** Messages waiting to be sent: queued ones and retained ones to replay. */
+  get waiting(): number {
+    return (this.#queue?.length ?? 0) + (this.#replay?.length ?? 0);
   }
 
   /** The record the store keeps for this session. */
@@ -226,7 +237,7 @@ export class Session implements SharedMember {
   ): void {
     const link = this.link;
     if (qos === 0) {
-      if (link !== undefined) {
+      if (link !== undefined && this.#replay === undefined) {
         if (!link.writable()) {
           this.#drop("output buffer full", message);
           return;
@@ -241,7 +252,8 @@ export class Session implements SharedMember {
         link.sendPublish(enc, 0, false);
         return;
       }
-      if (!this.#ctx.queueQos0Messages) return;
+      // Behind retained messages being replayed, QoS 0 waits in the queue.
+      if (link === undefined && !this.#ctx.queueQos0Messages) return;
     }
     const m: OutgoingMessage = {
       seq: this.#nextSeq++,
@@ -255,7 +267,7 @@ export class Session implements SharedMember {
       group,
     };
     if (
-      link !== undefined && qos > 0 && this.queued === 0 &&
+      link !== undefined && qos > 0 && this.waiting === 0 &&
       this.inflightCount < link.sendWindow && link.writable()
     ) {
       m.enc = cache !== undefined
@@ -265,6 +277,49 @@ export class Session implements SharedMember {
       return;
     }
     this.#enqueue(m);
+  }
+
+  /**
+   * Delivers a retained message to a new subscription [MQTT-3.8.4-4]: sent
+   * now when the client has room, else replayed in order as it reads (not
+   * dropped like a live QoS 0 message to a slow reader, and not counted
+   * against `maxQueuedMessages`); messages delivered after it wait behind.
+   */
+  deliverRetained(
+    message: StoredMessage,
+    qos: QoS,
+    subIds: number[] | undefined,
+  ): void {
+    const link = this.link;
+    if (link === undefined) return;
+    const m: OutgoingMessage = {
+      seq: this.#nextSeq++,
+      packetId: 0,
+      state: "queued",
+      qos,
+      retain: true,
+      subIds,
+      message,
+      enc: undefined,
+    };
+    if (
+      this.waiting === 0 && link.writable() &&
+      (qos === 0 || this.inflightCount < link.sendWindow)
+    ) {
+      this.#sendNow(link, m);
+      return;
+    }
+    (this.#replay ??= new Fifo()).push(m);
+  }
+
+  /** Sends `m` now (QoS 0 as is; QoS 1/2 with a packet id). */
+  #sendNow(link: SessionLink, m: OutgoingMessage): void {
+    if (m.qos > 0) {
+      this.#send(link, m);
+      return;
+    }
+    const enc = this.#encodingFor(link, m);
+    if (enc !== undefined) link.sendPublish(enc, 0, false);
   }
 
   #enqueue(m: OutgoingMessage): void {
@@ -376,10 +431,28 @@ export class Session implements SharedMember {
     return true;
   }
 
-  /** Sends queued messages while the window and the output buffer allow. */
+  /**
+   * Sends retained messages to replay, then queued messages, while the
+   * window and the output buffer allow.
+   */
   pump(): void {
     const link = this.link;
     if (link === undefined) return;
+    const replay = this.#replay;
+    if (replay !== undefined) {
+      while (replay.length > 0) {
+        const head = replay.peek()!;
+        if (head.qos > 0 && this.inflightCount >= link.sendWindow) return;
+        if (!link.writable()) return;
+        replay.shift();
+        if (
+          head.message.expiresAt !== undefined &&
+          head.message.expiresAt <= Date.now()
+        ) continue;
+        this.#sendNow(link, head);
+      }
+      this.#replay = undefined;
+    }
     let now = 0;
     while (this.queued > 0) {
       const head = this.#queue!.peek()!;
@@ -397,14 +470,7 @@ export class Session implements SharedMember {
         }
         head.enc = undefined;
       }
-      if (head.qos === 0) {
-        const enc = this.#encodingFor(link, head);
-        if (enc !== undefined) {
-          link.sendPublish(enc, 0, false);
-        }
-      } else {
-        this.#send(link, head);
-      }
+      this.#sendNow(link, head);
     }
     if (this.queued === 0) this.#dropEpisode = false;
   }
@@ -442,6 +508,15 @@ export class Session implements SharedMember {
   detach(now: number): void {
     this.link = undefined;
     this.disconnectedAt = now;
+    // Retained messages not replayed yet: QoS 1/2 ones are kept like any
+    // queued message (bounded), QoS 0 ones as configured.
+    const replay = this.#replay;
+    if (replay !== undefined) {
+      this.#replay = undefined;
+      for (const m of replay) {
+        if (m.qos > 0 || this.#ctx.queueQos0Messages) this.#enqueue(m);
+      }
+    }
     // QoS 0 messages are not kept for an offline session unless configured.
     if (!this.#ctx.queueQos0Messages && this.#queuedQos0 > 0) {
       this.#queue!.retain((m) => m.qos > 0);
@@ -535,12 +610,13 @@ export class Session implements SharedMember {
   hasRoom(): boolean {
     const link = this.link;
     return link !== undefined && this.inflightCount < link.sendWindow &&
-      this.queued === 0 && link.writable();
+      this.waiting === 0 && link.writable();
   }
 
   /** Forgets every queued and in-flight message (session discarded). */
   clearMessages(): void {
     this.#queue = undefined;
+    this.#replay = undefined;
     this.#queuedQos0 = 0;
     this.#inflight?.clear();
     this.#incomingQos2?.clear();

@@ -555,7 +555,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
     metrics.messagesSent += publishes;
     // Room again: queued QoS 1/2 messages go first (they wait for it).
     const session = this.session;
-    if (session !== undefined && session.queued > 0 && this.connected) {
+    if (session !== undefined && session.waiting > 0 && this.connected) {
       session.pump();
     }
     if (this.#out.length > 0) {

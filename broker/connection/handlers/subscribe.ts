@@ -181,7 +181,7 @@ function subscribeAuthorized(
     const now = Date.now();
     core.retained.match(r.filter, (m) => {
       if (m.expiresAt !== undefined && m.expiresAt <= now) return;
-      session.deliver(m, minQos(m.qos, r.qos), true, r.subIds, undefined);
+      session.deliverRetained(m, minQos(m.qos, r.qos), r.subIds);
     });
   }
 }
