@@ -238,8 +238,8 @@ export class Router implements Dispatcher {
     if (this.#groups.size > 0) {
       this.#shared.match(message.topic, this.#onShared);
     }
-    const n = hits.length + shared.length;
-    if (n === 0) return 0;
+    if (hits.length + shared.length === 0) return 0;
+    let n = hits.length;
     const cache = new FanoutCache(message, Date.now());
     const maxQos = this.#maxQos;
     const mq = message.qos < maxQos ? message.qos : maxQos;
@@ -256,6 +256,7 @@ export class Router implements Dispatcher {
       const e = pickMember(g, publisherId, mq > 0, undefined);
       if (e !== undefined) {
         deliverToMember(e, message, mq, message.retain, cache, g);
+        n++;
       }
     }
     shared.length = 0;

@@ -172,8 +172,9 @@ export class ConnDuplex implements Duplex, RawReader {
     if (this.#buf !== NO_BUF) this.#setBuf(NO_BUF);
   }
 
-  /** The next chunk from the peer, or null at EOF. */
+  /** The next chunk from the peer, or null at EOF (and after it). */
   async read(): Promise<Uint8Array | null> {
+    if (this.#buf === NO_BUF) return null; // ended (EOF, error or close)
     let n: number | null;
     try {
       n = await this.readRaw();

@@ -20,10 +20,4 @@ listenerSuite(
       },
     });
   },
-  [
-    // Known bug (codec/_conn_duplex.ts): after EOF, `ended()` swaps the read
-    // buffer for an empty one, so the next `read()` reads 0 bytes into it
-    // and returns an empty chunk instead of null.
-    "read() after EOF returns null again",
-  ],
 );
