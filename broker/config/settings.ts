@@ -160,6 +160,14 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
     default: 1000,
     description: "Messages queued per session beyond in-flight ones.",
   },
+  maxTopicLevels: {
+    type: "integer",
+    min: 0,
+    max: UINT16,
+    default: 128,
+    description:
+      "Most levels in a topic name or filter (v5 0x90/0x8F); 0: no limit.",
+  },
   allowAnonymous: {
     type: "boolean",
     default: true,

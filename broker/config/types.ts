@@ -52,6 +52,14 @@ export interface BrokerOptions extends BrokerHooks {
   maxInflightMessages?: number;
   /** Messages queued per session beyond in-flight ones. Default 1000. */
   maxQueuedMessages?: number;
+  /**
+   * Most levels in a topic name or filter. A deeper PUBLISH topic is v5
+   * DISCONNECT 0x90 (3.1.1: the connection is closed), a deeper will topic
+   * v5 CONNACK 0x90 (3.1.1: closed without CONNACK), a deeper SUBSCRIBE
+   * filter SUBACK 0x8F (3.1.1: 0x80); `$share/{group}/` is not counted.
+   * 0: no limit. Default 128, as EMQX.
+   */
+  maxTopicLevels?: number;
   /** Allow clients without a username. Default true. */
   allowAnonymous?: boolean;
   /** Interval of `$SYS/broker/...` publications in seconds; 0 turns them off. Default 10. */

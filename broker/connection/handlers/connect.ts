@@ -11,6 +11,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { MqttError } from "../../../codec/errors.ts";
 import type {
   AuthPacket,
   ConnackPacket,
@@ -27,6 +28,7 @@ import { ownPayload } from "../../delivery.ts";
 import type { ClientInfo } from "../../hooks.ts";
 import type { StoredMessage } from "../../store/store.ts";
 import { debugEnabled } from "../../_log.ts";
+import { tooDeep } from "../../_topic_levels.ts";
 import {
   CLOSING,
   CONNECTED,
@@ -87,6 +89,14 @@ export function onConnect(
       c,
       ReasonCode.QuotaExceeded,
       `maxConnections ${s.maxConnections} reached`,
+    );
+  }
+  if (p.will !== undefined && tooDeep(p.will.topic, s.maxTopicLevels)) {
+    // v5: CONNACK 0x90, the will topic is not accepted. 3.1.1 has no return
+    // code for it: closed without CONNACK [MQTT-3.2.2-6].
+    throw new MqttError(
+      ReasonCode.TopicNameInvalid,
+      `will topic with more than ${s.maxTopicLevels} levels (maxTopicLevels)`,
     );
   }
   if (v5 && p.will !== undefined) {

@@ -3,6 +3,8 @@
  * Maximum, payload format, the `authorizePublish` hook, then routing and
  * the acknowledgement.
  *
+ * - A topic name deeper than `maxTopicLevels`: DISCONNECT 0x90 (3.1.1: the
+ *   connection is closed).
  * - Topic aliases from the client: up to `topicAliasMaximum` (advertised in
  *   CONNACK), mapped per connection; 0 or above the maximum is DISCONNECT
  *   0x94, an empty topic with an alias never set is 0x82.
@@ -24,6 +26,7 @@ import type { AckPacket, PublishPacket } from "../../../codec/packet.ts";
 import { ReasonCode, reasonCodeName } from "../../../codec/reason_code.ts";
 import { TopicAliasReceiver } from "../../../codec/_topic_alias.ts";
 import type { StoredMessage } from "../../store/store.ts";
+import { tooDeep } from "../../_topic_levels.ts";
 import { CONNECTED, type ConnectionContext } from "../context.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
@@ -73,6 +76,12 @@ export function onPublish(
         "retain is not available [MQTT-3.2.2-14]",
       );
     }
+  }
+  if (tooDeep(p.topic, s.maxTopicLevels)) {
+    throw new MqttError(
+      ReasonCode.TopicNameInvalid,
+      `topic name with more than ${s.maxTopicLevels} levels (maxTopicLevels)`,
+    );
   }
   const session = c.session!;
   if (p.qos === 2) {

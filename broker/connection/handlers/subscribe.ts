@@ -1,6 +1,7 @@
 /**
  * SUBSCRIBE and UNSUBSCRIBE: filters checked (shared subscriptions,
- * wildcards, No Local on `$share` [MQTT-3.8.3-4]), granted QoS capped by the
+ * wildcards, No Local on `$share` [MQTT-3.8.3-4], depth: a filter deeper
+ * than `maxTopicLevels` gets 0x8F), granted QoS capped by the
  * broker's maximum, the `authorizeSubscribe` hook, then the subscriptions
  * applied, SUBACK, and the retained messages after it [MQTT-3.8.4-4].
  *
@@ -21,6 +22,7 @@ import {
 } from "../../../codec/reason_code.ts";
 import { hasWildcard, parseSharedSubscription } from "../../../codec/topic.ts";
 import type { StoredSubscription } from "../../store/store.ts";
+import { tooDeep } from "../../_topic_levels.ts";
 import { CONNECTED, type ConnectionContext } from "../context.ts";
 
 function minQos(a: QoS, b: QoS): QoS {
@@ -50,6 +52,10 @@ export function onSubscribe(
       continue;
     }
     shares[i] = shared;
+    if (tooDeep(shared?.filter ?? sub.filter, s.maxTopicLevels)) {
+      codes[i] = ReasonCode.TopicFilterInvalid; // 3.1.1: 0x80
+      continue;
+    }
     if (shared !== undefined) {
       if (sub.noLocal === true) {
         throw new MqttError(
