@@ -22,7 +22,7 @@ import {
 } from "../../../codec/reason_code.ts";
 import { hasWildcard, parseSharedSubscription } from "../../../codec/topic.ts";
 import type { StoredSubscription } from "../../store/store.ts";
-import { tooDeep } from "../../_topic_levels.ts";
+import { tooDeep } from "../../_topic_rules.ts";
 import { CONNECTED, type ConnectionContext } from "../context.ts";
 
 function minQos(a: QoS, b: QoS): QoS {

@@ -1,6 +1,7 @@
 /**
- * `tooDeep()`: whether a topic name or filter has more levels than the
- * broker's `maxTopicLevels` allows. Private to the broker.
+ * Topic rules of the broker's own, beyond the protocol's: `tooDeep()` (more
+ * levels than `maxTopicLevels`) and `isSysTopic()` (`$SYS` is the
+ * broker's). Private to the broker.
  *
  * @module
  */
@@ -26,4 +27,20 @@ export function tooDeep(topic: string, max: number): boolean {
     if (i === -1) return false;
   }
   return true;
+}
+
+/**
+ * Whether `topic` begins with `$SYS`: the broker's own topics, which no
+ * client may publish to (a PUBLISH is refused like an authorization
+ * refusal, a will refused at CONNECT). One character compare for most
+ * topics.
+ *
+ * @example
+ * ```ts ignore
+ * isSysTopic("$SYS/broker/version"); // true
+ * isSysTopic("sys/x"); // false
+ * ```
+ */
+export function isSysTopic(topic: string): boolean {
+  return topic.charCodeAt(0) === 0x24 && topic.startsWith("$SYS");
 }
