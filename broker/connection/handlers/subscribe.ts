@@ -1,9 +1,10 @@
 /**
  * SUBSCRIBE and UNSUBSCRIBE: filters checked (shared subscriptions,
- * wildcards, No Local on `$share` [MQTT-3.8.3-4], depth: a filter deeper
- * than `maxTopicLevels` gets 0x8F), granted QoS capped by the
- * broker's maximum, the `authorizeSubscribe` hook, then the subscriptions
- * applied, SUBACK, and the retained messages after it [MQTT-3.8.4-4].
+ * wildcards, No Local on `$share` [MQTT-3.8.3-4], more levels than
+ * `maxTopicLevels`: 0x8F), granted QoS capped by the broker's maximum, the
+ * `authorizeSubscribe` hook, then the subscriptions applied (a new filter
+ * past `maxSubscriptionsPerClient`: 0x97), SUBACK, and the retained
+ * messages after it [MQTT-3.8.4-4].
  *
  * @module
  */
@@ -125,6 +126,7 @@ function subscribeAuthorized(
   const session = c.session!;
   const v5 = c.version === 5;
   const subId = v5 ? p.properties?.subscriptionIdentifiers?.[0] : undefined;
+  const max = core.settings.maxSubscriptionsPerClient;
   const retainedToSend: {
     filter: string;
     qos: QoS;
@@ -144,6 +146,10 @@ function subscribeAuthorized(
       if (subId !== undefined) sub.subscriptionIdentifier = subId;
     }
     const existed = session.subscriptions.has(req.filter);
+    if (!existed && max > 0 && session.subscriptions.size >= max) {
+      codes[i] = ReasonCode.QuotaExceeded; // 3.1.1: 0x80
+      continue;
+    }
     session.subscriptions.set(req.filter, sub);
     const shared = shares[i];
     core.dispatcher.subscribe(session, sub, shared);
