@@ -112,6 +112,7 @@ export class BrokerCore implements GaugeSource {
     this.sessionContext = {
       store: this.store,
       maxQueuedMessages: settings.maxQueuedMessages,
+      maxQueuedBytes: settings.maxQueuedBytes,
       queueQos0Messages: settings.queueQos0Messages,
       stats: this.metrics,
     };

@@ -84,11 +84,47 @@ export class RetainedMessages {
   }
 
   /**
-   * Calls `cb` for every retained message whose topic matches `filter`.
-   * `+` and `#` do not match a first level starting with `$` [MQTT-4.7.2-1].
+   * Calls `cb` for every retained message whose topic matches `filter`,
+   * depth first in insertion order. `+` and `#` do not match a first level
+   * starting with `$` [MQTT-4.7.2-1]; `#` matches its parent level too
+   * [MQTT-4.7.1-2].
+   *
+   * No recursion: a topic may have 32,768 levels, more than the call stack
+   * holds; pending `+` branches wait on an explicit stack.
    */
   match(filter: string, cb: (message: StoredMessage) => void): void {
-    this.#walk(this.#root, filter.split("/"), 0, cb);
+    const levels = filter.split("/");
+    const n = levels.length;
+    const nodes: Node[] = [this.#root];
+    const at: number[] = [0];
+    while (nodes.length > 0) {
+      const node = nodes.pop()!;
+      const i = at.pop()!;
+      if (i === n) {
+        if (node.message !== undefined) cb(node.message);
+        continue;
+      }
+      const level = levels[i]!;
+      if (level === "#") {
+        if (node.message !== undefined && i > 0) cb(node.message);
+        all(node, i === 0, cb);
+      } else if (level === "+") {
+        // Pushed last first, so they are visited in insertion order.
+        const children = [...node.children];
+        for (let k = children.length - 1; k >= 0; k--) {
+          const [name, c] = children[k]!;
+          if (i === 0 && name.startsWith("$")) continue;
+          nodes.push(c);
+          at.push(i + 1);
+        }
+      } else {
+        const c = node.children.get(level);
+        if (c !== undefined) {
+          nodes.push(c);
+          at.push(i + 1);
+        }
+      }
+    }
   }
 
   /** Every retained message. */
@@ -100,40 +136,28 @@ export class RetainedMessages {
       for (const c of n.children.values()) stack.push(c);
     }
   }
+}
 
-  #walk(
-    n: Node,
-    levels: string[],
-    i: number,
-    cb: (message: StoredMessage) => void,
-  ): void {
-    if (i === levels.length) {
-      if (n.message !== undefined) cb(n.message);
-      return;
+/**
+ * Calls `cb` for every message below `n` (not `n`'s own), depth first in
+ * insertion order, with one iterator per level on an explicit stack; `top`:
+ * `n` is the root, whose `$` children are skipped [MQTT-4.7.2-1].
+ */
+function all(
+  n: Node,
+  top: boolean,
+  cb: (message: StoredMessage) => void,
+): void {
+  const stack: Iterator<[string, Node]>[] = [n.children.entries()];
+  while (stack.length > 0) {
+    const r = stack[stack.length - 1]!.next();
+    if (r.done === true) {
+      stack.pop();
+      continue;
     }
-    const level = levels[i]!;
-    if (level === "#") {
-      // "#" matches the parent level too [MQTT-4.7.1-2].
-      if (n.message !== undefined && i > 0) cb(n.message);
-      this.#all(n, i === 0, cb);
-      return;
-    }
-    if (level === "+") {
-      for (const [name, c] of n.children) {
-        if (i === 0 && name.startsWith("$")) continue;
-        this.#walk(c, levels, i + 1, cb);
-      }
-      return;
-    }
-    const c = n.children.get(level);
-    if (c !== undefined) this.#walk(c, levels, i + 1, cb);
-  }
-
-  #all(n: Node, top: boolean, cb: (message: StoredMessage) => void): void {
-    for (const [name, c] of n.children) {
-      if (top && name.startsWith("$")) continue;
-      if (c.message !== undefined) cb(c.message);
-      this.#all(c, false, cb);
-    }
+    const [name, c] = r.value;
+    if (top && stack.length === 1 && name.startsWith("$")) continue;
+    if (c.message !== undefined) cb(c.message);
+    if (c.children.size > 0) stack.push(c.children.entries());
   }
 }

@@ -4,11 +4,13 @@
  * messages from the queue to the wire. A `Session` talks to its connection
  * only through `SessionLink`, so these rules can be tested without sockets.
  *
- * Offline queue policy (maxQueuedMessages): when the queue is full, the
- * oldest queued QoS 0 message is dropped first; when there is none, the
- * oldest queued message is dropped. Each episode is logged once at warning
- * level (with the running count at debug level) and counted in
- * `Session.dropped`.
+ * Offline queue policy (maxQueuedMessages, and maxQueuedBytes when set: the
+ * payload bytes plus the topic length of each queued message): when the
+ * queue is full, the oldest queued QoS 0 message is dropped first; when
+ * there is none, the oldest queued message is dropped, until the new one
+ * fits (a message larger than maxQueuedBytes on its own is dropped
+ * instead). Each episode is logged once at warning level (with the running
+ * count at debug level) and counted in `Session.dropped`.
  *
  * @module
  */
@@ -75,6 +77,8 @@ export interface SessionLink {
 export interface SessionContext {
   store: Store;
   maxQueuedMessages: number;
+  /** Bytes (payload + topic length) a queue may hold; 0 or absent: no bound. */
+  maxQueuedBytes?: number;
   queueQos0Messages: boolean;
   /** Counters the session adds its dropped messages to. */
   stats?: { messagesDropped: number };
@@ -144,6 +148,7 @@ export class Session implements SharedMember {
    */
   #replay: Fifo<OutgoingMessage> | undefined;
   #queuedQos0 = 0;
+  #queuedBytes = 0;
   #nextSeq = 1;
   #packetIds = new PacketIdAllocator();
   #dropEpisode = false;
@@ -174,6 +179,11 @@ export class Session implements SharedMember {
   /** Messages waiting to be sent: queued ones and retained ones to replay. */
   get waiting(): number {
     return (this.#queue?.length ?? 0) + (this.#replay?.length ?? 0);
+  }
+
+  /** Bytes of the queued messages (payload + topic length, see maxQueuedBytes). */
+  get queuedBytes(): number {
+    return this.#queuedBytes;
   }
 
   /** The record the store keeps for this session. */
@@ -215,6 +225,7 @@ export class Session implements SharedMember {
       m.state = "queued";
       m.packetId = 0;
       (this.#queue ??= new Fifo()).push(m);
+      this.#queuedBytes += queuedSize(m.message);
       if (m.qos === 0) this.#queuedQos0++;
     } else {
       this.inflight.set(r.packetId, m);
@@ -324,23 +335,36 @@ export class Session implements SharedMember {
 
   #enqueue(m: OutgoingMessage): void {
     const max = this.#ctx.maxQueuedMessages;
-    if (this.queued >= max) {
+    const maxBytes = this.#ctx.maxQueuedBytes ?? 0;
+    const size = queuedSize(m.message);
+    if (maxBytes > 0 && size > maxBytes) {
+      this.#drop("message larger than maxQueuedBytes", m.message);
+      return;
+    }
+    while (
+      this.queued >= max ||
+      (maxBytes > 0 && this.#queuedBytes + size > maxBytes)
+    ) {
       let victim: OutgoingMessage | undefined;
       if (this.#queuedQos0 > 0) {
         victim = this.#queue!.removeFirst((v) => v.qos === 0);
       }
       victim ??= this.#queue?.shift();
-      if (victim !== undefined) {
-        if (victim.qos === 0) this.#queuedQos0--;
-        else if (this.persistent) {
-          this.#ctx.store.deleteOutgoing(this.clientId, victim.seq);
-        }
-        this.#drop("queue full", victim.message);
+      if (victim === undefined) break;
+      this.#queuedBytes -= queuedSize(victim.message);
+      if (victim.qos === 0) this.#queuedQos0--;
+      else if (this.persistent) {
+        this.#ctx.store.deleteOutgoing(this.clientId, victim.seq);
       }
-      if (max <= 0) return;
+      this.#drop(
+        this.queued + 1 >= max ? "queue full" : "queue over maxQueuedBytes",
+        victim.message,
+      );
     }
+    if (max <= 0) return;
     ownPayload(m.message);
     (this.#queue ??= new Fifo()).push(m);
+    this.#queuedBytes += size;
     if (m.qos === 0) this.#queuedQos0++;
     else if (this.persistent) this.#persist(m);
   }
@@ -459,6 +483,7 @@ export class Session implements SharedMember {
       if (head.qos > 0 && this.inflightCount >= link.sendWindow) break;
       if (!link.writable()) break;
       this.#queue!.shift();
+      this.#queuedBytes -= queuedSize(head.message);
       if (head.qos === 0) this.#queuedQos0--;
       if (head.message.expiresAt !== undefined) {
         if (now === 0) now = Date.now();
@@ -519,7 +544,9 @@ export class Session implements SharedMember {
     }
     // QoS 0 messages are not kept for an offline session unless configured.
     if (!this.#ctx.queueQos0Messages && this.#queuedQos0 > 0) {
-      this.#queue!.retain((m) => m.qos > 0);
+      for (const m of this.#queue!.retain((m) => m.qos > 0)) {
+        this.#queuedBytes -= queuedSize(m.message);
+      }
       this.#queuedQos0 = 0;
     }
     // Encodings pin payload copies of other versions; drop them.
@@ -588,7 +615,10 @@ export class Session implements SharedMember {
       const moved = queue.retain((m) =>
         m.group === undefined || m.qos === 0 || !canMove(m.group)
       );
-      for (const m of moved) out.push(m);
+      for (const m of moved) {
+        this.#queuedBytes -= queuedSize(m.message);
+        out.push(m);
+      }
     }
     if (this.persistent) {
       for (const m of out) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
@@ -618,7 +648,13 @@ export class Session implements SharedMember {
     this.#queue = undefined;
     this.#replay = undefined;
     this.#queuedQos0 = 0;
+    this.#queuedBytes = 0;
     this.#inflight?.clear();
     this.#incomingQos2?.clear();
   }
+}
+
+/** What a queued message counts against maxQueuedBytes. */
+function queuedSize(message: StoredMessage): number {
+  return message.payload.byteLength + message.topic.length;
 }

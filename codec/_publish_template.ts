@@ -99,12 +99,23 @@ function copyBytes(
 }
 
 /**
+ * The most topic text (UTF-16 code units: bytes for ASCII topics) the
+ * Topic Aliases of one connection hold. A receiver may allow 65,535 aliases
+ * and topics reach 65,535 bytes: without a bound one connection could make
+ * the sender keep 4 GiB of topic strings.
+ */
+export const OUTGOING_ALIAS_CHARS = 64 * 1024;
+
+/**
  * The Topic Aliases a sender gave topics on one connection (v5), first come,
- * first served up to the receiver's Topic Alias Maximum, never remapped.
+ * first served up to the receiver's Topic Alias Maximum and
+ * {@linkcode OUTGOING_ALIAS_CHARS} of topic text, never remapped.
  */
 export class OutgoingAliases extends Map<string, number> {
   /** The receiver's Topic Alias Maximum. */
   readonly max: number;
+  /** The topic text the aliases hold (sum of the topics' lengths). */
+  chars = 0;
 
   /** An empty table for aliases 1..max. */
   constructor(max: number) {
@@ -117,7 +128,8 @@ export class OutgoingAliases extends Map<string, number> {
  * The aliased form of `enc` for one connection: the topic's alias when it
  * has one (that form shared among connections with the same alias for the
  * topic, the packet id patched in the copy the output queue makes), else a
- * new alias while `aliases` has room, else undefined (sent as is). Setting
+ * new alias while `aliases` has room (count and topic text), else undefined
+ * (sent as is: full topic, no alias). Setting
  * an alias adds 3-4 bytes: not past the receiver's `maxPacketSize`.
  */
 export function aliasedForm(
@@ -136,8 +148,11 @@ export function aliasedForm(
     return a;
   }
   if (aliases.size >= aliases.max) return undefined;
+  const chars = aliases.chars + enc.topic.length;
+  if (chars > OUTGOING_ALIAS_CHARS) return undefined;
   if (enc.bytes.length + 4 > maxPacketSize) return undefined;
   alias = aliases.size + 1;
   aliases.set(enc.topic, alias);
+  aliases.chars = chars;
   return aliasPublish(enc, alias, true);
 }

@@ -160,6 +160,27 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
     default: 1000,
     description: "Messages queued per session beyond in-flight ones.",
   },
+  maxQueuedBytes: {
+    type: "integer",
+    min: 0,
+    default: 0,
+    description:
+      "Bytes (payload + topic) queued per session; 0: no limit (count only).",
+  },
+  maxSubscriptionsPerClient: {
+    type: "integer",
+    min: 0,
+    default: 10000,
+    description: "Subscriptions per session (v5 SUBACK 0x97); 0: no limit.",
+  },
+  maxTopicLevels: {
+    type: "integer",
+    min: 0,
+    max: UINT16,
+    default: 128,
+    description:
+      "Most levels in a topic name or filter (v5 0x90/0x8F); 0: no limit.",
+  },
   allowAnonymous: {
     type: "boolean",
     default: true,

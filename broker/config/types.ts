@@ -52,6 +52,28 @@ export interface BrokerOptions extends BrokerHooks {
   maxInflightMessages?: number;
   /** Messages queued per session beyond in-flight ones. Default 1000. */
   maxQueuedMessages?: number;
+  /**
+   * Bytes (payload bytes plus topic length) queued per session beyond
+   * in-flight messages, as Mosquitto's `max_queued_bytes`; past it the same
+   * messages as for `maxQueuedMessages` are dropped (oldest QoS 0 first,
+   * then the oldest), and a message larger than it is not queued. 0: no
+   * limit, the queue is bounded by `maxQueuedMessages` only. Default 0.
+   */
+  maxQueuedBytes?: number;
+  /**
+   * Subscriptions one session may hold; a SUBSCRIBE past it gets SUBACK
+   * 0x97 Quota exceeded (3.1.1: 0x80) for the extra filters (replacing a
+   * filter the session has does not count). 0: no limit. Default 10000.
+   */
+  maxSubscriptionsPerClient?: number;
+  /**
+   * Most levels in a topic name or filter. A deeper PUBLISH topic is v5
+   * DISCONNECT 0x90 (3.1.1: the connection is closed), a deeper will topic
+   * v5 CONNACK 0x90 (3.1.1: closed without CONNACK), a deeper SUBSCRIBE
+   * filter SUBACK 0x8F (3.1.1: 0x80); `$share/{group}/` is not counted.
+   * 0: no limit. Default 128, as EMQX.
+   */
+  maxTopicLevels?: number;
   /** Allow clients without a username. Default true. */
   allowAnonymous?: boolean;
   /** Interval of `$SYS/broker/...` publications in seconds; 0 turns them off. Default 10. */

@@ -20,8 +20,8 @@
  * the same connection waits behind it, so the order is kept.
  *
  * MQTT 5 topic aliases to the client, when its CONNECT allows them: given
- * first come, first served per topic until its maximum is used, then topics
- * go in full; never remapped. The shared encoding is rewritten (not
+ * first come, first served per topic until its maximum (or 64 KiB of topic
+ * text) is used, then topics go in full; never remapped; dropped on close. The shared encoding is rewritten (not
  * re-encoded) per connection, the "alias in use" form shared among
  * connections with the same alias for the topic.
  *
@@ -700,6 +700,8 @@ export class Connection implements ConnectionContext, CommitWaiter {
     this.state = CLOSING;
     this.#backlog = undefined;
     this.#unblocked = undefined;
+    // The topic strings of the aliases go now, whoever still holds `this`.
+    this.aliasOut = this.aliasIn = undefined;
     if (wasConnected) this.core.onDisconnected(this, ungraceful);
     else this.core.onClosedBeforeConnect(this);
     if (now || (!this.#writing && this.#out.length === 0)) {

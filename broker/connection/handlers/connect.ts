@@ -11,6 +11,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { MqttError } from "../../../codec/errors.ts";
 import type {
   AuthPacket,
   ConnackPacket,
@@ -27,6 +28,7 @@ import { ownPayload } from "../../delivery.ts";
 import type { ClientInfo } from "../../hooks.ts";
 import type { StoredMessage } from "../../store/store.ts";
 import { debugEnabled } from "../../_log.ts";
+import { isSysTopic, tooDeep } from "../../_topic_rules.ts";
 import {
   CLOSING,
   CONNECTED,
@@ -88,6 +90,19 @@ export function onConnect(
       ReasonCode.QuotaExceeded,
       `maxConnections ${s.maxConnections} reached`,
     );
+  }
+  if (p.will !== undefined) {
+    if (tooDeep(p.will.topic, s.maxTopicLevels)) {
+      // v5: CONNACK 0x90, the will topic is not accepted. 3.1.1 has no
+      // return code for it: closed without CONNACK [MQTT-3.2.2-6].
+      throw new MqttError(
+        ReasonCode.TopicNameInvalid,
+        `will topic with more than ${s.maxTopicLevels} levels (maxTopicLevels)`,
+      );
+    }
+    if (isSysTopic(p.will.topic)) {
+      return refuse(c, ReasonCode.NotAuthorized, "will topic in $SYS");
+    }
   }
   if (v5 && p.will !== undefined) {
     if (p.will.qos > s.maxQos) {

@@ -3,11 +3,16 @@
  * Maximum, payload format, the `authorizePublish` hook, then routing and
  * the acknowledgement.
  *
+ * - A topic name deeper than `maxTopicLevels`: DISCONNECT 0x90 (3.1.1: the
+ *   connection is closed).
  * - Topic aliases from the client: up to `topicAliasMaximum` (advertised in
  *   CONNACK), mapped per connection; 0 or above the maximum is DISCONNECT
  *   0x94, an empty topic with an alias never set is 0x82.
  * - Receive Maximum: QoS 1 PUBLISHes whose PUBACK is not written yet plus
  *   QoS 2 ones not released count against it; one more is DISCONNECT 0x93.
+ * - A topic beginning with `$SYS` (the broker's): refused like an
+ *   authorization refusal, before the hook: not routed, not retained, v5
+ *   PUBACK/PUBREC 0x87 (3.1.1: acknowledged and dropped), QoS 0 dropped.
  * - Payload Format Indicator 1 with a payload that is not UTF-8: PUBACK or
  *   PUBREC 0x99 (QoS 0: DISCONNECT 0x99); the message is not routed.
  * - Reason strings on PUBACK/PUBREC only unless the client set Request
@@ -24,6 +29,8 @@ import type { AckPacket, PublishPacket } from "../../../codec/packet.ts";
 import { ReasonCode, reasonCodeName } from "../../../codec/reason_code.ts";
 import { TopicAliasReceiver } from "../../../codec/_topic_alias.ts";
 import type { StoredMessage } from "../../store/store.ts";
+import { debugEnabled } from "../../_log.ts";
+import { isSysTopic, tooDeep } from "../../_topic_rules.ts";
 import { CONNECTED, type ConnectionContext } from "../context.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
@@ -74,6 +81,12 @@ export function onPublish(
       );
     }
   }
+  if (tooDeep(p.topic, s.maxTopicLevels)) {
+    throw new MqttError(
+      ReasonCode.TopicNameInvalid,
+      `topic name with more than ${s.maxTopicLevels} levels (maxTopicLevels)`,
+    );
+  }
   const session = c.session!;
   if (p.qos === 2) {
     if (session.incomingQos2.has(p.packetId!)) {
@@ -107,6 +120,17 @@ export function onPublish(
       );
     }
     publishAuthorized(c, p, ReasonCode.PayloadFormatInvalid);
+    return;
+  }
+  if (isSysTopic(p.topic)) {
+    // `$SYS` is the broker's: refused whatever the hook would say.
+    if (p.qos > 0) publishAuthorized(c, p, ReasonCode.NotAuthorized);
+    else if (debugEnabled()) {
+      log.debug("{clientId}: QoS 0 publish to {topic} dropped ($SYS)", {
+        clientId: c.clientId,
+        topic: p.topic,
+      });
+    }
     return;
   }
   const authz = core.hooks.authorizePublish;

@@ -1,8 +1,10 @@
 /**
  * SUBSCRIBE and UNSUBSCRIBE: filters checked (shared subscriptions,
- * wildcards, No Local on `$share` [MQTT-3.8.3-4]), granted QoS capped by the
- * broker's maximum, the `authorizeSubscribe` hook, then the subscriptions
- * applied, SUBACK, and the retained messages after it [MQTT-3.8.4-4].
+ * wildcards, No Local on `$share` [MQTT-3.8.3-4], more levels than
+ * `maxTopicLevels`: 0x8F), granted QoS capped by the broker's maximum, the
+ * `authorizeSubscribe` hook, then the subscriptions applied (a new filter
+ * past `maxSubscriptionsPerClient`: 0x97), SUBACK, and the retained
+ * messages after it [MQTT-3.8.4-4].
  *
  * @module
  */
@@ -21,6 +23,7 @@ import {
 } from "../../../codec/reason_code.ts";
 import { hasWildcard, parseSharedSubscription } from "../../../codec/topic.ts";
 import type { StoredSubscription } from "../../store/store.ts";
+import { tooDeep } from "../../_topic_rules.ts";
 import { CONNECTED, type ConnectionContext } from "../context.ts";
 
 function minQos(a: QoS, b: QoS): QoS {
@@ -50,6 +53,10 @@ export function onSubscribe(
       continue;
     }
     shares[i] = shared;
+    if (tooDeep(shared?.filter ?? sub.filter, s.maxTopicLevels)) {
+      codes[i] = ReasonCode.TopicFilterInvalid; // 3.1.1: 0x80
+      continue;
+    }
     if (shared !== undefined) {
       if (sub.noLocal === true) {
         throw new MqttError(
@@ -119,6 +126,7 @@ function subscribeAuthorized(
   const session = c.session!;
   const v5 = c.version === 5;
   const subId = v5 ? p.properties?.subscriptionIdentifiers?.[0] : undefined;
+  const max = core.settings.maxSubscriptionsPerClient;
   const retainedToSend: {
     filter: string;
     qos: QoS;
@@ -138,6 +146,10 @@ function subscribeAuthorized(
       if (subId !== undefined) sub.subscriptionIdentifier = subId;
     }
     const existed = session.subscriptions.has(req.filter);
+    if (!existed && max > 0 && session.subscriptions.size >= max) {
+      codes[i] = ReasonCode.QuotaExceeded; // 3.1.1: 0x80
+      continue;
+    }
     session.subscriptions.set(req.filter, sub);
     const shared = shares[i];
     core.dispatcher.subscribe(session, sub, shared);
