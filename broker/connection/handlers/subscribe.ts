@@ -3,6 +3,9 @@
  * wildcards, No Local on `$share` [MQTT-3.8.3-4]), granted QoS capped by the
  * broker's maximum, the `authorizeSubscribe` hook, then the subscriptions
  * applied, SUBACK, and the retained messages after it [MQTT-3.8.4-4].
+ * Retained messages go through `Session.deliver`, which applies the
+ * `authorizeRead` hook: a filter wider than the client's read rights gets
+ * only the retained messages it may read.
  *
  * @module
  */
