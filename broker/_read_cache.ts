@@ -13,7 +13,8 @@
  *   time, so every delivery asks the hook.
  * - A hook that throws denies (logged once per cache).
  *
- * A hit costs the epoch call and one `Map` lookup, and allocates nothing.
+ * A hit costs the epoch call and one `Map` lookup (none when the topic is
+ * the last one asked, as in a fan-out), and allocates nothing.
  *
  * @module
  */
@@ -56,6 +57,9 @@ export class ReadCache {
   readonly #client: ClientInfo;
   #answers: Map<string, boolean> | undefined;
   #epoch = 0;
+  /** The last topic answered (fan-out repeats one topic string). */
+  #lastTopic: string | undefined;
+  #lastOk = false;
   #failed = false;
 
   /** A cache of `hook`'s answers for `client`, kept per `epoch`. */
@@ -77,15 +81,23 @@ export class ReadCache {
     let answers = this.#answers;
     if (answers === undefined || epoch !== this.#epoch) {
       this.#epoch = epoch;
+      this.#lastTopic = undefined;
       answers = this.#answers = new Map();
     } else {
+      if (topic === this.#lastTopic) return this.#lastOk;
       const hit = answers.get(topic);
-      if (hit !== undefined) return hit;
+      if (hit !== undefined) {
+        this.#lastTopic = topic;
+        this.#lastOk = hit;
+        return hit;
+      }
     }
     const ok = this.#ask(topic);
     if (topic.length <= READ_CACHE_TOPIC_CHARS) {
       if (answers.size >= READ_CACHE_ENTRIES) answers.clear();
       answers.set(topic, ok);
+      this.#lastTopic = topic;
+      this.#lastOk = ok;
     }
     return ok;
   }
