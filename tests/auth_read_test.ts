@@ -27,7 +27,7 @@ import {
   type SessionLink,
 } from "../broker/session.ts";
 import { MemoryStore } from "../broker/store/memory.ts";
-import type { ClientInfo } from "../broker/hooks.ts";
+import type { ClientInfo, EnhancedAuthHook } from "../broker/hooks.ts";
 import type {
   ConnectPacket,
   ProtocolVersion,
@@ -408,6 +408,45 @@ Deno.test("fileAuth() + Broker: a shared group gives each message to a member th
   await alice.disconnect();
   await bob.disconnect();
   await admin.disconnect();
+});
+
+Deno.test("Broker: after a v5 re-authentication as another user, deliveries are authorized for the new identity", async () => {
+  // user name = what follows "good:" in the token
+  const enhancedAuth: EnhancedAuthHook = (ctx) =>
+    ctx.method !== "TOKEN" ? undefined : {
+      step: (data) => ({
+        reasonCode: 0,
+        username: text(data ?? new Uint8Array()).slice(5),
+      }),
+    };
+  const broker = await startBroker({
+    enhancedAuth,
+    authorizeRead: (c, topic) => topic.startsWith(`${c.username}/`),
+    authorizationEpoch: () => 1,
+  });
+  const token = (user: string) => ({
+    authenticationMethod: "TOKEN",
+    authenticationData: bytes(`good:${user}`),
+  });
+  const { client } = await RawClient.connect(broker.addr.port, {
+    protocolVersion: 5,
+    properties: token("alice"),
+  });
+  assert.deepEqual(await subscribeOne(client, "#", 0), [0]);
+  broker.publish("bob/1", "bob/1");
+  broker.publish("alice/1", "alice/1");
+  assert.deepEqual(await receiveUntil(client, "alice/1"), ["alice/1"]);
+  await client.send({
+    type: "auth",
+    reasonCode: 0x19,
+    properties: token("bob"),
+  });
+  assert.equal((await client.expect("auth")).reasonCode, 0);
+  broker.publish("alice/2", "alice/2");
+  broker.publish("bob/2", "bob/2");
+  assert.deepEqual(await receiveUntil(client, "bob/2"), ["bob/2"]);
+  await client.disconnect();
+  await broker.close();
 });
 
 // ------------------------------------------- Broker subprocess, restart
