@@ -4,11 +4,18 @@
  * Each is started on a free loopback port, optionally pinned to one CPU with
  * `taskset`, and is ready when a TCP connect to its port succeeds.
  *
+ * `kite-acl` is Kite with a password file and an ACL file (anonymous clients
+ * refused): every delivery is authorized against the subscriber's read
+ * rules. The load tool connects to it with the flags in
+ * `RunningBroker.loadArgs` (the user `bench`, whose rules allow `kite-load/#`
+ * among other users' rules, patterns and a deny rule).
+ *
  * @module
  */
 
 import { join } from "node:path";
 import { fileURLToPath as fromFileUrl } from "node:url";
+import { PasswordFile } from "../broker/password_file.ts";
 
 /** A broker process started by {@link startBroker}. */
 export interface RunningBroker {
@@ -20,6 +27,8 @@ export interface RunningBroker {
   output(): string;
   /** SIGTERM, then SIGKILL after 5 s; resolves once it exited. */
   stop(): Promise<void>;
+  /** Flags bench/load.ts needs for this broker (credentials), if any. */
+  loadArgs: string[];
 }
 
 /** The brokers compare.ts knows. */
@@ -27,6 +36,7 @@ export type BrokerName =
   | "kite"
   | "kite-kv"
   | "kite-base"
+  | "kite-acl"
   | "mosquitto"
   | "aedes";
 
@@ -131,6 +141,7 @@ export function brokerAvailable(name: BrokerName): string | undefined {
       return which("node") && which("npm") ? undefined : "node/npm not found";
     case "kite":
     case "kite-kv":
+    case "kite-acl":
       return exists(join(ROOT, "broker", "main.ts"))
         ? undefined
         : "broker/main.ts does not exist yet";
@@ -218,8 +229,13 @@ export async function startBroker(
     case "kite":
     case "kite-kv":
     case "kite-base":
+    case "kite-acl": {
+      let auth: string[] = [];
       if (name === "kite-kv") {
         tmp = await Deno.makeTempDir({ prefix: "kite-bench-kv-" });
+      } else if (name === "kite-acl") {
+        tmp = await Deno.makeTempDir({ prefix: "kite-bench-acl-" });
+        auth = await writeAuthFiles(tmp);
       }
       cmd = [
         Deno.execPath(),
@@ -229,9 +245,10 @@ export async function startBroker(
         join(name === "kite-base" ? baseRoot()! : ROOT, "broker", "main.ts"),
         "--port",
         String(port),
-        ...(tmp
-          ? ["--enable-persistence=true", "--persistence-path", tmp]
+        ...(name === "kite-kv"
+          ? ["--enable-persistence=true", "--persistence-path", tmp!]
           : ["--enable-persistence=false"]),
+        ...auth,
         // The same limits as the Mosquitto config above, and no per-client
         // info logs (Mosquitto logs only errors and warnings too).
         "--host",
@@ -246,6 +263,7 @@ export async function startBroker(
         "warning",
       ];
       break;
+    }
   }
   if (opts.cpu !== undefined && which("taskset")) {
     cmd = ["taskset", "-c", String(opts.cpu), ...cmd];
@@ -293,5 +311,56 @@ export async function startBroker(
     await stop();
     throw new Error(`${name}: ${(e as Error).message}\n${tail}`);
   }
-  return { name, port, pid: child.pid, output: () => tail, stop };
+  const loadArgs = name === "kite-acl"
+    ? ["--username", BENCH_USER, "--password", BENCH_PASSWORD]
+    : [];
+  return { name, port, pid: child.pid, output: () => tail, stop, loadArgs };
+}
+
+const BENCH_USER = "bench";
+const BENCH_PASSWORD = "bench-password";
+
+/**
+ * The ACL of `kite-acl`: the load tool's user may read and write
+ * `kite-load/#`; other users, patterns and a deny rule make it look like a
+ * real file (the rules of one client are compiled into one matcher).
+ */
+const BENCH_ACL = `# kite-acl benchmark
+topic read public/#
+
+user admin
+topic readwrite #
+
+user ${BENCH_USER}
+topic readwrite kite-load/#
+topic deny kite-load/secret/#
+topic read public/#
+
+user sensor
+topic write sensors/+/temp
+
+pattern read users/%u/inbox/#
+pattern write devices/%c/status
+`;
+
+/**
+ * Writes a password file (users `bench` and `admin`) and the ACL into
+ * `dir`; returns the broker flags that use them.
+ */
+async function writeAuthFiles(dir: string): Promise<string[]> {
+  const passwordFile = join(dir, "kite.passwd");
+  const aclFile = join(dir, "kite.acl");
+  // Fewer iterations than the default: 51 logins per run, not measured.
+  const file = new PasswordFile({ iterations: 10_000 });
+  await file.setUser(BENCH_USER, BENCH_PASSWORD);
+  await file.setUser("admin", crypto.randomUUID());
+  await file.save(passwordFile);
+  await Deno.writeTextFile(aclFile, BENCH_ACL);
+  return [
+    "--password-file",
+    passwordFile,
+    "--acl-file",
+    aclFile,
+    "--no-allow-anonymous",
+  ];
 }

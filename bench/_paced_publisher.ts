@@ -26,7 +26,7 @@
  */
 
 import { Link } from "./_link.ts";
-import { connectBytes, publishTemplate } from "./_packets.ts";
+import { connectBytes, type Login, publishTemplate } from "./_packets.ts";
 
 /** What the main thread sends to start a paced publisher. */
 export interface PacedStart {
@@ -35,6 +35,8 @@ export interface PacedStart {
   clientId: string;
   keepAlive: number;
   cleanSession: boolean;
+  /** User name and password of the CONNECT, if any. */
+  login?: Login;
   topic: string;
   payloadSize: number;
   /** Payload bytes 0..3: magic and publisher index, as the tool expects. */
@@ -70,7 +72,7 @@ async function connect(s: PacedStart): Promise<Link> {
   });
   link.start();
   link.writer.enqueue(
-    connectBytes(s.clientId, s.keepAlive, s.cleanSession),
+    connectBytes(s.clientId, s.keepAlive, s.cleanSession, s.login),
   );
   const timeout = setTimeout(() => connack(-1), 10_000);
   const rc = await acked;

@@ -36,18 +36,36 @@ function packet(first: number, body: number[]): Uint8Array {
   return Uint8Array.from([first, ...varint(body.length), ...body]);
 }
 
-/** A 3.1.1 CONNECT with no will, username or password. */
+/** A user name and optional password for {@linkcode connectBytes}. */
+export interface Login {
+  username: string;
+  password?: string;
+}
+
+/** A 3.1.1 CONNECT with no will; a user name and password when given. */
 export function connectBytes(
   clientId: string,
   keepAlive: number,
   cleanSession = true,
+  login?: Login,
 ): Uint8Array {
+  let flags = cleanSession ? 0x02 : 0x00;
+  const tail: number[] = [];
+  if (login !== undefined) {
+    flags |= 0x80; // user name flag
+    tail.push(...str(login.username));
+    if (login.password !== undefined) {
+      flags |= 0x40; // password flag
+      tail.push(...str(login.password));
+    }
+  }
   return packet(0x10, [
     ...str("MQTT"),
     4, // protocol level 3.1.1
-    cleanSession ? 0x02 : 0x00, // connect flags
+    flags, // connect flags
     ...u16(keepAlive),
     ...str(clientId),
+    ...tail,
   ]);
 }
 

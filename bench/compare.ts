@@ -43,11 +43,13 @@ const LABEL: Record<BrokerName, string> = {
   kite: "Kite",
   "kite-kv": "Kite (KV)",
   "kite-base": "Kite (base)",
+  "kite-acl": "Kite (ACL)",
   mosquitto: "Mosquitto",
   aedes: "Aedes",
 };
 
-interface ToolOptions {
+/** How {@linkcode runTool} runs the load tool. */
+export interface ToolOptions {
   duration: number;
   warmup: number;
   /**
@@ -63,12 +65,16 @@ interface ToolOptions {
   nice: number | undefined;
 }
 
-/** Runs bench/load.ts in its own process (pinned) and parses its JSON. */
-async function runTool(
+/**
+ * Runs bench/load.ts in its own process (pinned) and parses its JSON;
+ * `extraArgs` are the broker's `loadArgs` (credentials).
+ */
+export async function runTool(
   port: number,
   pid: number,
   scenario: ScenarioName,
   o: ToolOptions,
+  extraArgs: string[] = [],
 ): Promise<LoadResult> {
   const warmup = scenario === "latency" ? o.latencyWarmup : o.warmup;
   let cmd = [
@@ -89,6 +95,7 @@ async function runTool(
     String(scenario === "conns" ? Math.min(o.duration, 2) : o.duration),
     "--count",
     String(o.count),
+    ...extraArgs,
   ];
   if (o.toolCpu !== undefined) {
     cmd = ["taskset", "-c", String(o.toolCpu), ...cmd];
@@ -479,7 +486,13 @@ async function main(args: string[]): Promise<number> {
           ...(tool.nice !== undefined ? { nice: tool.nice } : {}),
         });
         try {
-          const r = await runTool(broker.port, broker.pid, scenario, tool);
+          const r = await runTool(
+            broker.port,
+            broker.pid,
+            scenario,
+            tool,
+            broker.loadArgs,
+          );
           runs.push(r);
           console.error(
             `${LABEL[name]} ${scenario}: ${fmt(mainMetric(r))}` +

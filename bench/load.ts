@@ -28,6 +28,7 @@ import { parseArgs } from "node:util";
 import {
   connectBytes,
   DISCONNECT,
+  type Login,
   PINGREQ,
   PUBACK,
   PUBCOMP,
@@ -183,6 +184,11 @@ export interface LoadOptions {
   concurrency?: number;
   /** Keep alive sent in CONNECT, seconds; default 0 (none). */
   keepAlive?: number;
+  /**
+   * User name (and password) every publisher and subscriber connects with,
+   * e.g. for a broker with a password file and an ACL; not used by conns.
+   */
+  login?: Login;
   /** Seconds to wait for in-flight messages after the run; default 5. */
   drainTimeout?: number;
   /** Topic prefix; default a unique `kite-load/<random>`. */
@@ -366,12 +372,13 @@ async function connectLink(
   port: number,
   clientId: string,
   keepAlive: number,
-  cleanSession = true,
+  cleanSession: boolean,
+  login: Login | undefined,
 ): Promise<Link> {
   const link = await Link.open(host, port, ignore);
   link.start();
   const connack = expectPacket(link, 2, 10_000, `CONNACK for ${clientId}`);
-  link.writer.enqueue(connectBytes(clientId, keepAlive, cleanSession));
+  link.writer.enqueue(connectBytes(clientId, keepAlive, cleanSession, login));
   const { buf, body } = await connack.catch(async (e) => {
     await link.close();
     throw e;
@@ -666,6 +673,7 @@ async function runFlow(
         `kite-load-${runId}-s${s}`,
         keepAlive,
         !shape.persistent,
+        opts.login,
       );
       links.push(link);
       const sub: Subscriber = { link, trackers: [] };
@@ -697,6 +705,7 @@ async function runFlow(
           clientId,
           keepAlive,
           cleanSession: !shape.persistent,
+          ...(opts.login ? { login: opts.login } : {}),
           topic,
           payloadSize,
           magic: MAGIC,
@@ -711,6 +720,7 @@ async function runFlow(
           clientId,
           keepAlive,
           !shape.persistent,
+          opts.login,
         );
         links.push(link);
       }
@@ -1251,7 +1261,10 @@ const USAGE = `usage: deno task load -- [options]
                     for slow, slow-qos1)
   --count N         conns: connections (10000)
   --concurrency N   conns: connects in flight (100)
-  --keepalive S     keep alive in CONNECT (0)`;
+  --keepalive S     keep alive in CONNECT (0)
+  --username U --password P
+                    credentials of every CONNECT (not conns), for a broker
+                    with a password file and an ACL`;
 
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -1274,6 +1287,8 @@ async function main(args: string[]): Promise<number> {
       count: { type: "string" },
       concurrency: { type: "string" },
       keepalive: { type: "string" },
+      username: { type: "string" },
+      password: { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -1317,6 +1332,11 @@ async function main(args: string[]): Promise<number> {
     set("count", num(values.count));
     set("concurrency", num(values.concurrency));
     set("keepAlive", num(values.keepalive));
+    if (values.username !== undefined) {
+      opts.login = values.password === undefined
+        ? { username: values.username }
+        : { username: values.username, password: values.password };
+    }
     const r = await runLoad(opts);
     results.push(r);
     if (!values.json) console.log(formatResult(r));

@@ -37,17 +37,19 @@
  *   in Kite any matching `deny` wins.) As in
  *   MQTT matching, rules starting with a wildcard never match `$` topics
  *   [MQTT-4.7.2-1], so `$SYS/#` must be granted explicitly.
- * - **Subscribe** (`canSubscribe`): Mosquitto 2 accepts every SUBSCRIBE and
- *   filters each delivered message with the read rules instead. Kite decides
- *   at SUBSCRIBE time, so that a refused filter gets a reason code (and no
- *   per-message check is needed): a filter is allowed when one `read` or
- *   `readwrite` rule of the client *covers* it (every topic the filter can
- *   match is matched by the rule: `a/#` covers `a/+/c` and `a`, `a/+` does
- *   not cover `a/#`) and no `deny` rule *overlaps* it (matches any topic the
- *   filter matches). This never lets a client receive a topic `canRead`
- *   refuses (as long as the rules do not change: a reload does not re-check
- *   existing subscriptions). A shared subscription `$share/{group}/{filter}` is checked by
- *   its inner filter.
+ * - **Subscribe**: as in Mosquitto 2, `fileAuth` (auth.ts) accepts every
+ *   valid SUBSCRIBE filter and checks each delivered message with
+ *   `canRead` instead (the broker's `authorizeRead` hook), so a filter wider
+ *   than the user's read rights (`#` for a user who may read
+ *   `sensors/+/temp`) delivers only what the rules allow, and a reload
+ *   applies to existing subscriptions at once. `canSubscribe` remains for
+ *   callers that want a static answer: a filter is allowed when one `read`
+ *   or `readwrite` rule of the client *covers* it (every topic the filter
+ *   can match is matched by the rule: `a/#` covers `a/+/c` and `a`, `a/+`
+ *   does not cover `a/#`) and no `deny` rule *overlaps* it (matches any
+ *   topic the filter matches), i.e. when `canRead` allows every topic the
+ *   filter can match. A shared subscription `$share/{group}/{filter}` is
+ *   checked by its inner filter.
  *
  * `tests/auth_acl_mosquitto_test.ts` runs one file through Mosquitto 2.0 and
  * through this module and compares the publish and delivery decisions.

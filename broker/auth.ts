@@ -17,7 +17,9 @@ import type { AuthPacket, Properties, QoS } from "../codec/packet.ts";
 import type {
   AuthenticateContext,
   AuthenticateHook,
+  AuthorizationEpochHook,
   AuthorizePublishHook,
+  AuthorizeReadHook,
   AuthorizeSubscribeHook,
   AuthStep,
   ClientInfo,
@@ -31,7 +33,9 @@ import { type KeyDeriver, PasswordFile } from "./password_file.ts";
 export type {
   AuthenticateContext,
   AuthenticateHook,
+  AuthorizationEpochHook,
   AuthorizePublishHook,
+  AuthorizeReadHook,
   AuthorizeSubscribeHook,
   AuthStep,
   ClientInfo,
@@ -321,12 +325,26 @@ export interface FileAuth {
   authenticate: AuthenticateHook;
   /** Checks a PUBLISH topic against the ACL (synchronous). */
   authorizePublish: AuthorizePublishHook;
-  /** Checks a SUBSCRIBE filter against the ACL (synchronous). */
+  /**
+   * Grants every (valid) SUBSCRIBE filter at the requested QoS, as
+   * Mosquitto 2 does: what the ACL allows is decided per delivery by
+   * `authorizeRead`, so a filter wider than the user's read rights (`#`)
+   * is accepted and only the topics the user may read are delivered.
+   */
   authorizeSubscribe: AuthorizeSubscribeHook;
+  /**
+   * Checks each delivery against the ACL's read rules (synchronous); absent
+   * without an ACL file (everyone may read everything).
+   */
+  authorizeRead?: AuthorizeReadHook;
+  /** Bumped by each successful `reload`: the broker's cached `authorizeRead` answers are dropped. */
+  authorizationEpoch: AuthorizationEpochHook;
   /**
    * Re-reads both files (call it on SIGHUP). If either file fails to load
    * the previous rules stay in force and the promise rejects with an
-   * `AuthFileError`. Existing subscriptions are not re-checked.
+   * `AuthFileError`. New rules apply at once to every later delivery,
+   * existing subscriptions and queued messages included (through
+   * `authorizeRead` and `authorizationEpoch`).
    */
   reload(): Promise<void>;
 }
@@ -371,8 +389,12 @@ function who(client: ClientInfo): Record<string, unknown> {
  *   the password wrong, after the same amount of work;
  * - a user name, without a password file: 0x00.
  *
- * `authorizePublish` returns 0x00 or 0x87; `authorizeSubscribe` returns the
- * requested QoS or 0x87 (the broker sends 0x80 to 3.1.1 clients).
+ * `authorizePublish` returns 0x00 or 0x87. `authorizeSubscribe` grants the
+ * requested QoS to every filter, and `authorizeRead` checks each message
+ * against the read rules when it is delivered (as Mosquitto 2 does): a user
+ * who may read `sensors/+/temp` may subscribe to `#` and gets only those
+ * topics. `reload` bumps `authorizationEpoch`, so tightened rules stop
+ * deliveries to existing subscriptions at once.
  *
  * @example
  * ```ts ignore
@@ -471,21 +493,20 @@ export async function fileAuth(options: FileAuthOptions): Promise<FileAuth> {
     return ReasonCode.NotAuthorized;
   };
 
+  // Every filter is granted: deliveries are checked by authorizeRead.
   const authorizeSubscribe = (
-    client: ClientInfo,
-    filter: string,
+    _client: ClientInfo,
+    _filter: string,
     qos: QoS,
-  ): number => {
+  ): number => qos;
+
+  const authorizeRead = (client: ClientInfo, topic: string): boolean => {
     const acl = state.acl;
-    if (acl === undefined || rulesOf(acl, client).canSubscribe(filter)) {
-      return qos;
-    }
-    logger.info(
-      "subscribe to {filter} refused by the ACL (client {clientId}, user {username})",
-      { ...who(client), filter },
-    );
-    return ReasonCode.NotAuthorized;
+    return acl === undefined || rulesOf(acl, client).canRead(topic);
   };
+
+  let epoch = 1;
+  const authorizationEpoch = (): number => epoch;
 
   const reload = async (): Promise<void> => {
     try {
@@ -496,8 +517,17 @@ export async function fileAuth(options: FileAuthOptions): Promise<FileAuth> {
       });
       throw e;
     }
+    epoch++;
     logger.info("password and ACL files reloaded");
   };
 
-  return { authenticate, authorizePublish, authorizeSubscribe, reload };
+  const auth: FileAuth = {
+    authenticate,
+    authorizePublish,
+    authorizeSubscribe,
+    authorizationEpoch,
+    reload,
+  };
+  if (options.aclFile !== undefined) auth.authorizeRead = authorizeRead;
+  return auth;
 }

@@ -54,6 +54,8 @@ export interface CoreConnection extends SessionLink {
   readonly willDelay: number;
   /** Who the hooks are told about. */
   readonly info: ClientInfo | undefined;
+  /** The user name it connected (or authenticated) with. */
+  readonly username: string | undefined;
   /** The session, once connected. */
   readonly session: Session | undefined;
   /** Checks the connect timeout and keep alive. */
@@ -98,7 +100,8 @@ export class BrokerCore implements GaugeSource {
       if (v === undefined || k === "store") continue;
       if (
         k === "authenticate" || k === "authorizePublish" ||
-        k === "authorizeSubscribe" || k === "enhancedAuth"
+        k === "authorizeSubscribe" || k === "enhancedAuth" ||
+        k === "authorizeRead" || k === "authorizationEpoch"
       ) {
         (hooks as Record<string, unknown>)[k] = v;
       } else (settings as Record<string, unknown>)[k] = v;
@@ -116,6 +119,12 @@ export class BrokerCore implements GaugeSource {
       queueQos0Messages: settings.queueQos0Messages,
       stats: this.metrics,
     };
+    if (hooks.authorizeRead !== undefined) {
+      this.sessionContext.authorizeRead = hooks.authorizeRead;
+    }
+    if (hooks.authorizationEpoch !== undefined) {
+      this.sessionContext.authorizationEpoch = hooks.authorizationEpoch;
+    }
   }
 
   // GaugeSource: what the metrics read.
@@ -166,6 +175,7 @@ export class BrokerCore implements GaugeSource {
         this.sessionContext,
       );
       s.disconnectedAt = since;
+      s.username = r.username;
       for (const sub of r.subscriptions) {
         s.subscriptions.set(sub.filter, sub);
         this.dispatcher.subscribe(s, sub, sharedOf(sub.filter));
@@ -234,6 +244,7 @@ export class BrokerCore implements GaugeSource {
     const wasPersistent = present && session.persistent;
     session.protocolVersion = conn.version;
     session.expiryInterval = expiry;
+    session.username = conn.username;
     const will = conn.will;
     session.will = will;
     this.offline.delete(session);

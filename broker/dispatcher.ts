@@ -38,6 +38,13 @@ export interface Subscriber {
   /** Online, with its output buffer under its bound. */
   writable(): boolean;
   /**
+   * Whether it may receive a message published to `topic` (read
+   * authorization). A dispatcher skips, when it picks one member of a
+   * shared group, members that may not; `deliver` checks it for everyone.
+   * Absent: always true.
+   */
+  mayRead?(topic: string): boolean;
+  /**
    * Takes one message at `qos` (already the minimum of publish and grant),
    * with the retain flag to deliver and the v5 subscription identifiers.
    * `cache` shares encodings among the subscribers of one publish; `group`

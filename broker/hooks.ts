@@ -12,6 +12,9 @@
  *   will); `authorizeSubscribe(client, filter, qos)` for each SUBSCRIBE
  *   filter. Both may return a number synchronously: the broker only
  *   `await`s when the result is a promise.
+ * - `authorizeRead(client, topic)` before each message a session is about
+ *   to receive (see {@linkcode AuthorizeReadHook}): synchronous, cached per
+ *   session and topic until `authorizationEpoch()` changes.
  *
  * This module holds types only and imports nothing from the rest of the
  * broker, so options (`config/`), `auth.ts` and the connection can all
@@ -74,6 +77,40 @@ export type AuthorizeSubscribeHook = (
   filter: string,
   qos: QoS,
 ) => Promise<number> | number;
+
+/**
+ * Decides whether a client may receive a message published to `topic`:
+ * `true` delivers, `false` skips it for this client (as if it had no
+ * matching subscription). Synchronous, because it runs on the delivery path:
+ * the broker asks it for every message a session is about to receive (live
+ * deliveries, retained messages on SUBSCRIBE, queued and restored messages
+ * when they are sent, wills), so that tightened rules apply to existing
+ * subscriptions at once, as Mosquitto does. A hook that throws counts as
+ * `false`.
+ *
+ * `client` is the session's owner (client id and user name), also while it
+ * is offline and after a restart, so `remoteAddress` may be absent.
+ *
+ * When `authorizationEpoch` is given too, the broker caches the answers per
+ * session and topic (bounded) until the epoch changes; without it, the hook
+ * is called for every delivery.
+ *
+ * @example
+ * ```ts
+ * import type { AuthorizeReadHook } from "./hooks.ts";
+ * // Each user reads under users/<name>/ and news/ only.
+ * const authorizeRead: AuthorizeReadHook = (client, topic) =>
+ *   topic.startsWith(`users/${client.username}/`) || topic.startsWith("news/");
+ * ```
+ */
+export type AuthorizeReadHook = (client: ClientInfo, topic: string) => boolean;
+
+/**
+ * The generation of the authorization rules: returns a number that changes
+ * whenever the answers of `authorizeRead` may change (bump it when the rules
+ * are reloaded). Called once per delivery check, so it must be cheap.
+ */
+export type AuthorizationEpochHook = () => number;
 
 /** What {@linkcode EnhancedAuthHook} is given when an exchange starts. */
 export interface EnhancedAuthContext extends ClientInfo {
@@ -166,6 +203,17 @@ export interface BrokerHooks {
   authorizePublish?: AuthorizePublishHook;
   /** Called for every filter of a SUBSCRIBE. */
   authorizeSubscribe?: AuthorizeSubscribeHook;
+  /**
+   * Called before each message a session is about to receive; see
+   * {@linkcode AuthorizeReadHook} (synchronous, on the delivery path).
+   */
+  authorizeRead?: AuthorizeReadHook;
+  /**
+   * The generation of the rules `authorizeRead` answers from: its answers
+   * are cached per session and topic until this changes. See
+   * {@linkcode AuthorizationEpochHook}.
+   */
+  authorizationEpoch?: AuthorizationEpochHook;
   /**
    * v5 enhanced authentication (AUTH packets) for a CONNECT with an
    * Authentication Method; see {@linkcode EnhancedAuthHook}. Without it

@@ -191,13 +191,23 @@ export async function main(args: readonly string[]): Promise<number> {
     }
     const options: BrokerOptions = { ...settings };
     if (fileAuthHandle !== undefined) {
-      const { authenticate, authorizePublish, authorizeSubscribe } =
-        fileAuthHandle.auth;
+      const {
+        authenticate,
+        authorizePublish,
+        authorizeSubscribe,
+        authorizeRead,
+        authorizationEpoch,
+      } = fileAuthHandle.auth;
       Object.assign(options, {
         authenticate,
         authorizePublish,
         authorizeSubscribe,
       });
+      // With an ACL file: each delivery is checked against the read rules
+      // (rules reloaded on SIGHUP apply to existing subscriptions at once).
+      if (authorizeRead !== undefined) {
+        Object.assign(options, { authorizeRead, authorizationEpoch });
+      }
     }
     let broker: Broker | undefined;
     try {

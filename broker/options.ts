@@ -12,7 +12,9 @@
 export type {
   AuthenticateContext,
   AuthenticateHook,
+  AuthorizationEpochHook,
   AuthorizePublishHook,
+  AuthorizeReadHook,
   AuthorizeSubscribeHook,
   BrokerHooks,
   ClientInfo,

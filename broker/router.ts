@@ -14,7 +14,9 @@
  * (for QoS 1/2: a free slot in their receive window and nothing queued; for
  * QoS 0: an output buffer under its bound). When no member has room, the
  * next online member gets it (queued in its session); when none is online,
- * the next member's session queues it (as Mosquitto does).
+ * the next member's session queues it (as Mosquitto does). Members that may
+ * not read the topic (`Subscriber.mayRead`) are skipped; each delivery is
+ * authorized again by the subscriber itself.
  *
  * When a member's connection ends, the QoS 1/2 messages routed to it
  * through the group that it has not started to receive (queued) and the QoS 1
@@ -253,7 +255,7 @@ export class Router implements Dispatcher {
     hits.length = 0;
     for (let i = 0; i < shared.length; i++) {
       const g = shared[i]!;
-      const e = pickMember(g, publisherId, mq > 0, undefined);
+      const e = pickMember(g, publisherId, mq > 0, undefined, message.topic);
       if (e !== undefined) {
         deliverToMember(e, message, mq, message.retain, cache, g);
         n++;
@@ -296,7 +298,7 @@ export class Router implements Dispatcher {
         left.push(m);
         continue;
       }
-      const e = pickMember(g, undefined, true, from);
+      const e = pickMember(g, undefined, true, from, m.message.topic);
       if (e === undefined || !e.target.subscriber.online) {
         left.push(m);
         continue;
@@ -351,15 +353,16 @@ function deliverToMember(
 }
 
 /**
- * The next member of `g` round-robin: the first online one with room (for
- * QoS > 0 a free receive-window slot), else the first online one, else (not
- * when `exclude` is given) the first one at all.
+ * The next member of `g` round-robin that may read `topic`: the first online
+ * one with room (for QoS > 0 a free receive-window slot), else the first
+ * online one, else (not when `exclude` is given) the first one at all.
  */
 function pickMember(
   g: SharedGroup,
   publisherId: string | undefined,
   reliable: boolean,
   exclude: Subscriber | undefined,
+  topic: string,
 ): Entry | undefined {
   const n = g.members.length;
   let online: Entry | undefined;
@@ -371,6 +374,7 @@ function pickMember(
     const s = e.target.subscriber;
     if (s === exclude) continue;
     if (e.sub.noLocal === true && s.clientId === publisherId) continue;
+    if (s.mayRead !== undefined && !s.mayRead(topic)) continue;
     if (s.online) {
       if (reliable ? s.hasRoom() : s.writable()) {
         g.next = (i + 1) % n;

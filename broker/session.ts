@@ -12,6 +12,16 @@
  * instead). Each episode is logged once at warning level (with the running
  * count at debug level) and counted in `Session.dropped`.
  *
+ * Read authorization: when the broker has an `authorizeRead` hook, every
+ * message is checked against the session owner's read rights (client id and
+ * `username`, kept while offline and in the stored record) when it is
+ * delivered (live, retained, will: before it is sent or queued) and again
+ * when a queued or restored message is sent, or an unacknowledged one is
+ * resent on reconnect: the rules at send time win. A refused message is
+ * skipped silently, as if there were no matching subscription (a refused
+ * message in flight is forgotten). Answers are cached per session and topic
+ * (`_read_cache.ts`).
+ *
  * @module
  */
 
@@ -36,6 +46,12 @@ import type {
 } from "./store/store.ts";
 import { debugEnabled } from "./_log.ts";
 import type { SharedMember } from "./dispatcher.ts";
+import type {
+  AuthorizationEpochHook,
+  AuthorizeReadHook,
+  ClientInfo,
+} from "./hooks.ts";
+import { ReadCache } from "./_read_cache.ts";
 
 export {
   encodePublish,
@@ -82,6 +98,10 @@ export interface SessionContext {
   queueQos0Messages: boolean;
   /** Counters the session adds its dropped messages to. */
   stats?: { messagesDropped: number };
+  /** Checks each message a session is about to receive (hooks.ts). */
+  authorizeRead?: AuthorizeReadHook;
+  /** Invalidates the cached `authorizeRead` answers when it changes. */
+  authorizationEpoch?: AuthorizationEpochHook;
 }
 
 /** A subscription as the session keeps it (qos is the granted QoS). */
@@ -152,6 +172,9 @@ export class Session implements SharedMember {
   #nextSeq = 1;
   #packetIds = new PacketIdAllocator();
   #dropEpisode = false;
+  #username: string | undefined;
+  /** `authorizeRead` answers for the owner; made on first use. */
+  #read: ReadCache | undefined;
 
   /** Creates an empty session. */
   constructor(
@@ -164,6 +187,49 @@ export class Session implements SharedMember {
     this.protocolVersion = protocolVersion;
     this.expiryInterval = expiryInterval;
     this.#ctx = ctx;
+  }
+
+  /**
+   * The user name of the session's owner (the client that connected with
+   * it; kept in the stored record). Deliveries are authorized for it.
+   */
+  get username(): string | undefined {
+    return this.#username;
+  }
+  set username(username: string | undefined) {
+    if (username === this.#username) return;
+    this.#username = username;
+    this.#read = undefined;
+  }
+
+  /**
+   * Whether the owner may receive a message published to `topic` now (the
+   * `authorizeRead` hook, cached; true without one).
+   */
+  mayRead(topic: string): boolean {
+    const hook = this.#ctx.authorizeRead;
+    if (hook === undefined) return true;
+    let read = this.#read;
+    if (read === undefined) {
+      const client: ClientInfo = {
+        clientId: this.clientId,
+        protocolVersion: this.protocolVersion,
+      };
+      if (this.#username !== undefined) client.username = this.#username;
+      read = this.#read = new ReadCache(
+        hook,
+        this.#ctx.authorizationEpoch,
+        client,
+      );
+    }
+    if (read.allows(topic)) return true;
+    if (debugEnabled()) {
+      log.debug("Session {clientId}: {topic} not delivered (read refused)", {
+        clientId: this.clientId,
+        topic,
+      });
+    }
+    return false;
   }
 
   /** Whether the session is mirrored into the store (it outlives its connection). */
@@ -200,6 +266,7 @@ export class Session implements SharedMember {
       r.disconnectedAt = this.disconnectedAt;
     }
     if (this.will !== undefined) r.will = this.will;
+    if (this.#username !== undefined) r.username = this.#username;
     return r;
   }
 
@@ -246,6 +313,11 @@ export class Session implements SharedMember {
     cache: FanoutCache | undefined,
     group?: object,
   ): void {
+    if (
+      this.#ctx.authorizeRead !== undefined && !this.mayRead(message.topic)
+    ) {
+      return;
+    }
     const link = this.link;
     if (qos === 0) {
       if (link !== undefined && this.#replay === undefined) {
@@ -303,6 +375,11 @@ export class Session implements SharedMember {
   ): void {
     const link = this.link;
     if (link === undefined) return;
+    if (
+      this.#ctx.authorizeRead !== undefined && !this.mayRead(message.topic)
+    ) {
+      return;
+    }
     const m: OutgoingMessage = {
       seq: this.#nextSeq++,
       packetId: 0,
@@ -473,6 +550,10 @@ export class Session implements SharedMember {
           head.message.expiresAt !== undefined &&
           head.message.expiresAt <= Date.now()
         ) continue;
+        if (
+          this.#ctx.authorizeRead !== undefined &&
+          !this.mayRead(head.message.topic)
+        ) continue; // the rules changed while it waited: they win
         this.#sendNow(link, head);
       }
       this.#replay = undefined;
@@ -485,6 +566,16 @@ export class Session implements SharedMember {
       this.#queue!.shift();
       this.#queuedBytes -= queuedSize(head.message);
       if (head.qos === 0) this.#queuedQos0--;
+      if (
+        this.#ctx.authorizeRead !== undefined &&
+        !this.mayRead(head.message.topic)
+      ) {
+        // The rules changed since it was queued (or restored): they win.
+        if (head.qos > 0 && this.persistent) {
+          this.#ctx.store.deleteOutgoing(this.clientId, head.seq);
+        }
+        continue;
+      }
       if (head.message.expiresAt !== undefined) {
         if (now === 0) now = Date.now();
         if (head.message.expiresAt <= now) {
@@ -511,6 +602,16 @@ export class Session implements SharedMember {
     for (const m of [...(this.#inflight?.values() ?? [])]) {
       if (m.state === "pubrec") {
         link.send({ type: "pubrel", packetId: m.packetId }, true);
+        continue;
+      }
+      if (
+        this.#ctx.authorizeRead !== undefined && !this.mayRead(m.message.topic)
+      ) {
+        // Not resent to an owner who may no longer read it.
+        this.inflight.delete(m.packetId);
+        if (this.persistent) {
+          this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
+        }
         continue;
       }
       const enc = this.#encodingFor(link, m);

@@ -21,6 +21,13 @@ export interface KiteProcess extends AsyncDisposable {
   stop(): Promise<void>;
   /** What it logged so far. */
   log(): string;
+  /** Sends it a signal (e.g. `SIGHUP`). */
+  signal(signal: Deno.Signal): void;
+  /**
+   * Resolves when its log (from `from` characters on) matches `pattern`;
+   * rejects after `ms`.
+   */
+  waitForLog(pattern: RegExp, ms?: number, from?: number): Promise<void>;
 }
 
 /**
@@ -52,13 +59,32 @@ export async function startKiteProcess(
   }).spawn();
   let text = "";
   const { promise: ready, resolve, reject } = Promise.withResolvers<number>();
+  const logWaiters = new Set<() => void>();
   const read = async (stream: ReadableStream<Uint8Array>) => {
     const dec = new TextDecoder();
     for await (const chunk of stream) {
       text += dec.decode(chunk, { stream: true });
       const m = text.match(/listening on mqtt:\/\/[^\s:]+:(\d+)/);
       if (m) resolve(Number(m[1]));
+      for (const w of logWaiters) w();
     }
+  };
+  const waitForLog = (pattern: RegExp, ms = 5000, from = 0) => {
+    const { promise, resolve: found, reject: fail } = Promise
+      .withResolvers<void>();
+    const check = () => {
+      if (pattern.test(text.slice(from))) found();
+    };
+    logWaiters.add(check);
+    const timer = setTimeout(
+      () => fail(new Error(`kite did not log ${pattern} in time:\n${text}`)),
+      ms,
+    );
+    check();
+    return promise.finally(() => {
+      clearTimeout(timer);
+      logWaiters.delete(check);
+    });
   };
   const drained = Promise.all([read(child.stdout), read(child.stderr)]);
   const status = child.status.then((s) => {
@@ -81,7 +107,14 @@ export async function startKiteProcess(
   );
   try {
     const port = await ready;
-    return { port, stop, log: () => text, [Symbol.asyncDispose]: stop };
+    return {
+      port,
+      stop,
+      log: () => text,
+      signal: (signal) => child.kill(signal),
+      waitForLog,
+      [Symbol.asyncDispose]: stop,
+    };
   } catch (e) {
     await stop();
     throw e;

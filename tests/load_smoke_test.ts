@@ -213,6 +213,18 @@ Deno.test("publishTemplate() and friends encode what encode() encodes", () => {
     }),
   );
   assert.deepEqual(
+    connectBytes("c2", 30, false, { username: "u", password: "pw" }),
+    encode({
+      type: "connect",
+      protocolVersion: 4,
+      clientId: "c2",
+      cleanStart: false,
+      keepAlive: 30,
+      username: "u",
+      password: new TextEncoder().encode("pw"),
+    }),
+  );
+  assert.deepEqual(
     subscribeBytes(1, "a/+", 2),
     encode({
       type: "subscribe",

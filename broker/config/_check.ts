@@ -22,6 +22,8 @@ const HOOKS: { readonly [K in keyof BrokerHooks]-?: true } = {
   authenticate: true,
   authorizePublish: true,
   authorizeSubscribe: true,
+  authorizeRead: true,
+  authorizationEpoch: true,
   enhancedAuth: true,
 };
 

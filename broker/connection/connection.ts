@@ -210,6 +210,8 @@ export class Connection implements ConnectionContext, CommitWaiter {
       else next.username = username;
       this.#info = next;
     }
+    // A v5 re-authentication: deliveries follow the proven identity.
+    if (this.session !== undefined) this.session.username = username;
   }
 
   /** The peer address, if the transport knows it. */

@@ -66,6 +66,11 @@ export interface SessionRecord {
   subscriptions: StoredSubscription[];
   /** The will, while it may still be published. */
   will?: StoredWill;
+  /**
+   * The user name of the session's owner, if it connected with one:
+   * deliveries to the session are authorized for it, also after a restart.
+   */
+  username?: string;
 }
 
 /** State of a message queued for or in flight to a session. */

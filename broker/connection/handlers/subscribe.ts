@@ -4,7 +4,10 @@
  * `maxTopicLevels`: 0x8F), granted QoS capped by the broker's maximum, the
  * `authorizeSubscribe` hook, then the subscriptions applied (a new filter
  * past `maxSubscriptionsPerClient`: 0x97), SUBACK, and the retained
- * messages after it [MQTT-3.8.4-4].
+ * messages after it [MQTT-3.8.4-4]. Retained messages go through
+ * `Session.deliverRetained`, which applies the `authorizeRead` hook: a
+ * filter wider than the client's read rights gets only the retained
+ * messages it may read.
  *
  * @module
  */
