@@ -91,6 +91,13 @@ export class Outbox {
     this.#version = version;
     this.#maxPacketSize = props.maximumPacketSize ?? Infinity;
     this.aliasOut.reset(props.topicAliasMaximum ?? 0);
+    // What was in flight on the last connection, taken before the
+    // resubscription below is in flight too: it is sent once, not again as
+    // a resend with the same packet id [MQTT-2.2.1-3].
+    const resend = this.state.onConnack(
+      connack.sessionPresent,
+      props.receiveMaximum ?? 65535,
+    );
     // Session gone: subscribe again, then resend in flight, then the queue.
     if (
       !connack.sessionPresent && this.subscriptions.size > 0 &&
@@ -98,12 +105,7 @@ export class Outbox {
     ) {
       this.#resubscribe();
     }
-    for (
-      const r of this.state.onConnack(
-        connack.sessionPresent,
-        props.receiveMaximum ?? 65535,
-      )
-    ) {
+    for (const r of resend) {
       if (r.packet.type === "publish") {
         this.#sendPublish(r.entry as PublishEntry);
       } else this.#sendPacket(r.packet);
