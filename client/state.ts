@@ -2,7 +2,8 @@
  * The client's protocol state, with no I/O: packet identifiers, the queue of
  * packets waiting to be sent, the in-flight QoS 1/2 publishes (flow control
  * by the broker's Receive Maximum), what to resend after a reconnect, the
- * incoming QoS 2 ids (exactly-once delivery), and topic aliases both ways.
+ * acknowledgements of incoming publishes and the incoming QoS 2 ids
+ * (exactly-once delivery), and topic aliases both ways.
  *
  * The `Client` feeds it packets and events and writes what it returns; tests
  * drive it directly.
@@ -22,6 +23,8 @@ import type {
 } from "../codec/packet.ts";
 import { MqttError } from "../codec/errors.ts";
 import { ReasonCode, reasonCodeName } from "../codec/reason_code.ts";
+import { Fifo } from "../codec/_fifo.ts";
+import { MAX_PACKET_ID, PacketIdAllocator } from "../codec/_packet_ids.ts";
 
 export { TopicAliasReceiver } from "../codec/_topic_alias.ts";
 
@@ -92,8 +95,6 @@ export type Resend =
   | { entry: PublishEntry; packet: PublishPacket }
   | { entry: Entry; packet: Packet };
 
-const MAX_PACKET_ID = 0xffff;
-
 /**
  * I/O-free client protocol state.
  *
@@ -129,11 +130,18 @@ export class ClientState {
   /** Packet ids of QoS 2 messages received and not yet released (PUBREL). */
   readonly incomingQos2: Set<number> = new Set();
 
-  #queue: Entry[] = [];
-  #head = 0;
+  #queue = new Fifo<Entry>();
   #inflight = new Map<number, Entry>();
   #publishesInFlight = 0;
-  #nextId = 1;
+  #ids = new PacketIdAllocator();
+  // What receivePublish() returns: reused, so that answering a message
+  // allocates nothing beyond what the caller encodes.
+  #receipt: { deliver: boolean; ack: AckPacket | undefined } = {
+    deliver: true,
+    ack: undefined,
+  };
+  #puback: AckPacket = { type: "puback", packetId: 0 };
+  #pubrec: AckPacket = { type: "pubrec", packetId: 0 };
 
   /** Creates an empty state. */
   constructor(options: { maxQueued?: number } = {}) {
@@ -142,7 +150,7 @@ export class ClientState {
 
   /** Entries waiting to be sent. */
   get queued(): number {
-    return this.#queue.length - this.#head;
+    return this.#queue.length;
   }
 
   /** QoS 1/2 publishes sent and not yet completed. */
@@ -157,7 +165,7 @@ export class ClientState {
 
   /** True when a publish of this QoS may be sent right now, bypassing the queue. */
   canSendNow(qos: number): boolean {
-    if (this.#head !== this.#queue.length) return false;
+    if (this.#queue.length !== 0) return false;
     if (qos === 0) return true;
     return this.#publishesInFlight < this.receiveMaximum &&
       this.#inflight.size < MAX_PACKET_ID;
@@ -179,7 +187,7 @@ export class ClientState {
       if (entry.packet.qos === 0) return;
       this.#publishesInFlight++;
     }
-    const id = this.#allocateId();
+    const id = this.#ids.next(this.#inflight);
     entry.packet.packetId = id;
     entry.stage = 1;
     this.#inflight.set(id, entry);
@@ -191,8 +199,7 @@ export class ClientState {
    */
   takeSendable(out: Entry[]): void {
     const q = this.#queue;
-    while (this.#head < q.length) {
-      const e = q[this.#head]!;
+    for (let e = q.peek(); e !== undefined; e = q.peek()) {
       const needsId = e.kind !== "publish" || e.packet.qos > 0;
       if (needsId) {
         if (this.#inflight.size >= MAX_PACKET_ID) break;
@@ -201,16 +208,9 @@ export class ClientState {
           this.#publishesInFlight >= this.receiveMaximum
         ) break;
       }
-      q[this.#head++] = undefined as unknown as Entry;
+      q.shift();
       this.track(e);
       out.push(e);
-    }
-    if (this.#head === q.length) {
-      q.length = 0;
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > q.length) {
-      q.splice(0, this.#head);
-      this.#head = 0;
     }
   }
 
@@ -280,8 +280,53 @@ export class ClientState {
   }
 
   /**
+   * Handles an incoming PUBLISH: says whether to deliver it to the user and
+   * which acknowledgement to send once it is delivered: a PUBACK for QoS 1,
+   * a PUBREC for QoS 2, none for QoS 0. A QoS 2 message whose
+   * packet id is already held (received, not yet released by PUBREL) is a
+   * resend: it is acknowledged again but not delivered twice
+   * [MQTT-4.3.3-2]. The returned object and its `ack` are reused by the
+   * next call: read them at once.
+   *
+   * @example
+   * ```ts
+   * import { ClientState } from "@kite/mqtt/client";
+   * const state = new ClientState();
+   * const p = {
+   *   type: "publish", topic: "t", payload: new Uint8Array(), qos: 2,
+   *   retain: false, dup: false, packetId: 7,
+   * } as const;
+   * state.receivePublish(p).deliver; // true, ack: PUBREC 7
+   * state.receivePublish({ ...p, dup: true }).deliver; // false, ack: PUBREC 7
+   * state.handleAck({ type: "pubrel", packetId: 7 }); // PUBCOMP 7
+   * ```
+   */
+  receivePublish(
+    packet: PublishPacket,
+  ): { deliver: boolean; ack: AckPacket | undefined } {
+    const r = this.#receipt;
+    switch (packet.qos) {
+      case 0:
+        r.deliver = true;
+        r.ack = undefined;
+        break;
+      case 1:
+        r.deliver = true;
+        r.ack = this.#puback;
+        r.ack.packetId = packet.packetId!;
+        break;
+      default:
+        r.deliver = this.receiveQos2(packet.packetId!);
+        r.ack = this.#pubrec;
+        r.ack.packetId = packet.packetId!;
+    }
+    return r;
+  }
+
+  /**
    * Records an incoming QoS 2 PUBLISH; true when it is new and must be
    * delivered to the user, false for a duplicate of one not yet released.
+   * (`receivePublish()` calls it.)
    */
   receiveQos2(packetId: number): boolean {
     if (this.incomingQos2.has(packetId)) return false;
@@ -322,12 +367,9 @@ export class ClientState {
   drain(): Entry[] {
     const out: Entry[] = [];
     for (const e of this.#inflight.values()) out.push(e);
-    for (let i = this.#head; i < this.#queue.length; i++) {
-      out.push(this.#queue[i]!);
-    }
+    for (const e of this.#queue) out.push(e);
     this.#inflight.clear();
-    this.#queue = [];
-    this.#head = 0;
+    this.#queue.clear();
     this.#publishesInFlight = 0;
     this.incomingQos2.clear();
     return out;
@@ -338,16 +380,7 @@ export class ClientState {
    * offline drops them when the connection is lost) and returns them.
    */
   dropQueuedQos0(): PublishEntry[] {
-    const keep: Entry[] = [];
-    const dropped: PublishEntry[] = [];
-    for (let i = this.#head; i < this.#queue.length; i++) {
-      const e = this.#queue[i]!;
-      if (e.kind === "publish" && e.packet.qos === 0) dropped.push(e);
-      else keep.push(e);
-    }
-    this.#queue = keep;
-    this.#head = 0;
-    return dropped;
+    return this.#queue.retain(isNotQos0) as PublishEntry[];
   }
 
   /**
@@ -367,13 +400,10 @@ export class ClientState {
   #complete(id: number): void {
     if (this.#inflight.delete(id)) this.#publishesInFlight--;
   }
+}
 
-  #allocateId(): number {
-    let id = this.#nextId;
-    while (this.#inflight.has(id)) id = id === MAX_PACKET_ID ? 1 : id + 1;
-    this.#nextId = id === MAX_PACKET_ID ? 1 : id + 1;
-    return id;
-  }
+function isNotQos0(e: Entry): boolean {
+  return e.kind !== "publish" || e.packet.qos !== 0;
 }
 
 function ackResult(packet: AckPacket): PublishResult {

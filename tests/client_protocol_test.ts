@@ -159,6 +159,65 @@ Deno.test("Client sends in-flight PUBLISH again as new when the session is gone,
   await client.disconnect();
 });
 
+Deno.test("Client resubscribes once after a reconnect without a session: no packet id reused while in flight [MQTT-2.2.1-3]", async () => {
+  const checked = Promise.withResolvers<Packet[]>();
+  await using broker = new FakeBroker(async (c, i) => {
+    if (i === 0) {
+      await accept(c);
+      const sub = await c.next("subscribe");
+      await c.send({
+        type: "suback",
+        packetId: sub.packetId,
+        reasonCodes: [1, 1],
+      });
+      c.close();
+      return;
+    }
+    await accept(c, false);
+    // The client publishes "mark" once reconnected: everything it sent
+    // after the CONNACK before that is in c.packets by then.
+    for (;;) {
+      const p = await c.next("publish");
+      if (p.topic === "mark") break;
+    }
+    const subs = c.packets.filter((p) => p.type === "subscribe");
+    checked.resolve(subs);
+    for (const sub of subs) {
+      if (sub.type !== "subscribe") continue;
+      await c.send({
+        type: "suback",
+        packetId: sub.packetId,
+        reasonCodes: [1, 1],
+      });
+    }
+    await c.next("disconnect").catch(() => {});
+  });
+  const client = new Client({
+    port: broker.port,
+    reconnect: FAST,
+    keepAlive: 0,
+  });
+  let connects = 0;
+  client.on("connect", () => {
+    if (++connects === 2) client.publish("mark", "");
+  });
+  await client.connect();
+  assert.deepEqual(await client.subscribe(["x/#", "y/#"], 1), [1, 1]);
+  const subs = await within(checked.promise, 3000, "resubscribe");
+  // A second SUBSCRIBE with the same packet id while the first is in
+  // flight breaks [MQTT-2.2.1-3]; one SUBSCRIBE restores both filters.
+  const ids = subs.map((p) => p.type === "subscribe" && p.packetId);
+  assert.equal(new Set(ids).size, ids.length, `packet ids reused: ${ids}`);
+  assert.equal(subs.length, 1);
+  const sub = subs[0]!;
+  assert.ok(sub.type === "subscribe");
+  assert.deepEqual(sub.subscriptions.map((s) => [s.filter, s.qos]), [
+    ["x/#", 1],
+    ["y/#", 1],
+  ]);
+  await client.disconnect();
+});
+
 Deno.test("Client delivers a QoS 2 message once when the broker sends it twice", async () => {
   const done = Promise.withResolvers<void>();
   await using broker = new FakeBroker(async (c) => {

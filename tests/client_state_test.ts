@@ -172,6 +172,52 @@ Deno.test("ClientState incoming QoS 2: a duplicate is not delivered again until 
   });
 });
 
+Deno.test("ClientState.receivePublish() says what to deliver and which PUBACK/PUBREC to send [MQTT-4.3.3-2]", () => {
+  const s = new ClientState();
+  const publish = (qos: QoS, packetId?: number) => ({
+    type: "publish" as const,
+    topic: "t",
+    payload: new Uint8Array(),
+    qos,
+    retain: false,
+    dup: false,
+    ...(packetId !== undefined ? { packetId } : {}),
+  });
+  const take = (qos: QoS, packetId?: number) => {
+    const r = s.receivePublish(publish(qos, packetId));
+    // Copied at once: the result is reused by the next call.
+    return { deliver: r.deliver, ack: r.ack && { ...r.ack } };
+  };
+  assert.deepEqual(take(0), { deliver: true, ack: undefined });
+  assert.deepEqual(take(1, 3), {
+    deliver: true,
+    ack: { type: "puback", packetId: 3 },
+  });
+  // A QoS 1 resend is delivered again (at least once).
+  assert.deepEqual(take(1, 3), {
+    deliver: true,
+    ack: { type: "puback", packetId: 3 },
+  });
+  assert.deepEqual(take(2, 4), {
+    deliver: true,
+    ack: { type: "pubrec", packetId: 4 },
+  });
+  // Not yet released: acknowledged again, not delivered twice.
+  assert.deepEqual(take(2, 4), {
+    deliver: false,
+    ack: { type: "pubrec", packetId: 4 },
+  });
+  assert.deepEqual(s.handleAck({ type: "pubrel", packetId: 4 }), {
+    type: "pubcomp",
+    packetId: 4,
+  });
+  // Released: the id may carry a new message.
+  assert.deepEqual(take(2, 4), {
+    deliver: true,
+    ack: { type: "pubrec", packetId: 4 },
+  });
+});
+
 Deno.test("ClientState.onConnack() resends in order: PUBLISH with DUP and PUBREL with a session", () => {
   const s = new ClientState();
   const a = entry(1);

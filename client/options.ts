@@ -1,0 +1,185 @@
+/**
+ * The options of a `Client` and of its calls (`publish()`, `subscribe()`,
+ * `disconnect()`, `request()`). `client.ts` re-exports them; they live here
+ * so that the client's connection layer can read them without an import
+ * cycle.
+ *
+ * @module
+ */
+
+import type { Properties, QoS, UserProperty } from "../codec/packet.ts";
+import type { ReconnectOptions } from "./reconnect.ts";
+
+/** The last will, published by the broker if the client vanishes. */
+export interface WillOptions {
+  /** Topic of the will message. */
+  topic: string;
+  /** Payload: a string is sent as UTF-8. */
+  payload: string | Uint8Array;
+  /** Default 0. */
+  qos?: QoS;
+  /** Default false. */
+  retain?: boolean;
+  /** v5 will properties: willDelayInterval, messageExpiryInterval, ... */
+  properties?: Properties;
+}
+
+/** What the `auth` callback of enhanced authentication (v5) is given. */
+export interface AuthChallenge {
+  /** The reason code of the broker's AUTH (0x18 Continue authentication). */
+  reasonCode: number;
+  /** The authentication method. */
+  method: string;
+  /** The broker's authentication data, if any. */
+  data: Uint8Array | undefined;
+}
+
+/** Options of a `Client`. Every field is optional. */
+export interface ClientOptions {
+  /** Broker host. Default `"127.0.0.1"`. */
+  host?: string;
+  /** Broker port. Default 1883 (8883 with `tls`). */
+  port?: number;
+  /** Connect with TLS; an object is passed to `Deno.connectTls`. */
+  tls?: boolean | { caCerts?: string[] };
+  /** Client identifier. Default a random `kite-…` id. */
+  clientId?: string;
+  /** User name. */
+  username?: string;
+  /** Password; a string is sent as UTF-8. */
+  password?: string | Uint8Array;
+  /** Clean Start (v5) / Clean Session (3.1.1). Default true. */
+  cleanStart?: boolean;
+  /** Alias of `cleanStart` with the 3.1.1 name. */
+  cleanSession?: boolean;
+  /** Keep alive in seconds; 0 disables pings. Default 60. */
+  keepAlive?: number;
+  /**
+   * Milliseconds to wait for a PINGRESP before the connection is declared
+   * dead (closed, then reconnected). Default: the keep alive, at most 10 s.
+   */
+  pingTimeout?: number;
+  /** 4 (MQTT 3.1.1) or 5 (MQTT 5.0). Default 5. */
+  protocolVersion?: 4 | 5;
+  /** The will message. */
+  will?: WillOptions;
+  /** v5 Session Expiry Interval in seconds. */
+  sessionExpiryInterval?: number;
+  /** v5 Receive Maximum the client announces. Default 65535 (not sent). */
+  receiveMaximum?: number;
+  /** v5 Maximum Packet Size the client accepts, in bytes. */
+  maximumPacketSize?: number;
+  /** v5 Topic Alias Maximum: aliases the broker may use towards us. Default 0. */
+  topicAliasMaximum?: number;
+  /** v5: ask for Response Information in CONNACK. */
+  requestResponseInformation?: boolean;
+  /** v5: whether the broker may send reason strings/user properties on errors. */
+  requestProblemInformation?: boolean;
+  /** v5 user properties of the CONNECT. */
+  userProperties?: UserProperty[];
+  /** v5 enhanced authentication method. */
+  authenticationMethod?: string;
+  /** v5 initial authentication data. */
+  authenticationData?: Uint8Array;
+  /**
+   * v5 enhanced authentication: called for each AUTH (0x18) from the broker
+   * during connect; returns the data to answer with.
+   */
+  auth?: (
+    challenge: AuthChallenge,
+  ) => Promise<Uint8Array | undefined> | Uint8Array | undefined;
+  /** Milliseconds to wait for the TCP connection and CONNACK. Default 30 000. */
+  connectTimeout?: number;
+  /** Automatic reconnect: `false` to disable, or its options. Default on. */
+  reconnect?: boolean | ReconnectOptions;
+  /**
+   * Most requests (publish, subscribe, unsubscribe) waiting to be sent while
+   * offline or held back by the broker's Receive Maximum. When full, a new
+   * request is rejected with `QuotaExceededError` (0x97); nothing queued is
+   * dropped. Default 10 000.
+   */
+  maxQueued?: number;
+  /**
+   * What `publish()` of QoS 0 does while offline: `true` (default) queues it
+   * like QoS 1/2 (sent after reconnecting); `false` rejects it at once with
+   * `ClientOfflineError`, and QoS 0 messages still queued when the
+   * connection drops are rejected the same way.
+   */
+  queueQoS0Offline?: boolean;
+  /**
+   * v5: assign topic aliases automatically to published topics, within the
+   * broker's Topic Alias Maximum (least recently used alias reused). Default
+   * false.
+   */
+  autoTopicAliases?: boolean;
+  /**
+   * Whenever a CONNACK says the session is not present, subscribe again to
+   * every filter this client subscribed to (and did not unsubscribe), with
+   * the same options. Default true.
+   */
+  resubscribe?: boolean;
+  /**
+   * Messages buffered per `messages()` iterator. When an iterator's buffer is
+   * full the client stops reading from the socket until it is consumed (TCP
+   * backpressure: nothing is dropped; pings are not timed out meanwhile).
+   * Default 1000.
+   */
+  messageBufferSize?: number;
+}
+
+/** Options of `publish()`. */
+export interface PublishOptions {
+  /** Default 0. */
+  qos?: QoS;
+  /** Default false. */
+  retain?: boolean;
+  /**
+   * v5 manual topic alias (1..the broker's Topic Alias Maximum): give the
+   * topic the first time and `""` after; the client resends the full topic
+   * after a reconnect by itself.
+   */
+  topicAlias?: number;
+  /**
+   * v5 properties: messageExpiryInterval, contentType, responseTopic,
+   * correlationData, userProperties, payloadFormatIndicator.
+   */
+  properties?: Properties;
+}
+
+/** Options of `subscribe()`, for every filter of the call. */
+export interface SubscribeOptions {
+  /** Maximum QoS. Default 0. */
+  qos?: QoS;
+  /** v5: do not receive our own publishes. */
+  noLocal?: boolean;
+  /** v5: keep the retain flag as published. */
+  retainAsPublished?: boolean;
+  /** v5: 0 send retained, 1 only for new subscriptions, 2 never. */
+  retainHandling?: 0 | 1 | 2;
+  /** v5 Subscription Identifier (1..268 435 455). */
+  subscriptionIdentifier?: number;
+  /** v5 user properties of the SUBSCRIBE. */
+  userProperties?: UserProperty[];
+}
+
+/** Options of `disconnect()`. */
+export interface DisconnectOptions {
+  /** v5 reason code. Default 0 (or 0x04 to have the will sent). */
+  reasonCode?: number;
+  /** v5: change the session expiry interval on the way out. */
+  sessionExpiryInterval?: number;
+  /** v5 reason string. */
+  reasonString?: string;
+  /** v5 user properties. */
+  userProperties?: UserProperty[];
+}
+
+/** Options of `request()`. */
+export interface RequestOptions {
+  /** QoS of the request and of the response subscription. Default 1. */
+  qos?: QoS;
+  /** Milliseconds to wait for the response. Default 10 000. */
+  timeout?: number;
+  /** Extra v5 properties of the request (contentType, userProperties…). */
+  properties?: Properties;
+}
