@@ -11,10 +11,9 @@
  */
 
 import { connDuplex } from "../codec/_conn_duplex.ts";
-import type { StreamPair } from "../codec/duplex.ts";
 
 /** A bidirectional byte stream the broker can serve one MQTT client on. */
-export interface Transport extends StreamPair {
+export interface Transport {
   /** Bytes from the client. */
   readable: ReadableStream<Uint8Array>;
   /** Bytes to the client. */
