@@ -367,7 +367,9 @@ export class Connection implements ConnectionContext, CommitWaiter {
    * queued after held output waits behind it either way.
    */
   send(p: Packet, durable = false): void {
-    if (this.#mustHold(durable)) {
+    if (
+      this.#held !== undefined || (durable && this.core.gate.dirty)
+    ) {
       this.#hold(p, undefined, 0, false);
       return;
     }
@@ -384,15 +386,13 @@ export class Connection implements ConnectionContext, CommitWaiter {
     dup: boolean,
     durable = false,
   ): void {
-    if (this.#mustHold(durable)) {
+    if (
+      this.#held !== undefined || (durable && this.core.gate.dirty)
+    ) {
       this.#hold(undefined, enc, packetId, dup);
       return;
     }
     this.#writePublish(enc, packetId, dup);
-  }
-
-  #mustHold(durable: boolean): boolean {
-    return this.#held !== undefined || (durable && this.core.gate.dirty);
   }
 
   #hold(
@@ -471,13 +471,16 @@ export class Connection implements ConnectionContext, CommitWaiter {
   }
 
   #push(bytes: Uint8Array, off: number, id: number): void {
-    // Behind the write in progress: everything queued, or all but the first
-    // entry (the next write) when none is in progress.
     const out = this.#out;
-    const behind = this.#writing
-      ? out.byteLength
-      : out.byteLength - out.firstByteLength;
-    if (behind > this.core.outputBufferLimit * 4) {
+    const limit = this.core.outputBufferLimit * 4;
+    // Behind the write in progress: everything queued, or all but the first
+    // entry (the next write) when none is in progress. Only worked out when
+    // all that is buffered (in progress included) is over the bound.
+    if (
+      this.#outBytes > limit &&
+      (this.#writing ? out.byteLength : out.byteLength - out.firstByteLength) >
+        limit
+    ) {
       // A client that never reads but keeps sending (what is queued behind
       // the write in progress keeps growing): it must not grow the broker's
       // memory without bound. One large packet alone never counts: a reader
@@ -486,7 +489,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
         "{clientId}: {n} bytes wait behind the write in progress (outputBufferLimit {limit} x 4), closing",
         {
           clientId: this.clientId,
-          n: behind,
+          n: out.byteLength,
           limit: this.core.outputBufferLimit,
         },
       );
