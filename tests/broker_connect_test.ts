@@ -54,6 +54,27 @@ Deno.test("Broker answers an unsupported protocol level with CONNACK 0x01 and cl
   await broker.close();
 });
 
+Deno.test("Broker answers a level-5 CONNECT with a wrong protocol name with a v5 CONNACK 0x84 and closes [MQTT-3.1.2-1]", async () => {
+  const broker = await startBroker();
+  for (const name of ["MQTX", "MQIsdp"]) {
+    const client = await RawClient.open(broker.addr.port, 5);
+    client.recordBytes = true;
+    const n = [...new TextEncoder().encode(name)];
+    // CONNECT: protocol name, level 5, clean start, keep alive 60, no
+    // properties, client id "".
+    const body = [0, n.length, ...n, 5, 0x02, 0, 60, 0, 0, 0];
+    await client.sendBytes(new Uint8Array([0x10, body.length, ...body]));
+    const connack = await client.expectClosedWith("connack", 0x84);
+    assert.equal(connack.sessionPresent, false);
+    // The v5 form: fixed header, flags, reason code, then properties.
+    const first = client.bytes[0]!;
+    assert.deepEqual([...first.subarray(2, 4)], [0x00, 0x84], name);
+    assert.ok(first.length > 4, `${name}: v5 CONNACK has a properties length`);
+    await client.close();
+  }
+  await broker.close();
+});
+
 Deno.test("Broker closes a connection whose first packet is not CONNECT [MQTT-3.1.0-1]", async () => {
   const broker = await startBroker();
   const client = await RawClient.open(broker.addr.port, 4);

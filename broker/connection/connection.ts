@@ -31,7 +31,7 @@
 import { getLogger } from "@logtape/logtape";
 import { encode } from "../../codec/encode.ts";
 import { PacketDecoder } from "../../codec/decode.ts";
-import { MqttError } from "../../codec/errors.ts";
+import { MqttError, UnsupportedProtocolError } from "../../codec/errors.ts";
 import type { Duplex } from "../../codec/duplex.ts";
 import { DUP_FLAG, OutputQueue } from "../../codec/_output.ts";
 import {
@@ -605,7 +605,10 @@ export class Connection implements ConnectionContext, CommitWaiter {
         });
       }
       if (this.state === CONNECTING) {
-        if (e.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
+        // A level-5 CONNECT with a wrong protocol name gets the v5 form.
+        const v5 = e instanceof UnsupportedProtocolError &&
+          e.protocolLevel === 5;
+        if (e.reasonCode === ReasonCode.UnsupportedProtocolVersion && !v5) {
           // [MQTT-3.1.2-2]: CONNACK 0x01 (3.1.1 form) then close.
           this.version = 4;
           this.send({
@@ -613,8 +616,8 @@ export class Connection implements ConnectionContext, CommitWaiter {
             sessionPresent: false,
             reasonCode: toConnackReturnCodeV4(e.reasonCode),
           });
-        } else if (this.#decoder.version === 5) {
-          this.version = 5;
+        } else if (this.#decoder.version === 5 || v5) {
+          this.version = 5; // 0x84 for v5 [MQTT-3.1.2-1]
           this.send({
             type: "connack",
             sessionPresent: false,
