@@ -22,7 +22,7 @@ import {
   type SessionContext,
   type SessionLink,
 } from "./session.ts";
-import type { Store, StoredMessage } from "./store/store.ts";
+import type { SessionOwner, Store, StoredMessage } from "./store/store.ts";
 
 const log = getLogger(["kite", "broker"]);
 
@@ -164,6 +164,7 @@ export class BrokerCore implements GaugeSource {
         this.sessionContext,
       );
       s.disconnectedAt = since;
+      if (r.owner !== undefined) s.owner = r.owner;
       for (const sub of r.subscriptions) {
         s.subscriptions.set(sub.filter, sub);
         this.dispatcher.subscribe(s, sub, sharedOf(sub.filter));
@@ -208,12 +209,7 @@ export class BrokerCore implements GaugeSource {
       existing.link.takeOver?.();
       existing = this.sessions.get(id);
     }
-    if (
-      existing !== undefined && existing.link === undefined &&
-      existing.disconnectedAt !== undefined &&
-      existing.expiryInterval !== 0xffffffff &&
-      existing.disconnectedAt + existing.expiryInterval * 1000 <= Date.now()
-    ) {
+    if (existing !== undefined && expired(existing, Date.now())) {
       // Expired, not yet swept: it is gone [MQTT-3.1.2-23].
       const w = this.pendingWills.get(id);
       if (w !== undefined) this.#publishWill(w.message, w.info, Date.now());
@@ -229,6 +225,9 @@ export class BrokerCore implements GaugeSource {
     const present = existing !== undefined;
     const session = existing ??
       new Session(id, conn.version, expiry, this.sessionContext);
+    // A new session, or one stored without an owner (by an older Kite),
+    // belongs to this identity; `foreignOwner` refused any other.
+    session.owner ??= ownerOf(conn.info?.username);
     const wasPersistent = present && session.persistent;
     session.protocolVersion = conn.version;
     session.expiryInterval = expiry;
@@ -241,6 +240,23 @@ export class BrokerCore implements GaugeSource {
       session.saveRecord();
     } else if (wasPersistent) this.store.deleteSession(id);
     return { session, present };
+  }
+
+  /**
+   * The owner of the session of `clientId` when that session belongs to
+   * another identity than `username` (undefined: anonymous): such a CONNECT
+   * must be refused, the session and its connection left alone. Undefined
+   * when the client may have it: no session, an expired one, its own, or
+   * one stored without an owner.
+   */
+  foreignOwner(
+    clientId: string,
+    username: string | undefined,
+  ): SessionOwner | undefined {
+    const s = this.sessions.get(clientId);
+    const owner = s?.owner;
+    if (owner === undefined || owner.username === username) return undefined;
+    return expired(s!, Date.now()) ? undefined : owner;
   }
 
   /** Removes a session with its subscriptions and messages. */
@@ -417,6 +433,18 @@ export class BrokerCore implements GaugeSource {
       }
     }
   }
+}
+
+/** Whether an offline session's expiry has passed (not yet swept). */
+function expired(s: Session, now: number): boolean {
+  return s.link === undefined && s.disconnectedAt !== undefined &&
+    s.expiryInterval !== 0xffffffff &&
+    s.disconnectedAt + s.expiryInterval * 1000 <= now;
+}
+
+/** The owner record of an identity (`{}` for an anonymous client). */
+function ownerOf(username: string | undefined): SessionOwner {
+  return username === undefined ? {} : { username };
 }
 
 /** The parsed `$share` filter, or undefined (not shared, or invalid). */

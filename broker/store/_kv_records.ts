@@ -196,7 +196,11 @@ export function isSessionRecord(v: unknown): v is SessionRecord {
     v.subscriptions.every((s) =>
       isObject(s) && typeof s.filter === "string" && isQos(s.qos)
     ) &&
-    (v.will === undefined || isStoredMessage(v.will));
+    (v.will === undefined || isStoredMessage(v.will)) &&
+    (v.owner === undefined ||
+      (isObject(v.owner) &&
+        (v.owner.username === undefined ||
+          typeof v.owner.username === "string")));
 }
 
 /** Whether a value read has the shape of an `OutgoingRecord`. */

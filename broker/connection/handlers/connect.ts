@@ -190,6 +190,21 @@ function accept(
   authProps?: Properties,
 ): void {
   const core = c.core;
+  const owner = core.foreignOwner(c.clientId, c.username);
+  if (owner !== undefined) {
+    // A session belongs to the identity that created it: another one may
+    // neither resume it, nor take it over, nor discard it (clean start).
+    log.info(
+      "{clientId}: user {username} refused: the session belongs to user {owner}",
+      {
+        clientId: c.clientId,
+        username: c.username ?? "(anonymous)",
+        owner: owner.username ?? "(anonymous)",
+      },
+    );
+    refuse(c, ReasonCode.NotAuthorized, "client identifier in use");
+    return;
+  }
   const s = core.settings;
   const v5 = c.version === 5;
   // Session expiry: v5 from the CONNECT, 3.1.1 by the clean session flag;
