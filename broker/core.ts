@@ -22,7 +22,12 @@ import {
   type SessionContext,
   type SessionLink,
 } from "./session.ts";
-import type { SessionOwner, Store, StoredMessage } from "./store/store.ts";
+import type {
+  SessionOwner,
+  SessionRecord,
+  Store,
+  StoredMessage,
+} from "./store/store.ts";
 
 const log = getLogger(["kite", "broker"]);
 
@@ -41,7 +46,8 @@ export interface BrokerInit extends BrokerOptions {
 interface PendingWill {
   message: StoredMessage;
   dueAt: number;
-  info: ClientInfo | undefined;
+  /** Who the will is authorized as when it is published. */
+  info: ClientInfo;
 }
 
 /** What the core needs from a client connection (also its sessions' link). */
@@ -152,7 +158,9 @@ export class BrokerCore implements GaugeSource {
         r.expiryInterval !== 0xffffffff &&
         since + r.expiryInterval * 1000 <= now
       ) {
-        if (r.will !== undefined) this.#publishWill(r.will, undefined, now);
+        if (r.will !== undefined) {
+          this.#publishWill(r.will, identityOf(r), now);
+        }
         this.store.deleteSession(r.clientId);
         dropped++;
         continue;
@@ -174,10 +182,11 @@ export class BrokerCore implements GaugeSource {
       if (r.will !== undefined) {
         // The broker stopped while the client was connected (or its will
         // delay was running): the will is due.
+        // Authorized, when due, as the session's owner.
         this.pendingWills.set(r.clientId, {
           message: r.will,
           dueAt: r.will.dueAt ?? now,
-          info: undefined,
+          info: identityOf(r),
         });
         s.will = undefined;
       }
@@ -301,13 +310,13 @@ export class BrokerCore implements GaugeSource {
         this.pendingWills.set(session.clientId, {
           message: will,
           dueAt,
-          info: conn.info,
+          info: conn.info!,
         });
         session.will = { ...will, dueAt };
       } else {
         // Deferred: this may run inside a delivery (a connection closed
         // for overflowing its buffer), and routing is not re-entrant.
-        const info = conn.info;
+        const info = conn.info!;
         queueMicrotask(() => this.#publishWill(will, info, now));
       }
     }
@@ -319,11 +328,11 @@ export class BrokerCore implements GaugeSource {
     }
   }
 
-  #publishWill(
-    will: StoredMessage,
-    info: ClientInfo | undefined,
-    now: number,
-  ): void {
+  /**
+   * Publishes a will once `authorizePublish` allows it for `info` (the
+   * client, or the owner kept in its stored session after a restart).
+   */
+  #publishWill(will: StoredMessage, info: ClientInfo, now: number): void {
     const message: StoredMessage = {
       topic: will.topic,
       payload: will.payload,
@@ -336,19 +345,35 @@ export class BrokerCore implements GaugeSource {
       if (mei !== undefined) message.expiresAt = now + mei * 1000;
     }
     const authz = this.hooks.authorizePublish;
-    if (authz !== undefined && info !== undefined) {
+    if (authz !== undefined) {
       const r = authz(info, will.topic, will.qos, will.retain);
-      if (typeof r === "number") {
-        if (r < 0x80) this.publish(message, info.clientId);
-      } else {
-        r.then((code) => {
-          if (code < 0x80) this.publish(message, info.clientId);
-        }, (e) => log.error("authorizePublish failed: {e}", { e }));
+      if (typeof r === "number") this.#willDecided(message, info, r);
+      else {
+        r.then(
+          (code) => this.#willDecided(message, info, code),
+          (e) => log.error("authorizePublish failed: {e}", { e }),
+        );
       }
       return;
     }
     log.debug("Publishing will to {topic}", { topic: will.topic });
-    this.publish(message, info?.clientId);
+    this.publish(message, info.clientId);
+  }
+
+  #willDecided(message: StoredMessage, info: ClientInfo, code: number): void {
+    if (code < 0x80) {
+      this.publish(message, info.clientId);
+      return;
+    }
+    log.info(
+      "{clientId}: will to {topic} refused by authorizePublish ({code})",
+      {
+        clientId: info.clientId,
+        username: info.username,
+        topic: message.topic,
+        code,
+      },
+    );
   }
 
   /**
@@ -440,6 +465,20 @@ function expired(s: Session, now: number): boolean {
   return s.link === undefined && s.disconnectedAt !== undefined &&
     s.expiryInterval !== 0xffffffff &&
     s.disconnectedAt + s.expiryInterval * 1000 <= now;
+}
+
+/**
+ * Who a stored session's will is authorized as: its owner (anonymous for a
+ * record without one), with the session's client id and protocol version.
+ */
+function identityOf(r: SessionRecord): ClientInfo {
+  const info: ClientInfo = {
+    clientId: r.clientId,
+    protocolVersion: r.protocolVersion,
+  };
+  const username = r.owner?.username;
+  if (username !== undefined) info.username = username;
+  return info;
 }
 
 /** The owner record of an identity (`{}` for an anonymous client). */
