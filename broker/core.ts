@@ -12,7 +12,7 @@ import { CommitGate } from "./commit_gate.ts";
 import type { Dispatcher, SharedFilter } from "./dispatcher.ts";
 import { type GaugeSource, Metrics } from "./metrics.ts";
 import type { BrokerOptions, BrokerSettings } from "./config/types.ts";
-import { DEFAULT_OPTIONS } from "./config/defaults.ts";
+import { anonymousAllowed, DEFAULT_OPTIONS } from "./config/defaults.ts";
 import type { BrokerHooks, ClientInfo } from "./hooks.ts";
 import { RetainedMessages } from "./retained.ts";
 import { Router } from "./router.ts";
@@ -109,6 +109,7 @@ export class BrokerCore implements GaugeSource {
         (hooks as Record<string, unknown>)[k] = v;
       } else (settings as Record<string, unknown>)[k] = v;
     }
+    settings.allowAnonymous = anonymousAllowed(init);
     this.settings = settings;
     this.hooks = hooks;
     this.gate = new CommitGate(store);

@@ -280,6 +280,43 @@ Deno.test("Broker refuses anonymous clients when allowAnonymous is false (3.1.1 
   await broker.close();
 });
 
+Deno.test("Broker with an authentication hook refuses anonymous clients unless allowAnonymous is given (3.1.1 0x05, v5 0x87)", async () => {
+  const asked: string[] = [];
+  const hooks = [
+    {
+      authenticate: (ctx: { clientId: string }) => {
+        asked.push(ctx.clientId);
+        return ReasonCode.Success;
+      },
+    },
+    { enhancedAuth: () => undefined },
+  ];
+  for (const hook of hooks) {
+    const broker = await startBroker(hook);
+    assert.equal(broker.settings.allowAnonymous, false);
+    const v4 = await RawClient.connect(broker.addr.port, { clientId: "a4" });
+    assert.equal(v4.connack.reasonCode, 0x05);
+    const v5 = await RawClient.connect(broker.addr.port, {
+      protocolVersion: 5,
+      clientId: "a5",
+    });
+    assert.equal(v5.connack.reasonCode, ReasonCode.NotAuthorized);
+    await v4.client.close();
+    await v5.client.close();
+    await broker.close();
+  }
+  assert.deepEqual(asked, [], "refused before the hook");
+  const open = await startBroker({ ...hooks[0], allowAnonymous: true });
+  const ok = await RawClient.connect(open.addr.port, { clientId: "a" });
+  assert.equal(ok.connack.reasonCode, 0);
+  await ok.client.disconnect();
+  await open.close();
+  // Without any hook, anonymous clients are still welcome by default.
+  const plain = await startBroker();
+  assert.equal(plain.settings.allowAnonymous, true);
+  await plain.close();
+});
+
 Deno.test("Broker refuses a v5 Authentication Method it does not know with 0x8C", async () => {
   const broker = await startBroker();
   const { client, connack } = await RawClient.connect(broker.addr.port, {
