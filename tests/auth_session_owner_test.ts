@@ -202,3 +202,44 @@ Deno.test("Broker keeps the session owner in the stored record", async () => {
   assert.deepEqual(owners.get("rec"), { username: "alice" });
   assert.deepEqual(owners.get("rec-anon"), {});
 });
+
+Deno.test("Broker owns a session by the identity enhanced authentication proved, not the CONNECT's user name", async () => {
+  // A toy method: the Authentication Data is the identity, proved as such.
+  const broker = await startBroker({
+    enhancedAuth: (ctx) =>
+      ctx.method !== "TOY" ? undefined : {
+        step: (data) => ({
+          reasonCode: ReasonCode.Success,
+          username: new TextDecoder().decode(data),
+        }),
+      },
+  });
+  const port = broker.addr.port;
+  const as = (identity: string, username: string) =>
+    RawClient.connect(port, {
+      protocolVersion: 5,
+      clientId: "E",
+      cleanStart: false,
+      username,
+      properties: {
+        authenticationMethod: "TOY",
+        authenticationData: new TextEncoder().encode(identity),
+        sessionExpiryInterval: 60,
+      },
+    });
+  try {
+    const alice = await as("alice", "alice");
+    assert.equal(alice.connack.reasonCode, 0);
+    await alice.client.disconnect();
+    // bob claims alice's user name in CONNECT; the method proves "bob".
+    const bob = await as("bob", "alice");
+    assert.equal(bob.connack.reasonCode, ReasonCode.NotAuthorized);
+    await bob.client.close();
+    const again = await as("alice", "whoever");
+    assert.equal(again.connack.reasonCode, 0);
+    assert.equal(again.connack.sessionPresent, true);
+    await again.client.disconnect();
+  } finally {
+    await broker.close();
+  }
+});

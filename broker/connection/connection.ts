@@ -605,7 +605,6 @@ export class Connection implements ConnectionContext, CommitWaiter {
         });
       }
       if (this.state === CONNECTING) {
-        // A level-5 CONNECT with a wrong protocol name gets the v5 form.
         const v5 = e instanceof UnsupportedProtocolError &&
           e.protocolLevel === 5;
         if (e.reasonCode === ReasonCode.UnsupportedProtocolVersion && !v5) {
@@ -617,7 +616,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
             reasonCode: toConnackReturnCodeV4(e.reasonCode),
           });
         } else if (this.#decoder.version === 5 || v5) {
-          this.version = 5; // 0x84 for v5 [MQTT-3.1.2-1]
+          this.version = 5; // and a level-5 CONNECT's 0x84 [MQTT-3.1.2-1]
           this.send({
             type: "connack",
             sessionPresent: false,
