@@ -28,6 +28,11 @@ import type {
   EnhancedAuthSession,
 } from "./hooks.ts";
 import { Acl, type AclClient } from "./acl.ts";
+import {
+  LoginThrottle,
+  type LoginThrottleOptions,
+  sourceOf,
+} from "./login_throttle.ts";
 import { type KeyDeriver, PasswordFile } from "./password_file.ts";
 
 export type {
@@ -317,6 +322,13 @@ export interface FileAuthOptions {
   allowAnonymous?: boolean;
   /** The key derivation of the password file; for tests. */
   deriver?: KeyDeriver;
+  /**
+   * Throttling of failed logins per source address (see
+   * `login_throttle.ts`): by default 5 failures within a minute ban the
+   * address for 10 s, doubling with each further ban up to an hour; `false`
+   * turns it off.
+   */
+  loginThrottle?: LoginThrottleOptions | false;
 }
 
 /** The hooks returned by {@linkcode fileAuth}, plus `reload`. */
@@ -387,7 +399,9 @@ function who(client: ClientInfo): Record<string, unknown> {
  * - a user name, with a password file: 0x00 when the password matches, else
  *   0x86 Bad user name or password (3.1.1: 4), whether the user is unknown or
  *   the password wrong, after the same amount of work;
- * - a user name, without a password file: 0x00.
+ * - a user name, without a password file: 0x00;
+ * - from a source address banned after repeated failures (see
+ *   `loginThrottle`): 0x8A Banned (3.1.1: 5) without a password check.
  *
  * `authorizePublish` returns 0x00 or 0x87. `authorizeSubscribe` grants the
  * requested QoS to every filter, and `authorizeRead` checks each message
@@ -413,6 +427,9 @@ function who(client: ClientInfo): Record<string, unknown> {
 export async function fileAuth(options: FileAuthOptions): Promise<FileAuth> {
   let state = await loadFiles(options);
   const allowAnonymous = options.allowAnonymous ?? false;
+  const throttle = options.loginThrottle === false
+    ? undefined
+    : new LoginThrottle(options.loginThrottle);
   if (state.passwords === undefined && !allowAnonymous) {
     logger.warn(
       "no password file: user names are not verified, only anonymous clients are refused",
@@ -421,6 +438,13 @@ export async function fileAuth(options: FileAuthOptions): Promise<FileAuth> {
 
   const authenticate = async (ctx: AuthenticateContext): Promise<number> => {
     const { username, password } = ctx;
+    const source = throttle === undefined
+      ? undefined
+      : sourceOf(ctx.remoteAddress);
+    if (source !== undefined && throttle!.banned(source) > 0) {
+      // Refused without a password check; the ban was logged once.
+      return ReasonCode.Banned;
+    }
     if (username === undefined) {
       if (allowAnonymous) return ReasonCode.Success;
       logger.warn(
@@ -434,12 +458,23 @@ export async function fileAuth(options: FileAuthOptions): Promise<FileAuth> {
     const ok = await passwords.verify(
       username,
       password ?? new Uint8Array(0),
+      source === undefined ? {} : {
+        // A source with recent failures waits behind everyone else.
+        lowPriority: () => throttle!.suspect(source),
+      },
     );
     if (ok) return ReasonCode.Success;
     logger.warn(
       "login refused: bad user name or password for {username} (client {clientId} from {address})",
       who(ctx),
     );
+    const ban = source === undefined ? 0 : throttle!.failed(source);
+    if (ban > 0) {
+      logger.warn(
+        "{source} banned for {seconds} s after repeated failed logins (last: user {username}, client {clientId})",
+        { ...who(ctx), source, seconds: ban / 1000 },
+      );
+    }
     return ReasonCode.BadUserNameOrPassword;
   };
 

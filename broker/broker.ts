@@ -16,7 +16,7 @@ import { TcpListener } from "./listen/tcp.ts";
 import { openFileLimit, socketCap } from "./listen/_fd_limit.ts";
 import type { BrokerStats } from "./metrics.ts";
 import type { BrokerSettings } from "./config/types.ts";
-import { DEFAULT_OPTIONS } from "./config/defaults.ts";
+import { anonymousAllowed, DEFAULT_OPTIONS } from "./config/defaults.ts";
 import { KvStore } from "./store/kv.ts";
 import { MemoryStore } from "./store/memory.ts";
 import type { StoredMessage } from "./store/store.ts";
@@ -73,7 +73,11 @@ export class Broker {
 
   /** The effective settings (defaults merged with the options). */
   get settings(): Readonly<Required<BrokerSettings>> {
-    return this.#core?.settings ?? { ...DEFAULT_OPTIONS, ...this.#init };
+    return this.#core?.settings ?? {
+      ...DEFAULT_OPTIONS,
+      ...this.#init,
+      allowAnonymous: anonymousAllowed(this.#init),
+    };
   }
 
   /** Counters (messages and bytes in and out). */

@@ -12,7 +12,7 @@ import { CommitGate } from "./commit_gate.ts";
 import type { Dispatcher, SharedFilter } from "./dispatcher.ts";
 import { type GaugeSource, Metrics } from "./metrics.ts";
 import type { BrokerOptions, BrokerSettings } from "./config/types.ts";
-import { DEFAULT_OPTIONS } from "./config/defaults.ts";
+import { anonymousAllowed, DEFAULT_OPTIONS } from "./config/defaults.ts";
 import type { BrokerHooks, ClientInfo } from "./hooks.ts";
 import { RetainedMessages } from "./retained.ts";
 import { Router } from "./router.ts";
@@ -22,7 +22,12 @@ import {
   type SessionContext,
   type SessionLink,
 } from "./session.ts";
-import type { Store, StoredMessage } from "./store/store.ts";
+import type {
+  SessionOwner,
+  SessionRecord,
+  Store,
+  StoredMessage,
+} from "./store/store.ts";
 
 const log = getLogger(["kite", "broker"]);
 
@@ -41,7 +46,8 @@ export interface BrokerInit extends BrokerOptions {
 interface PendingWill {
   message: StoredMessage;
   dueAt: number;
-  info: ClientInfo | undefined;
+  /** Who the will is authorized as when it is published. */
+  info: ClientInfo;
 }
 
 /** What the core needs from a client connection (also its sessions' link). */
@@ -106,6 +112,7 @@ export class BrokerCore implements GaugeSource {
         (hooks as Record<string, unknown>)[k] = v;
       } else (settings as Record<string, unknown>)[k] = v;
     }
+    settings.allowAnonymous = anonymousAllowed(init);
     this.settings = settings;
     this.hooks = hooks;
     this.outputBufferLimit = settings.outputBufferLimit;
@@ -163,7 +170,9 @@ export class BrokerCore implements GaugeSource {
         r.expiryInterval !== 0xffffffff &&
         since + r.expiryInterval * 1000 <= now
       ) {
-        if (r.will !== undefined) this.#publishWill(r.will, undefined, now);
+        if (r.will !== undefined) {
+          this.#publishWill(r.will, identityOf(r), now);
+        }
         this.store.deleteSession(r.clientId);
         dropped++;
         continue;
@@ -175,7 +184,10 @@ export class BrokerCore implements GaugeSource {
         this.sessionContext,
       );
       s.disconnectedAt = since;
-      s.username = r.username;
+      if (r.owner !== undefined) {
+        s.owner = r.owner;
+        s.username = r.owner.username;
+      }
       for (const sub of r.subscriptions) {
         s.subscriptions.set(sub.filter, sub);
         this.dispatcher.subscribe(s, sub, sharedOf(sub.filter));
@@ -185,10 +197,11 @@ export class BrokerCore implements GaugeSource {
       if (r.will !== undefined) {
         // The broker stopped while the client was connected (or its will
         // delay was running): the will is due.
+        // Authorized, when due, as the session's owner.
         this.pendingWills.set(r.clientId, {
           message: r.will,
           dueAt: r.will.dueAt ?? now,
-          info: undefined,
+          info: identityOf(r),
         });
         s.will = undefined;
       }
@@ -220,12 +233,7 @@ export class BrokerCore implements GaugeSource {
       existing.link.takeOver?.();
       existing = this.sessions.get(id);
     }
-    if (
-      existing !== undefined && existing.link === undefined &&
-      existing.disconnectedAt !== undefined &&
-      existing.expiryInterval !== 0xffffffff &&
-      existing.disconnectedAt + existing.expiryInterval * 1000 <= Date.now()
-    ) {
+    if (existing !== undefined && expired(existing, Date.now())) {
       // Expired, not yet swept: it is gone [MQTT-3.1.2-23].
       const w = this.pendingWills.get(id);
       if (w !== undefined) this.#publishWill(w.message, w.info, Date.now());
@@ -241,6 +249,9 @@ export class BrokerCore implements GaugeSource {
     const present = existing !== undefined;
     const session = existing ??
       new Session(id, conn.version, expiry, this.sessionContext);
+    // A new session, or one stored without an owner (by an older Kite),
+    // belongs to this identity; `foreignOwner` refused any other.
+    session.owner ??= ownerOf(conn.info?.username);
     const wasPersistent = present && session.persistent;
     session.protocolVersion = conn.version;
     session.expiryInterval = expiry;
@@ -254,6 +265,23 @@ export class BrokerCore implements GaugeSource {
       session.saveRecord();
     } else if (wasPersistent) this.store.deleteSession(id);
     return { session, present };
+  }
+
+  /**
+   * The owner of the session of `clientId` when that session belongs to
+   * another identity than `username` (undefined: anonymous): such a CONNECT
+   * must be refused, the session and its connection left alone. Undefined
+   * when the client may have it: no session, an expired one, its own, or
+   * one stored without an owner.
+   */
+  foreignOwner(
+    clientId: string,
+    username: string | undefined,
+  ): SessionOwner | undefined {
+    const s = this.sessions.get(clientId);
+    const owner = s?.owner;
+    if (owner === undefined || owner.username === username) return undefined;
+    return expired(s!, Date.now()) ? undefined : owner;
   }
 
   /** Removes a session with its subscriptions and messages. */
@@ -298,13 +326,13 @@ export class BrokerCore implements GaugeSource {
         this.pendingWills.set(session.clientId, {
           message: will,
           dueAt,
-          info: conn.info,
+          info: conn.info!,
         });
         session.will = { ...will, dueAt };
       } else {
         // Deferred: this may run inside a delivery (a connection closed
         // for overflowing its buffer), and routing is not re-entrant.
-        const info = conn.info;
+        const info = conn.info!;
         queueMicrotask(() => this.#publishWill(will, info, now));
       }
     }
@@ -316,11 +344,11 @@ export class BrokerCore implements GaugeSource {
     }
   }
 
-  #publishWill(
-    will: StoredMessage,
-    info: ClientInfo | undefined,
-    now: number,
-  ): void {
+  /**
+   * Publishes a will once `authorizePublish` allows it for `info` (the
+   * client, or the owner kept in its stored session after a restart).
+   */
+  #publishWill(will: StoredMessage, info: ClientInfo, now: number): void {
     const message: StoredMessage = {
       topic: will.topic,
       payload: will.payload,
@@ -333,19 +361,35 @@ export class BrokerCore implements GaugeSource {
       if (mei !== undefined) message.expiresAt = now + mei * 1000;
     }
     const authz = this.hooks.authorizePublish;
-    if (authz !== undefined && info !== undefined) {
+    if (authz !== undefined) {
       const r = authz(info, will.topic, will.qos, will.retain);
-      if (typeof r === "number") {
-        if (r < 0x80) this.publish(message, info.clientId);
-      } else {
-        r.then((code) => {
-          if (code < 0x80) this.publish(message, info.clientId);
-        }, (e) => log.error("authorizePublish failed: {e}", { e }));
+      if (typeof r === "number") this.#willDecided(message, info, r);
+      else {
+        r.then(
+          (code) => this.#willDecided(message, info, code),
+          (e) => log.error("authorizePublish failed: {e}", { e }),
+        );
       }
       return;
     }
     log.debug("Publishing will to {topic}", { topic: will.topic });
-    this.publish(message, info?.clientId);
+    this.publish(message, info.clientId);
+  }
+
+  #willDecided(message: StoredMessage, info: ClientInfo, code: number): void {
+    if (code < 0x80) {
+      this.publish(message, info.clientId);
+      return;
+    }
+    log.info(
+      "{clientId}: will to {topic} refused by authorizePublish ({code})",
+      {
+        clientId: info.clientId,
+        username: info.username,
+        topic: message.topic,
+        code,
+      },
+    );
   }
 
   /**
@@ -430,6 +474,32 @@ export class BrokerCore implements GaugeSource {
       }
     }
   }
+}
+
+/** Whether an offline session's expiry has passed (not yet swept). */
+function expired(s: Session, now: number): boolean {
+  return s.link === undefined && s.disconnectedAt !== undefined &&
+    s.expiryInterval !== 0xffffffff &&
+    s.disconnectedAt + s.expiryInterval * 1000 <= now;
+}
+
+/**
+ * Who a stored session's will is authorized as: its owner (anonymous for a
+ * record without one), with the session's client id and protocol version.
+ */
+function identityOf(r: SessionRecord): ClientInfo {
+  const info: ClientInfo = {
+    clientId: r.clientId,
+    protocolVersion: r.protocolVersion,
+  };
+  const username = r.owner?.username;
+  if (username !== undefined) info.username = username;
+  return info;
+}
+
+/** The owner record of an identity (`{}` for an anonymous client). */
+function ownerOf(username: string | undefined): SessionOwner {
+  return username === undefined ? {} : { username };
 }
 
 /** The parsed `$share` filter, or undefined (not shared, or invalid). */

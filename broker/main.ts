@@ -9,7 +9,8 @@
  *
  * Options come from flags, a YAML `--config` file and defaults, in that order
  * of precedence (see `resolveOptions` and `helpText` in `options.ts`; here
- * persistence is on by default). A bad option prints one line
+ * persistence is on by default, and without a password file the broker
+ * listens on loopback only: `config/secure_defaults.ts`). A bad option prints one line
  * `kite: <message>` to stderr and exits 2. SIGINT or SIGTERM closes the
  * broker gracefully (v5 clients get DISCONNECT 0x8B) and exits 0; a second
  * signal exits 1 at once.
@@ -31,6 +32,7 @@ import { Broker } from "./broker.ts";
 import { resolveOptions } from "./config/argv.ts";
 import { ConfigError } from "./config/config_error.ts";
 import { helpText } from "./config/help.ts";
+import { isLoopbackHost } from "./config/secure_defaults.ts";
 import type { BrokerOptions, MainSettings } from "./config/types.ts";
 import { passwdCommand } from "./passwd.ts";
 import { AuthFileError } from "./password_file.ts";
@@ -222,11 +224,20 @@ export async function main(args: readonly string[]): Promise<number> {
     }
     const closed = closeOnSignal(broker);
     const { hostname, port } = broker.addr;
-    log.info("{version} listening on mqtt://{address}", {
+    // Secure defaults (config/secure_defaults.ts): say why it is loopback
+    // only, or that anyone may connect.
+    const open = passwordFile === undefined;
+    const note = !open
+      ? ""
+      : isLoopbackHost(hostname)
+      ? " (loopback only: no authentication configured; see --password-file, --host and --allow-anonymous)"
+      : " (no authentication: anyone who can reach it may connect)";
+    log.info("{version} listening on mqtt://{address}{note}", {
       version: KITE_VERSION,
       address: `${hostname}:${port}`,
       hostname,
       port,
+      note,
     });
     const status = await closed;
     log.info("closed");

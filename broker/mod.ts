@@ -28,7 +28,9 @@ export {
   PasswordFile,
   type PasswordFileOptions,
   pbkdf2Sha256,
+  type VerifyOptions,
 } from "./password_file.ts";
+export type { LoginThrottleOptions } from "./login_throttle.ts";
 export { RetainedMessages } from "./retained.ts";
 export { KITE_VERSION, SYS_TOPICS } from "./sys.ts";
 export { connTransport, type Transport } from "./transport.ts";

@@ -24,9 +24,12 @@
  *
  * One verification derives one PBKDF2 key: with the default 100,000
  * iterations that takes about 25 ms of CPU (measured on the CI machine;
- * WebCrypto runs it off the event loop, so other clients are not delayed).
+ * WebCrypto runs it on a worker thread, so the event loop is not blocked).
  * An unknown user costs the same: {@linkcode PasswordFile.verify} derives a
- * key against a dummy entry and compares it too.
+ * key against a dummy entry and compares it too. At most `maxConcurrent`
+ * derivations run at once; checks marked low priority (a source with failed
+ * logins, see `login_throttle.ts`) wait behind the others and leave one
+ * slot free for them.
  *
  * @module
  */
@@ -140,26 +143,78 @@ export interface PasswordFileOptions {
   maxConcurrent?: number;
 }
 
-/** A counting semaphore: `run` waits while `limit` tasks are running. */
+/** Options of {@linkcode PasswordFile.verify}. */
+export interface VerifyOptions {
+  /**
+   * Asked when the check waits for a free derivation slot (and when one
+   * frees): true puts it behind every check for which it is false, and
+   * such checks never take the last slot. `fileAuth` answers true for a
+   * source address with recent failed logins, so that a flood of wrong
+   * passwords does not delay other clients' logins.
+   */
+  lowPriority?: () => boolean;
+}
+
+/**
+ * A counting semaphore with two priorities: `run` waits while `limit` tasks
+ * are running. A free slot goes to the oldest waiter that is not low
+ * priority (asked when the slot frees, so a source that failed meanwhile
+ * drops back), else to the oldest low one; low-priority tasks never hold the
+ * last slot (when `limit` > 1), so a normal check waits for at most one
+ * derivation even during a flood of failing ones.
+ */
 class Limiter {
   #running = 0;
-  readonly #waiting: (() => void)[] = [];
+  #runningLow = 0;
+  readonly #waiting: {
+    start: (low: boolean) => void;
+    low: (() => boolean) | undefined;
+  }[] = [];
   readonly #limit: number;
+  readonly #lowLimit: number;
 
   constructor(limit: number) {
     this.#limit = limit;
+    this.#lowLimit = Math.max(1, limit - 1);
   }
 
-  async run<T>(task: () => Promise<T>): Promise<T> {
-    if (this.#running >= this.#limit) {
-      await new Promise<void>((resolve) => this.#waiting.push(resolve));
-    } else this.#running++;
+  async run<T>(task: () => Promise<T>, low?: () => boolean): Promise<T> {
+    const started = new Promise<boolean>((start) =>
+      this.#waiting.push({ start, low })
+    );
+    this.#next();
+    const isLow = await started;
     try {
       return await task();
     } finally {
-      const next = this.#waiting.shift();
-      if (next !== undefined) next(); // hand the slot over
-      else this.#running--;
+      this.#running--;
+      if (isLow) this.#runningLow--;
+      this.#next();
+    }
+  }
+
+  #lowFull(): boolean {
+    return this.#runningLow >= this.#lowLimit;
+  }
+
+  #take(low: boolean): void {
+    this.#running++;
+    if (low) this.#runningLow++;
+  }
+
+  /** Starts waiters while there are free slots they may take. */
+  #next(): void {
+    while (this.#running < this.#limit && this.#waiting.length > 0) {
+      let i = this.#waiting.findIndex((w) => w.low === undefined || !w.low());
+      let low = false;
+      if (i < 0) {
+        if (this.#lowFull()) return;
+        i = 0;
+        low = true;
+      }
+      const [w] = this.#waiting.splice(i, 1);
+      this.#take(low);
+      w!.start(low);
     }
   }
 }
@@ -375,17 +430,22 @@ export class PasswordFile {
   /**
    * Checks a password. Takes the same work whether or not the user exists:
    * an unknown user is checked against a dummy entry with the default
-   * iteration count, and the comparison is constant-time.
+   * iteration count, and the comparison is constant-time. With
+   * `options.lowPriority` (asked while the check waits for a slot), a check
+   * from a suspect source waits behind every other (see
+   * {@linkcode VerifyOptions}).
    */
   async verify(
     user: string,
     password: string | Uint8Array,
+    options: VerifyOptions = {},
   ): Promise<boolean> {
     const found = this.#entries.get(user);
     const entry = found ?? this.#dummyEntry();
     const bytes = passwordBytes(password);
-    const derived = await this.#limiter.run(() =>
-      this.#derive(bytes, entry.salt, entry.iterations)
+    const derived = await this.#limiter.run(
+      () => this.#derive(bytes, entry.salt, entry.iterations),
+      options.lowPriority,
     );
     return timingSafeEqual(derived, entry.hash) && found !== undefined;
   }

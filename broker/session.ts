@@ -38,6 +38,7 @@ import {
 import type { Packet, ProtocolVersion, QoS } from "../codec/packet.ts";
 import type {
   OutgoingRecord,
+  SessionOwner,
   SessionRecord,
   Store,
   StoredMessage,
@@ -155,6 +156,11 @@ export class Session implements SharedMember {
   disconnectedAt: number | undefined;
   /** The will of the current (or last) connection. */
   will: StoredWill | undefined;
+  /**
+   * The identity the session belongs to (undefined only for a session
+   * loaded from a record that had none, until someone claims it).
+   */
+  owner: SessionOwner | undefined;
   /** Messages dropped because the queue or output buffer was full. */
   dropped = 0;
 
@@ -266,7 +272,7 @@ export class Session implements SharedMember {
       r.disconnectedAt = this.disconnectedAt;
     }
     if (this.will !== undefined) r.will = this.will;
-    if (this.#username !== undefined) r.username = this.#username;
+    if (this.owner !== undefined) r.owner = this.owner;
     return r;
   }
 

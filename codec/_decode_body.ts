@@ -15,7 +15,12 @@ import type {
   Subscription,
   Will,
 } from "./packet.ts";
-import { MalformedPacketError, MqttError, ProtocolError } from "./errors.ts";
+import {
+  MalformedPacketError,
+  MqttError,
+  ProtocolError,
+  UnsupportedProtocolError,
+} from "./errors.ts";
 import { ReasonCode } from "./reason_code.ts";
 import { CONTEXT_BIT, PROPERTY_BY_ID } from "./properties.ts";
 import { isValidTopicFilter, isValidTopicName } from "./topic.ts";
@@ -203,9 +208,11 @@ function decodeConnect(r: Reader): ConnectPacket {
     !((name === "MQTT" && (level === 4 || level === 5)) ||
       (name === "MQIsdp" && level === 3))
   ) {
-    throw new MqttError(
-      ReasonCode.UnsupportedProtocolVersion,
-      `unsupported protocol "${name}" level ${level} [MQTT-3.1.2-2]`,
+    // The level says which CONNACK form the client reads: a level-5
+    // CONNECT with another name gets a v5 CONNACK 0x84 [MQTT-3.1.2-1].
+    throw new UnsupportedProtocolError(
+      level,
+      `unsupported protocol "${name}" level ${level} [MQTT-3.1.2-1] [MQTT-3.1.2-2]`,
     );
   }
   const version = level as ProtocolVersion;

@@ -59,6 +59,38 @@ export class PacketTooLargeError extends MqttError {
   }
 }
 
+/**
+ * A CONNECT whose protocol name or level the codec does not support (0x84).
+ * `protocolLevel` is the level byte the CONNECT carried, so that a server
+ * can answer a level-5 CONNECT with a v5 CONNACK [MQTT-3.1.2-1] and any
+ * other with the 3.1.1 return code 0x01 [MQTT-3.1.2-2].
+ *
+ * @example
+ * ```ts
+ * import { decode, UnsupportedProtocolError } from "@kite/mqtt/codec";
+ * // CONNECT with protocol name "MQTX", level 5.
+ * const bytes = new Uint8Array([
+ *   0x10, 0x0d, 0, 4, 0x4d, 0x51, 0x54, 0x58, 5, 2, 0, 0, 0, 0, 0,
+ * ]);
+ * try {
+ *   decode(bytes);
+ * } catch (e) {
+ *   if (e instanceof UnsupportedProtocolError) console.log(e.protocolLevel); // 5
+ * }
+ * ```
+ */
+export class UnsupportedProtocolError extends MqttError {
+  /** The protocol level byte of the CONNECT. */
+  readonly protocolLevel: number;
+
+  /** Creates an unsupported-protocol error for a CONNECT of `protocolLevel`. */
+  constructor(protocolLevel: number, message: string, options?: ErrorOptions) {
+    super(ReasonCode.UnsupportedProtocolVersion, message, options);
+    this.name = "UnsupportedProtocolError";
+    this.protocolLevel = protocolLevel;
+  }
+}
+
 /** An operation refused by authorization (0x87). */
 export class NotAuthorizedError extends MqttError {
   /** Creates a not-authorized error. */

@@ -54,6 +54,27 @@ Deno.test("Broker answers an unsupported protocol level with CONNACK 0x01 and cl
   await broker.close();
 });
 
+Deno.test("Broker answers a level-5 CONNECT with a wrong protocol name with a v5 CONNACK 0x84 and closes [MQTT-3.1.2-1]", async () => {
+  const broker = await startBroker();
+  for (const name of ["MQTX", "MQIsdp"]) {
+    const client = await RawClient.open(broker.addr.port, 5);
+    client.recordBytes = true;
+    const n = [...new TextEncoder().encode(name)];
+    // CONNECT: protocol name, level 5, clean start, keep alive 60, no
+    // properties, client id "".
+    const body = [0, n.length, ...n, 5, 0x02, 0, 60, 0, 0, 0];
+    await client.sendBytes(new Uint8Array([0x10, body.length, ...body]));
+    const connack = await client.expectClosedWith("connack", 0x84);
+    assert.equal(connack.sessionPresent, false);
+    // The v5 form: fixed header, flags, reason code, then properties.
+    const first = client.bytes[0]!;
+    assert.deepEqual([...first.subarray(2, 4)], [0x00, 0x84], name);
+    assert.ok(first.length > 4, `${name}: v5 CONNACK has a properties length`);
+    await client.close();
+  }
+  await broker.close();
+});
+
 Deno.test("Broker closes a connection whose first packet is not CONNECT [MQTT-3.1.0-1]", async () => {
   const broker = await startBroker();
   const client = await RawClient.open(broker.addr.port, 4);
@@ -257,6 +278,43 @@ Deno.test("Broker refuses anonymous clients when allowAnonymous is false (3.1.1 
   await v4.client.close();
   await v5.client.close();
   await broker.close();
+});
+
+Deno.test("Broker with an authentication hook refuses anonymous clients unless allowAnonymous is given (3.1.1 0x05, v5 0x87)", async () => {
+  const asked: string[] = [];
+  const hooks = [
+    {
+      authenticate: (ctx: { clientId: string }) => {
+        asked.push(ctx.clientId);
+        return ReasonCode.Success;
+      },
+    },
+    { enhancedAuth: () => undefined },
+  ];
+  for (const hook of hooks) {
+    const broker = await startBroker(hook);
+    assert.equal(broker.settings.allowAnonymous, false);
+    const v4 = await RawClient.connect(broker.addr.port, { clientId: "a4" });
+    assert.equal(v4.connack.reasonCode, 0x05);
+    const v5 = await RawClient.connect(broker.addr.port, {
+      protocolVersion: 5,
+      clientId: "a5",
+    });
+    assert.equal(v5.connack.reasonCode, ReasonCode.NotAuthorized);
+    await v4.client.close();
+    await v5.client.close();
+    await broker.close();
+  }
+  assert.deepEqual(asked, [], "refused before the hook");
+  const open = await startBroker({ ...hooks[0], allowAnonymous: true });
+  const ok = await RawClient.connect(open.addr.port, { clientId: "a" });
+  assert.equal(ok.connack.reasonCode, 0);
+  await ok.client.disconnect();
+  await open.close();
+  // Without any hook, anonymous clients are still welcome by default.
+  const plain = await startBroker();
+  assert.equal(plain.settings.allowAnonymous, true);
+  await plain.close();
 });
 
 Deno.test("Broker refuses a v5 Authentication Method it does not know with 0x8C", async () => {

@@ -349,6 +349,61 @@ Deno.test("main.ts --password-file refuses a wrong password (v5 CONNACK 0x86)", 
   });
 });
 
+Deno.test("main.ts --password-file refuses anonymous clients by default (v5 CONNACK 0x87)", async () => {
+  const dir = await Deno.makeTempDir();
+  const file = join(dir, "kite.passwd");
+  const passwords = new PasswordFile({ iterations: 1000 });
+  await passwords.setUser("alice", "s3cret");
+  await passwords.save(file);
+  const broker = await startBroker(["--password-file", file]);
+  try {
+    const client = await connectV5(broker.port);
+    const connack = await client.next();
+    assert.ok(connack?.type === "connack", `got ${connack?.type}`);
+    assert.equal(connack.reasonCode, ReasonCode.NotAuthorized);
+    client.conn.close();
+    await client.reading;
+  } finally {
+    broker.child.kill("SIGTERM");
+    await withTimeout(broker.child.status, "broker exit");
+    await Promise.all([broker.stdout.done, broker.stderr.done]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("main.ts without authentication listens on 127.0.0.1 only and says so", async () => {
+  const { child, stdout, stderr } = spawnMain([
+    "--port",
+    "0",
+    "--enable-persistence=false",
+    "--sys-interval",
+    "0",
+  ]);
+  try {
+    const m = await stdout.waitFor(/listening on mqtt:\/\/(\S+):(\d+)(.*)/);
+    assert.equal(m[1], "127.0.0.1");
+    assert.match(m[3]!, /loopback only: no authentication configured/);
+  } finally {
+    child.kill("SIGTERM");
+    await withTimeout(child.status, "broker exit");
+    await Promise.all([stdout.done, stderr.done]);
+  }
+});
+
+Deno.test("main.ts --host 0.0.0.0 without authentication stops with one line and exit 2", async () => {
+  const { code, stdout, stderr } = await runMain([
+    "--host",
+    "0.0.0.0",
+    "--port",
+    "0",
+    "--enable-persistence=false",
+  ]);
+  assert.equal(code, 2);
+  assert.equal(stdout, "");
+  assert.match(stderr, /^kite: host 0\.0\.0\.0 without authentication/);
+  assert.equal(stderr.trimEnd().split("\n").length, 1);
+});
+
 Deno.test("main.ts reloads the password file on SIGHUP", async () => {
   await withPasswordBroker(async (broker, passwords, file) => {
     await passwords.setUser("bob", "hunter2");

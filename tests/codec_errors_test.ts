@@ -8,6 +8,7 @@ import {
   PacketTooLargeError,
   ProtocolError,
   ReasonCode,
+  UnsupportedProtocolError,
 } from "../codec/mod.ts";
 import type { Packet, ProtocolVersion } from "../codec/mod.ts";
 import { bin, pkt, props, str, u16, u32, vbi } from "./codec_fixture_table.ts";
@@ -396,6 +397,13 @@ const ROWS: ErrorRow[] = [
     code: ReasonCode.UnsupportedProtocolVersion,
   },
   {
+    name: "CONNECT level 5 with an unknown protocol name [MQTT-3.1.2-1]",
+    version: 5,
+    bytes: pkt(0x10, str("MQTX"), [5], [2], u16(0), [0], str("c")),
+    error: UnsupportedProtocolError,
+    code: ReasonCode.UnsupportedProtocolVersion,
+  },
+  {
     name: "CONNECT MQIsdp with level 4",
     version: 4,
     bytes: pkt(0x10, str("MQIsdp"), [4], [2], u16(0), str("c")),
@@ -560,6 +568,20 @@ Deno.test("PacketDecoder.push() rejects each error row, fed in one chunk and byt
         return true;
       });
     }
+  }
+});
+
+Deno.test("decode() reports the protocol level of an unsupported CONNECT (UnsupportedProtocolError)", () => {
+  for (
+    const [name, level] of [["MQTX", 5], ["MQTT", 6], ["MQTX", 4]] as const
+  ) {
+    const bytes = pkt(0x10, str(name), [level], [2], u16(0), [0], str("c"));
+    assert.throws(
+      () => decode(bytes),
+      (e) =>
+        e instanceof UnsupportedProtocolError && e.protocolLevel === level &&
+        e.reasonCode === ReasonCode.UnsupportedProtocolVersion,
+    );
   }
 });
 

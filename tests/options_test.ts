@@ -60,11 +60,15 @@ Deno.test("SETTINGS has one row for every default and for main's files", () => {
   }
 });
 
-Deno.test("MAIN_DEFAULT_OPTIONS turns persistence on, the library keeps it off", () => {
+Deno.test("MAIN_DEFAULT_OPTIONS turns persistence on and listens on loopback only, the library keeps its defaults", () => {
   assert.equal(DEFAULT_OPTIONS.enablePersistence, false);
   assert.equal(MAIN_DEFAULT_OPTIONS.enablePersistence, true);
+  // Secure defaults (issue 19): main.ts without authentication is loopback
+  // only; the library keeps 0.0.0.0.
+  assert.equal(MAIN_DEFAULT_OPTIONS.host, "127.0.0.1");
+  assert.equal(DEFAULT_OPTIONS.host, "0.0.0.0");
   assert.deepEqual(
-    { ...MAIN_DEFAULT_OPTIONS, enablePersistence: false },
+    { ...MAIN_DEFAULT_OPTIONS, enablePersistence: false, host: "0.0.0.0" },
     { ...DEFAULT_OPTIONS },
   );
   assert.equal("passwordFile" in MAIN_DEFAULT_OPTIONS, false);
@@ -413,10 +417,14 @@ Deno.test("loadConfigFile() reads a file and names it when it cannot", async () 
   }
 });
 
-Deno.test("loadConfigFile() reads examples/kite.yaml: every option, at its default", async () => {
+Deno.test("loadConfigFile() reads examples/kite.yaml: every option at its default, but host and allowAnonymous (commented: they depend on passwordFile)", async () => {
   const path = new URL("../examples/kite.yaml", import.meta.url);
   const options = await loadConfigFile(path.pathname);
-  assert.deepEqual(options, { ...MAIN_DEFAULT_OPTIONS });
+  // Setting host or allowAnonymous in a file makes them explicit, which
+  // turns the secure defaults off (issue 19): the example leaves them out.
+  const { host: _host, allowAnonymous: _anonymous, ...rest } =
+    MAIN_DEFAULT_OPTIONS;
+  assert.deepEqual(options, rest);
 });
 
 // --- resolveOptions ----------------------------------------------------------------
@@ -438,7 +446,7 @@ Deno.test("resolveOptions() gives flags > file > main defaults", async () => {
     assert.equal(options.maxQos, 0); // flag over file
     assert.equal(options.maxConnections, 50); // file over default
     assert.equal(options.enablePersistence, true); // main default
-    assert.equal(options.host, DEFAULT_OPTIONS.host); // library default
+    assert.equal(options.host, MAIN_DEFAULT_OPTIONS.host); // main: loopback
     assert.deepEqual(
       Object.keys(options).sort(),
       Object.keys(DEFAULT_OPTIONS).sort(),
@@ -483,6 +491,66 @@ Deno.test("resolveOptions() fails on a missing config file", async () => {
     resolveOptions(["--config", "/nonexistent/kite.yaml"], noEnv)
   );
   assert.match(e.message, /cannot read config file \/nonexistent\/kite\.yaml/);
+});
+
+// --- secure defaults (issue 19, finding 6) -----------------------------------------
+
+Deno.test("resolveOptions() with a password file refuses anonymous clients unless allowAnonymous is given", async () => {
+  const strict = await resolveOptions(["--password-file", "p"], noEnv);
+  assert.equal(strict.options.allowAnonymous, false);
+  assert.equal(strict.options.host, "0.0.0.0");
+  const open = await resolveOptions(
+    ["--password-file", "p", "--allow-anonymous"],
+    noEnv,
+  );
+  assert.equal(open.options.allowAnonymous, true);
+  const host = await resolveOptions(
+    ["--password-file", "p", "--host", "127.0.0.2"],
+    noEnv,
+  );
+  assert.equal(host.options.host, "127.0.0.2");
+});
+
+Deno.test("resolveOptions() without authentication listens on loopback only unless --host and --allow-anonymous are both given", async () => {
+  assert.equal((await resolveOptions([], noEnv)).options.host, "127.0.0.1");
+  const anon = await resolveOptions(["--allow-anonymous"], noEnv);
+  assert.equal(anon.options.host, "127.0.0.1");
+  for (const host of ["127.0.0.1", "127.1.2.3", "::1", "localhost"]) {
+    const r = await resolveOptions(["--host", host], noEnv);
+    assert.equal(r.options.host, host);
+    assert.equal(r.options.allowAnonymous, true);
+  }
+  const open = await resolveOptions(
+    ["--host", "0.0.0.0", "--allow-anonymous"],
+    noEnv,
+  );
+  assert.equal(open.options.host, "0.0.0.0");
+  for (
+    const args of [
+      ["--host", "0.0.0.0"],
+      ["--host", "192.168.1.5", "--no-allow-anonymous"],
+      ["--host", "0.0.0.0", "--acl-file", "a"],
+    ]
+  ) {
+    const e = await configErrorAsync(() => resolveOptions(args, noEnv));
+    assert.equal(e.key, "host", args.join(" "));
+    assert.match(e.message, /without authentication/);
+    assert.match(e.message, /--password-file/);
+    assert.match(e.message, /--allow-anonymous/);
+    assert.ok(!e.message.includes("\n"));
+  }
+  // The config file counts as explicit, like a flag.
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = join(dir, "kite.yaml");
+    await Deno.writeTextFile(path, "host: 0.0.0.0\n");
+    await configErrorAsync(() => resolveOptions(["--config", path], noEnv));
+    await Deno.writeTextFile(path, "host: 0.0.0.0\nallowAnonymous: true\n");
+    const fromFile = await resolveOptions(["--config", path], noEnv);
+    assert.equal(fromFile.options.host, "0.0.0.0");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 // --- help ---------------------------------------------------------------------------

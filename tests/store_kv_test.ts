@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { KV_FILE_NAME, KvStore } from "../broker/store/kv.ts";
+import { isSessionRecord } from "../broker/store/_kv_records.ts";
 import { sha256 } from "../broker/store/_sha256.ts";
 import type { Store } from "../broker/store/store.ts";
 import { message, outgoing, session, storeSuite } from "./store_suite.ts";
@@ -25,6 +26,14 @@ storeSuite({
       },
     };
   },
+});
+
+Deno.test("isSessionRecord() accepts a record with an owner or without, and refuses a malformed owner", () => {
+  assert.ok(isSessionRecord(session("a")));
+  assert.ok(isSessionRecord(session("a", { owner: {} })));
+  assert.ok(isSessionRecord(session("a", { owner: { username: "alice" } })));
+  assert.ok(!isSessionRecord({ ...session("a"), owner: "alice" }));
+  assert.ok(!isSessionRecord({ ...session("a"), owner: { username: 7 } }));
 });
 
 /** Runs `fn` with a fresh store directory, removed afterwards. */

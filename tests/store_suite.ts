@@ -110,6 +110,20 @@ export function storeSuite(h: StoreHarness): void {
     assert.deepEqual(retained, [message("a/b", "two", { qos: 2 })]);
   });
 
+  test("putSession() keeps the session owner: a user, anonymous, or none (an older Kite)", async (f) => {
+    const s = f.store;
+    s.putSession(session("user", { owner: { username: "alice" } }));
+    s.putSession(session("anon", { owner: {} }));
+    s.putSession(session("legacy"));
+    await s.commit();
+    const { sessions } = await (await f.reopen()).load();
+    const byId = new Map(sessions.map((x) => [x.record.clientId, x.record]));
+    assert.deepEqual(byId.get("user")?.owner, { username: "alice" });
+    assert.deepEqual(byId.get("anon")?.owner, {});
+    assert.equal(byId.get("legacy")?.owner, undefined);
+    assert.ok(!("owner" in byId.get("legacy")!));
+  });
+
   test("putSession() creates and replaces a session", async (f) => {
     const s = f.store;
     s.putSession(session("c1"));

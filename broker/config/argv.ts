@@ -11,6 +11,7 @@ import { isSettingKey, type Origin, setSetting, toCamel } from "./_check.ts";
 import { suggest } from "./_suggest.ts";
 import { ConfigError } from "./config_error.ts";
 import { MAIN_DEFAULT_OPTIONS } from "./defaults.ts";
+import { applySecureDefaults } from "./secure_defaults.ts";
 import { LOG_LEVELS, type LogLevel } from "./log_level.ts";
 import { SETTING_KEYS, SETTINGS, toFlagName } from "./settings.ts";
 import type { BrokerSettings, KiteSettings, MainSettings } from "./types.ts";
@@ -168,7 +169,12 @@ export interface ResolvedOptions {
 /**
  * Resolves `broker/main.ts` arguments into the options to run with: flags
  * override the `--config` file, which overrides `MAIN_DEFAULT_OPTIONS`
- * (persistence on). `env` supplies `KITE_LOG_LEVEL`.
+ * (persistence on, loopback only). Then the secure defaults (see
+ * `secure_defaults.ts`): with a password file, anonymous clients are
+ * refused and every interface is served unless `allowAnonymous` or `host`
+ * was given; without one, a non-loopback `host` needs an explicit
+ * `allowAnonymous: true` (else a `ConfigError`). `env` supplies
+ * `KITE_LOG_LEVEL`.
  *
  * @example
  * ```ts
@@ -190,8 +196,11 @@ export async function resolveOptions(
   const fromFile = parsed.configPath === undefined || parsed.help
     ? {}
     : await loadConfigFile(parsed.configPath);
+  const given = { ...fromFile, ...parsed.options };
   const result: ResolvedOptions = {
-    options: { ...MAIN_DEFAULT_OPTIONS, ...fromFile, ...parsed.options },
+    options: parsed.help
+      ? { ...MAIN_DEFAULT_OPTIONS, ...given }
+      : applySecureDefaults({ ...MAIN_DEFAULT_OPTIONS, ...given }, given),
     help: parsed.help,
     logLevel,
   };

@@ -7,7 +7,7 @@
  */
 
 import { SETTING_KEYS, SETTINGS } from "./settings.ts";
-import type { BrokerSettings } from "./types.ts";
+import type { BrokerOptions, BrokerSettings } from "./types.ts";
 
 /** The `default` of every row that has one: exactly the broker settings. */
 function tableDefaults(): Required<BrokerSettings> {
@@ -35,15 +35,29 @@ export const DEFAULT_OPTIONS: Readonly<Required<BrokerSettings>> =
 
 /**
  * The defaults of `broker/main.ts`: the library defaults, except that
- * persistence is on.
+ * persistence is on and the broker listens on loopback only (`127.0.0.1`;
+ * with a password file, `0.0.0.0` and no anonymous clients: see
+ * `resolveOptions`).
  *
  * @example
  * ```ts
  * import { MAIN_DEFAULT_OPTIONS } from "@kite/mqtt/broker";
  * console.log(MAIN_DEFAULT_OPTIONS.enablePersistence); // true
+ * console.log(MAIN_DEFAULT_OPTIONS.host); // 127.0.0.1
  * ```
  */
 export const MAIN_DEFAULT_OPTIONS: Readonly<Required<BrokerSettings>> = {
   ...DEFAULT_OPTIONS,
+  host: "127.0.0.1",
   enablePersistence: true,
 };
+
+/**
+ * Whether a broker with `options` accepts clients without a user name:
+ * `allowAnonymous` when given, else only when no authentication hook
+ * (`authenticate`, `enhancedAuth`) is configured, as in Mosquitto 2.
+ */
+export function anonymousAllowed(options: BrokerOptions): boolean {
+  return options.allowAnonymous ??
+    (options.authenticate === undefined && options.enhancedAuth === undefined);
+}

@@ -65,7 +65,8 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
   host: {
     type: "string",
     default: "0.0.0.0",
-    description: "Interface to listen on.",
+    description:
+      "Interface to listen on (main.ts without a password file: loopback only).",
   },
   port: {
     type: "integer",
@@ -184,7 +185,8 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
   allowAnonymous: {
     type: "boolean",
     default: true,
-    description: "Allow clients that send no username.",
+    description:
+      "Allow clients that send no username (default off with authentication).",
   },
   sysInterval: {
     type: "number",

@@ -16,7 +16,10 @@ import type { BrokerHooks } from "../hooks.ts";
 
 /** Options of a `Broker`. Every field is optional; see `DEFAULT_OPTIONS`. */
 export interface BrokerOptions extends BrokerHooks {
-  /** Interface to listen on. Default `0.0.0.0`. */
+  /**
+   * Interface to listen on. Default `0.0.0.0` (`broker/main.ts`: `127.0.0.1`
+   * unless a password file is configured).
+   */
   host?: string;
   /** TCP port; 0 picks a free port. Default 1883. */
   port?: number;
@@ -74,7 +77,10 @@ export interface BrokerOptions extends BrokerHooks {
    * 0: no limit. Default 128, as EMQX.
    */
   maxTopicLevels?: number;
-  /** Allow clients without a username. Default true. */
+  /**
+   * Allow clients without a username. Default true, or false when an
+   * `authenticate` or `enhancedAuth` hook is given (as in Mosquitto 2).
+   */
   allowAnonymous?: boolean;
   /** Interval of `$SYS/broker/...` publications in seconds; 0 turns them off. Default 10. */
   sysInterval?: number;

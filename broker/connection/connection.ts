@@ -31,7 +31,7 @@
 import { getLogger } from "@logtape/logtape";
 import { encode } from "../../codec/encode.ts";
 import { PacketDecoder } from "../../codec/decode.ts";
-import { MqttError } from "../../codec/errors.ts";
+import { MqttError, UnsupportedProtocolError } from "../../codec/errors.ts";
 import type { Duplex } from "../../codec/duplex.ts";
 import { DUP_FLAG, OutputQueue } from "../../codec/_output.ts";
 import {
@@ -622,7 +622,9 @@ export class Connection implements ConnectionContext, CommitWaiter {
         });
       }
       if (this.state === CONNECTING) {
-        if (e.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
+        const v5 = e instanceof UnsupportedProtocolError &&
+          e.protocolLevel === 5;
+        if (e.reasonCode === ReasonCode.UnsupportedProtocolVersion && !v5) {
           // [MQTT-3.1.2-2]: CONNACK 0x01 (3.1.1 form) then close.
           this.version = 4;
           this.send({
@@ -630,8 +632,8 @@ export class Connection implements ConnectionContext, CommitWaiter {
             sessionPresent: false,
             reasonCode: toConnackReturnCodeV4(e.reasonCode),
           });
-        } else if (this.#decoder.version === 5) {
-          this.version = 5;
+        } else if (this.#decoder.version === 5 || v5) {
+          this.version = 5; // and a level-5 CONNECT's 0x84 [MQTT-3.1.2-1]
           this.send({
             type: "connack",
             sessionPresent: false,

@@ -197,7 +197,10 @@ export function isSessionRecord(v: unknown): v is SessionRecord {
       isObject(s) && typeof s.filter === "string" && isQos(s.qos)
     ) &&
     (v.will === undefined || isStoredMessage(v.will)) &&
-    (v.username === undefined || typeof v.username === "string");
+    (v.owner === undefined ||
+      (isObject(v.owner) &&
+        (v.owner.username === undefined ||
+          typeof v.owner.username === "string")));
 }
 
 /** Whether a value read has the shape of an `OutgoingRecord`. */

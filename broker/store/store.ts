@@ -52,6 +52,18 @@ export interface StoredWill extends StoredMessage {
   dueAt?: number;
 }
 
+/**
+ * Who a session belongs to: the identity that created it. Only a CONNECT
+ * with the same identity may resume or take over the session.
+ */
+export interface SessionOwner {
+  /**
+   * The user name the client connected with (with enhanced authentication,
+   * the identity the method proved); absent for an anonymous client.
+   */
+  username?: string;
+}
+
 /** The metadata of a session that outlives its connection. */
 export interface SessionRecord {
   /** The client identifier (assigned by the broker if the client sent none). */
@@ -67,10 +79,11 @@ export interface SessionRecord {
   /** The will, while it may still be published. */
   will?: StoredWill;
   /**
-   * The user name of the session's owner, if it connected with one:
-   * deliveries to the session are authorized for it, also after a restart.
+   * Who the session belongs to; also the identity its will is authorized
+   * as. Absent in records written before Kite kept it: the first identity
+   * that connects with the client id claims such a session.
    */
-  username?: string;
+  owner?: SessionOwner;
 }
 
 /** State of a message queued for or in flight to a session. */

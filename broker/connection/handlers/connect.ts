@@ -157,12 +157,11 @@ export function onConnect(
           refuse(c, code, "authentication failed");
           return;
         }
-        accept(c, p, assigned);
+        return admit(c, p, assigned);
       });
     }
   }
-  accept(c, p, assigned);
-  return undefined;
+  return admit(c, p, assigned);
 }
 
 /** AUTH: the next step of the enhanced authentication exchange. */
@@ -171,7 +170,10 @@ export function onAuth(c: ConnectionContext, p: AuthPacket): Promise<void> {
 }
 
 /** Does what the enhanced authentication exchange decided. */
-function onAuthAction(c: ConnectionContext, a: AuthAction): void {
+function onAuthAction(
+  c: ConnectionContext,
+  a: AuthAction,
+): Promise<void> | undefined {
   if (c.state >= CLOSING) return;
   if (a.type === "auth") {
     if (a.username !== undefined) c.username = a.username;
@@ -193,8 +195,40 @@ function onAuthAction(c: ConnectionContext, a: AuthAction): void {
   }
   if (a.username !== undefined) c.username = a.username;
   c.authFlow!.connected();
-  accept(c, c.connectPacket!, c.assigned, a.properties);
+  const p = c.connectPacket!;
   c.connectPacket = undefined;
+  return admit(c, p, c.assigned, a.properties);
+}
+
+/**
+ * The client is authenticated: its will, if any, must be one it may
+ * publish (`authorizePublish`, as Mosquitto 2 checks it), else the CONNECT
+ * is refused with 0x87 (3.1.1: 0x05). Then `accept`.
+ */
+function admit(
+  c: ConnectionContext,
+  p: ConnectPacket,
+  assigned: boolean,
+  authProps?: Properties,
+): Promise<void> | undefined {
+  const w = p.will;
+  const authz = c.core.hooks.authorizePublish;
+  if (w === undefined || authz === undefined) {
+    accept(c, p, assigned, authProps);
+    return undefined;
+  }
+  const decided = (code: number): void => {
+    if (c.state !== CONNECTING) return;
+    if (code >= 0x80) {
+      refuse(c, ReasonCode.NotAuthorized, `will to ${w.topic} not authorized`);
+    } else accept(c, p, assigned, authProps);
+  };
+  const r = authz(c.info!, w.topic, w.qos, w.retain);
+  if (typeof r === "number") {
+    decided(r);
+    return undefined;
+  }
+  return r.then(decided);
 }
 
 /** Accepts the client: session opened or resumed, CONNACK sent. */
@@ -205,6 +239,21 @@ function accept(
   authProps?: Properties,
 ): void {
   const core = c.core;
+  const owner = core.foreignOwner(c.clientId, c.username);
+  if (owner !== undefined) {
+    // A session belongs to the identity that created it: another one may
+    // neither resume it, nor take it over, nor discard it (clean start).
+    log.info(
+      "{clientId}: user {username} refused: the session belongs to user {owner}",
+      {
+        clientId: c.clientId,
+        username: c.username ?? "(anonymous)",
+        owner: owner.username ?? "(anonymous)",
+      },
+    );
+    refuse(c, ReasonCode.NotAuthorized, "client identifier in use");
+    return;
+  }
   const s = core.settings;
   const v5 = c.version === 5;
   // Session expiry: v5 from the CONNECT, 3.1.1 by the clean session flag;
