@@ -28,6 +28,7 @@
 import { getLogger } from "@logtape/logtape";
 import { Fifo } from "../codec/_fifo.ts";
 import { PacketIdAllocator } from "../codec/_packet_ids.ts";
+import { MessageQueue } from "./_message_queue.ts";
 import {
   encodePublish,
   type FanoutCache,
@@ -35,25 +36,29 @@ import {
   ownPayload,
   type PublishEncoding,
 } from "./delivery.ts";
-import type { Packet, ProtocolVersion, QoS } from "../codec/packet.ts";
+import type { ProtocolVersion, QoS } from "../codec/packet.ts";
 import type {
   OutgoingRecord,
   SessionOwner,
   SessionRecord,
-  Store,
   StoredMessage,
-  StoredSubscription,
   StoredWill,
 } from "./store/store.ts";
 import { debugEnabled } from "./_log.ts";
 import type { SharedMember } from "./dispatcher.ts";
 import type {
-  AuthorizationEpochHook,
-  AuthorizeReadHook,
-  ClientInfo,
-} from "./hooks.ts";
+  SessionContext,
+  SessionLink,
+  SessionSubscription,
+} from "./session_link.ts";
+import type { ClientInfo } from "./hooks.ts";
 import { ReadCache } from "./_read_cache.ts";
 
+export type {
+  SessionContext,
+  SessionLink,
+  SessionSubscription,
+} from "./session_link.ts";
 export {
   encodePublish,
   FanoutCache,
@@ -63,50 +68,6 @@ export {
 } from "./delivery.ts";
 
 const log = getLogger(["kite", "broker", "session"]);
-
-/** What a session needs from the connection it is attached to. */
-export interface SessionLink {
-  /** The protocol version of the connection. */
-  readonly version: ProtocolVersion;
-  /** Most QoS 1/2 messages unacknowledged at once (v5 receive maximum). */
-  readonly sendWindow: number;
-  /** The client's v5 Maximum Packet Size (Infinity when not given). */
-  readonly maxPacketSize: number;
-  /** False while the connection's output buffer is over its bound. */
-  writable(): boolean;
-  /**
-   * Queues an encoded PUBLISH, patching the packet id (and DUP) in; with
-   * `durable`, only once the store has committed what is pending.
-   */
-  sendPublish(
-    enc: PublishEncoding,
-    packetId: number,
-    dup: boolean,
-    durable?: boolean,
-  ): void;
-  /** Queues any other packet (`durable` as for `sendPublish`). */
-  send(packet: Packet, durable?: boolean): void;
-  /** Closes the connection: another one took its client id over. */
-  takeOver?(): void;
-}
-
-/** Per-broker settings and services a session uses. */
-export interface SessionContext {
-  store: Store;
-  maxQueuedMessages: number;
-  /** Bytes (payload + topic length) a queue may hold; 0 or absent: no bound. */
-  maxQueuedBytes?: number;
-  queueQos0Messages: boolean;
-  /** Counters the session adds its dropped messages to. */
-  stats?: { messagesDropped: number };
-  /** Checks each message a session is about to receive (hooks.ts). */
-  authorizeRead?: AuthorizeReadHook;
-  /** Invalidates the cached `authorizeRead` answers when it changes. */
-  authorizationEpoch?: AuthorizationEpochHook;
-}
-
-/** A subscription as the session keeps it (qos is the granted QoS). */
-export type SessionSubscription = StoredSubscription;
 
 /**
  * The state of one client session.
@@ -166,15 +127,13 @@ export class Session implements SharedMember {
 
   #ctx: SessionContext;
   /** Allocated on first use, like the maps above. */
-  #queue: Fifo<OutgoingMessage> | undefined;
+  #queue: MessageQueue | undefined;
   /**
    * Retained messages for a new subscription, sent at the pace the client
    * reads, before anything delivered after them (never dropped for a slow
    * reader; bounded by the retained messages the broker holds).
    */
   #replay: Fifo<OutgoingMessage> | undefined;
-  #queuedQos0 = 0;
-  #queuedBytes = 0;
   #nextSeq = 1;
   #packetIds = new PacketIdAllocator();
   #dropEpisode = false;
@@ -255,7 +214,7 @@ export class Session implements SharedMember {
 
   /** Bytes of the queued messages (payload + topic length, see maxQueuedBytes). */
   get queuedBytes(): number {
-    return this.#queuedBytes;
+    return this.#queue?.bytes ?? 0;
   }
 
   /** The record the store keeps for this session. */
@@ -297,9 +256,7 @@ export class Session implements SharedMember {
     if (r.state === "queued" || r.packetId === undefined) {
       m.state = "queued";
       m.packetId = 0;
-      (this.#queue ??= new Fifo()).push(m);
-      this.#queuedBytes += queuedSize(m.message);
-      if (m.qos === 0) this.#queuedQos0++;
+      (this.#queue ??= new MessageQueue()).push(m);
     } else {
       this.inflight.set(r.packetId, m);
       this.#packetIds.restored(r.packetId);
@@ -419,37 +376,29 @@ export class Session implements SharedMember {
   #enqueue(m: OutgoingMessage): void {
     const max = this.#ctx.maxQueuedMessages;
     const maxBytes = this.#ctx.maxQueuedBytes ?? 0;
-    const size = queuedSize(m.message);
+    const size = MessageQueue.sizeOf(m);
     if (maxBytes > 0 && size > maxBytes) {
       this.#drop("message larger than maxQueuedBytes", m.message);
       return;
     }
+    const queue = this.#queue ??= new MessageQueue();
     while (
-      this.queued >= max ||
-      (maxBytes > 0 && this.#queuedBytes + size > maxBytes)
+      queue.length >= max || (maxBytes > 0 && queue.bytes + size > maxBytes)
     ) {
-      let victim: OutgoingMessage | undefined;
-      if (this.#queuedQos0 > 0) {
-        victim = this.#queue!.removeFirst((v) => v.qos === 0);
-      }
-      victim ??= this.#queue?.shift();
+      const victim = queue.evict();
       if (victim === undefined) break;
-      this.#queuedBytes -= queuedSize(victim.message);
-      if (victim.qos === 0) this.#queuedQos0--;
-      else if (this.persistent) {
+      if (victim.qos > 0 && this.persistent) {
         this.#ctx.store.deleteOutgoing(this.clientId, victim.seq);
       }
       this.#drop(
-        this.queued + 1 >= max ? "queue full" : "queue over maxQueuedBytes",
+        queue.length + 1 >= max ? "queue full" : "queue over maxQueuedBytes",
         victim.message,
       );
     }
     if (max <= 0) return;
     ownPayload(m.message);
-    (this.#queue ??= new Fifo()).push(m);
-    this.#queuedBytes += size;
-    if (m.qos === 0) this.#queuedQos0++;
-    else if (this.persistent) this.#persist(m);
+    queue.push(m);
+    if (m.qos > 0 && this.persistent) this.#persist(m);
   }
 
   #drop(why: string, message: StoredMessage): void {
@@ -570,8 +519,6 @@ export class Session implements SharedMember {
       if (head.qos > 0 && this.inflightCount >= link.sendWindow) break;
       if (!link.writable()) break;
       this.#queue!.shift();
-      this.#queuedBytes -= queuedSize(head.message);
-      if (head.qos === 0) this.#queuedQos0--;
       if (
         this.#ctx.authorizeRead !== undefined &&
         !this.mayRead(head.message.topic)
@@ -650,12 +597,7 @@ export class Session implements SharedMember {
       }
     }
     // QoS 0 messages are not kept for an offline session unless configured.
-    if (!this.#ctx.queueQos0Messages && this.#queuedQos0 > 0) {
-      for (const m of this.#queue!.retain((m) => m.qos > 0)) {
-        this.#queuedBytes -= queuedSize(m.message);
-      }
-      this.#queuedQos0 = 0;
-    }
+    if (!this.#ctx.queueQos0Messages) this.#queue?.dropQos0();
     // Encodings pin payload copies of other versions; drop them.
     if (this.#inflight !== undefined) {
       for (const m of this.#inflight.values()) m.enc = undefined;
@@ -722,10 +664,7 @@ export class Session implements SharedMember {
       const moved = queue.retain((m) =>
         m.group === undefined || m.qos === 0 || !canMove(m.group)
       );
-      for (const m of moved) {
-        this.#queuedBytes -= queuedSize(m.message);
-        out.push(m);
-      }
+      for (const m of moved) out.push(m);
     }
     if (this.persistent) {
       for (const m of out) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
@@ -754,14 +693,7 @@ export class Session implements SharedMember {
   clearMessages(): void {
     this.#queue = undefined;
     this.#replay = undefined;
-    this.#queuedQos0 = 0;
-    this.#queuedBytes = 0;
     this.#inflight?.clear();
     this.#incomingQos2?.clear();
   }
-}
-
-/** What a queued message counts against maxQueuedBytes. */
-function queuedSize(message: StoredMessage): number {
-  return message.payload.byteLength + message.topic.length;
 }

@@ -218,7 +218,11 @@ async function setup(
   const aclFile = join(dir, "kite.acl");
   await Deno.writeTextFile(aclFile, acl);
   const auth = await fileAuth({ aclFile, allowAnonymous: true });
-  const broker = await startBroker({ ...options, ...hooksOf(auth) });
+  const broker = await startBroker({
+    allowAnonymous: true, // anonymous clients are part of these ACLs
+    ...options,
+    ...hooksOf(auth),
+  });
   return {
     broker,
     port: broker.addr.port,

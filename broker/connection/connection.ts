@@ -63,6 +63,7 @@ import {
   type ConnectionContext,
 } from "./context.ts";
 import { handlePacket } from "./handlers/mod.ts";
+import { HeldOutput } from "./_held_output.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
 
@@ -76,15 +77,6 @@ const DISCONNECT_REASONS: Record<number, string> = {
     "another connection took this client identifier over",
   [ReasonCode.ServerShuttingDown]: "the server is shutting down",
 };
-
-/** Output held until a store commit (see `Connection.send`). */
-interface Held {
-  gen: number;
-  packet: Packet | undefined;
-  enc: PublishTemplate | undefined;
-  packetId: number;
-  dup: boolean;
-}
 
 /**
  * A client connection served by a broker. The fields without `#` are the
@@ -144,10 +136,8 @@ export class Connection implements ConnectionContext, CommitWaiter {
   /** Built on first use (hooks, wills): most brokers never ask. */
   #info: ClientInfo | undefined;
   #username: string | undefined;
-  /** Output waiting for a store commit, oldest first. */
-  #held: Held[] | undefined;
-  /** The commit generation this connection waits for, 0 for none. */
-  #waitingFor = 0;
+  /** Output waiting for a store commit. */
+  #held: HeldOutput | undefined;
 
   #out = new OutputQueue();
   /** Bytes queued or being written. */
@@ -402,35 +392,26 @@ export class Connection implements ConnectionContext, CommitWaiter {
     dup: boolean,
   ): void {
     const gate = this.core.gate;
-    const gen = gate.generation;
-    (this.#held ??= []).push({ gen, packet, enc, packetId, dup });
-    if (this.#waitingFor !== gen) {
-      this.#waitingFor = gen;
-      gate.wait(this);
-    }
+    const held = this.#held ??= new HeldOutput();
+    if (held.hold(gate.generation, packet, enc, packetId, dup)) gate.wait(this);
   }
 
   /** The commit of generation `gen` is done: writes what it held back. */
   committed(gen: number): void {
     const held = this.#held;
     if (held === undefined) return;
-    let i = 0;
-    for (; i < held.length && held[i]!.gen <= gen; i++) {
-      const h = held[i]!;
-      if (!this.connected) continue;
+    const ready = held.release(gen);
+    if (held.empty) this.#held = undefined;
+    for (const h of ready) {
+      if (!this.connected) return;
       if (h.packet !== undefined) this.#write(h.packet);
       else this.#writePublish(h.enc!, h.packetId, h.dup);
     }
-    if (i === held.length) {
-      this.#held = undefined;
-      this.#waitingFor = 0;
-    } else held.splice(0, i);
   }
 
   /** The commit failed: what was acknowledged may not be durable. */
   commitFailed(): void {
     this.#held = undefined;
-    this.#waitingFor = 0;
     this.shutdown();
   }
 
