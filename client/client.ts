@@ -32,6 +32,7 @@ export type {
 } from "./events.ts";
 export { type Dialer, WebSocketDialer } from "./dialer.ts";
 export type { WebSocketDialerOptions } from "./dialer.ts";
+export type { Duplex, RawReader } from "../codec/duplex.ts";
 export {
   TcpDialer,
   type TcpDialerOptions,
