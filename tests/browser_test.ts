@@ -67,6 +67,7 @@ async function exchange(
       await page.evaluate<string>("document.title"),
       "Kite MQTT in the browser",
     );
+    await page.evaluate("kiteReady"); // the page's module has loaded
     await page.evaluate("kite.connect()");
     assert.match(
       await page.evaluate<string>(

@@ -1,7 +1,12 @@
 // The example page's script: Kite's browser build (kite-client.js, from
 // `deno task build:browser`) connecting over WebSocket. `window.kite` is the
 // same API the forms use, for a test that drives the page.
-import { Client } from "./kite-client.js";
+// (Imported by a computed name so that `deno check .` does not look for the
+// generated file; a page of your own can `import { Client } from ...`.)
+const ready = Promise.withResolvers();
+globalThis.kiteReady = ready.promise; // resolves once window.kite is set
+const bundle = "./kite-client.js";
+const { Client } = await import(bundle);
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -68,6 +73,7 @@ const kite = {
   },
 };
 globalThis.kite = kite;
+ready.resolve();
 
 const qosOf = (id) => Number($(id).value);
 const report = (p) => p.catch((e) => status(`error: ${e.message}`));
