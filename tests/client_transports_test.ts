@@ -458,3 +458,52 @@ Deno.test("Client reports a bad URL or an unreachable transport as 0x88 with the
     await c.close();
   }
 });
+
+Deno.test("WebClient (the browser build's client) speaks ws:// in Deno, refuses mqtt:// and TLS files; options.dialer wins", async () => {
+  const { WebClient, WebSocketDialer } = await import("../client/mod.ts");
+  const kite = await startKite();
+  try {
+    const web = new WebClient({ url: kite.ws.url, reconnect: false });
+    await web.connect();
+    const got = Promise.withResolvers<Message>();
+    await web.subscribe("w/#", 1, (m) => got.resolve(m));
+    await web.publish("w/1", "web", 1);
+    assert.equal(
+      (await within(got.promise, 5000, "WebClient")).payloadText,
+      "web",
+    );
+    await web.disconnect();
+    for (
+      const [options, re] of [
+        [
+          { url: `mqtt://127.0.0.1:${kite.broker.addr.port}` },
+          /needs TCP sockets/,
+        ],
+        [{ port: kite.broker.addr.port }, /needs TCP sockets/],
+        [
+          { url: kite.ws.url, tls: { caFile: "ca.crt" } },
+          /TLS options need Client/,
+        ],
+      ] as const
+    ) {
+      const c = new WebClient({ ...options, reconnect: false });
+      await assert.rejects(c.connect(), (e: unknown) => {
+        assert.ok(e instanceof MqttError);
+        assert.equal(e.reasonCode, ReasonCode.ServerUnavailable);
+        assert.match(e.message, re);
+        return true;
+      });
+      await c.close();
+    }
+    // A dialer in the options replaces the one of url/host/port.
+    const viaDialer = new Client({
+      url: "mqtt://192.0.2.1:1", // never dialed
+      dialer: new WebSocketDialer({ url: kite.ws.url }),
+      reconnect: false,
+    });
+    await viaDialer.connect();
+    await viaDialer.disconnect();
+  } finally {
+    await kite.close();
+  }
+});
