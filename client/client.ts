@@ -34,6 +34,8 @@ export { type Dialer, WebSocketDialer } from "./dialer.ts";
 export type { WebSocketDialerOptions } from "./dialer.ts";
 export type { Duplex, RawReader } from "../codec/duplex.ts";
 export {
+  DenoWebSocketDialer,
+  type DenoWebSocketDialerOptions,
   TcpDialer,
   type TcpDialerOptions,
   TlsDialer,

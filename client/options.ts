@@ -59,19 +59,21 @@ export interface TlsOptions {
   keyFile?: string;
   /**
    * The name the broker's certificate must carry (and the SNI sent) when
-   * it differs from the host, e.g. when dialing an IP address. Over
-   * `mqtts://` it cannot be combined with a client certificate (Deno's
-   * `startTls` sends none).
+   * it differs from the host, e.g. when dialing an IP address. It cannot be
+   * combined with a client certificate (Deno's `startTls` sends none).
    */
   servername?: string;
   /**
    * Do not check that the broker's certificate names the host (as
    * `mosquitto_pub --insecure`); the chain is still verified against the
-   * CA. For tests only. Over `wss://` Deno has no such switch: it is
-   * refused there.
+   * CA. For tests only. (Deno has no per-connection switch to skip the
+   * chain check, MQTT.js's `rejectUnauthorized: false`: trust the CA.)
    */
   insecure?: boolean;
-  /** ALPN protocols offered over `mqtts://`. Default none. */
+  /**
+   * ALPN protocols offered. Default none over `mqtts://`, `http/1.1` over
+   * `wss://`.
+   */
   alpnProtocols?: string[];
 }
 

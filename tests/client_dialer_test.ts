@@ -11,7 +11,12 @@ import assert from "node:assert/strict";
 import tls from "node:tls";
 import type { Duplex } from "../codec/duplex.ts";
 import { type Dialer, WebSocketDialer } from "../client/dialer.ts";
-import { denoDialer, TcpDialer, TlsDialer } from "../client/socket_dialer.ts";
+import {
+  denoDialer,
+  DenoWebSocketDialer,
+  TcpDialer,
+  TlsDialer,
+} from "../client/socket_dialer.ts";
 import { within } from "./client_helpers.ts";
 import { HAVE_OPENSSL, makeCerts, type TestCerts } from "./_certs.ts";
 
@@ -240,8 +245,11 @@ function dialerSuite(t: SuiteTarget): void {
       try {
         await d.write(new Uint8Array([1]));
         await within(readBytes(d, 1), 3000, "echo");
-        await server.dropAll();
+        // A duplex may answer the close handshake only while read: read
+        // while the server closes.
+        const dropped = server.dropAll();
         assert.equal(await within(d.read(), 3000, "EOF"), null);
+        await within(dropped, 3000, "the server's close");
       } finally {
         d.close();
       }
@@ -291,7 +299,17 @@ dialerSuite({
 });
 
 dialerSuite({
-  name: "WebSocketDialer (wss://, Deno's TLS settings)",
+  name: "DenoWebSocketDialer",
+  ignore: false,
+  server: () => new WsEchoServer(),
+  make: (port) =>
+    new DenoWebSocketDialer({ url: `ws://127.0.0.1:${port}/mqtt` }),
+  address: (port) => `ws://127.0.0.1:${port}/mqtt`,
+  raw: false,
+});
+
+dialerSuite({
+  name: "DenoWebSocketDialer (wss://, from the client's options)",
   ignore: !HAVE_OPENSSL,
   server: () => new WsEchoServer({ certs: certs! }),
   make: (port) =>
@@ -556,4 +574,231 @@ Deno.test("WebSocketDuplex.write() waits while bufferedAmount is above the bound
   assert.equal(ws.sent.length, 2);
   d.close();
   assert.equal(await d.read(), null);
+});
+
+// ------------------------------------------- DenoWebSocketDialer's framing
+
+const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/** A server frame (unmasked). */
+function frame(opcode: number, payload: Uint8Array, fin = true): Uint8Array {
+  const n = payload.length;
+  const head = n < 126
+    ? [n]
+    : n < 65536
+    ? [126, n >> 8, n & 0xff]
+    : [127, 0, 0, 0, 0, n >>> 24, (n >> 16) & 0xff, (n >> 8) & 0xff, n & 0xff];
+  return new Uint8Array([(fin ? 0x80 : 0) | opcode, ...head, ...payload]);
+}
+
+/** Reads one client frame (masked) from `conn`; `buf` keeps leftovers. */
+async function readClientFrame(
+  conn: Deno.Conn,
+  buf: { bytes: Uint8Array },
+): Promise<{ opcode: number; payload: Uint8Array; masked: boolean }> {
+  const need = async (n: number) => {
+    while (buf.bytes.length < n) {
+      const b = new Uint8Array(4096);
+      const got = await conn.read(b);
+      if (got === null) throw new Error("EOF");
+      const j = new Uint8Array(buf.bytes.length + got);
+      j.set(buf.bytes);
+      j.set(b.subarray(0, got), buf.bytes.length);
+      buf.bytes = j;
+    }
+  };
+  await need(2);
+  let len = buf.bytes[1]! & 0x7f;
+  let off = 2;
+  if (len === 126) {
+    await need(4);
+    len = (buf.bytes[2]! << 8) | buf.bytes[3]!;
+    off = 4;
+  }
+  const masked = (buf.bytes[1]! & 0x80) !== 0;
+  await need(off + 4 + len);
+  const mask = buf.bytes.slice(off, off + 4);
+  const payload = buf.bytes.slice(off + 4, off + 4 + len)
+    .map((b, i) => b ^ mask[i & 3]!);
+  const opcode = buf.bytes[0]! & 0x0f;
+  buf.bytes = buf.bytes.slice(off + 4 + len);
+  return { opcode, payload, masked };
+}
+
+/**
+ * A scripted WebSocket server on a raw TCP socket: answers the handshake
+ * (`answer` may change it), then runs `script` with the connection.
+ */
+async function scriptedWs(
+  script: (conn: Deno.Conn, buf: { bytes: Uint8Array }) => Promise<void>,
+  answer?: (key: string, accept: string) => string,
+  run: (url: string) => Promise<void> = async () => {},
+): Promise<void> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const served = (async () => {
+    const conn = await listener.accept();
+    try {
+      let head = "";
+      const b = new Uint8Array(4096);
+      while (!head.includes("\r\n\r\n")) {
+        const n = await conn.read(b);
+        if (n === null) return;
+        head += new TextDecoder().decode(b.subarray(0, n));
+      }
+      const key = head.match(/Sec-WebSocket-Key: (\S+)/i)![1]!;
+      const digest = await crypto.subtle.digest(
+        "SHA-1",
+        new TextEncoder().encode(key + GUID),
+      );
+      const accept = btoa(String.fromCharCode(...new Uint8Array(digest)));
+      const response = answer?.(key, accept) ??
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n" +
+          `Connection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n` +
+          "Sec-WebSocket-Protocol: mqtt\r\n\r\n";
+      await conn.write(new TextEncoder().encode(response));
+      await script(conn, { bytes: new Uint8Array(0) });
+    } finally {
+      try {
+        conn.close();
+      } catch { /* already */ }
+    }
+  })();
+  try {
+    await run(`ws://127.0.0.1:${port}/mqtt`);
+  } finally {
+    listener.close();
+  }
+  await within(served, 3000, "the scripted server"); // its assertions too
+}
+
+Deno.test("DenoWebSocketDialer reads frames split byte by byte, fragmented, packed; answers pings; sends masked frames", async () => {
+  const done = Promise.withResolvers<void>();
+  await scriptedWs(
+    async (conn, buf) => {
+      // One frame sent a byte at a time, a message in two fragments, and
+      // two frames in one write, with a ping between.
+      const one = frame(0x2, new Uint8Array([1, 2, 3]));
+      for (const byte of one) await conn.write(new Uint8Array([byte]));
+      await conn.write(frame(0x2, new Uint8Array([4]), false));
+      await conn.write(frame(0x9, new TextEncoder().encode("hi")));
+      await conn.write(frame(0x0, new Uint8Array([5])));
+      const big = new Uint8Array(70_000).fill(7);
+      await conn.write(
+        new Uint8Array([...frame(0x2, big), ...frame(0x2, Uint8Array.of(8))]),
+      );
+      const pong = await readClientFrame(conn, buf);
+      assert.deepEqual([pong.opcode, new TextDecoder().decode(pong.payload)], [
+        0xa,
+        "hi",
+      ]);
+      const data = await readClientFrame(conn, buf);
+      assert.deepEqual(data, {
+        opcode: 0x2,
+        payload: Uint8Array.of(9, 9),
+        masked: true,
+      });
+      await done.promise;
+      await conn.write(frame(0x8, Uint8Array.of(0x03, 0xe8)));
+      const close = await readClientFrame(conn, buf);
+      assert.equal(close.opcode, 0x8);
+    },
+    undefined,
+    async (url) => {
+      const d = await new DenoWebSocketDialer({ url }).dial();
+      try {
+        const got = await within(readBytes(d, 5 + 70_000 + 1), 3000, "frames");
+        assert.deepEqual(got.subarray(0, 5), Uint8Array.of(1, 2, 3, 4, 5));
+        assert.equal(got[5 + 69_999], 7);
+        assert.equal(got[5 + 70_000], 8);
+        await d.write(Uint8Array.of(9, 9));
+        done.resolve();
+        assert.equal(await within(d.read(), 3000, "EOF after close"), null);
+      } finally {
+        d.close();
+      }
+    },
+  );
+});
+
+Deno.test("DenoWebSocketDialer fails the read on a text or masked frame [MQTT-6.0.0-1]", async () => {
+  for (
+    const [bad, re] of [
+      [frame(0x1, new TextEncoder().encode("{}")), /text frame/],
+      [Uint8Array.of(0x82, 0x81, 1, 2, 3, 4, 5), /masked frame/],
+    ] as const
+  ) {
+    await scriptedWs(
+      async (conn, buf) => {
+        await conn.write(bad);
+        // The client says why: close 1002.
+        const close = await readClientFrame(conn, buf);
+        assert.deepEqual([close.opcode, [...close.payload]], [0x8, [
+          0x03,
+          0xea,
+        ]]);
+      },
+      undefined,
+      async (url) => {
+        const d = await new DenoWebSocketDialer({ url }).dial();
+        try {
+          await assert.rejects(within(d.read(), 3000, "bad frame"), re);
+          assert.equal(await d.read(), null);
+        } finally {
+          d.close();
+        }
+      },
+    );
+  }
+});
+
+Deno.test("DenoWebSocketDialer.dial() rejects a refused upgrade, a bad accept key, a missing subprotocol", async () => {
+  for (
+    const [answer, re] of [
+      [
+        () => "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n",
+        /"HTTP\/1.1 400 Bad Request", not 101/,
+      ],
+      [
+        () =>
+          "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: nope\r\nSec-WebSocket-Protocol: mqtt\r\n\r\n",
+        /Sec-WebSocket-Accept/,
+      ],
+      [
+        (_: string, accept: string) =>
+          `HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+        /subprotocol mqtt/,
+      ],
+    ] as const
+  ) {
+    await scriptedWs(async () => {}, answer, async (url) => {
+      await assert.rejects(new DenoWebSocketDialer({ url }).dial(), re);
+    });
+  }
+});
+
+Deno.test({
+  name:
+    "DenoWebSocketDialer over wss:// checks serverName, or skips the host check with insecure",
+  ignore: !HAVE_OPENSSL,
+  async fn() {
+    await using server = new WsEchoServer({ certs: certs! });
+    const url = `wss://localhost:${server.port}/mqtt`; // not in the certificate
+    const tls = { caCerts: [certs!.ca] };
+    await assert.rejects(new DenoWebSocketDialer({ url, tls }).dial());
+    for (
+      const extra of [{ serverName: "kite.test" }, { insecure: true }]
+    ) {
+      const d = await new DenoWebSocketDialer({
+        url,
+        tls: { ...tls, ...extra },
+      }).dial();
+      await d.write(Uint8Array.of(3));
+      assert.deepEqual(
+        await within(readBytes(d, 1), 3000, "echo"),
+        Uint8Array.of(3),
+      );
+      d.close();
+    }
+  },
 });
