@@ -15,6 +15,8 @@ import {
 } from "./_cli_options.ts";
 import { applyConnectProperties } from "./_cli_properties.ts";
 import { asUsage } from "./_cli_values.ts";
+import { parseBrokerUrl, webSocketUrl } from "./_broker_url.ts";
+import type { ClientOptions, TlsOptions } from "./options.ts";
 import { Args, type Draft, FLAGS, newDraft } from "./_cli_flags.ts";
 
 /**
@@ -69,6 +71,10 @@ function finish(d: Draft): PubCliOptions | SubCliOptions {
     repeat,
     tls,
     caFile,
+    certFile,
+    keyFile,
+    insecure,
+    url,
     willTopic,
     willPayload,
     willQos,
@@ -87,7 +93,17 @@ function finish(d: Draft): PubCliOptions | SubCliOptions {
   if (client.cleanStart === false && client.clientId === undefined) {
     throw new UsageError("-c needs a client id (-i): a session is per id");
   }
-  if (topics.length === 0) throw new UsageError("-t TOPIC is needed");
+  if (url !== undefined) applyUrl(url, client, topics);
+  applyTls(client, url !== undefined, {
+    tls,
+    caFile,
+    certFile,
+    keyFile,
+    insecure,
+  });
+  if (topics.length === 0) {
+    throw new UsageError("-t TOPIC is needed (or -L mqtt://host/TOPIC)");
+  }
   if (willTopic !== undefined || willPayload !== undefined) {
     if (willTopic === undefined) {
       throw new UsageError("--will-payload needs --will-topic");
@@ -103,17 +119,10 @@ function finish(d: Draft): PubCliOptions | SubCliOptions {
     throw new UsageError("--will-qos and --will-retain need --will-topic");
   }
   applyConnectProperties(props.connect, client);
-  if (tls || caFile !== undefined) {
-    client.tls = caFile !== undefined
-      ? {
-        caCerts: [
-          asUsage(`--cafile ${caFile}`, () => Deno.readTextFileSync(caFile)),
-        ],
-      }
-      : true;
-  }
   if (command === "pub") {
-    if (topics.length > 1) throw new UsageError("kite pub takes one -t");
+    if (topics.length > 1) {
+      throw new UsageError("kite pub takes one topic (-t or the -L URL's)");
+    }
     const topic = topics[0]!;
     asUsage("-t", () => validateTopicName(topic));
     if (!source) {
@@ -144,4 +153,66 @@ function finish(d: Draft): PubCliOptions | SubCliOptions {
     ...sub,
     properties: props.subscribe,
   };
+}
+
+/**
+ * `-L URL`: mosquitto_pub's `mqtt(s)://[user[:pass]@]host[:port]/topic`
+ * (the path is the topic), or `ws(s)://[user[:pass]@]host[:port]/path` (the
+ * path is the WebSocket endpoint; topics come from `-t`). Sets the client's
+ * URL and credentials (`-u`/`-P` win); a topic joins `topics`.
+ */
+function applyUrl(url: string, client: ClientOptions, topics: string[]): void {
+  if (client.host !== undefined || client.port !== undefined) {
+    throw new UsageError("-L cannot be combined with -h or -p");
+  }
+  // The topic is the raw rest after the host, '#' and '?' included (as
+  // mosquitto_pub reads it); the URL parser only sees what is before it.
+  const scheme = url.indexOf("://");
+  const slash = scheme < 0 ? -1 : url.indexOf("/", scheme + 3);
+  const base = slash < 0 ? url : url.slice(0, slash);
+  const rest = slash < 0 ? "" : url.slice(slash);
+  const isWs = /^wss?:/i.test(url);
+  const t = asUsage("-L", () => parseBrokerUrl(isWs ? url : base));
+  if (t.username !== undefined) client.username ??= t.username;
+  if (t.password !== undefined) client.password ??= t.password;
+  if (isWs) {
+    client.url = webSocketUrl(t);
+    return;
+  }
+  const host = t.hostname.includes(":") ? `[${t.hostname}]` : t.hostname;
+  client.url = `${t.protocol}://${host}:${t.port}`;
+  if (rest.length > 1) topics.push(rest.slice(1));
+}
+
+/** The TLS flags, their files read now (a bad file is a usage error). */
+function applyTls(
+  client: ClientOptions,
+  withUrl: boolean,
+  f: {
+    tls: boolean;
+    caFile: string | undefined;
+    certFile: string | undefined;
+    keyFile: string | undefined;
+    insecure: boolean;
+  },
+): void {
+  const any = f.tls || f.insecure || f.caFile !== undefined ||
+    f.certFile !== undefined || f.keyFile !== undefined;
+  if (!any) return;
+  if ((f.certFile === undefined) !== (f.keyFile === undefined)) {
+    throw new UsageError("--cert and --key go together");
+  }
+  if (withUrl && !/^(mqtts|wss):/.test(client.url ?? "")) {
+    throw new UsageError(
+      "--tls, --cafile, --cert, --key and --insecure need an mqtts:// or wss:// URL with -L",
+    );
+  }
+  const read = (flag: string, file: string) =>
+    asUsage(`${flag} ${file}`, () => Deno.readTextFileSync(file));
+  const o: TlsOptions = {};
+  if (f.caFile !== undefined) o.caCerts = [read("--cafile", f.caFile)];
+  if (f.certFile !== undefined) o.cert = read("--cert", f.certFile);
+  if (f.keyFile !== undefined) o.key = read("--key", f.keyFile);
+  if (f.insecure) o.insecure = true;
+  client.tls = Object.keys(o).length > 0 ? o : true;
 }

@@ -43,6 +43,10 @@ export interface Draft
   source: PubCliOptions["source"] | undefined;
   tls: boolean;
   caFile: string | undefined;
+  certFile: string | undefined;
+  keyFile: string | undefined;
+  insecure: boolean;
+  url: string | undefined;
   willTopic: string | undefined;
   willPayload: string | undefined;
   willQos: QoS | undefined;
@@ -71,6 +75,10 @@ export function newDraft(command: "pub" | "sub"): Draft {
     noEol: false,
     tls: false,
     caFile: undefined,
+    certFile: undefined,
+    keyFile: undefined,
+    insecure: false,
+    url: undefined,
     willTopic: undefined,
     willPayload: undefined,
     willQos: undefined,
@@ -240,8 +248,12 @@ const COMMON_FLAGS: Record<string, Apply> = {
     0,
     4_294_967_295,
   ),
+  "-L --url": text("url"),
   "--tls": on("tls"),
   "--cafile": text("caFile"),
+  "--cert": text("certFile"),
+  "--key": text("keyFile"),
+  "--insecure": on("insecure"),
   "--will-topic": text("willTopic"),
   "--will-payload": text("willPayload"),
   "--will-qos": qos("willQos"),

@@ -5,6 +5,10 @@
  */
 
 const COMMON_HELP = `Connection:
+  -L, --url URL              the broker as a URL: mqtt(s)://[user[:pass]@]host[:port]/topic
+                             (the path is the topic), or ws(s)://[user[:pass]@]host[:port]/path
+                             (MQTT over WebSocket; topics with -t). Default ports
+                             1883, 8883, 80, 443
   -h, --host HOST            broker host (default 127.0.0.1)
   -p, --port PORT            broker port (default 1883, 8883 with --tls)
   -i, --id ID                client id (default a random kite-... id)
@@ -16,6 +20,10 @@ const COMMON_HELP = `Connection:
   -x, --session-expiry-interval SECONDS  v5 session expiry
       --tls                  connect with TLS
       --cafile FILE          trust this PEM CA certificate (implies --tls)
+      --cert FILE            client certificate (PEM) for mutual TLS, with --key
+      --key FILE             the client certificate's private key (PEM)
+      --insecure             do not check that the server certificate names the
+                             host (the CA is still checked; tests only)
       --will-topic TOPIC     will message topic
       --will-payload TEXT    will message payload
       --will-qos QOS         will message QoS (default 0)

@@ -27,7 +27,8 @@ import { TopicAliasReceiver } from "./state.ts";
 import type { ClientOptions, DisconnectOptions } from "./options.ts";
 import type { ClientEvents, DisconnectEvent } from "./events.ts";
 import { ClientOfflineError, TimeoutError } from "./errors.ts";
-import { dialerFor } from "./dialer.ts";
+import type { Dialer } from "./dialer.ts";
+import { brokerTarget } from "./_broker_url.ts";
 import { Link } from "./link.ts";
 import { Reconnector } from "./_reconnector.ts";
 import type { Delivery } from "./_delivery.ts";
@@ -46,6 +47,21 @@ const V4_CONNACK_TO_V5: readonly number[] = [
   ReasonCode.NotAuthorized,
 ];
 
+/** `o` with the user and password of its `url` where it gives none. */
+function withUrlCredentials(o: ClientOptions): ClientOptions {
+  if (o.url === undefined) return o;
+  const t = brokerTarget(o);
+  if (t.username === undefined && t.password === undefined) return o;
+  const merged = { ...o };
+  if (o.username === undefined && t.username !== undefined) {
+    merged.username = t.username;
+  }
+  if (o.password === undefined && t.password !== undefined) {
+    merged.password = t.password;
+  }
+  return merged;
+}
+
 /** The `Client` fields a connection reads and updates. */
 export interface ConnectionOwner {
   /** The options (merged with those of `connect()`). */
@@ -62,6 +78,8 @@ export interface ConnectionHooks {
   emit<K extends keyof ClientEvents>(name: K, event: ClientEvents[K]): void;
   /** The client closed for good: `error` is for whatever still waits. */
   closed(error: Error): void;
+  /** The dialer of the next connection attempt; may throw a `TypeError`. */
+  dialer(): Dialer;
 }
 
 interface Pending {
@@ -170,31 +188,43 @@ export class Connection {
       );
     }
     this.#version = version;
-    const host = o.host ?? "127.0.0.1";
-    const port = o.port ?? (o.tls ? 8883 : 1883);
     const timeout = o.connectTimeout ?? 30_000;
     const epoch = ++this.#epoch;
 
     const { promise, resolve, reject } = Promise.withResolvers<ConnackPacket>();
     this.#pending = { resolve, reject };
+    let dialer: Dialer;
+    try {
+      dialer = this.#hooks.dialer();
+    } catch (e) {
+      this.#fail(
+        epoch,
+        new MqttError(
+          ReasonCode.ServerUnavailable,
+          `cannot connect: ${toError(e).message}`,
+          { cause: e },
+        ),
+        "client",
+      );
+      return promise;
+    }
+    const address = dialer.address;
     this.#connectTimer = setTimeout(() => {
       this.#connectTimer = undefined;
       this.#fail(
         epoch,
-        new TimeoutError(
-          `no CONNACK from ${host}:${port} within ${timeout} ms`,
-        ),
+        new TimeoutError(`no CONNACK from ${address} within ${timeout} ms`),
         "network",
       );
     }, timeout);
 
     let duplex;
     try {
-      duplex = await dialerFor(host, port, o.tls).dial();
+      duplex = await dialer.dial();
     } catch (e) {
       const err = new MqttError(
         ReasonCode.ServerUnavailable,
-        `cannot connect to ${host}:${port}: ${toError(e).message}`,
+        `cannot connect to ${address}: ${toError(e).message}`,
         { cause: e },
       );
       if (epoch === this.#epoch && this.#pending) {
@@ -228,7 +258,12 @@ export class Connection {
     this.#links.add(done);
     link.send(
       encode(
-        connectPacket(o, version, this.#owner.clientId, this.#resume),
+        connectPacket(
+          withUrlCredentials(o),
+          version,
+          this.#owner.clientId,
+          this.#resume,
+        ),
         { version },
       ),
     );

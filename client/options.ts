@@ -9,6 +9,7 @@
 
 import type { Properties, QoS, UserProperty } from "../codec/packet.ts";
 import type { ReconnectOptions } from "./reconnect.ts";
+import type { Dialer } from "./dialer.ts";
 
 /** The last will, published by the broker if the client vanishes. */
 export interface WillOptions {
@@ -34,14 +35,74 @@ export interface AuthChallenge {
   data: Uint8Array | undefined;
 }
 
+/**
+ * TLS settings of a `Client` (`mqtts://`, `wss://` or `tls: {...}`). PEM
+ * text and file paths may be mixed; files are read at each connection
+ * attempt, so a renewed certificate is used from the next reconnect on.
+ * Only Deno's `Client` applies them: a browser checks a `wss://` server
+ * against its own trust store.
+ */
+export interface TlsOptions {
+  /** CA certificates (PEM text) trusted besides the system's roots. */
+  caCerts?: string[];
+  /** The same as `caCerts`, by MQTT.js's name: one PEM text or several. */
+  ca?: string | string[];
+  /** A PEM file of CA certificates trusted besides the system's roots. */
+  caFile?: string;
+  /** Client certificate chain (PEM text), for mutual TLS; needs a key. */
+  cert?: string;
+  /** Client certificate chain file (PEM). */
+  certFile?: string;
+  /** The private key of the client certificate (PEM text). */
+  key?: string;
+  /** The private key file (PEM). */
+  keyFile?: string;
+  /**
+   * The name the broker's certificate must carry (and the SNI sent) when
+   * it differs from the host, e.g. when dialing an IP address. It cannot be
+   * combined with a client certificate (Deno's `startTls` sends none).
+   */
+  servername?: string;
+  /**
+   * Do not check that the broker's certificate names the host (as
+   * `mosquitto_pub --insecure`); the chain is still verified against the
+   * CA. For tests only. (Deno has no per-connection switch to skip the
+   * chain check, MQTT.js's `rejectUnauthorized: false`: trust the CA.)
+   */
+  insecure?: boolean;
+  /**
+   * ALPN protocols offered. Default none over `mqtts://`, `http/1.1` over
+   * `wss://`.
+   */
+  alpnProtocols?: string[];
+}
+
 /** Options of a `Client`. Every field is optional. */
 export interface ClientOptions {
+  /**
+   * The broker's URL: `mqtt://host[:port]`, `mqtts://` (TLS), `ws://` or
+   * `wss://host[:port]/path` (WebSocket; MQTT.js's `tcp:`, `ssl:`, `tls:`
+   * work too). Default ports as MQTT.js: 1883, 8883, 80 and 443; a
+   * WebSocket path defaults to `/`. A user and password in the URL are
+   * used when `username`/`password` are not given; `host` and `port`
+   * given beside it win.
+   */
+  url?: string;
   /** Broker host. Default `"127.0.0.1"`. */
   host?: string;
-  /** Broker port. Default 1883 (8883 with `tls`). */
+  /** Broker port. Default 1883 (8883 with `tls`), or the URL's. */
   port?: number;
-  /** Connect with TLS; an object is passed to `Deno.connectTls`. */
-  tls?: boolean | { caCerts?: string[] };
+  /**
+   * TLS: `true` for `host`/`port` over TLS with the system's roots, or its
+   * settings (CA, client certificate, server name); with a `url` the
+   * scheme decides whether TLS is used and this gives the settings.
+   */
+  tls?: boolean | TlsOptions;
+  /**
+   * Opens the connections instead of the dialer chosen from `url`, `host`,
+   * `port` and `tls` (a custom transport, a proxy, a test double).
+   */
+  dialer?: Dialer;
   /** Client identifier. Default a random `kite-…` id. */
   clientId?: string;
   /** User name. */

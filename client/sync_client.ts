@@ -51,9 +51,11 @@ import {
 
 /**
  * Options of a `SyncClient`: those of the async `Client` (except the `auth`
- * callback, which cannot cross the worker boundary) and the blocking limits.
+ * callback and a `dialer` object, which cannot cross the worker boundary;
+ * `url` and `tls` can) and the blocking limits.
  */
-export interface SyncClientOptions extends Omit<ClientOptions, "auth"> {
+export interface SyncClientOptions
+  extends Omit<ClientOptions, "auth" | "dialer"> {
   /**
    * Milliseconds each blocking call waits for its answer before throwing
    * `TimeoutError` (a call may pass its own). Default 10 000.

@@ -154,3 +154,83 @@ export async function startMosquitto(
   }
   return { port, stop, log, [Symbol.asyncDispose]: stop };
 }
+
+/** The certificate files a TLS listener of Mosquitto needs. */
+export interface MosquittoCerts {
+  caFile: string;
+  serverCertFile: string;
+  serverKeyFile: string;
+}
+
+/** A Mosquitto with a listener of every transport (all on 127.0.0.1). */
+export interface MosquittoTransports extends Mosquitto {
+  /** TLS, server certificate only. */
+  readonly mqtts: number;
+  /** TLS that requires a client certificate signed by the CA. */
+  readonly mqttsMutual: number;
+  /** WebSocket (`protocol websockets`). */
+  readonly ws: number;
+  /** WebSocket over TLS. */
+  readonly wss: number;
+}
+
+/** Resolves once `port` accepts TCP connections (bounded). */
+async function waitForPort(port: number, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (let delay = 5;; delay = Math.min(delay * 2, 100)) {
+    try {
+      (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+      return;
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      // Poll with a short, growing back-off; the listener is opening.
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+/**
+ * Starts Mosquitto with its plain listener (`port`) plus TLS, mutual TLS,
+ * WebSocket and secure WebSocket listeners, and waits until each accepts.
+ * (Mosquitto 2.0.11 refuses to start with websockets listeners alone, so
+ * the plain one stays first.)
+ */
+export async function startMosquittoTransports(
+  certs: MosquittoCerts,
+  options: MosquittoOptions = {},
+): Promise<MosquittoTransports> {
+  const [mqtts, mqttsMutual, ws, wss] = [
+    freePort(),
+    freePort(),
+    freePort(),
+    freePort(),
+  ];
+  const tls = (require: boolean) =>
+    [
+      `cafile ${certs.caFile}`,
+      `certfile ${certs.serverCertFile}`,
+      `keyfile ${certs.serverKeyFile}`,
+      `require_certificate ${require}`,
+    ].join("\n");
+  const extraConfig = [
+    `listener ${mqtts} 127.0.0.1`,
+    tls(false),
+    `listener ${mqttsMutual} 127.0.0.1`,
+    tls(true),
+    `listener ${ws} 127.0.0.1`,
+    "protocol websockets",
+    `listener ${wss} 127.0.0.1`,
+    "protocol websockets",
+    tls(false),
+    options.extraConfig ?? "",
+  ].join("\n");
+  const broker = await startMosquitto({ ...options, extraConfig });
+  try {
+    for (const p of [mqtts, mqttsMutual, ws, wss]) await waitForPort(p);
+  } catch (e) {
+    const log = broker.log();
+    await broker.stop();
+    throw new Error(`mosquitto listeners did not open: ${e}\n${log}`);
+  }
+  return { ...broker, mqtts, mqttsMutual, ws, wss };
+}

@@ -14,7 +14,13 @@ import {
   UsageError,
 } from "../client/cli.ts";
 import { Message as Msg } from "../client/message.ts";
-import { freePort, HAVE_MOSQUITTO, startMosquitto } from "./_mosquitto.ts";
+import {
+  freePort,
+  HAVE_MOSQUITTO,
+  startMosquitto,
+  startMosquittoTransports,
+} from "./_mosquitto.ts";
+import { makeCerts as makeTestCerts } from "./_certs.ts";
 import {
   type BrokerTarget,
   TARGETS,
@@ -650,5 +656,133 @@ Deno.test({
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  },
+});
+
+// ------------------------------------------------ -L URL, TLS, WebSocket
+
+Deno.test("parseCliArgs() reads -L mqtt(s)://user:pass@host:port/topic as mosquitto_pub does", () => {
+  const o = parseCliArgs([
+    "pub",
+    "-L",
+    "mqtt://al%40ice:pw@broker.local:1884/a/b c",
+    "-m",
+    "x",
+  ]);
+  assert.equal(o.command, "pub");
+  if (o.command !== "pub") return;
+  assert.equal(o.topic, "a/b c");
+  assert.equal(o.client.url, "mqtt://broker.local:1884");
+  assert.equal(o.client.username, "al@ice");
+  assert.equal(o.client.password, "pw");
+  // -u wins over the URL's user; mqtts:// defaults to 8883.
+  const s = parseCliArgs(["sub", "-L", "mqtts://u@h/t/#", "-u", "bob"]);
+  assert.equal(s.command === "sub" && s.client.url, "mqtts://h:8883");
+  assert.equal(s.command === "sub" && s.client.username, "bob");
+  assert.deepEqual(s.command === "sub" && s.topics, ["t/#"]);
+});
+
+Deno.test("parseCliArgs() takes ws:// and wss:// URLs (the path is the endpoint) and the TLS flags", async () => {
+  const s = parseCliArgs(["sub", "-L", "ws://h:8080/mqtt", "-t", "a/#"]);
+  assert.equal(s.command === "sub" && s.client.url, "ws://h:8080/mqtt");
+  assert.deepEqual(s.command === "sub" && s.topics, ["a/#"]);
+  const dir = await Deno.makeTempDir({ prefix: "kite-cli-pem-" });
+  try {
+    for (const f of ["ca", "cert", "key"]) {
+      await Deno.writeTextFile(`${dir}/${f}.pem`, `${f} text`);
+    }
+    const o = parseCliArgs([
+      "sub",
+      ...["-L", "wss://h/mqtt", "-t", "a"],
+      ...["--cafile", `${dir}/ca.pem`, "--cert", `${dir}/cert.pem`],
+      ...["--key", `${dir}/key.pem`, "--insecure"],
+    ]);
+    assert.deepEqual(o.command === "sub" && o.client.tls, {
+      caCerts: ["ca text"],
+      cert: "cert text",
+      key: "key text",
+      insecure: true,
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("parseCliArgs() rejects -L with -h, TLS flags on a plain URL, --cert without --key, a bad URL", () => {
+  const bad: [string[], RegExp][] = [
+    [["sub", "-L", "mqtt://h/t", "-h", "x"], /-L cannot be combined with -h/],
+    [
+      ["sub", "-L", "mqtt://h/t", "--insecure"],
+      /need an mqtts:\/\/ or wss:\/\//,
+    ],
+    [["sub", "-t", "a", "--cert", "c.pem"], /--cert and --key go together/],
+    [["sub", "-L", "http://h/t"], /^-L: unsupported broker URL scheme/],
+    [["sub", "-L", "ws://h/mqtt"], /-t TOPIC is needed/],
+    [["pub", "-L", "mqtt://h/a", "-t", "b", "-m", "x"], /takes one topic/],
+    [["sub", "-t", "a", "--cafile", "/nonexistent.pem"], /^--cafile /],
+  ];
+  for (const [args, re] of bad) {
+    assert.throws(
+      () => parseCliArgs(args),
+      (e: unknown) => e instanceof UsageError && re.test(e.message),
+      args.join(" "),
+    );
+  }
+});
+
+Deno.test({
+  name:
+    "kite pub/sub -L over mqtts://, wss:// and ws://, with --cafile [mosquitto]",
+  ignore: !HAVE_MOSQUITTO || !HAVE_OPENSSL,
+  async fn() {
+    await using certs = await makeTestCerts({ serverNames: ["localhost"] });
+    await using m = await startMosquittoTransports(certs);
+    const ca = ["--cafile", certs.caFile];
+    for (
+      const [subUrl, pubUrl, tls] of [
+        [`wss://localhost:${m.wss}/mqtt`, `mqtts://localhost:${m.mqtts}`, ca],
+        [`ws://127.0.0.1:${m.ws}/mqtt`, `mqtt://127.0.0.1:${m.port}`, []],
+      ] as const
+    ) {
+      const sub = await startSub([
+        ...["-L", subUrl, ...tls, "-t", "cli/#", "-C", "1", "-v", "-q", "1"],
+      ]);
+      const r = await run([
+        "pub",
+        ...["-L", `${pubUrl}/cli/x`, ...tls, "-m", `via ${subUrl}`, "-q", "1"],
+      ]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal((await sub.result()).stdout, `cli/x via ${subUrl}\n`);
+    }
+    // --insecure: the certificate names localhost, not 127.0.0.1.
+    const args = ["-L", `mqtts://127.0.0.1:${m.mqtts}/cli/i`, ...ca, "-m", "i"];
+    const refused = await run(["pub", ...args]);
+    assert.equal(refused.code, 1);
+    assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+    assert.equal((await run(["pub", ...args, "--insecure"])).code, 0);
+  },
+});
+
+Deno.test({
+  name:
+    "kite pub --cert/--key passes mutual TLS; without them it exits 1 with one line [mosquitto]",
+  ignore: !HAVE_MOSQUITTO || !HAVE_OPENSSL,
+  async fn() {
+    await using certs = await makeTestCerts();
+    await using m = await startMosquittoTransports(certs);
+    const base = [
+      "pub",
+      ...["-L", `mqtts://127.0.0.1:${m.mqttsMutual}/mtls`, "--cafile"],
+      ...[certs.caFile, "-m", "x"],
+    ];
+    const ok = await run([
+      ...base,
+      ...["--cert", certs.clientCertFile, "--key", certs.clientKeyFile],
+    ]);
+    assert.equal(ok.code, 0, ok.stderr);
+    const refused = await run(base);
+    assert.equal(refused.code, 1);
+    assert.equal(refused.stderr.trim().split("\n").length, 1, refused.stderr);
+    assert.match(refused.stderr, /^kite pub: /);
   },
 });
