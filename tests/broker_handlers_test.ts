@@ -268,7 +268,7 @@ const ROWS: Row[] = [
   },
   // PINGREQ
   {
-    name: "PINGREQ: PINGRESP [MQTT-3.12.4-1]",
+    name: "PINGREQ 3.1.1: PINGRESP [MQTT-3.12.4-1]",
     version: 4,
     in: [c4(), PINGREQ, PINGREQ],
     out: [CONNACK4, PINGRESP, PINGRESP],
@@ -460,7 +460,7 @@ const ROWS: Row[] = [
   },
   {
     name:
-      "PUBLISH v5 past the broker's Receive Maximum of QoS 2 messages not released: DISCONNECT 0x93 [MQTT-3.3.4-9]",
+      "PUBLISH v5 past the broker's Receive Maximum of QoS 2 messages not released: DISCONNECT 0x93 [MQTT-3.3.4-7]",
     version: 5,
     options: { receiveMaximum: 2 },
     in: [c5(), publish("t", 2, 1), publish("t", 2, 2), publish("t", 2, 3)],

@@ -100,7 +100,7 @@ Deno.test("Broker queues QoS 1/2 (not QoS 0) for an offline session and delivers
   await broker.close();
 });
 
-Deno.test("Broker resends unacknowledged PUBLISH with DUP and PUBREL for PUBREC'd ones on resume [MQTT-4.4.0-1]", async () => {
+Deno.test("Broker resends unacknowledged PUBLISH with DUP and PUBREL for PUBREC'd ones on resume v3:[MQTT-4.4.0-1]", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
   const a = await RawClient.connect(port, conn("rs", false));

@@ -67,7 +67,7 @@ function publish(
   };
 }
 
-Deno.test("Client resends unacknowledged PUBLISH with DUP and PUBREL when the session is present [MQTT-4.4.0-1]", async () => {
+Deno.test("Client resends unacknowledged PUBLISH with DUP and PUBREL when the session is present v5:[MQTT-4.4.0-1]", async () => {
   const seen = Promise.withResolvers<[Packet, Packet]>();
   await using broker = new FakeBroker(async (c, i) => {
     if (i === 0) {
@@ -100,7 +100,7 @@ Deno.test("Client resends unacknowledged PUBLISH with DUP and PUBREL when the se
   assert.equal(again.type, "publish");
   if (again.type === "publish") {
     assert.equal(again.topic, "a");
-    assert.equal(again.dup, true); // [MQTT-3.3.1-1]
+    assert.equal(again.dup, true); // v5:[MQTT-3.3.1-1]
     assert.equal(again.qos, 1);
   }
   assert.equal(rel.type, "pubrel");

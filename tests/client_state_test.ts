@@ -154,7 +154,7 @@ Deno.test("ClientState.handleAck() rejects a publish refused with a v5 reason co
   });
 });
 
-Deno.test("ClientState incoming QoS 2: a duplicate is not delivered again until PUBREL [MQTT-4.3.3-9]", () => {
+Deno.test("ClientState incoming QoS 2: a duplicate is not delivered again until PUBREL v3:[MQTT-4.3.3-2] v5:[MQTT-4.3.3-10] v5:[MQTT-4.3.3-11]", () => {
   const s = new ClientState();
   assert.equal(s.receiveQos2(5), true);
   assert.equal(s.receiveQos2(5), false);
@@ -172,7 +172,7 @@ Deno.test("ClientState incoming QoS 2: a duplicate is not delivered again until 
   });
 });
 
-Deno.test("ClientState.receivePublish() says what to deliver and which PUBACK/PUBREC to send [MQTT-4.3.3-2]", () => {
+Deno.test("ClientState.receivePublish() says what to deliver and which PUBACK/PUBREC to send v3:[MQTT-4.3.2-2] v3:[MQTT-4.3.3-2] v5:[MQTT-4.3.2-4] v5:[MQTT-4.3.3-8]", () => {
   const s = new ClientState();
   const publish = (qos: QoS, packetId?: number) => ({
     type: "publish" as const,

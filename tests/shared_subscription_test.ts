@@ -143,7 +143,7 @@ Deno.test("Broker keeps a persistent member's shared messages when no other memb
   await broker.close();
 });
 
-Deno.test("Broker sends no retained messages on a shared subscribe [MQTT-4.8.2-3]", async () => {
+Deno.test("Broker sends no retained messages on a shared subscribe (4.8.2)", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
   broker.publish("rt/x", "retained", { retain: true });
