@@ -241,6 +241,40 @@ const ROWS: Row[] = [
     closes: true,
   },
   {
+    name:
+      "CONNECT v5 with a Maximum Packet Size of 2, below any CONNACK: closed, nothing sent [MQTT-3.1.2-24]",
+    version: 5,
+    in: [c5({ properties: { maximumPacketSize: 2 } })],
+    out: "closed",
+  },
+  {
+    name:
+      "CONNECT v5 with a Maximum Packet Size 1 byte below the CONNACK (22 bytes): closed, nothing sent [MQTT-3.1.2-24]",
+    version: 5,
+    in: [c5({ properties: { maximumPacketSize: 21 } })],
+    out: "closed",
+  },
+  {
+    name:
+      "CONNECT v5 with a Maximum Packet Size equal to the CONNACK (22 bytes): the CONNACK [MQTT-3.1.2-24]",
+    version: 5,
+    in: [c5({ properties: { maximumPacketSize: 22 } })],
+    out: [connack5()],
+  },
+  {
+    name:
+      "CONNECT v5 refused (empty client id, clean start 0) with a Maximum Packet Size of 2: closed, nothing sent [MQTT-3.1.2-24]",
+    version: 5,
+    in: [
+      c5({
+        clientId: "",
+        cleanStart: false,
+        properties: { maximumPacketSize: 2 },
+      }),
+    ],
+    out: "closed",
+  },
+  {
     name: "PINGREQ before CONNECT: closed, nothing sent [MQTT-3.1.0-1]",
     version: 4,
     in: [PINGREQ, c4()],
