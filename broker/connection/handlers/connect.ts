@@ -283,7 +283,8 @@ function accept(
   }
   const { session, present } = core.openSession(c, p.cleanStart, expiry);
   c.session = session;
-  connack.sessionPresent = present;
+  // MQTT 3.1 has no Session Present flag: that CONNACK byte is reserved.
+  connack.sessionPresent = present && c.version !== 3;
   c.state = CONNECTED;
   c.send(connack);
   core.onConnected();
