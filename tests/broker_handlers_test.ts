@@ -459,6 +459,89 @@ const ROWS: Row[] = [
       ack("pubcomp", 42, ReasonCode.PacketIdentifierNotFound),
     ],
   },
+  // Acknowledgements of the wrong kind for a message the broker sent
+  {
+    name:
+      "PUBREC 3.1.1 for a QoS 1 message the broker sent: closed (protocol violation) [MQTT-4.8.0-1]",
+    version: 4,
+    in: [c4(), subscribe(1, ["t", 1]), publish("t", 1, 7), ack("pubrec", 1)],
+    out: [CONNACK4, suback(1, 1), publish("t", 1, 1), ack("puback", 7)],
+    closes: true,
+  },
+  {
+    name:
+      "PUBCOMP 3.1.1 for a QoS 1 message the broker sent: closed (protocol violation) [MQTT-4.8.0-1]",
+    version: 4,
+    in: [c4(), subscribe(1, ["t", 1]), publish("t", 1, 7), ack("pubcomp", 1)],
+    out: [CONNACK4, suback(1, 1), publish("t", 1, 1), ack("puback", 7)],
+    closes: true,
+  },
+  {
+    name:
+      "PUBACK 3.1.1 for a QoS 2 message the broker sent: closed (protocol violation) [MQTT-4.8.0-1]",
+    version: 4,
+    in: [c4(), subscribe(1, ["t", 2]), publish("t", 2, 7), ack("puback", 1)],
+    out: [CONNACK4, suback(1, 2), publish("t", 2, 1), ack("pubrec", 7)],
+    closes: true,
+  },
+  {
+    name:
+      "PUBREC v5 for a QoS 1 message the broker sent: DISCONNECT 0x82, closed [MQTT-4.13.1-1]",
+    version: 5,
+    in: [c5(), subscribe(1, ["t", 1]), publish("t", 1, 7), ack("pubrec", 1)],
+    out: [
+      connack5(),
+      suback(1, 1),
+      publish("t", 1, 1),
+      ack("puback", 7),
+      disconnect(ReasonCode.ProtocolError),
+    ],
+    closes: true,
+  },
+  {
+    name:
+      "PUBACK v5 for a QoS 2 message the broker sent: DISCONNECT 0x82, closed [MQTT-4.13.1-1]",
+    version: 5,
+    in: [c5(), subscribe(1, ["t", 2]), publish("t", 2, 7), ack("puback", 1)],
+    out: [
+      connack5(),
+      suback(1, 2),
+      publish("t", 2, 1),
+      ack("pubrec", 7),
+      disconnect(ReasonCode.ProtocolError),
+    ],
+    closes: true,
+  },
+  {
+    name:
+      "PUBCOMP v5 for a QoS 2 message the broker sent, before its PUBREC: DISCONNECT 0x82, closed [MQTT-4.13.1-1]",
+    version: 5,
+    in: [c5(), subscribe(1, ["t", 2]), publish("t", 2, 7), ack("pubcomp", 1)],
+    out: [
+      connack5(),
+      suback(1, 2),
+      publish("t", 2, 1),
+      ack("pubrec", 7),
+      disconnect(ReasonCode.ProtocolError),
+    ],
+    closes: true,
+  },
+  {
+    name:
+      "PUBACK and PUBCOMP 3.1.1 for unknown packet ids: ignored; PUBREC: PUBREL",
+    version: 4,
+    in: [c4(), ack("puback", 3), ack("pubcomp", 4), ack("pubrec", 5)],
+    out: [CONNACK4, ack("pubrel", 5)],
+  },
+  {
+    name: "PUBREC v5 for an unknown packet id: PUBREL 0x92 (3.6.2.1)",
+    version: 5,
+    in: [c5(), ack("pubrec", 5)],
+    out: [
+      connack5(),
+      ack("pubrel", 5, ReasonCode.PacketIdentifierNotFound),
+    ],
+  },
   {
     name:
       "PUBLISH v5 with Topic Alias 0: DISCONNECT 0x94, closed [MQTT-3.3.2-8]",
