@@ -13,7 +13,7 @@
  * packets through the codec (its canonical form); a v5 Reason String is
  * ignored unless the row expects one (its text is for people).
  *
- * Around the row's connection: `before` connections run to their close
+ * Around the row's connection: `before` connections run to their end
  * first (sessions, retained messages), `setup` acts on the broker, an
  * `observe` client watches a filter, `drop` ends the row's connection
  * without DISCONNECT (a network failure), and `after` connections run last.
@@ -38,14 +38,20 @@ import type {
 import { withTimeout } from "./_helpers.ts";
 import { MemoryListener } from "./_memory_duplex.ts";
 
-/** A connection before or after the row's: sends `in`, gets `out`, closes. */
+/**
+ * A connection before or after the row's: sends `in`, gets `out`, then
+ * sends DISCONNECT (or, with `drop`, closes its end without one) and waits
+ * until the broker has closed it.
+ */
 export interface Step {
   /** The protocol version of its packets. */
   version: ProtocolVersion;
-  /** What it sends; the broker closes the connection after `out`. */
+  /** What it sends. */
   in: (Packet | Uint8Array)[];
-  /** What the broker answers before it closes the connection. */
+  /** What the broker answers, in order. */
   out: Packet[];
+  /** End without DISCONNECT (a lost connection). */
+  drop?: true;
 }
 
 /** One row: what the client sends, what the broker must answer. */
@@ -352,18 +358,25 @@ async function expectPackets(
 type Mode = "a write per packet" | "one write" | "a byte per chunk";
 const MODES: Mode[] = ["a write per packet", "one write", "a byte per chunk"];
 
-/** Runs a `Step` on a new connection: `in`, then `out`, then closed. */
+/** Runs a `Step` on a new connection (see `Step`). */
 async function runStep(
+  broker: Broker,
   listener: MemoryListener,
   peers: Peer[],
   step: Step,
   what: string,
 ): Promise<void> {
+  const before = broker.connectedClients;
   const peer = new Peer(listener.dial(), step.version);
   peers.push(peer);
   await peer.send(step.in, false);
   await expectPackets(peer, step.out, step.version, what);
-  assert.equal(show(await peer.next()), "closed", `${what}: then closed`);
+  if (step.drop === true) await peer.close();
+  else {
+    await peer.send([{ type: "disconnect" }], false);
+    assert.equal(show(await peer.next()), "closed", `${what}: then closed`);
+  }
+  await connectedClients(broker, before);
 }
 
 /** Waits until the broker counts `n` connected clients (bounded). */
@@ -387,9 +400,8 @@ async function runRow(row: Row, mode: Mode): Promise<void> {
   const peers: Peer[] = [];
   try {
     for (const [i, step] of (row.before ?? []).entries()) {
-      await runStep(listener, peers, step, `before #${i}`);
+      await runStep(broker, listener, peers, step, `before #${i}`);
     }
-    await connectedClients(broker, 0);
     await row.setup?.(broker);
     let observer: Peer | undefined;
     const ov = row.observe?.version ?? 4;
@@ -447,7 +459,7 @@ async function runRow(row: Row, mode: Mode): Promise<void> {
       );
     }
     for (const [i, step] of (row.after ?? []).entries()) {
-      await runStep(listener, peers, step, `after #${i}`);
+      await runStep(broker, listener, peers, step, `after #${i}`);
     }
   } finally {
     for (const p of peers) await p.close();
