@@ -12,7 +12,8 @@
  *    `v5:[MQTT-4.7.1-1]` (a test that checks both versions cites both);
  * 2. else the name of the test it is in: one naming only "v5"/"5.0" is a
  *    5.0 test, one naming only "3.1.1"/"3.1"/"v3"/"v4" a 3.1.1 test;
- * 3. else the file: `v5_*_test.ts` files are 5.0 tests;
+ * 3. else the file: `v5_*_test.ts` files are 5.0 tests, `v3_*_test.ts`
+ *    files 3.1.1 tests;
  * 4. else the id itself, where only one version has it;
  * 5. else both versions, where the statement is the same in both (the
  *    same paraphrase in statements.json).
@@ -177,8 +178,8 @@ export function scanFile(
     } else if (named !== undefined) {
       versions = [named];
       how = "test name";
-    } else if (base.startsWith("v5_")) {
-      versions = ["5.0"];
+    } else if (base.startsWith("v5_") || base.startsWith("v3_")) {
+      versions = [base.startsWith("v5_") ? "5.0" : "3.1.1"];
       how = "file";
     } else if (have !== undefined && have.size === 1) {
       versions = [...have.keys()];
