@@ -507,6 +507,18 @@ const ROWS: ErrorRow[] = [
     ...P,
   },
   {
+    name: "5.0 PUBLISH with a wildcard in its Response Topic [MQTT-3.3.2-14]",
+    version: 5,
+    bytes: pkt(0x30, str("a"), props([0x08, ...str("r/#")])),
+    ...M,
+  },
+  {
+    name: "5.0 PUBLISH with an empty Response Topic [MQTT-3.3.2-14]",
+    version: 5,
+    bytes: pkt(0x30, str("a"), props([0x08, ...str("")])),
+    ...M,
+  },
+  {
     name: "topic alias 0 [MQTT-3.3.2-8]",
     version: 5,
     bytes: pkt(0x30, str("a"), props([0x23, ...u16(0)])),
