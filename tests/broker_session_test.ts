@@ -160,7 +160,7 @@ Deno.test("Broker resends unacknowledged PUBLISH with DUP and PUBREL for PUBREC'
   await broker.close();
 });
 
-Deno.test("Broker expires an offline v5 session after its Session Expiry Interval", async () => {
+Deno.test("Broker expires an offline v5 session after its Session Expiry Interval [MQTT-4.1.0-2]", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
   const a = await RawClient.connect(port, conn("exp", false, 5, 1));

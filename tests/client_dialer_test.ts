@@ -209,7 +209,8 @@ function dialerSuite(
   ignore: boolean,
 ): void {
   Deno.test({
-    name: `${name}.dial() gives a Duplex with the fast raw read path`,
+    name:
+      `${name}.dial() gives a Duplex with the fast raw read path v3:[MQTT-7.1.2-1] v3:[MQTT-7.1.2-2] v5:[MQTT-4.2.0-1]`,
     ignore,
     async fn() {
       await using server = new EchoServer(serverCerts());

@@ -79,7 +79,7 @@ for (const target of TARGETS) {
 
     test(
       target,
-      `Client.publish() QoS 0/1/2 reach a per-filter handler, onMessage and messages() (${v})`,
+      `Client.publish() QoS 0/1/2 reach a per-filter handler, onMessage and messages() (${v}) v3:[MQTT-7.0.0-2]`,
       async (b) => {
         const c = client(b, { protocolVersion: version });
         await c.connect();

@@ -247,7 +247,7 @@ const ROWS: Row[] = [
   // CONNECT and CONNACK
   {
     name:
-      "CONNECT with protocol name MQTX: refused (CONNACK 0x01 in the 3.1.1 form: no version is known) and closed [MQTT-3.1.2-1]",
+      "CONNECT with protocol name MQTX: refused (CONNACK 0x01 in the 3.1.1 form: no version is known) and closed v5:[MQTT-3.1.2-1]",
     // The answer is decoded as 3.1.1.
     version: 4,
     in: [raw(0x10, ...str("MQTX"), 5, 0x02, 0, 0, 0, ...str("c"))],

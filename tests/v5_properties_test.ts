@@ -76,7 +76,7 @@ Deno.test("Broker refuses payload format indicator 1 with a non-UTF-8 payload: P
   await broker.close();
 });
 
-Deno.test("Broker passes request/response, content type and user properties through unchanged, in order (exact bytes)", async () => {
+Deno.test("Broker passes request/response, content type and user properties through unchanged, in order (exact bytes) [MQTT-3.3.2-15] [MQTT-3.3.2-16] [MQTT-3.3.2-17] [MQTT-3.3.2-18] [MQTT-3.3.2-20]", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
   const sub = await RawClient.connect(port, { protocolVersion: 5 });
