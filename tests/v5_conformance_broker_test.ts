@@ -768,6 +768,33 @@ const ROWS: Row[] = [
       ack("pubrec", 5),
     ],
   },
+  {
+    name:
+      "an AUTH Reason String that would pass the client's Maximum Packet Size is left out [MQTT-3.15.2-2] [MQTT-4.12.0-2]",
+    version: 5,
+    options: {
+      enhancedAuth: (ctx) =>
+        ctx.method !== "TOY" ? undefined : {
+          step: () => ({
+            reasonCode: ReasonCode.ContinueAuthentication,
+            reasonString: "send the password, please, in the next AUTH",
+          }),
+        },
+    },
+    in: [
+      c5({
+        properties: { authenticationMethod: "TOY", maximumPacketSize: 20 },
+      }),
+      disconnect(0),
+    ],
+    out: [{
+      type: "auth",
+      reasonCode: ReasonCode.ContinueAuthentication,
+      properties: { authenticationMethod: "TOY" },
+    }],
+    closes: true,
+    strict: true,
+  },
   // Malformed fixed headers
   {
     name: "PUBREL with flags 0000: DISCONNECT 0x81 [MQTT-3.6.1-1]",
