@@ -44,7 +44,7 @@ function entry(qos: QoS, topic = "t"): PublishEntry & { settled: Settled } {
   };
 }
 
-Deno.test("ClientState.takeSendable() keeps at most receiveMaximum QoS 1/2 publishes in flight", () => {
+Deno.test("ClientState.takeSendable() keeps at most receiveMaximum QoS 1/2 publishes in flight v5:[MQTT-3.3.4-7] v5:[MQTT-4.9.0-1] v5:[MQTT-4.9.0-2]", () => {
   const s = new ClientState();
   s.receiveMaximum = 2;
   const es = [entry(1), entry(2), entry(0), entry(1)];
@@ -67,7 +67,7 @@ Deno.test("ClientState.takeSendable() keeps at most receiveMaximum QoS 1/2 publi
   assert.deepEqual(out, [es[3]]);
 });
 
-Deno.test("ClientState assigns unused packet ids and wraps at 65535", () => {
+Deno.test("ClientState assigns unused packet ids and wraps at 65535 v3:[MQTT-2.3.1-1] v3:[MQTT-2.3.1-2] v5:[MQTT-2.2.1-3]", () => {
   const s = new ClientState();
   const a = entry(1);
   s.track(a);
@@ -87,7 +87,7 @@ Deno.test("ClientState assigns unused packet ids and wraps at 65535", () => {
   assert.equal(b.packet.packetId, 300);
 });
 
-Deno.test("ClientState.handleAck() runs the QoS 2 exchange: PUBREC -> PUBREL, PUBCOMP completes", () => {
+Deno.test("ClientState.handleAck() runs the QoS 2 exchange: PUBREC -> PUBREL, PUBCOMP completes v3:[MQTT-4.3.3-1] v5:[MQTT-4.3.3-3] v5:[MQTT-4.3.3-4] v5:[MQTT-4.3.3-5]", () => {
   const s = new ClientState();
   const e = entry(2);
   s.track(e);
@@ -109,7 +109,7 @@ Deno.test("ClientState.handleAck() runs the QoS 2 exchange: PUBREC -> PUBREL, PU
   });
 });
 
-Deno.test("ClientState.handleAck() rejects a publish refused with a v5 reason code >= 0x80", () => {
+Deno.test("ClientState.handleAck() rejects a publish refused with a v5 reason code >= 0x80 [MQTT-4.4.0-2]", () => {
   const s = new ClientState();
   const q1 = entry(1, "a/b");
   const q2 = entry(2, "a/c");
@@ -218,7 +218,7 @@ Deno.test("ClientState.receivePublish() says what to deliver and which PUBACK/PU
   });
 });
 
-Deno.test("ClientState.onConnack() resends in order: PUBLISH with DUP and PUBREL with a session", () => {
+Deno.test("ClientState.onConnack() resends in order: PUBLISH with DUP and PUBREL with a session v3:[MQTT-4.4.0-1] v3:[MQTT-4.6.0-1] v5:[MQTT-4.4.0-1] v5:[MQTT-4.6.0-1] v5:[MQTT-4.3.3-6]", () => {
   const s = new ClientState();
   const a = entry(1);
   const b = entry(2);
@@ -250,7 +250,7 @@ Deno.test("ClientState.onConnack() resends in order: PUBLISH with DUP and PUBREL
   assert.equal(s.incomingQos2.has(9), true);
 });
 
-Deno.test("ClientState.onConnack() without a session: PUBLISH as new, PUBREC'd QoS 2 complete, incoming QoS 2 forgotten", () => {
+Deno.test("ClientState.onConnack() without a session: PUBLISH as new, PUBREC'd QoS 2 complete, incoming QoS 2 forgotten v3:[MQTT-3.1.2-6] v5:[MQTT-3.2.2-5] v5:[MQTT-3.1.2-4]", () => {
   const s = new ClientState();
   const a = entry(1);
   const b = entry(2);
@@ -279,7 +279,7 @@ Deno.test("ClientState.enqueue() refuses past maxQueued; drain() and dropQueuedQ
   assert.equal(s.queued + s.inFlight + s.publishesInFlight, 0);
 });
 
-Deno.test("TopicAliasSender assigns, reuses and recycles aliases (automatic mode)", () => {
+Deno.test("TopicAliasSender assigns, reuses and recycles aliases (automatic mode) v5:[MQTT-3.2.2-17] v5:[MQTT-3.3.2-9] v5:[MQTT-3.3.2-8]", () => {
   const s = new TopicAliasSender(true);
   s.reset(2);
   assert.deepEqual(s.resolve("a", 0), { topic: "a", alias: 1 });
@@ -294,7 +294,7 @@ Deno.test("TopicAliasSender assigns, reuses and recycles aliases (automatic mode
   assert.deepEqual(s.resolve("b", 0), { topic: "b", alias: 0 });
 });
 
-Deno.test("TopicAliasSender manual aliases: set once, then empty topic; bounded by the broker's maximum", () => {
+Deno.test("TopicAliasSender manual aliases: set once, then empty topic; bounded by the broker's maximum v5:[MQTT-3.2.2-17] v5:[MQTT-3.3.2-9]", () => {
   const s = new TopicAliasSender(false);
   s.reset(3);
   assert.deepEqual(s.resolve("x", 0), { topic: "x", alias: 0 });
