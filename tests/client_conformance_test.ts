@@ -9,13 +9,14 @@
 
 import assert from "node:assert/strict";
 import { Client, type Message } from "../client/mod.ts";
-import { MqttError } from "../codec/errors.ts";
+import { MqttError, PacketTooLargeError } from "../codec/errors.ts";
 import type {
   Packet,
   Properties,
   ProtocolVersion,
   PublishPacket,
 } from "../codec/packet.ts";
+import { ReasonCode } from "../codec/reason_code.ts";
 import { FakeBroker, type FakeConnection, within } from "./client_helpers.ts";
 
 const enc = new TextEncoder();
@@ -477,4 +478,203 @@ Deno.test("MQTT 5.0 client: the Server Keep Alive replaces the Keep Alive it ask
   await client.connect();
   await within(ping.promise, 3000, "the PINGREQ");
   await client.disconnect();
+});
+
+Deno.test("MQTT 5.0 client: a PUBLISH over the broker's Maximum Packet Size is refused, not sent [MQTT-3.2.2-15]", async () => {
+  const seen = Promise.withResolvers<string>();
+  await using broker = new FakeBroker(async (c) => {
+    await c.next("connect");
+    await c.send(connack5({ maximumPacketSize: 64 }));
+    seen.resolve((await c.next("publish")).topic);
+    await c.next("disconnect").catch(() => {});
+  });
+  const client = new Client({
+    port: broker.port,
+    keepAlive: 0,
+    reconnect: false,
+  });
+  await client.connect();
+  await assert.rejects(
+    client.publish("big", new Uint8Array(100)),
+    (e: unknown) => e instanceof PacketTooLargeError,
+  );
+  await client.publish("small", "x");
+  assert.equal(await within(seen.promise, 3000, "the PUBLISH"), "small");
+  await client.disconnect();
+});
+
+Deno.test("MQTT 5.0 client: topic aliases only up to the broker's Topic Alias Maximum, none without one, never 0, none carried to a new connection [MQTT-3.2.2-18] [MQTT-3.3.2-7] [MQTT-3.2.2-17] [MQTT-3.3.2-8] [MQTT-3.3.2-9]", async () => {
+  const seen = Promise.withResolvers<[string, number | undefined][][]>();
+  const all: [string, number | undefined][][] = [];
+  await using broker = new FakeBroker(async (c, i) => {
+    await c.next("connect");
+    await c.send(connack5(i === 1 ? {} : { topicAliasMaximum: 1 }));
+    const got: [string, number | undefined][] = [];
+    for (let n = 0; n < 3; n++) {
+      const p = await c.next("publish");
+      got.push([p.topic, p.properties?.topicAlias]);
+    }
+    all.push(got);
+    if (i < 2) c.close();
+    else {
+      seen.resolve(all);
+      await c.next("disconnect").catch(() => {});
+    }
+  });
+  const client = new Client({
+    port: broker.port,
+    keepAlive: 0,
+    reconnect: FAST,
+    autoTopicAliases: true,
+  });
+  const connects: (() => void)[] = [];
+  client.on("connect", () => connects.shift()?.());
+  const connected = () => new Promise<void>((r) => connects.push(r));
+  await client.connect();
+  let next = connected();
+  for (const t of ["a", "a", "b"]) await client.publish(t, "x");
+  for (const round of [1, 2]) {
+    await within(next, 3000, `connection ${round}`);
+    next = connected();
+    for (const t of ["a", "a", "b"]) await client.publish(t, "x");
+  }
+  const [first, noMax, third] = await within(seen.promise, 3000, "publishes");
+  // One alias at most (reused for b), set with its topic, then alone.
+  assert.deepEqual(first, [["a", 1], ["", 1], ["b", 1]]);
+  // No Topic Alias Maximum: full topics, no alias.
+  assert.deepEqual(noMax, [["a", undefined], ["a", undefined], [
+    "b",
+    undefined,
+  ]]);
+  // A new connection starts without aliases: the topic is sent again.
+  assert.deepEqual(third, [["a", 1], ["", 1], ["b", 1]]);
+  await client.disconnect();
+});
+
+Deno.test("MQTT 5.0 client: Response Topic, Content Type and user properties go out as UTF-8 strings [MQTT-3.3.2-13] [MQTT-3.3.2-19] [MQTT-1.5.7-1]", async () => {
+  const seen = Promise.withResolvers<Properties | undefined>();
+  await using broker = new FakeBroker(async (c) => {
+    await c.next("connect");
+    await c.send(connack5({}));
+    // The scripted broker's decoder refuses strings that are not UTF-8.
+    seen.resolve((await c.next("publish")).properties);
+    await c.next("disconnect").catch(() => {});
+  });
+  const client = new Client({
+    port: broker.port,
+    keepAlive: 0,
+    reconnect: false,
+  });
+  await client.connect();
+  const properties: Properties = {
+    responseTopic: "réponse/é",
+    contentType: "text/plain; charset=ütf-8",
+    userProperties: [["clé", "välue"]],
+  };
+  await client.publish("t", "x", { qos: 0, properties });
+  assert.deepEqual(await within(seen.promise, 3000, "the PUBLISH"), properties);
+  await client.disconnect();
+});
+
+for (
+  const [what, bytes, ids] of [
+    [
+      "a DISCONNECT with a reserved bit set",
+      new Uint8Array([0xe1, 0]),
+      "[MQTT-3.14.1-1]",
+    ],
+    [
+      "an AUTH with a reserved bit set",
+      new Uint8Array([0xf1, 0]),
+      "[MQTT-3.15.1-1]",
+    ],
+  ] as const
+) {
+  Deno.test(`MQTT 5.0 client: ${what} from the broker: DISCONNECT 0x81, closed ${ids}`, async () => {
+    const seen = Promise.withResolvers<Packet[]>();
+    await using broker = new FakeBroker(async (c) => {
+      await c.next("connect");
+      await c.send(connack5({}));
+      await c.sendRaw(bytes);
+      await c.closed();
+      seen.resolve(c.packets);
+    });
+    const client = new Client({
+      port: broker.port,
+      keepAlive: 0,
+      reconnect: false,
+    });
+    await client.connect();
+    const packets = await within(seen.promise, 3000, "the close");
+    const last = packets.at(-1)!;
+    assert.equal(last.type, "disconnect");
+    if (last.type === "disconnect") {
+      assert.equal(last.reasonCode, ReasonCode.MalformedPacket);
+    }
+    await client.close();
+  });
+}
+
+Deno.test("MQTT 5.0 client: a QoS 2 message that expired meanwhile still gets its PUBREC and PUBCOMP [MQTT-4.3.3-13]", async () => {
+  const done = Promise.withResolvers<Packet>();
+  await using broker = new FakeBroker(async (c) => {
+    await c.next("connect");
+    await c.send(connack5({}));
+    const m = publish("t", 2, 4);
+    m.properties = { messageExpiryInterval: 1 };
+    await c.send(m);
+    await c.next("pubrec");
+    await c.send({ type: "pubrel", packetId: 4 });
+    done.resolve(await c.next("pubcomp"));
+    await c.next("disconnect").catch(() => {});
+  });
+  const client = new Client({
+    port: broker.port,
+    keepAlive: 0,
+    reconnect: false,
+  });
+  await client.connect();
+  const comp = await within(done.promise, 3000, "PUBCOMP");
+  assert.ok(comp.type === "pubcomp");
+  assert.equal(comp.packetId, 4);
+  assert.equal(comp.reasonCode ?? 0, 0);
+  await client.disconnect();
+});
+
+Deno.test("MQTT 5.0 client: a DISCONNECT of 0x80 or more from the broker ends the connection; so does a CONNACK of 0x80 or more [MQTT-4.13.2-1]", async () => {
+  await using broker = new FakeBroker(async (c, i) => {
+    await c.next("connect");
+    if (i === 0) {
+      await c.send(connack5({}));
+      await c.send({ type: "disconnect", reasonCode: ReasonCode.ServerBusy });
+    } else {
+      await c.send({
+        type: "connack",
+        sessionPresent: false,
+        reasonCode: ReasonCode.ServerBusy,
+        properties: {},
+      });
+    }
+    await c.closed().catch(() => {});
+  });
+  const client = new Client({
+    port: broker.port,
+    keepAlive: 0,
+    reconnect: false,
+  });
+  const gone = Promise.withResolvers<number>();
+  client.on("disconnect", (e) => gone.resolve(e.reasonCode));
+  await client.connect();
+  assert.equal(
+    await within(gone.promise, 3000, "the end"),
+    ReasonCode.ServerBusy,
+  );
+  assert.equal(client.connected, false);
+  await assert.rejects(
+    client.connect(),
+    (e: unknown) =>
+      e instanceof MqttError && e.reasonCode === ReasonCode.ServerBusy,
+  );
+  assert.equal(client.connected, false);
+  await client.close();
 });

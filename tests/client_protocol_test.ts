@@ -534,7 +534,7 @@ Deno.test("Client.subscribe() rejects a request the codec cannot encode and free
   await client.disconnect();
 });
 
-Deno.test("Client.reauthenticate() runs a v5 re-authentication through the auth callback [MQTT-4.12.1-1] [MQTT-4.12.0-3] [MQTT-4.12.0-5]", async () => {
+Deno.test("Client.reauthenticate() runs a v5 re-authentication through the auth callback [MQTT-4.12.1-1] [MQTT-4.12.0-3] [MQTT-4.12.0-5] [MQTT-3.15.2-1]", async () => {
   await using broker = new FakeBroker(async (c) => {
     await accept(c);
     const start = await c.next("auth");
