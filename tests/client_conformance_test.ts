@@ -576,6 +576,39 @@ Deno.test("MQTT 5.0 client: Response Topic, Content Type and user properties go 
   await client.disconnect();
 });
 
+Deno.test("MQTT 5.0 client: at the broker's Receive Maximum only PUBLISH waits: SUBSCRIBE goes out and an incoming PUBLISH is acknowledged [MQTT-3.3.4-8] [MQTT-4.9.0-3]", async () => {
+  const order = Promise.withResolvers<string[]>();
+  await using broker = new FakeBroker(async (c) => {
+    await c.next("connect");
+    await c.send(connack5({ receiveMaximum: 1 }));
+    const first = await c.next("publish");
+    // Quota used up: the SUBSCRIBE still comes, the PUBLISH is acknowledged.
+    const sub = await c.next("subscribe");
+    await c.send({ type: "suback", packetId: sub.packetId, reasonCodes: [0] });
+    await c.send(publish("in", 1, 9));
+    await c.next("puback");
+    const log = c.packets.map((p) => p.type === "publish" ? p.topic : p.type);
+    await c.send({ type: "puback", packetId: first.packetId! });
+    const second = await c.next("publish");
+    await c.send({ type: "puback", packetId: second.packetId! });
+    order.resolve(log);
+    await c.next("disconnect").catch(() => {});
+  });
+  const client = new Client({
+    port: broker.port,
+    keepAlive: 0,
+    reconnect: false,
+  });
+  await client.connect();
+  const p1 = client.publish("one", "1", 1);
+  const p2 = client.publish("two", "2", 1);
+  await client.subscribe("in", 1);
+  const log = await within(order.promise, 3000, "the exchange");
+  assert.deepEqual(log, ["connect", "one", "subscribe", "puback"]);
+  await within(Promise.all([p1, p2]), 3000, "PUBACKs");
+  await client.disconnect();
+});
+
 for (
   const [what, bytes, ids] of [
     [

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   Backoff,
   ClientState,
+  type Entry,
   Message,
   type PublishEntry,
   type PublishResult,
@@ -65,6 +66,40 @@ Deno.test("ClientState.takeSendable() keeps at most receiveMaximum QoS 1/2 publi
   out.length = 0;
   s.takeSendable(out as never);
   assert.deepEqual(out, [es[3]]);
+});
+
+Deno.test("ClientState.takeSendable() holds only publishes at the Receive Maximum: a SUBSCRIBE behind them goes out [MQTT-3.3.4-8]", () => {
+  const s = new ClientState();
+  s.receiveMaximum = 1;
+  const subscribe = (filter: string): SubscribeEntry => ({
+    kind: "subscribe",
+    packet: {
+      type: "subscribe",
+      packetId: 0,
+      subscriptions: [{ filter, qos: 0 }],
+    },
+    stage: 0,
+    resolve() {},
+    reject() {},
+  });
+  const entries: Entry[] = [
+    entry(1),
+    entry(1),
+    subscribe("a"),
+    entry(0),
+    subscribe("b"),
+  ];
+  for (const e of entries) s.enqueue(e);
+  const out: Entry[] = [];
+  s.takeSendable(out);
+  // The first publish, then both SUBSCRIBEs; the second publish (and the
+  // QoS 0 one behind it, in order) wait for quota.
+  assert.deepEqual(out, [entries[0], entries[2], entries[4]]);
+  assert.equal(s.queued, 2);
+  s.handleAck({ type: "puback", packetId: entries[0]!.packet.packetId! });
+  const more: Entry[] = [];
+  s.takeSendable(more);
+  assert.deepEqual(more, [entries[1], entries[3]]);
 });
 
 Deno.test("ClientState assigns unused packet ids and wraps at 65535 v3:[MQTT-2.3.1-1] v3:[MQTT-2.3.1-2] v5:[MQTT-2.2.1-3]", () => {
