@@ -315,9 +315,15 @@ export class Client {
       dup: false,
     };
     if (properties && this.#conn.version === 5) {
-      if (properties.topicAlias !== undefined) {
+      if (
+        properties.topicAlias !== undefined ||
+        properties.subscriptionIdentifiers !== undefined
+      ) {
         properties = { ...properties };
         delete properties.topicAlias;
+        // Set by the broker only (e.g. when republishing a received
+        // message's properties) [MQTT-3.3.4-6].
+        delete properties.subscriptionIdentifiers;
       }
       packet.properties = properties;
     }

@@ -711,3 +711,27 @@ Deno.test("MQTT 5.0 client: a DISCONNECT of 0x80 or more from the broker ends th
   assert.equal(client.connected, false);
   await client.close();
 });
+
+Deno.test("MQTT 5.0 client: a PUBLISH never carries a Subscription Identifier, even one passed in from a received message [MQTT-3.3.4-6]", async () => {
+  const seen = Promise.withResolvers<Properties | undefined>();
+  await using broker = new FakeBroker(async (c) => {
+    await c.next("connect");
+    await c.send(connack5({}));
+    seen.resolve((await c.next("publish")).properties);
+    await c.next("disconnect").catch(() => {});
+  });
+  const client = new Client({
+    port: broker.port,
+    keepAlive: 0,
+    reconnect: false,
+  });
+  await client.connect();
+  await client.publish("t", "x", {
+    qos: 0,
+    properties: { subscriptionIdentifiers: [3, 4], contentType: "a/b" },
+  });
+  assert.deepEqual(await within(seen.promise, 3000, "the PUBLISH"), {
+    contentType: "a/b",
+  });
+  await client.disconnect();
+});
