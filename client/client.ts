@@ -241,8 +241,10 @@ export class Client {
   /**
    * Publishes a message. QoS 0 resolves once written to the socket, QoS 1 on
    * PUBACK, QoS 2 on PUBCOMP; a v5 acknowledgement with a reason code
-   * >= 0x80 rejects with an `MqttError` carrying it. Over the broker's
-   * Maximum Packet Size rejects with `PacketTooLargeError` (0x95); with the
+   * >= 0x80 rejects with an `MqttError` carrying it. Above the broker's
+   * Maximum QoS rejects with 0x9B, retained where the broker has no Retain
+   * Available with 0x9A, over the broker's
+   * Maximum Packet Size with `PacketTooLargeError` (0x95); with the
    * queue full, `QuotaExceededError` (0x97). A QoS 0 promise that nobody
    * awaits never becomes an unhandled rejection (fire and forget is fine);
    * QoS 0 publishes written in the same turn share one promise.

@@ -735,3 +735,34 @@ Deno.test("MQTT 5.0 client: a PUBLISH never carries a Subscription Identifier, e
   });
   await client.disconnect();
 });
+
+Deno.test("MQTT 5.0 client: nothing above the broker's Maximum QoS, nothing retained without Retain Available [MQTT-3.2.2-11] [MQTT-3.2.2-14]", async () => {
+  const seen = Promise.withResolvers<string>();
+  await using broker = new FakeBroker(async (c) => {
+    await c.next("connect");
+    await c.send(connack5({ maximumQoS: 1, retainAvailable: 0 }));
+    const p = await c.next("publish");
+    await c.send({ type: "puback", packetId: p.packetId! });
+    seen.resolve(`${p.topic} q${p.qos} r${p.retain}`);
+    await c.next("disconnect").catch(() => {});
+  });
+  const client = new Client({
+    port: broker.port,
+    keepAlive: 0,
+    reconnect: false,
+  });
+  await client.connect();
+  await assert.rejects(
+    client.publish("q2", "x", 2),
+    (e: unknown) =>
+      e instanceof MqttError && e.reasonCode === ReasonCode.QoSNotSupported,
+  );
+  await assert.rejects(
+    client.publish("kept", "x", { qos: 0, retain: true }),
+    (e: unknown) =>
+      e instanceof MqttError && e.reasonCode === ReasonCode.RetainNotSupported,
+  );
+  await client.publish("ok", "x", 1);
+  assert.equal(await within(seen.promise, 3000, "the PUBLISH"), "ok q1 rfalse");
+  await client.disconnect();
+});
