@@ -766,3 +766,26 @@ Deno.test("MQTT 5.0 client: nothing above the broker's Maximum QoS, nothing reta
   assert.equal(await within(seen.promise, 3000, "the PUBLISH"), "ok q1 rfalse");
   await client.disconnect();
 });
+
+Deno.test("MQTT 3.1.1 client: an empty client identifier goes with Clean Session 1 [MQTT-3.1.3-7]", async () => {
+  const seen = Promise.withResolvers<Packet>();
+  await using broker = new FakeBroker(async (c) => {
+    seen.resolve(await c.next("connect"));
+    await c.send({ type: "connack", sessionPresent: false, reasonCode: 0 });
+    await c.next("disconnect").catch(() => {});
+  }, 4);
+  const client = new Client({
+    port: broker.port,
+    protocolVersion: 4,
+    clientId: "",
+    cleanSession: false,
+    keepAlive: 0,
+    reconnect: false,
+  });
+  await client.connect();
+  const connect = await within(seen.promise, 3000, "the CONNECT");
+  assert.ok(connect.type === "connect");
+  assert.equal(connect.clientId, "");
+  assert.equal(connect.cleanStart, true);
+  await client.disconnect();
+});
