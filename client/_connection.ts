@@ -94,6 +94,8 @@ export class Connection {
   #connected = false;
   #everConnected = false;
   #resume = false;
+  /** The Clean Start of the CONNECT in flight. */
+  #cleanStart = true;
   #closed = true; // no connection wanted (before connect / after close)
   #pending: Pending | undefined;
   #reauth: PromiseWithResolvers<AuthPacket> | undefined;
@@ -226,12 +228,14 @@ export class Connection {
     });
     const done = link.done.finally(() => this.#links.delete(done));
     this.#links.add(done);
-    link.send(
-      encode(
-        connectPacket(o, version, this.#owner.clientId, this.#resume),
-        { version },
-      ),
+    const connect = connectPacket(
+      o,
+      version,
+      this.#owner.clientId,
+      this.#resume,
     );
+    this.#cleanStart = connect.cleanStart;
+    link.send(encode(connect, { version }));
     return promise;
   }
 
@@ -333,6 +337,19 @@ export class Connection {
           }`,
         ),
         "server",
+      );
+      return;
+    }
+    if (this.#version === 5 && p.sessionPresent && this.#cleanStart) {
+      // A session the client cannot have: it asked for a new one
+      // [MQTT-3.2.2-4].
+      this.#fail(
+        epoch,
+        new MqttError(
+          ReasonCode.ProtocolError,
+          "CONNACK with Session Present 1 after Clean Start 1",
+        ),
+        "client",
       );
       return;
     }

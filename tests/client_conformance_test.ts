@@ -789,3 +789,31 @@ Deno.test("MQTT 3.1.1 client: an empty client identifier goes with Clean Session
   assert.equal(connect.cleanStart, true);
   await client.disconnect();
 });
+
+Deno.test("MQTT 5.0 client: Session Present 1 in answer to Clean Start 1 closes the connection [MQTT-3.2.2-4]", async () => {
+  const closed = Promise.withResolvers<void>();
+  await using broker = new FakeBroker(async (c) => {
+    await c.next("connect");
+    await c.send({
+      type: "connack",
+      sessionPresent: true,
+      reasonCode: 0,
+      properties: {},
+    });
+    await c.closed();
+    closed.resolve();
+  });
+  const client = new Client({
+    port: broker.port,
+    keepAlive: 0,
+    reconnect: false,
+  });
+  await assert.rejects(
+    client.connect(),
+    (e: unknown) =>
+      e instanceof MqttError && e.reasonCode === ReasonCode.ProtocolError,
+  );
+  await within(closed.promise, 3000, "the client to close");
+  assert.equal(client.connected, false);
+  await client.close();
+});
