@@ -376,6 +376,12 @@ export class Client {
       validateTopicFilter(filter);
       const s: Subscription = { filter, qos: o.qos ?? 0 };
       if ((this.options.protocolVersion ?? 5) === 5) {
+        if (o.noLocal && filter.startsWith("$share/")) {
+          throw new MqttError(
+            ReasonCode.ProtocolError,
+            `No Local is not allowed on the shared subscription "${filter}" [MQTT-3.8.3-4]`,
+          );
+        }
         if (o.noLocal) s.noLocal = true;
         if (o.retainAsPublished) s.retainAsPublished = true;
         if (o.retainHandling) s.retainHandling = o.retainHandling;

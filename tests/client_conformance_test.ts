@@ -817,3 +817,29 @@ Deno.test("MQTT 5.0 client: Session Present 1 in answer to Clean Start 1 closes 
   assert.equal(client.connected, false);
   await client.close();
 });
+
+Deno.test("MQTT 5.0 client: subscribe() refuses No Local on a shared subscription instead of sending it [MQTT-3.8.3-4]", async () => {
+  const seen = Promise.withResolvers<string[]>();
+  await using broker = new FakeBroker(async (c) => {
+    await c.next("connect");
+    await c.send(connack5({}));
+    const sub = await c.next("subscribe");
+    await c.send({ type: "suback", packetId: sub.packetId, reasonCodes: [0] });
+    seen.resolve(sub.subscriptions.map((x) => x.filter));
+    await c.next("disconnect").catch(() => {});
+  });
+  const client = new Client({
+    port: broker.port,
+    keepAlive: 0,
+    reconnect: false,
+  });
+  await client.connect();
+  await assert.rejects(
+    client.subscribe("$share/g/t", { qos: 0, noLocal: true }),
+    (e: unknown) =>
+      e instanceof MqttError && e.reasonCode === ReasonCode.ProtocolError,
+  );
+  await client.subscribe("t", { qos: 0, noLocal: true });
+  assert.deepEqual(await within(seen.promise, 3000, "the SUBSCRIBE"), ["t"]);
+  await client.disconnect();
+});
