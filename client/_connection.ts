@@ -579,6 +579,17 @@ export class Connection {
           props.userProperties = options.userProperties;
         }
         if (Object.keys(props).length > 0) p.properties = props;
+        // Within the broker's Maximum Packet Size: without the Reason String
+        // and User Properties if need be [MQTT-3.14.2-3] [MQTT-3.14.2-4].
+        const max = this.#owner.connack?.properties?.maximumPacketSize;
+        if (
+          max !== undefined && p.properties !== undefined &&
+          encode(p, { version: 5 }).length > max
+        ) {
+          delete props.reasonString;
+          delete props.userProperties;
+          if (Object.keys(props).length === 0) delete p.properties;
+        }
       }
       this.#sendPacket(p);
       await this.#link?.flush();

@@ -17,7 +17,12 @@ import type {
   PublishPacket,
 } from "../codec/packet.ts";
 import { ReasonCode } from "../codec/reason_code.ts";
-import { FakeBroker, type FakeConnection, within } from "./client_helpers.ts";
+import {
+  counter,
+  FakeBroker,
+  type FakeConnection,
+  within,
+} from "./client_helpers.ts";
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -842,4 +847,34 @@ Deno.test("MQTT 5.0 client: subscribe() refuses No Local on a shared subscriptio
   await client.subscribe("t", { qos: 0, noLocal: true });
   assert.deepEqual(await within(seen.promise, 3000, "the SUBSCRIBE"), ["t"]);
   await client.disconnect();
+});
+
+Deno.test("MQTT 5.0 client: disconnect() leaves out a Reason String and User Properties that would pass the broker's Maximum Packet Size [MQTT-3.14.2-3] [MQTT-3.14.2-4]", async () => {
+  const seen: Packet[] = [];
+  const both = counter(2);
+  await using broker = new FakeBroker(async (c, i) => {
+    await c.next("connect");
+    await c.send(connack5(i === 0 ? { maximumPacketSize: 30 } : {}));
+    seen[i] = await c.next("disconnect");
+    both.next();
+  });
+  const options = {
+    reasonString: "going away for a while, see you",
+    userProperties: [["why", "maintenance"]] as [string, string][],
+  };
+  for (let i = 0; i < 2; i++) {
+    const client = new Client({
+      port: broker.port,
+      keepAlive: 0,
+      reconnect: false,
+    });
+    await client.connect();
+    await client.disconnect(options);
+  }
+  await within(both.promise, 3000, "both DISCONNECTs");
+  const [small, roomy] = seen;
+  assert.ok(small!.type === "disconnect" && roomy!.type === "disconnect");
+  assert.equal(small.properties, undefined);
+  assert.equal(roomy.properties?.reasonString, options.reasonString);
+  assert.deepEqual(roomy.properties?.userProperties, options.userProperties);
 });
