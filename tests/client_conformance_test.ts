@@ -878,3 +878,40 @@ Deno.test("MQTT 5.0 client: disconnect() leaves out a Reason String and User Pro
   assert.equal(roomy.properties?.reasonString, options.reasonString);
   assert.deepEqual(roomy.properties?.userProperties, options.userProperties);
 });
+
+Deno.test("MQTT 5.0 client: a re-authentication its auth callback fails ends with the connection closed [MQTT-4.12.1-2]", async () => {
+  const closed = Promise.withResolvers<void>();
+  await using broker = new FakeBroker(async (c) => {
+    await c.next("connect");
+    await c.send(connack5({ authenticationMethod: "TOY" }));
+    await c.next("auth");
+    await c.send({
+      type: "auth",
+      reasonCode: ReasonCode.ContinueAuthentication,
+      properties: { authenticationMethod: "TOY" },
+    });
+    await c.closed();
+    closed.resolve();
+  });
+  let calls = 0;
+  const client = new Client({
+    port: broker.port,
+    keepAlive: 0,
+    reconnect: false,
+    authenticationMethod: "TOY",
+    auth: () => {
+      calls++;
+      throw new Error("no credentials any more");
+    },
+  });
+  await client.connect();
+  await assert.rejects(
+    client.reauthenticate(),
+    (e: unknown) =>
+      e instanceof MqttError && e.reasonCode === ReasonCode.NotAuthorized,
+  );
+  await within(closed.promise, 3000, "the client to close");
+  assert.equal(calls, 1);
+  assert.equal(client.connected, false);
+  await client.close();
+});
