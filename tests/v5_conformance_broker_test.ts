@@ -290,9 +290,9 @@ const ROWS: Row[] = [
   },
   {
     name:
-      "Request Response Information 1 or 0: the broker returns no Response Information [MQTT-3.1.2-28]",
+      "Request Response Information 0: the broker returns no Response Information [MQTT-3.1.2-28]",
     version: 5,
-    in: [c5({ properties: { requestResponseInformation: 1 } })],
+    in: [c5({ properties: { requestResponseInformation: 0 } })],
     out: [connack5()],
   },
   {

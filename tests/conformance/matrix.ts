@@ -218,6 +218,11 @@ export interface Matrix {
   errors: string[];
 }
 
+/** A test name without its citations (the row says which statement). */
+function shortName(test: string): string {
+  return test.replace(/\s*(?:v[35]:)?\[MQTT-[\d.-]+\]/g, "").trim();
+}
+
 function key(version: Version, id: string): string {
   return `${version} ${id}`;
 }
@@ -267,7 +272,7 @@ export function buildMatrix(
       const seen = new Set<string>();
       for (const c of cs) {
         if (side === undefined || c.sides.includes(side)) {
-          seen.add(`${c.file.replace(/^tests\//, "")}: ${c.test}`);
+          seen.add(`${c.file.replace(/^tests\//, "")}: ${shortName(c.test)}`);
         }
       }
       return [...seen];
