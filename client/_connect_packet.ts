@@ -17,7 +17,8 @@ const textEncoder = new TextEncoder();
  * The CONNECT of a client with options `o`. `resume` (an automatic
  * reconnect of a v5 client) sends Clean Start 0, so that the session goes
  * on when the Session Expiry Interval kept it; a 3.1.1 client keeps the
- * Clean Session it asked for.
+ * Clean Session it asked for, except with an empty client identifier,
+ * which 3.1.1 allows only with Clean Session 1 [MQTT-3.1.3-7].
  *
  * @example
  * ```ts ignore
@@ -34,6 +35,7 @@ export function connectPacket(
   const v5 = version === 5;
   let cleanStart = o.cleanStart ?? o.cleanSession ?? true;
   if (resume) cleanStart = false;
+  if (clientId === "" && !v5) cleanStart = true;
   const p: ConnectPacket = {
     type: "connect",
     protocolVersion: version,

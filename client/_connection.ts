@@ -112,6 +112,8 @@ export class Connection {
   #connected = false;
   #everConnected = false;
   #resume = false;
+  /** The Clean Start of the CONNECT in flight. */
+  #cleanStart = true;
   #closed = true; // no connection wanted (before connect / after close)
   #pending: Pending | undefined;
   #reauth: PromiseWithResolvers<AuthPacket> | undefined;
@@ -256,17 +258,14 @@ export class Connection {
     });
     const done = link.done.finally(() => this.#links.delete(done));
     this.#links.add(done);
-    link.send(
-      encode(
-        connectPacket(
-          withUrlCredentials(o),
-          version,
-          this.#owner.clientId,
-          this.#resume,
-        ),
-        { version },
-      ),
+    const connect = connectPacket(
+      withUrlCredentials(o),
+      version,
+      this.#owner.clientId,
+      this.#resume,
     );
+    this.#cleanStart = connect.cleanStart;
+    link.send(encode(connect, { version }));
     return promise;
   }
 
@@ -368,6 +367,19 @@ export class Connection {
           }`,
         ),
         "server",
+      );
+      return;
+    }
+    if (this.#version === 5 && p.sessionPresent && this.#cleanStart) {
+      // A session the client cannot have: it asked for a new one
+      // [MQTT-3.2.2-4].
+      this.#fail(
+        epoch,
+        new MqttError(
+          ReasonCode.ProtocolError,
+          "CONNACK with Session Present 1 after Clean Start 1",
+        ),
+        "client",
       );
       return;
     }
@@ -597,6 +609,17 @@ export class Connection {
           props.userProperties = options.userProperties;
         }
         if (Object.keys(props).length > 0) p.properties = props;
+        // Within the broker's Maximum Packet Size: without the Reason String
+        // and User Properties if need be [MQTT-3.14.2-3] [MQTT-3.14.2-4].
+        const max = this.#owner.connack?.properties?.maximumPacketSize;
+        if (
+          max !== undefined && p.properties !== undefined &&
+          encode(p, { version: 5 }).length > max
+        ) {
+          delete props.reasonString;
+          delete props.userProperties;
+          if (Object.keys(props).length === 0) delete p.properties;
+        }
       }
       this.#sendPacket(p);
       await this.#link?.flush();

@@ -20,7 +20,7 @@ import {
   PacketTooLargeError,
   QuotaExceededError,
 } from "../codec/errors.ts";
-import { reasonCodeName } from "../codec/reason_code.ts";
+import { ReasonCode, reasonCodeName } from "../codec/reason_code.ts";
 import { encode } from "../codec/encode.ts";
 import {
   ClientState,
@@ -60,6 +60,10 @@ export class Outbox {
   #version: ProtocolVersion = 5;
   /** The broker's Maximum Packet Size. */
   #maxPacketSize = Infinity;
+  /** The broker's Maximum QoS. */
+  #maxQos = 2;
+  /** The broker's Retain Available. */
+  #retainAvailable = true;
 
   /**
    * `owner` is the client (its options are read when used); `onError` gets
@@ -90,6 +94,8 @@ export class Outbox {
     this.#link = link;
     this.#version = version;
     this.#maxPacketSize = props.maximumPacketSize ?? Infinity;
+    this.#maxQos = props.maximumQoS ?? 2;
+    this.#retainAvailable = props.retainAvailable !== 0;
     this.aliasOut.reset(props.topicAliasMaximum ?? 0);
     // What was in flight on the last connection, taken before the
     // resubscription below is in flight too: it is sent once, not again as
@@ -230,10 +236,24 @@ export class Outbox {
 
   /**
    * The bytes of a publish on this connection: topic alias applied (v5), and
-   * checked against the broker's Maximum Packet Size. Throws MqttError 0x94
-   * for a bad alias and PacketTooLargeError (0x95).
+   * checked against the broker's Maximum QoS, Retain Available and Maximum
+   * Packet Size. Throws MqttError 0x9B above the Maximum QoS [MQTT-3.2.2-11],
+   * 0x9A for a retained message without Retain Available [MQTT-3.2.2-14],
+   * 0x94 for a bad alias and PacketTooLargeError (0x95).
    */
   #wire(p: PublishPacket, alias: number): Uint8Array {
+    if (p.qos > this.#maxQos) {
+      throw new MqttError(
+        ReasonCode.QoSNotSupported,
+        `QoS ${p.qos} is above the broker's Maximum QoS ${this.#maxQos}`,
+      );
+    }
+    if (p.retain && !this.#retainAvailable) {
+      throw new MqttError(
+        ReasonCode.RetainNotSupported,
+        "the broker does not take retained messages (Retain Available 0)",
+      );
+    }
     let wire = p;
     let newAlias = false;
     if (this.#version === 5 && (alias !== 0 || this.aliasOut.auto)) {

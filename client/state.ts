@@ -102,7 +102,9 @@ export type Resend =
  * held back by the broker's Receive Maximum); `enqueue()` returns false when
  * full and the caller rejects that request (0x97 QuotaExceeded). Entries are
  * sent in FIFO order; a QoS 1/2 publish at the head that has no flow-control
- * quota holds back everything behind it, which keeps the order of messages.
+ * quota holds back the publishes behind it, which keeps the order of
+ * messages, but not SUBSCRIBE or UNSUBSCRIBE, which go out at once
+ * [MQTT-3.3.4-8].
  *
  * @example
  * ```ts
@@ -133,6 +135,8 @@ export class ClientState {
   #queue = new Fifo<Entry>();
   #inflight = new Map<number, Entry>();
   #publishesInFlight = 0;
+  /** Queued SUBSCRIBE/UNSUBSCRIBE entries (they never wait for quota). */
+  #queuedControl = 0;
   #ids = new PacketIdAllocator();
   // What receivePublish() returns: reused, so that answering a message
   // allocates nothing beyond what the caller encodes.
@@ -175,6 +179,7 @@ export class ClientState {
   enqueue(entry: Entry): boolean {
     if (this.queued >= this.maxQueued) return false;
     this.#queue.push(entry);
+    if (entry.kind !== "publish") this.#queuedControl++;
     return true;
   }
 
@@ -209,8 +214,24 @@ export class ClientState {
         ) break;
       }
       q.shift();
+      if (e.kind !== "publish") this.#queuedControl--;
       this.track(e);
       out.push(e);
+    }
+    // Only PUBLISH waits for the broker's Receive Maximum: a SUBSCRIBE or
+    // UNSUBSCRIBE behind a held publish goes now [MQTT-3.3.4-8].
+    if (this.#queuedControl > 0 && q.length > 0) {
+      for (const e of q.retain(isPublish)) {
+        this.#queuedControl--;
+        if (this.#inflight.size >= MAX_PACKET_ID) {
+          // No packet id free: back in the queue (after the publishes).
+          q.push(e);
+          this.#queuedControl++;
+          continue;
+        }
+        this.track(e);
+        out.push(e);
+      }
     }
   }
 
@@ -370,6 +391,7 @@ export class ClientState {
     for (const e of this.#queue) out.push(e);
     this.#inflight.clear();
     this.#queue.clear();
+    this.#queuedControl = 0;
     this.#publishesInFlight = 0;
     this.incomingQos2.clear();
     return out;
@@ -400,6 +422,10 @@ export class ClientState {
   #complete(id: number): void {
     if (this.#inflight.delete(id)) this.#publishesInFlight--;
   }
+}
+
+function isPublish(e: Entry): boolean {
+  return e.kind === "publish";
 }
 
 function isNotQos0(e: Entry): boolean {

@@ -252,8 +252,10 @@ export class WebClient {
   /**
    * Publishes a message. QoS 0 resolves once written to the socket, QoS 1 on
    * PUBACK, QoS 2 on PUBCOMP; a v5 acknowledgement with a reason code
-   * >= 0x80 rejects with an `MqttError` carrying it. Over the broker's
-   * Maximum Packet Size rejects with `PacketTooLargeError` (0x95); with the
+   * >= 0x80 rejects with an `MqttError` carrying it. Above the broker's
+   * Maximum QoS rejects with 0x9B, retained where the broker has no Retain
+   * Available with 0x9A, over the broker's
+   * Maximum Packet Size with `PacketTooLargeError` (0x95); with the
    * queue full, `QuotaExceededError` (0x97). A QoS 0 promise that nobody
    * awaits never becomes an unhandled rejection (fire and forget is fine);
    * QoS 0 publishes written in the same turn share one promise.
@@ -326,9 +328,15 @@ export class WebClient {
       dup: false,
     };
     if (properties && this.#conn.version === 5) {
-      if (properties.topicAlias !== undefined) {
+      if (
+        properties.topicAlias !== undefined ||
+        properties.subscriptionIdentifiers !== undefined
+      ) {
         properties = { ...properties };
         delete properties.topicAlias;
+        // Set by the broker only (e.g. when republishing a received
+        // message's properties) [MQTT-3.3.4-6].
+        delete properties.subscriptionIdentifiers;
       }
       packet.properties = properties;
     }
@@ -379,6 +387,12 @@ export class WebClient {
       validateTopicFilter(filter);
       const s: Subscription = { filter, qos: o.qos ?? 0 };
       if ((this.options.protocolVersion ?? 5) === 5) {
+        if (o.noLocal && filter.startsWith("$share/")) {
+          throw new MqttError(
+            ReasonCode.ProtocolError,
+            `No Local is not allowed on the shared subscription "${filter}" [MQTT-3.8.3-4]`,
+          );
+        }
         if (o.noLocal) s.noLocal = true;
         if (o.retainAsPublished) s.retainAsPublished = true;
         if (o.retainHandling) s.retainHandling = o.retainHandling;

@@ -417,6 +417,12 @@ function decodePublish(r: Reader, first: number, v5: boolean): Packet {
   let packetIdValue = 0;
   if (qos !== 0) packetIdValue = packetId(r, "PUBLISH");
   const properties = v5 ? readProps(r, C.publish, "PUBLISH") : undefined;
+  const responseTopic = properties?.responseTopic;
+  if (responseTopic !== undefined && !isValidTopicName(responseTopic)) {
+    throw new MalformedPacketError(
+      `invalid response topic "${responseTopic}" [MQTT-3.3.2-14]`,
+    );
+  }
   if (topic.length === 0 && properties?.topicAlias === undefined) {
     throw new ProtocolError(
       "PUBLISH with an empty topic name and no topic alias [MQTT-3.3.2-1]",

@@ -225,7 +225,7 @@ Deno.test("EnhancedAuthFlow fails with 0x80 when the hook throws or answers a ba
   }
 });
 
-Deno.test("EnhancedAuthFlow leaves reason strings off AUTH packets when Request Problem Information is 0 [MQTT-3.1.2-29]", async () => {
+Deno.test("EnhancedAuthFlow leaves reason strings off AUTH packets when Request Problem Information is 0 v5:[MQTT-3.1.2-29]", async () => {
   const chatty: EnhancedAuthHook = () => ({
     step: (data) =>
       data === undefined

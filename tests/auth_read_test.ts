@@ -340,7 +340,7 @@ Deno.test("fileAuth() reload() that removes alice's read right stops deliveries 
   await admin.disconnect();
 });
 
-Deno.test("fileAuth() + Broker: retained messages on SUBSCRIBE are filtered by the read rules [MQTT-3.8.4-4]", async () => {
+Deno.test("fileAuth() + Broker: retained messages on SUBSCRIBE are filtered by the read rules v3:[MQTT-3.3.1-6]", async () => {
   await using s = await setup(ACL);
   const { client: admin } = await login(s.port, "admin");
   for (const topic of ["alice/r", "bob/r", "news/r", "zzz"]) {

@@ -27,7 +27,7 @@ Deno.test("Broker accepts a 3.1.1 CONNECT with CONNACK 0 and no session present"
   await broker.close();
 });
 
-Deno.test("Broker answers an unsupported protocol level with CONNACK 0x01 and closes [MQTT-3.1.2-2]", async () => {
+Deno.test("Broker answers an unsupported protocol level with CONNACK 0x01 and closes v3:[MQTT-3.1.2-2] v5:[MQTT-3.1.2-2]", async () => {
   const broker = await startBroker();
   const client = await RawClient.open(broker.addr.port, 4);
   // CONNECT, remaining length 12: "MQTT", level 6, clean, keep alive 60, id "".
@@ -85,7 +85,7 @@ Deno.test("Broker closes a connection whose first packet is not CONNECT [MQTT-3.
   await broker.close();
 });
 
-Deno.test("Broker refuses an empty client id without clean session: 3.1.1 0x02, v5 0x85 [MQTT-3.1.3-8]", async () => {
+Deno.test("Broker refuses an empty client id without clean session: 3.1.1 0x02, v5 0x85 v3:[MQTT-3.1.3-8] v5:[MQTT-3.1.3-8]", async () => {
   const broker = await startBroker();
   for (const [version, code] of [[4, 0x02], [5, 0x85]] as const) {
     const { client, connack } = await RawClient.connect(broker.addr.port, {
@@ -177,7 +177,7 @@ Deno.test("Broker takes over a connected client id: v5 DISCONNECT 0x8E to the ol
   await broker.close();
 });
 
-Deno.test("Broker treats a second CONNECT as a protocol error: v5 DISCONNECT 0x82, 3.1.1 close [MQTT-3.1.0-2]", async () => {
+Deno.test("Broker treats a second CONNECT as a protocol error: v5 DISCONNECT 0x82, 3.1.1 close v3:[MQTT-3.1.0-2] v5:[MQTT-3.1.0-2]", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
   for (const version of [4, 5] as const) {
@@ -202,7 +202,7 @@ Deno.test("Broker treats a second CONNECT as a protocol error: v5 DISCONNECT 0x8
   await broker.close();
 });
 
-Deno.test("Broker closes a client silent for 1.5x keep alive with v5 DISCONNECT 0x8D [MQTT-3.1.2-24]", async () => {
+Deno.test("Broker closes a client silent for 1.5x keep alive with v5 DISCONNECT 0x8D [MQTT-3.1.2-22]", async () => {
   const broker = await startBroker();
   const { client } = await RawClient.connect(broker.addr.port, {
     protocolVersion: 5,

@@ -50,13 +50,13 @@ Deno.test("Broker routes QoS 0, 1 and 2 end to end with each flow's acks, both v
     assert.equal(m0.qos, 0);
     assert.equal(m0.packetId, undefined);
     assert.equal(text(m0.payload), "zero");
-    // QoS 1 [MQTT-4.3.2-2]
+    // QoS 1 v3:[MQTT-4.3.2-2] v5:[MQTT-4.3.2-4]
     await p.send(pub("q/1", "one", 1, 11));
     assert.equal((await p.expect("puback")).packetId, 11);
     const m1 = await sub.expectPublish("q/1");
     assert.equal(m1.qos, 1);
     await sub.send({ type: "puback", packetId: m1.packetId! });
-    // QoS 2 [MQTT-4.3.3-2]
+    // QoS 2 v3:[MQTT-4.3.3-2] v5:[MQTT-4.3.3-8] v5:[MQTT-4.3.3-11]
     await p.send(pub("q/2", "two", 2, 12));
     assert.equal((await p.expect("pubrec")).packetId, 12);
     await p.send({ type: "pubrel", packetId: 12 });
@@ -112,7 +112,7 @@ Deno.test("Broker grants at most maxQos and refuses a v5 PUBLISH above it with D
   await broker.close();
 });
 
-Deno.test("Broker suppresses a duplicate QoS 2 PUBLISH until PUBREL [MQTT-4.3.3-2]", async () => {
+Deno.test("Broker suppresses a duplicate QoS 2 PUBLISH until PUBREL v3:[MQTT-4.3.3-2]", async () => {
   const broker = await startBroker();
   const sub = await subscriber(broker, "ds", [["d", 0]]);
   const { client: p } = await RawClient.connect(broker.addr.port, {
@@ -135,7 +135,7 @@ Deno.test("Broker suppresses a duplicate QoS 2 PUBLISH until PUBREL [MQTT-4.3.3-
   await broker.close();
 });
 
-Deno.test("Broker keeps the order of messages on a topic [MQTT-4.6.0-6]", async () => {
+Deno.test("Broker keeps the order of messages on a topic v3:[MQTT-4.6.0-6]", async () => {
   const broker = await startBroker();
   const sub = await subscriber(broker, "os", [["o", 1]]);
   const { client: p } = await RawClient.connect(broker.addr.port, {

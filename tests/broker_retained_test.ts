@@ -48,7 +48,7 @@ Deno.test("RetainedMessages.match() follows wildcard rules and skips $ topics fo
   assert.equal(r.size, 5);
 });
 
-Deno.test("Broker stores, replaces and clears retained messages and sends them on subscribe with retain 1 [MQTT-3.3.1-6] [MQTT-3.3.1-10]", async () => {
+Deno.test("Broker stores, replaces and clears retained messages and sends them on subscribe with retain 1 v3:[MQTT-3.3.1-6] v3:[MQTT-3.3.1-8] v3:[MQTT-3.3.1-10]", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
   const { client: p } = await RawClient.connect(port, { clientId: "rp" });
@@ -84,7 +84,7 @@ Deno.test("Broker stores, replaces and clears retained messages and sends them o
   await broker.close();
 });
 
-Deno.test("Broker clears the retain flag on normal delivery for 3.1.1 [MQTT-3.3.1-9] and keeps it for v5 retain-as-published", async () => {
+Deno.test("Broker clears the retain flag on normal delivery for 3.1.1 v3:[MQTT-3.3.1-9] and keeps it for v5 retain-as-published", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
   const { client: s4 } = await RawClient.connect(port, { clientId: "f4" });

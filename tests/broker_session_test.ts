@@ -51,6 +51,30 @@ Deno.test("Broker reports sessionPresent right for every 3.1.1 clean session cas
   await broker.close();
 });
 
+Deno.test("Broker sends MQTT 3.1 (MQIsdp) clients a CONNACK without Session Present, also on resuming a session (the byte is reserved in 3.1)", async () => {
+  const broker = await startBroker();
+  const port = broker.addr.port;
+  const a = await RawClient.connect(port, conn("sp31", false, 3));
+  assert.equal(a.connack.sessionPresent, false);
+  await a.client.send({
+    type: "subscribe",
+    packetId: 1,
+    subscriptions: [{ filter: "t31", qos: 1 }],
+  });
+  await a.client.expect("suback");
+  await a.client.disconnect();
+  await waitFor(() => broker.connectedClients === 0, 2000, "the disconnect");
+  broker.publish("t31", "queued", { qos: 1 });
+  const b = await RawClient.connect(port, conn("sp31", false, 3));
+  assert.equal(b.connack.sessionPresent, false);
+  // The session was resumed all the same: the queued message arrives.
+  const m = await b.client.expectPublish("t31");
+  assert.equal(text(m.payload), "queued");
+  await b.client.send({ type: "puback", packetId: m.packetId! });
+  await b.client.disconnect();
+  await broker.close();
+});
+
 Deno.test("Broker reports sessionPresent right for v5 clean start and session expiry", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
@@ -100,7 +124,7 @@ Deno.test("Broker queues QoS 1/2 (not QoS 0) for an offline session and delivers
   await broker.close();
 });
 
-Deno.test("Broker resends unacknowledged PUBLISH with DUP and PUBREL for PUBREC'd ones on resume [MQTT-4.4.0-1]", async () => {
+Deno.test("Broker resends unacknowledged PUBLISH with DUP and PUBREL for PUBREC'd ones on resume v3:[MQTT-4.4.0-1]", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
   const a = await RawClient.connect(port, conn("rs", false));
@@ -136,7 +160,7 @@ Deno.test("Broker resends unacknowledged PUBLISH with DUP and PUBREL for PUBREC'
   await broker.close();
 });
 
-Deno.test("Broker expires an offline v5 session after its Session Expiry Interval", async () => {
+Deno.test("Broker expires an offline v5 session after its Session Expiry Interval [MQTT-4.1.0-2]", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
   const a = await RawClient.connect(port, conn("exp", false, 5, 1));

@@ -97,7 +97,7 @@ Deno.test("Session queue drops the oldest QoS 0 message first, then the oldest, 
   assert.deepEqual(link.sent.map(body), ["3", "4", "5"]);
 });
 
-Deno.test("Session.attach() resends in-flight PUBLISH with DUP and PUBREL for PUBREC'd ones [MQTT-4.4.0-1]", () => {
+Deno.test("Session.attach() resends in-flight PUBLISH with DUP and PUBREL for PUBREC'd ones v5:[MQTT-4.4.0-1]", () => {
   const s = new Session("c", 5, 60, ctx());
   const l1 = new FakeLink(5, 10);
   s.attach(l1);

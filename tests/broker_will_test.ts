@@ -51,7 +51,7 @@ Deno.test("Broker publishes the will when the socket closes without DISCONNECT, 
   await broker.close();
 });
 
-Deno.test("Broker discards the will on DISCONNECT [MQTT-3.1.2-10]", async () => {
+Deno.test("Broker discards the will on DISCONNECT v3:[MQTT-3.1.2-10]", async () => {
   const broker = await startBroker();
   const w = await watcher(broker);
   const { client } = await RawClient.connect(broker.addr.port, withWill("w2"));

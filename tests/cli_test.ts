@@ -384,7 +384,7 @@ for (const target of TARGETS) {
         "%r %p",
       ]);
       assert.equal(s.code, 0, s.stderr);
-      assert.equal(s.stdout, "1 kept\n"); // [MQTT-3.3.1-8]
+      assert.equal(s.stdout, "1 kept\n"); // RETAIN set on a retained message sent on subscribe
       const hidden = await run([
         "sub",
         "-p",
@@ -397,7 +397,7 @@ for (const target of TARGETS) {
       ]);
       assert.equal(hidden.code, EXIT_TIMEOUT);
       assert.equal(hidden.stdout, "");
-      // An empty retained message clears it [MQTT-3.3.1-10].
+      // An empty retained message clears it v5:[MQTT-3.3.1-6].
       const clear = await run([
         "pub",
         "-p",
@@ -534,7 +534,7 @@ for (const target of TARGETS) {
         "--will-qos",
         "1",
       ]);
-      await sub.kill(); // no DISCONNECT: the will is due [MQTT-3.1.2-8]
+      await sub.kill(); // no DISCONNECT: the will is due v5:[MQTT-3.1.2-8]
       await c.until(1);
       assert.equal(c.got[0]?.payloadText, "sub died");
     },

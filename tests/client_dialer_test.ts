@@ -205,7 +205,8 @@ interface SuiteTarget {
 function dialerSuite(t: SuiteTarget): void {
   const { name, ignore } = t;
   Deno.test({
-    name: `${name}.dial() gives a Duplex that carries bytes both ways`,
+    name:
+      `${name}.dial() gives a Duplex that carries bytes both ways v3:[MQTT-7.1.2-1] v3:[MQTT-7.1.2-2] v5:[MQTT-4.2.0-1]`,
     ignore,
     async fn() {
       await using server = t.server();

@@ -79,7 +79,7 @@ for (const target of TARGETS) {
 
     test(
       target,
-      `Client.publish() QoS 0/1/2 reach a per-filter handler, onMessage and messages() (${v})`,
+      `Client.publish() QoS 0/1/2 reach a per-filter handler, onMessage and messages() (${v}) v3:[MQTT-7.0.0-2]`,
       async (b) => {
         const c = client(b, { protocolVersion: version });
         await c.connect();
@@ -130,7 +130,7 @@ for (const target of TARGETS) {
       const got = Promise.withResolvers<Message>();
       await c.subscribe("r/#", 1, (m) => got.resolve(m));
       const m = await within(got.promise, 3000, "retained message");
-      // A retained message sent on subscribe has RETAIN set [MQTT-3.3.1-8].
+      // A retained message sent on subscribe has RETAIN set v3:[MQTT-3.3.1-8].
       assert.equal(m.retain, true);
       assert.deepEqual(m.json(), { t: 21.5 });
       await c.publish("r/json", "", { qos: 1, retain: true });

@@ -291,12 +291,18 @@ export type PacketOf<T extends Packet["type"]> = Packet extends infer P
 export interface FakeConnection {
   /** Packets received so far, in order. */
   packets: Packet[];
+  /** The bytes received so far, as read. */
+  bytes: Uint8Array[];
   /** Resolves with the next packet of `type` (searching those not taken). */
   next<T extends Packet["type"]>(
     type: T,
     ms?: number,
   ): Promise<PacketOf<T>>;
   send(p: Packet): Promise<void>;
+  /** Writes bytes as they are (what the codec will not encode). */
+  sendRaw(bytes: Uint8Array): Promise<void>;
+  /** Resolves once the client has closed the connection (bounded). */
+  closed(ms?: number): Promise<void>;
   close(): void;
 }
 
@@ -339,6 +345,7 @@ export class FakeBroker implements AsyncDisposable {
     version: ProtocolVersion,
   ): Promise<void> {
     const packets: Packet[] = [];
+    const bytes: Uint8Array[] = [];
     const taken = new Set<Packet>();
     let wake: (() => void) | undefined;
     let closed = false;
@@ -349,7 +356,9 @@ export class FakeBroker implements AsyncDisposable {
         for (;;) {
           const n = await conn.read(buf);
           if (n === null) break;
-          decoder.push(buf.slice(0, n), (p) => packets.push(p));
+          const chunk = buf.slice(0, n);
+          bytes.push(chunk);
+          decoder.push(chunk, (p) => packets.push(p));
           wake?.();
         }
       } catch { /* closed */ }
@@ -358,6 +367,7 @@ export class FakeBroker implements AsyncDisposable {
     })();
     const fc: FakeConnection = {
       packets,
+      bytes,
       async next(type, ms = 3000) {
         const deadline = Date.now() + ms;
         for (;;) {
@@ -377,9 +387,14 @@ export class FakeBroker implements AsyncDisposable {
         }
       },
       async send(p) {
-        const bytes = encode(p, { version });
+        await fc.sendRaw(encode(p, { version }));
+      },
+      async sendRaw(b) {
         let off = 0;
-        while (off < bytes.length) off += await conn.write(bytes.subarray(off));
+        while (off < b.length) off += await conn.write(b.subarray(off));
+      },
+      closed(ms = 3000) {
+        return within(reading, ms, "the client to close the connection");
       },
       close() {
         try {

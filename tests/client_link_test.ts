@@ -182,7 +182,7 @@ Deno.test("Link.close() drops unwritten output: its QoS 0 batch is rejected", as
   assert.equal(r.reports, 0);
 });
 
-Deno.test("Link keep-alive sends PINGREQ when idle and reports a missing PINGRESP", async () => {
+Deno.test("Link keep-alive sends PINGREQ when idle and reports a missing PINGRESP v3:[MQTT-3.1.2-23] v5:[MQTT-3.1.2-20]", async () => {
   const d = new MemoryDuplex();
   const r = recorder();
   const link = new Link(d, new PacketDecoder({ version: 5 }), r.handler);

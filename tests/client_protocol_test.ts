@@ -67,7 +67,7 @@ function publish(
   };
 }
 
-Deno.test("Client resends unacknowledged PUBLISH with DUP and PUBREL when the session is present [MQTT-4.4.0-1]", async () => {
+Deno.test("Client resends unacknowledged PUBLISH with DUP and PUBREL when the session is present v5:[MQTT-4.4.0-1]", async () => {
   const seen = Promise.withResolvers<[Packet, Packet]>();
   await using broker = new FakeBroker(async (c, i) => {
     if (i === 0) {
@@ -100,7 +100,7 @@ Deno.test("Client resends unacknowledged PUBLISH with DUP and PUBREL when the se
   assert.equal(again.type, "publish");
   if (again.type === "publish") {
     assert.equal(again.topic, "a");
-    assert.equal(again.dup, true); // [MQTT-3.3.1-1]
+    assert.equal(again.dup, true); // v5:[MQTT-3.3.1-1]
     assert.equal(again.qos, 1);
   }
   assert.equal(rel.type, "pubrel");
@@ -111,7 +111,7 @@ Deno.test("Client resends unacknowledged PUBLISH with DUP and PUBREL when the se
   await client.disconnect();
 });
 
-Deno.test("Client sends in-flight PUBLISH again as new when the session is gone, and resubscribes", async () => {
+Deno.test("Client sends in-flight PUBLISH again as new when the session is gone, and resubscribes v5:[MQTT-3.2.2-5]", async () => {
   const seen = Promise.withResolvers<[Packet, Packet]>();
   await using broker = new FakeBroker(async (c, i) => {
     if (i === 0) {
@@ -218,7 +218,7 @@ Deno.test("Client resubscribes once after a reconnect without a session: no pack
   await client.disconnect();
 });
 
-Deno.test("Client delivers a QoS 2 message once when the broker sends it twice", async () => {
+Deno.test("Client delivers a QoS 2 message once when the broker sends it twice v5:[MQTT-4.3.3-10]", async () => {
   const done = Promise.withResolvers<void>();
   await using broker = new FakeBroker(async (c) => {
     await accept(c);
@@ -252,7 +252,7 @@ Deno.test("Client delivers a QoS 2 message once when the broker sends it twice",
   await client.disconnect();
 });
 
-Deno.test("Client resolves the broker's topic aliases before delivery", async () => {
+Deno.test("Client resolves the broker's topic aliases before delivery v5:[MQTT-3.3.2-10]", async () => {
   const done = Promise.withResolvers<void>();
   await using broker = new FakeBroker(async (c) => {
     const connect = await c.next("connect");
@@ -323,7 +323,7 @@ Deno.test("Client closes and reconnects when no PINGRESP comes (keep alive)", as
   await client.disconnect();
 });
 
-Deno.test("Client answers AUTH with the auth callback (v5 enhanced authentication)", async () => {
+Deno.test("Client answers AUTH with the auth callback (v5 enhanced authentication), sending nothing else before its CONNACK [MQTT-3.1.2-30] [MQTT-4.12.0-3] [MQTT-4.12.0-5]", async () => {
   await using broker = new FakeBroker(async (c) => {
     const connect = await c.next("connect");
     assert.equal(connect.properties?.authenticationMethod, "TOY");
@@ -341,6 +341,9 @@ Deno.test("Client answers AUTH with the auth callback (v5 enhanced authenticatio
     });
     const auth = await c.next("auth");
     assert.equal(auth.reasonCode, ReasonCode.ContinueAuthentication);
+    assert.equal(auth.properties?.authenticationMethod, "TOY");
+    // The publish asked for meanwhile waits for the CONNACK.
+    assert.deepEqual(c.packets.map((p) => p.type), ["connect", "auth"]);
     const ok = new TextDecoder().decode(auth.properties?.authenticationData) ===
       "response:challenge";
     await c.send({
@@ -349,6 +352,9 @@ Deno.test("Client answers AUTH with the auth callback (v5 enhanced authenticatio
       reasonCode: ok ? 0 : ReasonCode.NotAuthorized,
       properties: { authenticationMethod: "TOY" },
     });
+    const early = await c.next("publish");
+    assert.equal(early.topic, "early");
+    await c.send({ type: "puback", packetId: early.packetId! });
     await c.next("disconnect").catch(() => {});
   });
   const client = new Client({
@@ -361,8 +367,11 @@ Deno.test("Client answers AUTH with the auth callback (v5 enhanced authenticatio
       return enc.encode("response:" + new TextDecoder().decode(data));
     },
   });
-  const connack = await client.connect();
+  const connecting = client.connect();
+  const early = client.publish("early", "x", 1);
+  const connack = await connecting;
   assert.equal(connack.reasonCode, 0);
+  await early;
   await client.disconnect();
 });
 
@@ -525,7 +534,7 @@ Deno.test("Client.subscribe() rejects a request the codec cannot encode and free
   await client.disconnect();
 });
 
-Deno.test("Client.reauthenticate() runs a v5 re-authentication through the auth callback", async () => {
+Deno.test("Client.reauthenticate() runs a v5 re-authentication through the auth callback [MQTT-4.12.1-1] [MQTT-4.12.0-3] [MQTT-4.12.0-5] [MQTT-3.15.2-1]", async () => {
   await using broker = new FakeBroker(async (c) => {
     await accept(c);
     const start = await c.next("auth");
@@ -544,6 +553,8 @@ Deno.test("Client.reauthenticate() runs a v5 re-authentication through the auth 
       },
     });
     const answer = await c.next("auth");
+    assert.equal(answer.reasonCode, ReasonCode.ContinueAuthentication);
+    assert.equal(answer.properties?.authenticationMethod, "TOY");
     assert.deepEqual(
       answer.properties?.authenticationData,
       enc.encode("signed:nonce"),

@@ -8,6 +8,7 @@ import assert from "node:assert/strict";
 import {
   Backoff,
   ClientState,
+  type Entry,
   Message,
   type PublishEntry,
   type PublishResult,
@@ -44,7 +45,7 @@ function entry(qos: QoS, topic = "t"): PublishEntry & { settled: Settled } {
   };
 }
 
-Deno.test("ClientState.takeSendable() keeps at most receiveMaximum QoS 1/2 publishes in flight", () => {
+Deno.test("ClientState.takeSendable() keeps at most receiveMaximum QoS 1/2 publishes in flight v5:[MQTT-3.3.4-7] v5:[MQTT-4.9.0-1] v5:[MQTT-4.9.0-2]", () => {
   const s = new ClientState();
   s.receiveMaximum = 2;
   const es = [entry(1), entry(2), entry(0), entry(1)];
@@ -67,7 +68,41 @@ Deno.test("ClientState.takeSendable() keeps at most receiveMaximum QoS 1/2 publi
   assert.deepEqual(out, [es[3]]);
 });
 
-Deno.test("ClientState assigns unused packet ids and wraps at 65535", () => {
+Deno.test("ClientState.takeSendable() holds only publishes at the Receive Maximum: a SUBSCRIBE behind them goes out [MQTT-3.3.4-8]", () => {
+  const s = new ClientState();
+  s.receiveMaximum = 1;
+  const subscribe = (filter: string): SubscribeEntry => ({
+    kind: "subscribe",
+    packet: {
+      type: "subscribe",
+      packetId: 0,
+      subscriptions: [{ filter, qos: 0 }],
+    },
+    stage: 0,
+    resolve() {},
+    reject() {},
+  });
+  const entries: Entry[] = [
+    entry(1),
+    entry(1),
+    subscribe("a"),
+    entry(0),
+    subscribe("b"),
+  ];
+  for (const e of entries) s.enqueue(e);
+  const out: Entry[] = [];
+  s.takeSendable(out);
+  // The first publish, then both SUBSCRIBEs; the second publish (and the
+  // QoS 0 one behind it, in order) wait for quota.
+  assert.deepEqual(out, [entries[0], entries[2], entries[4]]);
+  assert.equal(s.queued, 2);
+  s.handleAck({ type: "puback", packetId: entries[0]!.packet.packetId! });
+  const more: Entry[] = [];
+  s.takeSendable(more);
+  assert.deepEqual(more, [entries[1], entries[3]]);
+});
+
+Deno.test("ClientState assigns unused packet ids and wraps at 65535 v3:[MQTT-2.3.1-1] v3:[MQTT-2.3.1-2] v5:[MQTT-2.2.1-3]", () => {
   const s = new ClientState();
   const a = entry(1);
   s.track(a);
@@ -87,7 +122,7 @@ Deno.test("ClientState assigns unused packet ids and wraps at 65535", () => {
   assert.equal(b.packet.packetId, 300);
 });
 
-Deno.test("ClientState.handleAck() runs the QoS 2 exchange: PUBREC -> PUBREL, PUBCOMP completes", () => {
+Deno.test("ClientState.handleAck() runs the QoS 2 exchange: PUBREC -> PUBREL, PUBCOMP completes v3:[MQTT-4.3.3-1] v5:[MQTT-4.3.3-3] v5:[MQTT-4.3.3-4] v5:[MQTT-4.3.3-5]", () => {
   const s = new ClientState();
   const e = entry(2);
   s.track(e);
@@ -109,7 +144,7 @@ Deno.test("ClientState.handleAck() runs the QoS 2 exchange: PUBREC -> PUBREL, PU
   });
 });
 
-Deno.test("ClientState.handleAck() rejects a publish refused with a v5 reason code >= 0x80", () => {
+Deno.test("ClientState.handleAck() rejects a publish refused with a v5 reason code >= 0x80 [MQTT-4.4.0-2]", () => {
   const s = new ClientState();
   const q1 = entry(1, "a/b");
   const q2 = entry(2, "a/c");
@@ -154,7 +189,7 @@ Deno.test("ClientState.handleAck() rejects a publish refused with a v5 reason co
   });
 });
 
-Deno.test("ClientState incoming QoS 2: a duplicate is not delivered again until PUBREL [MQTT-4.3.3-9]", () => {
+Deno.test("ClientState incoming QoS 2: a duplicate is not delivered again until PUBREL v3:[MQTT-4.3.3-2] v5:[MQTT-4.3.3-10] v5:[MQTT-4.3.3-11]", () => {
   const s = new ClientState();
   assert.equal(s.receiveQos2(5), true);
   assert.equal(s.receiveQos2(5), false);
@@ -172,7 +207,7 @@ Deno.test("ClientState incoming QoS 2: a duplicate is not delivered again until 
   });
 });
 
-Deno.test("ClientState.receivePublish() says what to deliver and which PUBACK/PUBREC to send [MQTT-4.3.3-2]", () => {
+Deno.test("ClientState.receivePublish() says what to deliver and which PUBACK/PUBREC to send v3:[MQTT-4.3.2-2] v3:[MQTT-4.3.3-2] v5:[MQTT-4.3.2-4] v5:[MQTT-4.3.3-8]", () => {
   const s = new ClientState();
   const publish = (qos: QoS, packetId?: number) => ({
     type: "publish" as const,
@@ -218,7 +253,7 @@ Deno.test("ClientState.receivePublish() says what to deliver and which PUBACK/PU
   });
 });
 
-Deno.test("ClientState.onConnack() resends in order: PUBLISH with DUP and PUBREL with a session", () => {
+Deno.test("ClientState.onConnack() resends in order: PUBLISH with DUP and PUBREL with a session v3:[MQTT-4.4.0-1] v3:[MQTT-4.6.0-1] v5:[MQTT-4.4.0-1] v5:[MQTT-4.6.0-1] v5:[MQTT-4.3.3-6]", () => {
   const s = new ClientState();
   const a = entry(1);
   const b = entry(2);
@@ -250,7 +285,7 @@ Deno.test("ClientState.onConnack() resends in order: PUBLISH with DUP and PUBREL
   assert.equal(s.incomingQos2.has(9), true);
 });
 
-Deno.test("ClientState.onConnack() without a session: PUBLISH as new, PUBREC'd QoS 2 complete, incoming QoS 2 forgotten", () => {
+Deno.test("ClientState.onConnack() without a session: PUBLISH as new, PUBREC'd QoS 2 complete, incoming QoS 2 forgotten v3:[MQTT-3.1.2-6] v5:[MQTT-3.2.2-5] v5:[MQTT-3.1.2-4]", () => {
   const s = new ClientState();
   const a = entry(1);
   const b = entry(2);
@@ -279,7 +314,7 @@ Deno.test("ClientState.enqueue() refuses past maxQueued; drain() and dropQueuedQ
   assert.equal(s.queued + s.inFlight + s.publishesInFlight, 0);
 });
 
-Deno.test("TopicAliasSender assigns, reuses and recycles aliases (automatic mode)", () => {
+Deno.test("TopicAliasSender assigns, reuses and recycles aliases (automatic mode) v5:[MQTT-3.2.2-17] v5:[MQTT-3.3.2-9] v5:[MQTT-3.3.2-8]", () => {
   const s = new TopicAliasSender(true);
   s.reset(2);
   assert.deepEqual(s.resolve("a", 0), { topic: "a", alias: 1 });
@@ -294,7 +329,7 @@ Deno.test("TopicAliasSender assigns, reuses and recycles aliases (automatic mode
   assert.deepEqual(s.resolve("b", 0), { topic: "b", alias: 0 });
 });
 
-Deno.test("TopicAliasSender manual aliases: set once, then empty topic; bounded by the broker's maximum", () => {
+Deno.test("TopicAliasSender manual aliases: set once, then empty topic; bounded by the broker's maximum v5:[MQTT-3.2.2-17] v5:[MQTT-3.3.2-9]", () => {
   const s = new TopicAliasSender(false);
   s.reset(3);
   assert.deepEqual(s.resolve("x", 0), { topic: "x", alias: 0 });

@@ -59,7 +59,7 @@ const ROWS: ErrorRow[] = [
   },
   { name: "AUTH in 3.1.1", version: 4, bytes: pkt(0xf0), ...M },
   {
-    name: "PUBLISH QoS 3 [MQTT-3.3.1-4]",
+    name: "PUBLISH QoS 3 v3:[MQTT-3.3.1-4]",
     version: 4,
     bytes: pkt(0x36, str("a"), u16(1)),
     ...M,
@@ -142,7 +142,7 @@ const ROWS: ErrorRow[] = [
   },
   { name: "CONNACK too short", version: 4, bytes: pkt(0x20, [0]), ...M },
   {
-    name: "CONNACK reserved flags [MQTT-3.2.2-1]",
+    name: "CONNACK reserved flags v5:[MQTT-3.2.2-1]",
     version: 4,
     bytes: pkt(0x20, [2], [0]),
     ...M,
@@ -159,7 +159,7 @@ const ROWS: ErrorRow[] = [
     bytes: pkt(0x40, u16(1), [0], [2, 0x1f, 0], [0x41]),
     ...M,
   },
-  // Strings [MQTT-1.5.4-1] [MQTT-1.5.4-2]
+  // Strings v3:[MQTT-1.5.3-1] v3:[MQTT-1.5.3-2] v5:[MQTT-1.5.4-1] v5:[MQTT-1.5.4-2]
   {
     name: "topic with an invalid UTF-8 byte",
     version: 4,
@@ -263,7 +263,7 @@ const ROWS: ErrorRow[] = [
     bytes: pkt(0x82, u16(1), props(), str("$share/g"), [0]),
     ...M,
   },
-  // Packet identifiers [MQTT-2.2.1-3]
+  // Packet identifiers v3:[MQTT-2.3.1-1] v5:[MQTT-2.2.1-3]
   {
     name: "PUBLISH QoS 1 packet id 0",
     version: 4,
@@ -292,13 +292,13 @@ const ROWS: ErrorRow[] = [
   },
   // SUBSCRIBE / UNSUBSCRIBE payloads
   {
-    name: "SUBSCRIBE without payload [MQTT-3.8.3-3]",
+    name: "SUBSCRIBE without payload v3:[MQTT-3.8.3-3]",
     version: 4,
     bytes: pkt(0x82, u16(1)),
     ...P,
   },
   {
-    name: "5.0 SUBSCRIBE without payload",
+    name: "5.0 SUBSCRIBE without payload [MQTT-3.8.3-2]",
     version: 5,
     bytes: pkt(0x82, u16(1), props()),
     ...P,
@@ -347,25 +347,25 @@ const ROWS: ErrorRow[] = [
   },
   // CONNECT
   {
-    name: "CONNECT reserved flag [MQTT-3.1.2-3]",
+    name: "CONNECT reserved flag v3:[MQTT-3.1.2-3]",
     version: 4,
     bytes: pkt(0x10, ...connectHead(4, 0x03), str("c")),
     ...M,
   },
   {
-    name: "CONNECT will QoS without will flag [MQTT-3.1.2-13]",
+    name: "CONNECT will QoS without will flag v3:[MQTT-3.1.2-13]",
     version: 4,
     bytes: pkt(0x10, ...connectHead(4, 0x0a), str("c")),
     ...M,
   },
   {
-    name: "CONNECT will retain without will flag [MQTT-3.1.2-15]",
+    name: "CONNECT will retain without will flag v5:[MQTT-3.1.2-13]",
     version: 5,
     bytes: pkt(0x10, ...connectHead(5, 0x22), props(), str("c")),
     ...M,
   },
   {
-    name: "CONNECT will QoS 3 [MQTT-3.1.2-14]",
+    name: "CONNECT will QoS 3 v3:[MQTT-3.1.2-14]",
     version: 4,
     bytes: pkt(0x10, ...connectHead(4, 0x1e), str("c"), str("w"), bin([])),
     ...M,
@@ -397,7 +397,7 @@ const ROWS: ErrorRow[] = [
     code: ReasonCode.UnsupportedProtocolVersion,
   },
   {
-    name: "CONNECT level 5 with an unknown protocol name [MQTT-3.1.2-1]",
+    name: "CONNECT level 5 with an unknown protocol name v5:[MQTT-3.1.2-1]",
     version: 5,
     bytes: pkt(0x10, str("MQTX"), [5], [2], u16(0), [0], str("c")),
     error: UnsupportedProtocolError,
@@ -410,7 +410,7 @@ const ROWS: ErrorRow[] = [
     error: MqttError,
     code: ReasonCode.UnsupportedProtocolVersion,
   },
-  // Properties [MQTT-2.2.2-2]
+  // Properties (2.2.2)
   {
     name: "property not allowed in the packet (topic alias in CONNECT)",
     version: 5,
@@ -473,7 +473,7 @@ const ROWS: ErrorRow[] = [
     ...P,
   },
   {
-    name: "subscription identifier 0 in SUBSCRIBE [MQTT-3.8.2-1]",
+    name: "subscription identifier 0 in SUBSCRIBE (3.8.2.1.2)",
     version: 5,
     bytes: pkt(0x82, u16(1), props([0x0b, 0]), str("a"), [0]),
     ...P,
@@ -513,6 +513,18 @@ const ROWS: ErrorRow[] = [
     version: 5,
     bytes: pkt(0x20, [0], [0], props([0x27, ...u32(0)])),
     ...P,
+  },
+  {
+    name: "5.0 PUBLISH with a wildcard in its Response Topic [MQTT-3.3.2-14]",
+    version: 5,
+    bytes: pkt(0x30, str("a"), props([0x08, ...str("r/#")])),
+    ...M,
+  },
+  {
+    name: "5.0 PUBLISH with an empty Response Topic [MQTT-3.3.2-14]",
+    version: 5,
+    bytes: pkt(0x30, str("a"), props([0x08, ...str("")])),
+    ...M,
   },
   {
     name: "topic alias 0 [MQTT-3.3.2-8]",

@@ -203,6 +203,20 @@ export const FIXTURES: Fixture[] = [
     bytes: pkt(0x30, str("big"), new Array(200).fill(7)), // PUBLISH | topic "big" | 200 payload bytes (length 0xcf 0x01)
   },
   {
+    name:
+      "5.0 PUBLISH with a 200-byte payload: the remaining length in the 2 bytes it needs, Property Length 0 v5:[MQTT-1.5.5-1] v5:[MQTT-2.2.2-1]",
+    version: 5,
+    packet: {
+      type: "publish",
+      topic: "big",
+      payload: new Uint8Array(200).fill(7),
+      qos: 0,
+      retain: false,
+      dup: false,
+    },
+    bytes: pkt(0x30, str("big"), [0], new Array(200).fill(7)), // PUBLISH | topic "big" | no properties | 200 payload bytes (length 0xd0 0x01)
+  },
+  {
     name: "3.1.1 PUBACK",
     version: 4,
     packet: { type: "puback", packetId: 1 },

@@ -94,7 +94,10 @@ export class Gen {
           out[row.name] = this.bool(0.2) ? 0xffffffff : this.int(1, 1e9);
           break;
         case "string":
-          out[row.name] = this.text(0, 12);
+          // A Response Topic is a topic name [MQTT-3.3.2-14].
+          out[row.name] = row.name === "responseTopic"
+            ? this.topic()
+            : this.text(0, 12);
           break;
         case "binary":
           out[row.name] = this.bytes(12);

@@ -320,7 +320,7 @@ export function dispatcherSuite(
     assert.deepEqual(s.deliveries.map((x) => x.qos), [1, 0]);
   }, 1);
 
-  test("publish() skips a No Local subscription for its own client's messages [MQTT-3.8.3-3]", (d) => {
+  test("publish() skips a No Local subscription for its own client's messages v5:[MQTT-3.8.3-3]", (d) => {
     const a = new FakeMember("a");
     d.subscribe(a, sub("t", 1, { noLocal: true }));
     assert.equal(d.publish(msg("t", 1, { text: "own" }), "a"), 0);

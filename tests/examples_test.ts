@@ -181,7 +181,7 @@ Deno.test("examples/wildcards.ts: + matches one level, # the rest", async () => 
       out,
       /home\/kitchen\/# +matched home\/kitchen\/temp, home\/kitchen\/light, home\/kitchen\/fridge\/temp\n/,
     );
-    // `#` also matches the parent level [MQTT-4.7.1-2].
+    // `#` also matches the parent level v3:[MQTT-4.7.1-2] v5:[MQTT-4.7.1-1].
     assert.match(out, /home\/# +matched .*home\/kitchen\/fridge\/temp, home\n/);
   });
 });

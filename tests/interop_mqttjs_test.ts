@@ -30,7 +30,7 @@ function open(
 const end = endMqttjs;
 
 for (const version of [4, 5] as const) {
-  Deno.test(`MQTT.js v${version}: publish and subscribe at QoS 0, 1 and 2`, async () => {
+  Deno.test(`MQTT.js v${version}: publish and subscribe at QoS 0, 1 and 2 v3:[MQTT-7.0.0-2]`, async () => {
     const broker = await startBroker();
     const sub = await open(broker, version);
     const pub = await open(broker, version);

@@ -229,7 +229,7 @@ class Subscriber {
       const name = dec.decode(p.payload);
       if (p.qos === 2) {
         const id = p.packetId as number;
-        // Method B [MQTT-4.3.3-2]: a PUBLISH with an id awaiting PUBREL is a
+        // Method B (4.3.3): a PUBLISH with an id awaiting PUBREL is a
         // resend of a message already received.
         const open = this.awaitingRel.get(id);
         if (open === undefined) {

@@ -224,7 +224,7 @@ export function listenerSuite(
     assert.equal(dec.decode(back), "pong!");
   });
 
-  test("a 1 MiB write arrives whole and in order, both ways", async (h) => {
+  test("a 1 MiB write arrives whole and in order, both ways v3:[MQTT-7.1.1-1] v3:[MQTT-7.1.1-2] v5:[MQTT-4.2.0-1]", async (h) => {
     const { client, server } = await h.pair();
     const n = 1024 * 1024;
     for (

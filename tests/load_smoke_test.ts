@@ -26,7 +26,7 @@ import { REQUIRE_INTEROP } from "./_mosquitto.ts";
  * duplicates and, at QoS 1 and 2, none lost or unacknowledged and each
  * publisher's order kept (QoS 1 and 2 guarantee delivery [MQTT-4.3.2],
  * [MQTT-4.3.3]; a broker keeps each publisher's order on one topic
- * [MQTT-4.6.0-6]); then `more(result, info, scenario)`.
+ * (4.6)); then `more(result, info, scenario)`.
  */
 async function scenarioSteps(
   t: Deno.TestContext,

@@ -1,7 +1,7 @@
 /**
  * Security finding 8: retained messages sent on subscribe go at the pace
  * the subscriber reads, never dropped for a reader that keeps up
- * [MQTT-3.8.4-4] [MQTT-3.3.1-6].
+ * v3:[MQTT-3.3.1-6].
  */
 import assert from "node:assert/strict";
 import { Client } from "../client/mod.ts";

@@ -60,7 +60,8 @@ for (const target of TARGETS) {
         assert.ok(c.clientId);
         assert.deepEqual(c.subscribe("sync/#", 2), [2]);
         assert.deepEqual(c.subscribe(["a/+", "b/#"], { qos: 1 }), [1, 1]);
-        // QoS 1 returns after PUBACK, QoS 2 after PUBCOMP [MQTT-4.3.3-1].
+        // QoS 1 returns after PUBACK, QoS 2 after PUBCOMP v3:[MQTT-4.3.3-1] v5:[MQTT-4.3.3-4]
+        // v5:[MQTT-4.3.3-5].
         for (const qos of [0, 1, 2] as const) {
           const r = c.publish(`sync/q${qos}`, `hello ${qos}`, { qos });
           assert.equal(typeof r.reasonCode, "number");

@@ -51,7 +51,7 @@ Deno.test("RetainedMessages.match() walks a 12,000-level topic without recursion
   assert.deepEqual(matched(r, "#"), ["b"]);
 });
 
-Deno.test("RetainedMessages.match() keeps its depth-first order and the `#` parent rule [MQTT-4.7.1-2]", () => {
+Deno.test("RetainedMessages.match() keeps its depth-first order and the `#` parent rule v3:[MQTT-4.7.1-2] v5:[MQTT-4.7.1-1]", () => {
   const r = new RetainedMessages();
   for (const t of ["a/1", "a", "a/2", "b/1", "a/1/z", "$x/1"]) {
     r.set({ topic: t, payload: bytes(t), qos: 0, retain: true });
@@ -184,7 +184,7 @@ Deno.test("Broker refuses a SUBSCRIBE filter deeper than maxTopicLevels: v5 SUBA
   await broker.close();
 });
 
-Deno.test("Broker refuses a will deeper than maxTopicLevels: v5 CONNACK 0x90, 3.1.1 closed without CONNACK [MQTT-3.2.2-6]", async () => {
+Deno.test("Broker refuses a will deeper than maxTopicLevels: v5 CONNACK 0x90, 3.1.1 closed without CONNACK v3:[MQTT-3.2.2-6]", async () => {
   const broker = await startBroker({ maxTopicLevels: 3 });
   const port = broker.addr.port;
   const will = {

@@ -34,7 +34,7 @@ const ROWS: Row[] = [
   {
     cause: "keep alive timeout",
     code: ReasonCode.KeepAliveTimeout,
-    // 1.5 x 1 s of silence [MQTT-3.1.2-24]
+    // 1.5 x 1 s of silence [MQTT-3.1.2-22]
     act: () => Promise.resolve(),
   },
   {

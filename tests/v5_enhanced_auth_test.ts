@@ -50,7 +50,7 @@ function auth(reasonCode: number, data?: string, method = "TOKEN"): AuthPacket {
   return p;
 }
 
-Deno.test("Broker runs SCRAM-SHA-256 with Kite's Client end to end; the proven user name reaches the authorization hooks", async () => {
+Deno.test("Broker runs SCRAM-SHA-256 with Kite's Client end to end; the proven user name reaches the authorization hooks [MQTT-4.12.0-2] [MQTT-3.15.2-1]", async () => {
   const seen: (string | undefined)[] = [];
   let authenticateCalls = 0;
   const broker = await startBroker({
@@ -87,7 +87,7 @@ Deno.test("Broker runs SCRAM-SHA-256 with Kite's Client end to end; the proven u
   await broker.close();
 });
 
-Deno.test("Broker refuses a wrong SCRAM password and an unknown user alike with CONNACK 0x86", async () => {
+Deno.test("Broker refuses a wrong SCRAM password and an unknown user alike with CONNACK 0x86 [MQTT-4.12.0-4]", async () => {
   const broker = await startBroker({ enhancedAuth: scram });
   for (const [user, password] of [["alice", "nope"], ["bob", "x"]]) {
     const helper = scramClient(user!, password!);

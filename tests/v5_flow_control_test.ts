@@ -23,7 +23,7 @@ function pub(
   return publishPacket(topic, payload, { qos, packetId });
 }
 
-Deno.test("Broker never has more unacknowledged QoS 1/2 messages to a client than its Receive Maximum [MQTT-3.3.4-7]", async () => {
+Deno.test("Broker never has more unacknowledged QoS 1/2 messages to a client than its Receive Maximum [MQTT-3.3.4-9]", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
   const sub = await RawClient.connect(port, {
@@ -57,7 +57,7 @@ Deno.test("Broker never has more unacknowledged QoS 1/2 messages to a client tha
   await broker.close();
 });
 
-Deno.test("Broker answers a client exceeding its Receive Maximum with DISCONNECT 0x93 [MQTT-3.3.4-9]", async () => {
+Deno.test("Broker answers a client exceeding its Receive Maximum with DISCONNECT 0x93 [MQTT-3.3.4-7]", async () => {
   const broker = await startBroker({ receiveMaximum: 2 });
   const port = broker.addr.port;
   const c = await RawClient.connect(port, { protocolVersion: 5 });

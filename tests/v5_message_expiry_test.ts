@@ -184,3 +184,56 @@ Deno.test("Broker frees expired retained messages (and their stored copy)", asyn
     await broker.close();
   });
 });
+
+Deno.test("Broker as QoS 2 sender: a message already sent does not expire, it is sent again on resume [MQTT-4.3.3-7]", async () => {
+  await withClock(async () => {
+    const broker = await startBroker();
+    const port = broker.addr.port;
+    const fields = {
+      protocolVersion: 5 as const,
+      clientId: "exp-q2",
+      cleanStart: false,
+      properties: { sessionExpiryInterval: 600 },
+    };
+    const s = await RawClient.connect(port, fields);
+    await subscribe(s.client, "e/#", 2);
+    const p = await RawClient.connect(port, { protocolVersion: 5 });
+    await p.client.send(pub("e/t", "m", 2, { messageExpiryInterval: 5 }));
+    const rec = await p.client.expect("pubrec");
+    await p.client.send({ type: "pubrel", packetId: rec.packetId });
+    await p.client.expect("pubcomp");
+    const first = await s.client.expectPublish("e/t");
+    assert.equal(first.qos, 2);
+    // No PUBREC: the client goes away while the message is in flight.
+    await s.client.close();
+    advance(60);
+    const back = await RawClient.connect(port, fields);
+    assert.equal(back.connack.sessionPresent, true);
+    const again = await back.client.expectPublish("e/t");
+    assert.equal(again.dup, true);
+    assert.equal(again.packetId, first.packetId);
+    await back.client.send({ type: "pubrec", packetId: again.packetId! });
+    await back.client.expect("pubrel");
+    await back.client.send({ type: "pubcomp", packetId: again.packetId! });
+    await back.client.disconnect();
+    await p.client.disconnect();
+    await broker.close();
+  });
+});
+
+Deno.test("Broker as QoS 2 receiver: PUBREL of an expired message still gets PUBCOMP [MQTT-4.3.3-13]", async () => {
+  await withClock(async () => {
+    const broker = await startBroker();
+    const port = broker.addr.port;
+    const p = await RawClient.connect(port, { protocolVersion: 5 });
+    await p.client.send(pub("e/q2", "x", 2, { messageExpiryInterval: 1 }));
+    const rec = await p.client.expect("pubrec");
+    advance(30);
+    await p.client.send({ type: "pubrel", packetId: rec.packetId });
+    const comp = await p.client.expect("pubcomp");
+    assert.equal(comp.packetId, rec.packetId);
+    assert.equal(comp.reasonCode ?? 0, 0);
+    await p.client.disconnect();
+    await broker.close();
+  });
+});

@@ -76,7 +76,7 @@ Deno.test("Broker refuses payload format indicator 1 with a non-UTF-8 payload: P
   await broker.close();
 });
 
-Deno.test("Broker passes request/response, content type and user properties through unchanged, in order (exact bytes)", async () => {
+Deno.test("Broker passes request/response, content type and user properties through unchanged, in order (exact bytes) [MQTT-3.3.2-15] [MQTT-3.3.2-16] [MQTT-3.3.2-17] [MQTT-3.3.2-18] [MQTT-3.3.2-20]", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
   const sub = await RawClient.connect(port, { protocolVersion: 5 });
@@ -180,10 +180,12 @@ Deno.test("Broker puts a reason string on a refusing CONNACK even when Request P
   await broker.close();
 });
 
-Deno.test("Broker leaves the reason string out when it would pass the client's Maximum Packet Size", async () => {
+Deno.test("Broker leaves the reason string out when it would pass the client's Maximum Packet Size [MQTT-3.9.2-1]", async () => {
   const broker = await startBroker({ sharedSubscriptionAvailable: false });
   const { client } = await RawClient.connect(broker.addr.port, {
     protocolVersion: 5,
+    // A client id: an assigned one would take the CONNACK past 40 bytes.
+    clientId: "mps",
     properties: { maximumPacketSize: 40 },
   });
   await client.send({

@@ -120,7 +120,7 @@ Deno.test("Broker answers an empty topic with an unknown alias with DISCONNECT 0
   await broker.close();
 });
 
-Deno.test("Broker aliases repeated topics to a client that allows it, up to its maximum, per connection", async () => {
+Deno.test("Broker aliases repeated topics to a client that allows it, up to its maximum, per connection [MQTT-3.1.2-26] [MQTT-3.3.2-11] [MQTT-3.3.2-7]", async () => {
   const broker = await startBroker();
   const port = broker.addr.port;
   const sub = await RawClient.connect(port, {

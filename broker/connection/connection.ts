@@ -431,6 +431,12 @@ export class Connection implements ConnectionContext, CommitWaiter {
           version: this.version,
         });
       }
+      if (bytes.length > this.maxPacketSize) {
+        // Still too large: never sent [MQTT-3.1.2-24]. A refusing CONNACK
+        // is followed by the close anyway; otherwise the connection closes.
+        if (this.state === CONNECTED) this.end(undefined, true);
+        return;
+      }
     }
     this.#push(bytes, -1, 0);
   }

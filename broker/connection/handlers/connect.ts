@@ -11,6 +11,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import { encode } from "../../../codec/encode.ts";
 import { MqttError } from "../../../codec/errors.ts";
 import type {
   AuthPacket,
@@ -290,14 +291,12 @@ function accept(
     ownPayload(will); // its Correlation Data, if any
     c.will = will;
   }
-  const { session, present } = core.openSession(c, p.cleanStart, expiry);
-  c.session = session;
   let keepAlive = p.keepAlive;
   if (v5 && s.serverKeepAlive > 0) keepAlive = s.serverKeepAlive;
   c.keepAlive = keepAlive;
   const connack: ConnackPacket = {
     type: "connack",
-    sessionPresent: present,
+    sessionPresent: false,
     reasonCode: ReasonCode.Success,
   };
   if (v5) {
@@ -316,7 +315,25 @@ function accept(
     if (keepAlive !== p.keepAlive) props.serverKeepAlive = keepAlive;
     if (authProps !== undefined) Object.assign(props, authProps);
     connack.properties = props;
+    if (
+      c.maxPacketSize !== Infinity &&
+      encode(connack, { version: 5 }).length > c.maxPacketSize
+    ) {
+      // No packet above the client's Maximum Packet Size, the CONNACK
+      // included [MQTT-3.1.2-24]: no session, the connection is closed.
+      log.info("{clientId} refused: CONNACK above its Maximum Packet Size", {
+        clientId: c.clientId,
+        maximumPacketSize: c.maxPacketSize,
+        remote: c.remoteAddress,
+      });
+      c.end(undefined, false);
+      return;
+    }
   }
+  const { session, present } = core.openSession(c, p.cleanStart, expiry);
+  c.session = session;
+  // MQTT 3.1 has no Session Present flag: that CONNACK byte is reserved.
+  connack.sessionPresent = present && c.version !== 3;
   c.state = CONNECTED;
   c.send(connack);
   core.onConnected();
