@@ -1,0 +1,73 @@
+/**
+ * `TlsListener` (Deno.listenTls) and `MutualTlsListener` (node:tls, client
+ * certificates) run the shared `Listener` suite (tests/listener_suite.ts)
+ * with certificates made by openssl at load time.
+ */
+
+import { ConnDuplex } from "../codec/_conn_duplex.ts";
+import { MutualTlsListener } from "../broker/listen/mtls.ts";
+import { TlsListener } from "../broker/listen/tls.ts";
+import { HAVE_OPENSSL, makeCerts } from "./_certs.ts";
+import { listenerSuite } from "./listener_suite.ts";
+
+if (!HAVE_OPENSSL) {
+  Deno.test({
+    name: "TlsListener suite (needs openssl)",
+    ignore: true,
+    fn() {},
+  });
+} else {
+  const certs = await makeCerts();
+  const alice = await certs.client("alice");
+  globalThis.addEventListener("unload", () => {
+    Deno.removeSync(certs.dir, { recursive: true });
+  });
+  const ca = certs.caPem;
+  const aliceCert = await Deno.readTextFile(alice.cert);
+  const aliceKey = await Deno.readTextFile(alice.key);
+
+  listenerSuite("TlsListener", () => {
+    const listener = new TlsListener({
+      hostname: "127.0.0.1",
+      port: 0,
+      certFile: certs.serverCert,
+      keyFile: certs.serverKey,
+    });
+    return Promise.resolve({
+      listener,
+      protocol: "mqtts",
+      async dial() {
+        const conn = await Deno.connectTls({
+          hostname: "127.0.0.1",
+          port: listener.addr.port,
+          caCerts: [ca],
+        });
+        return new ConnDuplex(conn);
+      },
+    });
+  });
+
+  listenerSuite("MutualTlsListener", async () => {
+    const listener = await MutualTlsListener.open({
+      hostname: "127.0.0.1",
+      port: 0,
+      certFile: certs.serverCert,
+      keyFile: certs.serverKey,
+      caFile: certs.caCert,
+    });
+    return {
+      listener,
+      protocol: "mqtts",
+      async dial() {
+        const conn = await Deno.connectTls({
+          hostname: "127.0.0.1",
+          port: listener.addr.port,
+          caCerts: [ca],
+          cert: aliceCert,
+          key: aliceKey,
+        });
+        return new ConnDuplex(conn);
+      },
+    };
+  });
+}
