@@ -197,14 +197,11 @@ export class Broker {
           e,
         );
       }
-      // A WebSocket client's unread input may hold a whole packet or two.
-      const inputLimit = Math.max(8 * 1024 * 1024, 2 * s.maxPacketSize + 65536);
       for (const config of s.listeners) {
-        opened.push(await openListener(config, { host: s.host, inputLimit }));
+        opened.push(await openListener(config, { host: s.host }));
       }
     } catch (e) {
       for (const l of opened) l.close();
-      await Promise.all(opened.map((l) => l.finished));
       // Release the timers and the store: nothing else will.
       await this.close();
       throw e;
@@ -227,6 +224,8 @@ export class Broker {
   async reloadCertificates(): Promise<CertificateReload[]> {
     const out: CertificateReload[] = [];
     for (const l of this.#listeners) {
+      const { protocol } = l.addr;
+      if (protocol !== "mqtts" && protocol !== "wss") continue;
       if (l.reloadCertificates === undefined) continue;
       const url = listenerUrl(l.addr);
       try {
@@ -390,9 +389,6 @@ export class Broker {
     const conns = [...core.connections];
     for (const c of conns) c.shutdown();
     await Promise.all(conns.map((c) => c.closed));
-    // WebSocket listeners shut their HTTP server down once their last
-    // connection closed.
-    await Promise.all(this.#listeners.map((l) => l.finished));
     await core.flush();
     await core.store.close();
     log.info("Broker closed");

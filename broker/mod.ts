@@ -47,10 +47,6 @@ export {
 export { TcpListener, type TcpListenOptions } from "./listen/tcp.ts";
 export { TlsListener, type TlsListenOptions } from "./listen/tls.ts";
 export {
-  MutualTlsListener,
-  type MutualTlsListenOptions,
-} from "./listen/mtls.ts";
-export {
   DEFAULT_WS_PATH,
   WebSocketListener,
   type WebSocketListenOptions,

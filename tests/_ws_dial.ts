@@ -10,7 +10,7 @@
  * @module
  */
 
-import { WebSocketDuplex } from "../broker/listen/_ws_duplex.ts";
+import { WebSocketDuplex } from "./_ws_client_duplex.ts";
 import type { Duplex } from "../codec/duplex.ts";
 
 /** Options of `dialWebSocket`. */

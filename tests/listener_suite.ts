@@ -148,11 +148,6 @@ class Harness {
     for (const d of this.#open) d.close();
     this.listener.close();
     await this.acceptor.settle();
-    await withTimeout(
-      this.listener.finished ?? Promise.resolve(),
-      STEP_MS,
-      "the listener's finished",
-    );
     await this.#fixture.dispose?.();
   }
 }

@@ -1,11 +1,10 @@
 /**
- * `TlsListener` (Deno.listenTls) and `MutualTlsListener` (node:tls, client
- * certificates) run the shared `Listener` suite (tests/listener_suite.ts)
- * with certificates made by openssl at load time.
+ * `TlsListener` runs the shared `Listener` suite (tests/listener_suite.ts)
+ * as plain TLS and as mutual TLS (client certificates), with certificates
+ * made by openssl at load time.
  */
 
 import { ConnDuplex } from "../codec/_conn_duplex.ts";
-import { MutualTlsListener } from "../broker/listen/mtls.ts";
 import { TlsListener } from "../broker/listen/tls.ts";
 import { HAVE_OPENSSL, makeCerts } from "./_certs.ts";
 import { listenerSuite } from "./listener_suite.ts";
@@ -26,14 +25,14 @@ if (!HAVE_OPENSSL) {
   const aliceCert = await Deno.readTextFile(alice.cert);
   const aliceKey = await Deno.readTextFile(alice.key);
 
-  listenerSuite("TlsListener", () => {
-    const listener = new TlsListener({
+  listenerSuite("TlsListener", async () => {
+    const listener = await TlsListener.open({
       hostname: "127.0.0.1",
       port: 0,
       certFile: certs.serverCert,
       keyFile: certs.serverKey,
     });
-    return Promise.resolve({
+    return {
       listener,
       protocol: "mqtts",
       async dial() {
@@ -44,11 +43,11 @@ if (!HAVE_OPENSSL) {
         });
         return new ConnDuplex(conn);
       },
-    });
+    };
   });
 
-  listenerSuite("MutualTlsListener", async () => {
-    const listener = await MutualTlsListener.open({
+  listenerSuite("TlsListener (mutual TLS)", async () => {
+    const listener = await TlsListener.open({
       hostname: "127.0.0.1",
       port: 0,
       certFile: certs.serverCert,

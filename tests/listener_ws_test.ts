@@ -1,7 +1,7 @@
 /**
  * `WebSocketListener` runs the shared `Listener` suite
  * (tests/listener_suite.ts) as `ws://` and as `wss://` (certificates made
- * by openssl at load time).
+ * by openssl at load time), dialed with the standard `WebSocket` class.
  */
 
 import { WebSocketListener } from "../broker/listen/websocket.ts";
@@ -9,13 +9,16 @@ import { HAVE_OPENSSL, makeCerts } from "./_certs.ts";
 import { dialWebSocket } from "./_ws_dial.ts";
 import { listenerSuite } from "./listener_suite.ts";
 
-listenerSuite("WebSocketListener (ws)", () => {
-  const listener = new WebSocketListener({ hostname: "127.0.0.1", port: 0 });
-  return Promise.resolve({
+listenerSuite("WebSocketListener (ws)", async () => {
+  const listener = await WebSocketListener.open({
+    hostname: "127.0.0.1",
+    port: 0,
+  });
+  return {
     listener,
     protocol: "ws",
     dial: () => dialWebSocket(`ws://127.0.0.1:${listener.addr.port}/mqtt`),
-  });
+  };
 });
 
 if (!HAVE_OPENSSL) {
@@ -29,20 +32,20 @@ if (!HAVE_OPENSSL) {
   globalThis.addEventListener("unload", () => {
     Deno.removeSync(certs.dir, { recursive: true });
   });
-  listenerSuite("WebSocketListener (wss)", () => {
-    const listener = new WebSocketListener({
+  listenerSuite("WebSocketListener (wss)", async () => {
+    const listener = await WebSocketListener.open({
       hostname: "127.0.0.1",
       port: 0,
       certFile: certs.serverCert,
       keyFile: certs.serverKey,
     });
-    return Promise.resolve({
+    return {
       listener,
       protocol: "wss",
       dial: () =>
         dialWebSocket(`wss://127.0.0.1:${listener.addr.port}/mqtt`, {
           caCerts: [certs.caPem],
         }),
-    });
+    };
   });
 }

@@ -36,9 +36,9 @@ const KEY_NAMES = Object.keys(KEYS) as (keyof ListenerConfig)[];
 const ONLY: { readonly [K in keyof ListenerConfig]?: readonly string[] } = {
   certFile: ["mqtts", "wss"],
   keyFile: ["mqtts", "wss"],
-  caFile: ["mqtts"],
-  requireClientCertificate: ["mqtts"],
-  useIdentityAsUsername: ["mqtts"],
+  caFile: ["mqtts", "wss"],
+  requireClientCertificate: ["mqtts", "wss"],
+  useIdentityAsUsername: ["mqtts", "wss"],
   path: ["ws", "wss"],
   allowedOrigins: ["ws", "wss"],
 };

@@ -42,15 +42,18 @@ export interface ListenerConfig {
   certFile?: string;
   /** `mqtts`/`wss`: its private key, a PEM file. */
   keyFile?: string;
-  /** `mqtts`: CA certificates (PEM file) that client certificates must chain to. */
+  /**
+   * `mqtts`/`wss`: CA certificates (PEM file) that client certificates must
+   * chain to; used with `requireClientCertificate`.
+   */
   caFile?: string;
   /**
-   * `mqtts`: refuse clients without a certificate that `caFile` vouches
-   * for (mutual TLS). Default false.
+   * `mqtts`/`wss`: refuse clients without a certificate that `caFile`
+   * vouches for (mutual TLS). Default false.
    */
   requireClientCertificate?: boolean;
   /**
-   * `mqtts` with `requireClientCertificate`: the client certificate's
+   * `mqtts`/`wss` with `requireClientCertificate`: the client certificate's
    * subject CN is the client's user name (the CONNECT's user name and
    * password are ignored, and the `authenticate` hook is not asked: the
    * certificate proved who it is), as Mosquitto's `use_identity_as_username`.

@@ -1,9 +1,12 @@
 /**
  * Reading a TLS listener's PEM files (private): certificate chain, key and
- * CA, with messages that name the file and say what is wrong.
+ * CA, checked (each parses; the key is the certificate's), with messages
+ * that name the file and say what is wrong.
  *
  * @module
  */
+
+import { createPrivateKey, X509Certificate } from "node:crypto";
 
 /** The PEM files of a TLS listener. */
 export interface TlsFiles {
@@ -51,10 +54,49 @@ function readOne(
   return text;
 }
 
+function firstLine(e: unknown): string {
+  return (e instanceof Error ? e.message : String(e)).split("\n")[0]!;
+}
+
+/** Checks that the texts parse and that the key belongs to the certificate. */
+function check(files: TlsFiles, m: TlsMaterial): void {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(m.cert);
+  } catch (e) {
+    throw new Error(
+      `certFile ${files.certFile}: bad certificate: ${firstLine(e)}`,
+    );
+  }
+  let key;
+  try {
+    key = createPrivateKey(m.key);
+  } catch (e) {
+    throw new Error(
+      `keyFile ${files.keyFile}: bad private key: ${firstLine(e)}`,
+    );
+  }
+  if (!cert.checkPrivateKey(key)) {
+    throw new Error(
+      `keyFile ${files.keyFile} is not the key of certFile ${files.certFile}`,
+    );
+  }
+  if (m.ca !== undefined) {
+    try {
+      new X509Certificate(m.ca);
+    } catch (e) {
+      throw new Error(
+        `caFile ${files.caFile}: bad certificate: ${firstLine(e)}`,
+      );
+    }
+  }
+}
+
 /**
- * Reads the files; throws an `Error` with a one-line message
+ * Reads and checks the files; throws an `Error` with a one-line message
  * (`cannot read certFile /etc/kite/cert.pem: no such file`, `keyFile
- * server.crt holds no PEM key`).
+ * server.crt holds no PEM private key`, `keyFile a.key is not the key of
+ * certFile b.crt`).
  */
 export function readTlsFiles(files: TlsFiles): TlsMaterial {
   const read = (p: string) => Deno.readTextFileSync(p);
@@ -65,6 +107,7 @@ export function readTlsFiles(files: TlsFiles): TlsMaterial {
   if (files.caFile !== undefined) {
     out.ca = readOne(files.caFile, "caFile", "certificate", CERT, read);
   }
+  check(files, out);
   return out;
 }
 

@@ -54,12 +54,6 @@ export interface Listener {
    * be read or do not make a certificate.
    */
   reloadCertificates?(): Promise<boolean>;
-  /**
-   * Resolves once the listener released everything it holds, after
-   * `close()` (a WebSocket listener keeps its HTTP server until its last
-   * accepted connection closes). Absent: nothing to wait for.
-   */
-  readonly finished?: Promise<void>;
 }
 
 /**

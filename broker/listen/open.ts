@@ -1,6 +1,6 @@
 /**
  * {@linkcode openListener}: a `Listener` from a `ListenerConfig` (an entry
- * of `BrokerOptions.listeners`), or a `ListenError` naming it.
+ * of `BrokerOptions.listeners`), or an error naming it.
  *
  * @module
  */
@@ -9,7 +9,6 @@ import type { ListenerConfig } from "../config/types.ts";
 import { listenFailure } from "./listen_error.ts";
 import type { Listener } from "./listener.ts";
 import { listenerUrl } from "./listener.ts";
-import { MutualTlsListener } from "./mtls.ts";
 import { TcpListener } from "./tcp.ts";
 import { TlsListener } from "./tls.ts";
 import { WebSocketListener } from "./websocket.ts";
@@ -18,8 +17,6 @@ import { WebSocketListener } from "./websocket.ts";
 export interface OpenListenerDefaults {
   /** The interface when the entry has no `host`. */
   host: string;
-  /** Unread input a WebSocket client may send (bytes); see `WebSocketListenOptions`. */
-  inputLimit?: number | undefined;
 }
 
 /**
@@ -46,33 +43,29 @@ export async function openListener(
     switch (config.protocol) {
       case "mqtt":
         return new TcpListener({ hostname, port, maxConnections });
-      case "mqtts": {
-        const files = tlsFiles(config);
-        if (config.requireClientCertificate) {
-          if (config.caFile === undefined) {
-            throw new Error("requireClientCertificate needs caFile");
-          }
-          return await MutualTlsListener.open({
-            hostname,
-            port,
-            maxConnections,
-            ...files,
-            caFile: config.caFile,
-            useIdentityAsUsername: config.useIdentityAsUsername,
-          });
-        }
-        return new TlsListener({ hostname, port, maxConnections, ...files });
-      }
+      case "mqtts":
+        return await TlsListener.open({
+          hostname,
+          port,
+          maxConnections,
+          ...tlsOptions(config),
+        });
       case "ws":
-      case "wss":
-        return new WebSocketListener({
+        return await WebSocketListener.open({
           hostname,
           port,
           maxConnections,
           path: config.path,
           allowedOrigins: config.allowedOrigins,
-          inputLimit: defaults.inputLimit,
-          ...(config.protocol === "wss" ? tlsFiles(config) : {}),
+        });
+      case "wss":
+        return await WebSocketListener.open({
+          hostname,
+          port,
+          maxConnections,
+          path: config.path,
+          allowedOrigins: config.allowedOrigins,
+          ...tlsOptions(config),
         });
     }
   } catch (e) {
@@ -80,11 +73,23 @@ export async function openListener(
   }
 }
 
-function tlsFiles(
-  config: ListenerConfig,
-): { certFile: string; keyFile: string } {
+/** The TLS options of `config`: the CA only when it requires client certificates. */
+function tlsOptions(config: ListenerConfig): {
+  certFile: string;
+  keyFile: string;
+  caFile: string | undefined;
+  useIdentityAsUsername: boolean | undefined;
+} {
   if (config.certFile === undefined || config.keyFile === undefined) {
     throw new Error(`${config.protocol} needs certFile and keyFile`);
   }
-  return { certFile: config.certFile, keyFile: config.keyFile };
+  if (config.requireClientCertificate && config.caFile === undefined) {
+    throw new Error("requireClientCertificate needs caFile");
+  }
+  return {
+    certFile: config.certFile,
+    keyFile: config.keyFile,
+    caFile: config.requireClientCertificate ? config.caFile : undefined,
+    useIdentityAsUsername: config.useIdentityAsUsername,
+  };
 }

@@ -1,46 +1,54 @@
 /**
  * The MQTT-over-WebSocket listener (`ws://`, and `wss://` with a
- * certificate), as the MQTT 5.0 spec's chapter 6 says: `Deno.serve` answers
- * the HTTP upgrade, `Deno.upgradeWebSocket` makes the socket, and each one
- * is a `WebSocketDuplex` (binary frames only; packets may span or share
- * frames).
+ * certificate), as the MQTT 5.0 spec's chapter 6 says: the HTTP upgrade
+ * (RFC 6455 section 4) is answered on a connection of a `TcpListener` (or a
+ * `TlsListener` for `wss://`), and the connection then carries binary
+ * frames (`WsServerDuplex`): packets may span or share frames, a text frame
+ * closes the connection.
  *
  * The upgrade request must:
- * - ask for `path` (default `/mqtt`): else 404;
- * - be a WebSocket upgrade: else 426;
+ * - be a `GET` for `path` (default `/mqtt`): else 405 or 404;
+ * - be a WebSocket upgrade (`Upgrade: websocket`, `Connection: Upgrade`,
+ *   `Sec-WebSocket-Version: 13`, a `Sec-WebSocket-Key`): else 426 or 400;
  * - come from one of `allowedOrigins`, when that is set and the request has
  *   an `Origin` header (browsers always send one): else 403;
  * - offer the subprotocol `mqtt` (or `mqttv3.1`, which MQTT.js offers for
  *   3.1 clients) [MQTT-6.0.0-3]: else 400; the one chosen is echoed
  *   [MQTT-6.0.0-4];
- * - find a place under the listener's `maxConnections`: else 503.
- * Each refusal is one log line naming the peer and the reason.
+ * - find a place under the listener's `maxConnections`: else 503;
+ * - arrive whole within `handshakeTimeout` (and at most 8 KiB): else the
+ *   connection is closed (431 when too large).
+ * Each refusal is one log line naming the peer and the reason, and closes
+ * that connection only.
  *
- * `close()` stops accepting at once (new upgrades get 503), but the HTTP
- * server closes every socket it upgraded when it shuts down, so it is shut
- * down only once the last accepted connection has closed (`finished`
- * resolves then); until then the port stays bound.
- *
- * Certificates of a `wss://` listener are read at start. `Deno.serve` has
- * no way to swap them, and restarting it would close every WebSocket, so
- * `reloadCertificates()` restarts it only while it has no connection, and
- * otherwise rejects with a message saying so.
+ * Why not `Deno.serve` and `Deno.upgradeWebSocket`: under Deno 2.9 the
+ * server closes every socket it upgraded when it shuts down (so `close()`
+ * could not leave accepted connections open, nor a certificate reload keep
+ * them), it cannot swap its certificate, a `wss://` client that never
+ * completes its TLS handshake can never be closed, and its WebSocket has no
+ * backpressure either way (`send()` queues without bound; messages arrive
+ * whether read or not). Over the broker's own listeners a WebSocket gets
+ * what MQTT over TCP and TLS has: socket backpressure, the handshake
+ * timeout, certificate reload in place, mutual TLS.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
 import type { Duplex } from "../../codec/duplex.ts";
-import {
-  badCertificate,
-  readTlsFiles,
-  sameMaterial,
-  type TlsMaterial,
-} from "./_tls_files.ts";
-import { isBindError } from "./listen_error.ts";
 import { ConnectionCount, ReadyQueue } from "./_tracked.ts";
-import { WebSocketDuplex, type WebSocketOwner } from "./_ws_duplex.ts";
+import {
+  acceptKey,
+  errorResponse,
+  hasToken,
+  readRequestHead,
+  switchingResponse,
+  validKey,
+} from "./_ws_handshake.ts";
+import { type WsOwner, WsServerDuplex } from "./_ws_server_duplex.ts";
 import { type Listener, type ListenerAddr, listenerUrl } from "./listener.ts";
+import { TcpListener } from "./tcp.ts";
+import { TlsListener } from "./tls.ts";
 
 const log = getLogger(["kite", "broker", "listen"]);
 
@@ -48,10 +56,12 @@ const log = getLogger(["kite", "broker", "listen"]);
 export const DEFAULT_WS_PATH = "/mqtt";
 /** The subprotocols accepted, in order of preference. */
 const SUBPROTOCOLS = ["mqtt", "mqttv3.1"];
-/** Default bound on input sent and not read yet, per connection. */
-const INPUT_LIMIT = 8 * 1024 * 1024;
+/** Default time a client has for the HTTP upgrade (after TLS, if any). */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+/** Upgrades in progress at once; more connections are closed at once. */
+const MAX_UPGRADING = 1024;
 
-/** Options of a `WebSocketListener`. */
+/** Options of `WebSocketListener.open()`. */
 export interface WebSocketListenOptions {
   /** The address to bind. */
   hostname: string;
@@ -70,27 +80,26 @@ export interface WebSocketListenOptions {
   certFile?: string | undefined;
   /** For `wss://`: its private key, a PEM file. */
   keyFile?: string | undefined;
+  /** For `wss://`: require client certificates this CA signed. */
+  caFile?: string | undefined;
+  /** For `wss://` with `caFile`: the certificate's CN is the user name. */
+  useIdentityAsUsername?: boolean | undefined;
   /**
-   * Bytes a client may have sent and the broker not read yet (a WebSocket
-   * cannot be paused); past it the connection is closed. Default 8 MiB.
+   * Milliseconds a client has for the TLS handshake, and again for the
+   * HTTP upgrade. Default 10000.
    */
-  inputLimit?: number | undefined;
-}
-
-/** A refusal: the HTTP status, and the reason (logged and sent as the body). */
-function refuse(status: number, reason: string): Response {
-  return new Response(reason + "\n", {
-    status,
-    headers: { "content-type": "text/plain; charset=utf-8" },
-  });
+  handshakeTimeout?: number | undefined;
 }
 
 /** The first subprotocol of ours that the request offers. */
-function pickSubprotocol(header: string | null): string | undefined {
-  if (header === null) return undefined;
+function pickSubprotocol(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined;
   const offered = header.split(",").map((s) => s.trim());
   return SUBPROTOCOLS.find((p) => offered.includes(p));
 }
+
+/** A refusal: status, reason, extra headers. */
+type Refusal = [number, string, Record<string, string>?];
 
 /**
  * A WebSocket listener (`ws://`, or `wss://` given `certFile` and
@@ -98,59 +107,74 @@ function pickSubprotocol(header: string | null): string | undefined {
  *
  * @example
  * ```ts ignore
- * const l = new WebSocketListener({ hostname: "0.0.0.0", port: 8080 });
+ * const l = await WebSocketListener.open({ hostname: "0.0.0.0", port: 8080 });
  * broker.serve(l); // clients connect to ws://host:8080/mqtt
  * ```
  */
-export class WebSocketListener implements Listener, WebSocketOwner {
+export class WebSocketListener implements Listener, WsOwner {
   readonly addr: ListenerAddr;
-  #options: WebSocketListenOptions;
-  #server: Deno.HttpServer<Deno.NetAddr>;
-  #material: TlsMaterial | undefined;
+  #inner: TcpListener | TlsListener;
   #url: string;
   #path: string;
   #origins: ReadonlySet<string> | undefined;
+  #timeout: number;
   #count: ConnectionCount;
+  #upgrading = new Set<Duplex>();
   #ready = new ReadyQueue();
-  #live = new Set<WebSocketDuplex>();
   #closed = false;
-  #finished = Promise.withResolvers<void>();
-  #shutdown = false;
 
-  /**
-   * Reads the files (`wss://`) and binds at once; throws when a file cannot
-   * be read, the certificate is refused, or the address cannot be bound.
-   */
-  constructor(options: WebSocketListenOptions) {
-    this.#options = options;
-    const secure = options.certFile !== undefined ||
-      options.keyFile !== undefined;
-    if (secure) {
-      if (options.certFile === undefined || options.keyFile === undefined) {
-        throw new Error("wss needs both certFile and keyFile");
-      }
-      this.#material = readTlsFiles({
-        certFile: options.certFile,
-        keyFile: options.keyFile,
-      });
-    }
+  private constructor(
+    inner: TcpListener | TlsListener,
+    options: WebSocketListenOptions,
+  ) {
+    this.#inner = inner;
+    this.addr = {
+      ...inner.addr,
+      protocol: inner instanceof TlsListener ? "wss" : "ws",
+    };
+    this.#url = listenerUrl(this.addr);
     this.#path = options.path ?? DEFAULT_WS_PATH;
     this.#origins = options.allowedOrigins === undefined
       ? undefined
       : new Set(options.allowedOrigins);
-    this.#server = this.#serve(options.port);
-    const a = this.#server.addr;
-    this.addr = {
-      protocol: secure ? "wss" : "ws",
-      hostname: a.hostname,
-      port: a.port,
-    };
-    this.#url = listenerUrl(this.addr);
+    this.#timeout = options.handshakeTimeout ?? HANDSHAKE_TIMEOUT_MS;
     this.#count = new ConnectionCount(
       options.maxConnections ?? Infinity,
       log,
       this.#url,
     );
+    this.#acceptLoop();
+  }
+
+  /**
+   * Listens (TLS first for `wss://`: reads and checks the files); rejects
+   * when a file cannot be read, the certificate or key is refused, or the
+   * address cannot be bound.
+   */
+  static async open(
+    options: WebSocketListenOptions,
+  ): Promise<WebSocketListener> {
+    const { hostname, port, certFile, keyFile } = options;
+    let inner: TcpListener | TlsListener;
+    if (certFile !== undefined || keyFile !== undefined) {
+      if (certFile === undefined || keyFile === undefined) {
+        throw new Error("wss needs both certFile and keyFile");
+      }
+      inner = await TlsListener.open({
+        hostname,
+        port,
+        certFile,
+        keyFile,
+        caFile: options.caFile,
+        useIdentityAsUsername: options.useIdentityAsUsername,
+        handshakeTimeout: options.handshakeTimeout,
+        protocol: "wss",
+        alpnProtocols: ["http/1.1"],
+      });
+    } else {
+      inner = new TcpListener({ hostname, port });
+    }
+    return new WebSocketListener(inner, options);
   }
 
   /** The URL clients connect to: the listener's URL and path. */
@@ -158,104 +182,185 @@ export class WebSocketListener implements Listener, WebSocketOwner {
     return this.#url + this.#path;
   }
 
-  #serve(port: number): Deno.HttpServer<Deno.NetAddr> {
-    const handler = (req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>) =>
-      this.#handle(req, info);
-    const base = {
-      hostname: this.#options.hostname,
-      port,
-      onListen() {},
-      onError: (e: unknown) => {
-        log.error("{url}: {error}", { url: this.#url, error: String(e) });
-        return refuse(500, "internal error");
-      },
-    };
-    const m = this.#material;
-    if (m === undefined) return Deno.serve(base, handler);
-    try {
-      return Deno.serve({ ...base, cert: m.cert, key: m.key }, handler);
-    } catch (e) {
-      if (isBindError(e)) throw e;
-      throw new Error(badCertificate(e), { cause: e });
+  async #acceptLoop(): Promise<void> {
+    for await (const d of this.#inner.accept()) {
+      if (this.#closed) {
+        d.close();
+        continue;
+      }
+      if (this.#upgrading.size >= MAX_UPGRADING) {
+        log.warn("{url}: {n} upgrades in progress: connection closed", {
+          url: this.#url,
+          n: this.#upgrading.size,
+        });
+        d.close();
+        continue;
+      }
+      this.#upgrade(d);
     }
   }
 
-  #handle(req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response {
-    // Read before upgrading: the address is gone afterwards.
-    const peer = `${info.remoteAddr.hostname}:${info.remoteAddr.port}`;
-    const no = (status: number, reason: string): Response => {
-      log.info("{url}: refused {peer} with {status}: {reason}", {
+  /** Answers the HTTP upgrade on `d`; the duplex is then ready. */
+  async #upgrade(d: Duplex): Promise<void> {
+    this.#upgrading.add(d);
+    const peer = d.remoteAddress ?? "a client";
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      d.close();
+    }, this.#timeout);
+    let ok = false;
+    try {
+      const head = await readRequestHead(d);
+      if (timedOut || this.#closed) {
+        if (timedOut) {
+          this.#refused(
+            peer,
+            `upgrade not completed within ${this.#timeout} ms`,
+          );
+        }
+        return;
+      }
+      if (head === "eof") return; // gone before asking anything
+      if (head === "too large" || head === "malformed") {
+        const status = head === "too large" ? 431 : 400;
+        const reason = head === "too large"
+          ? "request head over 8 KiB"
+          : "malformed HTTP request";
+        await this.#refuse(d, peer, [status, reason]);
+        return;
+      }
+      const refusal = this.#check(
+        head.method,
+        head.path,
+        head.version,
+        head.headers,
+      );
+      if (refusal !== undefined) {
+        await this.#refuse(d, peer, refusal);
+        return;
+      }
+      if (!this.#count.tryAcquire()) {
+        await this.#refuse(d, peer, [503, "too many connections"]);
+        return;
+      }
+      const protocol = pickSubprotocol(
+        head.headers.get("sec-websocket-protocol"),
+      )!;
+      const accept = await acceptKey(head.headers.get("sec-websocket-key")!);
+      try {
+        await d.write(switchingResponse(accept, protocol));
+      } catch {
+        this.#count.release();
+        return;
+      }
+      if (timedOut || this.#closed) {
+        this.#count.release();
+        return;
+      }
+      ok = true;
+      this.#ready.push(new WsServerDuplex(d, this, head.rest));
+    } catch (e) {
+      log.info("{url}: upgrade of {peer} failed: {error}", {
         url: this.#url,
         peer,
-        status,
-        reason,
+        error: e instanceof Error ? e.message : String(e),
       });
-      return refuse(status, reason);
-    };
-    if (this.#closed) return no(503, "the broker is closing");
-    const path = new URL(req.url).pathname;
+    } finally {
+      clearTimeout(timer);
+      this.#upgrading.delete(d);
+      if (!ok) d.close();
+    }
+  }
+
+  /** What is wrong with an upgrade request, if anything. */
+  #check(
+    method: string,
+    path: string,
+    version: string,
+    h: Map<string, string>,
+  ): Refusal | undefined {
+    if (method !== "GET") {
+      return [405, `method ${method}: use GET`, { Allow: "GET" }];
+    }
     if (path !== this.#path) {
-      return no(404, `no MQTT endpoint at ${path} (try ${this.#path})`);
+      return [404, `no MQTT endpoint at ${path} (try ${this.#path})`];
     }
-    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return no(426, "MQTT over WebSocket: connect with a WebSocket client");
+    if (!hasToken(h.get("upgrade"), "websocket") || version !== "HTTP/1.1") {
+      return [
+        426,
+        "MQTT over WebSocket: connect with a WebSocket client",
+        { Upgrade: "websocket" },
+      ];
     }
-    const origin = req.headers.get("origin");
+    if (!hasToken(h.get("connection"), "upgrade")) {
+      return [400, "Connection: Upgrade is missing"];
+    }
+    if (h.get("sec-websocket-version") !== "13") {
+      return [
+        426,
+        "WebSocket version 13 required",
+        { "Sec-WebSocket-Version": "13" },
+      ];
+    }
+    if (!validKey(h.get("sec-websocket-key"))) {
+      return [400, "missing or malformed Sec-WebSocket-Key"];
+    }
+    const origin = h.get("origin");
     if (
-      this.#origins !== undefined && origin !== null &&
+      this.#origins !== undefined && origin !== undefined &&
       !this.#origins.has(origin)
     ) {
-      return no(403, `origin ${origin} is not allowed`);
+      return [403, `origin ${origin} is not allowed`];
     }
-    const offered = req.headers.get("sec-websocket-protocol");
-    const protocol = pickSubprotocol(offered);
-    if (protocol === undefined) {
-      return no(
+    const offered = h.get("sec-websocket-protocol");
+    if (pickSubprotocol(offered) === undefined) {
+      return [
         400,
         `the WebSocket subprotocol must be mqtt (offered: ${
           offered ?? "none"
         }) [MQTT-6.0.0-3]`,
-      );
+      ];
     }
-    if (!this.#count.tryAcquire()) {
-      return refuse(503, "too many connections");
-    }
-    let upgrade: Deno.WebSocketUpgrade;
-    try {
-      // idleTimeout 0: MQTT's keep alive watches the connection.
-      upgrade = Deno.upgradeWebSocket(req, { protocol, idleTimeout: 0 });
-    } catch (e) {
-      this.#count.release();
-      return no(400, e instanceof Error ? e.message : String(e));
-    }
-    const d = new WebSocketDuplex(upgrade.socket, {
-      remoteAddress: peer,
-      owner: this,
-      inputLimit: this.#options.inputLimit ?? INPUT_LIMIT,
+    return undefined;
+  }
+
+  #refused(peer: string, reason: string): void {
+    log.info("{url}: refused {peer}: {reason}", {
+      url: this.#url,
+      peer,
+      reason,
     });
-    this.#live.add(d);
-    return upgrade.response;
   }
 
-  /** `WebSocketOwner`: a socket opened. */
-  opened(d: WebSocketDuplex): void {
-    this.#ready.push(d);
+  /** Answers with an HTTP error (logged); the caller closes. */
+  async #refuse(d: Duplex, peer: string, r: Refusal): Promise<void> {
+    const [status, reason, headers] = r;
+    log.info("{url}: refused {peer} with {status}: {reason}", {
+      url: this.#url,
+      peer,
+      status,
+      reason,
+    });
+    try {
+      await d.write(errorResponse(status, reason, headers));
+    } catch {
+      // gone
+    }
   }
 
-  /** `WebSocketOwner`: a duplex is done. */
-  closed(d: WebSocketDuplex): void {
-    if (!this.#live.delete(d)) return;
-    this.#count.release();
-    if (this.#closed && this.#live.size === 0) this.#stopServer();
-  }
-
-  /** `WebSocketOwner`: a peer broke a rule. */
-  violation(d: WebSocketDuplex, reason: string): void {
+  /** `WsOwner`: a peer broke a rule. */
+  violation(d: WsServerDuplex, reason: string): void {
     log.info("{url}: closing {peer}: {reason}", {
       url: this.#url,
       peer: d.remoteAddress,
       reason,
     });
+  }
+
+  /** `WsOwner`: a duplex is done. */
+  closed(_d: WsServerDuplex): void {
+    this.#count.release();
   }
 
   async *accept(): AsyncIterable<Duplex> {
@@ -267,59 +372,17 @@ export class WebSocketListener implements Listener, WebSocketOwner {
   }
 
   reloadCertificates(): Promise<boolean> {
-    try {
-      const m = this.#material;
-      if (this.#closed || m === undefined) return Promise.resolve(false);
-      const next = readTlsFiles({
-        certFile: this.#options.certFile!,
-        keyFile: this.#options.keyFile!,
-      });
-      if (sameMaterial(next, m)) return Promise.resolve(false);
-      if (this.#live.size > 0) {
-        throw new Error(
-          `${this.#url}: the new certificate is served after a restart ` +
-            `(Deno.serve cannot swap it without closing the ${this.#live.size} WebSocket connection(s))`,
-        );
-      }
-      return this.#restart(next);
-    } catch (e) {
-      return Promise.reject(e);
-    }
-  }
-
-  async #restart(next: TlsMaterial): Promise<boolean> {
-    const old = this.#server;
-    const previous = this.#material;
-    await old.shutdown();
-    this.#material = next;
-    try {
-      this.#server = this.#serve(this.addr.port);
-    } catch (e) {
-      this.#material = previous;
-      this.#server = this.#serve(this.addr.port);
-      throw e;
-    }
-    return true;
-  }
-
-  /** Resolves once the HTTP server is shut down (see the module doc). */
-  get finished(): Promise<void> {
-    return this.#finished.promise;
+    const inner = this.#inner;
+    return inner instanceof TlsListener
+      ? inner.reloadCertificates()
+      : Promise.resolve(false);
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#inner.close();
+    for (const d of this.#upgrading) d.close();
     this.#ready.end();
-    if (this.#live.size === 0) this.#stopServer();
-  }
-
-  #stopServer(): void {
-    if (this.#shutdown) return;
-    this.#shutdown = true;
-    this.#server.shutdown().then(
-      () => this.#finished.resolve(),
-      () => this.#finished.resolve(),
-    );
   }
 }

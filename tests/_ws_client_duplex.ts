@@ -1,7 +1,7 @@
 /**
- * `WebSocketDuplex` (private): a `Duplex` over a standard `WebSocket` (the
- * server side that `Deno.upgradeWebSocket` gives, or a client one in
- * tests), carrying MQTT as the MQTT 5.0 spec's chapter 6 says.
+ * Test helper: `WebSocketDuplex`, a `Duplex` over a standard `WebSocket`
+ * (the client side of tests that dial the broker's WebSocket listeners),
+ * carrying MQTT as the MQTT 5.0 spec's chapter 6 says.
  *
  * - Reads: each binary message is a chunk, whatever MQTT packets it holds
  *   or splits (the decoder does not care where frames end
@@ -20,7 +20,7 @@
  * @module
  */
 
-import type { Duplex } from "../../codec/duplex.ts";
+import type { Duplex } from "../codec/duplex.ts";
 
 /** `bufferedAmount` up to which `write()` resolves at once. */
 const HIGH_WATER = 256 * 1024;
