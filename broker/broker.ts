@@ -260,7 +260,8 @@ export class Broker {
       return;
     }
     this.#listeners.push(listener);
-    log.info("Listening on {url}", {
+    // broker/main.ts logs each listener's URL at info level.
+    log.debug("Listening on {url}", {
       url: listener.endpoint ?? listenerUrl(listener.addr),
     });
     this.#acceptLoops.push(this.#accept(listener));

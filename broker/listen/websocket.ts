@@ -111,7 +111,7 @@ type Refusal = [number, string, Record<string, string>?];
  * broker.serve(l); // clients connect to ws://host:8080/mqtt
  * ```
  */
-export class WebSocketListener implements Listener, WsOwner {
+export class WebSocketListener implements Listener {
   readonly addr: ListenerAddr;
   #inner: TcpListener | TlsListener;
   #url: string;
@@ -122,6 +122,17 @@ export class WebSocketListener implements Listener, WsOwner {
   #upgrading = new Set<Duplex>();
   #ready = new ReadyQueue();
   #closed = false;
+  /** What the connections tell the listener (one object for all). */
+  #owner: WsOwner = {
+    violation: (d, reason) => {
+      log.info("{url}: closing {peer}: {reason}", {
+        url: this.#url,
+        peer: d.remoteAddress,
+        reason,
+      });
+    },
+    closed: () => this.#count.release(),
+  };
 
   private constructor(
     inner: TcpListener | TlsListener,
@@ -259,7 +270,7 @@ export class WebSocketListener implements Listener, WsOwner {
         return;
       }
       ok = true;
-      this.#ready.push(new WsServerDuplex(d, this, head.rest));
+      this.#ready.push(new WsServerDuplex(d, this.#owner, head.rest));
     } catch (e) {
       log.info("{url}: upgrade of {peer} failed: {error}", {
         url: this.#url,
@@ -347,20 +358,6 @@ export class WebSocketListener implements Listener, WsOwner {
     } catch {
       // gone
     }
-  }
-
-  /** `WsOwner`: a peer broke a rule. */
-  violation(d: WsServerDuplex, reason: string): void {
-    log.info("{url}: closing {peer}: {reason}", {
-      url: this.#url,
-      peer: d.remoteAddress,
-      reason,
-    });
-  }
-
-  /** `WsOwner`: a duplex is done. */
-  closed(_d: WsServerDuplex): void {
-    this.#count.release();
   }
 
   async *accept(): AsyncIterable<Duplex> {
