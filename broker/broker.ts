@@ -28,7 +28,16 @@ import type { Transport } from "./transport.ts";
 export type { BrokerInit } from "./core.ts";
 export type { BrokerStats } from "./metrics.ts";
 
-/** What `Broker.reloadCertificates()` did for one TLS listener. */
+/**
+ * What `Broker.reloadCertificates()` did for one TLS listener.
+ *
+ * @example
+ * ```ts ignore
+ * for (const r of await broker.reloadCertificates()) {
+ *   console.log(r.url, r.changed ? "new certificate" : r.error?.message ?? "unchanged");
+ * }
+ * ```
+ */
 export interface CertificateReload {
   /** The listener's URL. */
   url: string;

@@ -60,13 +60,29 @@ export interface Listener {
  * A `Duplex` from a listener that verified who the peer is (mutual TLS with
  * `useIdentityAsUsername`): `peerIdentity` is the subject CN of the client
  * certificate, and the broker uses it as the client's user name.
+ *
+ * @example
+ * ```ts ignore
+ * for await (const d of listener.accept()) {
+ *   const who = (d as IdentifiedDuplex).peerIdentity; // "alice", or undefined
+ * }
+ * ```
  */
 export interface IdentifiedDuplex extends Duplex {
   /** The verified identity (certificate CN), if the listener provides one. */
   readonly peerIdentity?: string | undefined;
 }
 
-/** The URL of a listener's address, e.g. `mqtt://127.0.0.1:1883`. */
+/**
+ * The URL of a listener's address, e.g. `mqtt://127.0.0.1:1883`.
+ *
+ * @example
+ * ```ts
+ * import { listenerUrl } from "@kite/mqtt/broker";
+ * console.log(listenerUrl({ protocol: "mqtts", hostname: "::1", port: 8883 }));
+ * // mqtts://[::1]:8883
+ * ```
+ */
 export function listenerUrl(addr: ListenerAddr): string {
   const host = addr.hostname.includes(":")
     ? `[${addr.hostname}]`

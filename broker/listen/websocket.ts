@@ -52,7 +52,15 @@ import { TlsListener } from "./tls.ts";
 
 const log = getLogger(["kite", "broker", "listen"]);
 
-/** The default path of the WebSocket endpoint. */
+/**
+ * The default path of the WebSocket endpoint.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_WS_PATH } from "@kite/mqtt/broker";
+ * console.log(`ws://localhost:8080${DEFAULT_WS_PATH}`); // ws://localhost:8080/mqtt
+ * ```
+ */
 export const DEFAULT_WS_PATH = "/mqtt";
 /** The subprotocols accepted, in order of preference. */
 const SUBPROTOCOLS = ["mqtt", "mqttv3.1"];
@@ -194,20 +202,28 @@ export class WebSocketListener implements Listener {
   }
 
   async #acceptLoop(): Promise<void> {
-    for await (const d of this.#inner.accept()) {
-      if (this.#closed) {
-        d.close();
-        continue;
+    try {
+      for await (const d of this.#inner.accept()) {
+        if (this.#closed) {
+          d.close();
+          continue;
+        }
+        if (this.#upgrading.size >= MAX_UPGRADING) {
+          log.warn("{url}: {n} upgrades in progress: connection closed", {
+            url: this.#url,
+            n: this.#upgrading.size,
+          });
+          d.close();
+          continue;
+        }
+        this.#upgrade(d);
       }
-      if (this.#upgrading.size >= MAX_UPGRADING) {
-        log.warn("{url}: {n} upgrades in progress: connection closed", {
-          url: this.#url,
-          n: this.#upgrading.size,
-        });
-        d.close();
-        continue;
-      }
-      this.#upgrade(d);
+    } catch (e) {
+      // The inner listeners retry failed accepts themselves; this is a bug.
+      log.error("{url}: accepting stopped: {error}", {
+        url: this.#url,
+        error: String(e),
+      });
     }
   }
 
