@@ -1,19 +1,14 @@
 /**
  * Test helper: `WebSocketDuplex`, a `Duplex` over a standard `WebSocket`
- * (the client side of tests that dial the broker's WebSocket listeners),
- * carrying MQTT as the MQTT 5.0 spec's chapter 6 says.
+ * (the client side of tests that dial the broker's WebSocket listeners).
  *
- * - Reads: each binary message is a chunk, whatever MQTT packets it holds
- *   or splits (the decoder does not care where frames end
- *   [MQTT-6.0.0-2]). A text message is a protocol violation: the
- *   connection is closed (code 1003) [MQTT-6.0.0-1].
- * - A WebSocket cannot be paused, so messages the reader has not taken wait
- *   in a queue bounded by `inputLimit` bytes; past it the connection is
- *   closed (code 1009) rather than buffering without end.
+ * - Reads: each binary message is a chunk. A text message closes the
+ *   connection (code 1003); unread messages past `inputLimit` bytes close it
+ *   (code 1009).
  * - Writes: `send()` has no backpressure, so `write()` resolves at once
- *   while `bufferedAmount` stays at most `HIGH_WATER`, else only once it
- *   fell to `LOW_WATER` (checked on a timer backing off from 1 to 50 ms) or
- *   the socket closed. The broker's own output limit bounds the rest.
+ *   while `bufferedAmount` stays at most `HIGH_WATER`, else once it fell to
+ *   `LOW_WATER` (checked on a timer backing off from 1 to 50 ms) or the
+ *   socket closed.
  *
  * Event handlers are the duplex itself (`handleEvent`), not closures.
  *

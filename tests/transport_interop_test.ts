@@ -289,20 +289,22 @@ for (const [v, label] of [["mqttv311", "3.1.1"], ["mqttv5", "5.0"]]) {
         }
         const out = await withTimeout(sub.output(), 10_000, "mosquitto_sub");
         assert.equal(text(out.stdout), "tls/a one\ntls/b two\n");
-        // Without the CA the client refuses Kite's certificate.
+        // Trusting another CA, the client refuses Kite's certificate.
+        const other = await certs!.selfSigned(`other-ca-${v}`);
         const refused = await run("mosquitto_pub", [
           "-h",
           "127.0.0.1",
           "-p",
           String(portOf(broker, "mqtts")),
-          "--capath",
-          "/nonexistent",
+          "--cafile",
+          other.cert,
           "-t",
           "x",
           "-m",
           "y",
         ]);
         assert.notEqual(refused.code, 0);
+        assert.match(text(refused.stderr), /certificate verify failed|TLS/i);
       } finally {
         await broker.close();
       }
