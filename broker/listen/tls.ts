@@ -207,7 +207,8 @@ export class TlsListener implements Listener {
   }
 
   #onConnection(raw: Socket): void {
-    if (this.#closed) {
+    // Without an address the peer is already gone.
+    if (this.#closed || raw.remoteAddress === undefined) {
       raw.destroy();
       return;
     }
