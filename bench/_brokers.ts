@@ -4,6 +4,12 @@
  * Each is started on a free loopback port, optionally pinned to one CPU with
  * `taskset`, and is ready when a TCP connect to its port succeeds.
  *
+ * With `transport: "tls"` or `"ws"` each broker also listens for MQTT over
+ * TLS (Kite `--tls-port`, Mosquitto a `listener` with `certfile`/`keyfile`)
+ * or over WebSocket (Kite `--ws-port`, Mosquitto a `listener` with
+ * `protocol websockets`), and `port` is that listener's; Aedes runs over TCP
+ * only.
+ *
  * `kite-acl` is Kite with a password file and an ACL file (anonymous clients
  * refused): every delivery is authorized against the subscriber's read
  * rules. The load tool connects to it with the flags in
@@ -20,6 +26,7 @@ import { PasswordFile } from "../broker/password_file.ts";
 /** A broker process started by {@link startBroker}. */
 export interface RunningBroker {
   name: BrokerName;
+  /** The port measured: TCP, or the TLS or WebSocket listener's. */
   port: number;
   /** The broker's own pid (taskset execs it). */
   pid: number;
@@ -27,7 +34,7 @@ export interface RunningBroker {
   output(): string;
   /** SIGTERM, then SIGKILL after 5 s; resolves once it exited. */
   stop(): Promise<void>;
-  /** Flags bench/load.ts needs for this broker (credentials), if any. */
+  /** Flags bench/load.ts needs for this broker (credentials, transport). */
   loadArgs: string[];
 }
 
@@ -48,8 +55,22 @@ function baseRoot(): string | undefined {
   return Deno.env.get("KITE_BASE");
 }
 
+/** The transports a broker can be measured over. */
+export type BenchTransport = "tcp" | "tls" | "ws";
+
+/** A certificate for the brokers' TLS listeners and the CA that signed it. */
+export interface BenchCerts {
+  caFile: string;
+  certFile: string;
+  keyFile: string;
+}
+
 /** Options of {@link startBroker}. */
 export interface StartOptions {
+  /** The transport measured (default tcp): the broker listens for it too. */
+  transport?: BenchTransport;
+  /** For `transport: "tls"`: the files. */
+  certs?: BenchCerts;
   /** Pin the broker to this CPU with taskset (when taskset exists). */
   cpu?: number;
   /** How long to wait for the port, ms; default 20 s. */
@@ -133,7 +154,13 @@ export async function ensureAedes(): Promise<string> {
 }
 
 /** Whether a broker can be started here, and why not. */
-export function brokerAvailable(name: BrokerName): string | undefined {
+export function brokerAvailable(
+  name: BrokerName,
+  transport: BenchTransport = "tcp",
+): string | undefined {
+  if (name === "aedes" && transport !== "tcp") {
+    return `measured over tcp only (not ${transport})`;
+  }
   switch (name) {
     case "mosquitto":
       return exists(MOSQUITTO) ? undefined : `${MOSQUITTO} not found`;
@@ -187,9 +214,16 @@ export async function startBroker(
   name: BrokerName,
   opts: StartOptions = {},
 ): Promise<RunningBroker> {
-  const why = brokerAvailable(name);
+  const transport = opts.transport ?? "tcp";
+  const why = brokerAvailable(name, transport);
   if (why) throw new Error(`cannot start ${name}: ${why}`);
+  const certs = opts.certs;
+  if (transport === "tls" && certs === undefined) {
+    throw new Error("transport tls needs certs");
+  }
   const port = freePort();
+  // The listener measured: the TCP one, or a second one for TLS/WebSocket.
+  const testPort = transport === "tcp" ? port : freePort();
   let tmp: string | undefined;
   let cmd: string[];
   switch (name) {
@@ -207,6 +241,17 @@ export async function startBroker(
           "log_dest stderr",
           "log_type error",
           "log_type warning",
+          // Mosquitto 2.0.11 needs a plain listener besides a websockets
+          // one ("Unable to start any listening sockets" otherwise).
+          ...(transport === "tls"
+            ? [
+              `listener ${testPort} 127.0.0.1`,
+              `certfile ${certs!.certFile}`,
+              `keyfile ${certs!.keyFile}`,
+            ]
+            : transport === "ws"
+            ? [`listener ${testPort}`, "protocol websockets"]
+            : []),
           "",
         ].join("\n"),
       );
@@ -261,6 +306,18 @@ export async function startBroker(
         "65535",
         "--log-level",
         "warning",
+        ...(transport === "tls"
+          ? [
+            "--tls-port",
+            String(testPort),
+            "--cert-file",
+            certs!.certFile,
+            "--key-file",
+            certs!.keyFile,
+          ]
+          : transport === "ws"
+          ? ["--ws-port", String(testPort)]
+          : []),
       ];
       break;
     }
@@ -306,7 +363,7 @@ export async function startBroker(
     if (tmp) await Deno.remove(tmp, { recursive: true });
   };
   try {
-    await waitForPort(port, () => done, opts.timeoutMs ?? 20_000);
+    await waitForPort(testPort, () => done, opts.timeoutMs ?? 20_000);
   } catch (e) {
     await stop();
     throw new Error(`${name}: ${(e as Error).message}\n${tail}`);
@@ -314,7 +371,17 @@ export async function startBroker(
   const loadArgs = name === "kite-acl"
     ? ["--username", BENCH_USER, "--password", BENCH_PASSWORD]
     : [];
-  return { name, port, pid: child.pid, output: () => tail, stop, loadArgs };
+  if (transport === "tls") {
+    loadArgs.push("--transport", "tls", "--cafile", certs!.caFile);
+  } else if (transport === "ws") loadArgs.push("--transport", "ws");
+  return {
+    name,
+    port: testPort,
+    pid: child.pid,
+    output: () => tail,
+    stop,
+    loadArgs,
+  };
 }
 
 const BENCH_USER = "bench";

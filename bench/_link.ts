@@ -7,6 +7,49 @@
  */
 
 import { DISCONNECT } from "./_packets.ts";
+import { WsByteConn } from "./_ws_conn.ts";
+
+/**
+ * How the load tool reaches the broker: MQTT over TCP, over TLS (trusting
+ * `caCerts`), or over a WebSocket at `path` (subprotocol `mqtt`).
+ */
+export type LoadTransport =
+  | { kind: "tcp" }
+  | { kind: "tls"; caCerts: string[] }
+  | { kind: "ws"; path: string };
+
+/** Plain TCP. */
+export const TCP: LoadTransport = { kind: "tcp" };
+
+/** The byte stream a `Link` reads and writes: a TCP or TLS socket, a WebSocket. */
+export interface ByteConn {
+  read(p: Uint8Array): Promise<number | null>;
+  write(p: Uint8Array): Promise<number>;
+  close(): void;
+}
+
+/** Opens a byte stream to `host:port` over `transport`. */
+export async function dial(
+  host: string,
+  port: number,
+  transport: LoadTransport = TCP,
+): Promise<ByteConn> {
+  switch (transport.kind) {
+    case "tcp": {
+      const conn = await Deno.connect({ hostname: host, port });
+      conn.setNoDelay(true);
+      return conn;
+    }
+    case "tls":
+      return await Deno.connectTls({
+        hostname: host,
+        port,
+        caCerts: transport.caCerts,
+      });
+    case "ws":
+      return await WsByteConn.open(`ws://${host}:${port}${transport.path}`);
+  }
+}
 
 /** Resolves when notified (or after `ms`, if given); one waiter at a time. */
 export class Notifier {
@@ -33,12 +76,12 @@ export class Notifier {
 
 /** Serialises and coalesces the writes of one connection. */
 export class Writer {
-  #conn: Deno.Conn;
+  #conn: ByteConn;
   #queue: Uint8Array[] = [];
   #done: (() => void)[] = [];
   #busy = false;
   failed = false;
-  constructor(conn: Deno.Conn) {
+  constructor(conn: ByteConn) {
     this.#conn = conn;
   }
   /** Queues bytes; they must not be changed until written. */
@@ -105,7 +148,7 @@ export type PacketHandler = (
  * in place and calls `onPacket` per packet, and a coalescing writer.
  */
 export class Link {
-  conn: Deno.TcpConn;
+  conn: ByteConn;
   writer: Writer;
   onPacket: PacketHandler;
   /** Called after each chunk has been scanned. */
@@ -127,24 +170,21 @@ export class Link {
   #ack: Uint8Array = new Uint8Array(256);
   #ackLen = 0;
 
-  constructor(conn: Deno.TcpConn, onPacket: PacketHandler, bufSize = 65536) {
+  constructor(conn: ByteConn, onPacket: PacketHandler, bufSize = 65536) {
     this.conn = conn;
     this.writer = new Writer(conn);
     this.onPacket = onPacket;
     this.#buf = new Uint8Array(bufSize);
     this.#view = new DataView(this.#buf.buffer);
-    try {
-      conn.setNoDelay(true);
-    } catch { /* not a TCP socket */ }
   }
 
   static async open(
     host: string,
     port: number,
     onPacket: PacketHandler,
+    transport: LoadTransport = TCP,
   ): Promise<Link> {
-    const conn = await Deno.connect({ hostname: host, port });
-    return new Link(conn, onPacket);
+    return new Link(await dial(host, port, transport), onPacket);
   }
 
   start(): void {

@@ -8,9 +8,15 @@
  * the N runs (losses: the worst run). Throughput is also shown per CPU second
  * the broker used, which stays steady when other processes share its core.
  *
+ * With `--transport tls` or `--transport ws` the brokers (Kite and
+ * Mosquitto) also listen for MQTT over TLS (a throwaway certificate made
+ * with openssl) or over WebSocket, and the load tool connects over that;
+ * the default scenarios are then fanin and qos1.
+ *
  * ```sh
  * deno task compare
  * deno task compare -- --scenarios fanin,qos1 --brokers mosquitto,aedes --duration 3
+ * deno task compare -- --transport tls --repeat 3
  * ```
  *
  * @module
@@ -19,11 +25,14 @@
 import { fileURLToPath as fromFileUrl } from "node:url";
 import { parseArgs } from "node:util";
 import {
+  type BenchCerts,
+  type BenchTransport,
   brokerAvailable,
   type BrokerName,
   startBroker,
   which,
 } from "./_brokers.ts";
+import { makeCerts, type TestCerts } from "../tests/_broker_certs.ts";
 import type { LoadResult, ScenarioName } from "./load.ts";
 
 const LOAD = fromFileUrl(new URL("./load.ts", import.meta.url));
@@ -402,7 +411,8 @@ async function main(args: string[]): Promise<number> {
     args,
     options: {
       brokers: { type: "string", default: ALL_BROKERS.join(",") },
-      scenarios: { type: "string", default: ALL_SCENARIOS.join(",") },
+      scenarios: { type: "string" },
+      transport: { type: "string", default: "tcp" },
       duration: { type: "string", default: "5" },
       warmup: { type: "string", default: "1" },
       "latency-warmup": { type: "string", default: "10" },
@@ -417,6 +427,8 @@ async function main(args: string[]): Promise<number> {
   if (values.help) {
     console.log(`usage: deno task compare -- [--brokers kite,mosquitto,aedes]
   [--scenarios fanin,fanout,qos1,qos2,latency,conns] [--duration 5]
+  [--transport tcp|tls|ws]  MQTT over TLS or WebSocket (Kite and Mosquitto;
+                          default scenarios fanin,qos1)
   [--warmup 1] [--latency-warmup 10] [--count 10000] [--repeat 1]
   [--json results.json]
   [--from results.json]   print the tables of a saved --json run
@@ -446,14 +458,31 @@ async function main(args: string[]): Promise<number> {
   if (!hasTaskset) {
     console.error("warning: no taskset or a single CPU: nothing is pinned");
   }
+  const transport = values.transport as BenchTransport;
+  if (!["tcp", "tls", "ws"].includes(transport)) {
+    console.error(`--transport: tcp, tls or ws, not "${transport}"`);
+    return 2;
+  }
   const requested = values.brokers.split(",") as BrokerName[];
   const brokers: BrokerName[] = [];
   for (const b of requested) {
-    const why = brokerAvailable(b);
+    const why = brokerAvailable(b, transport);
     if (why) console.error(`skipping ${b}: ${why}`);
     else brokers.push(b);
   }
-  const scenarios = values.scenarios.split(",") as ScenarioName[];
+  const scenarios = (values.scenarios ??
+    (transport === "tcp" ? ALL_SCENARIOS : ["fanin", "qos1"]).join(","))
+    .split(",") as ScenarioName[];
+  let testCerts: TestCerts | undefined;
+  let certs: BenchCerts | undefined;
+  if (transport === "tls") {
+    testCerts = await makeCerts();
+    certs = {
+      caFile: testCerts.caCert,
+      certFile: testCerts.serverCert,
+      keyFile: testCerts.serverKey,
+    };
+  }
   const tool: ToolOptions = {
     duration: Number(values.duration),
     warmup: Number(values.warmup),
@@ -482,6 +511,8 @@ async function main(args: string[]): Promise<number> {
       const runs: LoadResult[] = [];
       for (let i = 0; i < repeat; i++) {
         const broker = await startBroker(name, {
+          transport,
+          ...(certs ? { certs } : {}),
           ...(hasTaskset ? { cpu: 0 } : {}),
           ...(tool.nice !== undefined ? { nice: tool.nice } : {}),
         });
@@ -514,8 +545,14 @@ async function main(args: string[]): Promise<number> {
       if (runs.length > 0) results.set(`${name}/${scenario}`, runs);
     }
   }
+  await testCerts?.remove();
+  const over = transport === "tcp"
+    ? ""
+    : transport === "tls"
+    ? " over TLS"
+    : " over WebSocket";
   console.log(
-    `MQTT 3.1.1, ${tool.duration} s per scenario after ${tool.warmup} s warm-up ` +
+    `MQTT 3.1.1${over}, ${tool.duration} s per scenario after ${tool.warmup} s warm-up ` +
       `(latency: ${tool.latencyWarmup} s), ` +
       `brokers on CPU 0, load tool on CPU 1${
         hasTaskset ? "" : " (not pinned)"

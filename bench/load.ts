@@ -37,7 +37,7 @@ import {
   PUBREL,
   subscribeBytes,
 } from "./_packets.ts";
-import { Link, Notifier } from "./_link.ts";
+import { Link, type LoadTransport, Notifier, TCP } from "./_link.ts";
 import type { PacedGo, PacedReply, PacedStart } from "./_paced_publisher.ts";
 
 /** Names of the scenarios. */
@@ -193,6 +193,12 @@ export interface LoadOptions {
   drainTimeout?: number;
   /** Topic prefix; default a unique `kite-load/<random>`. */
   topicPrefix?: string;
+  /**
+   * MQTT over TCP (default), TLS or WebSocket; `port` is then the broker's
+   * TLS or WebSocket listener. The conns scenario and thread pacing use TCP
+   * only.
+   */
+  transport?: LoadTransport;
 }
 
 /** How a fixed-rate scenario keeps its rate (see {@link LoadOptions}). */
@@ -221,6 +227,8 @@ export interface LatencyResult {
 /** The result of one scenario. */
 export interface LoadResult {
   scenario: ScenarioName;
+  /** tcp, tls or ws (absent in results saved before it existed: tcp). */
+  transport?: LoadTransport["kind"];
   host: string;
   port: number;
   /** Seconds measured. */
@@ -374,8 +382,9 @@ async function connectLink(
   keepAlive: number,
   cleanSession: boolean,
   login: Login | undefined,
+  transport: LoadTransport,
 ): Promise<Link> {
-  const link = await Link.open(host, port, ignore);
+  const link = await Link.open(host, port, ignore, transport);
   link.start();
   const connack = expectPacket(link, 2, 10_000, `CONNACK for ${clientId}`);
   link.writer.enqueue(connectBytes(clientId, keepAlive, cleanSession, login));
@@ -590,13 +599,17 @@ async function runFlow(
   const batch = Math.max(1, Math.min(shape.window, 128));
   const wakeRoom = Math.max(1, Math.min(batch, Math.floor(shape.window / 8)));
 
+  const transport = opts.transport ?? TCP;
   if (opts.pacing === "thread" && (shape.rate === 0 || qos > 0)) {
     throw new Error("pacing thread needs a fixed rate (--rate) and QoS 0");
+  }
+  if (opts.pacing === "thread" && transport.kind !== "tcp") {
+    throw new Error("pacing thread: over TCP only");
   }
   const pacing: Pacing = opts.pacing ??
     (shape.slowReader
       ? "timer"
-      : shape.rate > 0 && qos === 0
+      : shape.rate > 0 && qos === 0 && transport.kind === "tcp"
       ? "thread"
       : "spin");
 
@@ -674,6 +687,7 @@ async function runFlow(
         keepAlive,
         !shape.persistent,
         opts.login,
+        transport,
       );
       links.push(link);
       const sub: Subscriber = { link, trackers: [] };
@@ -721,6 +735,7 @@ async function runFlow(
           keepAlive,
           !shape.persistent,
           opts.login,
+          transport,
         );
         links.push(link);
       }
@@ -939,6 +954,7 @@ async function runFlow(
     }
     const result: LoadResult = {
       scenario: name,
+      transport: transport.kind,
       host,
       port: opts.port,
       seconds: duration,
@@ -980,6 +996,9 @@ async function runFlow(
 // ---------------------------------------------------------------- conns
 
 async function runConns(opts: LoadOptions): Promise<LoadResult> {
+  if ((opts.transport ?? TCP).kind !== "tcp") {
+    throw new Error("the conns scenario runs over TCP only");
+  }
   const host = opts.host ?? "127.0.0.1";
   const count = opts.count ?? 10_000;
   const concurrency = opts.concurrency ?? 100;
@@ -1264,7 +1283,11 @@ const USAGE = `usage: deno task load -- [options]
   --keepalive S     keep alive in CONNECT (0)
   --username U --password P
                     credentials of every CONNECT (not conns), for a broker
-                    with a password file and an ACL`;
+                    with a password file and an ACL
+  --transport T     tcp (default), tls or ws: --port is then the broker's
+                    TLS or WebSocket listener (not conns)
+  --cafile F        tls: the CA (PEM) that signed the broker's certificate
+  --ws-path P       ws: the endpoint's path (/mqtt)`;
 
 async function main(args: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -1289,6 +1312,9 @@ async function main(args: string[]): Promise<number> {
       keepalive: { type: "string" },
       username: { type: "string" },
       password: { type: "string" },
+      transport: { type: "string", default: "tcp" },
+      cafile: { type: "string" },
+      "ws-path": { type: "string", default: "/mqtt" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -1305,6 +1331,26 @@ async function main(args: string[]): Promise<number> {
   ) {
     console.error(`--pacing: thread, spin or timer, not "${values.pacing}"`);
     return 2;
+  }
+  let transport: LoadTransport;
+  switch (values.transport) {
+    case "tcp":
+      transport = TCP;
+      break;
+    case "tls":
+      transport = {
+        kind: "tls",
+        caCerts: values.cafile === undefined
+          ? []
+          : [await Deno.readTextFile(values.cafile)],
+      };
+      break;
+    case "ws":
+      transport = { kind: "ws", path: values["ws-path"] };
+      break;
+    default:
+      console.error(`--transport: tcp, tls or ws, not "${values.transport}"`);
+      return 2;
   }
   const results: LoadResult[] = [];
   for (const scenario of values.scenario.split(",")) {
@@ -1332,6 +1378,7 @@ async function main(args: string[]): Promise<number> {
     set("count", num(values.count));
     set("concurrency", num(values.concurrency));
     set("keepAlive", num(values.keepalive));
+    opts.transport = transport;
     if (values.username !== undefined) {
       opts.login = values.password === undefined
         ? { username: values.username }

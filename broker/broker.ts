@@ -12,6 +12,8 @@ import { type Duplex, streamDuplex } from "../codec/duplex.ts";
 import { Connection } from "./connection/connection.ts";
 import { BrokerCore, type BrokerInit } from "./core.ts";
 import { type Listener, listenerUrl } from "./listen/listener.ts";
+import { listenFailure } from "./listen/listen_error.ts";
+import { openListener } from "./listen/open.ts";
 import { TcpListener } from "./listen/tcp.ts";
 import { openFileLimit, socketCap } from "./listen/_fd_limit.ts";
 import type { BrokerStats } from "./metrics.ts";
@@ -25,6 +27,25 @@ import type { Transport } from "./transport.ts";
 
 export type { BrokerInit } from "./core.ts";
 export type { BrokerStats } from "./metrics.ts";
+
+/**
+ * What `Broker.reloadCertificates()` did for one TLS listener.
+ *
+ * @example
+ * ```ts ignore
+ * for (const r of await broker.reloadCertificates()) {
+ *   console.log(r.url, r.changed ? "new certificate" : r.error?.message ?? "unchanged");
+ * }
+ * ```
+ */
+export interface CertificateReload {
+  /** The listener's URL. */
+  url: string;
+  /** Whether it serves a new certificate now (false: unchanged, or failed). */
+  changed: boolean;
+  /** Why it keeps the old one, when the new files could not be used. */
+  error?: Error;
+}
 
 const log = getLogger(["kite", "broker"]);
 
@@ -168,19 +189,75 @@ export class Broker {
     await this.#start();
   }
 
-  /** Starts (see `start`) and listens on `host`:`port` (TCP). */
+  /**
+   * Starts (see `start`) and listens on `host`:`port` (MQTT over TCP), then
+   * on each of `listeners` (TLS, WebSocket, more TCP ports), in order. If
+   * one cannot open, the broker closes and this rejects with an error whose
+   * message names it: the bind error for an address (`Deno.errors.AddrInUse`:
+   * `cannot listen on mqtt://0.0.0.0:1883: address already in use`), a
+   * `ListenError` for a missing or bad certificate file.
+   */
   async listen(): Promise<void> {
     await this.#start();
     const s = this.#core!.settings;
-    let listener: Listener;
+    const opened: Listener[] = [];
     try {
-      listener = new TcpListener({ hostname: s.host, port: s.port });
+      try {
+        opened.push(new TcpListener({ hostname: s.host, port: s.port }));
+      } catch (e) {
+        throw listenFailure(
+          listenerUrl({ protocol: "mqtt", hostname: s.host, port: s.port }),
+          e,
+        );
+      }
+      for (const config of s.listeners) {
+        opened.push(await openListener(config, { host: s.host }));
+      }
     } catch (e) {
+      for (const l of opened) l.close();
       // Release the timers and the store: nothing else will.
       await this.close();
       throw e;
     }
-    this.serve(listener);
+    for (const l of opened) this.serve(l);
+  }
+
+  /**
+   * Re-reads the certificate and key files of every TLS listener (`mqtts`,
+   * `wss`): connections accepted from now on get the new certificate, open
+   * ones keep theirs. A listener whose files cannot be used keeps serving the
+   * old certificate (its entry has the `error`); each outcome is logged.
+   * `broker/main.ts` calls this on SIGHUP.
+   *
+   * @example
+   * ```ts ignore
+   * Deno.addSignalListener("SIGHUP", () => broker.reloadCertificates());
+   * ```
+   */
+  async reloadCertificates(): Promise<CertificateReload[]> {
+    const out: CertificateReload[] = [];
+    for (const l of this.#listeners) {
+      const { protocol } = l.addr;
+      if (protocol !== "mqtts" && protocol !== "wss") continue;
+      if (l.reloadCertificates === undefined) continue;
+      const url = listenerUrl(l.addr);
+      try {
+        const changed = await l.reloadCertificates();
+        if (changed) log.info("{url}: new certificate loaded", { url });
+        out.push({ url, changed });
+      } catch (e) {
+        const error = e instanceof Error ? e : new Error(String(e));
+        log.error(
+          "{url}: certificate not reloaded, the old one is served: {message}",
+          {
+            url,
+            message: error.message,
+          },
+        );
+        out.push({ url, changed: false, error });
+      }
+    }
+    return out;
   }
 
   /**
@@ -196,7 +273,10 @@ export class Broker {
       return;
     }
     this.#listeners.push(listener);
-    log.info("Listening on {url}", { url: listenerUrl(listener.addr) });
+    // broker/main.ts logs each listener's URL at info level.
+    log.debug("Listening on {url}", {
+      url: listener.endpoint ?? listenerUrl(listener.addr),
+    });
     this.#acceptLoops.push(this.#accept(listener));
   }
 
@@ -259,14 +339,17 @@ export class Broker {
     await this.#serve(streamDuplex(transport)).closed;
   }
 
-  /** The address the broker listens on (its first listener). */
+  /** The address the broker listens on (its first listener: `host`:`port`). */
   get addr(): { hostname: string; port: number } {
     const first = this.#listeners[0];
     if (first === undefined) throw new Error("the broker is not listening");
     return { hostname: first.addr.hostname, port: first.addr.port };
   }
 
-  /** The listeners serving clients now. */
+  /**
+   * The listeners serving clients now: `host`:`port` first, then those of
+   * `listeners` in order (their `addr` has the real port when 0 was asked).
+   */
   get listeners(): readonly Listener[] {
     return this.#listeners;
   }

@@ -29,6 +29,7 @@ import {
 } from "@logtape/logtape";
 import { type FileAuth, fileAuth } from "./auth.ts";
 import { Broker } from "./broker.ts";
+import { listenerUrl } from "./listen/listener.ts";
 import { resolveOptions } from "./config/argv.ts";
 import { ConfigError } from "./config/config_error.ts";
 import { helpText } from "./config/help.ts";
@@ -135,11 +136,35 @@ async function setUpFileAuth(
   };
 }
 
+/**
+ * Reloads the TLS listeners' certificates on SIGHUP (see
+ * `Broker.reloadCertificates`); returns the function that stops it. Nothing
+ * to do without a TLS listener.
+ */
+function reloadCertificatesOnHangUp(broker: Broker): () => void {
+  if (Deno.build.os === "windows") return () => {};
+  if (!broker.listeners.some((l) => l.reloadCertificates !== undefined)) {
+    return () => {};
+  }
+  const onHangUp = () => {
+    // Each listener's outcome is logged by the broker.
+    broker.reloadCertificates().catch((error: unknown) =>
+      log.error("SIGHUP: certificate reload failed: {error}", { error })
+    );
+  };
+  Deno.addSignalListener("SIGHUP", onHangUp);
+  return () => Deno.removeSignalListener("SIGHUP", onHangUp);
+}
+
 /** `key=value` pairs of the settings, for one log line. */
 function describeOptions(options: object): string {
   return Object.entries(options)
     .filter(([, v]) => typeof v !== "function")
-    .map(([k, v]) => `${k}=${typeof v === "string" ? JSON.stringify(v) : v}`)
+    .map(([k, v]) =>
+      `${k}=${
+        typeof v === "string" || typeof v === "object" ? JSON.stringify(v) : v
+      }`
+    )
     .join(" ");
 }
 
@@ -223,6 +248,7 @@ export async function main(args: readonly string[]): Promise<number> {
       return 1;
     }
     const closed = closeOnSignal(broker);
+    const stopReload = reloadCertificatesOnHangUp(broker);
     const { hostname, port } = broker.addr;
     // Secure defaults (config/secure_defaults.ts): say why it is loopback
     // only, or that anyone may connect.
@@ -239,7 +265,16 @@ export async function main(args: readonly string[]): Promise<number> {
       port,
       note,
     });
+    for (const l of broker.listeners.slice(1)) {
+      log.info("listening on {url}", {
+        url: l.endpoint ?? listenerUrl(l.addr),
+        protocol: l.addr.protocol,
+        hostname: l.addr.hostname,
+        port: l.addr.port,
+      });
+    }
     const status = await closed;
+    stopReload();
     log.info("closed");
     return status;
   } finally {

@@ -12,7 +12,12 @@
  * @module
  */
 
-export { Broker, type BrokerInit, type BrokerStats } from "./broker.ts";
+export {
+  Broker,
+  type BrokerInit,
+  type BrokerStats,
+  type CertificateReload,
+} from "./broker.ts";
 export * from "./options.ts";
 export type {
   AuthStep,
@@ -34,9 +39,20 @@ export type { LoginThrottleOptions } from "./login_throttle.ts";
 export { RetainedMessages } from "./retained.ts";
 export { KITE_VERSION, SYS_TOPICS } from "./sys.ts";
 export { connTransport, type Transport } from "./transport.ts";
-export type {
-  Listener,
-  ListenerAddr,
-  ListenerProtocol,
+export {
+  type IdentifiedDuplex,
+  type Listener,
+  type ListenerAddr,
+  type ListenerProtocol,
+  listenerUrl,
 } from "./listen/listener.ts";
+export { TcpListener, type TcpListenOptions } from "./listen/tcp.ts";
+export { TlsListener, type TlsListenOptions } from "./listen/tls.ts";
+export {
+  DEFAULT_WS_PATH,
+  WebSocketListener,
+  type WebSocketListenOptions,
+} from "./listen/websocket.ts";
+export { openListener, type OpenListenerDefaults } from "./listen/open.ts";
+export { ListenError } from "./listen/listen_error.ts";
 export * from "./store/mod.ts";

@@ -23,6 +23,7 @@ export type {
   BrokerOptions,
   BrokerSettings,
   KiteSettings,
+  ListenerConfig,
   MainSettings,
 } from "./config/types.ts";
 export { DEFAULT_OPTIONS, MAIN_DEFAULT_OPTIONS } from "./config/defaults.ts";

@@ -1,7 +1,7 @@
 /**
  * The shared `Listener` test suite: `listenerSuite(name, make)` registers
- * the same `Deno.test` cases for every `Listener` implementation (TCP now;
- * TLS and WebSocket later). `make()` opens a listener and says how to dial
+ * the same `Deno.test` cases for every `Listener` implementation (TCP, TLS,
+ * mutual TLS, WebSocket, WebSocket over TLS). `make()` opens a listener and says how to dial
  * it; the suite checks what the broker relies on: one `Duplex` per
  * connection, bytes both ways (large and many small writes), EOF, and
  * `close()` ending the accept iteration while accepted connections live on.
@@ -22,6 +22,8 @@ export interface ListenerFixture {
   dial(): Promise<Duplex>;
   /** The protocol its `addr` must report. */
   protocol: ListenerProtocol;
+  /** Releases what `dial()` needs besides the duplexes (an HTTP client). */
+  dispose?(): Promise<void> | void;
 }
 
 /** How long one step may take (the CPUs are shared with other work). */
@@ -113,11 +115,13 @@ class Harness {
   readonly acceptor: Acceptor;
   #dial: () => Promise<Duplex>;
   #open: Duplex[] = [];
+  #fixture: ListenerFixture;
 
   constructor(f: ListenerFixture) {
     this.listener = f.listener;
     this.protocol = f.protocol;
     this.#dial = f.dial;
+    this.#fixture = f;
     this.acceptor = new Acceptor(f.listener);
   }
 
@@ -144,6 +148,7 @@ class Harness {
     for (const d of this.#open) d.close();
     this.listener.close();
     await this.acceptor.settle();
+    await this.#fixture.dispose?.();
   }
 }
 

@@ -9,6 +9,7 @@
 
 import type { BrokerHooks } from "../hooks.ts";
 import { ConfigError } from "./config_error.ts";
+import { checkListeners } from "./_listeners.ts";
 import { suggest } from "./_suggest.ts";
 import { SETTING_KEYS, SETTINGS, type SettingSpec } from "./settings.ts";
 import type { BrokerOptions, KiteSettings, MainSettings } from "./types.ts";
@@ -71,11 +72,25 @@ function checkValue(
   spec: SettingSpec,
   value: unknown,
   fromText: boolean,
-): { ok: true; value: string | number | boolean } | {
+): { ok: true; value: unknown } | {
   ok: false;
   error: string;
+  /** The whole message (not to be put after the key's name). */
+  whole?: boolean;
+  /** Where in a nested value (`listeners.1.certFile`), for the line. */
+  at?: string;
 } {
   switch (spec.type) {
+    case "listeners": {
+      const r = checkListeners(value);
+      if (r.ok) return r;
+      return {
+        ok: false,
+        error: r.problem.message,
+        whole: true,
+        at: r.problem.at,
+      };
+    }
     case "string":
       if (typeof value !== "string") {
         return {
@@ -137,6 +152,8 @@ export interface Origin {
   label: string;
   file?: string;
   line?: number;
+  /** The line of a nested key (`listeners.1.certFile`), when known. */
+  lineOf?: (path: string) => number | undefined;
 }
 
 function originPrefix(origin: Origin): string {
@@ -159,9 +176,16 @@ export function setSetting(
 ): void {
   const result = checkValue(SETTINGS[key], value, fromText);
   if (!result.ok) {
+    let where = origin;
+    const line = result.at === undefined
+      ? undefined
+      : origin.lineOf?.(result.at);
+    if (line !== undefined) where = { ...origin, line };
     throw new ConfigError(
-      `${originPrefix(origin)}${origin.label} ${result.error}`,
-      { key, ...pick(origin) },
+      `${originPrefix(where)}${
+        result.whole ? "" : origin.label + " "
+      }${result.error}`,
+      { key, ...pick(where) },
     );
   }
   out[key] = result.value;
@@ -199,6 +223,7 @@ export function validateWithOrigin(
   obj: unknown,
   file: string | undefined,
   lineOf: ((rawKey: string) => number | undefined) | undefined,
+  nestedLineOf?: (path: string) => number | undefined,
 ): BrokerOptions & MainSettings {
   if (obj === null || obj === undefined) return {};
   if (typeof obj !== "object" || Array.isArray(obj)) {
@@ -215,6 +240,10 @@ export function validateWithOrigin(
     if (file !== undefined) origin.file = file;
     const line = lineOf?.(raw);
     if (line !== undefined) origin.line = line;
+    if (nestedLineOf !== undefined) {
+      // Paths from the checks start with the setting's name, not `raw`.
+      origin.lineOf = (path) => nestedLineOf(path.replace(/^[^.]+/, raw));
+    }
     if (Object.hasOwn(HOOKS, raw)) {
       if (typeof value !== "function") {
         throw new ConfigError(

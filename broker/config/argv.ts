@@ -6,7 +6,11 @@
  * @module
  */
 
-import { CLI_ONLY_FLAGS } from "./_cli_flags.ts";
+import {
+  CLI_ONLY_FLAGS,
+  LISTENER_FLAGS,
+  type ListenerFlag,
+} from "./_cli_flags.ts";
 import { isSettingKey, type Origin, setSetting, toCamel } from "./_check.ts";
 import { suggest } from "./_suggest.ts";
 import { ConfigError } from "./config_error.ts";
@@ -14,7 +18,12 @@ import { MAIN_DEFAULT_OPTIONS } from "./defaults.ts";
 import { applySecureDefaults } from "./secure_defaults.ts";
 import { LOG_LEVELS, type LogLevel } from "./log_level.ts";
 import { SETTING_KEYS, SETTINGS, toFlagName } from "./settings.ts";
-import type { BrokerSettings, KiteSettings, MainSettings } from "./types.ts";
+import type {
+  BrokerSettings,
+  KiteSettings,
+  ListenerConfig,
+  MainSettings,
+} from "./types.ts";
 import { loadConfigFile } from "./yaml.ts";
 
 /** `--log-level` or `KITE_LOG_LEVEL` text -> a level; `label` names it in errors. */
@@ -47,7 +56,9 @@ export interface ParsedArgs {
 /**
  * Parses `broker/main.ts` flags: `--port 1884`, `--port=1884`,
  * `--enable-persistence=false`, bare `--retain-available`,
- * `--no-retain-available`, `--config FILE`, `--log-level LEVEL`, `--help`.
+ * `--no-retain-available`, `--config FILE`, `--log-level LEVEL`, `--help`,
+ * and the listener shorthands (`--tls-port 8883 --cert-file C --key-file
+ * K`, `--ws-port 8080`, ...), which become `options.listeners` entries.
  * Does not read any file. Throws a `ConfigError` on an unknown flag (with a
  * suggestion), a missing value, a bad value or a stray argument.
  *
@@ -61,6 +72,7 @@ export interface ParsedArgs {
 export function parseArgs(argv: readonly string[]): ParsedArgs {
   const options: Record<string, unknown> = {};
   const result: ParsedArgs = { options, help: false };
+  const shorthand = new Map<ListenerFlag, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === "-h" || arg === "--help") {
@@ -102,6 +114,22 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (name === "log-level") {
       result.logLevel = parseLogLevelText(takeValue(), label);
       continue;
+    }
+    const listenerFlag = LISTENER_FLAGS.find((f) => f.flag === name);
+    if (listenerFlag !== undefined) {
+      const value = takeValue();
+      if (value === "") {
+        throw new ConfigError(`${label} needs a value`, { key: name });
+      }
+      shorthand.set(listenerFlag.flag, value);
+      continue;
+    }
+    if (name === "listeners") {
+      throw new ConfigError(
+        "--listeners cannot be a flag: list them in the config file, or use " +
+          "--tls-port, --ws-port, --wss-port",
+        { key: "listeners" },
+      );
     }
     let key = toCamel(name);
     let negated = false;
@@ -151,12 +179,92 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     }
     setSetting(options, key, takeValue(), true, origin);
   }
+  const listeners = shorthandListeners(shorthand);
+  if (listeners.length > 0) options.listeners = listeners;
   return result;
+}
+
+/** The `listeners` entries the shorthand flags ask for. */
+function shorthandListeners(
+  flags: ReadonlyMap<ListenerFlag, string>,
+): ListenerConfig[] {
+  const port = (flag: ListenerFlag): number | undefined => {
+    const text = flags.get(flag);
+    if (text === undefined) return undefined;
+    const out: Record<string, unknown> = {};
+    setSetting(out, "port", text, true, { label: `--${flag}` });
+    return out.port as number;
+  };
+  const needs = (flag: ListenerFlag, ...others: ListenerFlag[]) => {
+    if (flags.has(flag) && !others.some((o) => flags.has(o))) {
+      throw new ConfigError(
+        `--${flag} needs ${others.map((o) => `--${o}`).join(" or ")}`,
+        { key: flag },
+      );
+    }
+  };
+  needs("cert-file", "tls-port", "wss-port");
+  needs("key-file", "tls-port", "wss-port");
+  needs("ca-file", "tls-port");
+  needs("ws-path", "ws-port", "wss-port");
+  const tlsPort = port("tls-port");
+  const wsPort = port("ws-port");
+  const wssPort = port("wss-port");
+  const certFile = flags.get("cert-file");
+  const keyFile = flags.get("key-file");
+  const caFile = flags.get("ca-file");
+  const path = flags.get("ws-path");
+  if (path !== undefined && !path.startsWith("/")) {
+    throw new ConfigError(
+      `--ws-path must be a path starting with /, got ${JSON.stringify(path)}`,
+      { key: "ws-path" },
+    );
+  }
+  const out: ListenerConfig[] = [];
+  const tlsFiles = (flag: ListenerFlag) => {
+    if (certFile === undefined || keyFile === undefined) {
+      throw new ConfigError(
+        `--${flag} needs --cert-file and --key-file (PEM files)`,
+        { key: flag },
+      );
+    }
+    return { certFile, keyFile };
+  };
+  if (tlsPort !== undefined) {
+    const l: ListenerConfig = {
+      protocol: "mqtts",
+      port: tlsPort,
+      ...tlsFiles("tls-port"),
+    };
+    if (caFile !== undefined) {
+      l.caFile = caFile;
+      l.requireClientCertificate = true;
+    }
+    out.push(l);
+  }
+  if (wsPort !== undefined) {
+    const l: ListenerConfig = { protocol: "ws", port: wsPort };
+    if (path !== undefined) l.path = path;
+    out.push(l);
+  }
+  if (wssPort !== undefined) {
+    const l: ListenerConfig = {
+      protocol: "wss",
+      port: wssPort,
+      ...tlsFiles("wss-port"),
+    };
+    if (path !== undefined) l.path = path;
+    out.push(l);
+  }
+  return out;
 }
 
 /** The outcome of `resolveOptions`: what `broker/main.ts` runs with. */
 export interface ResolvedOptions {
-  /** Every setting: flags over the config file over the main defaults. */
+  /**
+   * Every setting: flags over the config file over the main defaults
+   * (`listeners`: the file's, then those of the shorthand flags).
+   */
   options: Required<BrokerSettings> & MainSettings;
   /** The `--config` file, if given. */
   configPath?: string;
@@ -196,7 +304,15 @@ export async function resolveOptions(
   const fromFile = parsed.configPath === undefined || parsed.help
     ? {}
     : await loadConfigFile(parsed.configPath);
-  const given = { ...fromFile, ...parsed.options };
+  const given = {
+    ...fromFile,
+    ...parsed.options,
+    // The shorthand flags add listeners to those of the file.
+    listeners: [
+      ...(fromFile.listeners ?? []),
+      ...(parsed.options.listeners ?? []),
+    ],
+  };
   const result: ResolvedOptions = {
     options: parsed.help
       ? { ...MAIN_DEFAULT_OPTIONS, ...given }

@@ -16,6 +16,7 @@ import {
 import type { BrokerSettings, MainSettings } from "./types.ts";
 
 function typeLabel(spec: SettingSpec): string {
+  if (spec.type === "listeners") return "list of listeners";
   if (spec.type === "boolean") return "boolean";
   if (spec.type === "string") return "string";
   const kind = spec.type === "integer" ? "integer" : "number";
@@ -53,7 +54,9 @@ export function helpText(
   }
   for (const key of SETTING_KEYS) {
     const spec = SETTINGS[key];
-    const flag = spec.type === "boolean"
+    const flag = spec.type === "listeners"
+      ? `(${key}: YAML only)`
+      : spec.type === "boolean"
       ? `--[no-]${toFlagName(key)}`
       : `--${toFlagName(key)} <${spec.type === "string" ? "string" : "n"}>`;
     const value = defaults[key];

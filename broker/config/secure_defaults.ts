@@ -63,11 +63,24 @@ export function applySecureDefaults(
     if (given.host === undefined) out.host = DEFAULT_OPTIONS.host;
     return out;
   }
-  if (!isLoopbackHost(out.host) && given.allowAnonymous !== true) {
+  if (given.allowAnonymous === true) return out;
+  if (!isLoopbackHost(out.host)) {
     throw new ConfigError(
       `host ${out.host} without authentication would let anyone connect: ` +
         "give --password-file FILE, or --allow-anonymous to allow that",
       { key: "host" },
+    );
+  }
+  // The same for every listener: its own host, or the broker's; a listener
+  // that requires a client certificate authenticates its clients.
+  for (const [i, l] of (out.listeners ?? []).entries()) {
+    const host = l.host ?? out.host;
+    if (l.requireClientCertificate === true || isLoopbackHost(host)) continue;
+    throw new ConfigError(
+      `listeners[${i}] (${l.protocol} on ${host}:${l.port}) without ` +
+        "authentication would let anyone connect: give --password-file " +
+        "FILE, requireClientCertificate, or --allow-anonymous",
+      { key: "listeners" },
     );
   }
   return out;

@@ -21,15 +21,27 @@
  * them too. A `MAIN_DEFAULT_OPTIONS` that differs from the library default
  * goes in `defaults.ts`. A value that is not a string, number or boolean
  * (a list, a mapping) needs a new {@linkcode SettingType} and its case in
- * `checkValue` (`_check.ts`) and `typeLabel` (`help.ts`).
+ * `checkValue` (`_check.ts`) and `typeLabel` (`help.ts`), as `listeners`
+ * has (`_listeners.ts` checks its entries; it has no flag of its own, the
+ * shorthand flags `--tls-port`, `--ws-port`, ... in `argv.ts` build
+ * entries).
  *
  * @module
  */
 
-import type { BrokerSettings, KiteSettings } from "./types.ts";
+import type { BrokerSettings, KiteSettings, ListenerConfig } from "./types.ts";
 
-/** The kind of value a setting takes. `number` allows fractions. */
-export type SettingType = "string" | "integer" | "number" | "boolean";
+/**
+ * The kind of value a setting takes. `number` allows fractions;
+ * `listeners` is a list of `ListenerConfig` mappings (YAML or code only: no
+ * flag takes it).
+ */
+export type SettingType =
+  | "string"
+  | "integer"
+  | "number"
+  | "boolean"
+  | "listeners";
 
 /** How one setting is parsed, checked and described. */
 export interface SettingSpec {
@@ -45,7 +57,7 @@ export interface SettingSpec {
    * The library default (`DEFAULT_OPTIONS`); absent for the settings of
    * `broker/main.ts` only (`MainSettings`), which have none.
    */
-  readonly default?: string | number | boolean;
+  readonly default?: string | number | boolean | readonly ListenerConfig[];
   /** One line for `--help`. */
   readonly description: string;
 }
@@ -74,6 +86,12 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
     max: UINT16,
     default: 1883,
     description: "TCP port; 0 picks a free port.",
+  },
+  listeners: {
+    type: "listeners",
+    default: [],
+    description:
+      "More listeners (mqtt, mqtts, ws, wss), each with its own port: a YAML list; see README.",
   },
   maxConnections: {
     type: "integer",

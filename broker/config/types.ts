@@ -13,6 +13,64 @@
 
 import type { QoS } from "../../codec/packet.ts";
 import type { BrokerHooks } from "../hooks.ts";
+import type { ListenerProtocol } from "../listen/listener.ts";
+
+/**
+ * One more listener of a broker (besides `host`/`port`, the MQTT/TCP one):
+ * an entry of `BrokerOptions.listeners` (YAML `listeners:`).
+ *
+ * @example
+ * ```ts
+ * import type { ListenerConfig } from "@kite/mqtt/broker";
+ * const tls: ListenerConfig = {
+ *   protocol: "mqtts",
+ *   port: 8883,
+ *   certFile: "/etc/kite/server.crt",
+ *   keyFile: "/etc/kite/server.key",
+ * };
+ * const ws: ListenerConfig = { protocol: "ws", port: 8080, path: "/mqtt" };
+ * ```
+ */
+export interface ListenerConfig {
+  /** `mqtt` (TCP), `mqtts` (TLS), `ws` (WebSocket) or `wss` (WebSocket over TLS). */
+  protocol: ListenerProtocol;
+  /** The interface to listen on. Default: the broker's `host`. */
+  host?: string;
+  /** The port; 0 picks a free one. */
+  port: number;
+  /** `mqtts`/`wss`: the certificate chain, a PEM file (reloaded on SIGHUP). */
+  certFile?: string;
+  /** `mqtts`/`wss`: its private key, a PEM file. */
+  keyFile?: string;
+  /**
+   * `mqtts`/`wss`: CA certificates (PEM file) that client certificates must
+   * chain to; used with `requireClientCertificate`.
+   */
+  caFile?: string;
+  /**
+   * `mqtts`/`wss`: refuse clients without a certificate that `caFile`
+   * vouches for (mutual TLS). Default false.
+   */
+  requireClientCertificate?: boolean;
+  /**
+   * `mqtts`/`wss` with `requireClientCertificate`: the client certificate's
+   * subject CN is the client's user name (the CONNECT's user name and
+   * password are ignored, and the `authenticate` hook is not asked: the
+   * certificate proved who it is), as Mosquitto's `use_identity_as_username`.
+   * The authorization hooks and the ACL see that name. Default false.
+   */
+  useIdentityAsUsername?: boolean;
+  /** `ws`/`wss`: the path of the endpoint. Default `/mqtt`. */
+  path?: string;
+  /**
+   * `ws`/`wss`: the origins browsers may connect from
+   * (`https://example.com`); a request from another origin gets 403, one
+   * without an `Origin` header (not a browser) is let in. Default: any.
+   */
+  allowedOrigins?: string[];
+  /** Connections this listener holds at most (besides `maxConnections`). */
+  maxConnections?: number;
+}
 
 /** Options of a `Broker`. Every field is optional; see `DEFAULT_OPTIONS`. */
 export interface BrokerOptions extends BrokerHooks {
@@ -23,6 +81,12 @@ export interface BrokerOptions extends BrokerHooks {
   host?: string;
   /** TCP port; 0 picks a free port. Default 1883. */
   port?: number;
+  /**
+   * More listeners: MQTT over TLS (`mqtts`), WebSocket (`ws`, `wss`) or
+   * another TCP port (`mqtt`), each with its own port and settings (see
+   * `ListenerConfig`). `host`/`port` stay the first listener. Default none.
+   */
+  listeners?: ListenerConfig[];
   /** Connections past this are refused. Default 10000. */
   maxConnections?: number;
   /** Largest packet accepted and advertised, in bytes. Default 256 KiB. */

@@ -6,7 +6,7 @@
  * @module
  */
 
-import { isMap, isScalar, LineCounter, parseDocument } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import { validateWithOrigin } from "./_check.ts";
 import { ConfigError } from "./config_error.ts";
 import type { KiteSettings } from "./types.ts";
@@ -41,14 +41,26 @@ export function parseConfigText(
     });
   }
   const lines = new Map<string, number>();
+  // Nested keys too (`listeners.0`, `listeners.0.port`), for messages about
+  // an entry of a list.
+  const nested = new Map<string, number>();
+  const lineAt = (offset: number) => lineCounter.linePos(offset).line;
   if (isMap(doc.contents)) {
     for (const pair of doc.contents.items) {
-      if (isScalar(pair.key) && pair.key.range) {
-        lines.set(
-          String(pair.key.value),
-          lineCounter.linePos(pair.key.range[0]).line,
-        );
-      }
+      if (!isScalar(pair.key) || !pair.key.range) continue;
+      const key = String(pair.key.value);
+      lines.set(key, lineAt(pair.key.range[0]));
+      if (!isSeq(pair.value)) continue;
+      pair.value.items.forEach((item, i) => {
+        const range = (item as { range?: [number, number, number] }).range;
+        if (range) nested.set(`${key}.${i}`, lineAt(range[0]));
+        if (!isMap(item)) return;
+        for (const p of item.items) {
+          if (isScalar(p.key) && p.key.range) {
+            nested.set(`${key}.${i}.${p.key.value}`, lineAt(p.key.range[0]));
+          }
+        }
+      });
     }
   }
   let value: unknown;
@@ -69,7 +81,12 @@ export function parseConfigText(
       });
     }
   }
-  return validateWithOrigin(value, fileName, (k) => lines.get(k));
+  return validateWithOrigin(
+    value,
+    fileName,
+    (k) => lines.get(k),
+    (path) => nested.get(path),
+  );
 }
 
 /**

@@ -33,6 +33,7 @@ import { encode } from "../../codec/encode.ts";
 import { PacketDecoder } from "../../codec/decode.ts";
 import { MqttError, UnsupportedProtocolError } from "../../codec/errors.ts";
 import type { Duplex } from "../../codec/duplex.ts";
+import type { IdentifiedDuplex } from "../listen/listener.ts";
 import { DUP_FLAG, OutputQueue } from "../../codec/_output.ts";
 import {
   aliasedForm,
@@ -207,6 +208,11 @@ export class Connection implements ConnectionContext, CommitWaiter {
   /** The peer address, if the transport knows it. */
   get remoteAddress(): string | undefined {
     return this.#duplex.remoteAddress;
+  }
+
+  /** The identity the transport verified (see `IdentifiedDuplex`). */
+  get peerIdentity(): string | undefined {
+    return (this.#duplex as IdentifiedDuplex).peerIdentity;
   }
 
   /** Whether CONNACK was sent and the connection is not closing. */

@@ -70,6 +70,11 @@ export interface ConnectionContext extends CoreConnection {
   readonly info: ClientInfo | undefined;
   /** The peer address, if the transport knows it. */
   readonly remoteAddress: string | undefined;
+  /**
+   * The identity the transport verified (the client certificate's CN on a
+   * mutual TLS listener with `useIdentityAsUsername`): the user name.
+   */
+  readonly peerIdentity: string | undefined;
   /** Queues a packet; `durable`: once the store has committed. */
   send(p: Packet, durable?: boolean): void;
   /**

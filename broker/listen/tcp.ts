@@ -12,6 +12,7 @@ import { ConnDuplex } from "../../codec/_conn_duplex.ts";
 import type { Duplex } from "../../codec/duplex.ts";
 import { type Listener, type ListenerAddr, listenerUrl } from "./listener.ts";
 import { AcceptFailures } from "./_accept_errors.ts";
+import { ConnectionCount, TrackedConnDuplex } from "./_tracked.ts";
 
 const log = getLogger(["kite", "broker", "listen"]);
 
@@ -21,6 +22,8 @@ export interface TcpListenOptions {
   hostname: string;
   /** The port (0: any free one). */
   port: number;
+  /** Connections this listener holds at most; more are closed at once. */
+  maxConnections?: number | undefined;
 }
 
 /**
@@ -38,6 +41,7 @@ export class TcpListener implements Listener {
   #listener: Deno.Listener;
   #closed = false;
   #failures: AcceptFailures;
+  #count: ConnectionCount | undefined;
 
   /** Binds at once; throws when the address cannot be bound. */
   constructor(options: TcpListenOptions) {
@@ -48,6 +52,13 @@ export class TcpListener implements Listener {
     const a = this.#listener.addr as Deno.NetAddr;
     this.addr = { protocol: "mqtt", hostname: a.hostname, port: a.port };
     this.#failures = new AcceptFailures(log, listenerUrl(this.addr));
+    if (options.maxConnections !== undefined) {
+      this.#count = new ConnectionCount(
+        options.maxConnections,
+        log,
+        listenerUrl(this.addr),
+      );
+    }
   }
 
   async *accept(): AsyncIterable<Duplex> {
@@ -67,7 +78,10 @@ export class TcpListener implements Listener {
       } catch {
         // not TCP
       }
-      yield new ConnDuplex(conn);
+      const count = this.#count;
+      if (count === undefined) yield new ConnDuplex(conn);
+      else if (count.tryAcquire()) yield new TrackedConnDuplex(conn, count);
+      else conn.close();
     }
   }
 

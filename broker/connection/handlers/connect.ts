@@ -123,7 +123,11 @@ export function onConnect(
       );
     }
   }
-  c.username = p.username;
+  // A client certificate the listener verified names the user (mutual TLS
+  // with useIdentityAsUsername, as Mosquitto's use_identity_as_username):
+  // the CONNECT's user name and password do not count.
+  const identity = c.peerIdentity;
+  c.username = identity ?? p.username;
   if (v5 && p.properties?.authenticationMethod !== undefined) {
     // Enhanced authentication: the exchange decides (no `authenticate`,
     // no anonymous check: the method proves who the client is).
@@ -134,6 +138,11 @@ export function onConnect(
     c.connectPacket = p;
     c.assigned = assigned;
     return flow.connect(p.properties).then((a) => onAuthAction(c, a));
+  }
+  if (identity !== undefined) {
+    // The certificate proved who it is: no `authenticate` to ask.
+    accept(c, p, assigned);
+    return undefined;
   }
   if (!s.allowAnonymous && p.username === undefined) {
     return refuse(c, ReasonCode.NotAuthorized, "anonymous client");
