@@ -317,7 +317,7 @@ export class Broker {
     this.#stopSys?.();
     const core = this.#core;
     if (core === undefined) return;
-    const conns = [...core.connections];
+    const conns = [...core.connections, ...core.closing];
     for (const c of conns) c.shutdown();
     await Promise.all(conns.map((c) => c.closed));
     await core.flush();

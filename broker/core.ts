@@ -86,6 +86,8 @@ export class BrokerCore implements GaugeSource {
   readonly retained: RetainedMessages = new RetainedMessages();
   readonly sessions: Map<string, Session> = new Map();
   readonly connections: Set<CoreConnection> = new Set();
+  /** Connections ended but still writing or draining (see Connection.end). */
+  readonly closing: Set<CoreConnection> = new Set();
   readonly metrics: Metrics = new Metrics(this);
   /** Bytes a connection may buffer before QoS 0 messages to it are dropped. */
   outputBufferLimit: number;
