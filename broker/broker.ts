@@ -22,6 +22,7 @@ import { MemoryStore } from "./store/memory.ts";
 import type { StoredMessage } from "./store/store.ts";
 import { startSys } from "./sys.ts";
 import type { Transport } from "./transport.ts";
+import { counted } from "./_plural.ts";
 
 export type { BrokerInit } from "./core.ts";
 export type { BrokerStats } from "./metrics.ts";
@@ -65,6 +66,8 @@ export class Broker {
   #socketCap = Infinity;
   #capRefused = 0;
   #capLogged = -Infinity;
+  /** listen() failed: close() quietly (the caller reports the error). */
+  #listenFailed = false;
 
   /** Creates a broker; nothing happens until `start()` or `listen()`. */
   constructor(options: BrokerInit = {}) {
@@ -177,6 +180,7 @@ export class Broker {
       listener = new TcpListener({ hostname: s.host, port: s.port });
     } catch (e) {
       // Release the timers and the store: nothing else will.
+      this.#listenFailed = true;
       await this.close();
       throw e;
     }
@@ -231,8 +235,12 @@ export class Broker {
     const now = Date.now();
     if (now - this.#capLogged < 10_000) return;
     log.warn(
-      "{count} connection(s) closed at accept: {cap} sockets open (maxConnections and the open file limit)",
-      { count: this.#capRefused, cap: this.#socketCap },
+      "{closed} closed at accept: {cap} sockets open (maxConnections and the open file limit)",
+      {
+        closed: counted(this.#capRefused, "connection"),
+        count: this.#capRefused,
+        cap: this.#socketCap,
+      },
     );
     this.#capLogged = now;
     this.#capRefused = 0;
@@ -322,6 +330,6 @@ export class Broker {
     await Promise.all(conns.map((c) => c.closed));
     await core.flush();
     await core.store.close();
-    log.info("Broker closed");
+    if (!this.#listenFailed) log.info("Broker closed");
   }
 }

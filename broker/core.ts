@@ -28,6 +28,7 @@ import type {
   Store,
   StoredMessage,
 } from "./store/store.ts";
+import { counted } from "./_plural.ts";
 
 const log = getLogger(["kite", "broker"]);
 
@@ -211,14 +212,13 @@ export class BrokerCore implements GaugeSource {
       this.sessions.set(r.clientId, s);
       this.offline.add(s);
     }
-    log.info(
-      "Loaded {retained} retained messages and {sessions} sessions ({dropped} expired)",
-      {
-        retained: this.retained.size,
-        sessions: this.sessions.size,
-        dropped,
-      },
-    );
+    log.info("Loaded {retainedText} and {sessionsText} ({dropped} expired)", {
+      retainedText: counted(this.retained.size, "retained message"),
+      sessionsText: counted(this.sessions.size, "session"),
+      retained: this.retained.size,
+      sessions: this.sessions.size,
+      dropped,
+    });
   }
 
   /** Finds or creates the session of a connecting client; handles takeover. */

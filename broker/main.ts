@@ -31,7 +31,9 @@ import { type FileAuth, fileAuth } from "./auth.ts";
 import { Broker } from "./broker.ts";
 import { resolveOptions } from "./config/argv.ts";
 import { ConfigError } from "./config/config_error.ts";
+import { MAIN_DEFAULT_OPTIONS } from "./config/defaults.ts";
 import { helpText } from "./config/help.ts";
+import { ListenError } from "./listen/listen_error.ts";
 import { isLoopbackHost } from "./config/secure_defaults.ts";
 import type { BrokerOptions, MainSettings } from "./config/types.ts";
 import { passwdCommand } from "./passwd.ts";
@@ -120,12 +122,10 @@ async function setUpFileAuth(
   });
   if (Deno.build.os === "windows") return { auth, stop: () => {} };
   const onHangUp = () => {
+    // Each file is reloaded on its own; fileAuth logs each failure once.
     auth.reload().then(
       () => log.info("SIGHUP: password and ACL files reloaded"),
-      (error: unknown) =>
-        log.error("SIGHUP: reload failed, previous rules kept: {message}", {
-          message: error instanceof Error ? error.message : String(error),
-        }),
+      () => {},
     );
   };
   Deno.addSignalListener("SIGHUP", onHangUp);
@@ -135,10 +135,14 @@ async function setUpFileAuth(
   };
 }
 
-/** `key=value` pairs of the settings, for one log line. */
+/**
+ * `key=value` pairs of the settings that differ from the defaults of
+ * main.ts, for one log line ("" when none does).
+ */
 function describeOptions(options: object): string {
+  const defaults: Record<string, unknown> = MAIN_DEFAULT_OPTIONS;
   return Object.entries(options)
-    .filter(([, v]) => typeof v !== "function")
+    .filter(([k, v]) => typeof v !== "function" && v !== defaults[k])
     .map(([k, v]) => `${k}=${typeof v === "string" ? JSON.stringify(v) : v}`)
     .join(" ");
 }
@@ -176,9 +180,8 @@ export async function main(args: readonly string[]): Promise<number> {
     if (resolved.configPath !== undefined) {
       log.info("config file {path}", { path: resolved.configPath });
     }
-    log.info("options: {options}", {
-      options: describeOptions(resolved.options),
-    });
+    const changed = describeOptions(resolved.options);
+    if (changed !== "") log.info("options: {options}", { options: changed });
     try {
       fileAuthHandle = await setUpFileAuth(
         { passwordFile, aclFile },
@@ -217,8 +220,15 @@ export async function main(args: readonly string[]): Promise<number> {
       await broker.listen();
     } catch (error) {
       // A valid option the system refuses: port in use, KV file locked, ...
+      // (a ListenError says "cannot listen on HOST:PORT: why" itself).
       const message = error instanceof Error ? error.message : String(error);
-      log.fatal("cannot start: {message}", { message, error });
+      log.fatal(
+        error instanceof ListenError ? "{message}" : "cannot start: {message}",
+        {
+          message,
+          error,
+        },
+      );
       await broker?.close().catch(() => {});
       return 1;
     }

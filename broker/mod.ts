@@ -39,4 +39,5 @@ export type {
   ListenerAddr,
   ListenerProtocol,
 } from "./listen/listener.ts";
+export { ListenError } from "./listen/listen_error.ts";
 export * from "./store/mod.ts";

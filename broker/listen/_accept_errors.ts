@@ -48,8 +48,13 @@ export class AcceptFailures {
     const now = Date.now();
     if (now - this.#lastLog >= LOG_INTERVAL_MS) {
       this.#log.error(
-        "{url}: accept failed {count} time(s): {error}; still accepting (if this is 'Too many open files', raise the descriptor limit: ulimit -n)",
-        { url: this.#url, count: this.#unlogged, error: String(error) },
+        "{url}: accept failed {times}: {error}; still accepting (if this is 'Too many open files', raise the descriptor limit: ulimit -n)",
+        {
+          url: this.#url,
+          times: this.#unlogged === 1 ? "once" : `${this.#unlogged} times`,
+          count: this.#unlogged,
+          error: String(error),
+        },
       );
       this.#lastLog = now;
       this.#unlogged = 0;

@@ -57,6 +57,7 @@ import type {
   Store,
   StoredMessage,
 } from "./store.ts";
+import { counted } from "../_plural.ts";
 
 export { LOCK_FILE_NAME, StoreLockedError } from "./_kv_lock.ts";
 
@@ -433,7 +434,8 @@ export class KvStore implements Store {
       this.#linger.wrote(performance.now() - started);
       done.resolve();
     } catch (e) {
-      logger.error("Writing {count} mutations to {path} failed: {error}", {
+      logger.error("Writing {mutations} to {path} failed: {error}", {
+        mutations: counted(size, "mutation"),
         count: size,
         path: this.path,
         error: e,
