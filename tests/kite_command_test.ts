@@ -3,7 +3,7 @@
  * subprocesses, and `deno install -g ... --config deno.json kite.ts` (the
  * command README documents) into a temporary root, with an empty Deno
  * cache: the installed `kite` runs and fetched none of the test tools'
- * npm packages.
+ * npm packages; nor does `deno run -A broker/main.ts` in the clone.
  */
 
 import assert from "node:assert/strict";
@@ -149,6 +149,33 @@ Deno.test("deno install -g -A -n kite --config deno.json kite.ts installs a kite
     assert.ok(!fetched.includes("mqtt-packet"), fetched.join(" "));
   } finally {
     await Deno.remove(root, { recursive: true });
+    await Deno.remove(cache, { recursive: true });
+  }
+});
+
+Deno.test("deno run -A broker/main.ts --help in the clone, with an empty Deno cache, fetches no test-only npm package", async () => {
+  // Deno installs every npm package of a project's deno.lock at start-up
+  // unless npm-lazy-caching is on (deno.json "unstable").
+  const cache = await Deno.makeTempDir({ prefix: "kite-deno-dir-" });
+  try {
+    const out = await within(
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", join(ROOT, "broker/main.ts"), "--help"],
+        cwd: ROOT,
+        env: { DENO_DIR: cache, NO_COLOR: "1" },
+        stdout: "piped",
+        stderr: "piped",
+      }).output(),
+      120_000,
+      "main.ts --help",
+    );
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const fetched: string[] = [];
+    for await (const e of Deno.readDir(join(cache, "npm/registry.npmjs.org"))) {
+      fetched.push(e.name);
+    }
+    assert.deepEqual(fetched.sort(), ["@logtape", "yaml"]);
+  } finally {
     await Deno.remove(cache, { recursive: true });
   }
 });
