@@ -255,3 +255,43 @@ Deno.test("Connection: without a half-close the broker drains at most a second, 
     listener.close();
   }
 });
+
+Deno.test("Connection: a client taken over while an async hook holds its packets reads DISCONNECT 0x8E, then EOF, and the hook's end changes nothing [MQTT-3.1.4-3]", async () => {
+  const hook = Promise.withResolvers<number>();
+  const called = Promise.withResolvers<void>();
+  let calls = 0;
+  const broker = await startBroker({
+    authorizePublish: () => {
+      calls++;
+      called.resolve();
+      return hook.promise;
+    },
+  });
+  const port = broker.addr.port;
+  try {
+    const a = await RawClient.connect(port, {
+      protocolVersion: 5,
+      clientId: "same",
+    });
+    await a.client.send(
+      publishPacket("held/1", "x", { qos: 1, packetId: 1 }),
+      publishPacket("held/2", "y", { qos: 1, packetId: 2 }),
+    );
+    // The first PUBLISH waits in the hook, the second behind it.
+    await within(called.promise, 3000, "the hook's first call");
+    const b = await RawClient.connect(port, {
+      protocolVersion: 5,
+      clientId: "same",
+    });
+    const d = await a.client.expect("disconnect");
+    assert.equal(d.reasonCode, ReasonCode.SessionTakenOver);
+    hook.resolve(0);
+    await a.client.waitClosed();
+    await a.client.expectNothing((p) => p.type === "puback", 100);
+    assert.equal(calls, 1);
+    await a.client.close();
+    await b.client.disconnect();
+  } finally {
+    await broker.close();
+  }
+});

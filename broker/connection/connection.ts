@@ -12,9 +12,8 @@
  * - after CONNACK: v5 clients get DISCONNECT with the error's reason code,
  *   3.1.1 clients a closed socket [MQTT-4.8.0-1]; the will is published.
  *
- * After a refusing CONNACK or a DISCONNECT the close lingers: no packet is
- * handled any more, the sending side is half-closed once the last bytes
- * are written, and what the client still sends is drained for up to a
+ * After a refusing CONNACK or a DISCONNECT the close lingers (`#finish`): no
+ * packet is handled, the socket is half-closed and drained for up to a
  * second, so the client reads the reason code instead of a reset.
  *
  * Outgoing packets are coalesced (`OutputQueue`): everything queued during
@@ -234,9 +233,11 @@ export class Connection implements ConnectionContext, CommitWaiter {
   // pending, and its settlement (or the end of a blocking handler) calls
   // the one `#onRead` closure of the connection.
 
-  /** Starts the next read, unless closing. */
+  /** Starts the next read, unless one is pending or closing (not lingering). */
   #readLoop(): void {
-    if (this.state >= CLOSING && !this.#lingering) return;
+    if (this.#readPending || (this.state >= CLOSING && !this.#lingering)) {
+      return;
+    }
     this.#readPending = true;
     const duplex = this.#duplex;
     const onRead = this.#onRead;
@@ -342,7 +343,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
   }
 
   #drain(): void {
-    const backlog = this.#backlog!;
+    const backlog = this.#backlog ?? []; // none once ended meanwhile
     while (backlog.length > 0 && this.state < CLOSING) {
       const p = backlog.shift()!;
       let r: Promise<void> | undefined;
