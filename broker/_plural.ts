@@ -1,14 +1,20 @@
 /**
- * `counted(1, "retained message")` -> `1 retained message`; `counted(2, ...)`
- * -> `2 retained messages`: counts in log lines a person reads.
+ * `plural(1, "retained message")` -> `retained message`, `plural(2, ...)`
+ * -> `retained messages`: for log templates a person reads, with the count
+ * itself left a number (`Loaded {retained} ${plural(n, "retained
+ * message")}`), so every formatter prints it as one.
  *
  * @module
  */
 
 /**
- * `n` and the noun, singular for 1 and plural otherwise (`plural` when the
- * plural is not the noun plus "s").
+ * The noun for `n` of it: singular for 1, else plural (`pluralForm` when
+ * it is not the noun plus "s"). No braces: it goes into a log template.
  */
-export function counted(n: number, noun: string, plural = noun + "s"): string {
-  return `${n} ${n === 1 ? noun : plural}`;
+export function plural(
+  n: number,
+  noun: string,
+  pluralForm = noun + "s",
+): string {
+  return n === 1 ? noun : pluralForm;
 }

@@ -22,7 +22,7 @@ import { MemoryStore } from "./store/memory.ts";
 import type { StoredMessage } from "./store/store.ts";
 import { startSys } from "./sys.ts";
 import type { Transport } from "./transport.ts";
-import { counted } from "./_plural.ts";
+import { plural } from "./_plural.ts";
 
 export type { BrokerInit } from "./core.ts";
 export type { BrokerStats } from "./metrics.ts";
@@ -235,12 +235,10 @@ export class Broker {
     const now = Date.now();
     if (now - this.#capLogged < 10_000) return;
     log.warn(
-      "{closed} closed at accept: {cap} sockets open (maxConnections and the open file limit)",
-      {
-        closed: counted(this.#capRefused, "connection"),
-        count: this.#capRefused,
-        cap: this.#socketCap,
-      },
+      `{count} ${
+        plural(this.#capRefused, "connection")
+      } closed at accept: {cap} sockets open (maxConnections and the open file limit)`,
+      { count: this.#capRefused, cap: this.#socketCap },
     );
     this.#capLogged = now;
     this.#capRefused = 0;

@@ -28,7 +28,7 @@ import type {
   Store,
   StoredMessage,
 } from "./store/store.ts";
-import { counted } from "./_plural.ts";
+import { plural } from "./_plural.ts";
 
 const log = getLogger(["kite", "broker"]);
 
@@ -212,13 +212,13 @@ export class BrokerCore implements GaugeSource {
       this.sessions.set(r.clientId, s);
       this.offline.add(s);
     }
-    log.info("Loaded {retainedText} and {sessionsText} ({dropped} expired)", {
-      retainedText: counted(this.retained.size, "retained message"),
-      sessionsText: counted(this.sessions.size, "session"),
-      retained: this.retained.size,
-      sessions: this.sessions.size,
-      dropped,
-    });
+    const retained = this.retained.size;
+    const sessions = this.sessions.size;
+    log.info(
+      `Loaded {retained} ${plural(retained, "retained message")} and ` +
+        `{sessions} ${plural(sessions, "session")} ({dropped} expired)`,
+      { retained, sessions, dropped },
+    );
   }
 
   /** Finds or creates the session of a connecting client; handles takeover. */

@@ -33,7 +33,6 @@ import { resolveOptions } from "./config/argv.ts";
 import { ConfigError } from "./config/config_error.ts";
 import { MAIN_DEFAULT_OPTIONS } from "./config/defaults.ts";
 import { helpText } from "./config/help.ts";
-import { ListenError } from "./listen/listen_error.ts";
 import { isLoopbackHost } from "./config/secure_defaults.ts";
 import type { BrokerOptions, MainSettings } from "./config/types.ts";
 import { passwdCommand } from "./passwd.ts";
@@ -220,15 +219,12 @@ export async function main(args: readonly string[]): Promise<number> {
       await broker.listen();
     } catch (error) {
       // A valid option the system refuses: port in use, KV file locked, ...
-      // (a ListenError says "cannot listen on HOST:PORT: why" itself).
+      // ("cannot listen on HOST:PORT: why" says what failed by itself).
       const message = error instanceof Error ? error.message : String(error);
-      log.fatal(
-        error instanceof ListenError ? "{message}" : "cannot start: {message}",
-        {
-          message,
-          error,
-        },
-      );
+      const line = message.startsWith("cannot ")
+        ? "{message}"
+        : "cannot start: {message}";
+      log.fatal(line, { message, error });
       await broker?.close().catch(() => {});
       return 1;
     }

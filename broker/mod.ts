@@ -39,5 +39,4 @@ export type {
   ListenerAddr,
   ListenerProtocol,
 } from "./listen/listener.ts";
-export { ListenError } from "./listen/listen_error.ts";
 export * from "./store/mod.ts";

@@ -53,7 +53,7 @@ import type {
 } from "./session_link.ts";
 import type { ClientInfo } from "./hooks.ts";
 import { ReadCache } from "./_read_cache.ts";
-import { counted } from "./_plural.ts";
+import { plural } from "./_plural.ts";
 
 export type {
   SessionContext,
@@ -415,11 +415,12 @@ export class Session implements SharedMember {
     } else if (debugEnabled()) {
       // Guarded: LogTape builds the record before its level check, and a
       // slow subscriber drops many messages a second.
-      log.debug("Session {clientId}: dropped {droppedText} so far", {
-        clientId: this.clientId,
-        droppedText: counted(this.dropped, "message"),
-        dropped: this.dropped,
-      });
+      log.debug(
+        `Session {clientId}: dropped {dropped} ${
+          plural(this.dropped, "message")
+        } so far`,
+        { clientId: this.clientId, dropped: this.dropped },
+      );
     }
   }
 

@@ -8,6 +8,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { Broker } from "../broker/mod.ts";
 import { PasswordFile } from "../broker/password_file.ts";
 import { ReasonCode } from "../codec/reason_code.ts";
 import { RawClient } from "./_helpers.ts";
@@ -162,4 +163,20 @@ Deno.test("main.ts on SIGHUP reloads each file on its own: a broken ACL keeps th
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("Broker.listen() on a port in use rejects with Deno.errors.AddrInUse naming the address", async () => {
+  using taken = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const broker = new Broker({
+    host: "127.0.0.1",
+    port: taken.addr.port,
+    sysInterval: 0,
+  });
+  const e = await broker.listen().then(() => undefined, (e: unknown) => e);
+  assert.ok(e instanceof Deno.errors.AddrInUse, String(e));
+  assert.equal(
+    e.message,
+    `cannot listen on 127.0.0.1:${taken.addr.port}: address already in use`,
+  );
+  assert.ok(e.cause instanceof Deno.errors.AddrInUse);
 });

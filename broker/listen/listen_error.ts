@@ -1,12 +1,10 @@
 /**
- * {@linkcode ListenError}: a listener could not be opened (address in use, a
- * host that does not resolve, ...), with a message that names the address.
+ * {@linkcode listenError}: the error of a listener that could not be opened
+ * (address in use, a host that does not resolve, ...), with a message that
+ * names the address.
  *
  * @module
  */
-
-import { MqttError } from "../../codec/errors.ts";
-import { ReasonCode } from "../../codec/reason_code.ts";
 
 /** `error`'s cause in a few words: `address already in use`. */
 function why(error: unknown): string {
@@ -26,37 +24,33 @@ function why(error: unknown): string {
   return text.charAt(0).toLowerCase() + text.slice(1);
 }
 
+/** The error classes of `Deno.errors` (an error keeps its class). */
+const DENO_ERRORS: ReadonlySet<unknown> = new Set(Object.values(Deno.errors));
+
 /**
- * Thrown by `Broker.listen()` when a listener cannot be opened. The message
- * names the address and the cause: `cannot listen on 0.0.0.0:1883: address
- * already in use`; the system's error is the `cause`.
+ * The error to throw when binding `hostname`:`port` failed with `cause`:
+ * of the same `Deno.errors` class (`Deno.errors.AddrInUse`, ...; else an
+ * `Error`), with the message `cannot listen on HOST:PORT: why` (`address
+ * already in use`, `host does not resolve (...)`) and `cause` as its cause.
  *
  * @example
  * ```ts ignore
- * import { Broker, ListenError } from "@kite/mqtt/broker";
  * try {
- *   await new Broker({ port: 1883 }).listen();
+ *   Deno.listen({ hostname, port });
  * } catch (e) {
- *   if (e instanceof ListenError) console.error(e.message, e.hostname, e.port);
+ *   throw listenError(hostname, port, e);
  * }
  * ```
  */
-export class ListenError extends MqttError {
-  /** The host the listener was to bind. */
-  readonly hostname: string;
-  /** The port it was to bind. */
-  readonly port: number;
-
-  /** Creates the error for `hostname`:`port` failing with `cause`. */
-  constructor(hostname: string, port: number, cause: unknown) {
-    const host = hostname.includes(":") ? `[${hostname}]` : hostname;
-    super(
-      ReasonCode.ServerUnavailable,
-      `cannot listen on ${host}:${port}: ${why(cause)}`,
-      { cause },
-    );
-    this.name = "ListenError";
-    this.hostname = hostname;
-    this.port = port;
-  }
+export function listenError(
+  hostname: string,
+  port: number,
+  cause: unknown,
+): Error {
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  const message = `cannot listen on ${host}:${port}: ${why(cause)}`;
+  const Class = cause instanceof Error && DENO_ERRORS.has(cause.constructor)
+    ? cause.constructor as ErrorConstructor
+    : Error;
+  return new Class(message, { cause });
 }

@@ -12,7 +12,7 @@ import { ConnDuplex } from "../../codec/_conn_duplex.ts";
 import type { Duplex } from "../../codec/duplex.ts";
 import { type Listener, type ListenerAddr, listenerUrl } from "./listener.ts";
 import { AcceptFailures } from "./_accept_errors.ts";
-import { ListenError } from "./listen_error.ts";
+import { listenError } from "./listen_error.ts";
 
 const log = getLogger(["kite", "broker", "listen"]);
 
@@ -40,7 +40,10 @@ export class TcpListener implements Listener {
   #closed = false;
   #failures: AcceptFailures;
 
-  /** Binds at once; throws a `ListenError` when the address cannot be bound. */
+  /**
+   * Binds at once; throws when the address cannot be bound (the system's
+   * error class, with a message naming the address: `listenError`).
+   */
   constructor(options: TcpListenOptions) {
     try {
       this.#listener = Deno.listen({
@@ -48,7 +51,7 @@ export class TcpListener implements Listener {
         port: options.port,
       });
     } catch (e) {
-      throw new ListenError(options.hostname, options.port, e);
+      throw listenError(options.hostname, options.port, e);
     }
     const a = this.#listener.addr as Deno.NetAddr;
     this.addr = { protocol: "mqtt", hostname: a.hostname, port: a.port };

@@ -57,7 +57,7 @@ import type {
   Store,
   StoredMessage,
 } from "./store.ts";
-import { counted } from "../_plural.ts";
+import { plural } from "../_plural.ts";
 
 export { LOCK_FILE_NAME, StoreLockedError } from "./_kv_lock.ts";
 
@@ -434,12 +434,10 @@ export class KvStore implements Store {
       this.#linger.wrote(performance.now() - started);
       done.resolve();
     } catch (e) {
-      logger.error("Writing {mutations} to {path} failed: {error}", {
-        mutations: counted(size, "mutation"),
-        count: size,
-        path: this.path,
-        error: e,
-      });
+      logger.error(
+        `Writing {count} ${plural(size, "mutation")} to {path} failed: {error}`,
+        { count: size, path: this.path, error: e },
+      );
       done.reject(
         new MqttError(
           ReasonCode.ImplementationSpecificError,
