@@ -53,7 +53,6 @@ import type {
 } from "./session_link.ts";
 import type { ClientInfo } from "./hooks.ts";
 import { ReadCache } from "./_read_cache.ts";
-import { plural } from "./_plural.ts";
 
 export type {
   SessionContext,
@@ -415,12 +414,10 @@ export class Session implements SharedMember {
     } else if (debugEnabled()) {
       // Guarded: LogTape builds the record before its level check, and a
       // slow subscriber drops many messages a second.
-      log.debug(
-        `Session {clientId}: dropped {dropped} ${
-          plural(this.dropped, "message")
-        } so far`,
-        { clientId: this.clientId, dropped: this.dropped },
-      );
+      log.debug("Session {clientId}: messages dropped so far: {dropped}", {
+        clientId: this.clientId,
+        dropped: this.dropped,
+      });
     }
   }
 
