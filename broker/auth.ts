@@ -368,17 +368,29 @@ interface Loaded {
   acl: Acl | undefined;
 }
 
-async function loadFiles(options: FileAuthOptions): Promise<Loaded> {
+/** Loads both files, each on its own (one failing does not stop the other). */
+function loadEach(options: FileAuthOptions): Promise<
+  [
+    PromiseSettledResult<PasswordFile | undefined>,
+    PromiseSettledResult<Acl | undefined>,
+  ]
+> {
   const passwordOptions = options.deriver === undefined
     ? {}
     : { deriver: options.deriver };
-  const [passwords, acl] = await Promise.all([
+  return Promise.allSettled([
     options.passwordFile === undefined
       ? undefined
       : PasswordFile.load(options.passwordFile, passwordOptions),
     options.aclFile === undefined ? undefined : Acl.load(options.aclFile),
   ]);
-  return { passwords, acl };
+}
+
+async function loadFiles(options: FileAuthOptions): Promise<Loaded> {
+  const [passwords, acl] = await loadEach(options);
+  if (passwords.status === "rejected") throw passwords.reason;
+  if (acl.status === "rejected") throw acl.reason;
+  return { passwords: passwords.value, acl: acl.value };
 }
 
 function who(client: ClientInfo): Record<string, unknown> {
@@ -547,15 +559,7 @@ export async function fileAuth(options: FileAuthOptions): Promise<FileAuth> {
 
   const reload = async (): Promise<void> => {
     const { passwordFile, aclFile } = options;
-    const passwordOptions = options.deriver === undefined
-      ? {}
-      : { deriver: options.deriver };
-    const [passwords, acl] = await Promise.allSettled([
-      passwordFile === undefined
-        ? undefined
-        : PasswordFile.load(passwordFile, passwordOptions),
-      aclFile === undefined ? undefined : Acl.load(aclFile),
-    ]);
+    const [passwords, acl] = await loadEach(options);
     const failed: unknown[] = [];
     if (passwords.status === "fulfilled") {
       state = { ...state, passwords: passwords.value };
