@@ -352,11 +352,13 @@ export interface FileAuth {
   /** Bumped by each successful `reload`: the broker's cached `authorizeRead` answers are dropped. */
   authorizationEpoch: AuthorizationEpochHook;
   /**
-   * Re-reads both files (call it on SIGHUP). If either file fails to load
-   * the previous rules stay in force and the promise rejects with an
-   * `AuthFileError`. New rules apply at once to every later delivery,
-   * existing subscriptions and queued messages included (through
-   * `authorizeRead` and `authorizationEpoch`).
+   * Re-reads both files (call it on SIGHUP), each on its own: a file that
+   * loads replaces what it held, a file that fails to load keeps its
+   * previous users or rules (so a broken ACL file does not hold back a good
+   * new password file). Each failure is logged once (level error); the
+   * promise then rejects with the first `AuthFileError`. New rules apply at
+   * once to every later delivery, existing subscriptions and queued
+   * messages included (through `authorizeRead` and `authorizationEpoch`).
    */
   reload(): Promise<void>;
 }
@@ -366,17 +368,29 @@ interface Loaded {
   acl: Acl | undefined;
 }
 
-async function loadFiles(options: FileAuthOptions): Promise<Loaded> {
+/** Loads both files, each on its own (one failing does not stop the other). */
+function loadEach(options: FileAuthOptions): Promise<
+  [
+    PromiseSettledResult<PasswordFile | undefined>,
+    PromiseSettledResult<Acl | undefined>,
+  ]
+> {
   const passwordOptions = options.deriver === undefined
     ? {}
     : { deriver: options.deriver };
-  const [passwords, acl] = await Promise.all([
+  return Promise.allSettled([
     options.passwordFile === undefined
       ? undefined
       : PasswordFile.load(options.passwordFile, passwordOptions),
     options.aclFile === undefined ? undefined : Acl.load(options.aclFile),
   ]);
-  return { passwords, acl };
+}
+
+async function loadFiles(options: FileAuthOptions): Promise<Loaded> {
+  const [passwords, acl] = await loadEach(options);
+  if (passwords.status === "rejected") throw passwords.reason;
+  if (acl.status === "rejected") throw acl.reason;
+  return { passwords: passwords.value, acl: acl.value };
 }
 
 function who(client: ClientInfo): Record<string, unknown> {
@@ -544,16 +558,35 @@ export async function fileAuth(options: FileAuthOptions): Promise<FileAuth> {
   const authorizationEpoch = (): number => epoch;
 
   const reload = async (): Promise<void> => {
-    try {
-      state = await loadFiles(options);
-    } catch (e) {
-      logger.error("reload failed, keeping the previous rules: {error}", {
-        error: (e as Error).message,
-      });
-      throw e;
+    const { passwordFile, aclFile } = options;
+    const [passwords, acl] = await loadEach(options);
+    const failed: unknown[] = [];
+    if (passwords.status === "fulfilled") {
+      state = { ...state, passwords: passwords.value };
+      if (passwordFile !== undefined) {
+        logger.info("password file {path} reloaded", { path: passwordFile });
+      }
+    } else {
+      failed.push(passwords.reason);
+      logger.error(
+        "password file reload failed, keeping the previous users: {error}",
+        { error: (passwords.reason as Error).message },
+      );
     }
-    epoch++;
-    logger.info("password and ACL files reloaded");
+    if (acl.status === "fulfilled") {
+      state = { ...state, acl: acl.value };
+      epoch++;
+      if (aclFile !== undefined) {
+        logger.info("ACL file {path} reloaded", { path: aclFile });
+      }
+    } else {
+      failed.push(acl.reason);
+      logger.error(
+        "ACL file reload failed, keeping the previous rules: {error}",
+        { error: (acl.reason as Error).message },
+      );
+    }
+    if (failed.length > 0) throw failed[0];
   };
 
   const auth: FileAuth = {

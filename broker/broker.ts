@@ -12,7 +12,6 @@ import { type Duplex, streamDuplex } from "../codec/duplex.ts";
 import { Connection } from "./connection/connection.ts";
 import { BrokerCore, type BrokerInit } from "./core.ts";
 import { type Listener, listenerUrl } from "./listen/listener.ts";
-import { listenFailure } from "./listen/listen_error.ts";
 import { openListener } from "./listen/open.ts";
 import { TcpListener } from "./listen/tcp.ts";
 import { openFileLimit, socketCap } from "./listen/_fd_limit.ts";
@@ -24,6 +23,7 @@ import { MemoryStore } from "./store/memory.ts";
 import type { StoredMessage } from "./store/store.ts";
 import { startSys } from "./sys.ts";
 import type { Transport } from "./transport.ts";
+import { plural } from "./_plural.ts";
 
 export type { BrokerInit } from "./core.ts";
 export type { BrokerStats } from "./metrics.ts";
@@ -86,6 +86,8 @@ export class Broker {
   #socketCap = Infinity;
   #capRefused = 0;
   #capLogged = -Infinity;
+  /** listen() failed: close() quietly (the caller reports the error). */
+  #listenFailed = false;
 
   /** Creates a broker; nothing happens until `start()` or `listen()`. */
   constructor(options: BrokerInit = {}) {
@@ -194,7 +196,7 @@ export class Broker {
    * on each of `listeners` (TLS, WebSocket, more TCP ports), in order. If
    * one cannot open, the broker closes and this rejects with an error whose
    * message names it: the bind error for an address (`Deno.errors.AddrInUse`:
-   * `cannot listen on mqtt://0.0.0.0:1883: address already in use`), a
+   * `cannot listen on 0.0.0.0:1883: address already in use`), a
    * `ListenError` for a missing or bad certificate file.
    */
   async listen(): Promise<void> {
@@ -202,20 +204,15 @@ export class Broker {
     const s = this.#core!.settings;
     const opened: Listener[] = [];
     try {
-      try {
-        opened.push(new TcpListener({ hostname: s.host, port: s.port }));
-      } catch (e) {
-        throw listenFailure(
-          listenerUrl({ protocol: "mqtt", hostname: s.host, port: s.port }),
-          e,
-        );
-      }
+      // Its errors name the address (`cannot listen on HOST:PORT: ...`).
+      opened.push(new TcpListener({ hostname: s.host, port: s.port }));
       for (const config of s.listeners) {
         opened.push(await openListener(config, { host: s.host }));
       }
     } catch (e) {
       for (const l of opened) l.close();
       // Release the timers and the store: nothing else will.
+      this.#listenFailed = true;
       await this.close();
       throw e;
     }
@@ -311,7 +308,9 @@ export class Broker {
     const now = Date.now();
     if (now - this.#capLogged < 10_000) return;
     log.warn(
-      "{count} connection(s) closed at accept: {cap} sockets open (maxConnections and the open file limit)",
+      `{count} ${
+        plural(this.#capRefused, "connection")
+      } closed at accept: {cap} sockets open (maxConnections and the open file limit)`,
       { count: this.#capRefused, cap: this.#socketCap },
     );
     this.#capLogged = now;
@@ -400,11 +399,11 @@ export class Broker {
     this.#stopSys?.();
     const core = this.#core;
     if (core === undefined) return;
-    const conns = [...core.connections];
+    const conns = [...core.connections, ...core.closing];
     for (const c of conns) c.shutdown();
     await Promise.all(conns.map((c) => c.closed));
     await core.flush();
     await core.store.close();
-    log.info("Broker closed");
+    if (!this.#listenFailed) log.info("Broker closed");
   }
 }

@@ -28,6 +28,7 @@ import type {
   Store,
   StoredMessage,
 } from "./store/store.ts";
+import { plural } from "./_plural.ts";
 
 const log = getLogger(["kite", "broker"]);
 
@@ -86,6 +87,8 @@ export class BrokerCore implements GaugeSource {
   readonly retained: RetainedMessages = new RetainedMessages();
   readonly sessions: Map<string, Session> = new Map();
   readonly connections: Set<CoreConnection> = new Set();
+  /** Connections ended but still writing or draining (see Connection.end). */
+  readonly closing: Set<CoreConnection> = new Set();
   readonly metrics: Metrics = new Metrics(this);
   /** Bytes a connection may buffer before QoS 0 messages to it are dropped. */
   outputBufferLimit: number;
@@ -209,13 +212,12 @@ export class BrokerCore implements GaugeSource {
       this.sessions.set(r.clientId, s);
       this.offline.add(s);
     }
+    const retained = this.retained.size;
+    const sessions = this.sessions.size;
     log.info(
-      "Loaded {retained} retained messages and {sessions} sessions ({dropped} expired)",
-      {
-        retained: this.retained.size,
-        sessions: this.sessions.size,
-        dropped,
-      },
+      `Loaded {retained} ${plural(retained, "retained message")} and ` +
+        `{sessions} ${plural(sessions, "session")} ({dropped} expired)`,
+      { retained, sessions, dropped },
     );
   }
 

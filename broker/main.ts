@@ -32,6 +32,7 @@ import { Broker } from "./broker.ts";
 import { listenerUrl } from "./listen/listener.ts";
 import { resolveOptions } from "./config/argv.ts";
 import { ConfigError } from "./config/config_error.ts";
+import { MAIN_DEFAULT_OPTIONS } from "./config/defaults.ts";
 import { helpText } from "./config/help.ts";
 import { isLoopbackHost } from "./config/secure_defaults.ts";
 import type { BrokerOptions, MainSettings } from "./config/types.ts";
@@ -121,12 +122,10 @@ async function setUpFileAuth(
   });
   if (Deno.build.os === "windows") return { auth, stop: () => {} };
   const onHangUp = () => {
+    // Each file is reloaded on its own; fileAuth logs each failure once.
     auth.reload().then(
       () => log.info("SIGHUP: password and ACL files reloaded"),
-      (error: unknown) =>
-        log.error("SIGHUP: reload failed, previous rules kept: {message}", {
-          message: error instanceof Error ? error.message : String(error),
-        }),
+      () => {},
     );
   };
   Deno.addSignalListener("SIGHUP", onHangUp);
@@ -156,10 +155,19 @@ function reloadCertificatesOnHangUp(broker: Broker): () => void {
   return () => Deno.removeSignalListener("SIGHUP", onHangUp);
 }
 
-/** `key=value` pairs of the settings, for one log line. */
+/**
+ * `key=value` pairs of the settings that differ from the defaults of
+ * main.ts, for one log line ("" when none does).
+ */
 function describeOptions(options: object): string {
+  const defaults: Record<string, unknown> = MAIN_DEFAULT_OPTIONS;
   return Object.entries(options)
-    .filter(([, v]) => typeof v !== "function")
+    .filter(([k, v]) =>
+      typeof v !== "function" &&
+      (typeof v === "object"
+        ? JSON.stringify(v) !== JSON.stringify(defaults[k] ?? [])
+        : v !== defaults[k])
+    )
     .map(([k, v]) =>
       `${k}=${
         typeof v === "string" || typeof v === "object" ? JSON.stringify(v) : v
@@ -201,9 +209,8 @@ export async function main(args: readonly string[]): Promise<number> {
     if (resolved.configPath !== undefined) {
       log.info("config file {path}", { path: resolved.configPath });
     }
-    log.info("options: {options}", {
-      options: describeOptions(resolved.options),
-    });
+    const changed = describeOptions(resolved.options);
+    if (changed !== "") log.info("options: {options}", { options: changed });
     try {
       fileAuthHandle = await setUpFileAuth(
         { passwordFile, aclFile },
@@ -242,8 +249,12 @@ export async function main(args: readonly string[]): Promise<number> {
       await broker.listen();
     } catch (error) {
       // A valid option the system refuses: port in use, KV file locked, ...
+      // ("cannot listen on HOST:PORT: why" says what failed by itself).
       const message = error instanceof Error ? error.message : String(error);
-      log.fatal("cannot start: {message}", { message, error });
+      const line = message.startsWith("cannot ")
+        ? "{message}"
+        : "cannot start: {message}";
+      log.fatal(line, { message, error });
       await broker?.close().catch(() => {});
       return 1;
     }

@@ -414,7 +414,7 @@ export class Session implements SharedMember {
     } else if (debugEnabled()) {
       // Guarded: LogTape builds the record before its level check, and a
       // slow subscriber drops many messages a second.
-      log.debug("Session {clientId}: dropped {dropped} messages so far", {
+      log.debug("Session {clientId}: messages dropped so far: {dropped}", {
         clientId: this.clientId,
         dropped: this.dropped,
       });

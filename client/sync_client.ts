@@ -86,6 +86,25 @@ export interface CallOptions {
 type Handler = { filter: string; fn: MessageHandler };
 
 /**
+ * Throws `Deno.errors.NotCapable` now when the worker's module cannot be
+ * read: a worker that fails to load cannot answer, and the blocked thread
+ * would only see a `TimeoutError` after the call's timeout.
+ */
+function checkWorkerPermission(url: URL): void {
+  if (url.protocol !== "file:") return;
+  const path = decodeURIComponent(url.pathname);
+  const desc = { name: "read", path } as const;
+  let state = Deno.permissions.querySync(desc).state;
+  if (state === "prompt") state = Deno.permissions.requestSync(desc).state;
+  if (state !== "granted") {
+    throw new Deno.errors.NotCapable(
+      `SyncClient needs read access to ${path} to start its worker: ` +
+        "run with --allow-read (or -A), and --allow-net for the broker",
+    );
+  }
+}
+
+/**
  * A blocking MQTT 3.1.1/5.0 client. `connect()`, `publish()`,
  * `subscribe()`, `unsubscribe()` and `disconnect()` block until the broker
  * answered (QoS 1 until PUBACK, QoS 2 until PUBCOMP), return what the async
@@ -104,7 +123,9 @@ type Handler = { filter: string; fn: MessageHandler };
  * Limits: while a call blocks, nothing else runs on the calling thread (its
  * timers, I/O, and a `Broker` started in the same thread, which therefore
  * cannot answer: run that one in another process or worker). The worker
- * inherits the thread's permissions (it needs `--allow-net` to the broker).
+ * inherits the thread's permissions: it needs read access to its module
+ * (without it the constructor throws `Deno.errors.NotCapable` at once) and
+ * `--allow-net` to the broker.
  * The `auth` callback of enhanced authentication cannot cross to the worker.
  * A call's result must fit in `replyBufferBytes` (64 KiB). Each call costs a
  * thread hop: about 150 us per QoS 0 publish here, 310 us for QoS 1.
@@ -152,9 +173,9 @@ export class SyncClient implements Disposable {
       ...rest,
     };
     if (rest.clientId !== undefined) this.#clientId = rest.clientId;
-    const w = new Worker(new URL("./_sync_worker.ts", import.meta.url), {
-      type: "module",
-    });
+    const url = new URL("./_sync_worker.ts", import.meta.url);
+    checkWorkerPermission(url);
+    const w = new Worker(url, { type: "module" });
     w.onmessage = this.#onWorkerMessage;
     w.onerror = (e) => {
       e.preventDefault();

@@ -198,6 +198,19 @@ export class ConnDuplex implements Duplex, RawReader {
     }
   }
 
+  /**
+   * Half-closes: the peer reads EOF after what was written; reads go on
+   * until `close()`. Resolves (never rejects) once done or failed.
+   */
+  async closeWrite(): Promise<void> {
+    if (this.#closed) return;
+    try {
+      await this.#conn.closeWrite();
+    } catch {
+      // not connected any more: close() follows
+    }
+  }
+
   /** Closes the socket; idempotent. */
   close(): void {
     if (this.#closed) return;

@@ -34,6 +34,16 @@ export interface Duplex {
   write(data: Uint8Array): Promise<void>;
   /** Closes both directions; idempotent. */
   close(): void;
+  /**
+   * Optional half-close: ends the sending direction (the peer reads EOF
+   * after the bytes written so far) while reads go on, until `close()`.
+   * A broker uses it to close "lingering": after its last packet (a
+   * DISCONNECT with a reason code, a refusing CONNACK) it drains what the
+   * peer still sends, so closing does not reset the connection and discard
+   * that packet before the peer reads it. Without it the broker drains
+   * without half-closing.
+   */
+  closeWrite?(): Promise<void>;
   /** The peer address, if known. */
   remoteAddress?: string | undefined;
   /**
@@ -87,6 +97,10 @@ export function streamDuplex(t: StreamPair): Duplex {
     },
     async write(data) {
       await writer.write(data);
+    },
+    async closeWrite() {
+      // The peer reads EOF after what was written; reads go on.
+      await writer.close().catch(() => {});
     },
     close() {
       if (closed) return;

@@ -291,6 +291,54 @@ Deno.test("fileAuth() reload() keeps the previous rules when a file is broken", 
   });
 });
 
+Deno.test("fileAuth() reload() loads each file on its own: a broken ACL keeps the old rules but a good new password file applies, and the failure is logged once", async () => {
+  await using f = await fixture({ alice: "old" }, ACL);
+  await withLogs(async (records) => {
+    const auth = await fileAuth({
+      passwordFile: f.passwordFile,
+      aclFile: f.aclFile,
+    });
+    const epoch = auth.authorizationEpoch();
+    const file = await PasswordFile.load(f.passwordFile, FAST);
+    await file.setUser("bob", "new");
+    await file.save(f.passwordFile);
+    await Deno.writeTextFile(f.aclFile, "topic sometimes a\n");
+    const from = records.length;
+    await assert.rejects(auth.reload(), AuthFileError);
+    const bob = { ...client("c2", "bob"), password: enc.encode("new") };
+    assert.equal(await auth.authenticate(bob), ReasonCode.Success);
+    // The ACL is the old one (alice may still write alice/x).
+    assert.equal(
+      auth.authorizePublish(client("c1", "alice"), "alice/x", 0, false),
+      0,
+    );
+    assert.equal(auth.authorizationEpoch(), epoch);
+    const errors = records.slice(from).filter((r) => r.level === "error");
+    assert.equal(errors.length, 1, errors.map(render).join("\n"));
+    assert.match(render(errors[0]!), /ACL file reload failed/);
+    assert.ok(
+      records.slice(from).some((r) =>
+        r.level === "info" && /password file/.test(render(r))
+      ),
+    );
+
+    // And the other way round: a broken password file, a good new ACL.
+    await Deno.writeTextFile(f.passwordFile, "bob:not-a-hash\n");
+    await Deno.writeTextFile(f.aclFile, "user alice\ntopic write news\n");
+    const from2 = records.length;
+    await assert.rejects(auth.reload(), AuthFileError);
+    assert.equal(await auth.authenticate(bob), ReasonCode.Success);
+    assert.equal(
+      auth.authorizePublish(client("c1", "alice"), "alice/x", 0, false),
+      ReasonCode.NotAuthorized,
+    );
+    assert.notEqual(auth.authorizationEpoch(), epoch);
+    const errors2 = records.slice(from2).filter((r) => r.level === "error");
+    assert.equal(errors2.length, 1, errors2.map(render).join("\n"));
+    assert.match(render(errors2[0]!), /password file reload failed/);
+  });
+});
+
 Deno.test("fileAuth() rejects a missing file at start-up", async () => {
   await assert.rejects(
     fileAuth({ passwordFile: "/nonexistent/kite.passwd" }),

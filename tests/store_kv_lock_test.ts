@@ -246,3 +246,54 @@ Deno.test("KvStore.open() refuses a directory a broker holds after its kite.lock
     }
   });
 });
+
+Deno.test("KvStore.open() without --unstable-kv throws KvUnavailableError saying what to add, and a persistent Broker does not start", async () => {
+  // A program of its own (its deno.json: Kite's imports, no "unstable"),
+  // as an application that uses Kite as a library.
+  const dir = await Deno.makeTempDir({ prefix: "kite-no-kv-" });
+  try {
+    const own = JSON.parse(
+      await Deno.readTextFile(new URL("../deno.json", import.meta.url)),
+    );
+    await Deno.writeTextFile(
+      `${dir}/deno.json`,
+      JSON.stringify({ imports: own.imports }),
+    );
+    const broker = new URL("../broker/mod.ts", import.meta.url).href;
+    await Deno.writeTextFile(
+      `${dir}/app.ts`,
+      `import { Broker, KvStore, KvUnavailableError } from "${broker}";
+const report = (e: unknown) =>
+  console.log(JSON.stringify({
+    typed: e instanceof KvUnavailableError,
+    code: (e as KvUnavailableError).reasonCode,
+    message: (e as Error).message,
+  }));
+try { await KvStore.open("${dir}/data"); } catch (e) { report(e); }
+const b = new Broker({ port: 0, enablePersistence: true, persistencePath: "${dir}/data", sysInterval: 0 });
+try { await b.listen(); } catch (e) { report(e); }
+`,
+    );
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", "--config", `${dir}/deno.json`, `${dir}/app.ts`],
+      cwd: dir,
+      env: { NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+    const lines = text.trim().split("\n").map((l) => JSON.parse(l));
+    assert.equal(lines.length, 2, text);
+    for (const r of lines) {
+      assert.equal(r.typed, true);
+      assert.equal(r.code, 0x88); // Server unavailable
+      assert.match(r.message, /--unstable-kv/);
+      assert.match(r.message, /"unstable": \["kv"\]/);
+    }
+    // Nothing was created: the check comes first.
+    await assert.rejects(Deno.stat(`${dir}/data`), Deno.errors.NotFound);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

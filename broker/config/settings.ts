@@ -166,6 +166,14 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
     default: 0,
     description: "v5 Server Keep Alive in seconds; 0 keeps the client's.",
   },
+  maxKeepAlive: {
+    type: "integer",
+    min: 1,
+    max: UINT16,
+    default: 65535,
+    description:
+      "Longest keep alive in seconds: v5 asking more (or 0) get it, 3.1.1 0x02; 65535: no cap.",
+  },
   maxInflightMessages: {
     type: "integer",
     min: 1,

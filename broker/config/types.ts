@@ -115,6 +115,15 @@ export interface BrokerOptions extends BrokerHooks {
   topicAliasMaximum?: number;
   /** v5 Server Keep Alive in seconds; 0 leaves the client's. Default 0. */
   serverKeepAlive?: number;
+  /**
+   * Longest keep alive a client may use, in seconds, as Mosquitto's
+   * `max_keepalive`: a v5 client asking more (or 0, no keep alive) gets
+   * CONNACK Server Keep Alive with this value and is held to it; a 3.1.1
+   * client asking more (or 0) is refused with CONNACK 0x02 (identifier
+   * rejected), as 3.1.1 cannot tell it another value; a client asking less
+   * keeps its own. 65535 (the default): no cap.
+   */
+  maxKeepAlive?: number;
   /** Unacknowledged QoS 1/2 messages to a client at once. Default 1000. */
   maxInflightMessages?: number;
   /** Messages queued per session beyond in-flight ones. Default 1000. */

@@ -12,6 +12,10 @@
  * - after CONNACK: v5 clients get DISCONNECT with the error's reason code,
  *   3.1.1 clients a closed socket [MQTT-4.8.0-1]; the will is published.
  *
+ * After a refusing CONNACK or a DISCONNECT the close lingers (`#finish`): no
+ * packet is handled, the socket is half-closed and drained for up to a
+ * second, so the client reads the reason code instead of a reset.
+ *
  * Outgoing packets are coalesced (`OutputQueue`): everything queued during
  * one turn of the event loop (and while a write is in progress) goes out in
  * one write, with packet ids patched into shared PUBLISH encodings as they
@@ -21,17 +25,16 @@
  *
  * MQTT 5 topic aliases to the client, when its CONNECT allows them: given
  * first come, first served per topic until its maximum (or 64 KiB of topic
- * text) is used, then topics go in full; never remapped; dropped on close. The shared encoding is rewritten (not
- * re-encoded) per connection, the "alias in use" form shared among
+ * text) is used, then topics go in full; never remapped; dropped on close.
+ * The shared encoding is rewritten (not re-encoded) per connection, the "alias in use" form shared among
  * connections with the same alias for the topic.
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
-import { encode } from "../../codec/encode.ts";
 import { PacketDecoder } from "../../codec/decode.ts";
-import { MqttError, UnsupportedProtocolError } from "../../codec/errors.ts";
+import { MqttError } from "../../codec/errors.ts";
 import type { Duplex } from "../../codec/duplex.ts";
 import type { IdentifiedDuplex } from "../listen/listener.ts";
 import { DUP_FLAG, OutputQueue } from "../../codec/_output.ts";
@@ -43,12 +46,11 @@ import {
 import type { TopicAliasReceiver } from "../../codec/_topic_alias.ts";
 import type {
   ConnectPacket,
-  DisconnectPacket,
   Packet,
   Properties,
   ProtocolVersion,
 } from "../../codec/packet.ts";
-import { ReasonCode, toConnackReturnCodeV4 } from "../../codec/reason_code.ts";
+import { ReasonCode } from "../../codec/reason_code.ts";
 import type { EnhancedAuthFlow } from "../auth.ts";
 import type { CommitWaiter } from "../commit_gate.ts";
 import type { BrokerCore } from "../core.ts";
@@ -64,20 +66,20 @@ import {
   type ConnectionContext,
 } from "./context.ts";
 import { handlePacket } from "./handlers/mod.ts";
+import { checkTimeouts } from "./handlers/control.ts";
 import { HeldOutput } from "./_held_output.ts";
+import {
+  disconnectPacket,
+  encodeWithin,
+  refusalConnack,
+} from "./_final_packets.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
 
 /** How long a closing connection may take to flush its last bytes. */
 const CLOSE_FLUSH_MS = 1000;
-
-/** Reason strings of the broker's own DISCONNECTs that carry no error. */
-const DISCONNECT_REASONS: Record<number, string> = {
-  [ReasonCode.KeepAliveTimeout]: "keep alive timeout",
-  [ReasonCode.SessionTakenOver]:
-    "another connection took this client identifier over",
-  [ReasonCode.ServerShuttingDown]: "the server is shutting down",
-};
+/** How long a closed connection drains what the client still sends. */
+const LINGER_MS = 1000;
 
 /**
  * A client connection served by a broker. The fields without `#` are the
@@ -134,6 +136,12 @@ export class Connection implements ConnectionContext, CommitWaiter {
   #closed: Promise<void> | undefined;
   #closedResolve: (() => void) | undefined;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  // A read is pending; the client's side ended (EOF, failed read); the
+  // close lingers after the last bytes, and is lingering (see `#finish`).
+  #readPending = false;
+  #eof = false;
+  #lingerWanted = false;
+  #lingering = false;
   /** Built on first use (hooks, wills): most brokers never ask. */
   #info: ClientInfo | undefined;
   #username: string | undefined;
@@ -231,9 +239,12 @@ export class Connection implements ConnectionContext, CommitWaiter {
   // pending, and its settlement (or the end of a blocking handler) calls
   // the one `#onRead` closure of the connection.
 
-  /** Starts the next read, unless closing. */
+  /** Starts the next read, unless one is pending or closing (not lingering). */
   #readLoop(): void {
-    if (this.state >= CLOSING) return;
+    if (this.#readPending || (this.state >= CLOSING && !this.#lingering)) {
+      return;
+    }
+    this.#readPending = true;
     const duplex = this.#duplex;
     const onRead = this.#onRead;
     const raw = duplex.raw;
@@ -252,6 +263,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
         this.#afterPush();
         return;
       }
+      this.#readPending = false;
       let chunk: Uint8Array | null;
       const raw = this.#duplex.raw;
       if (typeof r === "number") chunk = raw!.take(r);
@@ -259,14 +271,17 @@ export class Connection implements ConnectionContext, CommitWaiter {
       else {
         // EOF, or a read failed: after our own close() that is just the end.
         raw?.ended();
-        if (r === null || raw?.isClosed === true) chunk = null;
-        else {
+        this.#eof = true;
+        if (r === null || raw?.isClosed === true || this.#lingering) {
+          chunk = null;
+        } else {
           this.#fail(r);
           return;
         }
       }
       if (chunk === null) {
-        if (this.state < CLOSING) {
+        if (this.#lingering) this.#release();
+        else if (this.state < CLOSING) {
           if (debugEnabled()) {
             log.debug("{clientId}: connection closed by the client", {
               clientId: this.clientId,
@@ -276,7 +291,11 @@ export class Connection implements ConnectionContext, CommitWaiter {
         }
         return;
       }
-      if (this.state >= CLOSING) return;
+      if (this.state >= CLOSING) {
+        // Closing: not handled; while lingering, drained.
+        if (this.#lingering) this.#readLoop();
+        return;
+      }
       this.lastRx = Date.now();
       this.core.metrics.bytesReceived += chunk.length;
       // One dispatcher shared by all connections instead of a bound
@@ -330,7 +349,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
   }
 
   #drain(): void {
-    const backlog = this.#backlog!;
+    const backlog = this.#backlog ?? []; // none once ended meanwhile
     while (backlog.length > 0 && this.state < CLOSING) {
       const p = backlog.shift()!;
       let r: Promise<void> | undefined;
@@ -425,24 +444,12 @@ export class Connection implements ConnectionContext, CommitWaiter {
   #write(p: Packet): void {
     if (this.state === CLOSED) return;
     if (p.type === "puback") this.qos1Unacked--;
-    let bytes = encode(p, { version: this.version });
-    if (bytes.length > this.maxPacketSize && "properties" in p) {
-      // A reason string or user properties must not take a packet past the
-      // client's Maximum Packet Size: they are left out [MQTT-3.2.2-19]
-      // (and the same rule for the other packets).
-      const props = p.properties as Properties | undefined;
-      if (props !== undefined) {
-        const { reasonString: _r, userProperties: _u, ...rest } = props;
-        bytes = encode({ ...p, properties: rest } as Packet, {
-          version: this.version,
-        });
-      }
-      if (bytes.length > this.maxPacketSize) {
-        // Still too large: never sent [MQTT-3.1.2-24]. A refusing CONNACK
-        // is followed by the close anyway; otherwise the connection closes.
-        if (this.state === CONNECTED) this.end(undefined, true);
-        return;
-      }
+    const bytes = encodeWithin(p, this.version, this.maxPacketSize);
+    if (bytes.length > this.maxPacketSize) {
+      // Still too large: never sent [MQTT-3.1.2-24]. A refusing CONNACK
+      // is followed by the close anyway; otherwise the connection closes.
+      if (this.state === CONNECTED) this.end(undefined, true);
+      return;
     }
     this.#push(bytes, -1, 0);
   }
@@ -560,36 +567,14 @@ export class Connection implements ConnectionContext, CommitWaiter {
       this.#flush();
       return;
     }
-    if (this.state === CLOSING) this.#release();
+    if (this.state === CLOSING) this.#finish();
   }
 
   // ---------------------------------------------------------------- closing
 
   /** Checks the connect timeout and keep alive; called by the broker's sweep. */
   checkTimeouts(now: number): void {
-    if (this.state === CONNECTING) {
-      if (now - this.openedAt > this.core.settings.connectTimeout * 1000) {
-        if (debugEnabled()) {
-          log.debug("connection from {remote}: no CONNECT in time", {
-            remote: this.remoteAddress,
-          });
-        }
-        this.end(undefined, false, true);
-      }
-      return;
-    }
-    if (
-      this.state === CONNECTED && this.keepAlive > 0 &&
-      now - this.lastRx > this.keepAlive * 1500
-    ) {
-      // [MQTT-3.1.2-24]: one and a half times the keep alive.
-      if (debugEnabled()) {
-        log.debug("{clientId}: keep alive timeout", {
-          clientId: this.clientId,
-        });
-      }
-      this.end(ReasonCode.KeepAliveTimeout, true);
-    }
+    checkTimeouts(this, now);
   }
 
   /** Closes this connection because another took its client id over. */
@@ -599,7 +584,11 @@ export class Connection implements ConnectionContext, CommitWaiter {
 
   /** Closes this connection because the broker is shutting down. */
   shutdown(): void {
-    if (this.state === CONNECTING) this.end(undefined, false, true);
+    if (this.state === CLOSING) {
+      // Its last bytes still go out, but it no longer lingers.
+      this.#lingerWanted = false;
+      if (this.#lingering) this.#release();
+    } else if (this.state === CONNECTING) this.end(undefined, false, true);
     else this.end(ReasonCode.ServerShuttingDown, false);
   }
 
@@ -615,26 +604,10 @@ export class Connection implements ConnectionContext, CommitWaiter {
         });
       }
       if (this.state === CONNECTING) {
-        const v5 = e instanceof UnsupportedProtocolError &&
-          e.protocolLevel === 5;
-        if (e.reasonCode === ReasonCode.UnsupportedProtocolVersion && !v5) {
-          // [MQTT-3.1.2-2]: CONNACK 0x01 (3.1.1 form) then close.
-          this.version = 4;
-          this.send({
-            type: "connack",
-            sessionPresent: false,
-            reasonCode: toConnackReturnCodeV4(e.reasonCode),
-          });
-        } else if (this.#decoder.version === 5 || v5) {
-          this.version = 5; // and a level-5 CONNECT's 0x84 [MQTT-3.1.2-1]
-          this.send({
-            type: "connack",
-            sessionPresent: false,
-            reasonCode: e.reasonCode >= 0x80
-              ? e.reasonCode
-              : ReasonCode.UnspecifiedError,
-            properties: { reasonString: e.message },
-          });
+        const refusal = refusalConnack(e, this.#decoder.version);
+        if (refusal !== undefined) {
+          this.version = refusal.version;
+          this.send(refusal.packet);
         }
         this.end(undefined, false);
         return;
@@ -676,7 +649,10 @@ export class Connection implements ConnectionContext, CommitWaiter {
   /**
    * Ends the connection: optionally a v5 DISCONNECT with `code` first, the
    * will published when `ungraceful`, then the socket closed once the
-   * buffered bytes are written (or at once when `now`).
+   * buffered bytes are written (or at once when `now`). No packet is
+   * handled after this. When bytes were still to be written (a DISCONNECT,
+   * a refusing CONNACK), the close lingers (`#finish`), except when the
+   * broker shuts down.
    */
   end(
     code: number | undefined,
@@ -687,15 +663,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
     if (this.state >= CLOSING) return;
     const wasConnected = this.state === CONNECTED;
     if (code !== undefined && wasConnected && this.version === 5) {
-      // A reason string is allowed on DISCONNECT whatever Request Problem
-      // Information says [MQTT-3.1.2-29].
-      const d: DisconnectPacket = { type: "disconnect", reasonCode: code };
-      const why = props?.reasonString ?? DISCONNECT_REASONS[code];
-      if (props !== undefined || why !== undefined) {
-        d.properties = { ...props };
-        if (why !== undefined) d.properties.reasonString = why;
-      }
-      this.#write(d);
+      this.#write(disconnectPacket(code, props));
     }
     this.state = CLOSING;
     this.#backlog = undefined;
@@ -708,12 +676,36 @@ export class Connection implements ConnectionContext, CommitWaiter {
       this.#release();
       return;
     }
+    this.#lingerWanted = code !== ReasonCode.ServerShuttingDown;
+    this.core.closing.add(this);
     this.#closeTimer = setTimeout(() => this.#release(), CLOSE_FLUSH_MS);
+  }
+
+  /**
+   * The last bytes are written. Lingering close: the sending side is
+   * half-closed (the client reads its last packet, then EOF) and what the
+   * client still sends (PUBRELs, more PUBLISHes) is read and dropped until
+   * it closes or LINGER_MS pass. Closing at once with unread bytes would
+   * make the kernel reset the connection, and a reset can discard the
+   * DISCONNECT or CONNACK before the client reads it.
+   */
+  #finish(): void {
+    if (!this.#lingerWanted || this.#eof) {
+      this.#release();
+      return;
+    }
+    this.#lingering = true;
+    clearTimeout(this.#closeTimer);
+    this.#closeTimer = setTimeout(() => this.#release(), LINGER_MS);
+    this.#duplex.closeWrite?.();
+    if (!this.#readPending) this.#readLoop();
   }
 
   #release(): void {
     if (this.state === CLOSED) return;
     this.state = CLOSED;
+    this.#lingering = false;
+    this.core.closing.delete(this);
     if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
     this.#duplex.close();
     this.#closedResolve?.();

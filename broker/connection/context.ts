@@ -40,6 +40,10 @@ export interface ConnectionContext extends CoreConnection {
   session: Session | undefined;
   /** Keep alive in seconds (0: none). */
   keepAlive: number;
+  /** Epoch ms of the last byte received. */
+  readonly lastRx: number;
+  /** Epoch ms the connection was accepted. */
+  readonly openedAt: number;
   /** The broker core. */
   readonly core: BrokerCore;
   /** CONNECTING, CONNECTED, CLOSING or CLOSED. */

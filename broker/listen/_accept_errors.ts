@@ -10,6 +10,7 @@
  */
 
 import type { Logger } from "@logtape/logtape";
+import { plural } from "../_plural.ts";
 
 /** First wait after a failed accept. */
 const FIRST_BACKOFF_MS = 10;
@@ -48,7 +49,9 @@ export class AcceptFailures {
     const now = Date.now();
     if (now - this.#lastLog >= LOG_INTERVAL_MS) {
       this.#log.error(
-        "{url}: accept failed {count} time(s): {error}; still accepting (if this is 'Too many open files', raise the descriptor limit: ulimit -n)",
+        `{url}: accept failed {count} ${
+          plural(this.#unlogged, "time")
+        }: {error}; still accepting (if this is 'Too many open files', raise the descriptor limit: ulimit -n)`,
         { url: this.#url, count: this.#unlogged, error: String(error) },
       );
       this.#lastLog = now;

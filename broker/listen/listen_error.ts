@@ -1,6 +1,9 @@
 /**
- * {@linkcode ListenError}: a listener that could not open (port in use, a
- * missing or bad certificate file), with a message naming its URL.
+ * Errors of listeners that could not open: {@linkcode ListenError} (a
+ * missing or bad certificate file, naming the listener's URL) and
+ * `listenError` / `listenFailure` for a bind failure (address in use, a
+ * host that does not resolve, ...), which keep the `Deno.errors` class and
+ * name the address.
  *
  * @module
  */
@@ -37,15 +40,56 @@ export class ListenError extends Error {
 /** A short reason for a bind failure: "address already in use", ... */
 export function bindFailure(e: unknown): string {
   if (e instanceof Deno.errors.AddrInUse) return "address already in use";
-  if (e instanceof Deno.errors.AddrNotAvailable) return "address not available";
+  if (e instanceof Deno.errors.AddrNotAvailable) {
+    return "address not available on this machine";
+  }
   if (e instanceof Deno.errors.PermissionDenied) {
     return "permission denied (ports below 1024 need privileges)";
   }
   const code = (e as { code?: unknown })?.code;
   if (code === "EADDRINUSE") return "address already in use";
-  if (code === "EADDRNOTAVAIL") return "address not available";
+  if (code === "EADDRNOTAVAIL") return "address not available on this machine";
   if (code === "EACCES") return "permission denied";
-  return e instanceof Error ? e.message : String(e);
+  // Already one of ours (`listenError`): its reason alone.
+  const message = (e instanceof Error ? e.message : String(e))
+    .replace(/^cannot listen on \S+: /, "");
+  const lookup = /^failed to lookup address information: (.*)$/.exec(message);
+  if (lookup !== null) {
+    return `host does not resolve (${lookup[1]!.toLowerCase()})`;
+  }
+  const text = message.replace(/ \(os error \d+\)$/, "");
+  return text.charAt(0).toLowerCase() + text.slice(1);
+}
+
+/** The error classes of `Deno.errors` (an error keeps its class). */
+const DENO_ERRORS: ReadonlySet<unknown> = new Set(Object.values(Deno.errors));
+
+/**
+ * The error to throw when binding `hostname`:`port` failed with `cause`:
+ * of the same `Deno.errors` class (`Deno.errors.AddrInUse`, ...; else an
+ * `Error`), with the message `cannot listen on HOST:PORT: why` (`address
+ * already in use`, `host does not resolve (...)`) and `cause` as its cause.
+ *
+ * @example
+ * ```ts ignore
+ * try {
+ *   Deno.listen({ hostname, port });
+ * } catch (e) {
+ *   throw listenError(hostname, port, e);
+ * }
+ * ```
+ */
+export function listenError(
+  hostname: string,
+  port: number,
+  cause: unknown,
+): Error {
+  const host = hostname.includes(":") ? `[${hostname}]` : hostname;
+  const message = `cannot listen on ${host}:${port}: ${bindFailure(cause)}`;
+  const Class = cause instanceof Error && DENO_ERRORS.has(cause.constructor)
+    ? cause.constructor as ErrorConstructor
+    : Error;
+  return new Class(message, { cause });
 }
 
 /** Whether `e` is about the address (else: the certificate or key). */

@@ -13,6 +13,7 @@ import type { Duplex } from "../../codec/duplex.ts";
 import { type Listener, type ListenerAddr, listenerUrl } from "./listener.ts";
 import { AcceptFailures } from "./_accept_errors.ts";
 import { ConnectionCount, TrackedConnDuplex } from "./_tracked.ts";
+import { listenError } from "./listen_error.ts";
 
 const log = getLogger(["kite", "broker", "listen"]);
 
@@ -43,12 +44,19 @@ export class TcpListener implements Listener {
   #failures: AcceptFailures;
   #count: ConnectionCount | undefined;
 
-  /** Binds at once; throws when the address cannot be bound. */
+  /**
+   * Binds at once; throws when the address cannot be bound (the system's
+   * error class, with a message naming the address: `listenError`).
+   */
   constructor(options: TcpListenOptions) {
-    this.#listener = Deno.listen({
-      hostname: options.hostname,
-      port: options.port,
-    });
+    try {
+      this.#listener = Deno.listen({
+        hostname: options.hostname,
+        port: options.port,
+      });
+    } catch (e) {
+      throw listenError(options.hostname, options.port, e);
+    }
     const a = this.#listener.addr as Deno.NetAddr;
     this.addr = { protocol: "mqtt", hostname: a.hostname, port: a.port };
     this.#failures = new AcceptFailures(log, listenerUrl(this.addr));

@@ -57,11 +57,41 @@ import type {
   Store,
   StoredMessage,
 } from "./store.ts";
+import { plural } from "../_plural.ts";
 
 export { LOCK_FILE_NAME, StoreLockedError } from "./_kv_lock.ts";
 
 /** The name of the Deno KV file inside the store directory. */
 export const KV_FILE_NAME = "kite.kv";
+
+/**
+ * Thrown by `KvStore.open()` (so by a `Broker` with `enablePersistence`)
+ * when the program runs without Deno KV: `Deno.openKv` exists only with
+ * `--unstable-kv`, or `"unstable": ["kv"]` in the deno.json of the program
+ * that uses Kite as a library (Kite's own deno.json does not count there).
+ *
+ * @example
+ * ```ts ignore
+ * import { KvStore, KvUnavailableError } from "@kite/mqtt/broker";
+ * try {
+ *   await KvStore.open("./mqtt_data");
+ * } catch (e) {
+ *   if (e instanceof KvUnavailableError) console.error(e.message);
+ * }
+ * ```
+ */
+export class KvUnavailableError extends MqttError {
+  /** Creates the error. */
+  constructor() {
+    super(
+      ReasonCode.ServerUnavailable,
+      "persistence needs Deno KV, and Deno.openKv is not available: run " +
+        'with --unstable-kv or add "unstable": ["kv"] to your deno.json ' +
+        "(or turn persistence off: enablePersistence false)",
+    );
+    this.name = "KvUnavailableError";
+  }
+}
 
 interface Deferred {
   promise: Promise<void>;
@@ -136,9 +166,11 @@ export class KvStore implements Store {
   /**
    * Opens (creating it if needed) the store in directory `path`. Throws
    * `StoreLockedError` when another live process (or another `KvStore` of
-   * this one) holds the directory; it is free once that process ends.
+   * this one) holds the directory; it is free once that process ends;
+   * `KvUnavailableError` when the program runs without Deno KV.
    */
   static async open(path: string): Promise<KvStore> {
+    if (typeof Deno.openKv !== "function") throw new KvUnavailableError();
     await Deno.mkdir(path, { recursive: true });
     const lock = await lockDirectory(path);
     try {
@@ -402,11 +434,10 @@ export class KvStore implements Store {
       this.#linger.wrote(performance.now() - started);
       done.resolve();
     } catch (e) {
-      logger.error("Writing {count} mutations to {path} failed: {error}", {
-        count: size,
-        path: this.path,
-        error: e,
-      });
+      logger.error(
+        `Writing {count} ${plural(size, "mutation")} to {path} failed: {error}`,
+        { count: size, path: this.path, error: e },
+      );
       done.reject(
         new MqttError(
           ReasonCode.ImplementationSpecificError,

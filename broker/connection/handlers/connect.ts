@@ -85,6 +85,18 @@ export function onConnect(
     assigned = true;
   }
   c.clientId = clientId;
+  const cap = s.maxKeepAlive;
+  if (
+    !v5 && cap < 65535 && (p.keepAlive === 0 || p.keepAlive > cap)
+  ) {
+    // 3.1.1 cannot be told another keep alive: refused, as Mosquitto's
+    // max_keepalive does (v5 gets Server Keep Alive in `accept`).
+    return refuse(
+      c,
+      ReasonCode.ClientIdentifierNotValid,
+      `keep alive ${p.keepAlive} s above the maximum ${cap} s (maxKeepAlive)`,
+    );
+  }
   if (core.connectedCount >= s.maxConnections) {
     return refuse(
       c,
@@ -300,8 +312,7 @@ function accept(
     ownPayload(will); // its Correlation Data, if any
     c.will = will;
   }
-  let keepAlive = p.keepAlive;
-  if (v5 && s.serverKeepAlive > 0) keepAlive = s.serverKeepAlive;
+  const keepAlive = v5 ? keepAliveFor(p.keepAlive, s) : p.keepAlive;
   c.keepAlive = keepAlive;
   const connack: ConnackPacket = {
     type: "connack",
@@ -354,6 +365,20 @@ function accept(
     });
   }
   session.attach(c);
+}
+
+/**
+ * The keep alive a v5 client is held to (sent as Server Keep Alive when it
+ * differs from the one asked): `serverKeepAlive` when set, then capped by
+ * `maxKeepAlive` (below 65535), which also replaces 0 (no keep alive).
+ */
+function keepAliveFor(
+  asked: number,
+  s: { serverKeepAlive: number; maxKeepAlive: number },
+): number {
+  const k = s.serverKeepAlive > 0 ? s.serverKeepAlive : asked;
+  const cap = s.maxKeepAlive;
+  return cap < 65535 && (k === 0 || k > cap) ? cap : k;
 }
 
 /**

@@ -1,13 +1,18 @@
 /**
- * PINGREQ and DISCONNECT from the client.
+ * PINGREQ and DISCONNECT from the client, and the timers that end a
+ * connection: the connect timeout and the keep alive.
  *
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { MqttError } from "../../../codec/errors.ts";
 import type { DisconnectPacket } from "../../../codec/packet.ts";
 import { ReasonCode } from "../../../codec/reason_code.ts";
-import type { ConnectionContext } from "../context.ts";
+import { debugEnabled } from "../../_log.ts";
+import { CONNECTED, CONNECTING, type ConnectionContext } from "../context.ts";
+
+const log = getLogger(["kite", "broker", "connection"]);
 
 /** PINGREQ: PINGRESP [MQTT-3.12.4-1]. */
 export function onPingreq(c: ConnectionContext): void {
@@ -39,4 +44,33 @@ export function onDisconnect(c: ConnectionContext, p: DisconnectPacket): void {
   }
   const withWill = p.reasonCode === ReasonCode.DisconnectWithWillMessage;
   c.end(undefined, withWill);
+}
+
+/**
+ * The broker's sweep: a connection without CONNECT after `connectTimeout`
+ * is closed; a connected client silent for one and a half times its keep
+ * alive is closed as if the network had failed (v5 DISCONNECT 0x8D first;
+ * the will is published) [MQTT-3.1.2-24] ([MQTT-3.1.2-22] in v5).
+ */
+export function checkTimeouts(c: ConnectionContext, now: number): void {
+  if (c.state === CONNECTING) {
+    if (now - c.openedAt > c.core.settings.connectTimeout * 1000) {
+      if (debugEnabled()) {
+        log.debug("connection from {remote}: no CONNECT in time", {
+          remote: c.remoteAddress,
+        });
+      }
+      c.end(undefined, false, true);
+    }
+    return;
+  }
+  if (
+    c.state === CONNECTED && c.keepAlive > 0 &&
+    now - c.lastRx > c.keepAlive * 1500
+  ) {
+    if (debugEnabled()) {
+      log.debug("{clientId}: keep alive timeout", { clientId: c.clientId });
+    }
+    c.end(ReasonCode.KeepAliveTimeout, true);
+  }
 }
