@@ -29,7 +29,6 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import { encode } from "../../codec/encode.ts";
 import { PacketDecoder } from "../../codec/decode.ts";
 import { MqttError, UnsupportedProtocolError } from "../../codec/errors.ts";
 import type { Duplex } from "../../codec/duplex.ts";
@@ -63,20 +62,14 @@ import {
   type ConnectionContext,
 } from "./context.ts";
 import { handlePacket } from "./handlers/mod.ts";
+import { encodeWithin } from "./_encode_within.ts";
 import { HeldOutput } from "./_held_output.ts";
+import { DISCONNECT_REASONS, logDisconnected } from "./_lifecycle_log.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
 
 /** How long a closing connection may take to flush its last bytes. */
 const CLOSE_FLUSH_MS = 1000;
-
-/** Reason strings of the broker's own DISCONNECTs that carry no error. */
-const DISCONNECT_REASONS: Record<number, string> = {
-  [ReasonCode.KeepAliveTimeout]: "keep alive timeout",
-  [ReasonCode.SessionTakenOver]:
-    "another connection took this client identifier over",
-  [ReasonCode.ServerShuttingDown]: "the server is shutting down",
-};
 
 /**
  * A client connection served by a broker. The fields without `#` are the
@@ -98,6 +91,8 @@ export class Connection implements ConnectionContext, CommitWaiter {
   lastRx: number;
   /** Epoch ms the connection was accepted. */
   readonly openedAt: number;
+  /** Epoch ms of the CONNACK (0 before). */
+  connectedAt = 0;
   /** Keep alive in seconds (0: none). */
   keepAlive = 0;
   /** The broker core. */
@@ -266,7 +261,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
               clientId: this.clientId,
             });
           }
-          this.end(undefined, true);
+          this.end(undefined, true, false, undefined, "closed by the client");
         }
         return;
       }
@@ -306,6 +301,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
 
   #onPacket(p: Packet): void {
     if (this.state >= CLOSING) return;
+    this.core.metrics.packetsReceived++;
     if (this.#backlog !== undefined) {
       this.#backlog.push(p);
       return;
@@ -419,19 +415,8 @@ export class Connection implements ConnectionContext, CommitWaiter {
   #write(p: Packet): void {
     if (this.state === CLOSED) return;
     if (p.type === "puback") this.qos1Unacked--;
-    let bytes = encode(p, { version: this.version });
-    if (bytes.length > this.maxPacketSize && "properties" in p) {
-      // A reason string or user properties must not take a packet past the
-      // client's Maximum Packet Size: they are left out [MQTT-3.2.2-19]
-      // (and the same rule for the other packets).
-      const props = p.properties as Properties | undefined;
-      if (props !== undefined) {
-        const { reasonString: _r, userProperties: _u, ...rest } = props;
-        bytes = encode({ ...p, properties: rest } as Packet, {
-          version: this.version,
-        });
-      }
-    }
+    this.core.metrics.packetsSent++;
+    const bytes = encodeWithin(p, this.version, this.maxPacketSize);
     this.#push(bytes, -1, 0);
   }
 
@@ -476,7 +461,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
       );
       out.clear();
       this.#outBytes = 0;
-      this.end(undefined, true, true);
+      this.end(undefined, true, true, undefined, "output buffer overflow");
       return;
     }
     out.push(bytes, off, id);
@@ -527,7 +512,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
               error: String(e),
             });
           }
-          this.end(undefined, true);
+          this.end(undefined, true, false, undefined, "write failed");
         } else this.#release();
       },
     );
@@ -539,6 +524,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
     const metrics = this.core.metrics;
     metrics.bytesSent += bytes;
     metrics.messagesSent += publishes;
+    metrics.packetsSent += publishes;
     // Room again: queued QoS 1/2 messages go first (they wait for it).
     const session = this.session;
     if (session !== undefined && session.waiting > 0 && this.connected) {
@@ -583,6 +569,11 @@ export class Connection implements ConnectionContext, CommitWaiter {
   /** Closes this connection because another took its client id over. */
   takeOver(): void {
     this.end(ReasonCode.SessionTakenOver, true);
+  }
+
+  /** Closes it for an administrator: v5 DISCONNECT 0x98, will published. */
+  kick(): void {
+    this.end(ReasonCode.AdministrativeAction, true);
   }
 
   /** Closes this connection because the broker is shutting down. */
@@ -658,19 +649,23 @@ export class Connection implements ConnectionContext, CommitWaiter {
         : ReasonCode.UnspecifiedError,
       true,
       closedByPeer,
+      undefined,
+      String(e),
     );
   }
 
   /**
    * Ends the connection: optionally a v5 DISCONNECT with `code` first, the
    * will published when `ungraceful`, then the socket closed once the
-   * buffered bytes are written (or at once when `now`).
+   * buffered bytes are written (or at once when `now`). `why` is for the
+   * log line.
    */
   end(
     code: number | undefined,
     ungraceful: boolean,
     now = false,
     props?: Properties,
+    why?: string,
   ): void {
     if (this.state >= CLOSING) return;
     const wasConnected = this.state === CONNECTED;
@@ -690,8 +685,10 @@ export class Connection implements ConnectionContext, CommitWaiter {
     this.#unblocked = undefined;
     // The topic strings of the aliases go now, whoever still holds `this`.
     this.aliasOut = this.aliasIn = undefined;
-    if (wasConnected) this.core.onDisconnected(this, ungraceful);
-    else this.core.onClosedBeforeConnect(this);
+    if (wasConnected) {
+      logDisconnected(this, code, ungraceful, props, why);
+      this.core.onDisconnected(this, ungraceful);
+    } else this.core.onClosedBeforeConnect(this);
     if (now || (!this.#writing && this.#out.length === 0)) {
       this.#release();
       return;

@@ -40,6 +40,8 @@ export interface ConnectionContext extends CoreConnection {
   session: Session | undefined;
   /** Keep alive in seconds (0: none). */
   keepAlive: number;
+  /** Epoch ms of the CONNACK (0 before). */
+  connectedAt: number;
   /** The broker core. */
   readonly core: BrokerCore;
   /** CONNECTING, CONNECTED, CLOSING or CLOSED. */
@@ -75,12 +77,13 @@ export interface ConnectionContext extends CoreConnection {
   /**
    * Ends the connection: a v5 DISCONNECT with `code` first (if given), the
    * will published when `ungraceful`, the socket closed once written (at
-   * once with `now`).
+   * once with `now`); `why` is for the log line.
    */
   end(
     code: number | undefined,
     ungraceful: boolean,
     now?: boolean,
     props?: Properties,
+    why?: string,
   ): void;
 }
