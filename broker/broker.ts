@@ -343,7 +343,10 @@ export class Broker {
    */
   close(): Promise<void> {
     this.#health = "closing";
-    this.#closing ??= this.#close().finally(() => this.#http?.close());
+    this.#closing ??= this.#close().finally(async () => {
+      await this.#http?.close();
+      this.#http = undefined;
+    });
     return this.#closing;
   }
 

@@ -391,6 +391,13 @@ async function publishBody(
   };
   if (b.properties !== undefined) {
     message.properties = publishProperties(b.properties);
+    if (message.properties.payloadFormatIndicator === 1) {
+      try {
+        utf8.decode(payload);
+      } catch {
+        bad("payloadFormatIndicator 1 with a payload that is not UTF-8");
+      }
+    }
     const mei = message.properties.messageExpiryInterval;
     if (mei !== undefined) message.expiresAt = Date.now() + mei * 1000;
   }

@@ -184,7 +184,7 @@ async function refreshMetrics() {
       $("rate-in").textContent = fmt(s.in);
       $("rate-out").textContent = fmt(s.out);
       $("rate-dropped").textContent = fmt(rate("kite_messages_dropped_total"));
-      $("rate-bytes-in").textContent = fmt(rate("kite_bytes_received_total"));
+      $("rate-bytes-in").textContent = fmt(rate("kite_received_bytes_total"));
       draw();
     }
     last = { at: now, v };

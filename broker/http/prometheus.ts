@@ -198,12 +198,12 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
     (m) => DROP_REASONS.map((reason, i) => [{ reason }, m.dropped[i]!]),
   ),
   counter(
-    "kite_bytes_received_total",
+    "kite_received_bytes_total",
     "Bytes read from clients.",
     (m) => m.bytesReceived,
   ),
   counter(
-    "kite_bytes_sent_total",
+    "kite_sent_bytes_total",
     "Bytes written to clients.",
     (m) => m.bytesSent,
   ),
