@@ -25,7 +25,6 @@ import {
   getConsoleSink,
   getLogger,
   getTextFormatter,
-  jsonLinesFormatter,
   type LogLevel,
 } from "@logtape/logtape";
 import { type FileAuth, fileAuth } from "./auth.ts";
@@ -39,6 +38,7 @@ import { passwdCommand } from "./passwd.ts";
 import { AuthFileError } from "./password_file.ts";
 import { KITE_VERSION } from "./sys.ts";
 import { listenerUrl } from "./listen/listener.ts";
+import { jsonLogFormatter } from "./_log_json.ts";
 
 const log = getLogger(["kite", "main"]);
 
@@ -62,7 +62,7 @@ async function setUpLogging(
     sinks: {
       console: getConsoleSink({
         formatter: format === "json"
-          ? jsonLinesFormatter
+          ? jsonLogFormatter
           : Deno.stdout.isTerminal()
           ? ansiColorFormatter
           : plain,

@@ -108,7 +108,7 @@ export const SYS_TOPICS = {
  *
  * @example
  * ```ts ignore
- * loadAverage(0, 600, 10, 60); // 3600 - 3600 * exp(-10 / 60): about 552.8
+ * loadAverage(0, 600, 10, 60); // 3600 - 3600 * exp(-10 / 60): about 552.7
  * ```
  */
 export function loadAverage(
