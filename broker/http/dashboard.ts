@@ -279,7 +279,8 @@ async function refreshApi() {
     });
     fill("sessions", sessions, (tr, s) => {
       cell(tr, s.clientId); cell(tr, s.connected ? "connected" : "offline");
-      cell(tr, s.expiryInterval === 4294967295 ? "never" : s.expiryInterval + " s");
+      cell(tr, s.expiryInterval === 4294967295 ? "never"
+        : s.expiryInterval === 0 ? "at disconnect" : s.expiryInterval + " s");
       cell(tr, s.subscriptions); cell(tr, s.queued);
     });
     fill("subscriptions", subs, (tr, s) => {
