@@ -4,6 +4,9 @@
  * Each is started on a free loopback port, optionally pinned to one CPU with
  * `taskset`, and is ready when a TCP connect to its port succeeds.
  *
+ * `kite-scraped` is Kite with its HTTP server on (`--http-port`), for
+ * compare.ts to scrape `/metrics` while it measures (`--scrape-interval`).
+ *
  * `kite-acl` is Kite with a password file and an ACL file (anonymous clients
  * refused): every delivery is authorized against the subscriber's read
  * rules. The load tool connects to it with the flags in
@@ -29,6 +32,8 @@ export interface RunningBroker {
   stop(): Promise<void>;
   /** Flags bench/load.ts needs for this broker (credentials), if any. */
   loadArgs: string[];
+  /** The port of its HTTP server (`/metrics`), when it has one. */
+  httpPort?: number;
 }
 
 /** The brokers compare.ts knows. */
@@ -37,6 +42,7 @@ export type BrokerName =
   | "kite-kv"
   | "kite-base"
   | "kite-acl"
+  | "kite-scraped"
   | "mosquitto"
   | "aedes";
 
@@ -142,6 +148,7 @@ export function brokerAvailable(name: BrokerName): string | undefined {
     case "kite":
     case "kite-kv":
     case "kite-acl":
+    case "kite-scraped":
       return exists(join(ROOT, "broker", "main.ts"))
         ? undefined
         : "broker/main.ts does not exist yet";
@@ -190,6 +197,7 @@ export async function startBroker(
   const why = brokerAvailable(name);
   if (why) throw new Error(`cannot start ${name}: ${why}`);
   const port = freePort();
+  let httpPort: number | undefined;
   let tmp: string | undefined;
   let cmd: string[];
   switch (name) {
@@ -229,8 +237,13 @@ export async function startBroker(
     case "kite":
     case "kite-kv":
     case "kite-base":
-    case "kite-acl": {
+    case "kite-acl":
+    case "kite-scraped": {
       let auth: string[] = [];
+      if (name === "kite-scraped") {
+        httpPort = freePort();
+        auth = ["--http-port", String(httpPort)];
+      }
       if (name === "kite-kv") {
         tmp = await Deno.makeTempDir({ prefix: "kite-bench-kv-" });
       } else if (name === "kite-acl") {
@@ -314,7 +327,16 @@ export async function startBroker(
   const loadArgs = name === "kite-acl"
     ? ["--username", BENCH_USER, "--password", BENCH_PASSWORD]
     : [];
-  return { name, port, pid: child.pid, output: () => tail, stop, loadArgs };
+  const running: RunningBroker = {
+    name,
+    port,
+    pid: child.pid,
+    output: () => tail,
+    stop,
+    loadArgs,
+  };
+  if (httpPort !== undefined) running.httpPort = httpPort;
+  return running;
 }
 
 const BENCH_USER = "bench";

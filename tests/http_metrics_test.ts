@@ -372,3 +372,13 @@ Deno.test("GET /metrics counts sessions created, resumed, taken over, discarded,
     await broker.close();
   }
 });
+
+Deno.test("README's Operating Kite section lists every metric family", async () => {
+  const readme = await Deno.readTextFile(
+    new URL("../README.md", import.meta.url),
+  );
+  const section = readme.slice(readme.indexOf("## Operating Kite"));
+  for (const f of METRIC_FAMILIES) {
+    assert.match(section, new RegExp("`" + f.name + "[`{]"), f.name);
+  }
+});
