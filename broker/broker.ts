@@ -178,6 +178,9 @@ export class Broker {
           interval,
         );
       }
+      // Started: the listeners `listen()` opens next come in this same
+      // turn, before any HTTP request is answered.
+      if (this.#closing === undefined) this.#health = "serving";
     })();
     return this.#started;
   }
@@ -188,7 +191,6 @@ export class Broker {
    */
   async start(): Promise<void> {
     await this.#startOrClose();
-    if (this.#closing === undefined) this.#health = "serving";
   }
 
   /** Starts; when that fails, releases what was started and rethrows. */
@@ -214,7 +216,6 @@ export class Broker {
       throw e;
     }
     this.serve(listener);
-    if (this.#closing === undefined) this.#health = "serving";
   }
 
   /**
