@@ -186,8 +186,10 @@ export class Broker {
   }
 
   /**
-   * Loads the store and starts the timers, without listening on a socket
-   * (connections can then be attached with `handleConnection`).
+   * Loads the store and starts the timers and, with `httpPort`, the HTTP
+   * server, without listening for MQTT clients (connections can then be
+   * attached with `handleConnection`). When it fails (the store cannot be
+   * opened, the HTTP port is taken), what was started is closed again.
    */
   async start(): Promise<void> {
     await this.#startOrClose();
