@@ -10,6 +10,9 @@
  * `protocol websockets`), and `port` is that listener's; Aedes runs over TCP
  * only.
  *
+ * `kite-scraped` is Kite with its HTTP server on (`--http-port`), for
+ * compare.ts to scrape `/metrics` while it measures (`--scrape-interval`).
+ *
  * `kite-acl` is Kite with a password file and an ACL file (anonymous clients
  * refused): every delivery is authorized against the subscriber's read
  * rules. The load tool connects to it with the flags in
@@ -36,6 +39,8 @@ export interface RunningBroker {
   stop(): Promise<void>;
   /** Flags bench/load.ts needs for this broker (credentials, transport). */
   loadArgs: string[];
+  /** The port of its HTTP server (`/metrics`), when it has one. */
+  httpPort?: number;
 }
 
 /** The brokers compare.ts knows. */
@@ -44,6 +49,7 @@ export type BrokerName =
   | "kite-kv"
   | "kite-base"
   | "kite-acl"
+  | "kite-scraped"
   | "mosquitto"
   | "aedes";
 
@@ -169,6 +175,7 @@ export function brokerAvailable(
     case "kite":
     case "kite-kv":
     case "kite-acl":
+    case "kite-scraped":
       return exists(join(ROOT, "broker", "main.ts"))
         ? undefined
         : "broker/main.ts does not exist yet";
@@ -224,6 +231,7 @@ export async function startBroker(
   const port = freePort();
   // The listener measured: the TCP one, or a second one for TLS/WebSocket.
   const testPort = transport === "tcp" ? port : freePort();
+  let httpPort: number | undefined;
   let tmp: string | undefined;
   let cmd: string[];
   switch (name) {
@@ -274,8 +282,13 @@ export async function startBroker(
     case "kite":
     case "kite-kv":
     case "kite-base":
-    case "kite-acl": {
+    case "kite-acl":
+    case "kite-scraped": {
       let auth: string[] = [];
+      if (name === "kite-scraped") {
+        httpPort = freePort();
+        auth = ["--http-port", String(httpPort)];
+      }
       if (name === "kite-kv") {
         tmp = await Deno.makeTempDir({ prefix: "kite-bench-kv-" });
       } else if (name === "kite-acl") {
@@ -374,7 +387,7 @@ export async function startBroker(
   if (transport === "tls") {
     loadArgs.push("--transport", "tls", "--cafile", certs!.caFile);
   } else if (transport === "ws") loadArgs.push("--transport", "ws");
-  return {
+  const running: RunningBroker = {
     name,
     port: testPort,
     pid: child.pid,
@@ -382,6 +395,8 @@ export async function startBroker(
     stop,
     loadArgs,
   };
+  if (httpPort !== undefined) running.httpPort = httpPort;
+  return running;
 }
 
 const BENCH_USER = "bench";

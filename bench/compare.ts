@@ -17,7 +17,14 @@
  * deno task compare
  * deno task compare -- --scenarios fanin,qos1 --brokers mosquitto,aedes --duration 3
  * deno task compare -- --transport tls --repeat 3
+ * deno task compare -- --brokers kite --scenarios fanin --scrape-interval 1 --repeat 3
  * ```
+ *
+ * With `--scrape-interval N`, Kite also runs as "Kite (scraped)": with its
+ * HTTP server on, `/metrics` fetched every N seconds during the whole run
+ * (as Prometheus would), and the column Kite/Kite (scraped) is the cost of
+ * being scraped. Repeats run interleaved (each broker once, then again), so
+ * a change in the machine's load falls on both alike.
  *
  * @module
  */
@@ -53,9 +60,48 @@ const LABEL: Record<BrokerName, string> = {
   "kite-kv": "Kite (KV)",
   "kite-base": "Kite (base)",
   "kite-acl": "Kite (ACL)",
+  "kite-scraped": "Kite (scraped)",
   mosquitto: "Mosquitto",
   aedes: "Aedes",
 };
+
+/**
+ * Fetches `/metrics` of a broker every `seconds` until stopped, as a
+ * Prometheus server would; a failed scrape throws at `stop()`.
+ */
+class Scraper {
+  #timer: ReturnType<typeof setInterval>;
+  #inFlight: Promise<void> | undefined;
+  #error: unknown;
+  count = 0;
+  bytes = 0;
+  slowestMs = 0;
+
+  constructor(port: number, seconds: number) {
+    const url = `http://127.0.0.1:${port}/metrics`;
+    this.#timer = setInterval(() => {
+      if (this.#inFlight !== undefined) return; // slower than the interval
+      const t0 = performance.now();
+      this.#inFlight = fetch(url).then(async (r) => {
+        const text = await r.text();
+        if (r.status !== 200) throw new Error(`/metrics: ${r.status}`);
+        this.count++;
+        this.bytes += text.length;
+        this.slowestMs = Math.max(this.slowestMs, performance.now() - t0);
+      }).catch((e) => {
+        this.#error ??= e;
+      }).finally(() => this.#inFlight = undefined);
+    }, seconds * 1000);
+  }
+
+  /** Stops scraping; resolves with the counts (rejects if a scrape failed). */
+  async stop(): Promise<{ count: number; bytes: number; slowestMs: number }> {
+    clearInterval(this.#timer);
+    await this.#inFlight;
+    if (this.#error !== undefined) throw this.#error;
+    return { count: this.count, bytes: this.bytes, slowestMs: this.slowestMs };
+  }
+}
 
 /** How {@linkcode runTool} runs the load tool. */
 export interface ToolOptions {
@@ -421,6 +467,7 @@ async function main(args: string[]): Promise<number> {
       json: { type: "string" },
       from: { type: "string" },
       nice: { type: "string" },
+      "scrape-interval": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -433,7 +480,9 @@ async function main(args: string[]): Promise<number> {
   [--json results.json]
   [--from results.json]   print the tables of a saved --json run
   [--nice=N]              run brokers and tool under nice -n N (e.g. -10 as
-                          root, when other jobs share the machine)`);
+                          root, when other jobs share the machine)
+  [--scrape-interval N]   also run Kite with its HTTP server, /metrics
+                          fetched every N s during the run ("Kite (scraped)")`);
     return 0;
   }
   if (values.from) {
@@ -443,7 +492,8 @@ async function main(args: string[]): Promise<number> {
     >;
     const results = new Map(Object.entries(saved));
     const names = [...new Set([...results.keys()].map((k) => k.split("/")[0]))];
-    const brokers = ALL_BROKERS.filter((b) => names.includes(b));
+    const brokers = (["kite", "kite-scraped", "mosquitto", "aedes"] as const)
+      .filter((b) => names.includes(b)) as BrokerName[];
     const scenarios = ALL_SCENARIOS.filter((s) =>
       [...results.keys()].some((k) => k.endsWith(`/${s}`))
     );
@@ -464,6 +514,15 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
   const requested = values.brokers.split(",") as BrokerName[];
+  const scrapeEvery = values["scrape-interval"] === undefined
+    ? undefined
+    : Number(values["scrape-interval"]);
+  if (
+    scrapeEvery !== undefined && requested.includes("kite") &&
+    !requested.includes("kite-scraped")
+  ) {
+    requested.splice(requested.indexOf("kite") + 1, 0, "kite-scraped");
+  }
   const brokers: BrokerName[] = [];
   for (const b of requested) {
     const why = brokerAvailable(b, transport);
@@ -507,15 +566,20 @@ async function main(args: string[]): Promise<number> {
       scenario === "qos1-persistent" && brokers.includes("kite")
         ? ["kite-kv"]
         : [];
-    for (const name of [...brokers, ...extra]) {
-      const runs: LoadResult[] = [];
-      for (let i = 0; i < repeat; i++) {
+    const names = [...brokers, ...extra];
+    const runs = new Map<BrokerName, LoadResult[]>(names.map((n) => [n, []]));
+    // Interleaved: every broker once, then again.
+    for (let i = 0; i < repeat; i++) {
+      for (const name of names) {
         const broker = await startBroker(name, {
           transport,
           ...(certs ? { certs } : {}),
           ...(hasTaskset ? { cpu: 0 } : {}),
           ...(tool.nice !== undefined ? { nice: tool.nice } : {}),
         });
+        const scraper = broker.httpPort !== undefined
+          ? new Scraper(broker.httpPort, scrapeEvery ?? 1)
+          : undefined;
         try {
           const r = await runTool(
             broker.port,
@@ -524,15 +588,22 @@ async function main(args: string[]): Promise<number> {
             tool,
             broker.loadArgs,
           );
-          runs.push(r);
+          const scraped = await scraper?.stop();
+          runs.get(name)!.push(r);
           console.error(
             `${LABEL[name]} ${scenario}: ${fmt(mainMetric(r))}` +
               ` (broker ${fmt(r.cpu.brokerPct)}% / tool ${
                 fmt(r.cpu.toolPct)
               }% CPU)` +
+              (scraped === undefined
+                ? ""
+                : ` /metrics scraped ${scraped.count} times, ${
+                  fmt(scraped.bytes / Math.max(1, scraped.count))
+                } bytes each, slowest ${fmt(scraped.slowestMs, 1)} ms`) +
               (r.warnings.length ? ` warnings: ${r.warnings.join("; ")}` : ""),
           );
         } catch (e) {
+          await scraper?.stop().catch(() => {});
           console.error(
             `${LABEL[name]} ${scenario} failed: ${(e as Error).message}`,
           );
@@ -541,8 +612,10 @@ async function main(args: string[]): Promise<number> {
           await broker.stop();
         }
       }
-      all[`${name}/${scenario}`] = runs;
-      if (runs.length > 0) results.set(`${name}/${scenario}`, runs);
+    }
+    for (const [name, r] of runs) {
+      all[`${name}/${scenario}`] = r;
+      if (r.length > 0) results.set(`${name}/${scenario}`, r);
     }
   }
   await testCerts?.remove();

@@ -1,5 +1,5 @@
 /**
- * A cheap "is debug logging on?" check for hot paths.
+ * Cheap "is debug (info) logging on?" checks for hot paths.
  *
  * LogTape builds a whole record (message template parsed, properties
  * copied, descriptors cloned) before it checks the level, which cost about
@@ -12,7 +12,30 @@
 import { compareLogLevel, getConfig } from "@logtape/logtape";
 
 let seen: unknown = undefined;
-let enabled = true;
+let debug = true;
+let info = true;
+
+/** Whether any configured logger lets `wanted` records through. */
+function lets(
+  config: NonNullable<ReturnType<typeof getConfig>>,
+  wanted: "debug" | "info",
+): boolean {
+  return config.loggers.some((l) => {
+    const c = Array.isArray(l.category) ? l.category : [l.category];
+    if (c[0] === "logtape" && c[1] === "meta") return false;
+    const level = l.lowestLevel;
+    if (level === null) return false;
+    return level === undefined || compareLogLevel(level, wanted) <= 0;
+  });
+}
+
+function refresh(): void {
+  const config = getConfig();
+  if (config === seen) return;
+  seen = config;
+  debug = config !== null && lets(config, "debug");
+  info = config !== null && lets(config, "info");
+}
 
 /**
  * Whether a debug record could reach a sink: true when any configured
@@ -21,16 +44,15 @@ let enabled = true;
  * hide a record this way). False when LogTape is not configured.
  */
 export function debugEnabled(): boolean {
-  const config = getConfig();
-  if (config !== seen) {
-    seen = config;
-    enabled = config !== null && config.loggers.some((l) => {
-      const c = Array.isArray(l.category) ? l.category : [l.category];
-      if (c[0] === "logtape" && c[1] === "meta") return false;
-      const level = l.lowestLevel;
-      if (level === null) return false;
-      return level === undefined || compareLogLevel(level, "debug") <= 0;
-    });
-  }
-  return enabled;
+  refresh();
+  return debug;
+}
+
+/**
+ * Whether an info record could reach a sink (as `debugEnabled`): guards
+ * the per-connection lines, which a connection flood makes many.
+ */
+export function infoEnabled(): boolean {
+  refresh();
+  return info;
 }

@@ -18,10 +18,12 @@ import { openFileLimit, socketCap } from "./listen/_fd_limit.ts";
 import type { BrokerStats } from "./metrics.ts";
 import type { BrokerSettings } from "./config/types.ts";
 import { anonymousAllowed, DEFAULT_OPTIONS } from "./config/defaults.ts";
+import { isLoopbackHost } from "./config/secure_defaults.ts";
 import { KvStore } from "./store/kv.ts";
 import { MemoryStore } from "./store/memory.ts";
 import type { StoredMessage } from "./store/store.ts";
 import { startSys } from "./sys.ts";
+import { type Health, HttpServer } from "./http/server.ts";
 import type { Transport } from "./transport.ts";
 import { plural } from "./_plural.ts";
 
@@ -81,6 +83,8 @@ export class Broker {
   #stopSys: (() => void) | undefined;
   #started: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
+  #http: HttpServer | undefined;
+  #health: Health = "starting";
   #outputBufferLimit: number | undefined;
   /** Most sockets held open (see listen/_fd_limit.ts). */
   #socketCap = Infinity;
@@ -160,6 +164,24 @@ export class Broker {
         core.outputBufferLimit = this.#outputBufferLimit;
       }
       this.#core = core;
+      const s = core.settings;
+      if (s.httpPort >= 0) {
+        // Before the store loads: /healthz says "starting" meanwhile.
+        this.#http = HttpServer.start(core, () => this.#health, {
+          hostname: s.httpHost,
+          port: s.httpPort,
+          token: s.httpToken,
+        });
+        log.info("Listening on {url} (HTTP: /metrics, /healthz, /api/v1, /)", {
+          url: this.#http.url,
+        });
+        if (s.httpToken === "" && !isLoopbackHost(s.httpHost)) {
+          log.warn(
+            "No httpToken: the admin API on {url} answers loopback clients only",
+            { url: this.#http.url },
+          );
+        }
+      }
       await core.load();
       const max = core.settings.maxConnections;
       const fdLimit = openFileLimit();
@@ -179,16 +201,31 @@ export class Broker {
           interval,
         );
       }
+      // Started: the listeners `listen()` opens next come in this same
+      // turn, before any HTTP request is answered.
+      if (this.#closing === undefined) this.#health = "serving";
     })();
     return this.#started;
   }
 
   /**
-   * Loads the store and starts the timers, without listening on a socket
-   * (connections can then be attached with `handleConnection`).
+   * Loads the store and starts the timers and, with `httpPort`, the HTTP
+   * server, without listening for MQTT clients (connections can then be
+   * attached with `handleConnection`). When it fails (the store cannot be
+   * opened, the HTTP port is taken), what was started is closed again.
    */
   async start(): Promise<void> {
-    await this.#start();
+    await this.#startOrClose();
+  }
+
+  /** Starts; when that fails, releases what was started and rethrows. */
+  async #startOrClose(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
   }
 
   /**
@@ -200,7 +237,7 @@ export class Broker {
    * `ListenError` for a missing or bad certificate file.
    */
   async listen(): Promise<void> {
-    await this.#start();
+    await this.#startOrClose();
     const s = this.#core!.settings;
     const opened: Listener[] = [];
     try {
@@ -319,6 +356,7 @@ export class Broker {
 
   #serve(duplex: Duplex): Connection {
     const core = this.#core!;
+    core.metrics.connectionsAccepted++;
     const c = new Connection(core, duplex);
     core.connections.add(c);
     return c;
@@ -343,6 +381,14 @@ export class Broker {
     const first = this.#listeners[0];
     if (first === undefined) throw new Error("the broker is not listening");
     return { hostname: first.addr.hostname, port: first.addr.port };
+  }
+
+  /**
+   * Where the HTTP server (`httpPort`: metrics, health, admin API,
+   * dashboard) listens; undefined when it is off or not started.
+   */
+  get httpAddr(): { hostname: string; port: number } | undefined {
+    return this.#http?.addr;
   }
 
   /**
@@ -381,7 +427,11 @@ export class Broker {
    * connection, commits and closes the store.
    */
   close(): Promise<void> {
-    this.#closing ??= this.#close();
+    this.#health = "closing";
+    this.#closing ??= this.#close().finally(async () => {
+      await this.#http?.close();
+      this.#http = undefined;
+    });
     return this.#closing;
   }
 

@@ -10,6 +10,7 @@
  */
 
 import { getLogger } from "@logtape/logtape";
+import type { Histogram } from "./metrics.ts";
 import type { Store } from "./store/store.ts";
 
 const log = getLogger(["kite", "broker"]);
@@ -42,10 +43,12 @@ export class CommitGate {
   #waiters: CommitWaiter[] = [];
   #scheduled = false;
   #chain: Promise<void> = Promise.resolve();
+  #latency: Histogram | undefined;
 
-  /** Wraps `store`. */
-  constructor(store: Store) {
+  /** Wraps `store`; `latency` gets each group commit's duration, seconds. */
+  constructor(store: Store, latency?: Histogram) {
     this.#inner = store;
+    this.#latency = latency;
     const mark = <A extends unknown[]>(f: (...a: A) => void) => (...a: A) => {
       this.#dirty = true;
       f(...a);
@@ -96,8 +99,10 @@ export class CommitGate {
     const waiters = this.#waiters;
     this.#waiters = [];
     const gen = this.#gen++;
+    const start = performance.now();
     const p = this.#commitNow();
     this.#chain = this.#chain.then(() => p).then(() => {
+      this.#latency?.observe((performance.now() - start) / 1000);
       for (const w of waiters) w.committed(gen);
     }, (e) => {
       log.error("Store commit failed: {error}", { error: e });

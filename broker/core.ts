@@ -10,12 +10,18 @@ import { getLogger } from "@logtape/logtape";
 import { parseSharedSubscription } from "../codec/topic.ts";
 import { CommitGate } from "./commit_gate.ts";
 import type { Dispatcher, SharedFilter } from "./dispatcher.ts";
-import { type GaugeSource, Metrics } from "./metrics.ts";
+import {
+  DropReason,
+  type GaugeSource,
+  type MessageCounts,
+  Metrics,
+} from "./metrics.ts";
 import type { BrokerOptions, BrokerSettings } from "./config/types.ts";
 import { anonymousAllowed, DEFAULT_OPTIONS } from "./config/defaults.ts";
 import type { BrokerHooks, ClientInfo } from "./hooks.ts";
 import { RetainedMessages } from "./retained.ts";
 import { Router } from "./router.ts";
+import { isSysTopic } from "./_topic_rules.ts";
 import {
   ownPayload,
   Session,
@@ -29,6 +35,15 @@ import type {
   StoredMessage,
 } from "./store/store.ts";
 import { plural } from "./_plural.ts";
+import {
+  type ClientView,
+  clientView,
+  type SessionView,
+  sessionView,
+  type SubscriptionView,
+  subscriptionViews,
+  type ViewedConnection,
+} from "./views.ts";
 
 const log = getLogger(["kite", "broker"]);
 
@@ -52,7 +67,7 @@ interface PendingWill {
 }
 
 /** What the core needs from a client connection (also its sessions' link). */
-export interface CoreConnection extends SessionLink {
+export interface CoreConnection extends SessionLink, ViewedConnection {
   /** The client identifier ("" until the CONNECT is read). */
   readonly clientId: string;
   /** The will of this connection, published on an ungraceful close. */
@@ -69,6 +84,8 @@ export interface CoreConnection extends SessionLink {
   checkTimeouts(now: number): void;
   /** Closes the connection because the broker is shutting down. */
   shutdown(): void;
+  /** Closes it for an administrator: v5 DISCONNECT 0x98, will published. */
+  kick(): void;
   /** Resolves when the connection is closed. */
   readonly closed: Promise<void>;
 }
@@ -119,7 +136,7 @@ export class BrokerCore implements GaugeSource {
     this.settings = settings;
     this.hooks = hooks;
     this.outputBufferLimit = settings.outputBufferLimit;
-    this.gate = new CommitGate(store);
+    this.gate = new CommitGate(store, this.metrics.storeCommit);
     this.store = this.gate.store;
     this.dispatcher = new Router(settings.maxQos);
     this.sessionContext = {
@@ -150,6 +167,24 @@ export class BrokerCore implements GaugeSource {
   retainedCount(): number {
     return this.retained.size;
   }
+  connectionCount(): number {
+    return this.connections.size;
+  }
+  sharedSubscriptionCount(): number {
+    return this.dispatcher.sharedSize ?? 0;
+  }
+  retainedBytes(): number {
+    return this.retained.bytes;
+  }
+  messageCounts(): MessageCounts {
+    const n: MessageCounts = { queued: 0, queuedBytes: 0, inflight: 0 };
+    for (const s of this.sessions.values()) {
+      n.queued += s.waiting;
+      n.queuedBytes += s.queuedBytes;
+      n.inflight += s.inflightCount;
+    }
+    return n;
+  }
 
   /** Rebuilds sessions, subscriptions and retained messages from the store. */
   async load(): Promise<void> {
@@ -178,6 +213,7 @@ export class BrokerCore implements GaugeSource {
         }
         this.store.deleteSession(r.clientId);
         dropped++;
+        this.metrics.sessionsExpired++;
         continue;
       }
       const s = new Session(
@@ -232,6 +268,7 @@ export class BrokerCore implements GaugeSource {
     if (existing?.link !== undefined) {
       // [MQTT-3.1.4-3]: the existing connection is closed (v5 0x8E).
       log.info("{clientId}: taken over by a new connection", { clientId: id });
+      this.metrics.sessionsTakenOver++;
       existing.link.takeOver?.();
       existing = this.sessions.get(id);
     }
@@ -240,15 +277,19 @@ export class BrokerCore implements GaugeSource {
       const w = this.pendingWills.get(id);
       if (w !== undefined) this.#publishWill(w.message, w.info, Date.now());
       this.discardSession(existing);
+      this.metrics.sessionsExpired++;
       existing = undefined;
     }
     // A reconnect in time cancels a delayed will.
     this.pendingWills.delete(id);
     if (existing !== undefined && cleanStart) {
       this.discardSession(existing);
+      this.metrics.sessionsDiscarded++;
       existing = undefined;
     }
     const present = existing !== undefined;
+    if (present) this.metrics.sessionsResumed++;
+    else this.metrics.sessionsCreated++;
     const session = existing ??
       new Session(id, conn.version, expiry, this.sessionContext);
     // A new session, or one stored without an owner (by an older Kite),
@@ -300,7 +341,11 @@ export class BrokerCore implements GaugeSource {
 
   /** A connection got its CONNACK. */
   onConnected(): void {
-    this.connectedCount++;
+    const m = this.metrics;
+    m.clientsConnected++;
+    if (++this.connectedCount > m.maxConnected) {
+      m.maxConnected = this.connectedCount;
+    }
   }
 
   /** A connection closed before it was connected. */
@@ -312,6 +357,7 @@ export class BrokerCore implements GaugeSource {
   onDisconnected(conn: CoreConnection, ungraceful: boolean): void {
     this.connections.delete(conn);
     this.connectedCount--;
+    this.metrics.clientsDisconnected++;
     const session = conn.session;
     if (session === undefined || session.link !== conn) return;
     const now = Date.now();
@@ -423,7 +469,100 @@ export class BrokerCore implements GaugeSource {
         }
       }
     }
-    return this.dispatcher.publish(message, publisherId);
+    const n = this.dispatcher.publish(message, publisherId);
+    if (n === 0 && !isSysTopic(message.topic)) {
+      this.metrics.dropped[DropReason.NoSubscribers]!++;
+    }
+    return n;
+  }
+
+  // ------------------------------------ views and administration (http/)
+
+  /** The connected clients. */
+  clientViews(): ClientView[] {
+    const out: ClientView[] = [];
+    for (const c of this.connections) {
+      const s = c.session;
+      if (s !== undefined && s.link === c) out.push(clientView(c, s));
+    }
+    return out;
+  }
+
+  /** The connected client `clientId`, if there is one. */
+  clientView(clientId: string): ClientView | undefined {
+    const c = this.#connected(clientId);
+    return c === undefined ? undefined : clientView(c, c.session!);
+  }
+
+  #connected(clientId: string): CoreConnection | undefined {
+    const link = this.sessions.get(clientId)?.link as
+      | CoreConnection
+      | undefined;
+    return link !== undefined && this.connections.has(link) ? link : undefined;
+  }
+
+  /** Disconnects client `clientId` (v5 0x98); false when not connected. */
+  kick(clientId: string): boolean {
+    const c = this.#connected(clientId);
+    c?.kick();
+    return c !== undefined;
+  }
+
+  /** Every session, connected or offline. */
+  sessionViews(): SessionView[] {
+    return Array.from(this.sessions.values(), sessionView);
+  }
+
+  /** The session of `clientId`, if there is one. */
+  sessionView(clientId: string): SessionView | undefined {
+    const s = this.sessions.get(clientId);
+    return s === undefined ? undefined : sessionView(s);
+  }
+
+  /**
+   * Ends the session of `clientId` now: its client (if connected) is
+   * kicked, its will (if pending) published, its subscriptions and
+   * messages dropped. False when there is no such session.
+   */
+  endSession(clientId: string): boolean {
+    const s = this.sessions.get(clientId);
+    if (s === undefined) return false;
+    this.kick(clientId);
+    const w = this.pendingWills.get(clientId);
+    if (w !== undefined) {
+      this.pendingWills.delete(clientId);
+      this.#publishWill(w.message, w.info, Date.now());
+    }
+    if (this.sessions.get(clientId) === s) this.discardSession(s);
+    this.metrics.sessionsDiscarded++;
+    return true;
+  }
+
+  /** Every subscription of every session. */
+  subscriptionViews(): SubscriptionView[] {
+    const out: SubscriptionView[] = [];
+    for (const s of this.sessions.values()) {
+      if (s.subscriptionCount > 0) out.push(...subscriptionViews(s));
+    }
+    return out;
+  }
+
+  /** The retained messages (not expired) whose topics match `filter`. */
+  retainedMatching(filter: string): StoredMessage[] {
+    const out: StoredMessage[] = [];
+    const now = Date.now();
+    this.retained.match(filter, (m) => {
+      if (m.expiresAt === undefined || m.expiresAt > now) out.push(m);
+    });
+    return out;
+  }
+
+  /** Removes the retained message of `topic`; false when there was none. */
+  deleteRetained(topic: string): boolean {
+    this.retainedExpiry.delete(topic);
+    if (!this.retained.delete(topic)) return false;
+    if (!topic.startsWith("$SYS/")) this.store.putRetained(topic, undefined);
+    return true;
   }
 
   /** Resolves when every commit started so far is done. */
@@ -467,6 +606,7 @@ export class BrokerCore implements GaugeSource {
       const since = s.disconnectedAt ?? now;
       if (since + s.expiryInterval * 1000 <= now) {
         log.debug("Session {clientId} expired", { clientId: s.clientId });
+        this.metrics.sessionsExpired++;
         const w = this.pendingWills.get(s.clientId);
         if (w !== undefined) {
           this.pendingWills.delete(s.clientId);

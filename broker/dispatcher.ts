@@ -93,6 +93,8 @@ export interface SharedMember extends Subscriber {
 export interface Dispatcher {
   /** Subscriptions held (shared ones included). */
   readonly size: number;
+  /** Shared subscriptions held (for metrics; absent: not counted). */
+  readonly sharedSize?: number;
   /** Adds or replaces a subscription; `shared` when it is a `$share` one. */
   subscribe(
     subscriber: Subscriber,

@@ -39,14 +39,22 @@ import type { BrokerOptions, MainSettings } from "./config/types.ts";
 import { passwdCommand } from "./passwd.ts";
 import { AuthFileError } from "./password_file.ts";
 import { KITE_VERSION } from "./sys.ts";
+import { jsonLogFormatter } from "./_log_json.ts";
 
 const log = getLogger(["kite", "main"]);
 
 /** Exit status for a bad option, flag or config file. */
 export const EXIT_USAGE = 2;
 
-/** Configures LogTape: one console sink for the `kite` category. */
-async function setUpLogging(level: LogLevel): Promise<void> {
+/**
+ * Configures LogTape: one console sink for the `kite` category, as text
+ * (colored on a terminal) or, with `json`, one JSON object per line
+ * (`@timestamp`, `level`, `message`, `logger`, `properties`).
+ */
+async function setUpLogging(
+  level: LogLevel,
+  format: "text" | "json" = "text",
+): Promise<void> {
   const plain = getTextFormatter({
     // Strings as they are (no quotes), everything else inspected.
     value: (v, inspect) => typeof v === "string" ? v : inspect(v),
@@ -54,7 +62,11 @@ async function setUpLogging(level: LogLevel): Promise<void> {
   await configure({
     sinks: {
       console: getConsoleSink({
-        formatter: Deno.stdout.isTerminal() ? ansiColorFormatter : plain,
+        formatter: format === "json"
+          ? jsonLogFormatter
+          : Deno.stdout.isTerminal()
+          ? ansiColorFormatter
+          : plain,
       }),
     },
     loggers: [
@@ -155,9 +167,12 @@ function reloadCertificatesOnHangUp(broker: Broker): () => void {
   return () => Deno.removeSignalListener("SIGHUP", onHangUp);
 }
 
+/** Settings whose values are secrets: logged as `***` when set. */
+const SECRET_SETTINGS = new Set(["httpToken"]);
+
 /**
  * `key=value` pairs of the settings that differ from the defaults of
- * main.ts, for one log line ("" when none does).
+ * main.ts, for one log line ("" when none does; secrets hidden).
  */
 function describeOptions(options: object): string {
   const defaults: Record<string, unknown> = MAIN_DEFAULT_OPTIONS;
@@ -168,6 +183,7 @@ function describeOptions(options: object): string {
         ? JSON.stringify(v) !== JSON.stringify(defaults[k] ?? [])
         : v !== defaults[k])
     )
+    .map(([k, v]) => SECRET_SETTINGS.has(k) && v !== "" ? [k, "***"] : [k, v])
     .map(([k, v]) =>
       `${k}=${
         typeof v === "string" || typeof v === "object" ? JSON.stringify(v) : v
@@ -202,10 +218,11 @@ export async function main(args: readonly string[]): Promise<number> {
     console.log(helpText());
     return 0;
   }
-  await setUpLogging(resolved.logLevel);
+  await setUpLogging(resolved.logLevel, resolved.options.logFormat);
   let fileAuthHandle: Awaited<ReturnType<typeof setUpFileAuth>>;
   try {
-    const { passwordFile, aclFile, ...settings } = resolved.options;
+    const { passwordFile, aclFile, logFormat: _, ...settings } =
+      resolved.options;
     if (resolved.configPath !== undefined) {
       log.info("config file {path}", { path: resolved.configPath });
     }
@@ -269,11 +286,19 @@ export async function main(args: readonly string[]): Promise<number> {
       : isLoopbackHost(hostname)
       ? " (loopback only: no authentication configured; see --password-file, --host and --allow-anonymous)"
       : " (no authentication: anyone who can reach it may connect)";
-    log.info("{version} listening on mqtt://{address}{note}", {
+    // Every listener by its URL (MQTT ones first), then the HTTP server.
+    const urls = broker.listeners.map((l) => listenerUrl(l.addr));
+    const http = broker.httpAddr;
+    if (http !== undefined) {
+      const host = http.hostname.includes(":")
+        ? `[${http.hostname}]`
+        : http.hostname;
+      urls.push(`http://${host}:${http.port}`);
+    }
+    log.info("{version} listening on {urls}{note}", {
       version: KITE_VERSION,
-      address: `${hostname}:${port}`,
-      hostname,
-      port,
+      urls: urls.join(", "),
+      listeners: urls,
       note,
     });
     for (const l of broker.listeners.slice(1)) {

@@ -30,10 +30,16 @@ function node(): Node {
 export class RetainedMessages {
   #root: Node = node();
   #size = 0;
+  #bytes = 0;
 
   /** How many topics have a retained message. */
   get size(): number {
     return this.#size;
+  }
+
+  /** Payload bytes of the retained messages. */
+  get bytes(): number {
+    return this.#bytes;
   }
 
   /** The retained message of `topic`, if any. */
@@ -58,6 +64,8 @@ export class RetainedMessages {
       n = c;
     }
     if (n.message === undefined) this.#size++;
+    else this.#bytes -= n.message.payload.length;
+    this.#bytes += message.payload.length;
     n.message = message;
   }
 
@@ -72,6 +80,7 @@ export class RetainedMessages {
       path.push(n);
     }
     if (n.message === undefined) return false;
+    this.#bytes -= n.message.payload.length;
     n.message = undefined;
     this.#size--;
     // Prune empty nodes bottom-up.

@@ -127,7 +127,12 @@ export class Router implements Dispatcher {
 
   /** The number of subscriptions (shared ones included). */
   get size(): number {
-    let n = this.#subs.size;
+    return this.#subs.size + this.sharedSize;
+  }
+
+  /** The number of shared subscriptions (members of `$share` groups). */
+  get sharedSize(): number {
+    let n = 0;
     for (const g of this.#groups.values()) n += g.members.length;
     return n;
   }

@@ -45,6 +45,8 @@ import type {
   StoredWill,
 } from "./store/store.ts";
 import { debugEnabled } from "./_log.ts";
+import { DropReason } from "./metrics.ts";
+import { countDrop, logDrop } from "./_session_drops.ts";
 import type { SharedMember } from "./dispatcher.ts";
 import type {
   SessionContext,
@@ -68,6 +70,9 @@ export {
 } from "./delivery.ts";
 
 const log = getLogger(["kite", "broker", "session"]);
+const OUTPUT_FULL = "output buffer full";
+const TOO_LARGE = "message above the client's Maximum Packet Size";
+const OVER_BYTES = "message larger than maxQueuedBytes";
 
 /**
  * The state of one client session.
@@ -102,6 +107,10 @@ export class Session implements SharedMember {
   /** QoS 2 packet ids received and not yet released. */
   get incomingQos2(): Set<number> {
     return this.#incomingQos2 ??= new Set();
+  }
+  /** How many subscriptions it holds (allocates nothing). */
+  get subscriptionCount(): number {
+    return this.#subscriptions?.size ?? 0;
   }
   /** How many QoS 1/2 messages are in flight (allocates nothing). */
   get inflightCount(): number {
@@ -285,14 +294,14 @@ export class Session implements SharedMember {
     if (qos === 0) {
       if (link !== undefined && this.#replay === undefined) {
         if (!link.writable()) {
-          this.#drop("output buffer full", message);
+          this.#drop(OUTPUT_FULL, message, DropReason.OutputBufferFull);
           return;
         }
         const enc = cache !== undefined
           ? cache.get(link.version, 0, retain, subIds)
           : encodePublish(message, link.version, 0, retain, subIds, Date.now());
         if (enc.bytes.length > link.maxPacketSize) {
-          this.#drop("message above the client's Maximum Packet Size", message);
+          this.#drop(TOO_LARGE, message, DropReason.TooLarge);
           return;
         }
         link.sendPublish(enc, 0, false);
@@ -378,7 +387,7 @@ export class Session implements SharedMember {
     const maxBytes = this.#ctx.maxQueuedBytes ?? 0;
     const size = MessageQueue.sizeOf(m);
     if (maxBytes > 0 && size > maxBytes) {
-      this.#drop("message larger than maxQueuedBytes", m.message);
+      this.#drop(OVER_BYTES, m.message, DropReason.QueueFull);
       return;
     }
     const queue = this.#queue ??= new MessageQueue();
@@ -393,6 +402,7 @@ export class Session implements SharedMember {
       this.#drop(
         queue.length + 1 >= max ? "queue full" : "queue over maxQueuedBytes",
         victim.message,
+        DropReason.QueueFull,
       );
     }
     if (max <= 0) return;
@@ -401,24 +411,11 @@ export class Session implements SharedMember {
     if (m.qos > 0 && this.persistent) this.#persist(m);
   }
 
-  #drop(why: string, message: StoredMessage): void {
+  #drop(why: string, message: StoredMessage, reason: DropReason): void {
     this.dropped++;
-    const stats = this.#ctx.stats;
-    if (stats !== undefined) stats.messagesDropped++;
-    if (!this.#dropEpisode) {
-      this.#dropEpisode = true;
-      log.warn(
-        "Session {clientId}: {why}, dropping messages (oldest QoS 0 first, then oldest); first dropped topic {topic}",
-        { clientId: this.clientId, why, topic: message.topic },
-      );
-    } else if (debugEnabled()) {
-      // Guarded: LogTape builds the record before its level check, and a
-      // slow subscriber drops many messages a second.
-      log.debug("Session {clientId}: messages dropped so far: {dropped}", {
-        clientId: this.clientId,
-        dropped: this.dropped,
-      });
-    }
+    countDrop(this.#ctx.stats, reason);
+    logDrop(this, why, message.topic, !this.#dropEpisode);
+    this.#dropEpisode = true;
   }
 
   #persist(m: OutgoingMessage): void {
@@ -455,7 +452,7 @@ export class Session implements SharedMember {
     if (enc.bytes.length > link.maxPacketSize) {
       // v5 [MQTT-3.1.2-24]: never send a packet above the client's maximum;
       // the message is dropped for this client as if delivered.
-      this.#drop("message above the client's Maximum Packet Size", m.message);
+      this.#drop(TOO_LARGE, m.message, DropReason.TooLarge);
       return undefined;
     }
     return enc;
@@ -504,7 +501,10 @@ export class Session implements SharedMember {
         if (
           head.message.expiresAt !== undefined &&
           head.message.expiresAt <= Date.now()
-        ) continue;
+        ) {
+          countDrop(this.#ctx.stats, DropReason.Expired);
+          continue;
+        }
         if (
           this.#ctx.authorizeRead !== undefined &&
           !this.mayRead(head.message.topic)
@@ -532,6 +532,7 @@ export class Session implements SharedMember {
       if (head.message.expiresAt !== undefined) {
         if (now === 0) now = Date.now();
         if (head.message.expiresAt <= now) {
+          countDrop(this.#ctx.stats, DropReason.Expired);
           if (head.qos > 0 && this.persistent) {
             this.#ctx.store.deleteOutgoing(this.clientId, head.seq);
           }

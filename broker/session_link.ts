@@ -10,6 +10,7 @@
 import type { Packet, ProtocolVersion } from "../codec/packet.ts";
 import type { PublishEncoding } from "./delivery.ts";
 import type { AuthorizationEpochHook, AuthorizeReadHook } from "./hooks.ts";
+import type { DropCounters } from "./metrics.ts";
 import type { Store, StoredSubscription } from "./store/store.ts";
 
 /** What a session needs from the connection it is attached to. */
@@ -45,8 +46,8 @@ export interface SessionContext {
   /** Bytes (payload + topic length) a queue may hold; 0 or absent: no bound. */
   maxQueuedBytes?: number;
   queueQos0Messages: boolean;
-  /** Counters the session adds its dropped messages to. */
-  stats?: { messagesDropped: number };
+  /** Counters the session adds its dropped messages to (by reason). */
+  stats?: DropCounters;
   /** Checks each message a session is about to receive (hooks.ts). */
   authorizeRead?: AuthorizeReadHook;
   /** Invalidates the cached `authorizeRead` answers when it changes. */

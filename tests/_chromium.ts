@@ -195,6 +195,34 @@ export class Page {
     }
     return (r.result as { value: T }).value;
   }
+
+  /** Sets the viewport (CSS pixels) the page lays out and is captured at. */
+  async setViewport(width: number, height: number): Promise<void> {
+    await bounded(
+      this.#cdp.send("Emulation.setDeviceMetricsOverride", {
+        width,
+        height,
+        deviceScaleFactor: 1,
+        mobile: false,
+      }, this.#session),
+      10_000,
+      "setting the viewport",
+    );
+  }
+
+  /** A PNG of what the page shows now (its viewport). */
+  async screenshot(): Promise<Uint8Array> {
+    const r = await bounded(
+      this.#cdp.send(
+        "Page.captureScreenshot",
+        { format: "png" },
+        this.#session,
+      ),
+      15_000,
+      "a screenshot",
+    );
+    return Uint8Array.from(atob(r.data as string), (c) => c.charCodeAt(0));
+  }
 }
 
 /** A headless Chromium with a fresh profile. */

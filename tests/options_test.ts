@@ -41,7 +41,7 @@ const noEnv = new Map<string, string>();
 
 // --- the table --------------------------------------------------------------
 
-const MAIN_ONLY_KEYS = ["aclFile", "passwordFile"];
+const MAIN_ONLY_KEYS = ["aclFile", "logFormat", "passwordFile"];
 
 Deno.test("SETTINGS has one row for every default and for main's files", () => {
   assert.deepEqual(

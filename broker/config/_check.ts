@@ -98,7 +98,17 @@ function checkValue(
           error: `must be a string, got ${describeValue(value)}`,
         };
       }
-      if (value === "") return { ok: false, error: "must not be empty" };
+      if (value === "" && spec.allowEmpty !== true) {
+        return { ok: false, error: "must not be empty" };
+      }
+      if (spec.choices !== undefined && !spec.choices.includes(value)) {
+        return {
+          ok: false,
+          error: `must be one of ${spec.choices.join(", ")}, got ${
+            describeValue(value)
+          }`,
+        };
+      }
       return { ok: true, value };
     case "boolean":
       if (typeof value === "boolean") return { ok: true, value };

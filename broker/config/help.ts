@@ -18,7 +18,7 @@ import type { BrokerSettings, MainSettings } from "./types.ts";
 function typeLabel(spec: SettingSpec): string {
   if (spec.type === "listeners") return "list of listeners";
   if (spec.type === "boolean") return "boolean";
-  if (spec.type === "string") return "string";
+  if (spec.type === "string") return spec.choices?.join("|") ?? "string";
   const kind = spec.type === "integer" ? "integer" : "number";
   if (spec.min !== undefined && spec.max !== undefined) {
     return `${kind} ${spec.minExclusive ? ">" : ""}${spec.min}..${spec.max}`;

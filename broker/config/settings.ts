@@ -60,6 +60,10 @@ export interface SettingSpec {
   readonly default?: string | number | boolean | readonly ListenerConfig[];
   /** One line for `--help`. */
   readonly description: string;
+  /** Strings: the empty string is allowed (it means "none"). */
+  readonly allowEmpty?: boolean;
+  /** Strings: the only values allowed. */
+  readonly choices?: readonly string[];
 }
 
 /**
@@ -208,6 +212,26 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
     description:
       "Most levels in a topic name or filter (v5 0x90/0x8F); 0: no limit.",
   },
+  httpPort: {
+    type: "integer",
+    min: -1,
+    max: UINT16,
+    default: -1,
+    description:
+      "HTTP port of /metrics, /healthz, the admin API and the dashboard; -1: off, 0: a free port.",
+  },
+  httpHost: {
+    type: "string",
+    default: "127.0.0.1",
+    description: "Interface of the HTTP server.",
+  },
+  httpToken: {
+    type: "string",
+    allowEmpty: true,
+    default: "",
+    description:
+      "Bearer token of the admin API (/api); none: it answers loopback clients only.",
+  },
   allowAnonymous: {
     type: "boolean",
     default: true,
@@ -247,6 +271,12 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
   aclFile: {
     type: "string",
     description: "ACL file: who may publish/subscribe where.",
+  },
+  logFormat: {
+    type: "string",
+    choices: ["text", "json"],
+    description:
+      "Log lines as text, or one JSON object per line (default text).",
   },
 };
 

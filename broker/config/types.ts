@@ -155,6 +155,21 @@ export interface BrokerOptions extends BrokerHooks {
    * `authenticate` or `enhancedAuth` hook is given (as in Mosquitto 2).
    */
   allowAnonymous?: boolean;
+  /**
+   * Port of the broker's HTTP server: `GET /metrics` (Prometheus),
+   * `GET /healthz`, the admin API under `/api/v1/` and the dashboard at
+   * `/`. -1 (the default) turns it off; 0 picks a free port
+   * (`Broker.httpAddr` says which).
+   */
+  httpPort?: number;
+  /** Interface of the HTTP server. Default `127.0.0.1`. */
+  httpHost?: string;
+  /**
+   * Bearer token the admin API (`/api/...`) asks for. Empty (the default):
+   * the API answers loopback clients only. `/metrics`, `/healthz` and the
+   * dashboard page need no token.
+   */
+  httpToken?: string;
   /** Interval of `$SYS/broker/...` publications in seconds; 0 turns them off. Default 10. */
   sysInterval?: number;
   /** Seconds a new connection has to send its CONNECT. Default 10. */
@@ -184,6 +199,8 @@ export interface MainSettings {
   passwordFile?: string;
   /** ACL file (Mosquitto-style `user`/`topic`/`pattern` lines). */
   aclFile?: string;
+  /** `text` (default) or `json`: one JSON object per log line. */
+  logFormat?: "text" | "json";
 }
 
 /** Every setting of the `SETTINGS` table: broker options and main's. */

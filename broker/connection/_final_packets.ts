@@ -22,14 +22,7 @@ import type {
   ProtocolVersion,
 } from "../../codec/packet.ts";
 import { ReasonCode, toConnackReturnCodeV4 } from "../../codec/reason_code.ts";
-
-/** Reason strings of the broker's own DISCONNECTs that carry no error. */
-const DISCONNECT_REASONS: Record<number, string> = {
-  [ReasonCode.KeepAliveTimeout]: "keep alive timeout",
-  [ReasonCode.SessionTakenOver]:
-    "another connection took this client identifier over",
-  [ReasonCode.ServerShuttingDown]: "the server is shutting down",
-};
+import { DISCONNECT_REASONS } from "./_lifecycle_log.ts";
 
 /**
  * The CONNACK for an error before the connection was accepted, in the

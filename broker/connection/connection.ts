@@ -73,6 +73,7 @@ import {
   encodeWithin,
   refusalConnack,
 } from "./_final_packets.ts";
+import { logDisconnected } from "./_lifecycle_log.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
 
@@ -101,6 +102,8 @@ export class Connection implements ConnectionContext, CommitWaiter {
   lastRx: number;
   /** Epoch ms the connection was accepted. */
   readonly openedAt: number;
+  /** Epoch ms of the CONNACK (0 before). */
+  connectedAt = 0;
   /** Keep alive in seconds (0: none). */
   keepAlive = 0;
   /** The broker core. */
@@ -287,7 +290,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
               clientId: this.clientId,
             });
           }
-          this.end(undefined, true);
+          this.end(undefined, true, false, undefined, "closed by the client");
         }
         return;
       }
@@ -331,6 +334,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
 
   #onPacket(p: Packet): void {
     if (this.state >= CLOSING) return;
+    this.core.metrics.packetsReceived++;
     if (this.#backlog !== undefined) {
       this.#backlog.push(p);
       return;
@@ -444,6 +448,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
   #write(p: Packet): void {
     if (this.state === CLOSED) return;
     if (p.type === "puback") this.qos1Unacked--;
+    this.core.metrics.packetsSent++;
     const bytes = encodeWithin(p, this.version, this.maxPacketSize);
     if (bytes.length > this.maxPacketSize) {
       // Still too large: never sent [MQTT-3.1.2-24]. A refusing CONNACK
@@ -495,7 +500,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
       );
       out.clear();
       this.#outBytes = 0;
-      this.end(undefined, true, true);
+      this.end(undefined, true, true, undefined, "output buffer overflow");
       return;
     }
     out.push(bytes, off, id);
@@ -546,7 +551,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
               error: String(e),
             });
           }
-          this.end(undefined, true);
+          this.end(undefined, true, false, undefined, "write failed");
         } else this.#release();
       },
     );
@@ -558,6 +563,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
     const metrics = this.core.metrics;
     metrics.bytesSent += bytes;
     metrics.messagesSent += publishes;
+    metrics.packetsSent += publishes;
     // Room again: queued QoS 1/2 messages go first (they wait for it).
     const session = this.session;
     if (session !== undefined && session.waiting > 0 && this.connected) {
@@ -580,6 +586,11 @@ export class Connection implements ConnectionContext, CommitWaiter {
   /** Closes this connection because another took its client id over. */
   takeOver(): void {
     this.end(ReasonCode.SessionTakenOver, true);
+  }
+
+  /** Closes it for an administrator: v5 DISCONNECT 0x98, will published. */
+  kick(): void {
+    this.end(ReasonCode.AdministrativeAction, true);
   }
 
   /** Closes this connection because the broker is shutting down. */
@@ -643,6 +654,8 @@ export class Connection implements ConnectionContext, CommitWaiter {
         : ReasonCode.UnspecifiedError,
       true,
       closedByPeer,
+      undefined,
+      String(e),
     );
   }
 
@@ -652,13 +665,14 @@ export class Connection implements ConnectionContext, CommitWaiter {
    * buffered bytes are written (or at once when `now`). No packet is
    * handled after this. When bytes were still to be written (a DISCONNECT,
    * a refusing CONNACK), the close lingers (`#finish`), except when the
-   * broker shuts down.
+   * broker shuts down. `why` is for the log line.
    */
   end(
     code: number | undefined,
     ungraceful: boolean,
     now = false,
     props?: Properties,
+    why?: string,
   ): void {
     if (this.state >= CLOSING) return;
     const wasConnected = this.state === CONNECTED;
@@ -670,8 +684,10 @@ export class Connection implements ConnectionContext, CommitWaiter {
     this.#unblocked = undefined;
     // The topic strings of the aliases go now, whoever still holds `this`.
     this.aliasOut = this.aliasIn = undefined;
-    if (wasConnected) this.core.onDisconnected(this, ungraceful);
-    else this.core.onClosedBeforeConnect(this);
+    if (wasConnected) {
+      logDisconnected(this, code, ungraceful, props, why);
+      this.core.onDisconnected(this, ungraceful);
+    } else this.core.onClosedBeforeConnect(this);
     if (now || (!this.#writing && this.#out.length === 0)) {
       this.#release();
       return;

@@ -44,6 +44,8 @@ export interface ConnectionContext extends CoreConnection {
   readonly lastRx: number;
   /** Epoch ms the connection was accepted. */
   readonly openedAt: number;
+  /** Epoch ms of the CONNACK (0 before). */
+  connectedAt: number;
   /** The broker core. */
   readonly core: BrokerCore;
   /** CONNECTING, CONNECTED, CLOSING or CLOSED. */
@@ -84,12 +86,13 @@ export interface ConnectionContext extends CoreConnection {
   /**
    * Ends the connection: a v5 DISCONNECT with `code` first (if given), the
    * will published when `ungraceful`, the socket closed once written (at
-   * once with `now`).
+   * once with `now`); `why` is for the log line.
    */
   end(
     code: number | undefined,
     ungraceful: boolean,
     now?: boolean,
     props?: Properties,
+    why?: string,
   ): void;
 }

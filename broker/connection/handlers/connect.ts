@@ -28,7 +28,6 @@ import { type AuthAction, EnhancedAuthFlow } from "../../auth.ts";
 import { ownPayload } from "../../delivery.ts";
 import type { ClientInfo } from "../../hooks.ts";
 import type { StoredMessage } from "../../store/store.ts";
-import { debugEnabled } from "../../_log.ts";
 import { isSysTopic, tooDeep } from "../../_topic_rules.ts";
 import {
   CLOSING,
@@ -36,6 +35,7 @@ import {
   CONNECTING,
   type ConnectionContext,
 } from "../context.ts";
+import { logConnected, logRefused } from "../_lifecycle_log.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
 
@@ -157,6 +157,7 @@ export function onConnect(
     return undefined;
   }
   if (!s.allowAnonymous && p.username === undefined) {
+    core.metrics.authFailures++;
     return refuse(c, ReasonCode.NotAuthorized, "anonymous client");
   }
   const auth = core.hooks.authenticate;
@@ -170,12 +171,14 @@ export function onConnect(
     const r = auth(ctx);
     if (typeof r === "number") {
       if (r !== ReasonCode.Success) {
+        core.metrics.authFailures++;
         return refuse(c, r, "authentication failed");
       }
     } else {
       return r.then((code) => {
         if (c.state !== CONNECTING) return;
         if (code !== ReasonCode.Success) {
+          core.metrics.authFailures++;
           refuse(c, code, "authentication failed");
           return;
         }
@@ -207,6 +210,7 @@ function onAuthAction(
     return;
   }
   if (a.reasonCode !== ReasonCode.Success) {
+    c.core.metrics.authFailures++;
     refuse(
       c,
       a.reasonCode,
@@ -355,15 +359,10 @@ function accept(
   // MQTT 3.1 has no Session Present flag: that CONNACK byte is reserved.
   connack.sessionPresent = present && c.version !== 3;
   c.state = CONNECTED;
+  c.connectedAt = Date.now();
   c.send(connack);
   core.onConnected();
-  if (debugEnabled()) {
-    log.debug("{clientId} connected (v{version}, present {present})", {
-      clientId: c.clientId,
-      version: c.version,
-      present,
-    });
-  }
+  logConnected(c, c.version, p.cleanStart, present, keepAlive, c.username);
   session.attach(c);
 }
 
@@ -391,12 +390,8 @@ function refuse(
   why: string,
   props?: Properties,
 ): undefined {
-  log.info("{clientId} refused: {why} ({code})", {
-    clientId: c.clientId,
-    why,
-    code,
-    remote: c.remoteAddress,
-  });
+  c.core.metrics.connectsRefused++;
+  logRefused(c, code, why);
   const v5 = c.version === 5;
   const connack: ConnackPacket = {
     type: "connack",

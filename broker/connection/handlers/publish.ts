@@ -30,6 +30,7 @@ import { ReasonCode, reasonCodeName } from "../../../codec/reason_code.ts";
 import { TopicAliasReceiver } from "../../../codec/_topic_alias.ts";
 import type { StoredMessage } from "../../store/store.ts";
 import { debugEnabled } from "../../_log.ts";
+import { DropReason } from "../../metrics.ts";
 import { isSysTopic, tooDeep } from "../../_topic_rules.ts";
 import { CONNECTED, type ConnectionContext } from "../context.ts";
 
@@ -101,6 +102,7 @@ export function onPublish(
       v5 && c.qos1Unacked + session.incomingQos2Count >= s.receiveMaximum
     ) {
       // [MQTT-3.3.4-9]
+      core.metrics.dropped[DropReason.ReceiveMaximum]!++;
       throw new MqttError(
         ReasonCode.ReceiveMaximumExceeded,
         `more than the Receive Maximum ${s.receiveMaximum} QoS 1/2 messages unacknowledged`,
@@ -114,6 +116,7 @@ export function onPublish(
     // [MQTT-3.3.2-4]: the payload must be UTF-8; refused in the ack, or
     // with DISCONNECT for QoS 0.
     if (p.qos === 0) {
+      core.metrics.dropped[DropReason.Refused]!++;
       throw new MqttError(
         ReasonCode.PayloadFormatInvalid,
         "payload format indicator 1 with a payload that is not UTF-8",
@@ -125,11 +128,14 @@ export function onPublish(
   if (isSysTopic(p.topic)) {
     // `$SYS` is the broker's: refused whatever the hook would say.
     if (p.qos > 0) publishAuthorized(c, p, ReasonCode.NotAuthorized);
-    else if (debugEnabled()) {
-      log.debug("{clientId}: QoS 0 publish to {topic} dropped ($SYS)", {
-        clientId: c.clientId,
-        topic: p.topic,
-      });
+    else {
+      core.metrics.dropped[DropReason.Refused]!++;
+      if (debugEnabled()) {
+        log.debug("{clientId}: QoS 0 publish to {topic} dropped ($SYS)", {
+          clientId: c.clientId,
+          topic: p.topic,
+        });
+      }
     }
     return;
   }
@@ -201,11 +207,15 @@ function publishAuthorized(
     }
     routed = core.publish(message, c.clientId);
   } else {
-    log.info("{clientId}: publish to {topic} refused ({code})", {
-      clientId: c.clientId,
-      topic: p.topic,
-      code,
-    });
+    core.metrics.dropped[DropReason.Refused]!++;
+    // Per message: at debug level, guarded (as Mosquitto's "Denied PUBLISH").
+    if (debugEnabled()) {
+      log.debug("{clientId}: publish to {topic} refused ({code})", {
+        clientId: c.clientId,
+        topic: p.topic,
+        code,
+      });
+    }
   }
   if (p.qos === 0) return;
   let reasonCode: number = ReasonCode.Success;

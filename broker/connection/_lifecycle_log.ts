@@ -1,0 +1,115 @@
+/**
+ * The connection lifecycle at info level, as Mosquitto users expect it
+ * (private to connection/): `client X connected from ADDR (v5, clean
+ * start, keep alive 60, user alice)`, `client X disconnected (reason)`,
+ * `client X refused from ADDR: why (code)`. One line per connection event,
+ * never per message; each is built only when info is enabled
+ * (`infoEnabled()`: LogTape builds a record before its level check).
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { Properties, ProtocolVersion } from "../../codec/packet.ts";
+import { ReasonCode, reasonCodeName } from "../../codec/reason_code.ts";
+import { infoEnabled } from "../_log.ts";
+
+const log = getLogger(["kite", "broker", "connection"]);
+
+/** Reason strings of the broker's own DISCONNECTs that carry no error. */
+export const DISCONNECT_REASONS: Record<number, string> = {
+  [ReasonCode.KeepAliveTimeout]: "keep alive timeout",
+  [ReasonCode.SessionTakenOver]:
+    "another connection took this client identifier over",
+  [ReasonCode.ServerShuttingDown]: "the server is shutting down",
+  [ReasonCode.AdministrativeAction]: "disconnected by an administrator",
+};
+
+/** What the lines say about a connection. */
+export interface LoggedConnection {
+  readonly clientId: string;
+  readonly remoteAddress: string | undefined;
+}
+
+const PROTOCOL: Record<number, string> = { 3: "v3.1", 4: "v3.1.1", 5: "v5" };
+
+/** `0x87 NotAuthorized`. */
+function codeText(code: number): string {
+  return `0x${code.toString(16).padStart(2, "0")} ${reasonCodeName(code)}`;
+}
+
+/** Logs an accepted CONNECT (after its CONNACK). */
+export function logConnected(
+  c: LoggedConnection,
+  version: ProtocolVersion,
+  cleanStart: boolean,
+  present: boolean,
+  keepAlive: number,
+  username: string | undefined,
+): void {
+  if (!infoEnabled()) return;
+  const session = cleanStart
+    ? "clean start"
+    : present
+    ? "session resumed"
+    : "new session";
+  const user = username === undefined ? "anonymous" : `user ${username}`;
+  log.info(
+    "client {clientId} connected from {address} ({protocol}, {session}, keep alive {keepAlive}, {user})",
+    {
+      clientId: c.clientId,
+      address: c.remoteAddress ?? "unknown",
+      protocol: PROTOCOL[version] ?? `level ${version}`,
+      session,
+      keepAlive,
+      user,
+      username,
+    },
+  );
+}
+
+/** Logs a refused CONNECT (its CONNACK code and why). */
+export function logRefused(
+  c: LoggedConnection,
+  code: number,
+  why: string,
+): void {
+  if (!infoEnabled()) return;
+  log.info("client {clientId} refused from {address}: {why} ({code})", {
+    clientId: c.clientId === "" ? "(no id)" : c.clientId,
+    address: c.remoteAddress ?? "unknown",
+    why,
+    code: codeText(code),
+  });
+}
+
+/**
+ * Logs the end of a connected client's connection: `why` when the caller
+ * knows it, else from the DISCONNECT code and its reason string, else
+ * whether the client ended it with a DISCONNECT.
+ */
+export function logDisconnected(
+  c: LoggedConnection,
+  code: number | undefined,
+  ungraceful: boolean,
+  props: Properties | undefined,
+  why: string | undefined,
+): void {
+  if (!infoEnabled()) return;
+  let reason = why;
+  if (reason === undefined) {
+    if (code !== undefined) {
+      const text = props?.reasonString ?? DISCONNECT_REASONS[code];
+      reason = text === undefined
+        ? codeText(code)
+        : `${text}, ${codeText(code)}`;
+    } else {
+      reason = ungraceful ? "connection closed" : "client sent DISCONNECT";
+    }
+  }
+  log.info("client {clientId} disconnected ({reason})", {
+    clientId: c.clientId,
+    reason,
+    address: c.remoteAddress,
+  });
+}
