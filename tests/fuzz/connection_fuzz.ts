@@ -1,0 +1,977 @@
+/**
+ * Fuzz target 2: a broker (in-process, over in-memory duplexes) fed random
+ * packet sequences. Each batch dials 1-4 clients that send valid packets in
+ * random orders and states (CONNECT first or not, PUBLISH of every QoS,
+ * acks with random ids, SUBSCRIBE/UNSUBSCRIBE, AUTH, DISCONNECT, a second
+ * CONNECT, random properties and topic aliases) interleaved with mutated
+ * packets and garbage, written in random chunkings, concurrently.
+ *
+ * Invariants checked after each batch:
+ * - nothing escapes the broker: no error logged by it (an exception that is
+ *   not an `MqttError` inside a handler is logged as "internal error"), no
+ *   unhandled rejection, no uncaught error;
+ * - every connection ends or answers: a PINGREQ sent last is answered (every
+ *   PINGREQ the broker decoded gets its PINGRESP) or the connection closes;
+ *   one whose bytes cannot decode is closed; when a client closes, the
+ *   broker releases its end;
+ * - what the broker sends decodes, fits the client's Maximum Packet Size,
+ *   and uses only topic aliases the client allowed;
+ * - a well-behaved canary client on the same broker still gets its QoS 1
+ *   message;
+ * - memory stays bounded: once the fuzzed clients are gone and their client
+ *   ids reconnected with a clean session, `sessionCount`,
+ *   `subscriptionCount` and `connectedClients` are back to the canary's.
+ *
+ * @module
+ */
+
+import { configure, type LogRecord, reset } from "@logtape/logtape";
+import { encode, PacketDecoder, ReasonCode } from "../../codec/mod.ts";
+import type {
+  ConnectPacket,
+  Packet,
+  Properties,
+  ProtocolVersion,
+  PublishPacket,
+} from "../../codec/mod.ts";
+import type { Duplex } from "../../codec/duplex.ts";
+import { TopicAliasReceiver } from "../../codec/_topic_alias.ts";
+import { Broker, type BrokerInit } from "../../broker/mod.ts";
+import type { Listener } from "../../broker/listen/listener.ts";
+import { MemoryListener } from "../_memory_duplex.ts";
+import { Gen, prng } from "../codec_random_gen.ts";
+import { concat, framed, garbage, mutate, toHex } from "./_mutate.ts";
+import { Peer } from "./_peer.ts";
+import {
+  beat,
+  type FoundFailure,
+  type FuzzRunOptions,
+  type FuzzRunResult,
+  mixSeed,
+  packetOf,
+  signature,
+} from "./decoder_fuzz.ts";
+
+/** How long an answer may take (in memory it takes microseconds). */
+const ANSWER_MS = 3000;
+
+const POOL = ["fz0", "fz1", "fz2", "fz3", "fz4", "fz5"];
+const TOPICS = [
+  "fz/a",
+  "fz/b",
+  "fz/a/b",
+  "fz/c/d/e",
+  "deny/a",
+  "slow/a",
+  "x",
+  "fz/é",
+];
+const FILTERS = [
+  "#",
+  "+",
+  "fz/#",
+  "fz/+",
+  "fz/+/b",
+  "+/+",
+  "deny/#",
+  "slow/#",
+  "$share/g/fz/#",
+  "$share/h/#",
+  "$SYS/#",
+  "fz/a",
+  "x",
+];
+
+/** One fuzzed client: what it writes and how. */
+export interface ClientPlan {
+  /** The version its packets are encoded with. */
+  version: ProtocolVersion;
+  /** The bytes of each step, in order (the last is the sentinel PINGREQ). */
+  segments: Uint8Array[];
+  /** What each step is (for the report). */
+  steps: string[];
+  /** Seeds the chunking of its writes and the pauses between them. */
+  writeSeed: number;
+  /** Close without waiting for an answer. */
+  abrupt: boolean;
+}
+
+/** A broken invariant. */
+interface Failure {
+  kind: string;
+  message: string;
+}
+
+const SENTINEL = new Uint8Array([0xc0, 0x00]);
+
+function tick(): Promise<void> {
+  return new Promise((r) => setTimeout(r, 0));
+}
+
+function tryEncode(p: Packet, v: ProtocolVersion): Uint8Array | undefined {
+  try {
+    return encode(p, { version: v });
+  } catch {
+    return undefined;
+  }
+}
+
+function connectPacket(g: Gen, v: ProtocolVersion): ConnectPacket {
+  const p = packetOf(g, v, "connect");
+  p.clientId = g.bool(0.1) ? "" : g.pick(POOL);
+  p.keepAlive = g.pick([0, 0, 0, 60, 1, p.keepAlive]);
+  if (p.will !== undefined) p.will.topic = g.pick(TOPICS);
+  const u = g.rnd();
+  if (u < 0.1) p.username = "bad";
+  else if (u < 0.25) p.username = "slow";
+  if (v === 5) {
+    const props: Properties = { ...p.properties };
+    if (g.bool(0.8)) {
+      delete props.authenticationMethod;
+      delete props.authenticationData;
+    }
+    if (g.bool(0.1)) {
+      props.authenticationMethod = "TOY";
+      props.authenticationData = new TextEncoder().encode(
+        g.pick(["ok", "more", "no"]),
+      );
+    }
+    if (g.bool(0.4)) {
+      props.sessionExpiryInterval = g.pick([0, 5, 3600, 0xffffffff]);
+    }
+    if (g.bool(0.2)) props.receiveMaximum = g.int(1, 3);
+    if (g.bool(0.2)) {
+      props.maximumPacketSize = g.pick([64, 128, 512, 4096]);
+    }
+    if (g.bool(0.4)) props.topicAliasMaximum = g.int(1, 5);
+    p.properties = props;
+  }
+  return p;
+}
+
+function publishPacket(g: Gen, v: ProtocolVersion): PublishPacket {
+  const p = packetOf(g, v, "publish");
+  p.topic = g.pick(TOPICS);
+  if (p.qos > 0) p.packetId = g.bool(0.7) ? g.int(1, 4) : g.id();
+  if (g.bool(0.02)) p.payload = g.bytes(70_000);
+  if (v === 5) {
+    const props: Properties = { ...p.properties };
+    if (g.bool(0.9)) delete props.subscriptionIdentifiers;
+    if (g.bool(0.5)) delete props.topicAlias;
+    else {
+      props.topicAlias = g.int(1, 12);
+      if (g.bool(0.4)) p.topic = "";
+    }
+    if (props.payloadFormatIndicator === 1 && g.bool(0.5)) {
+      p.payload = new Uint8Array([0xff, 0xfe]);
+    }
+    if (Object.keys(props).length > 0) p.properties = props;
+    else delete p.properties;
+  }
+  return p;
+}
+
+/** One step of a client: a packet (valid or mutated) or garbage. */
+function step(g: Gen, v: ProtocolVersion): [string, Uint8Array | undefined] {
+  const r = g.rnd();
+  let p: Packet;
+  if (r < 0.3) p = publishPacket(g, v);
+  else if (r < 0.45) {
+    const type = g.pick(["puback", "pubrec", "pubrel", "pubcomp"] as const);
+    const a = packetOf(g, v, type);
+    if (g.bool(0.7)) a.packetId = g.int(1, 4);
+    p = a;
+  } else if (r < 0.55) {
+    const s = packetOf(g, v, "subscribe");
+    for (const sub of s.subscriptions) {
+      sub.filter = g.pick(FILTERS);
+      if (sub.filter.startsWith("$share/") && g.bool(0.9)) delete sub.noLocal;
+    }
+    p = s;
+  } else if (r < 0.6) {
+    const u = packetOf(g, v, "unsubscribe");
+    u.filters = u.filters.map(() => g.pick(FILTERS));
+    p = u;
+  } else if (r < 0.65) p = { type: "pingreq" };
+  else if (r < 0.68) {
+    const d = packetOf(g, v, "disconnect");
+    if (v === 5 && g.bool(0.3)) {
+      d.reasonCode = 4;
+      if (g.bool(0.5)) {
+        d.properties = { sessionExpiryInterval: g.pick([0, 10]) };
+      }
+    }
+    p = d;
+  } else if (r < 0.72 && v === 5) {
+    p = {
+      type: "auth",
+      reasonCode: g.pick([0x18, 0x19, 0]),
+      properties: {
+        authenticationMethod: g.pick(["TOY", "TOY", "X"]),
+        authenticationData: new TextEncoder().encode(
+          g.pick(["ok", "more", "no"]),
+        ),
+      },
+    };
+  } else if (r < 0.74) p = connectPacket(g, v);
+  else if (r < 0.77) {
+    p = packetOf(
+      g,
+      v,
+      g.pick(["connack", "suback", "unsuback", "pingresp"] as const),
+    );
+  } else if (r < 0.9) {
+    // A valid step mutated.
+    const [name, bytes] = step(g, v);
+    if (bytes === undefined) return [name, bytes];
+    const m = mutate(g, framed([bytes]), SENTINEL, 2);
+    return [`${name} mutated (${m.applied.join(", ")})`, m.bytes];
+  } else if (r < 0.95) return ["garbage", garbage(g, 40)];
+  else p = g.packet(v);
+  return [p.type, tryEncode(p, v)];
+}
+
+/** Plans one fuzzed client. */
+function planClient(g: Gen): ClientPlan {
+  const v = g.pick([3, 4, 4, 5, 5, 5] as const);
+  const segments: Uint8Array[] = [];
+  const steps: string[] = [];
+  const add = (name: string, bytes: Uint8Array | undefined) => {
+    if (bytes === undefined) return;
+    segments.push(bytes);
+    steps.push(name);
+  };
+  const first = g.rnd();
+  if (first < 0.85) add("connect", tryEncode(connectPacket(g, v), v));
+  else if (first < 0.95) add(...step(g, v));
+  else add("garbage", garbage(g, 40));
+  const n = g.int(0, 20);
+  for (let i = 0; i < n; i++) add(...step(g, v));
+  add("sentinel pingreq", SENTINEL);
+  return {
+    version: v,
+    segments,
+    steps,
+    writeSeed: g.int(0, 0x7fffffff),
+    abrupt: g.bool(0.15),
+  };
+}
+
+/** What the broker's decoder makes of a client's bytes (same decoder). */
+interface Expectation {
+  /** The version of the broker's answers (its first CONNECT's, else 4). */
+  outVersion: ProtocolVersion;
+  /** The client's first CONNECT, if its first packet is one. */
+  connect: ConnectPacket | undefined;
+  /** "error": the broker must close; "complete": all decoded. */
+  state: "error" | "complete" | "partial";
+  /** PINGREQs decoded (each is answered while connected). */
+  pings: number;
+}
+
+function expectation(plan: ClientPlan, maxPacketSize: number): Expectation {
+  const d = new PacketDecoder({ maxPacketSize });
+  let first = true;
+  let connect: ConnectPacket | undefined;
+  let pings = 0;
+  let state: Expectation["state"];
+  try {
+    for (const s of plan.segments) {
+      d.push(s, (p) => {
+        if (first && p.type === "connect") connect = p;
+        first = false;
+        if (p.type === "pingreq") pings++;
+      });
+    }
+    state = d.buffered === 0 ? "complete" : "partial";
+  } catch {
+    state = "error";
+  }
+  return {
+    outVersion: connect?.protocolVersion ?? 4,
+    connect,
+    state,
+    pings,
+  };
+}
+
+/**
+ * Lets the others run: mostly a few microtask turns (the in-memory pipes
+ * and the broker's read loop run on promises), sometimes a timer turn (the
+ * slow hooks and the broker's timers).
+ */
+async function pause(g: Gen): Promise<void> {
+  if (g.bool(0.05)) return tick();
+  for (let n = g.int(1, 12); n > 0; n--) await null;
+}
+
+/** Writes a plan's segments: chunked and paused as its seed says. */
+async function writePlan(plan: ClientPlan, peer: Peer): Promise<void> {
+  const g = new Gen(prng(plan.writeSeed));
+  const mode = g.int(0, 3);
+  const all = mode === 1 ? [concat(plan.segments)] : plan.segments;
+  for (const seg of all) {
+    if (mode === 2 && seg.length <= 1024) {
+      // One byte at a time.
+      for (let i = 0; i < seg.length; i++) {
+        await peer.send(seg.slice(i, i + 1));
+        if (g.bool(0.1)) await pause(g);
+      }
+    } else if (mode >= 2) {
+      let at = 0;
+      while (at < seg.length) {
+        const n = g.int(1, g.pick([8, 64, 4096]));
+        await peer.send(seg.slice(at, at + n));
+        at += n;
+        if (g.bool(0.3)) await pause(g);
+      }
+    } else await peer.send(seg.slice());
+    if (g.bool(0.5)) await pause(g);
+  }
+}
+
+/** A listener that tracks the broker's ends: accepted, and not yet closed. */
+class TrackingListener implements Listener {
+  readonly inner = new MemoryListener();
+  readonly open = new Set<Duplex>();
+  accepted = 0;
+  dialed = 0;
+
+  get addr() {
+    return this.inner.addr;
+  }
+
+  dial(): Duplex {
+    this.dialed++;
+    return this.inner.dial();
+  }
+
+  async *accept(): AsyncIterable<Duplex> {
+    for await (const d of this.inner.accept()) {
+      this.accepted++;
+      const open = this.open;
+      const w: Duplex = {
+        remoteAddress: d.remoteAddress,
+        read: () => d.read(),
+        write: (b) => d.write(b),
+        close() {
+          open.delete(w);
+          d.close();
+        },
+      };
+      open.add(w);
+      yield w;
+    }
+  }
+
+  close(): void {
+    this.inner.close();
+  }
+}
+
+/** The options a run's broker gets (drawn from the seed). */
+function brokerOptions(g: Gen, hooks: BrokerInit): BrokerInit {
+  return {
+    sysInterval: 0,
+    maxPacketSize: g.pick([64 * 1024, 256 * 1024]),
+    topicAliasMaximum: 10,
+    receiveMaximum: g.pick([20, 65535]),
+    maxQueuedMessages: g.pick([10, 100]),
+    maxQos: g.pick([1, 2, 2] as const),
+    retainAvailable: g.bool(0.8),
+    ...hooks,
+  };
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? `${e.name}: ${e.message}` : String(e);
+}
+
+function renderLog(r: LogRecord): string {
+  const msg = r.message.map((part) =>
+    typeof part === "string" ? part : describe(part)
+  ).join("");
+  const err = r.properties.error;
+  const stack = err instanceof Error && err.stack ? `\n${err.stack}` : "";
+  return `[${r.level}] ${r.category.join(".")}: ${msg}${stack}`;
+}
+
+/**
+ * A broker under fuzz, with its canary clients; `batch()` runs one batch
+ * and returns the first broken invariant.
+ */
+export class ConnectionFuzzer {
+  readonly broker: Broker;
+  readonly listener = new TrackingListener();
+  /** Client ids the hooks saw during the batch (to clean up). */
+  readonly ids = new Set<string>();
+  #errors: string[] = [];
+  #warnings = new Map<string, number>();
+  #sub: Peer | undefined;
+  #pub: Peer | undefined;
+  #canaryCount = 0;
+  #retainedSweep = 0;
+
+  private constructor(seed: number) {
+    const g = new Gen(prng(mixSeed(seed, -1)));
+    const ids = this.ids;
+    const later = <T>(v: T) => new Promise<T>((r) => setTimeout(() => r(v), 0));
+    const hooks: BrokerInit = {
+      authenticate: (ctx) => {
+        ids.add(ctx.clientId);
+        if (ctx.username === "bad") return ReasonCode.BadUserNameOrPassword;
+        if (ctx.username === "slow") return later(ReasonCode.Success);
+        return ReasonCode.Success;
+      },
+      authorizePublish: (_c, topic) => {
+        if (topic.startsWith("deny/")) return ReasonCode.NotAuthorized;
+        if (topic.startsWith("slow/")) return later(ReasonCode.Success);
+        return ReasonCode.Success;
+      },
+      authorizeSubscribe: (_c, filter, qos) => {
+        if (filter.startsWith("deny/")) return ReasonCode.NotAuthorized;
+        if (filter.startsWith("slow/")) return later(qos);
+        return qos;
+      },
+      enhancedAuth: (ctx) => {
+        ids.add(ctx.clientId);
+        if (ctx.method !== "TOY") return undefined;
+        return {
+          step: (data) => {
+            const text = new TextDecoder().decode(data);
+            if (text === "ok") {
+              return { reasonCode: ReasonCode.Success, username: "toy" };
+            }
+            if (text === "more") {
+              return later({
+                reasonCode: ReasonCode.ContinueAuthentication,
+                data: new TextEncoder().encode("again"),
+              });
+            }
+            return { reasonCode: ReasonCode.NotAuthorized };
+          },
+        };
+      },
+    };
+    this.broker = new Broker(brokerOptions(g, hooks));
+  }
+
+  /** The broker's maximum packet size. */
+  get maxPacketSize(): number {
+    return this.broker.settings.maxPacketSize;
+  }
+
+  /** Warnings the broker logged, with counts (not failures). */
+  get warnings(): ReadonlyMap<string, number> {
+    return this.#warnings;
+  }
+
+  #onRejection = (e: PromiseRejectionEvent) => {
+    e.preventDefault();
+    this.#errors.push(
+      `unhandled rejection: ${describe(e.reason)}${
+        e.reason instanceof Error && e.reason.stack ? `\n${e.reason.stack}` : ""
+      }`,
+    );
+  };
+
+  #onError = (e: ErrorEvent) => {
+    e.preventDefault();
+    this.#errors.push(`uncaught error: ${describe(e.error ?? e.message)}`);
+  };
+
+  /** Starts a broker with its canary clients (and log capture). */
+  static async open(seed: number): Promise<ConnectionFuzzer> {
+    const f = new ConnectionFuzzer(seed);
+    await configure({
+      sinks: {
+        capture: (r: LogRecord) => {
+          if (r.level === "error" || r.level === "fatal") {
+            f.#errors.push(renderLog(r));
+          } else if (r.level === "warning") {
+            const key = signature("warning", renderLog(r));
+            f.#warnings.set(key, (f.#warnings.get(key) ?? 0) + 1);
+          }
+        },
+      },
+      loggers: [
+        { category: ["kite"], sinks: ["capture"], lowestLevel: "warning" },
+        { category: ["logtape", "meta"], sinks: [], lowestLevel: "warning" },
+      ],
+      reset: true,
+    });
+    globalThis.addEventListener("unhandledrejection", f.#onRejection);
+    globalThis.addEventListener("error", f.#onError);
+    await f.broker.start();
+    f.broker.serve(f.listener);
+    const sub = new Peer(f.listener.dial(), 5);
+    f.#sub = sub;
+    sub.onPacket = (p) => {
+      if (p.type === "publish" && p.qos === 1) {
+        sub.send({ type: "puback", packetId: p.packetId! });
+      }
+    };
+    await sub.send({
+      type: "connect",
+      protocolVersion: 5,
+      clientId: "canary-sub",
+      cleanStart: true,
+      keepAlive: 0,
+    });
+    await sub.send({
+      type: "subscribe",
+      packetId: 1,
+      subscriptions: [{ filter: "canary/#", qos: 1 }],
+    });
+    const pub = new Peer(f.listener.dial(), 4);
+    f.#pub = pub;
+    await pub.send({
+      type: "connect",
+      protocolVersion: 4,
+      clientId: "canary-pub",
+      cleanStart: true,
+      keepAlive: 0,
+    });
+    const ok = await sub.expect((p) => p.type === "suback", ANSWER_MS) &&
+      await pub.expect((p) => p.type === "connack", ANSWER_MS);
+    if (!ok) {
+      await f.close();
+      throw new Error("the canary clients did not connect");
+    }
+    return f;
+  }
+
+  /** Plans batch `i` of a run with `seed`. */
+  static plan(seed: number, i: number): ClientPlan[] {
+    const g = new Gen(prng(mixSeed(seed, i)));
+    const n = g.int(1, 4);
+    const plans: ClientPlan[] = [];
+    for (let k = 0; k < n; k++) plans.push(planClient(g));
+    return plans;
+  }
+
+  /** Runs one batch of clients; returns the first broken invariant. */
+  async batch(plans: readonly ClientPlan[]): Promise<Failure | undefined> {
+    this.ids.clear();
+    const max = this.maxPacketSize;
+    const peers = plans.map((plan) => {
+      const e = expectation(plan, max);
+      return {
+        plan,
+        e,
+        peer: new Peer(this.listener.dial(), e.outVersion),
+      };
+    });
+    let failure: Failure | undefined;
+    const fail = (kind: string, message: string) => {
+      failure ??= { kind, message };
+    };
+    try {
+      await Promise.all(peers.map(async ({ plan, e, peer }, k) => {
+        await writePlan(plan, peer);
+        if (plan.abrupt) return;
+        const answered = await peer.until(
+          () =>
+            peer.isClosed || peer.decodeError !== undefined ||
+            (e.state === "complete" &&
+              peer.received.filter((p) => p.type === "pingresp").length >=
+                e.pings),
+          e.state === "partial" ? 0 : ANSWER_MS,
+        );
+        if (!answered && e.state !== "partial") {
+          fail(
+            "no answer",
+            `client ${k}: ${
+              e.state === "error"
+                ? "bytes the decoder refuses, and the connection stays open"
+                : `${e.pings} PINGREQs decoded, ${
+                  peer.received.filter((p) => p.type === "pingresp").length
+                } PINGRESPs and no close`
+            } after ${ANSWER_MS} ms`,
+          );
+        }
+      }));
+      for (const [k, { peer, e }] of peers.entries()) {
+        const f = this.#checkOutput(peer, e);
+        if (f !== undefined) fail(f.kind, `client ${k}: ${f.message}`);
+      }
+    } finally {
+      for (const { peer } of peers) await peer.close();
+    }
+    if (failure === undefined) {
+      // Every broker end released once its client closed.
+      const released = await this.#settle(
+        () =>
+          this.listener.accepted === this.listener.dialed &&
+          this.listener.open.size === 2,
+      );
+      if (!released) {
+        fail(
+          "not released",
+          `${
+            this.listener.open.size - 2
+          } broker end(s) still open after their clients closed`,
+        );
+      }
+    }
+    if (failure === undefined) failure = await this.#cleanUp();
+    if (failure === undefined) failure = await this.#canary();
+    // Unhandled rejections are reported a turn or two later.
+    await tick();
+    await tick();
+    const errors = this.#errors.splice(0);
+    if (errors.length > 0) {
+      failure = {
+        kind: errors[0]!.startsWith("unhandled")
+          ? "unhandled rejection"
+          : errors[0]!.startsWith("uncaught")
+          ? "uncaught error"
+          : "error logged",
+        message: errors.join("\n"),
+      };
+    }
+    return failure;
+  }
+
+  /** What the broker sent one client: decodable, within its limits. */
+  #checkOutput(peer: Peer, e: Expectation): Failure | undefined {
+    if (peer.decodeError !== undefined) {
+      return {
+        kind: "undecodable output",
+        message:
+          `the broker sent bytes that do not decode as v${e.outVersion}: ${
+            describe(peer.decodeError)
+          } (after ${peer.received.length} packets)`,
+      };
+    }
+    const c = e.connect;
+    if (c === undefined || c.protocolVersion !== 5) return undefined;
+    const max = c.properties?.maximumPacketSize ?? Infinity;
+    const aliases = new TopicAliasReceiver(
+      c.properties?.topicAliasMaximum ?? 0,
+    );
+    for (const p of peer.received) {
+      if (p.type !== "publish") continue;
+      const size = encode(p, { version: 5 }).length;
+      if (size > max) {
+        return {
+          kind: "oversized output",
+          message:
+            `a PUBLISH of ${size} bytes to a client with Maximum Packet Size ${max} [MQTT-3.1.2-24]`,
+        };
+      }
+      try {
+        aliases.resolve(p.topic, p.properties?.topicAlias ?? 0);
+      } catch (err) {
+        return {
+          kind: "bad topic alias",
+          message:
+            `the broker sent topic alias ${p.properties?.topicAlias} to a client with Topic Alias Maximum ${aliases.max}: ${
+              describe(err)
+            }`,
+        };
+      }
+    }
+    return undefined;
+  }
+
+  /** Waits (bounded) until `cond` holds, giving the broker turns. */
+  async #settle(cond: () => boolean, ms = ANSWER_MS): Promise<boolean> {
+    const deadline = Date.now() + ms;
+    while (!cond()) {
+      if (Date.now() > deadline) return false;
+      await tick();
+    }
+    return true;
+  }
+
+  /**
+   * Reconnects each client id of the batch with a clean session (session
+   * expiry 0) and disconnects: what is left must be the canary's.
+   */
+  async #cleanUp(): Promise<Failure | undefined> {
+    const ids = [...this.ids];
+    this.ids.clear();
+    for (const clientId of ids) {
+      const peer = new Peer(this.listener.dial(), 5);
+      try {
+        await peer.send({
+          type: "connect",
+          protocolVersion: 5,
+          clientId,
+          cleanStart: true,
+          keepAlive: 0,
+        });
+        const ack = await peer.expect((p) => p.type === "connack", ANSWER_MS);
+        if (ack?.type !== "connack" || ack.reasonCode !== 0) {
+          return {
+            kind: "clean-up refused",
+            message: `a clean CONNECT for ${clientId} got ${
+              ack === undefined ? "no CONNACK" : JSON.stringify(ack)
+            }`,
+          };
+        }
+        await peer.send({ type: "disconnect" });
+        await peer.until(() => peer.isClosed, ANSWER_MS);
+      } finally {
+        await peer.close();
+      }
+    }
+    if (++this.#retainedSweep % 20 === 0) await this.#clearRetained();
+    const b = this.broker;
+    const ok = await this.#settle(() =>
+      b.sessionCount === 2 && b.subscriptionCount === 1 &&
+      b.connectedClients === 2 && this.listener.open.size === 2
+    );
+    if (!ok) {
+      return {
+        kind: "not cleaned up",
+        message:
+          `after the fuzzed clients left with clean sessions: ${b.sessionCount} sessions (want 2), ${b.subscriptionCount} subscriptions (want 1), ${b.connectedClients} connected (want 2), ${this.listener.open.size} broker ends open (want 2)`,
+      };
+    }
+    return undefined;
+  }
+
+  /** Clears the retained messages a `#` subscriber gets. */
+  async #clearRetained(): Promise<void> {
+    const peer = new Peer(this.listener.dial(), 5);
+    try {
+      await peer.send({
+        type: "connect",
+        protocolVersion: 5,
+        clientId: "canary-cleaner",
+        cleanStart: true,
+        keepAlive: 0,
+      });
+      await peer.send({
+        type: "subscribe",
+        packetId: 1,
+        subscriptions: [{ filter: "#", qos: 0 }],
+      });
+      await peer.expect((p) => p.type === "suback", ANSWER_MS);
+      await peer.send({ type: "pingreq" });
+      await peer.expect((p) => p.type === "pingresp", ANSWER_MS);
+      const topics = new Set<string>();
+      for (const p of peer.received) {
+        if (p.type === "publish" && p.retain) topics.add(p.topic);
+      }
+      for (const topic of topics) {
+        await peer.send({
+          type: "publish",
+          topic,
+          payload: new Uint8Array(0),
+          qos: 0,
+          retain: true,
+          dup: false,
+        });
+      }
+      await peer.send({ type: "disconnect" });
+      await peer.until(() => peer.isClosed, ANSWER_MS);
+    } finally {
+      await peer.close();
+    }
+  }
+
+  /** The canary publishes a QoS 1 message; its subscriber must get it. */
+  async #canary(): Promise<Failure | undefined> {
+    const n = ++this.#canaryCount;
+    const sub = this.#sub!;
+    const pub = this.#pub!;
+    const topic = `canary/${n}`;
+    const from = sub.received.length;
+    const packetId = (n % 65535) + 1;
+    await pub.send({
+      type: "publish",
+      topic,
+      payload: new TextEncoder().encode(String(n)),
+      qos: 1,
+      retain: false,
+      dup: false,
+      packetId,
+    });
+    const ack = await pub.expect(
+      (p) => p.type === "puback" && p.packetId === packetId,
+      ANSWER_MS,
+    );
+    const got = await sub.expect(
+      (p) => p.type === "publish" && p.topic === topic,
+      ANSWER_MS,
+      from,
+    );
+    if (ack === undefined || got === undefined) {
+      return {
+        kind: "canary",
+        message: `the canary ${
+          ack === undefined
+            ? "publisher got no PUBACK"
+            : "subscriber got nothing"
+        } (publisher ${pub.isClosed ? "closed" : "open"}, subscriber ${
+          sub.isClosed ? "closed" : "open"
+        })`,
+      };
+    }
+    return undefined;
+  }
+
+  /** Closes the canaries and the broker, and restores logging. */
+  async close(): Promise<void> {
+    try {
+      await this.#sub?.close();
+      await this.#pub?.close();
+      await this.broker.close();
+      await tick();
+      await tick();
+    } finally {
+      globalThis.removeEventListener("unhandledrejection", this.#onRejection);
+      globalThis.removeEventListener("error", this.#onError);
+      await reset();
+    }
+  }
+}
+
+/** A batch as a reproduction: each client's version and steps in hex. */
+export function connectionFixture(plans: readonly ClientPlan[]): string {
+  return plans.map((p, k) =>
+    `client ${k} (v${p.version}${
+      p.abrupt ? ", closes abruptly" : ""
+    }, writeSeed ${p.writeSeed}):\n` +
+    p.segments.map((s, i) => `  ${p.steps[i]}: ${toHex(s)}`).join("\n")
+  ).join("\n");
+}
+
+/** Runs `plans` on a fresh broker; the failure kind, if any. */
+export async function replayBatch(
+  seed: number,
+  plans: readonly ClientPlan[],
+): Promise<Failure | undefined> {
+  const f = await ConnectionFuzzer.open(seed);
+  try {
+    return await f.batch(plans);
+  } finally {
+    await f.close();
+  }
+}
+
+/**
+ * Shrinks a failing batch on fresh brokers: clients dropped, then steps
+ * (the sentinel stays). Returns undefined when the batch does not fail
+ * alone (the failure needs the state earlier batches left).
+ */
+export async function shrinkBatch(
+  seed: number,
+  plans: readonly ClientPlan[],
+  kind: string,
+  budget = 150,
+  progress?: Int32Array,
+): Promise<ClientPlan[] | undefined> {
+  let tries = 0;
+  const fails = async (p: ClientPlan[]) => {
+    if (progress !== undefined) beat(progress);
+    return tries++ < budget && (await replayBatch(seed, p))?.kind === kind;
+  };
+  let cur = plans.map((p) => ({ ...p }));
+  if (!(await fails(cur))) return undefined;
+  for (let k = 0; k < cur.length && cur.length > 1;) {
+    const cand = cur.filter((_, j) => j !== k);
+    if (await fails(cand)) cur = cand;
+    else k++;
+  }
+  for (let k = 0; k < cur.length; k++) {
+    for (let i = 0; i < cur[k]!.segments.length - 1;) {
+      const p = cur[k]!;
+      const cand = cur.slice();
+      cand[k] = {
+        ...p,
+        segments: p.segments.filter((_, j) => j !== i),
+        steps: p.steps.filter((_, j) => j !== i),
+      };
+      if (await fails(cand)) cur = cand;
+      else i++;
+    }
+  }
+  return cur;
+}
+
+/** Runs the connection target. */
+export async function fuzzConnection(
+  o: FuzzRunOptions,
+): Promise<FuzzRunResult & { warnings: ReadonlyMap<string, number> }> {
+  const start = o.start ?? 0;
+  const end = o.iterations !== undefined ? start + o.iterations : Infinity;
+  const deadline = o.seconds !== undefined
+    ? Date.now() + o.seconds * 1000
+    : Infinity;
+  const failures: FoundFailure[] = [];
+  const seen = new Set<string>();
+  let f = await ConnectionFuzzer.open(o.seed);
+  const warnings = new Map<string, number>();
+  let i = start;
+  try {
+    for (; i < end && Date.now() < deadline; i++) {
+      if (o.progress !== undefined) Atomics.store(o.progress, 0, i);
+      const plans = ConnectionFuzzer.plan(o.seed, i);
+      let fail: Failure | undefined;
+      try {
+        fail = await f.batch(plans);
+      } catch (e) {
+        fail = {
+          kind: "fuzzer error",
+          message: e instanceof Error ? e.stack ?? e.message : String(e),
+        };
+      }
+      if (fail === undefined) continue;
+      const sig = signature(fail.kind, fail.message);
+      // A broker in an unknown state: start a fresh one.
+      for (const [k, n] of f.warnings) {
+        warnings.set(k, (warnings.get(k) ?? 0) + n);
+      }
+      await f.close();
+      let reproduction: string;
+      if (seen.has(sig)) reproduction = "";
+      else {
+        const small = await shrinkBatch(
+          o.seed,
+          plans,
+          fail.kind,
+          undefined,
+          o.progress,
+        );
+        reproduction = small === undefined
+          ? `(does not fail on a fresh broker; batch ${i} after ${
+            i - start
+          } others)\n${connectionFixture(plans)}`
+          : connectionFixture(small);
+      }
+      f = await ConnectionFuzzer.open(o.seed);
+      if (seen.has(sig)) continue;
+      seen.add(sig);
+      const found: FoundFailure = {
+        target: "connection",
+        seed: o.seed,
+        iteration: i,
+        kind: fail.kind,
+        message: fail.message,
+        reproduction,
+      };
+      failures.push(found);
+      o.onFailure?.(found);
+      if (!o.keepGoing) {
+        i++;
+        break;
+      }
+    }
+  } finally {
+    for (const [k, n] of f.warnings) {
+      warnings.set(k, (warnings.get(k) ?? 0) + n);
+    }
+    await f.close();
+  }
+  return {
+    target: "connection",
+    seed: o.seed,
+    iterations: i - start,
+    failures,
+    warnings,
+  };
+}
