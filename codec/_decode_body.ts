@@ -69,6 +69,7 @@ export function checkFirstByte(
         "PUBLISH QoS 0 with DUP set [MQTT-3.3.1-2]",
       );
     }
+    if (version === undefined) throw notConnectFirst(type);
     return;
   }
   if (type === 15 && version !== undefined && version !== 5) {
@@ -82,11 +83,13 @@ export function checkFirstByte(
       } with reserved flags ${flags} (must be ${want}) [MQTT-2.2.2-2]`,
     );
   }
-  if (version === undefined && type !== 1) {
-    throw new ProtocolError(
-      `the first packet must be CONNECT, got ${TYPES[type]} [MQTT-3.1.0-1]`,
-    );
-  }
+  if (version === undefined && type !== 1) throw notConnectFirst(type);
+}
+
+function notConnectFirst(type: number): ProtocolError {
+  return new ProtocolError(
+    `the first packet must be CONNECT, got ${TYPES[type]} [MQTT-3.1.0-1]`,
+  );
 }
 
 function packetId(r: Reader, what: string): number {
