@@ -277,9 +277,11 @@ function reasonTail(
   what: string,
 ): void {
   if (r.pos === r.end) return;
-  p.reasonCode = r.u8("reason code");
-  if (r.pos === r.end) return;
-  const props = readProps(r, ctx, what);
+  const code = r.u8("reason code");
+  const props = r.pos === r.end ? undefined : readProps(r, ctx, what);
+  // Absent means 0x00: a 0x00 with no properties is the same packet as the
+  // short form (and is what encode() writes for it).
+  if (code !== 0 || props !== undefined) p.reasonCode = code;
   if (props !== undefined) p.properties = props;
 }
 
