@@ -332,7 +332,10 @@ export class Connection implements ConnectionContext, CommitWaiter {
   }
 
   #drain(): void {
-    const backlog = this.#backlog!;
+    // Gone when the connection ended while the handler waited (end()
+    // drops the backlog): nothing is left to handle.
+    const backlog = this.#backlog;
+    if (backlog === undefined) return;
     while (backlog.length > 0 && this.state < CLOSING) {
       const p = backlog.shift()!;
       let r: Promise<void> | undefined;

@@ -83,4 +83,27 @@ export const DECODER_REGRESSIONS: DecoderRegression[] = [
 ];
 
 /** Broker bugs. */
-export const CONNECTION_REGRESSIONS: ConnectionRegression[] = [];
+export const CONNECTION_REGRESSIONS: ConnectionRegression[] = [
+  {
+    // Seed 1, batch 0: a CONNECT whose `authenticate` hook answers later,
+    // then bytes that do not decode. The connection ended while the hook
+    // was pending (end() drops the backlog); when the hook settled,
+    // Connection.#drain read the dropped backlog: TypeError, an unhandled
+    // rejection. Fixed in #drain (broker/connection/connection.ts).
+    name: "a connection that ends while an async hook is pending",
+    seed: 1,
+    clients: [{
+      version: 5,
+      writeSeed: 1933943431,
+      abrupt: true,
+      steps: [
+        // CONNECT v5, client id fz3, user name "slow" (the hook waits).
+        "106200044d51545405a60000032200040003667a333501000800055f5fe697a52600055af09f8ca1000a20f09f8ca124c3a962622600000006e697a530615f26000362615f0004e697a52d0004667a2f62000b1bd9ce5a1986b59f1490ab0004736c6f77",
+        // A SUBSCRIBE with a corrupted length: malformed.
+        "822edbc10c2600000002786226000000000004",
+        "311a000006080000230009b59d530432a4ad14850a32e9d5c71f9f61",
+        "c000",
+      ],
+    }],
+  },
+];
