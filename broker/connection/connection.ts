@@ -620,8 +620,13 @@ export class Connection implements ConnectionContext, CommitWaiter {
         });
       }
       if (this.state === CONNECTING) {
-        if (e.reasonCode === ReasonCode.UnsupportedProtocolVersion) {
-          // [MQTT-3.1.2-2]: CONNACK 0x01 (3.1.1 form) then close.
+        if (
+          e.reasonCode === ReasonCode.UnsupportedProtocolVersion &&
+          this.#decoder.version === undefined
+        ) {
+          // [MQTT-3.1.2-2]: CONNACK 0x01 (3.1.1 form) then close. Only for
+          // the first CONNECT: a client whose CONNECT was read (and waits
+          // for its CONNACK) is answered in its own version.
           this.version = 4;
           this.send({
             type: "connack",

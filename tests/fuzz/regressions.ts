@@ -106,4 +106,26 @@ export const CONNECTION_REGRESSIONS: ConnectionRegression[] = [
       ],
     }],
   },
+  {
+    // Seed 100, batch 1254: a v5 CONNECT waiting for its `authenticate`
+    // hook, then a second CONNECT with an unknown protocol name. The
+    // decoder's 0x84 was answered as if it were the first CONNECT: CONNACK
+    // 0x01 in the 3.1.1 form, which a v5 client cannot decode. Fixed in
+    // Connection.#fail (broker/connection/connection.ts): the 3.1.1 answer
+    // only while no CONNECT was read; this client gets a v5 CONNACK 0x84.
+    name: "a second CONNECT with a bad protocol name before CONNACK",
+    seed: 100,
+    clients: [{
+      version: 5,
+      writeSeed: 1000121581,
+      abrupt: false,
+      steps: [
+        // CONNECT v5, client id fz3, user name "slow".
+        "103100044d51545405c2000017111b23b66f170026000000085af09f8ca1245f242200010003667a330004736c6f770002054b",
+        // A mutated PUBLISH that reads as a CONNECT for protocol "fz/b".
+        "103c0004667a2f62000210030000080000260004f09f8ca100016234831082bc6ed0da951b1c7ca4ec6f3507b791848581c3fd57ad56d89d7bf60fd8812802fd871c",
+        "c000",
+      ],
+    }],
+  },
 ];
