@@ -489,7 +489,10 @@ export class ConnectionFuzzer {
           if (r.level === "error" || r.level === "fatal") {
             f.#errors.push(renderLog(r));
           } else if (r.level === "warning") {
-            const key = signature("warning", renderLog(r));
+            const raw = r.rawMessage;
+            const key = `${r.category.join(".")}: ${
+              typeof raw === "string" ? raw : raw.join("{}")
+            }`;
             f.#warnings.set(key, (f.#warnings.get(key) ?? 0) + 1);
           }
         },
@@ -538,6 +541,7 @@ export class ConnectionFuzzer {
       await f.close();
       throw new Error("the canary clients did not connect");
     }
+    f.ids.clear(); // the canaries' own
     return f;
   }
 
@@ -550,9 +554,16 @@ export class ConnectionFuzzer {
     return plans;
   }
 
-  /** Runs one batch of clients; returns the first broken invariant. */
-  async batch(plans: readonly ClientPlan[]): Promise<Failure | undefined> {
-    this.ids.clear();
+  /**
+   * Runs one batch of clients; returns the first broken invariant. With
+   * `clean`, the batch ends by reconnecting every client id seen so far
+   * with a clean session and checking the counts; without, sessions (and
+   * their queued and in-flight messages) stay for the next batch to resume.
+   */
+  async batch(
+    plans: readonly ClientPlan[],
+    clean = true,
+  ): Promise<Failure | undefined> {
     const max = this.maxPacketSize;
     const peers = plans.map((plan) => {
       const e = expectation(plan, max);
@@ -614,7 +625,7 @@ export class ConnectionFuzzer {
         );
       }
     }
-    if (failure === undefined) failure = await this.#cleanUp();
+    if (failure === undefined && clean) failure = await this.#cleanUp();
     if (failure === undefined) failure = await this.#canary();
     // Unhandled rejections are reported a turn or two later.
     await tick();
@@ -913,7 +924,12 @@ export async function fuzzConnection(
       const plans = ConnectionFuzzer.plan(o.seed, i);
       let fail: Failure | undefined;
       try {
-        fail = await f.batch(plans);
+        // Every other batch (and the last) cleans up; the others leave
+        // their sessions to the next batch.
+        fail = await f.batch(
+          plans,
+          (mixSeed(o.seed, i) & 1) === 0 || i + 1 === end,
+        );
       } catch (e) {
         fail = {
           kind: "fuzzer error",
