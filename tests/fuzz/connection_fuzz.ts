@@ -369,6 +369,51 @@ class TrackingListener implements Listener {
   }
 }
 
+/** Packets a server never sends. */
+const CLIENT_ONLY = new Set([
+  "connect",
+  "subscribe",
+  "unsubscribe",
+  "pingreq",
+]);
+
+/**
+ * What the order of a server's packets must be: CONNACK (or AUTH in an
+ * enhanced authentication) first [MQTT-3.2.0-1]; nothing after a refusing
+ * CONNACK [MQTT-3.2.2-7]; no DISCONNECT before a successful CONNACK
+ * [MQTT-3.14.0-1], and none at all, nor AUTH, to a 3.1.1 client; no
+ * client-only packet types; no PUBLISH with an empty topic and no alias.
+ */
+function checkOrder(
+  received: readonly Packet[],
+  v: ProtocolVersion,
+): string | undefined {
+  let accepted = false;
+  let refused = false;
+  for (let i = 0; i < received.length; i++) {
+    const p = received[i]!;
+    const at = `packet ${i} (${p.type})`;
+    if (refused) return `${at} after a refusing CONNACK [MQTT-3.2.2-7]`;
+    if (CLIENT_ONLY.has(p.type)) return `${at}: a server never sends it`;
+    if (v !== 5 && (p.type === "auth" || p.type === "disconnect")) {
+      return `${at} to a v${v} client`;
+    }
+    if (p.type === "connack") {
+      if (accepted) return `${at}: a second CONNACK`;
+      if (p.reasonCode === 0) accepted = true;
+      else refused = true;
+      continue;
+    }
+    if (!accepted && p.type !== "auth") {
+      return `${at} before a successful CONNACK [MQTT-3.2.0-1] [MQTT-3.14.0-1]`;
+    }
+    if (p.type === "publish" && p.topic === "" && !p.properties?.topicAlias) {
+      return `${at}: an empty topic and no topic alias`;
+    }
+  }
+  return undefined;
+}
+
 /** The options a run's broker gets (drawn from the seed). */
 function brokerOptions(g: Gen, hooks: BrokerInit): BrokerInit {
   return {
@@ -655,6 +700,8 @@ export class ConnectionFuzzer {
           } (after ${peer.received.length} packets)`,
       };
     }
+    const order = checkOrder(peer.received, e.outVersion);
+    if (order !== undefined) return { kind: "packet order", message: order };
     const c = e.connect;
     if (c === undefined || c.protocolVersion !== 5) return undefined;
     const max = c.properties?.maximumPacketSize ?? Infinity;
@@ -822,6 +869,9 @@ export class ConnectionFuzzer {
         })`,
       };
     }
+    // The canaries live as long as the run: keep what they hold bounded.
+    sub.received.length = 0;
+    pub.received.length = 0;
     return undefined;
   }
 
@@ -904,6 +954,36 @@ export async function shrinkBatch(
   return cur;
 }
 
+/** Slack over the heap measured after the first 1000 batches. */
+const HEAP_SLACK = 64 * 2 ** 20;
+
+/**
+ * The heap after a full GC, every 1000 batches: more than `HEAP_SLACK` over
+ * the first measure is a leak (state the broker keeps for clients that are
+ * gone). Needs `--v8-flags=--expose-gc` (as `deno task fuzz` runs); without
+ * it nothing is measured.
+ */
+class HeapWatch {
+  #baseline: number | undefined;
+  #gc = (globalThis as { gc?: () => void }).gc;
+
+  check(batches: number): Failure | undefined {
+    const gc = this.#gc;
+    if (gc === undefined) return undefined;
+    gc();
+    const used = Deno.memoryUsage().heapUsed;
+    this.#baseline ??= used;
+    if (used <= this.#baseline + HEAP_SLACK) return undefined;
+    const mib = (n: number) => `${(n / 2 ** 20).toFixed(1)} MiB`;
+    return {
+      kind: "memory",
+      message: `heap ${mib(used)} after ${batches} batches, ${
+        mib(this.#baseline)
+      } after the first 1000`,
+    };
+  }
+}
+
 /** Runs the connection target. */
 export async function fuzzConnection(
   o: FuzzRunOptions,
@@ -916,6 +996,7 @@ export async function fuzzConnection(
   const failures: FoundFailure[] = [];
   const seen = new Set<string>();
   let f = await ConnectionFuzzer.open(o.seed);
+  const heap = new HeapWatch();
   const warnings = new Map<string, number>();
   let i = start;
   try {
@@ -935,6 +1016,9 @@ export async function fuzzConnection(
           kind: "fuzzer error",
           message: e instanceof Error ? e.stack ?? e.message : String(e),
         };
+      }
+      if (fail === undefined && (i - start) % 1000 === 999) {
+        fail = heap.check(i - start + 1);
       }
       if (fail === undefined) continue;
       const sig = signature(fail.kind, fail.message);
