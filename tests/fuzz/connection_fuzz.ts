@@ -267,6 +267,8 @@ interface Expectation {
   state: "error" | "complete" | "partial";
   /** PINGREQs decoded (each is answered while connected). */
   pings: number;
+  /** PUBACKs, PUBRECs and PUBCOMPs decoded (what frees a send window). */
+  acks: number;
 }
 
 function expectation(plan: ClientPlan, maxPacketSize: number): Expectation {
@@ -274,6 +276,7 @@ function expectation(plan: ClientPlan, maxPacketSize: number): Expectation {
   let first = true;
   let connect: ConnectPacket | undefined;
   let pings = 0;
+  let acks = 0;
   let state: Expectation["state"];
   try {
     for (const s of plan.segments) {
@@ -281,6 +284,9 @@ function expectation(plan: ClientPlan, maxPacketSize: number): Expectation {
         if (first && p.type === "connect") connect = p;
         first = false;
         if (p.type === "pingreq") pings++;
+        if (
+          p.type === "puback" || p.type === "pubrec" || p.type === "pubcomp"
+        ) acks++;
       });
     }
     state = d.buffered === 0 ? "complete" : "partial";
@@ -292,6 +298,7 @@ function expectation(plan: ClientPlan, maxPacketSize: number): Expectation {
     connect,
     state,
     pings,
+    acks,
   };
 }
 
@@ -419,11 +426,20 @@ function brokerOptions(g: Gen, hooks: BrokerInit): BrokerInit {
   return {
     sysInterval: 0,
     maxPacketSize: g.pick([64 * 1024, 256 * 1024]),
-    topicAliasMaximum: 10,
+    topicAliasMaximum: g.pick([10, 10, 2, 0]),
     receiveMaximum: g.pick([20, 65535]),
     maxQueuedMessages: g.pick([10, 100]),
+    maxInflightMessages: g.pick([1000, 2]),
+    queueQos0Messages: g.bool(0.3),
     maxQos: g.pick([1, 2, 2] as const),
     retainAvailable: g.bool(0.8),
+    sharedSubscriptionAvailable: g.bool(0.8),
+    wildcardSubscriptionAvailable: g.bool(0.8),
+    sessionExpiryInterval: g.pick([3600, 3600, 1]),
+    serverKeepAlive: g.pick([0, 0, 30]),
+    outputBufferLimit: g.pick([1024 * 1024, 4096]),
+    maxConnections: g.pick([10_000, 6]),
+    allowAnonymous: g.bool(0.8),
     ...hooks,
   };
 }
@@ -563,13 +579,14 @@ export class ConnectionFuzzer {
       type: "connect",
       protocolVersion: 5,
       clientId: "canary-sub",
+      username: "canary",
       cleanStart: true,
       keepAlive: 0,
     });
     await sub.send({
       type: "subscribe",
       packetId: 1,
-      subscriptions: [{ filter: "canary/#", qos: 1 }],
+      subscriptions: [{ filter: "canary/t", qos: 1 }],
     });
     const pub = new Peer(f.listener.dial(), 4);
     f.#pub = pub;
@@ -577,6 +594,7 @@ export class ConnectionFuzzer {
       type: "connect",
       protocolVersion: 4,
       clientId: "canary-pub",
+      username: "canary",
       cleanStart: true,
       keepAlive: 0,
     });
@@ -702,7 +720,40 @@ export class ConnectionFuzzer {
     }
     const order = checkOrder(peer.received, e.outVersion);
     if (order !== undefined) return { kind: "packet order", message: order };
+    const s = this.broker.settings;
     const c = e.connect;
+    // Flow control: without an ack from the client, the QoS 1/2 messages in
+    // flight to it (distinct packet ids) stay within the broker's
+    // maxInflightMessages and the client's Receive Maximum [MQTT-3.3.4-7].
+    const window = Math.min(
+      s.maxInflightMessages,
+      c?.protocolVersion === 5 ? c.properties?.receiveMaximum ?? 65535 : 65535,
+    );
+    const ids = new Set<number>();
+    for (const p of peer.received) {
+      if (p.type !== "publish") continue;
+      if (p.qos > s.maxQos) {
+        return {
+          kind: "qos",
+          message:
+            `a QoS ${p.qos} PUBLISH from a broker whose maximum is ${s.maxQos}`,
+        };
+      }
+      if (p.retain && !s.retainAvailable) {
+        return {
+          kind: "retain",
+          message: "a PUBLISH with RETAIN from a broker without retain",
+        };
+      }
+      if (p.qos > 0) ids.add(p.packetId!);
+    }
+    if (e.acks === 0 && ids.size > window) {
+      return {
+        kind: "flow control",
+        message:
+          `${ids.size} QoS 1/2 messages in flight to a client that acknowledged none (window ${window}) [MQTT-3.3.4-7]`,
+      };
+    }
     if (c === undefined || c.protocolVersion !== 5) return undefined;
     const max = c.properties?.maximumPacketSize ?? Infinity;
     const aliases = new TopicAliasReceiver(
@@ -757,6 +808,7 @@ export class ConnectionFuzzer {
           type: "connect",
           protocolVersion: 5,
           clientId,
+          username: "canary",
           cleanStart: true,
           keepAlive: 0,
         });
@@ -799,6 +851,7 @@ export class ConnectionFuzzer {
         type: "connect",
         protocolVersion: 5,
         clientId: "canary-cleaner",
+        username: "canary",
         cleanStart: true,
         keepAlive: 0,
       });
@@ -836,13 +889,15 @@ export class ConnectionFuzzer {
     const n = ++this.#canaryCount;
     const sub = this.#sub!;
     const pub = this.#pub!;
-    const topic = `canary/${n}`;
+    // One topic (wildcards may be off): each message told by its payload.
+    const topic = "canary/t";
+    const payload = new TextEncoder().encode(String(n));
     const from = sub.received.length;
     const packetId = (n % 65535) + 1;
     await pub.send({
       type: "publish",
       topic,
-      payload: new TextEncoder().encode(String(n)),
+      payload,
       qos: 1,
       retain: false,
       dup: false,
@@ -853,7 +908,9 @@ export class ConnectionFuzzer {
       ANSWER_MS,
     );
     const got = await sub.expect(
-      (p) => p.type === "publish" && p.topic === topic,
+      (p) =>
+        p.type === "publish" && p.topic === topic &&
+        new TextDecoder().decode(p.payload) === String(n),
       ANSWER_MS,
       from,
     );
