@@ -188,6 +188,35 @@ const MUTATIONS: readonly [string, Mutation][] = [
     const cut = g.bool() ? i : g.int(i, b.length);
     return concat([b.subarray(0, i), donor.subarray(di, dj), b.subarray(cut)]);
   }],
+  ["body edit", (g, f) => {
+    // One packet's body changed (bytes inserted, deleted or overwritten)
+    // and its remaining length fixed up: the body decoder sees it, not
+    // just the framing.
+    if (f.bounds.length < 2) return f.bytes;
+    const k = g.int(0, f.bounds.length - 2);
+    const start = f.bounds[k]!;
+    const end = f.bounds[k + 1]!;
+    if (end - start < 2) return f.bytes;
+    const hs = headerSize(f.bytes, start);
+    let body: Uint8Array = f.bytes.slice(start + hs, end);
+    const i = g.int(0, body.length);
+    const r = g.int(0, 2);
+    if (r === 0) {
+      body = concat([body.subarray(0, i), g.bytes(6), body.subarray(i)]);
+    } else if (r === 1) {
+      body = concat([body.subarray(0, i), body.subarray(i + g.int(1, 6))]);
+    } else if (body.length > 0) {
+      body[Math.min(i, body.length - 1)] = g.bool()
+        ? g.pick(INTERESTING_BYTES)
+        : g.int(0, 255);
+    }
+    return concat([
+      f.bytes.subarray(0, start + 1),
+      varint(body.length),
+      body,
+      f.bytes.subarray(end),
+    ]);
+  }],
   ["swap packets", (g, f) => {
     if (f.bounds.length < 3) return f.bytes;
     const parts: Uint8Array[] = [];
