@@ -7,7 +7,7 @@
 import assert from "node:assert/strict";
 import { MqttError, PacketDecoder } from "../codec/mod.ts";
 import { checkDecoderCase, type DecoderCase } from "./fuzz/decoder_fuzz.ts";
-import { type ClientPlan, replayBatch } from "./fuzz/connection_fuzz.ts";
+import { type ClientPlan, replayBatches } from "./fuzz/connection_fuzz.ts";
 import { fromHex } from "./fuzz/_mutate.ts";
 import {
   CONNECTION_REGRESSIONS,
@@ -50,13 +50,15 @@ for (const row of DECODER_REGRESSIONS) {
 
 for (const row of CONNECTION_REGRESSIONS) {
   Deno.test(`Broker fuzz regression: ${row.name}`, async () => {
-    const plans: ClientPlan[] = row.clients.map((c) => ({
-      version: c.version,
-      writeSeed: c.writeSeed,
-      abrupt: c.abrupt,
-      segments: c.steps.map(fromHex),
-      steps: c.steps.map((_, i) => `step ${i}`),
-    }));
-    assert.equal((await replayBatch(row.seed, plans))?.message, undefined);
+    const batches: ClientPlan[][] = row.batches.map((clients) =>
+      clients.map((c) => ({
+        version: c.version,
+        writeSeed: c.writeSeed,
+        abrupt: c.abrupt,
+        segments: c.steps.map(fromHex),
+        steps: c.steps.map((_, i) => `step ${i}`),
+      }))
+    );
+    assert.equal((await replayBatches(row.seed, batches))?.message, undefined);
   });
 }

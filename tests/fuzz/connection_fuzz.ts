@@ -958,58 +958,91 @@ export function connectionFixture(plans: readonly ClientPlan[]): string {
   ).join("\n");
 }
 
-/** Runs `plans` on a fresh broker; the failure kind, if any. */
-export async function replayBatch(
+/** Batches run one after the other, as a reproduction. */
+export function sequenceFixture(batches: readonly ClientPlan[][]): string {
+  if (batches.length === 1) return connectionFixture(batches[0]!);
+  return batches.map((b, i) =>
+    `batch ${i}${i + 1 < batches.length ? " (sessions kept)" : ""}:\n` +
+    connectionFixture(b)
+  ).join("\n");
+}
+
+/**
+ * Runs batches one after the other on a fresh broker (only the last one
+ * cleans up, so sessions carry over as in the run); the first failure.
+ */
+export async function replayBatches(
   seed: number,
-  plans: readonly ClientPlan[],
+  batches: readonly (readonly ClientPlan[])[],
 ): Promise<Failure | undefined> {
   const f = await ConnectionFuzzer.open(seed);
   try {
-    return await f.batch(plans);
+    for (let i = 0; i < batches.length; i++) {
+      const fail = await f.batch(batches[i]!, i + 1 === batches.length);
+      if (fail !== undefined) return fail;
+    }
+    return undefined;
   } finally {
     await f.close();
   }
 }
 
 /**
- * Shrinks a failing batch on fresh brokers: clients dropped, then steps
- * (the sentinel stays). Returns undefined when the batch does not fail
- * alone (the failure needs the state earlier batches left).
+ * Shrinks a failing sequence of batches on fresh brokers: the last batch
+ * alone if it fails alone, else earlier batches dropped; then clients, then
+ * steps (each client's sentinel stays). Returns undefined when the
+ * sequence does not fail on a fresh broker.
  */
-export async function shrinkBatch(
+export async function shrinkBatches(
   seed: number,
-  plans: readonly ClientPlan[],
+  batches: readonly ClientPlan[][],
   kind: string,
-  budget = 150,
+  budget = 300,
   progress?: Int32Array,
-): Promise<ClientPlan[] | undefined> {
+): Promise<ClientPlan[][] | undefined> {
   let tries = 0;
-  const fails = async (p: ClientPlan[]) => {
+  const fails = async (b: ClientPlan[][]) => {
     if (progress !== undefined) beat(progress);
-    return tries++ < budget && (await replayBatch(seed, p))?.kind === kind;
+    return tries++ < budget && (await replayBatches(seed, b))?.kind === kind;
   };
-  let cur = plans.map((p) => ({ ...p }));
-  if (!(await fails(cur))) return undefined;
-  for (let k = 0; k < cur.length && cur.length > 1;) {
-    const cand = cur.filter((_, j) => j !== k);
+  let cur = batches.map((b) => b.map((p) => ({ ...p })));
+  if (cur.length > 1 && await fails([cur[cur.length - 1]!])) {
+    cur = [cur[cur.length - 1]!];
+  } else if (!(await fails(cur))) return undefined;
+  for (let b = 0; b < cur.length - 1;) {
+    const cand = cur.filter((_, j) => j !== b);
     if (await fails(cand)) cur = cand;
-    else k++;
+    else b++;
   }
-  for (let k = 0; k < cur.length; k++) {
-    for (let i = 0; i < cur[k]!.segments.length - 1;) {
-      const p = cur[k]!;
+  for (let b = 0; b < cur.length; b++) {
+    for (let k = 0; k < cur[b]!.length && cur[b]!.length > 1;) {
       const cand = cur.slice();
-      cand[k] = {
-        ...p,
-        segments: p.segments.filter((_, j) => j !== i),
-        steps: p.steps.filter((_, j) => j !== i),
-      };
+      cand[b] = cur[b]!.filter((_, j) => j !== k);
       if (await fails(cand)) cur = cand;
-      else i++;
+      else k++;
+    }
+  }
+  for (let b = 0; b < cur.length; b++) {
+    for (let k = 0; k < cur[b]!.length; k++) {
+      for (let i = 0; i < cur[b]![k]!.segments.length - 1;) {
+        const p = cur[b]![k]!;
+        const cand = cur.slice();
+        cand[b] = cur[b]!.slice();
+        cand[b]![k] = {
+          ...p,
+          segments: p.segments.filter((_, j) => j !== i),
+          steps: p.steps.filter((_, j) => j !== i),
+        };
+        if (await fails(cand)) cur = cand;
+        else i++;
+      }
     }
   }
   return cur;
 }
+
+/** Batches kept for a reproduction: those since the last clean-up. */
+const MAX_SEQUENCE = 30;
 
 /** Slack over the heap measured after the first 1000 batches. */
 const HEAP_SLACK = 64 * 2 ** 20;
@@ -1054,6 +1087,9 @@ export async function fuzzConnection(
   const seen = new Set<string>();
   let f = await ConnectionFuzzer.open(o.seed);
   const heap = new HeapWatch();
+  /** The first batch since the broker was last clean (or new). */
+  let since = start;
+  let clean = true;
   const warnings = new Map<string, number>();
   let i = start;
   try {
@@ -1064,10 +1100,8 @@ export async function fuzzConnection(
       try {
         // Every other batch (and the last) cleans up; the others leave
         // their sessions to the next batch.
-        fail = await f.batch(
-          plans,
-          (mixSeed(o.seed, i) & 1) === 0 || i + 1 === end,
-        );
+        clean = (mixSeed(o.seed, i) & 1) === 0 || i + 1 === end;
+        fail = await f.batch(plans, clean);
       } catch (e) {
         fail = {
           kind: "fuzzer error",
@@ -1077,30 +1111,38 @@ export async function fuzzConnection(
       if (fail === undefined && (i - start) % 1000 === 999) {
         fail = heap.check(i - start + 1);
       }
-      if (fail === undefined) continue;
+      if (fail === undefined) {
+        if (clean) since = i + 1;
+        continue;
+      }
       const sig = signature(fail.kind, fail.message);
       // A broker in an unknown state: start a fresh one.
       for (const [k, n] of f.warnings) {
         warnings.set(k, (warnings.get(k) ?? 0) + n);
       }
       await f.close();
-      let reproduction: string;
-      if (seen.has(sig)) reproduction = "";
-      else {
-        const small = await shrinkBatch(
+      let reproduction = "";
+      if (!seen.has(sig)) {
+        const from = Math.max(since, i + 1 - MAX_SEQUENCE);
+        const batches: ClientPlan[][] = [];
+        for (let j = from; j <= i; j++) {
+          batches.push(ConnectionFuzzer.plan(o.seed, j));
+        }
+        const small = await shrinkBatches(
           o.seed,
-          plans,
+          batches,
           fail.kind,
           undefined,
           o.progress,
         );
         reproduction = small === undefined
-          ? `(does not fail on a fresh broker; batch ${i} after ${
-            i - start
-          } others)\n${connectionFixture(plans)}`
-          : connectionFixture(small);
+          ? `(batches ${from}..${i} do not fail on a fresh broker; the broker ran ${
+            i - since
+          } batches since its last clean-up)\n${connectionFixture(plans)}`
+          : sequenceFixture(small);
       }
       f = await ConnectionFuzzer.open(o.seed);
+      since = i + 1;
       if (seen.has(sig)) continue;
       seen.add(sig);
       const found: FoundFailure = {

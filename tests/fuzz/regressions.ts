@@ -31,14 +31,20 @@ export interface ConnectionRegression {
   name: string;
   /** The run's seed (it picks the broker's options). */
   seed: number;
-  /** The clients, run concurrently: each step's bytes in hex, in order. */
-  clients: {
-    version: ProtocolVersion;
-    /** Written as the fuzzer wrote them (chunking and pauses). */
-    writeSeed: number;
-    abrupt: boolean;
-    steps: string[];
-  }[];
+  /**
+   * Batches run one after the other on one broker (sessions carried over),
+   * each a list of clients run concurrently.
+   */
+  batches: ClientFixture[][];
+}
+
+/** One client of a batch: each step's bytes in hex, in order. */
+export interface ClientFixture {
+  version: ProtocolVersion;
+  /** Written as the fuzzer wrote them (chunking and pauses). */
+  writeSeed: number;
+  abrupt: boolean;
+  steps: string[];
 }
 
 /** Decoder bugs. */
@@ -92,7 +98,7 @@ export const CONNECTION_REGRESSIONS: ConnectionRegression[] = [
     // rejection. Fixed in #drain (broker/connection/connection.ts).
     name: "a connection that ends while an async hook is pending",
     seed: 1,
-    clients: [{
+    batches: [[{
       version: 5,
       writeSeed: 1933943431,
       abrupt: true,
@@ -104,7 +110,7 @@ export const CONNECTION_REGRESSIONS: ConnectionRegression[] = [
         "311a000006080000230009b59d530432a4ad14850a32e9d5c71f9f61",
         "c000",
       ],
-    }],
+    }]],
   },
   {
     // Seed 100, batch 1254: a v5 CONNECT waiting for its `authenticate`
@@ -115,7 +121,7 @@ export const CONNECTION_REGRESSIONS: ConnectionRegression[] = [
     // only while no CONNECT was read; this client gets a v5 CONNACK 0x84.
     name: "a second CONNECT with a bad protocol name before CONNACK",
     seed: 100,
-    clients: [{
+    batches: [[{
       version: 5,
       writeSeed: 1000121581,
       abrupt: false,
@@ -126,6 +132,6 @@ export const CONNECTION_REGRESSIONS: ConnectionRegression[] = [
         "103c0004667a2f62000210030000080000260004f09f8ca100016234831082bc6ed0da951b1c7ca4ec6f3507b791848581c3fd57ad56d89d7bf60fd8812802fd871c",
         "c000",
       ],
-    }],
+    }]],
   },
 ];
