@@ -134,4 +134,55 @@ export const CONNECTION_REGRESSIONS: ConnectionRegression[] = [
       ],
     }]],
   },
+  {
+    // Seed 5005, batches 2701-2702 (the broker kept sessions between
+    // them): fz2 (3.1.1, persistent) subscribes to # at QoS 1 and gets
+    // messages it never acknowledges; it reconnects as v5 with Receive
+    // Maximum 2 and the session resumes. Session.attach resent every
+    // message in flight at once (4 to 8 of them), over the client's
+    // Receive Maximum [MQTT-3.3.4-7]. Fixed in Session.attach/pump
+    // (broker/session.ts): at most Receive Maximum at once, same packet
+    // ids and order, the rest as acknowledgements make room.
+    name: "a resumed session resends no more than the new Receive Maximum",
+    seed: 5005,
+    batches: [
+      [{
+        version: 5,
+        writeSeed: 580412906,
+        abrupt: false,
+        steps: [
+          // CONNECT v5 fz1.
+          "104a00044d51545405c645010821317727ffffffff0003667a31020101000178000dbb5b1c51f1834f4adaea878f91001030f09f8ca16120f09f8ca17824e697a50009dcf77d387f13f05604",
+          // PUBLISH QoS 2 (DUP) to "x".
+          "3c4500017800011f26000820e697a530e697a50005f09f8ca1242600022d7800066162f09f8ca113800c7187ffdbffcbf2d0d40c4fc0af94d78703ad6f0798bbc2ae6a99dd27b7",
+          "c000",
+        ],
+      }, {
+        version: 4,
+        writeSeed: 1573514379,
+        abrupt: false,
+        steps: [
+          // CONNECT 3.1.1 fz2, clean session 0, user name "slow".
+          "101500044d5154540480003c0003667a320004736c6f77",
+          // PUBLISH QoS 2 retained to "x".
+          "35130001780004a22dd83d086359d018d11300a712",
+          // SUBSCRIBE # and $share/h/# at QoS 1.
+          "8213c9b300012301000a2473686172652f682f2301",
+          "b0f32fc1cdf7757cf2ead3",
+          "c000",
+        ],
+      }],
+      [{
+        version: 5,
+        writeSeed: 894017356,
+        abrupt: false,
+        steps: [
+          // CONNECT v5 fz2, clean start 0, Receive Maximum 2.
+          "102700044d515454053400000821000227ffffffff0003667a32000006736c6f772f61000402dbf3fb",
+          "32340004667a2f6100021803000008000f242d61c3a930f09f8ca16162c3a924230007c2d8b3c18ccd9b00dfa048b883cec33e70f2",
+          "c000",
+        ],
+      }],
+    ],
+  },
 ];
