@@ -1,341 +1,74 @@
 /**
- * Fuzz target 2: a broker (in-process, over in-memory duplexes) fed random
- * packet sequences. Each batch dials 1-4 clients that send valid packets in
- * random orders and states (CONNECT first or not, PUBLISH of every QoS,
- * acks with random ids, SUBSCRIBE/UNSUBSCRIBE, AUTH, DISCONNECT, a second
- * CONNECT, random properties and topic aliases) interleaved with mutated
- * packets and garbage, written in random chunkings, concurrently.
+ * Fuzz target 2: a broker (in-process, over in-memory duplexes, options
+ * drawn from the seed) fed random packet sequences. Each batch dials 1-4
+ * clients that send valid packets in random orders and states (CONNECT
+ * first or not, PUBLISH of every QoS, acks with random ids,
+ * SUBSCRIBE/UNSUBSCRIBE, AUTH, DISCONNECT, a second CONNECT, random
+ * properties and topic aliases) interleaved with mutated packets and
+ * garbage, written in random chunkings, concurrently (see _client_plan.ts).
+ * Hooks answer now or later (user names and topics `slow`), refuse (`bad`,
+ * `deny/`), and run a toy enhanced authentication (`TOY`).
  *
- * Invariants checked after each batch:
+ * Invariants checked after each batch (_client_checks.ts for the output):
  * - nothing escapes the broker: no error logged by it (an exception that is
  *   not an `MqttError` inside a handler is logged as "internal error"), no
  *   unhandled rejection, no uncaught error;
- * - every connection ends or answers: a PINGREQ sent last is answered (every
- *   PINGREQ the broker decoded gets its PINGRESP) or the connection closes;
- *   one whose bytes cannot decode is closed; when a client closes, the
- *   broker releases its end;
- * - what the broker sends decodes, fits the client's Maximum Packet Size,
- *   and uses only topic aliases the client allowed;
+ * - every connection ends or answers: every PINGREQ the broker decoded
+ *   (each client sends one last) gets its PINGRESP, or the connection
+ *   closes; one whose bytes cannot decode is closed; when a client closes,
+ *   the broker releases its end;
+ * - what the broker sends decodes, comes in protocol order (CONNACK first,
+ *   ...), fits the client's Maximum Packet Size, uses only topic aliases the
+ *   client allowed, respects the broker's maximum QoS and retain setting,
+ *   and keeps within the send window (Receive Maximum);
  * - a well-behaved canary client on the same broker still gets its QoS 1
  *   message;
- * - memory stays bounded: once the fuzzed clients are gone and their client
- *   ids reconnected with a clean session, `sessionCount`,
- *   `subscriptionCount` and `connectedClients` are back to the canary's.
+ * - memory stays bounded: every other batch, once the fuzzed clients are
+ *   gone and their client ids reconnected with a clean session,
+ *   `sessionCount`, `subscriptionCount` and `connectedClients` are back to
+ *   the canary's (the other batches leave their sessions to the next, so
+ *   resumed sessions are fuzzed too); the heap after a GC stays flat.
+ *
+ * A failure is shrunk on fresh brokers (the batches since the last clean-up,
+ * then clients, then steps) and printed as hex.
  *
  * @module
  */
 
 import { configure, type LogRecord, reset } from "@logtape/logtape";
-import { encode, PacketDecoder, ReasonCode } from "../../codec/mod.ts";
-import type {
-  ConnectPacket,
-  Packet,
-  Properties,
-  ProtocolVersion,
-  PublishPacket,
-} from "../../codec/mod.ts";
+import { ReasonCode } from "../../codec/mod.ts";
 import type { Duplex } from "../../codec/duplex.ts";
-import { TopicAliasReceiver } from "../../codec/_topic_alias.ts";
 import { Broker, type BrokerInit } from "../../broker/mod.ts";
 import type { Listener } from "../../broker/listen/listener.ts";
 import { MemoryListener } from "../_memory_duplex.ts";
 import { Gen, prng } from "../codec_random_gen.ts";
-import { concat, framed, garbage, mutate, toHex } from "./_mutate.ts";
 import { Peer } from "./_peer.ts";
+import {
+  type ClientPlan,
+  connectionFixture,
+  planClient,
+  sequenceFixture,
+  tick,
+  writePlan,
+} from "./_client_plan.ts";
+import { checkOutput, expectation, type Failure } from "./_client_checks.ts";
 import {
   beat,
   type FoundFailure,
   type FuzzRunOptions,
   type FuzzRunResult,
   mixSeed,
-  packetOf,
   signature,
 } from "./decoder_fuzz.ts";
 
+export {
+  type ClientPlan,
+  connectionFixture,
+  sequenceFixture,
+} from "./_client_plan.ts";
+
 /** How long an answer may take (in memory it takes microseconds). */
 const ANSWER_MS = 3000;
-
-const POOL = ["fz0", "fz1", "fz2", "fz3", "fz4", "fz5"];
-const TOPICS = [
-  "fz/a",
-  "fz/b",
-  "fz/a/b",
-  "fz/c/d/e",
-  "deny/a",
-  "slow/a",
-  "x",
-  "fz/é",
-];
-const FILTERS = [
-  "#",
-  "+",
-  "fz/#",
-  "fz/+",
-  "fz/+/b",
-  "+/+",
-  "deny/#",
-  "slow/#",
-  "$share/g/fz/#",
-  "$share/h/#",
-  "$SYS/#",
-  "fz/a",
-  "x",
-];
-
-/** One fuzzed client: what it writes and how. */
-export interface ClientPlan {
-  /** The version its packets are encoded with. */
-  version: ProtocolVersion;
-  /** The bytes of each step, in order (the last is the sentinel PINGREQ). */
-  segments: Uint8Array[];
-  /** What each step is (for the report). */
-  steps: string[];
-  /** Seeds the chunking of its writes and the pauses between them. */
-  writeSeed: number;
-  /** Close without waiting for an answer. */
-  abrupt: boolean;
-}
-
-/** A broken invariant. */
-interface Failure {
-  kind: string;
-  message: string;
-}
-
-const SENTINEL = new Uint8Array([0xc0, 0x00]);
-
-function tick(): Promise<void> {
-  return new Promise((r) => setTimeout(r, 0));
-}
-
-function tryEncode(p: Packet, v: ProtocolVersion): Uint8Array | undefined {
-  try {
-    return encode(p, { version: v });
-  } catch {
-    return undefined;
-  }
-}
-
-function connectPacket(g: Gen, v: ProtocolVersion): ConnectPacket {
-  const p = packetOf(g, v, "connect");
-  p.clientId = g.bool(0.1) ? "" : g.pick(POOL);
-  p.keepAlive = g.pick([0, 0, 0, 60, 1, p.keepAlive]);
-  if (p.will !== undefined) p.will.topic = g.pick(TOPICS);
-  const u = g.rnd();
-  if (u < 0.1) p.username = "bad";
-  else if (u < 0.25) p.username = "slow";
-  if (v === 5) {
-    const props: Properties = { ...p.properties };
-    if (g.bool(0.8)) {
-      delete props.authenticationMethod;
-      delete props.authenticationData;
-    }
-    if (g.bool(0.1)) {
-      props.authenticationMethod = "TOY";
-      props.authenticationData = new TextEncoder().encode(
-        g.pick(["ok", "more", "no"]),
-      );
-    }
-    if (g.bool(0.4)) {
-      props.sessionExpiryInterval = g.pick([0, 5, 3600, 0xffffffff]);
-    }
-    if (g.bool(0.2)) props.receiveMaximum = g.int(1, 3);
-    if (g.bool(0.2)) {
-      props.maximumPacketSize = g.pick([64, 128, 512, 4096]);
-    }
-    if (g.bool(0.4)) props.topicAliasMaximum = g.int(1, 5);
-    p.properties = props;
-  }
-  return p;
-}
-
-function publishPacket(g: Gen, v: ProtocolVersion): PublishPacket {
-  const p = packetOf(g, v, "publish");
-  p.topic = g.pick(TOPICS);
-  if (p.qos > 0) p.packetId = g.bool(0.7) ? g.int(1, 4) : g.id();
-  if (g.bool(0.02)) p.payload = g.bytes(70_000);
-  if (v === 5) {
-    const props: Properties = { ...p.properties };
-    if (g.bool(0.9)) delete props.subscriptionIdentifiers;
-    if (g.bool(0.5)) delete props.topicAlias;
-    else {
-      props.topicAlias = g.int(1, 12);
-      if (g.bool(0.4)) p.topic = "";
-    }
-    if (props.payloadFormatIndicator === 1 && g.bool(0.5)) {
-      p.payload = new Uint8Array([0xff, 0xfe]);
-    }
-    if (Object.keys(props).length > 0) p.properties = props;
-    else delete p.properties;
-  }
-  return p;
-}
-
-/** One step of a client: a packet (valid or mutated) or garbage. */
-function step(g: Gen, v: ProtocolVersion): [string, Uint8Array | undefined] {
-  const r = g.rnd();
-  let p: Packet;
-  if (r < 0.3) p = publishPacket(g, v);
-  else if (r < 0.45) {
-    const type = g.pick(["puback", "pubrec", "pubrel", "pubcomp"] as const);
-    const a = packetOf(g, v, type);
-    if (g.bool(0.7)) a.packetId = g.int(1, 4);
-    p = a;
-  } else if (r < 0.55) {
-    const s = packetOf(g, v, "subscribe");
-    for (const sub of s.subscriptions) {
-      sub.filter = g.pick(FILTERS);
-      if (sub.filter.startsWith("$share/") && g.bool(0.9)) delete sub.noLocal;
-    }
-    p = s;
-  } else if (r < 0.6) {
-    const u = packetOf(g, v, "unsubscribe");
-    u.filters = u.filters.map(() => g.pick(FILTERS));
-    p = u;
-  } else if (r < 0.65) p = { type: "pingreq" };
-  else if (r < 0.68) {
-    const d = packetOf(g, v, "disconnect");
-    if (v === 5 && g.bool(0.3)) {
-      d.reasonCode = 4;
-      if (g.bool(0.5)) {
-        d.properties = { sessionExpiryInterval: g.pick([0, 10]) };
-      }
-    }
-    p = d;
-  } else if (r < 0.72 && v === 5) {
-    p = {
-      type: "auth",
-      reasonCode: g.pick([0x18, 0x19, 0]),
-      properties: {
-        authenticationMethod: g.pick(["TOY", "TOY", "X"]),
-        authenticationData: new TextEncoder().encode(
-          g.pick(["ok", "more", "no"]),
-        ),
-      },
-    };
-  } else if (r < 0.74) p = connectPacket(g, v);
-  else if (r < 0.77) {
-    p = packetOf(
-      g,
-      v,
-      g.pick(["connack", "suback", "unsuback", "pingresp"] as const),
-    );
-  } else if (r < 0.9) {
-    // A valid step mutated.
-    const [name, bytes] = step(g, v);
-    if (bytes === undefined) return [name, bytes];
-    const m = mutate(g, framed([bytes]), SENTINEL, 2);
-    return [`${name} mutated (${m.applied.join(", ")})`, m.bytes];
-  } else if (r < 0.95) return ["garbage", garbage(g, 40)];
-  else p = g.packet(v);
-  return [p.type, tryEncode(p, v)];
-}
-
-/** Plans one fuzzed client. */
-function planClient(g: Gen): ClientPlan {
-  const v = g.pick([3, 4, 4, 5, 5, 5] as const);
-  const segments: Uint8Array[] = [];
-  const steps: string[] = [];
-  const add = (name: string, bytes: Uint8Array | undefined) => {
-    if (bytes === undefined) return;
-    segments.push(bytes);
-    steps.push(name);
-  };
-  const first = g.rnd();
-  if (first < 0.85) add("connect", tryEncode(connectPacket(g, v), v));
-  else if (first < 0.95) add(...step(g, v));
-  else add("garbage", garbage(g, 40));
-  const n = g.int(0, 20);
-  for (let i = 0; i < n; i++) add(...step(g, v));
-  add("sentinel pingreq", SENTINEL);
-  return {
-    version: v,
-    segments,
-    steps,
-    writeSeed: g.int(0, 0x7fffffff),
-    abrupt: g.bool(0.15),
-  };
-}
-
-/** What the broker's decoder makes of a client's bytes (same decoder). */
-interface Expectation {
-  /** The version of the broker's answers (its first CONNECT's, else 4). */
-  outVersion: ProtocolVersion;
-  /** The client's first CONNECT, if its first packet is one. */
-  connect: ConnectPacket | undefined;
-  /** "error": the broker must close; "complete": all decoded. */
-  state: "error" | "complete" | "partial";
-  /** PINGREQs decoded (each is answered while connected). */
-  pings: number;
-  /** PUBACKs, PUBRECs and PUBCOMPs decoded (what frees a send window). */
-  acks: number;
-}
-
-function expectation(plan: ClientPlan, maxPacketSize: number): Expectation {
-  const d = new PacketDecoder({ maxPacketSize });
-  let first = true;
-  let connect: ConnectPacket | undefined;
-  let pings = 0;
-  let acks = 0;
-  let state: Expectation["state"];
-  try {
-    for (const s of plan.segments) {
-      d.push(s, (p) => {
-        if (first && p.type === "connect") connect = p;
-        first = false;
-        if (p.type === "pingreq") pings++;
-        if (
-          p.type === "puback" || p.type === "pubrec" || p.type === "pubcomp"
-        ) acks++;
-      });
-    }
-    state = d.buffered === 0 ? "complete" : "partial";
-  } catch {
-    state = "error";
-  }
-  return {
-    outVersion: connect?.protocolVersion ?? 4,
-    connect,
-    state,
-    pings,
-    acks,
-  };
-}
-
-/**
- * Lets the others run: mostly a few microtask turns (the in-memory pipes
- * and the broker's read loop run on promises), sometimes a timer turn (the
- * slow hooks and the broker's timers).
- */
-async function pause(g: Gen): Promise<void> {
-  if (g.bool(0.05)) return tick();
-  for (let n = g.int(1, 12); n > 0; n--) await null;
-}
-
-/** Writes a plan's segments: chunked and paused as its seed says. */
-async function writePlan(plan: ClientPlan, peer: Peer): Promise<void> {
-  const g = new Gen(prng(plan.writeSeed));
-  const mode = g.int(0, 3);
-  const all = mode === 1 ? [concat(plan.segments)] : plan.segments;
-  for (const seg of all) {
-    if (mode === 2 && seg.length <= 1024) {
-      // One byte at a time.
-      for (let i = 0; i < seg.length; i++) {
-        await peer.send(seg.slice(i, i + 1));
-        if (g.bool(0.1)) await pause(g);
-      }
-    } else if (mode >= 2) {
-      let at = 0;
-      while (at < seg.length) {
-        const n = g.int(1, g.pick([8, 64, 4096]));
-        await peer.send(seg.slice(at, at + n));
-        at += n;
-        if (g.bool(0.3)) await pause(g);
-      }
-    } else await peer.send(seg.slice());
-    if (g.bool(0.5)) await pause(g);
-  }
-}
 
 /** A listener that tracks the broker's ends: accepted, and not yet closed. */
 class TrackingListener implements Listener {
@@ -374,51 +107,6 @@ class TrackingListener implements Listener {
   close(): void {
     this.inner.close();
   }
-}
-
-/** Packets a server never sends. */
-const CLIENT_ONLY = new Set([
-  "connect",
-  "subscribe",
-  "unsubscribe",
-  "pingreq",
-]);
-
-/**
- * What the order of a server's packets must be: CONNACK (or AUTH in an
- * enhanced authentication) first [MQTT-3.2.0-1]; nothing after a refusing
- * CONNACK [MQTT-3.2.2-7]; no DISCONNECT before a successful CONNACK
- * [MQTT-3.14.0-1], and none at all, nor AUTH, to a 3.1.1 client; no
- * client-only packet types; no PUBLISH with an empty topic and no alias.
- */
-function checkOrder(
-  received: readonly Packet[],
-  v: ProtocolVersion,
-): string | undefined {
-  let accepted = false;
-  let refused = false;
-  for (let i = 0; i < received.length; i++) {
-    const p = received[i]!;
-    const at = `packet ${i} (${p.type})`;
-    if (refused) return `${at} after a refusing CONNACK [MQTT-3.2.2-7]`;
-    if (CLIENT_ONLY.has(p.type)) return `${at}: a server never sends it`;
-    if (v !== 5 && (p.type === "auth" || p.type === "disconnect")) {
-      return `${at} to a v${v} client`;
-    }
-    if (p.type === "connack") {
-      if (accepted) return `${at}: a second CONNACK`;
-      if (p.reasonCode === 0) accepted = true;
-      else refused = true;
-      continue;
-    }
-    if (!accepted && p.type !== "auth") {
-      return `${at} before a successful CONNACK [MQTT-3.2.0-1] [MQTT-3.14.0-1]`;
-    }
-    if (p.type === "publish" && p.topic === "" && !p.properties?.topicAlias) {
-      return `${at}: an empty topic and no topic alias`;
-    }
-  }
-  return undefined;
 }
 
 /** The options a run's broker gets (drawn from the seed). */
@@ -666,7 +354,7 @@ export class ConnectionFuzzer {
         }
       }));
       for (const [k, { peer, e }] of peers.entries()) {
-        const f = this.#checkOutput(peer, e);
+        const f = checkOutput(peer, e, this.broker.settings);
         if (f !== undefined) fail(f.kind, `client ${k}: ${f.message}`);
       }
     } finally {
@@ -705,83 +393,6 @@ export class ConnectionFuzzer {
       };
     }
     return failure;
-  }
-
-  /** What the broker sent one client: decodable, within its limits. */
-  #checkOutput(peer: Peer, e: Expectation): Failure | undefined {
-    if (peer.decodeError !== undefined) {
-      return {
-        kind: "undecodable output",
-        message:
-          `the broker sent bytes that do not decode as v${e.outVersion}: ${
-            describe(peer.decodeError)
-          } (after ${peer.received.length} packets)`,
-      };
-    }
-    const order = checkOrder(peer.received, e.outVersion);
-    if (order !== undefined) return { kind: "packet order", message: order };
-    const s = this.broker.settings;
-    const c = e.connect;
-    // Flow control: without an ack from the client, the QoS 1/2 messages in
-    // flight to it (distinct packet ids) stay within the broker's
-    // maxInflightMessages and the client's Receive Maximum [MQTT-3.3.4-7].
-    const window = Math.min(
-      s.maxInflightMessages,
-      c?.protocolVersion === 5 ? c.properties?.receiveMaximum ?? 65535 : 65535,
-    );
-    const ids = new Set<number>();
-    for (const p of peer.received) {
-      if (p.type !== "publish") continue;
-      if (p.qos > s.maxQos) {
-        return {
-          kind: "qos",
-          message:
-            `a QoS ${p.qos} PUBLISH from a broker whose maximum is ${s.maxQos}`,
-        };
-      }
-      if (p.retain && !s.retainAvailable) {
-        return {
-          kind: "retain",
-          message: "a PUBLISH with RETAIN from a broker without retain",
-        };
-      }
-      if (p.qos > 0) ids.add(p.packetId!);
-    }
-    if (e.acks === 0 && ids.size > window) {
-      return {
-        kind: "flow control",
-        message:
-          `${ids.size} QoS 1/2 messages in flight to a client that acknowledged none (window ${window}) [MQTT-3.3.4-7]`,
-      };
-    }
-    if (c === undefined || c.protocolVersion !== 5) return undefined;
-    const max = c.properties?.maximumPacketSize ?? Infinity;
-    const aliases = new TopicAliasReceiver(
-      c.properties?.topicAliasMaximum ?? 0,
-    );
-    for (const p of peer.received) {
-      if (p.type !== "publish") continue;
-      const size = encode(p, { version: 5 }).length;
-      if (size > max) {
-        return {
-          kind: "oversized output",
-          message:
-            `a PUBLISH of ${size} bytes to a client with Maximum Packet Size ${max} [MQTT-3.1.2-24]`,
-        };
-      }
-      try {
-        aliases.resolve(p.topic, p.properties?.topicAlias ?? 0);
-      } catch (err) {
-        return {
-          kind: "bad topic alias",
-          message:
-            `the broker sent topic alias ${p.properties?.topicAlias} to a client with Topic Alias Maximum ${aliases.max}: ${
-              describe(err)
-            }`,
-        };
-      }
-    }
-    return undefined;
   }
 
   /** Waits (bounded) until `cond` holds, giving the broker turns. */
@@ -946,25 +557,6 @@ export class ConnectionFuzzer {
       await reset();
     }
   }
-}
-
-/** A batch as a reproduction: each client's version and steps in hex. */
-export function connectionFixture(plans: readonly ClientPlan[]): string {
-  return plans.map((p, k) =>
-    `client ${k} (v${p.version}${
-      p.abrupt ? ", closes abruptly" : ""
-    }, writeSeed ${p.writeSeed}):\n` +
-    p.segments.map((s, i) => `  ${p.steps[i]}: ${toHex(s)}`).join("\n")
-  ).join("\n");
-}
-
-/** Batches run one after the other, as a reproduction. */
-export function sequenceFixture(batches: readonly ClientPlan[][]): string {
-  if (batches.length === 1) return connectionFixture(batches[0]!);
-  return batches.map((b, i) =>
-    `batch ${i}${i + 1 < batches.length ? " (sessions kept)" : ""}:\n` +
-    connectionFixture(b)
-  ).join("\n");
 }
 
 /**
