@@ -55,6 +55,7 @@ for (const row of CONNECTION_REGRESSIONS) {
         version: c.version,
         writeSeed: c.writeSeed,
         abrupt: c.abrupt,
+        reader: c.reader ?? "normal",
         segments: c.steps.map(fromHex),
         steps: c.steps.map((_, i) => `step ${i}`),
       }))

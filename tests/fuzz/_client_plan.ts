@@ -60,6 +60,12 @@ export interface ClientPlan {
   writeSeed: number;
   /** Close without waiting for an answer. */
   abrupt: boolean;
+  /**
+   * How it reads what the broker sends, over a pipe with backpressure when
+   * not "normal": "slow" pauses after each chunk, "mute" reads nothing
+   * until it closes (and waits for no answer).
+   */
+  reader?: "normal" | "slow" | "mute";
 }
 
 /** The PINGREQ each client sends last. */
@@ -216,7 +222,18 @@ export function planClient(g: Gen): ClientPlan {
     steps,
     writeSeed: g.int(0, 0x7fffffff),
     abrupt: g.bool(0.15),
+    reader: g.pick(["normal", "normal", "normal", "slow", "mute"] as const),
   };
+}
+
+/** The pause after each chunk a client reads (see `ClientPlan.reader`). */
+export function readPause(
+  plan: ClientPlan,
+): ((peer: Peer) => Promise<void>) | undefined {
+  if (plan.reader === "mute") return (peer) => peer.closing;
+  if (plan.reader !== "slow") return undefined;
+  const g = new Gen(prng(plan.writeSeed ^ 0x5bd1e995));
+  return () => g.bool(0.5) ? tick() : pause(g);
 }
 
 /**
@@ -260,8 +277,10 @@ export async function writePlan(
 /** A batch as a reproduction: each client's version and steps in hex. */
 export function connectionFixture(plans: readonly ClientPlan[]): string {
   return plans.map((p, k) =>
-    `client ${k} (v${p.version}${
-      p.abrupt ? ", closes abruptly" : ""
+    `client ${k} (v${p.version}${p.abrupt ? ", closes abruptly" : ""}${
+      p.reader !== undefined && p.reader !== "normal"
+        ? `, reader ${p.reader}`
+        : ""
     }, writeSeed ${p.writeSeed}):\n` +
     p.segments.map((s, i) => `  ${p.steps[i]}: ${toHex(s)}`).join("\n")
   ).join("\n");

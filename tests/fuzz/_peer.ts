@@ -24,14 +24,28 @@ export class Peer {
   readonly done: Promise<void>;
   /** Called for each packet (after it is recorded). */
   onPacket: ((p: Packet) => void) | undefined;
+  /** Resolves when `close()` is called (a reader may wait for it). */
+  readonly closing: Promise<void>;
+  #closingResolve!: () => void;
   #decoder: PacketDecoder;
   #wake: (() => void) | undefined;
   #version: ProtocolVersion;
+  #readPause: ((peer: Peer) => Promise<void>) | undefined;
 
-  constructor(duplex: Duplex, version: ProtocolVersion) {
+  /**
+   * Starts reading from `duplex`, decoding as `version`; `readPause`, if
+   * given, is awaited after each chunk (a slow reader).
+   */
+  constructor(
+    duplex: Duplex,
+    version: ProtocolVersion,
+    readPause?: (peer: Peer) => Promise<void>,
+  ) {
     this.duplex = duplex;
     this.#version = version;
     this.#decoder = new PacketDecoder({ version });
+    this.#readPause = readPause;
+    this.closing = new Promise((r) => this.#closingResolve = r);
     this.done = this.#read();
   }
 
@@ -51,6 +65,7 @@ export class Peer {
           this.decodeError = e;
         }
         this.#notify();
+        if (this.#readPause !== undefined) await this.#readPause(this);
       }
     } catch {
       // Reading after our own close: the end.
@@ -125,6 +140,7 @@ export class Peer {
 
   /** Closes the client end and waits for the read loop. */
   async close(): Promise<void> {
+    this.#closingResolve();
     this.duplex.close();
     await this.done;
   }

@@ -39,14 +39,16 @@ import { configure, type LogRecord, reset } from "@logtape/logtape";
 import { ReasonCode } from "../../codec/mod.ts";
 import type { Duplex } from "../../codec/duplex.ts";
 import { Broker, type BrokerInit } from "../../broker/mod.ts";
-import type { Listener } from "../../broker/listen/listener.ts";
-import { MemoryListener } from "../_memory_duplex.ts";
+import type { Listener, ListenerAddr } from "../../broker/listen/listener.ts";
+import { memoryDuplexPair } from "../_memory_duplex.ts";
+import { pipePair } from "./_pipe.ts";
 import { Gen, prng } from "../codec_random_gen.ts";
 import { Peer } from "./_peer.ts";
 import {
   type ClientPlan,
   connectionFixture,
   planClient,
+  readPause,
   sequenceFixture,
   tick,
   writePlan,
@@ -70,24 +72,45 @@ export {
 /** How long an answer may take (in memory it takes microseconds). */
 const ANSWER_MS = 3000;
 
-/** A listener that tracks the broker's ends: accepted, and not yet closed. */
+/**
+ * A listener that tracks the broker's ends (accepted, and not yet closed).
+ * `dial()` makes a `memoryDuplexPair()` (writes resolve at once), or with
+ * `backpressure` a `pipePair()` (writes resolve once the client read them:
+ * a slow reader holds the broker's writes up).
+ */
 class TrackingListener implements Listener {
-  readonly inner = new MemoryListener();
+  readonly addr: ListenerAddr = {
+    protocol: "mqtt",
+    hostname: "memory",
+    port: 1,
+  };
   readonly open = new Set<Duplex>();
   accepted = 0;
   dialed = 0;
+  #pending: Duplex[] = [];
+  #waiter: ((d: Duplex | null) => void) | undefined;
+  #closed = false;
 
-  get addr() {
-    return this.inner.addr;
-  }
-
-  dial(): Duplex {
-    this.dialed++;
-    return this.inner.dial();
+  dial(backpressure = false): Duplex {
+    const n = ++this.dialed;
+    const [client, server] = backpressure ? pipePair(n) : memoryDuplexPair({
+      remoteAddressA: "memory-broker",
+      remoteAddressB: `memory-client:${n}`,
+    });
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    if (w !== undefined) w(server);
+    else this.#pending.push(server);
+    return client;
   }
 
   async *accept(): AsyncIterable<Duplex> {
-    for await (const d of this.inner.accept()) {
+    while (true) {
+      const d = this.#pending.shift() ??
+        (this.#closed
+          ? null
+          : await new Promise<Duplex | null>((r) => this.#waiter = r));
+      if (d === null) return;
       this.accepted++;
       const open = this.open;
       const w: Duplex = {
@@ -105,7 +128,11 @@ class TrackingListener implements Listener {
   }
 
   close(): void {
-    this.inner.close();
+    this.#closed = true;
+    for (const d of this.#pending.splice(0)) d.close();
+    const w = this.#waiter;
+    this.#waiter = undefined;
+    w?.(null);
   }
 }
 
@@ -321,7 +348,11 @@ export class ConnectionFuzzer {
       return {
         plan,
         e,
-        peer: new Peer(this.listener.dial(), e.outVersion),
+        peer: new Peer(
+          this.listener.dial((plan.reader ?? "normal") !== "normal"),
+          e.outVersion,
+          readPause(plan),
+        ),
       };
     });
     let failure: Failure | undefined;
@@ -331,7 +362,7 @@ export class ConnectionFuzzer {
     try {
       await Promise.all(peers.map(async ({ plan, e, peer }, k) => {
         await writePlan(plan, peer);
-        if (plan.abrupt) return;
+        if (plan.abrupt || plan.reader === "mute") return;
         const answered = await peer.until(
           () =>
             peer.isClosed || peer.decodeError !== undefined ||

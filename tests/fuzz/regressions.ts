@@ -44,6 +44,8 @@ export interface ClientFixture {
   /** Written as the fuzzer wrote them (chunking and pauses). */
   writeSeed: number;
   abrupt: boolean;
+  /** How it reads (default "normal"). */
+  reader?: "normal" | "slow" | "mute";
   steps: string[];
 }
 
