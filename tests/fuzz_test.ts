@@ -1,13 +1,22 @@
 /**
  * The fuzz targets (tests/fuzz/) in CI: what they once found, replayed
- * from fixtures (tests/fuzz/regressions.ts). Longer runs:
- * `deno task fuzz -- --seconds 300`.
+ * from fixtures (tests/fuzz/regressions.ts), and a short run of each target
+ * with a fixed seed (a few seconds). Longer runs, other seeds:
+ * `deno task fuzz -- --seed N --seconds 300`.
  */
 
 import assert from "node:assert/strict";
 import { MqttError, PacketDecoder } from "../codec/mod.ts";
-import { checkDecoderCase, type DecoderCase } from "./fuzz/decoder_fuzz.ts";
-import { type ClientPlan, replayBatches } from "./fuzz/connection_fuzz.ts";
+import {
+  checkDecoderCase,
+  type DecoderCase,
+  fuzzDecoder,
+} from "./fuzz/decoder_fuzz.ts";
+import {
+  type ClientPlan,
+  fuzzConnection,
+  replayBatches,
+} from "./fuzz/connection_fuzz.ts";
 import { fromHex } from "./fuzz/_mutate.ts";
 import {
   CONNECTION_REGRESSIONS,
@@ -63,3 +72,21 @@ for (const row of CONNECTION_REGRESSIONS) {
     assert.equal((await replayBatches(row.seed, batches))?.message, undefined);
   });
 }
+
+Deno.test("PacketDecoder keeps its invariants on 2000 fuzzed inputs (fixed seed)", () => {
+  const r = fuzzDecoder({ seed: 20260101, iterations: 2000 });
+  assert.equal(r.iterations, 2000);
+  assert.deepEqual(
+    r.failures.map((f) => `${f.kind}: ${f.message}\n${f.reproduction}`),
+    [],
+  );
+});
+
+Deno.test("Broker keeps its invariants over 60 fuzzed batches of clients (fixed seed)", async () => {
+  const r = await fuzzConnection({ seed: 20260101, iterations: 60 });
+  assert.equal(r.iterations, 60);
+  assert.deepEqual(
+    r.failures.map((f) => `${f.kind}: ${f.message}\n${f.reproduction}`),
+    [],
+  );
+});
