@@ -277,7 +277,7 @@ export async function main(args: readonly string[]): Promise<number> {
     }
     const closed = closeOnSignal(broker);
     const stopReload = reloadCertificatesOnHangUp(broker);
-    const { hostname, port } = broker.addr;
+    const { hostname } = broker.addr;
     // Secure defaults (config/secure_defaults.ts): say why it is loopback
     // only, or that anyone may connect.
     const open = passwordFile === undefined;

@@ -143,6 +143,12 @@ export class Session implements SharedMember {
    * reader; bounded by the retained messages the broker holds).
    */
   #replay: Fifo<OutgoingMessage> | undefined;
+  /**
+   * Messages in flight from an earlier connection not resent yet on this
+   * one: the client's Receive Maximum was full. Resent (same packet id,
+   * DUP, in order) as acknowledgements make room, before anything else.
+   */
+  #resend: Fifo<OutgoingMessage> | undefined;
   #nextSeq = 1;
   #packetIds = new PacketIdAllocator();
   #dropEpisode = false;
@@ -216,9 +222,13 @@ export class Session implements SharedMember {
     return this.#queue?.length ?? 0;
   }
 
-  /** Messages waiting to be sent: queued ones and retained ones to replay. */
+  /**
+   * Messages waiting to be sent: queued ones, retained ones to replay, and
+   * ones in flight still to be resent.
+   */
   get waiting(): number {
-    return (this.#queue?.length ?? 0) + (this.#replay?.length ?? 0);
+    return (this.#queue?.length ?? 0) + (this.#replay?.length ?? 0) +
+      (this.#resend?.length ?? 0);
   }
 
   /** Bytes of the queued messages (payload + topic length, see maxQueuedBytes). */
@@ -491,6 +501,16 @@ export class Session implements SharedMember {
   pump(): void {
     const link = this.link;
     if (link === undefined) return;
+    const resend = this.#resend;
+    if (resend !== undefined) {
+      // On the wire: in flight, less what still waits to be resent.
+      while (resend.length > 0) {
+        if (this.inflightCount - resend.length >= link.sendWindow) return;
+        if (!link.writable()) return;
+        this.#resendNow(link, resend.shift()!);
+      }
+      this.#resend = undefined;
+    }
     const replay = this.#replay;
     if (replay !== undefined) {
       while (replay.length > 0) {
@@ -546,48 +566,69 @@ export class Session implements SharedMember {
   }
 
   /**
-   * Attaches a connection and resends what was in flight: PUBLISH with DUP
-   * for unacknowledged ones, PUBREL for those that got PUBREC
-   * [MQTT-4.4.0-1]; then sends what was queued.
+   * Attaches a connection and resends what was in flight, with the original
+   * packet ids [MQTT-4.4.0-1]: PUBREL for those that got PUBREC, PUBLISH
+   * with DUP for unacknowledged ones, in the order first sent
+   * [MQTT-4.6.0-1] and no more at once than the new connection's Receive
+   * Maximum [MQTT-3.3.4-7] (the rest as acknowledgements make room); then
+   * sends what was queued.
    */
   attach(link: SessionLink): void {
     this.link = link;
     this.disconnectedAt = undefined;
-    for (const m of [...(this.#inflight?.values() ?? [])]) {
-      if (m.state === "pubrec") {
+    const inflight = this.#inflight;
+    if (inflight !== undefined && inflight.size > 0) {
+      let onWire = 0;
+      for (const m of inflight.values()) {
+        if (m.state !== "pubrec") continue;
         link.send({ type: "pubrel", packetId: m.packetId }, true);
-        continue;
+        onWire++;
       }
-      if (
-        this.#ctx.authorizeRead !== undefined && !this.mayRead(m.message.topic)
-      ) {
-        // Not resent to an owner who may no longer read it.
-        this.inflight.delete(m.packetId);
-        if (this.persistent) {
-          this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
-        }
-        continue;
+      for (const m of [...inflight.values()]) {
+        if (m.state === "pubrec") continue;
+        if (onWire < link.sendWindow) {
+          if (this.#resendNow(link, m)) onWire++;
+        } else (this.#resend ??= new Fifo()).push(m);
       }
-      const enc = this.#encodingFor(link, m);
-      if (enc === undefined) {
-        this.inflight.delete(m.packetId);
-        if (this.persistent) {
-          this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
-        }
-        continue;
-      }
-      m.enc = undefined;
-      if (m.qos === 2 && this.persistent) {
-        link.sendPublish(enc, m.packetId, true, true);
-      } else link.sendPublish(enc, m.packetId, true);
     }
     this.pump();
+  }
+
+  /** Resends an unacknowledged PUBLISH (DUP); false when it was dropped. */
+  #resendNow(link: SessionLink, m: OutgoingMessage): boolean {
+    // Not resent to an owner who may no longer read it.
+    const enc = this.#ctx.authorizeRead !== undefined &&
+        !this.mayRead(m.message.topic)
+      ? undefined
+      : this.#encodingFor(link, m);
+    if (enc === undefined) {
+      this.inflight.delete(m.packetId);
+      if (this.persistent) {
+        this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
+      }
+      return false;
+    }
+    m.enc = undefined;
+    if (m.qos === 2 && this.persistent) {
+      link.sendPublish(enc, m.packetId, true, true);
+    } else link.sendPublish(enc, m.packetId, true);
+    return true;
+  }
+
+  /** Forgets a message acknowledged before it was resent. */
+  #unresend(m: OutgoingMessage): void {
+    const resend = this.#resend;
+    if (resend !== undefined && resend.length > 0) {
+      resend.removeFirst((v) => v === m);
+    }
   }
 
   /** Detaches the connection (the session goes offline). */
   detach(now: number): void {
     this.link = undefined;
     this.disconnectedAt = now;
+    // Still in flight: the next connection resends them.
+    this.#resend = undefined;
     // Retained messages not replayed yet: QoS 1/2 ones are kept like any
     // queued message (bounded), QoS 0 ones as configured.
     const replay = this.#replay;
@@ -610,6 +651,7 @@ export class Session implements SharedMember {
     const m = this.#inflight?.get(packetId);
     if (m === undefined || m.qos !== 1) return false;
     this.inflight.delete(packetId);
+    this.#unresend(m);
     if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
     this.pump();
     return true;
@@ -619,6 +661,8 @@ export class Session implements SharedMember {
   onPubrec(packetId: number, failed: boolean): boolean {
     const m = this.#inflight?.get(packetId);
     if (m === undefined || m.qos !== 2) return false;
+    // Received before it was resent: no need to resend it.
+    this.#unresend(m);
     if (failed) {
       // A v5 PUBREC with a failure reason code ends the flow: no PUBREL.
       this.inflight.delete(packetId);
@@ -658,6 +702,7 @@ export class Session implements SharedMember {
       if (m.group === undefined || m.qos !== 1) continue;
       if (!canMove(m.group)) continue;
       this.inflight.delete(id);
+      this.#unresend(m);
       out.push(m);
     }
     const queue = this.#queue;
@@ -694,6 +739,7 @@ export class Session implements SharedMember {
   clearMessages(): void {
     this.#queue = undefined;
     this.#replay = undefined;
+    this.#resend = undefined;
     this.#inflight?.clear();
     this.#incomingQos2?.clear();
   }

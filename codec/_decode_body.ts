@@ -74,6 +74,7 @@ export function checkFirstByte(
         "PUBLISH QoS 0 with DUP set [MQTT-3.3.1-2]",
       );
     }
+    if (version === undefined) throw notConnectFirst(type);
     return;
   }
   if (type === 15 && version !== undefined && version !== 5) {
@@ -87,11 +88,13 @@ export function checkFirstByte(
       } with reserved flags ${flags} (must be ${want}) [MQTT-2.2.2-2]`,
     );
   }
-  if (version === undefined && type !== 1) {
-    throw new ProtocolError(
-      `the first packet must be CONNECT, got ${TYPES[type]} [MQTT-3.1.0-1]`,
-    );
-  }
+  if (version === undefined && type !== 1) throw notConnectFirst(type);
+}
+
+function notConnectFirst(type: number): ProtocolError {
+  return new ProtocolError(
+    `the first packet must be CONNECT, got ${TYPES[type]} [MQTT-3.1.0-1]`,
+  );
 }
 
 function packetId(r: Reader, what: string): number {
@@ -281,9 +284,11 @@ function reasonTail(
   what: string,
 ): void {
   if (r.pos === r.end) return;
-  p.reasonCode = r.u8("reason code");
-  if (r.pos === r.end) return;
-  const props = readProps(r, ctx, what);
+  const code = r.u8("reason code");
+  const props = r.pos === r.end ? undefined : readProps(r, ctx, what);
+  // Absent means 0x00: a 0x00 with no properties is the same packet as the
+  // short form (and is what encode() writes for it).
+  if (code !== 0 || props !== undefined) p.reasonCode = code;
   if (props !== undefined) p.properties = props;
 }
 

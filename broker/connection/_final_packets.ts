@@ -37,7 +37,13 @@ export function refusalConnack(
   decoderVersion: ProtocolVersion | undefined,
 ): { version: ProtocolVersion; packet: ConnackPacket } | undefined {
   const v5 = e instanceof UnsupportedProtocolError && e.protocolLevel === 5;
-  if (e.reasonCode === ReasonCode.UnsupportedProtocolVersion && !v5) {
+  // CONNACK 0x01 in the 3.1.1 form [MQTT-3.1.2-2] only for the first
+  // CONNECT: a client whose CONNECT was read (and waits for its CONNACK, a
+  // second CONNECT arriving meanwhile) is answered in its own version.
+  if (
+    e.reasonCode === ReasonCode.UnsupportedProtocolVersion && !v5 &&
+    decoderVersion !== 5
+  ) {
     return {
       version: 4,
       packet: {

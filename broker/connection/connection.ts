@@ -353,7 +353,10 @@ export class Connection implements ConnectionContext, CommitWaiter {
   }
 
   #drain(): void {
-    const backlog = this.#backlog ?? []; // none once ended meanwhile
+    // Gone when the connection ended while the handler waited (end()
+    // drops the backlog): nothing is left to handle.
+    const backlog = this.#backlog;
+    if (backlog === undefined) return;
     while (backlog.length > 0 && this.state < CLOSING) {
       const p = backlog.shift()!;
       let r: Promise<void> | undefined;
