@@ -86,7 +86,7 @@ const CLIENT_ONLY = new Set([
 
 /**
  * What the order of a server's packets must be: CONNACK (or AUTH in an
- * enhanced authentication) first [MQTT-3.2.0-1]; nothing after a refusing
+ * enhanced authentication) first v5:[MQTT-3.2.0-1]; nothing after a refusing
  * CONNACK [MQTT-3.2.2-7]; no DISCONNECT before a successful CONNACK
  * [MQTT-3.14.0-1], and none at all, nor AUTH, to a 3.1.1 client; no
  * client-only packet types; no PUBLISH with an empty topic and no alias.
@@ -112,7 +112,7 @@ function checkOrder(
       continue;
     }
     if (!accepted && p.type !== "auth") {
-      return `${at} before a successful CONNACK [MQTT-3.2.0-1] [MQTT-3.14.0-1]`;
+      return `${at} before a successful CONNACK v5:[MQTT-3.2.0-1] [MQTT-3.14.0-1]`;
     }
     if (p.type === "publish" && p.topic === "" && !p.properties?.topicAlias) {
       return `${at}: an empty topic and no topic alias`;
@@ -182,7 +182,7 @@ export function checkOutput(
       return {
         kind: "oversized output",
         message:
-          `a PUBLISH of ${size} bytes to a client with Maximum Packet Size ${max} [MQTT-3.1.2-24]`,
+          `a PUBLISH of ${size} bytes to a client with Maximum Packet Size ${max} v5:[MQTT-3.1.2-24]`,
       };
     }
     try {
