@@ -53,6 +53,8 @@ Deno.test("SETTINGS has one row for every default and for main's files", () => {
     const value = DEFAULT_OPTIONS[key];
     const expected = spec.type === "integer" || spec.type === "number"
       ? "number"
+      : spec.type === "list"
+      ? "object"
       : spec.type;
     assert.equal(typeof value, expected, `default of ${key}`);
     // Every default passes its own validation.
@@ -561,7 +563,11 @@ Deno.test("helpText() lists every option with flag, type, default and descriptio
     const spec = SETTINGS[key];
     const flag = toFlagName(key);
     const at = text.indexOf(
-      spec.type === "boolean" ? `--[no-]${flag} ` : `--${flag} <`,
+      spec.type === "boolean"
+        ? `--[no-]${flag} `
+        : spec.type === "list"
+        ? `${key}: [...]` // a list is set in a config file only
+        : `--${flag} <`,
     );
     assert.ok(at >= 0, `flag of ${key} missing`);
     const entry = text.slice(

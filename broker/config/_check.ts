@@ -71,11 +71,18 @@ function checkValue(
   spec: SettingSpec,
   value: unknown,
   fromText: boolean,
-): { ok: true; value: string | number | boolean } | {
+): { ok: true; value: unknown } | {
   ok: false;
   error: string;
 } {
   switch (spec.type) {
+    case "list":
+      if (fromText) return { ok: false, error: "is set in a config file" };
+      try {
+        return { ok: true, value: spec.check!(value) };
+      } catch (e) {
+        return { ok: false, error: (e as Error).message };
+      }
     case "string":
       if (typeof value !== "string") {
         return {
@@ -159,8 +166,10 @@ export function setSetting(
 ): void {
   const result = checkValue(SETTINGS[key], value, fromText);
   if (!result.ok) {
+    // A list's error may start with its entry: `bridges[0] "cloud": ...`.
+    const sep = result.error.startsWith("[") ? "" : " ";
     throw new ConfigError(
-      `${originPrefix(origin)}${origin.label} ${result.error}`,
+      `${originPrefix(origin)}${origin.label}${sep}${result.error}`,
       { key, ...pick(origin) },
     );
   }

@@ -18,6 +18,7 @@ import type { BrokerSettings, MainSettings } from "./types.ts";
 function typeLabel(spec: SettingSpec): string {
   if (spec.type === "boolean") return "boolean";
   if (spec.type === "string") return "string";
+  if (spec.type === "list") return "list, config file only";
   const kind = spec.type === "integer" ? "integer" : "number";
   if (spec.min !== undefined && spec.max !== undefined) {
     return `${kind} ${spec.minExclusive ? ">" : ""}${spec.min}..${spec.max}`;
@@ -55,6 +56,8 @@ export function helpText(
     const spec = SETTINGS[key];
     const flag = spec.type === "boolean"
       ? `--[no-]${toFlagName(key)}`
+      : spec.type === "list"
+      ? `${key}: [...]`
       : `--${toFlagName(key)} <${spec.type === "string" ? "string" : "n"}>`;
     const value = defaults[key];
     rows.push([

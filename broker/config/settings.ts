@@ -26,10 +26,14 @@
  * @module
  */
 
+import { checkBridges } from "../bridge/config.ts";
 import type { BrokerSettings, KiteSettings } from "./types.ts";
 
-/** The kind of value a setting takes. `number` allows fractions. */
-export type SettingType = "string" | "integer" | "number" | "boolean";
+/**
+ * The kind of value a setting takes. `number` allows fractions; a `list`
+ * (config files and code only, no flag) is checked by its row's `check`.
+ */
+export type SettingType = "string" | "integer" | "number" | "boolean" | "list";
 
 /** How one setting is parsed, checked and described. */
 export interface SettingSpec {
@@ -45,7 +49,13 @@ export interface SettingSpec {
    * The library default (`DEFAULT_OPTIONS`); absent for the settings of
    * `broker/main.ts` only (`MainSettings`), which have none.
    */
-  readonly default?: string | number | boolean;
+  readonly default?: string | number | boolean | readonly unknown[];
+  /**
+   * A `list` setting's check: returns the list typed, or throws an `Error`
+   * whose message says what is wrong, relative to the setting (`[0]
+   * "cloud": topics[1].direction must be in, out or both`).
+   */
+  readonly check?: (value: unknown) => unknown;
   /** One line for `--help`. */
   readonly description: string;
 }
@@ -221,6 +231,13 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
   aclFile: {
     type: "string",
     description: "ACL file: who may publish/subscribe where.",
+  },
+  bridges: {
+    type: "list",
+    default: Object.freeze([]),
+    check: checkBridges,
+    description:
+      "Bridges to other brokers: name, addresses, topics, ... (README: Bridging).",
   },
 };
 

@@ -28,7 +28,7 @@ import { ownPayload } from "../../delivery.ts";
 import type { ClientInfo } from "../../hooks.ts";
 import type { StoredMessage } from "../../store/store.ts";
 import { debugEnabled } from "../../_log.ts";
-import { isSysTopic, tooDeep } from "../../_topic_rules.ts";
+import { bridgeStateTopic, isSysTopic, tooDeep } from "../../_topic_rules.ts";
 import {
   CLOSING,
   CONNECTED,
@@ -100,7 +100,8 @@ export function onConnect(
         `will topic with more than ${s.maxTopicLevels} levels (maxTopicLevels)`,
       );
     }
-    if (isSysTopic(p.will.topic)) {
+    const t = p.will.topic; // a bridge may leave its state (notifications)
+    if (isSysTopic(t) && !bridgeStateTopic(t, clientId)) {
       return refuse(c, ReasonCode.NotAuthorized, "will topic in $SYS");
     }
   }
@@ -292,6 +293,7 @@ function accept(
   }
   const { session, present } = core.openSession(c, p.cleanStart, expiry);
   c.session = session;
+  session.bridge = p.bridge === true; // Mosquitto's flag (try_private)
   let keepAlive = p.keepAlive;
   if (v5 && s.serverKeepAlive > 0) keepAlive = s.serverKeepAlive;
   c.keepAlive = keepAlive;
