@@ -334,7 +334,10 @@ export class Bridge implements Subscriber {
       if (at !== undefined) {
         // The time spent here counts [MQTT-3.3.2-6].
         const left = Math.ceil((at - Date.now()) / 1000);
-        if (left <= 0) return; // expired while waiting
+        if (left <= 0) {
+          this.#dropped++; // expired while waiting
+          return;
+        }
         props = { ...props, messageExpiryInterval: left };
       }
       if (props !== undefined) {

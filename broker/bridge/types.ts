@@ -181,6 +181,9 @@ export interface BridgeStatus {
   sent: number;
   /** Messages received from the remote broker. */
   received: number;
-  /** Messages dropped: QoS 0 while the remote was down, or the queue full. */
+  /**
+   * Messages not delivered: QoS 0 while the remote was down, the queue
+   * full, expired while waiting, or refused by the remote.
+   */
   dropped: number;
 }
