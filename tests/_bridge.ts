@@ -80,6 +80,32 @@ export class Collector implements AsyncDisposable {
     );
   }
 
+  /**
+   * Waits for `topic` to carry `first` and then `then` (after the message
+   * at index `from`): a state that changes and changes back.
+   */
+  waitSequence(
+    topic: string,
+    from: number,
+    first: string,
+    then: string,
+    ms?: number,
+  ): Promise<Message> {
+    return this.wait(
+      (m) => {
+        const i = this.messages.indexOf(m);
+        if (i < from || m.topic !== topic || m.payloadText !== then) {
+          return false;
+        }
+        return this.messages.slice(from, i).some((x) =>
+          x.topic === topic && x.payloadText === first
+        );
+      },
+      `${topic}: ${first} then ${then}`,
+      ms,
+    );
+  }
+
   /** Waits until `count` distinct payloads arrived on topics starting with `prefix`. */
   async waitDistinct(
     prefix: string,

@@ -14,10 +14,11 @@
  *   Mosquitto's bridge flag does the same on a remote that knows it) and
  *   publishes what arrives into the broker core with the bridge as the
  *   publisher.
- * - While the remote is down, QoS 1/2 messages wait in the bridge (at most
- *   `maxQueued` with those the client holds; when full, new ones are
- *   dropped and that is logged) and are sent when it is back; QoS 0 ones
- *   are dropped. The client reconnects on Kite's jittered backoff, to the
+ * - While the remote is down, QoS 1/2 messages wait in the bridge and are
+ *   sent when it is back; QoS 0 ones are dropped. At most `maxQueued` wait
+ *   (here, or in the client behind the remote's Receive Maximum, which
+ *   bounds those in flight); when full, new ones are dropped, logged and
+ *   counted. The client reconnects on Kite's jittered backoff, to the
  *   next address when one fails.
  * - Notifications: `1`/`0` retained on the notification topic here, and on
  *   the remote (where the bridge's will publishes `0`).
@@ -253,8 +254,7 @@ export class Bridge implements Subscriber {
 
   /** Room for one more QoS 1/2 message. */
   hasRoom(): boolean {
-    const c = this.#client;
-    return this.#waiting.length + c.queued + c.inFlight < this.#maxQueued;
+    return this.#waiting.length + this.#client.queued < this.#maxQueued;
   }
 
   /** Whether QoS 0 messages go through now. */
@@ -307,7 +307,7 @@ export class Bridge implements Subscriber {
       else this.#drop0();
       return;
     }
-    if (this.#waiting.length + c.queued + c.inFlight >= this.#maxQueued) {
+    if (this.#waiting.length + c.queued >= this.#maxQueued) {
       this.#queueFull();
       return;
     }

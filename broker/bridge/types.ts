@@ -144,10 +144,10 @@ export interface BridgeOptions {
   /** Publish the state on this broker only. Default false. */
   notificationsLocalOnly?: boolean;
   /**
-   * QoS 1/2 messages the bridge holds for the remote (queued while it is
-   * down, or sent and not yet acknowledged). When full, new messages are
-   * dropped (logged, counted in `Broker.bridges` and `messagesDropped`).
-   * Default 10000.
+   * QoS 1/2 messages waiting to be sent to the remote (while it is down,
+   * or held back by its Receive Maximum, which bounds those in flight).
+   * When full, new messages are dropped (logged once per episode, counted
+   * in `Broker.bridges` and `messagesDropped`). Default 10000.
    */
   maxQueued?: number;
   /** Milliseconds before the first reconnect attempt (jittered, doubling). Default 500. */
