@@ -11,6 +11,7 @@ import { Client } from "../client/mod.ts";
 import { MqttError } from "../codec/mod.ts";
 import { startBroker } from "./_helpers.ts";
 import { Collector } from "./_bridge.ts";
+import { within } from "./client_helpers.ts";
 
 Deno.test("Broker gives a 3.1.1 client with the bridge flag (level 0x84) No Local and Retain As Published, and no other client", async () => {
   const broker = await startBroker();
@@ -87,6 +88,36 @@ Deno.test("Broker lets a client publish and leave as its will its own $SYS/broke
       `${own} 0`,
     ]);
   } finally {
+    await broker.close();
+  }
+});
+
+Deno.test("Client with reconnect.retryRefusals reconnects after a refusal a retry does not fix by itself (0x8E session taken over)", async () => {
+  const broker = await startBroker();
+  const a = new Client({
+    port: broker.addr.port,
+    clientId: "same",
+    reconnect: { initialDelay: 10, maxDelay: 20, retryRefusals: true },
+  });
+  const b = new Client({ port: broker.addr.port, clientId: "same" });
+  b.on("error", () => {});
+  try {
+    let connects = 0;
+    const again = Promise.withResolvers<void>();
+    a.on("connect", () => {
+      if (++connects === 2) again.resolve();
+    });
+    const taken = Promise.withResolvers<number>();
+    a.on("disconnect", (e) => taken.resolve(e.reasonCode));
+    await a.connect();
+    await b.connect(); // takes the session over: a gets 0x8E
+    assert.equal(await within(taken.promise, 5000, "the takeover"), 0x8e);
+    // And a comes back (taking it over in turn; b gives up).
+    await within(again.promise, 5000, "a's reconnect");
+    assert.equal(a.connected, true);
+  } finally {
+    await a.disconnect();
+    await b.close();
     await broker.close();
   }
 });
