@@ -635,3 +635,90 @@ Deno.test({
     }
   },
 });
+
+const HAVE_OPENSSL = (() => {
+  try {
+    return Deno.statSync("/usr/bin/openssl").isFile;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name:
+    "Bridge connects to an mqtts:// address with tls.caFile (Mosquitto with a throwaway certificate)",
+  ignore: !HAVE_MOSQUITTO || !HAVE_OPENSSL,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "kite-bridge-tls-" });
+    try {
+      // A self-signed server certificate for 127.0.0.1, trusted as its own CA.
+      const out = await new Deno.Command("/usr/bin/openssl", {
+        args: [
+          "req",
+          "-x509",
+          "-newkey",
+          "ec",
+          "-pkeyopt",
+          "ec_paramgen_curve:prime256v1",
+          "-nodes",
+          "-keyout",
+          "key.pem",
+          "-out",
+          "cert.pem",
+          "-days",
+          "1",
+          "-subj",
+          "/CN=127.0.0.1",
+          "-addext",
+          "subjectAltName=IP:127.0.0.1",
+          "-addext",
+          "basicConstraints=critical,CA:FALSE",
+          "-addext",
+          "extendedKeyUsage=serverAuth",
+        ],
+        cwd: dir,
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      await Deno.chmod(dir, 0o755); // mosquitto may drop root privileges
+      for (const f of ["cert.pem", "key.pem"]) {
+        await Deno.chmod(`${dir}/${f}`, 0o644);
+      }
+      await using mosq = await startMosquitto({
+        extraConfig: `certfile ${dir}/cert.pem\nkeyfile ${dir}/key.pem`,
+      });
+      const broker = await startBroker({
+        bridges: [{
+          name: "tls",
+          addresses: [`mqtts://127.0.0.1:${mosq.port}`],
+          tls: { caFile: `${dir}/cert.pem` },
+          topics: [{ pattern: "s/#", direction: "both", qos: 1 }],
+        }],
+      });
+      try {
+        await bridgeState(broker, "tls", "1");
+        assert.equal(
+          broker.bridges[0]!.address,
+          `mqtts://127.0.0.1:${mosq.port}`,
+        );
+        await using local = await Collector.open(broker.addr.port, ["s/#"]);
+        const remote = new Client({
+          port: mosq.port,
+          tls: { caCerts: [await Deno.readTextFile(`${dir}/cert.pem`)] },
+        });
+        await using r = new Collector(remote);
+        await remote.connect();
+        await remote.subscribe("s/#", 1);
+        await remote.publish("s/in", "back", { qos: 1 });
+        await local.waitFor("s/in", "back");
+        await local.client.publish("s/out", "over tls", { qos: 1 });
+        await r.waitFor("s/out", "over tls");
+      } finally {
+        await broker.close();
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
