@@ -29,6 +29,8 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { Client } from "../client/mod.ts";
 import { freePort, MOSQUITTO } from "./_brokers.ts";
+import { Link } from "./_link.ts";
+import { connectBytes, PUBACK, subscribeBytes } from "./_packets.ts";
 
 const { values } = parseArgs({
   args: Deno.args,
@@ -172,6 +174,7 @@ async function once(
   const remote = await mosquitto(rport, ["max_queued_messages 0"]);
   const procs: Proc[] = [remote];
   const clients: Client[] = [];
+  const links: Link[] = [];
   try {
     procs.push(
       edge === "mosquitto"
@@ -186,24 +189,34 @@ async function once(
         ])
         : await kite(eport, rport, qos, edge === "kite-5" ? "5" : "3.1.1"),
     );
-    const sub = new Client({ port: rport, protocolVersion: 4 });
-    clients.push(sub);
-    await sub.connect();
-    // The bridge is up when its state topic says 1 (retained).
+    // A raw subscriber (bench/_link.ts): counting costs next to nothing.
     const up = Promise.withResolvers<void>();
+    const connack = Promise.withResolvers<void>();
     let received = 0;
     let last = 0;
     const done = Promise.withResolvers<void>();
-    sub.onMessage((m) => {
-      if (m.topic.startsWith("$SYS/")) {
-        if (m.payloadText === "1") up.resolve();
-        return;
-      }
-      received++;
+    const sub = await Link.open("127.0.0.1", rport, (first, b, body) => {
+      const type = first >> 4;
+      if (type === 2) connack.resolve();
+      if (type !== 3) return;
+      const tlen = (b[body]! << 8) | b[body + 1]!;
+      if (b[body + 2] === 0x24) { // "$": the bridge's state
+        if (b[body + 2 + tlen + ((first >> 1) & 3 ? 2 : 0)] === 0x31) {
+          up.resolve();
+        }
+      } else if (++received === N) done.resolve();
       last = performance.now();
-      if (received === N) done.resolve();
+      if ((first >> 1) & 3) {
+        const at = body + 2 + tlen;
+        sub.ack(PUBACK, (b[at]! << 8) | b[at + 1]!);
+      }
     });
-    await sub.subscribe(["$SYS/broker/connection/+/state", "b/#"], qos);
+    links.push(sub);
+    sub.start();
+    sub.writer.enqueue(connectBytes("bench-sub", 60));
+    await connack.promise;
+    sub.writer.enqueue(subscribeBytes(1, "$SYS/broker/connection/+/state", 1));
+    sub.writer.enqueue(subscribeBytes(2, "b/#", qos));
     await up.promise;
     const pub = new Client({
       port: eport,
@@ -230,6 +243,7 @@ async function once(
     return { rate: received / ((last - start) / 1000), received };
   } finally {
     for (const c of clients) await c.disconnect().catch(() => {});
+    for (const l of links) await l.close();
     for (const p of procs.reverse()) await p.stop();
   }
 }

@@ -6,8 +6,7 @@
  */
 
 import assert from "node:assert/strict";
-import type { BridgeOptions, BridgeTopic } from "../broker/mod.ts";
-import { Broker } from "../broker/mod.ts";
+import type { BridgeOptions, BridgeTopic, Broker } from "../broker/mod.ts";
 import { Client } from "../client/mod.ts";
 import { startBroker } from "./_helpers.ts";
 import { freePort, HAVE_MOSQUITTO, startMosquitto } from "./_mosquitto.ts";
