@@ -10,8 +10,9 @@ import assert from "node:assert/strict";
 import { Client } from "../client/mod.ts";
 import { MqttError } from "../codec/mod.ts";
 import { startBroker } from "./_helpers.ts";
-import { Collector } from "./_bridge.ts";
-import { within } from "./client_helpers.ts";
+import { bridgeState, Collector } from "./_bridge.ts";
+import { FakeBroker, within } from "./client_helpers.ts";
+import type { ConnectPacket } from "../codec/mod.ts";
 
 Deno.test("Broker gives a 3.1.1 client with the bridge flag (level 0x84) No Local and Retain As Published, and no other client", async () => {
   const broker = await startBroker();
@@ -118,6 +119,38 @@ Deno.test("Client with reconnect.retryRefusals reconnects after a refusal a retr
   } finally {
     await a.disconnect();
     await b.close();
+    await broker.close();
+  }
+});
+
+Deno.test("Bridge (3.1.1) connects without the bridge flag to a remote that refuses it (CONNACK 1), as Mosquitto's try_private", async () => {
+  const connects: ConnectPacket[] = [];
+  await using remote = new FakeBroker(async (c) => {
+    const p = await c.next("connect", 5000);
+    connects.push(p);
+    // A 3.1.1 broker that does not know the flag: unacceptable protocol
+    // version [MQTT-3.1.2-2].
+    await c.send({
+      type: "connack",
+      sessionPresent: false,
+      reasonCode: p.bridge ? 1 : 0,
+    });
+    if (p.bridge) c.close();
+  }, 4);
+  const broker = await startBroker({
+    bridges: [{
+      name: "old",
+      addresses: [`mqtt://127.0.0.1:${remote.port}`],
+      protocolVersion: 4,
+      notificationsLocalOnly: true,
+      topics: [{ pattern: "a/#", direction: "out" }],
+    }],
+  });
+  try {
+    await bridgeState(broker, "old", "1");
+    assert.deepEqual(connects.map((p) => p.bridge === true), [true, false]);
+    assert.equal(connects[1]!.protocolVersion, 4);
+  } finally {
     await broker.close();
   }
 });
