@@ -44,3 +44,21 @@ export function tooDeep(topic: string, max: number): boolean {
 export function isSysTopic(topic: string): boolean {
   return topic.charCodeAt(0) === 0x24 && topic.startsWith("$SYS");
 }
+
+/**
+ * The one `$SYS` topic a client may publish to (and leave as its will):
+ * `$SYS/broker/connection/<its client id>/state`, its own connection state,
+ * where a bridge (Mosquitto's, Kite's) publishes `1` and leaves `0` as its
+ * will. `authorizePublish` still decides.
+ *
+ * @example
+ * ```ts ignore
+ * bridgeStateTopic("$SYS/broker/connection/edge-1/state", "edge-1"); // true
+ * bridgeStateTopic("$SYS/broker/connection/edge-2/state", "edge-1"); // false
+ * ```
+ */
+export function bridgeStateTopic(topic: string, clientId: string): boolean {
+  return topic.length === clientId.length + 29 &&
+    topic.startsWith("$SYS/broker/connection/") && topic.endsWith("/state") &&
+    topic.startsWith(clientId, 23);
+}

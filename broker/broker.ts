@@ -9,6 +9,9 @@
 import { getLogger } from "@logtape/logtape";
 import type { QoS } from "../codec/packet.ts";
 import { type Duplex, streamDuplex } from "../codec/duplex.ts";
+import type { Bridge } from "./bridge/bridge.ts";
+import { prepareBridges, startBridges } from "./bridge/start.ts";
+import type { BridgeStatus } from "./bridge/types.ts";
 import { Connection } from "./connection/connection.ts";
 import { BrokerCore, type BrokerInit } from "./core.ts";
 import { type Listener, listenerUrl } from "./listen/listener.ts";
@@ -81,6 +84,7 @@ export class Broker {
   #acceptLoops: Promise<void>[] = [];
   #sweepTimer: ReturnType<typeof setInterval> | undefined;
   #stopSys: (() => void) | undefined;
+  #bridges: Bridge[] = [];
   #started: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
   #http: HttpServer | undefined;
@@ -133,6 +137,19 @@ export class Broker {
   }
 
   /**
+   * The state of each bridge (the `bridges` option): connected or not,
+   * the address in use, messages queued for the remote, counters.
+   *
+   * @example
+   * ```ts ignore
+   * for (const b of broker.bridges) console.log(b.name, b.connected, b.queued);
+   * ```
+   */
+  get bridges(): BridgeStatus[] {
+    return this.#bridges.map((b) => b.status());
+  }
+
+  /**
    * Bytes a connection may buffer for a slow reader before QoS 0 messages to
    * it are dropped (QoS 1/2 wait in its session queue). Default 1 MiB; a
    * connection buffering four times this is closed.
@@ -149,6 +166,8 @@ export class Broker {
     if (this.#started !== undefined) return this.#started;
     const init = this.#init;
     this.#started = (async () => {
+      // A bad bridge entry stops start-up before anything is opened.
+      const bridges = await prepareBridges(init.bridges ?? []);
       let store = init.store;
       const enable = init.enablePersistence ??
         DEFAULT_OPTIONS.enablePersistence;
@@ -193,6 +212,7 @@ export class Broker {
         );
       }
       this.#sweepTimer = setInterval(() => core.sweep(Date.now()), SWEEP_MS);
+      this.#bridges = startBridges(core, bridges);
       const interval = core.settings.sysInterval;
       if (interval > 0) {
         this.#stopSys = startSys(
@@ -447,6 +467,7 @@ export class Broker {
     await Promise.all(this.#acceptLoops);
     if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
     this.#stopSys?.();
+    await Promise.all(this.#bridges.map((b) => b.stop()));
     const core = this.#core;
     if (core === undefined) return;
     const conns = [...core.connections, ...core.closing];

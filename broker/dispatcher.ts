@@ -33,6 +33,11 @@ export interface Subscriber {
   readonly protocolVersion: ProtocolVersion;
   /** Whether it is online (connected). */
   readonly online: boolean;
+  /**
+   * A bridge (a 3.1/3.1.1 client that sent Mosquitto's bridge flag): its
+   * Retain As Published applies whatever its protocol version.
+   */
+  readonly bridge?: boolean;
   /** Online, with a free receive-window slot and nothing queued. */
   hasRoom(): boolean;
   /** Online, with its output buffer under its bound. */

@@ -38,6 +38,14 @@ export {
 export type { LoginThrottleOptions } from "./login_throttle.ts";
 export { RetainedMessages } from "./retained.ts";
 export { KITE_VERSION, SYS_TOPICS } from "./sys.ts";
+export type {
+  BridgeDirection,
+  BridgeOptions,
+  BridgeStatus,
+  BridgeTlsOptions,
+  BridgeTopic,
+} from "./bridge/types.ts";
+export { checkBridges } from "./bridge/config.ts";
 export { connTransport, type Transport } from "./transport.ts";
 export {
   type IdentifiedDuplex,

@@ -254,7 +254,8 @@ export class Router implements Dispatcher {
       const t = hits[i]!;
       const s = t.subscriber;
       const qos = t.qos < mq ? t.qos : mq;
-      const retain = message.retain && t.rap && s.protocolVersion === 5;
+      const retain = message.retain && t.rap &&
+        (s.protocolVersion === 5 || s.bridge === true);
       s.deliver(message, qos, retain, t.subIds, cache);
     }
     hits.length = 0;
@@ -348,7 +349,8 @@ function deliverToMember(
   s.deliver(
     message,
     e.sub.qos < cap ? e.sub.qos : cap,
-    retain && e.sub.retainAsPublished === true && s.protocolVersion === 5,
+    retain && e.sub.retainAsPublished === true &&
+      (s.protocolVersion === 5 || s.bridge === true),
     e.sub.subscriptionIdentifier !== undefined
       ? [e.sub.subscriptionIdentifier]
       : undefined,

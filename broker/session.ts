@@ -133,6 +133,8 @@ export class Session implements SharedMember {
   owner: SessionOwner | undefined;
   /** Messages dropped because the queue or output buffer was full. */
   dropped = 0;
+  /** Connected with Mosquitto's bridge flag (see `Subscriber.bridge`). */
+  bridge = false;
 
   #ctx: SessionContext;
   /** Allocated on first use, like the maps above. */

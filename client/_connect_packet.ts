@@ -43,6 +43,7 @@ export function connectPacket(
     cleanStart,
     keepAlive: o.keepAlive ?? 60,
   };
+  if (o.bridge === true && !v5) p.bridge = true;
   if (o.username !== undefined) p.username = o.username;
   if (o.password !== undefined) p.password = bytes(o.password);
   if (o.will) {

@@ -138,7 +138,7 @@ export class Outbox {
       try {
         bytes = this.#wire(packet, alias);
       } catch (e) {
-        return Promise.reject(e);
+        return handledRejection(e);
       }
       link.send(bytes);
       return link.batchPromise();
@@ -162,7 +162,7 @@ export class Outbox {
       link === undefined && qos === 0 &&
       this.#owner.options.queueQoS0Offline === false
     ) {
-      return Promise.reject(
+      return handledRejection(
         new ClientOfflineError("offline: QoS 0 message not queued"),
       );
     }
@@ -310,4 +310,14 @@ export class Outbox {
       this.#sendPacket(e.packet);
     }
   }
+}
+
+/**
+ * A rejected promise already marked handled: a QoS 0 publish that nobody
+ * awaits must not become an unhandled rejection (see `Client.publish`).
+ */
+function handledRejection<T>(e: unknown): Promise<T> {
+  const p = Promise.reject(e);
+  p.catch(noop);
+  return p;
 }

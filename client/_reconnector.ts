@@ -46,7 +46,8 @@ export class Reconnector {
    * a retry would not fix.
    */
   shouldRetry(error: Error): boolean {
-    return this.enabled && !this.#backoff.exhausted && !isFatal(error);
+    return this.enabled && !this.#backoff.exhausted &&
+      (this.#backoff.options.retryRefusals || !isFatal(error));
   }
 
   /**

@@ -122,6 +122,16 @@ export interface ClientOptions {
   pingTimeout?: number;
   /** 4 (MQTT 3.1.1) or 5 (MQTT 5.0). Default 5. */
   protocolVersion?: 4 | 5;
+  /**
+   * MQTT 3.1.1: connect as a bridge with Mosquitto's bridge flag
+   * (`try_private`: protocol level 0x84). A broker that knows it
+   * (Mosquitto, Kite) then keeps retain flags as published on this
+   * client's subscriptions and does not send it its own messages back;
+   * other brokers refuse the CONNECT (0x84 Unsupported protocol version).
+   * Ignored for MQTT 5, where the subscription options `noLocal` and
+   * `retainAsPublished` do the same. Default false.
+   */
+  bridge?: boolean;
   /** The will message. */
   will?: WillOptions;
   /** v5 Session Expiry Interval in seconds. */

@@ -25,6 +25,14 @@ export interface ReconnectOptions {
    * closes and rejects what is pending). Default `Infinity`.
    */
   maxAttempts?: number;
+  /**
+   * Reconnect after a refusal that a retry does not fix by itself too
+   * (0x84 Unsupported protocol version, 0x85 Client identifier not valid,
+   * 0x8A Banned, 0x8C Bad authentication method, 0x8E Session taken over):
+   * for a client that must keep trying whatever happens, such as a bridge.
+   * Default false.
+   */
+  retryRefusals?: boolean;
 }
 
 /** `ReconnectOptions` with every default filled in. */
@@ -38,6 +46,7 @@ export const DEFAULT_RECONNECT: Readonly<ResolvedReconnectOptions> = {
   backoffMultiplier: 2,
   jitter: 0.2,
   maxAttempts: Infinity,
+  retryRefusals: false,
 };
 
 /**

@@ -206,7 +206,10 @@ function readProps(
 
 function decodeConnect(r: Reader): ConnectPacket {
   const name = r.string("protocol name");
-  const level = r.u8("protocol level");
+  const raw = r.u8("protocol level");
+  // Bit 7 is Mosquitto's bridge flag (`try_private`): 3.1 and 3.1.1 only,
+  // as Mosquitto takes it (a v5 bridge uses subscription options instead).
+  const level = raw === 0x83 || raw === 0x84 ? raw & 0x7f : raw;
   if (
     !((name === "MQTT" && (level === 4 || level === 5)) ||
       (name === "MQIsdp" && level === 3))
@@ -255,6 +258,7 @@ function decodeConnect(r: Reader): ConnectPacket {
     keepAlive,
   };
   if (properties !== undefined) p.properties = properties;
+  if (raw !== level) p.bridge = true;
   if (hasWill) {
     const wp = v5 ? readProps(r, C.will, "will") : undefined;
     const topic = r.string("will topic");

@@ -272,7 +272,7 @@ function encodeConnect(p: ConnectPacket): Uint8Array {
     buf.set([0, 4, 0x4d, 0x51, 0x54, 0x54], pos);
     pos += 6;
   }
-  buf[pos++] = v;
+  buf[pos++] = p.bridge === true ? v | 0x80 : v;
   let flags = p.cleanStart ? 0x02 : 0;
   if (will !== undefined) {
     flags |= 0x04 | (will.qos << 3) | (will.retain ? 0x20 : 0);

@@ -121,6 +121,14 @@ export interface ConnectPacket {
   will?: Will;
   /** v5 CONNECT properties. */
   properties?: Properties;
+  /**
+   * Mosquitto's bridge flag: the top bit (0x80) of the protocol level set,
+   * as a 3.1 or 3.1.1 bridge with `try_private` sends it (level 0x83 or
+   * 0x84). A broker that knows the flag treats the client as a bridge
+   * (Kite, as Mosquitto: its subscriptions keep retain flags as published
+   * and do not get its own messages back).
+   */
+  bridge?: boolean;
 }
 
 /** CONNACK (type 2). */

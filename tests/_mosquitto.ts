@@ -56,6 +56,12 @@ export interface MosquittoOptions {
   allowAnonymous?: boolean;
   /** Extra lines appended to the generated config. */
   extraConfig?: string;
+  /**
+   * Turns persistence on, kept in this directory (not removed by `stop()`):
+   * a Mosquitto started again with the same directory (and port) resumes
+   * its sessions and queued messages.
+   */
+  persistenceDir?: string;
   /** How long to wait for the broker to accept, in ms. Default 5000. */
   startTimeout?: number;
 }
@@ -87,11 +93,19 @@ export async function startMosquitto(
 ): Promise<Mosquitto> {
   const port = options.port ?? freePort();
   const dir = await Deno.makeTempDir({ prefix: "kite-mosquitto-" });
+  // Started as root, Mosquitto runs as user mosquitto: it must be able to
+  // write its database there.
+  if (options.persistenceDir !== undefined) {
+    await Deno.chmod(options.persistenceDir, 0o777);
+  }
   const logFile = `${dir}/mosquitto.log`;
   const conf = [
     `listener ${port} 127.0.0.1`,
     `allow_anonymous ${options.allowAnonymous ?? true}`,
-    "persistence false",
+    ...(options.persistenceDir === undefined ? ["persistence false"] : [
+      "persistence true",
+      `persistence_location ${options.persistenceDir}/`,
+    ]),
     `log_dest file ${logFile}`,
     "log_type error",
     "log_type warning",

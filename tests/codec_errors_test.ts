@@ -390,6 +390,14 @@ const ROWS: ErrorRow[] = [
     code: ReasonCode.UnsupportedProtocolVersion,
   },
   {
+    name:
+      "CONNECT level 0x85 (the bridge bit on 5.0: Mosquitto refuses it too)",
+    version: 5,
+    bytes: pkt(0x10, str("MQTT"), [0x85], [2], u16(0), [0], str("c")),
+    error: UnsupportedProtocolError,
+    code: ReasonCode.UnsupportedProtocolVersion,
+  },
+  {
     name: "CONNECT unknown protocol name",
     version: 4,
     bytes: pkt(0x10, str("MQTX"), [4], [2], u16(0), str("c")),

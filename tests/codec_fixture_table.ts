@@ -101,6 +101,46 @@ export const FIXTURES: Fixture[] = [
     ]),
   },
   {
+    name: "3.1.1 CONNECT from a bridge (Mosquitto's try_private: level 0x84)",
+    version: 4,
+    packet: {
+      type: "connect",
+      protocolVersion: 4,
+      clientId: "b1",
+      cleanStart: false,
+      keepAlive: 60,
+      bridge: true,
+    },
+    bytes: pkt(
+      0x10, // CONNECT
+      str("MQTT"), // protocol name
+      [0x84], // level 4 with the bridge bit (0x80)
+      [0], // flags: none
+      u16(60), // keep alive
+      str("b1"), // client id
+    ),
+  },
+  {
+    name: "3.1 CONNECT from a bridge (level 0x83)",
+    version: 3,
+    packet: {
+      type: "connect",
+      protocolVersion: 3,
+      clientId: "b1",
+      cleanStart: true,
+      keepAlive: 60,
+      bridge: true,
+    },
+    bytes: pkt(
+      0x10, // CONNECT
+      str("MQIsdp"), // protocol name
+      [0x83], // level 3 with the bridge bit (0x80)
+      [0b0000_0010], // flags: clean session
+      u16(60), // keep alive
+      str("b1"), // client id
+    ),
+  },
+  {
     name: "3.1.1 CONNECT with will, user name and password",
     version: 4,
     packet: {

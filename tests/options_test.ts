@@ -56,6 +56,8 @@ Deno.test("SETTINGS has one row for every default and for main's files", () => {
     } else {
       const expected = spec.type === "integer" || spec.type === "number"
         ? "number"
+        : spec.type === "list"
+        ? "object"
         : spec.type;
       assert.equal(typeof value, expected, `default of ${key}`);
     }
@@ -569,6 +571,8 @@ Deno.test("helpText() lists every option with flag, type, default and descriptio
         ? `(${key}: YAML only)`
         : spec.type === "boolean"
         ? `--[no-]${flag} `
+        : spec.type === "list"
+        ? `${key}: [...]` // a list is set in a config file only
         : `--${flag} <`,
     );
     assert.ok(at >= 0, `flag of ${key} missing`);

@@ -91,6 +91,13 @@ function checkValue(
         at: r.problem.at,
       };
     }
+    case "list":
+      if (fromText) return { ok: false, error: "is set in a config file" };
+      try {
+        return { ok: true, value: spec.check!(value) };
+      } catch (e) {
+        return { ok: false, error: (e as Error).message };
+      }
     case "string":
       if (typeof value !== "string") {
         return {
@@ -191,9 +198,11 @@ export function setSetting(
       ? undefined
       : origin.lineOf?.(result.at);
     if (line !== undefined) where = { ...origin, line };
+    // A list's error may start with its entry: `bridges[0] "cloud": ...`.
+    const sep = result.error.startsWith("[") ? "" : " ";
     throw new ConfigError(
       `${originPrefix(where)}${
-        result.whole ? "" : origin.label + " "
+        result.whole ? "" : origin.label + sep
       }${result.error}`,
       { key, ...pick(where) },
     );

@@ -19,6 +19,7 @@ function typeLabel(spec: SettingSpec): string {
   if (spec.type === "listeners") return "list of listeners";
   if (spec.type === "boolean") return "boolean";
   if (spec.type === "string") return spec.choices?.join("|") ?? "string";
+  if (spec.type === "list") return "list, config file only";
   const kind = spec.type === "integer" ? "integer" : "number";
   if (spec.min !== undefined && spec.max !== undefined) {
     return `${kind} ${spec.minExclusive ? ">" : ""}${spec.min}..${spec.max}`;
@@ -58,6 +59,8 @@ export function helpText(
       ? `(${key}: YAML only)`
       : spec.type === "boolean"
       ? `--[no-]${toFlagName(key)}`
+      : spec.type === "list"
+      ? `${key}: [...]`
       : `--${toFlagName(key)} <${spec.type === "string" ? "string" : "n"}>`;
     const value = defaults[key];
     rows.push([

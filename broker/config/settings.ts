@@ -29,19 +29,22 @@
  * @module
  */
 
-import type { BrokerSettings, KiteSettings, ListenerConfig } from "./types.ts";
+import { checkBridges } from "../bridge/config.ts";
+import type { BrokerSettings, KiteSettings } from "./types.ts";
 
 /**
  * The kind of value a setting takes. `number` allows fractions;
  * `listeners` is a list of `ListenerConfig` mappings (YAML or code only: no
- * flag takes it).
+ * flag takes it); another `list` (config files and code only, no flag) is
+ * checked by its row's `check`.
  */
 export type SettingType =
   | "string"
   | "integer"
   | "number"
   | "boolean"
-  | "listeners";
+  | "listeners"
+  | "list";
 
 /** How one setting is parsed, checked and described. */
 export interface SettingSpec {
@@ -57,7 +60,13 @@ export interface SettingSpec {
    * The library default (`DEFAULT_OPTIONS`); absent for the settings of
    * `broker/main.ts` only (`MainSettings`), which have none.
    */
-  readonly default?: string | number | boolean | readonly ListenerConfig[];
+  readonly default?: string | number | boolean | readonly unknown[];
+  /**
+   * A `list` setting's check: returns the list typed, or throws an `Error`
+   * whose message says what is wrong, relative to the setting (`[0]
+   * "cloud": topics[1].direction must be in, out or both`).
+   */
+  readonly check?: (value: unknown) => unknown;
   /** One line for `--help`. */
   readonly description: string;
   /** Strings: the empty string is allowed (it means "none"). */
@@ -277,6 +286,13 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
     choices: ["text", "json"],
     description:
       "Log lines as text, or one JSON object per line (default text).",
+  },
+  bridges: {
+    type: "list",
+    default: Object.freeze([]),
+    check: checkBridges,
+    description:
+      "Bridges to other brokers: name, addresses, topics, ... (README: Bridging).",
   },
 };
 

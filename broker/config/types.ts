@@ -12,6 +12,7 @@
  */
 
 import type { QoS } from "../../codec/packet.ts";
+import type { BridgeOptions } from "../bridge/types.ts";
 import type { BrokerHooks } from "../hooks.ts";
 import type { ListenerProtocol } from "../listen/listener.ts";
 
@@ -184,6 +185,13 @@ export interface BrokerOptions extends BrokerHooks {
    * One packet larger than this (up to `maxPacketSize`) is always sent.
    */
   outputBufferLimit?: number;
+  /**
+   * Bridges to other MQTT brokers (as Mosquitto's `connection` sections):
+   * each connects with Kite's client and carries messages by its topic
+   * rules, `in`, `out` or `both`. A config file gives them as a YAML list;
+   * see `BridgeOptions` and the README's "Bridging". Default none.
+   */
+  bridges?: readonly BridgeOptions[];
 }
 
 /** The options that are plain settings (flags, YAML keys): all but hooks. */

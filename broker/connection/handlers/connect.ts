@@ -28,7 +28,7 @@ import { type AuthAction, EnhancedAuthFlow } from "../../auth.ts";
 import { ownPayload } from "../../delivery.ts";
 import type { ClientInfo } from "../../hooks.ts";
 import type { StoredMessage } from "../../store/store.ts";
-import { isSysTopic, tooDeep } from "../../_topic_rules.ts";
+import { bridgeStateTopic, isSysTopic, tooDeep } from "../../_topic_rules.ts";
 import {
   CLOSING,
   CONNECTED,
@@ -113,7 +113,8 @@ export function onConnect(
         `will topic with more than ${s.maxTopicLevels} levels (maxTopicLevels)`,
       );
     }
-    if (isSysTopic(p.will.topic)) {
+    const t = p.will.topic; // a bridge may leave its state (notifications)
+    if (isSysTopic(t) && !bridgeStateTopic(t, clientId)) {
       return refuse(c, ReasonCode.NotAuthorized, "will topic in $SYS");
     }
   }
@@ -355,6 +356,7 @@ function accept(
     }
   }
   const { session, present } = core.openSession(c, p.cleanStart, expiry);
+  session.bridge = p.bridge === true; // Mosquitto's flag (try_private)
   c.session = session;
   // MQTT 3.1 has no Session Present flag: that CONNACK byte is reserved.
   connack.sessionPresent = present && c.version !== 3;

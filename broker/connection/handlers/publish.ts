@@ -12,7 +12,9 @@
  *   QoS 2 ones not released count against it; one more is DISCONNECT 0x93.
  * - A topic beginning with `$SYS` (the broker's): refused like an
  *   authorization refusal, before the hook: not routed, not retained, v5
- *   PUBACK/PUBREC 0x87 (3.1.1: acknowledged and dropped), QoS 0 dropped.
+ *   PUBACK/PUBREC 0x87 (3.1.1: acknowledged and dropped), QoS 0 dropped;
+ *   but a client may publish its own connection state (a bridge's
+ *   notifications), `$SYS/broker/connection/<client id>/state`.
  * - Payload Format Indicator 1 with a payload that is not UTF-8: PUBACK or
  *   PUBREC 0x99 (QoS 0: DISCONNECT 0x99); the message is not routed.
  * - Reason strings on PUBACK/PUBREC only unless the client set Request
@@ -31,7 +33,7 @@ import { TopicAliasReceiver } from "../../../codec/_topic_alias.ts";
 import type { StoredMessage } from "../../store/store.ts";
 import { debugEnabled } from "../../_log.ts";
 import { DropReason } from "../../metrics.ts";
-import { isSysTopic, tooDeep } from "../../_topic_rules.ts";
+import { bridgeStateTopic, isSysTopic, tooDeep } from "../../_topic_rules.ts";
 import { CONNECTED, type ConnectionContext } from "../context.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
@@ -125,7 +127,9 @@ export function onPublish(
     publishAuthorized(c, p, ReasonCode.PayloadFormatInvalid);
     return;
   }
-  if (isSysTopic(p.topic)) {
+  if (
+    isSysTopic(p.topic) && !bridgeStateTopic(p.topic, c.clientId)
+  ) {
     // `$SYS` is the broker's: refused whatever the hook would say.
     if (p.qos > 0) publishAuthorized(c, p, ReasonCode.NotAuthorized);
     else {

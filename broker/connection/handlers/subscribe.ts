@@ -147,6 +147,11 @@ function subscribeAuthorized(
         sub.retainHandling = req.retainHandling;
       }
       if (subId !== undefined) sub.subscriptionIdentifier = subId;
+    } else if (session.bridge) {
+      // A 3.1/3.1.1 bridge (Mosquitto's flag): its own messages do not come
+      // back, retain flags stay as published (as Mosquitto does).
+      sub.noLocal = true;
+      sub.retainAsPublished = true;
     }
     const existed = session.subscriptions.has(req.filter);
     if (!existed && max > 0 && session.subscriptions.size >= max) {
