@@ -22,6 +22,7 @@ import { MemoryStore } from "./store/memory.ts";
 import type { StoredMessage } from "./store/store.ts";
 import { startSys } from "./sys.ts";
 import type { Transport } from "./transport.ts";
+import type { ClusterNode } from "./cluster/mod.ts";
 
 export type { BrokerInit } from "./core.ts";
 export type { BrokerStats } from "./metrics.ts";
@@ -65,6 +66,8 @@ export class Broker {
   #socketCap = Infinity;
   #capRefused = 0;
   #capLogged = -Infinity;
+  /** This broker's cluster node, when `cluster.url` is set. */
+  #cluster: ClusterNode | undefined;
 
   /** Creates a broker; nothing happens until `start()` or `listen()`. */
   constructor(options: BrokerInit = {}) {
@@ -125,6 +128,11 @@ export class Broker {
       let store = init.store;
       const enable = init.enablePersistence ??
         DEFAULT_OPTIONS.enablePersistence;
+      if ((init.cluster?.url?.length ?? 0) > 0) {
+        // Cluster mode: state in JetStream, shared by the nodes.
+        this.#cluster = await loadCluster(init);
+        store = this.#cluster.store;
+      }
       if (store === undefined) {
         store = enable
           ? await KvStore.open(
@@ -132,12 +140,13 @@ export class Broker {
           )
           : new MemoryStore();
       }
-      const core = new BrokerCore(init, store);
+      const core = new BrokerCore(init, store, this.#cluster?.plugin);
       if (this.#outputBufferLimit !== undefined) {
         core.outputBufferLimit = this.#outputBufferLimit;
       }
       this.#core = core;
       await core.load();
+      await this.#cluster?.attach(core);
       const max = core.settings.maxConnections;
       const fdLimit = openFileLimit();
       this.#socketCap = socketCap(max, fdLimit);
@@ -316,12 +325,28 @@ export class Broker {
     if (this.#sweepTimer !== undefined) clearInterval(this.#sweepTimer);
     this.#stopSys?.();
     const core = this.#core;
-    if (core === undefined) return;
+    if (core === undefined) {
+      await this.#cluster?.close();
+      return;
+    }
     const conns = [...core.connections];
     for (const c of conns) c.shutdown();
     await Promise.all(conns.map((c) => c.closed));
     await core.flush();
     await core.store.close();
+    await this.#cluster?.close();
     log.info("Broker closed");
   }
+}
+
+/**
+ * Starts this broker's cluster node: broker/cluster/ (and NATS) is loaded
+ * only here, so a single broker never loads, nor fetches, any of it.
+ */
+async function loadCluster(init: BrokerInit): Promise<ClusterNode> {
+  // A specifier Deno does not follow ahead of time (a literal one would
+  // make `deno run` fetch the NATS packages for every broker).
+  const spec = "./cluster/mod.ts";
+  const mod = await import(spec) as typeof import("./cluster/mod.ts");
+  return await mod.startCluster(init);
 }

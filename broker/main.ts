@@ -139,7 +139,11 @@ async function setUpFileAuth(
 function describeOptions(options: object): string {
   return Object.entries(options)
     .filter(([, v]) => typeof v !== "function")
-    .map(([k, v]) => `${k}=${typeof v === "string" ? JSON.stringify(v) : v}`)
+    .map(([k, v]) =>
+      `${k}=${
+        typeof v === "string" || typeof v === "object" ? JSON.stringify(v) : v
+      }`
+    )
     .join(" ");
 }
 

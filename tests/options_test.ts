@@ -53,6 +53,8 @@ Deno.test("SETTINGS has one row for every default and for main's files", () => {
     const value = DEFAULT_OPTIONS[key];
     const expected = spec.type === "integer" || spec.type === "number"
       ? "number"
+      : spec.type === "cluster"
+      ? "object"
       : spec.type;
     assert.equal(typeof value, expected, `default of ${key}`);
     // Every default passes its own validation.
@@ -561,7 +563,11 @@ Deno.test("helpText() lists every option with flag, type, default and descriptio
     const spec = SETTINGS[key];
     const flag = toFlagName(key);
     const at = text.indexOf(
-      spec.type === "boolean" ? `--[no-]${flag} ` : `--${flag} <`,
+      spec.type === "boolean"
+        ? `--[no-]${flag} `
+        : spec.type === "cluster"
+        ? `(YAML ${key})` // a mapping: its keys have flags of their own
+        : `--${flag} <`,
     );
     assert.ok(at >= 0, `flag of ${key} missing`);
     const entry = text.slice(
@@ -580,7 +586,16 @@ Deno.test("helpText() lists every option with flag, type, default and descriptio
   }
   assert.match(text, /--port <n>.*\n.*integer 0\.\.65535, default 1883/);
   assert.match(text, /--\[no-\]enable-persistence.*\n.*boolean, default true/);
-  for (const flag of ["--config", "--log-level", "--help"]) {
+  for (
+    const flag of [
+      "--config",
+      "--log-level",
+      "--help",
+      "--cluster-url <url>",
+      "--node-id <id>",
+      "--cluster-name <name>",
+    ]
+  ) {
     assert.ok(text.includes(flag), flag);
   }
   assert.match(text, /passwd/);

@@ -9,6 +9,7 @@
 
 import type { BrokerHooks } from "../hooks.ts";
 import { ConfigError } from "./config_error.ts";
+import { checkCluster } from "./_cluster.ts";
 import { suggest } from "./_suggest.ts";
 import { SETTING_KEYS, SETTINGS, type SettingSpec } from "./settings.ts";
 import type { BrokerOptions, KiteSettings, MainSettings } from "./types.ts";
@@ -71,11 +72,13 @@ function checkValue(
   spec: SettingSpec,
   value: unknown,
   fromText: boolean,
-): { ok: true; value: string | number | boolean } | {
+): { ok: true; value: unknown } | {
   ok: false;
   error: string;
 } {
   switch (spec.type) {
+    case "cluster":
+      return checkCluster(value);
     case "string":
       if (typeof value !== "string") {
         return {

@@ -6,7 +6,8 @@
  * @module
  */
 
-import { CLI_ONLY_FLAGS } from "./_cli_flags.ts";
+import { CLI_ONLY_FLAGS, CLUSTER_FLAGS } from "./_cli_flags.ts";
+import { natsUrlProblem, tokenProblem } from "./_cluster.ts";
 import { isSettingKey, type Origin, setSetting, toCamel } from "./_check.ts";
 import { suggest } from "./_suggest.ts";
 import { ConfigError } from "./config_error.ts";
@@ -14,7 +15,12 @@ import { MAIN_DEFAULT_OPTIONS } from "./defaults.ts";
 import { applySecureDefaults } from "./secure_defaults.ts";
 import { LOG_LEVELS, type LogLevel } from "./log_level.ts";
 import { SETTING_KEYS, SETTINGS, toFlagName } from "./settings.ts";
-import type { BrokerSettings, KiteSettings, MainSettings } from "./types.ts";
+import type {
+  BrokerSettings,
+  ClusterOptions,
+  KiteSettings,
+  MainSettings,
+} from "./types.ts";
 import { loadConfigFile } from "./yaml.ts";
 
 /** `--log-level` or `KITE_LOG_LEVEL` text -> a level; `label` names it in errors. */
@@ -103,6 +109,20 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       result.logLevel = parseLogLevelText(takeValue(), label);
       continue;
     }
+    const clusterFlag = CLUSTER_FLAGS.find((f) => f.flag === name);
+    if (clusterFlag !== undefined) {
+      const value = takeValue();
+      const cluster = (options.cluster ??= {}) as ClusterOptions;
+      const problem = clusterFlag.key === "url"
+        ? natsUrlProblem(value)
+        : tokenProblem(value);
+      if (problem !== undefined) {
+        throw new ConfigError(`${label} ${problem}`, { key: "cluster" });
+      }
+      if (clusterFlag.key === "url") (cluster.url ??= []).push(value);
+      else cluster[clusterFlag.key] = value;
+      continue;
+    }
     let key = toCamel(name);
     let negated = false;
     if (
@@ -116,6 +136,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       const flags = [
         ...SETTING_KEYS.map(toFlagName),
         ...CLI_ONLY_FLAGS.map((f) => f.flag),
+        ...CLUSTER_FLAGS.map((f) => f.flag),
       ];
       const hint = suggest(name, flags);
       throw new ConfigError(
@@ -197,6 +218,10 @@ export async function resolveOptions(
     ? {}
     : await loadConfigFile(parsed.configPath);
   const given = { ...fromFile, ...parsed.options };
+  if (fromFile.cluster !== undefined && parsed.options.cluster !== undefined) {
+    // The cluster flags override the file's `cluster` keys one by one.
+    given.cluster = { ...fromFile.cluster, ...parsed.options.cluster };
+  }
   const result: ResolvedOptions = {
     options: parsed.help
       ? { ...MAIN_DEFAULT_OPTIONS, ...given }

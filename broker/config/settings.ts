@@ -26,10 +26,19 @@
  * @module
  */
 
-import type { BrokerSettings, KiteSettings } from "./types.ts";
+import type { BrokerSettings, ClusterOptions, KiteSettings } from "./types.ts";
 
-/** The kind of value a setting takes. `number` allows fractions. */
-export type SettingType = "string" | "integer" | "number" | "boolean";
+/**
+ * The kind of value a setting takes. `number` allows fractions; `cluster`
+ * is the `ClusterOptions` mapping (`_cluster.ts` checks it; its flags are
+ * `--cluster-url`, `--node-id` and `--cluster-name`).
+ */
+export type SettingType =
+  | "string"
+  | "integer"
+  | "number"
+  | "boolean"
+  | "cluster";
 
 /** How one setting is parsed, checked and described. */
 export interface SettingSpec {
@@ -45,7 +54,7 @@ export interface SettingSpec {
    * The library default (`DEFAULT_OPTIONS`); absent for the settings of
    * `broker/main.ts` only (`MainSettings`), which have none.
    */
-  readonly default?: string | number | boolean;
+  readonly default?: string | number | boolean | Readonly<ClusterOptions>;
   /** One line for `--help`. */
   readonly description: string;
 }
@@ -213,6 +222,12 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
     default: 1024 * 1024,
     description:
       "Bytes buffered for a slow reader before QoS 0 to it is dropped.",
+  },
+  cluster: {
+    type: "cluster",
+    default: Object.freeze({ url: Object.freeze([]) as unknown as string[] }),
+    description:
+      "Cluster on NATS JetStream: url (NATS URLs), nodeId, name; see README.",
   },
   passwordFile: {
     type: "string",
