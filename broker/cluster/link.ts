@@ -52,6 +52,8 @@ const log = getLogger(["kite", "cluster"]);
 
 /** Inbox messages taken at once by the consumer. */
 const INBOX_BATCH = 1000;
+/** An inbox message not acknowledged in this time is delivered again. */
+export const INBOX_ACK_WAIT_MS = 3000;
 
 interface InboxPublish {
   subject: string;
@@ -251,7 +253,8 @@ export class NatsLink implements ClusterLink {
       publisherId,
       subject === null || durable !== undefined || handled !== undefined
         ? {
-          topic: subject === null,
+          // The inbox subject does not say the topic: the header does.
+          topic: subject === null || durable !== undefined,
           ...(durable === undefined ? {} : { durable }),
           ...(handled === undefined ? {} : { handled }),
         }
@@ -400,6 +403,9 @@ export class NatsLink implements ClusterLink {
       ack_policy: AckPolicy.Explicit,
       deliver_policy: DeliverPolicy.All,
       max_ack_pending: 20_000,
+      // What a killed node had taken but not acknowledged comes back soon,
+      // to the node that adopts its sessions.
+      ack_wait: INBOX_ACK_WAIT_MS * 1_000_000,
     });
     const c = await this.#h.js.consumers.get(this.#names.inboxStream, name);
     this.#inboxMessages = await c.consume({

@@ -25,7 +25,7 @@ import { Router } from "../router.ts";
 import type { Session } from "../session.ts";
 import type { ClientInfo } from "../hooks.ts";
 import type { JetStreamStore } from "./jetstream_store.ts";
-import { inboxConsumer } from "./link.ts";
+import { INBOX_ACK_WAIT_MS, inboxConsumer } from "./link.ts";
 import type { ClusterNames, NatsHandles } from "./nats.ts";
 import { type SessionRegistry, willOf } from "./registry.ts";
 import type { RouteTable } from "./routes.ts";
@@ -37,6 +37,8 @@ const log = getLogger(["kite", "cluster"]);
 const ROUTE_GRACE_MS = 1000;
 /** How long a node waits for another to finish adopting a run. */
 const WAIT_MS = 30_000;
+/** Longest drain of a dead run's inbox. */
+const DRAIN_MS = 60_000;
 
 /** What the reaper needs around it. */
 export interface ReaperDeps {
@@ -215,7 +217,8 @@ export class Reaper {
       handled: undefined,
     };
     let delivered = 0;
-    for (;;) {
+    const deadline = Date.now() + DRAIN_MS + INBOX_ACK_WAIT_MS;
+    while (Date.now() < deadline && !d.closing()) {
       const batch = await c.fetch({ max_messages: 500, expires: 1000 });
       const msgs = [];
       for await (const m of batch) {
@@ -226,9 +229,15 @@ export class Reaper {
         }
         msgs.push(m);
       }
-      if (msgs.length === 0) break;
-      await core.flush();
-      for (const m of msgs) m.ack();
+      if (msgs.length > 0) {
+        await core.flush();
+        for (const m of msgs) m.ack();
+        continue;
+      }
+      // Empty: done unless the dead node had taken messages it never
+      // acknowledged (they come back after the ack wait).
+      const info = await c.info();
+      if (info.num_pending === 0 && info.num_ack_pending === 0) break;
     }
     await d.h.jsm.consumers.delete(d.names.inboxStream, name).catch(() => {});
     if (delivered > 0) {
