@@ -97,14 +97,19 @@ async function meshed(nodes: KiteNode[]): Promise<void> {
 export async function startKiteCluster(
   url: string | string[],
   ids: string[],
-  options: { name?: string; extra?: string[] } = {},
+  options: {
+    name?: string;
+    extra?: string[];
+    /** Each node's NATS URLs (default `url` for all). */
+    urlsOf?: (index: number) => string[];
+  } = {},
 ): Promise<KiteCluster> {
   const name = options.name ??
     `t${crypto.randomUUID().replaceAll("-", "").slice(0, 10)}`;
   const extra = options.extra ?? [];
   const nodes: KiteNode[] = [];
   const started = await Promise.allSettled(
-    ids.map((id) => spawnNode(url, id, name, extra)),
+    ids.map((id, i) => spawnNode(options.urlsOf?.(i) ?? url, id, name, extra)),
   );
   for (const s of started) if (s.status === "fulfilled") nodes.push(s.value);
   const failed = started.find((s) => s.status === "rejected");

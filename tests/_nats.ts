@@ -129,6 +129,40 @@ async function waitFor(
   }
 }
 
+/** Free loopback ports (closed again: a tiny race, for route ports). */
+export function freePorts(n: number): number[] {
+  const ls = Array.from(
+    { length: n },
+    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
+  );
+  const ports = ls.map((l) => (l.addr as Deno.NetAddr).port);
+  for (const l of ls) l.close();
+  return ports;
+}
+
+/**
+ * Starts `names.length` nats-servers with JetStream as one NATS cluster
+ * (each routes to all; JetStream needs the routes configured).
+ */
+export async function startNatsCluster(
+  names: string[],
+): Promise<NatsServer[]> {
+  const routes = freePorts(names.length);
+  const servers = await Promise.allSettled(names.map((server, i) =>
+    startNats({
+      cluster: { name: "kitenats", server, routes },
+      clusterPort: routes[i]!,
+    })
+  ));
+  const ok = servers.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
+  const failed = servers.find((s) => s.status === "rejected");
+  if (failed !== undefined) {
+    for (const s of ok) await s[Symbol.asyncDispose]();
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return ok;
+}
+
 /**
  * Starts one nats-server with JetStream. `cluster`: join a NATS cluster
  * (`name`, this server's name, routes to the others' cluster ports).
@@ -205,8 +239,11 @@ export async function startNats(
   try {
     await started();
   } catch (e) {
-    s.child.kill("SIGKILL");
+    try {
+      s.child.kill("SIGKILL");
+    } catch { /* exited by itself */ }
     await s.done;
+    if (ownDir) await Deno.remove(dir, { recursive: true }).catch(() => {});
     throw e;
   }
   let log = "";

@@ -105,8 +105,8 @@ export async function startCluster(init: BrokerInit): Promise<ClusterNode> {
     }
     const store = await JetStreamStore.open(h, names);
     const [routesKv, clientsKv] = await Promise.all([
-      h.kvm.create(names.routesBucket, { history: 1 }),
-      h.kvm.create(names.clientsBucket, { history: 1 }),
+      h.kvm.create(names.routesBucket, { history: 1, replicas: h.replicas }),
+      h.kvm.create(names.clientsBucket, { history: 1, replicas: h.replicas }),
     ]);
     const retainedKv = await h.kvm.open(names.retainedBucket);
     return new Cluster({

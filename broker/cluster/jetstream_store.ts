@@ -67,9 +67,13 @@ export async function openStateStorage(
       subjects: [`${names.internal}.s.>`],
       storage: StorageType.File,
       max_msgs_per_subject: 1,
+      num_replicas: h.replicas,
     });
   }
-  return await h.kvm.create(names.retainedBucket, { history: 1 });
+  return await h.kvm.create(names.retainedBucket, {
+    history: 1,
+    replicas: h.replicas,
+  });
 }
 
 /** The `Store` on JetStream (see the module doc). */

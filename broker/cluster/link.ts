@@ -469,6 +469,7 @@ export async function ensureInboxStream(
       // A dead node's inbox is drained by the node that adopts its
       // sessions; what nobody takes goes after a week.
       max_age: 7 * 24 * 3600 * 1_000_000_000,
+      num_replicas: h.replicas,
     });
   }
 }

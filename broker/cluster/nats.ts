@@ -97,6 +97,11 @@ export interface NatsHandles {
   readonly js: JetStreamClient;
   readonly jsm: JetStreamManager;
   readonly kvm: Kvm;
+  /**
+   * Replicas of every stream and bucket: 3 on a NATS cluster of three
+   * servers or more, else as many servers as there are (1 on one server).
+   */
+  readonly replicas: number;
 }
 
 /**
@@ -118,6 +123,9 @@ export async function connectNats(
     pingInterval: 5000,
     maxPingOut: 3,
     timeout: 5000,
+    // The first URL first (a node near its NATS server), the rest on
+    // failover.
+    noRandomize: true,
   };
   let pub: NatsConnection | undefined;
   let queue: NatsConnection | undefined;
@@ -131,24 +139,37 @@ export async function connectNats(
       { cause: e },
     );
   }
-  try {
-    const jsm = await jetstreamManager(pub, { timeout: 5000 });
-    return {
-      pub,
-      queue,
-      js: jetstream(pub, { timeout: 5000 }),
-      jsm,
-      kvm: new Kvm(pub),
-    };
-  } catch (e) {
-    await pub.close().catch(() => {});
-    await queue.close().catch(() => {});
-    throw new ClusterError(
-      `NATS at ${where} has no JetStream (start nats-server with -js): ${
-        (e as Error).message
-      }`,
-      { cause: e },
-    );
+  // A NATS cluster that is starting elects its JetStream leader first.
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const jsm = await jetstreamManager(pub, { timeout: 5000 });
+      const servers = pub.info?.cluster === undefined
+        ? 1
+        : Math.max(1, pub.info.connect_urls?.length ?? 1);
+      return {
+        pub,
+        queue,
+        js: jetstream(pub, { timeout: 5000 }),
+        jsm,
+        kvm: new Kvm(pub),
+        replicas: Math.min(3, servers),
+      };
+    } catch (e) {
+      const message = (e as Error).message;
+      const notYet = /timeout|temporarily unavailable|503/i.test(message) &&
+        !/not enabled/i.test(message);
+      if (notYet && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 500));
+        continue;
+      }
+      await pub.close().catch(() => {});
+      await queue.close().catch(() => {});
+      throw new ClusterError(
+        `NATS at ${where} has no JetStream (start nats-server with -js): ${message}`,
+        { cause: e },
+      );
+    }
   }
 }
 
