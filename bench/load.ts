@@ -193,6 +193,13 @@ export interface LoadOptions {
   drainTimeout?: number;
   /** Topic prefix; default a unique `kite-load/<random>`. */
   topicPrefix?: string;
+  /**
+   * Ports the subscribers connect to, in turn (a cluster's nodes); default
+   * `port` for all.
+   */
+  subscriberPorts?: number[];
+  /** Ports the publishers connect to, in turn; default `port` for all. */
+  publisherPorts?: number[];
 }
 
 /** How a fixed-rate scenario keeps its rate (see {@link LoadOptions}). */
@@ -666,10 +673,12 @@ async function runFlow(
   try {
     // Subscribers first, each with its SUBACK, then publishers.
     const filter = shape.wildcard ? `${prefix}/${name}/+` : `${prefix}/${name}`;
+    const subPorts = opts.subscriberPorts ?? [opts.port];
+    const pubPorts = opts.publisherPorts ?? [opts.port];
     for (let s = 0; s < shape.subscribers; s++) {
       const link = await connectLink(
         host,
-        opts.port,
+        subPorts[s % subPorts.length]!,
         `kite-load-${runId}-s${s}`,
         keepAlive,
         !shape.persistent,
@@ -701,7 +710,7 @@ async function runFlow(
         pacedPublishers.push(paced);
         await paced.connect({
           host,
-          port: opts.port,
+          port: pubPorts[i % pubPorts.length]!,
           clientId,
           keepAlive,
           cleanSession: !shape.persistent,
@@ -716,7 +725,7 @@ async function runFlow(
       } else {
         link = await connectLink(
           host,
-          opts.port,
+          pubPorts[i % pubPorts.length]!,
           clientId,
           keepAlive,
           !shape.persistent,
@@ -1262,6 +1271,8 @@ const USAGE = `usage: deno task load -- [options]
   --count N         conns: connections (10000)
   --concurrency N   conns: connects in flight (100)
   --keepalive S     keep alive in CONNECT (0)
+  --sub-ports A,B   subscribers connect to these ports in turn (a cluster)
+  --pub-ports A,B   publishers connect to these ports in turn
   --username U --password P
                     credentials of every CONNECT (not conns), for a broker
                     with a password file and an ACL`;
@@ -1289,6 +1300,8 @@ async function main(args: string[]): Promise<number> {
       keepalive: { type: "string" },
       username: { type: "string" },
       password: { type: "string" },
+      "sub-ports": { type: "string" },
+      "pub-ports": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -1332,6 +1345,9 @@ async function main(args: string[]): Promise<number> {
     set("count", num(values.count));
     set("concurrency", num(values.concurrency));
     set("keepAlive", num(values.keepalive));
+    const ports = (v: string | undefined) => v?.split(",").map(Number);
+    set("subscriberPorts", ports(values["sub-ports"]));
+    set("publisherPorts", ports(values["pub-ports"]));
     if (values.username !== undefined) {
       opts.login = values.password === undefined
         ? { username: values.username }

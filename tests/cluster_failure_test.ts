@@ -54,11 +54,18 @@ Deno.test({
       properties: { sessionExpiryInterval: 3600 },
       will: will("will/w2"),
     });
+    // Its SUBACK comes once the session is stored (cluster mode).
+    assert.deepEqual(await subscribeOne(w2, "w2/inbox", 1), [1]);
     await cluster.kill("a");
     for (const w of watchers) {
       const got = new Set<string>();
       for (let i = 0; i < 2; i++) {
-        const p = await w.expectPublish(undefined, 10_000) as PublishPacket;
+        const p = await w.expectPublish(undefined, 10_000).catch((e) => {
+          if (Deno.env.get("KITE_TEST_LOGS") === "1") {
+            for (const n of cluster.nodes) console.log(n.id, n.log());
+          }
+          throw new Error(`${(e as Error).message}; got ${[...got]}`);
+        }) as PublishPacket;
         got.add(`${p.topic} ${text(p.payload)}`);
       }
       assert.deepEqual([...got].sort(), [

@@ -140,7 +140,12 @@ Deno.test({
         })(),
         20_000,
         "a message from a after its NATS server went",
-      );
+      ).catch((e) => {
+        if (Deno.env.get("KITE_TEST_LOGS") === "1") {
+          for (const n of cluster.nodes) console.log(n.id, n.log());
+        }
+        throw e;
+      });
       await endMqttjs(back.client);
       await endMqttjs(pub.client);
     } finally {

@@ -103,12 +103,17 @@ export async function startCluster(init: BrokerInit): Promise<ClusterNode> {
         `node id ${nodeId} is in use by a running node of cluster ${names.name}: give each node its own --node-id`,
       );
     }
-    const store = await JetStreamStore.open(h, names);
+    // A NATS cluster that is still forming has no JetStream peers yet.
+    const store = await settingUp(() => JetStreamStore.open(h, names));
     const [routesKv, clientsKv] = await Promise.all([
-      h.kvm.create(names.routesBucket, { history: 1, replicas: h.replicas }),
-      h.kvm.create(names.clientsBucket, { history: 1, replicas: h.replicas }),
+      settingUp(() =>
+        h.kvm.create(names.routesBucket, { history: 1, replicas: h.replicas })
+      ),
+      settingUp(() =>
+        h.kvm.create(names.clientsBucket, { history: 1, replicas: h.replicas })
+      ),
     ]);
-    const retainedKv = await h.kvm.open(names.retainedBucket);
+    const retainedKv = await settingUp(() => h.kvm.open(names.retainedBucket));
     return new Cluster({
       h,
       names,
@@ -127,6 +132,26 @@ export async function startCluster(init: BrokerInit): Promise<ClusterNode> {
       `cannot set up the cluster on NATS: ${(e as Error).message}`,
       { cause: e },
     );
+  }
+}
+
+/**
+ * Runs a set-up step, again for up to 30 s while JetStream says it is not
+ * ready (a NATS cluster forming, a leader being elected).
+ */
+async function settingUp<T>(step: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      return await step();
+    } catch (e) {
+      const m = (e as Error).message;
+      const transient =
+        /no suitable peers|temporarily unavailable|timeout|insufficient resources|leader/i
+          .test(m);
+      if (!transient || Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 500));
+    }
   }
 }
 
@@ -288,7 +313,7 @@ class Cluster implements ClusterNode, CorePlugin {
     });
     p.membership.clients = () => core.connectedCount;
     p.membership.start();
-    await this.#link.startInbox();
+    await settingUp(() => this.#link.startInbox());
     this.#statusLoops.push(
       watchStatus(p.h.pub, (s) => this.#onStatus(s)),
       watchStatus(p.h.queue, (s) => {

@@ -41,13 +41,21 @@ import {
   isStoredMessage,
   serialize,
 } from "../store/_kv_records.ts";
+import { LingerPolicy } from "../store/_kv_linger.ts";
 import { keyToken } from "./_keys.ts";
 import { type ClusterNames, type NatsHandles, readAll } from "./nats.ts";
 
 const log = getLogger(["kite", "cluster", "store"]);
 
 type Mutation =
-  | { kind: "put"; value: unknown }
+  | {
+    kind: "put";
+    value: unknown;
+    /** Not stored before: a delete before the flush cancels it. */
+    fresh?: boolean;
+    /** An outgoing QoS 0/1 record its ack may delete soon (lingering). */
+    ackable?: boolean;
+  }
   | { kind: "del" };
 
 interface RetainedMutation {
@@ -88,8 +96,18 @@ export class JetStreamStore implements Store {
   #purges = new Set<string>();
   /** Stream sequence of the stored message of each subject written or read. */
   readonly #stored = new Map<string, number>();
+  /** The same for outgoing records, by client prefix (for purges). */
+  readonly #outSeqs = new Map<string, Map<string, number>>();
   /** Subjects whose put is being written. */
   readonly #inFlight = new Set<string>();
+  /** Subjects the last batch wrote (a delete of one is a "late" ack). */
+  #lastWritten = new Set<string>();
+  /** Lingering before a flush, as `KvStore` (see store/_kv_linger.ts). */
+  readonly #linger = new LingerPolicy();
+  /** Fresh ackable puts pending. */
+  #freshPending = 0;
+  /** Wakes a lingering flush early (the last fresh put was acknowledged). */
+  #wake: (() => void) | undefined;
   #flushing = false;
   #scheduled = false;
   #closed = false;
@@ -129,13 +147,30 @@ export class JetStreamStore implements Store {
   }
 
   #mutate(subject: string, m: Mutation): void {
-    if (
-      m.kind === "del" && this.#pending.get(subject)?.kind === "put" &&
-      !this.#stored.has(subject) && !this.#inFlight.has(subject)
-    ) {
-      // Never written: nothing to write.
-      this.#pending.delete(subject);
-      return;
+    const prev = this.#pending.get(subject);
+    if (m.kind === "del") {
+      if (
+        prev?.kind === "put" && !this.#stored.has(subject) &&
+        !this.#inFlight.has(subject)
+      ) {
+        // Never written: nothing to write.
+        this.#pending.delete(subject);
+        if (prev.ackable) {
+          this.#linger.cancels++;
+          if (--this.#freshPending === 0) this.#wake?.();
+        }
+        return;
+      }
+      if (this.#lastWritten.has(subject)) this.#linger.late++;
+    } else if (m.ackable) {
+      if (prev?.kind === "put") {
+        m.fresh = prev.fresh === true;
+        m.ackable = prev.ackable === true;
+      } else if (!this.#stored.has(subject) && !this.#inFlight.has(subject)) {
+        m.fresh = true;
+        this.#linger.puts++;
+        this.#freshPending++;
+      } else m.ackable = false;
     }
     this.#pending.set(subject, m);
     this.#schedule();
@@ -165,8 +200,33 @@ export class JetStreamStore implements Store {
     });
   }
 
+  /** Waits while acks may still cancel fresh puts (lingering). */
+  async #lingerWait(): Promise<void> {
+    if (!this.#linger.on) return;
+    this.#linger.start = performance.now();
+    while (
+      this.#freshPending > 0 && !this.#closed &&
+      this.#linger.mayWait(performance.now())
+    ) {
+      const { promise, resolve } = Promise.withResolvers<void>();
+      this.#wake = resolve;
+      const timer = setTimeout(resolve, 1);
+      await promise;
+      clearTimeout(timer);
+      this.#wake = undefined;
+    }
+  }
+
   async #flushLoop(): Promise<void> {
     while (!this.#closed && this.#hasPending) {
+      await this.#lingerWait();
+      this.#linger.decide();
+      this.#freshPending = 0;
+      if (!this.#hasPending) {
+        // Everything cancelled out: whoever waits is served.
+        this.#release(++this.#taken);
+        break;
+      }
       const purges = this.#purges;
       const batch = this.#pending;
       const retained = this.#pendingRetained;
@@ -174,9 +234,12 @@ export class JetStreamStore implements Store {
       this.#pending = new Map();
       this.#pendingRetained = new Map();
       const gen = ++this.#taken;
+      const started = performance.now();
+      this.#lastWritten = new Set(batch.keys());
       for (;;) {
         try {
           await this.#write(purges, batch, retained);
+          this.#linger.wrote(performance.now() - started);
           break;
         } catch (e) {
           if (this.#closed) return;
@@ -188,6 +251,10 @@ export class JetStreamStore implements Store {
         }
       }
       this.#release(gen);
+    }
+    if (!this.#closed && !this.#hasPending && this.#waiters.length > 0) {
+      // What they waited for cancelled out meanwhile.
+      this.#release(++this.#taken);
     }
   }
 
@@ -210,20 +277,32 @@ export class JetStreamStore implements Store {
       for (const s of this.#stored.keys()) {
         if (s.startsWith(prefix + ".")) this.#stored.delete(s);
       }
+      this.#outSeqs.delete(prefix);
     }));
     const work: Promise<unknown>[] = [];
+    /** Deleted outgoing records by client prefix: removed together. */
+    const outDeletes = new Map<string, string[]>();
     for (const [subject, m] of batch) {
       if (m.kind === "put") {
         this.#inFlight.add(subject);
         const data = serialize(m.value);
         work.push(
           this.#h.js.publish(subject, data).then((ack) => {
-            this.#stored.set(subject, ack.seq);
+            this.#noteStored(subject, ack.seq);
           }).finally(() => this.#inFlight.delete(subject)),
         );
-      } else {
-        work.push(this.#remove(subject));
+        continue;
       }
+      const o = subject.lastIndexOf(".o.");
+      if (o > 0 && this.#stored.has(subject)) {
+        const prefix = subject.slice(0, o);
+        const list = outDeletes.get(prefix);
+        if (list === undefined) outDeletes.set(prefix, [subject]);
+        else list.push(subject);
+      } else work.push(this.#remove(subject));
+    }
+    for (const [prefix, subjects] of outDeletes) {
+      work.push(this.#removeOutgoing(prefix, subjects));
     }
     for (const [topic, r] of retained) {
       // A cleared topic is an empty value (its revision tells the other
@@ -249,6 +328,56 @@ export class JetStreamStore implements Store {
       }
       throw (failed as PromiseRejectedResult).reason;
     }
+  }
+
+  #noteStored(subject: string, seq: number): void {
+    this.#stored.set(subject, seq);
+    const o = subject.lastIndexOf(".o.");
+    if (o < 0) return;
+    const prefix = subject.slice(0, o);
+    let seqs = this.#outSeqs.get(prefix);
+    if (seqs === undefined) {
+      seqs = new Map();
+      this.#outSeqs.set(prefix, seqs);
+    }
+    seqs.set(subject, seq);
+  }
+
+  /**
+   * Removes outgoing records of one client: those below the oldest record
+   * it keeps in one purge (acknowledged in order, the usual case), the rest
+   * one by one.
+   */
+  async #removeOutgoing(prefix: string, subjects: string[]): Promise<void> {
+    const seqs = this.#outSeqs.get(prefix) ?? new Map<string, number>();
+    const doomed = new Set(subjects);
+    let minLive = Infinity;
+    let maxDoomed = 0;
+    for (const [s, q] of seqs) {
+      if (doomed.has(s)) {
+        if (q > maxDoomed) maxDoomed = q;
+      } else if (q < minLive) minLive = q;
+    }
+    const above: string[] = [];
+    let below = 0;
+    for (const s of subjects) {
+      const q = seqs.get(s) ?? this.#stored.get(s);
+      if (q !== undefined && q < minLive) below++;
+      else above.push(s);
+    }
+    const ops: Promise<unknown>[] = above.map((s) => this.#remove(s));
+    for (const s of subjects) {
+      seqs.delete(s);
+      if (!above.includes(s)) this.#stored.delete(s);
+    }
+    if (seqs.size === 0) this.#outSeqs.delete(prefix);
+    if (below > 0) {
+      ops.push(this.#h.jsm.streams.purge(this.#names.stateStream, {
+        filter: `${prefix}.o.>`,
+        seq: minLive === Infinity ? maxDoomed + 1 : minLive,
+      }));
+    }
+    await Promise.all(ops);
   }
 
   async #remove(subject: string): Promise<void> {
@@ -297,9 +426,12 @@ export class JetStreamStore implements Store {
 
   /** Creates or replaces one outgoing message of a session. */
   putOutgoing(clientId: string, record: OutgoingRecord): void {
+    // A QoS 2 delivery waits for its commit before it is sent: its ack
+    // cannot cancel the put.
     this.#mutate(this.#subject(clientId, `o.${record.seq}`), {
       kind: "put",
       value: record,
+      ackable: record.qos < 2,
     });
   }
 
@@ -397,7 +529,7 @@ export class JetStreamStore implements Store {
         s = { outgoing: [], q2: [] };
         byPrefix.set(prefix, s);
       }
-      this.#stored.set(m.subject, m.seq);
+      this.#noteStored(m.subject, m.seq);
       const v = decode(m.data);
       if (kind === "r") {
         if (isSessionRecord(v)) s.record = v;

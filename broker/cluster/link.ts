@@ -22,7 +22,12 @@
  */
 
 import { getLogger } from "@logtape/logtape";
-import type { Msg, MsgHdrs, Subscription } from "@nats-io/transport-node";
+import {
+  headers as natsHeaderSet,
+  type Msg,
+  type MsgHdrs,
+  type Subscription,
+} from "@nats-io/transport-node";
 import {
   AckPolicy,
   type ConsumerMessages,
@@ -43,10 +48,14 @@ import {
 } from "./subjects.ts";
 import {
   decodeMessage,
+  decodeRaw,
   encodeHeaders,
+  headerBlock,
   listHas,
   type WireMeta,
+  wireMeta,
 } from "./_wire.ts";
+import { InboxPacker, MAX_PACK, PACK_HEADER, unpack } from "./_inbox_pack.ts";
 
 const log = getLogger(["kite", "cluster"]);
 
@@ -91,17 +100,14 @@ export class NatsLink implements ClusterLink {
   #rawSub: Subscription | undefined;
   readonly #queueSubs = new Map<string, Subscription[]>();
   readonly #lastSeq = new Map<string, number>();
-  readonly #meta: WireMeta = {
-    origin: undefined,
-    seq: 0,
-    publisherId: undefined,
-    durable: undefined,
-    handled: undefined,
-  };
+  readonly #meta: WireMeta = wireMeta();
   #seq = 0;
   #up = true;
   #needFlush = false;
   #inboxPending: { p: InboxPublish; ack: Promise<unknown> }[] = [];
+  /** Messages for other nodes' inboxes this turn, by inbox. */
+  readonly #packers = new Map<string, InboxPacker>();
+  #packScheduled = false;
   #inboxMessages: ConsumerMessages | undefined;
   #toAck: JsMsg[] = [];
   #ackScheduled = false;
@@ -261,10 +267,11 @@ export class NatsLink implements ClusterLink {
         : undefined,
     );
     this.stats.sent++;
+    // While disconnected the client keeps what is published until the
+    // reconnect: not a view of a buffer Kite reuses.
+    const payload = this.#up ? message.payload : message.payload.slice();
     try {
-      this.#h.pub.publish(subject ?? this.#names.raw, message.payload, {
-        headers,
-      });
+      this.#h.pub.publish(subject ?? this.#names.raw, payload, { headers });
     } catch (e) {
       this.stats.dropped++;
       log.debug("cross-node publish failed: {e}", { e });
@@ -272,16 +279,41 @@ export class NatsLink implements ClusterLink {
     if (message.qos > 0) {
       this.#needFlush = true;
       if (durable !== undefined) {
+        const block = headerBlock(headers);
         for (const inbox of durable) {
-          this.#inboxPublish({
-            subject: this.#names.inbox(inbox),
-            data: message.payload,
-            headers,
-          });
+          let packer = this.#packers.get(inbox);
+          if (packer === undefined) {
+            packer = new InboxPacker();
+            this.#packers.set(inbox, packer);
+          }
+          packer.add(block, message.payload);
+          if (packer.size >= MAX_PACK) this.#flushPack(inbox, packer);
+        }
+        if (!this.#packScheduled) {
+          this.#packScheduled = true;
+          queueMicrotask(this.#flushPacks);
         }
       }
       this.#markDirty();
     }
+  }
+
+  /** Publishes this turn's inbox packs. */
+  #flushPacks = (): void => {
+    this.#packScheduled = false;
+    for (const [inbox, packer] of this.#packers) {
+      if (packer.count > 0) this.#flushPack(inbox, packer);
+    }
+  };
+
+  #flushPack(inbox: string, packer: InboxPacker): void {
+    const h = natsHeaderSet();
+    h.set(PACK_HEADER, "1");
+    this.#inboxPublish({
+      subject: this.#names.inbox(inbox),
+      data: packer.take(),
+      headers: h,
+    });
   }
 
   #inboxPublish(p: InboxPublish): void {
@@ -314,6 +346,7 @@ export class NatsLink implements ClusterLink {
    * flushed. Called by the store's commit.
    */
   async settle(): Promise<void> {
+    this.#flushPacks();
     while (this.#inboxPending.length > 0) {
       const batch = this.#inboxPending;
       this.#inboxPending = [];
@@ -359,7 +392,7 @@ export class NatsLink implements ClusterLink {
 
   #receivePlain(topic: string | undefined, m: Msg): void {
     const meta = this.#meta;
-    const message = decodeMessage(topic, m.data, m.headers, meta);
+    const message = decodeMessage(topic, m, meta);
     if (message === undefined) return;
     if (meta.origin !== undefined) {
       // NATS sends a copy per matching subscription of this node.
@@ -381,7 +414,7 @@ export class NatsLink implements ClusterLink {
       )
       ? subjectToTopic(m.subject.slice(this.#prefixLength))
       : undefined;
-    const message = decodeMessage(topic, m.data, m.headers, meta);
+    const message = decodeMessage(topic, m, meta);
     if (message === undefined) return;
     if (rawFilter !== undefined && !topicMatches(rawFilter, message.topic)) {
       return;
@@ -410,16 +443,29 @@ export class NatsLink implements ClusterLink {
     const c = await this.#h.js.consumers.get(this.#names.inboxStream, name);
     this.#inboxMessages = await c.consume({
       max_messages: INBOX_BATCH,
+      // Short pulls: after a NATS failover or a consumer leader change the
+      // next pull comes soon.
+      expires: 2000,
+      idle_heartbeat: 1000,
       callback: this.#onInbox,
     });
   }
 
   #onInbox = (m: JsMsg): void => {
     const meta = this.#meta;
-    const message = decodeMessage(undefined, m.data, m.headers, meta);
-    if (message !== undefined) {
-      this.stats.received++;
-      this.#dispatcher?.deliverRemote(message, meta.publisherId);
+    if (m.headers?.get(PACK_HEADER) === "1") {
+      unpack(m.data, (block, payload) => {
+        const message = decodeRaw(block, payload, meta);
+        if (message === undefined) return;
+        this.stats.received++;
+        this.#dispatcher?.deliverRemote(message, meta.publisherId);
+      });
+    } else {
+      const message = decodeMessage(undefined, m, meta);
+      if (message !== undefined) {
+        this.stats.received++;
+        this.#dispatcher?.deliverRemote(message, meta.publisherId);
+      }
     }
     this.#toAck.push(m);
     if (!this.#ackScheduled) {

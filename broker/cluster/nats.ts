@@ -126,6 +126,9 @@ export async function connectNats(
     // The first URL first (a node near its NATS server), the rest on
     // failover.
     noRandomize: true,
+    // Each request would otherwise make two Errors (stack traces) up
+    // front: a JetStream publish is a request.
+    noAsyncTraces: true,
   };
   let pub: NatsConnection | undefined;
   let queue: NatsConnection | undefined;

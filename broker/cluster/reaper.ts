@@ -29,7 +29,8 @@ import { INBOX_ACK_WAIT_MS, inboxConsumer } from "./link.ts";
 import type { ClusterNames, NatsHandles } from "./nats.ts";
 import { type SessionRegistry, willOf } from "./registry.ts";
 import type { RouteTable } from "./routes.ts";
-import { decodeMessage, type WireMeta } from "./_wire.ts";
+import { decodeMessage, decodeRaw, wireMeta } from "./_wire.ts";
+import { PACK_HEADER, unpack } from "./_inbox_pack.ts";
 
 const log = getLogger(["kite", "cluster"]);
 
@@ -113,6 +114,10 @@ export class Reaper {
     const entries = (await d.registry.all()).filter((v) =>
       v.entry.n === node && v.entry.b === boot
     );
+    log.debug("Adopting {run}: {count} registry entries", {
+      run,
+      count: entries.length,
+    });
     const adopted: Session[] = [];
     let wills = 0;
     const { promise: drained, resolve: drainDone } = Promise.withResolvers<
@@ -127,12 +132,21 @@ export class Reaper {
           c: false,
           p: true,
         }, revision);
-        if (rev === undefined) continue; // its client reconnected meanwhile
+        if (rev === undefined) {
+          log.debug("{clientId}: changed meanwhile, not adopted", {
+            clientId: entry.id,
+          });
+          continue; // its client reconnected meanwhile
+        }
         const ls = await d.store.loadSession(entry.id);
         const s = ls === undefined || core.sessions.has(entry.id)
           ? undefined
           : core.adoptSession(ls, Date.now());
         if (s === undefined) {
+          log.debug("{clientId}: no stored session ({found}), not adopted", {
+            clientId: entry.id,
+            found: ls !== undefined,
+          });
           await d.registry.remove(entry.id);
           continue;
         }
@@ -209,23 +223,26 @@ export class Reaper {
     // Other nodes may still send to the dead run for a moment.
     await new Promise((r) => setTimeout(r, ROUTE_GRACE_MS));
     const c = await d.h.js.consumers.get(d.names.inboxStream, name);
-    const meta: WireMeta = {
-      origin: undefined,
-      seq: 0,
-      publisherId: undefined,
-      durable: undefined,
-      handled: undefined,
-    };
+    const meta = wireMeta();
     let delivered = 0;
     const deadline = Date.now() + DRAIN_MS + INBOX_ACK_WAIT_MS;
     while (Date.now() < deadline && !d.closing()) {
       const batch = await c.fetch({ max_messages: 500, expires: 1000 });
       const msgs = [];
       for await (const m of batch) {
-        const message = decodeMessage(undefined, m.data, m.headers, meta);
-        if (message !== undefined) {
-          router.publish(message, meta.publisherId);
-          delivered++;
+        if (m.headers?.get(PACK_HEADER) === "1") {
+          unpack(m.data, (block, payload) => {
+            const message = decodeRaw(block, payload, meta);
+            if (message === undefined) return;
+            router.publish(message, meta.publisherId);
+            delivered++;
+          });
+        } else {
+          const message = decodeMessage(undefined, m, meta);
+          if (message !== undefined) {
+            router.publish(message, meta.publisherId);
+            delivered++;
+          }
         }
         msgs.push(m);
       }
