@@ -100,7 +100,7 @@ Deno.test({
       const urls = servers.map((s) => s.url);
       await using cluster = await startKiteCluster(urls, ["a", "b", "c"], {
         urlsOf: (i) => [...urls.slice(i), ...urls.slice(0, i)],
-      }).catch(async (e) => {
+      }).catch((e) => {
         throw new Error(
           `${(e as Error).message}\n${servers.map((s) => s.log()).join("\n")}`,
         );

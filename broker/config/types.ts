@@ -106,7 +106,18 @@ export interface BrokerOptions extends BrokerHooks {
 
 /**
  * The `cluster` setting: where the NATS servers are and who this node is.
- * Flags `--cluster-url` (repeatable), `--node-id`, `--cluster-name`.
+ * Flags `--cluster-url` (repeatable), `--node-id`, `--cluster-name`; see
+ * the README, "Running a cluster".
+ *
+ * @example
+ * ```ts ignore
+ * import { Broker } from "@kite/mqtt/broker";
+ * const broker = new Broker({
+ *   port: 1883,
+ *   cluster: { url: ["nats://127.0.0.1:4222"], nodeId: "kite1" },
+ * });
+ * await broker.listen(); // a node of cluster "kite"
+ * ```
  */
 export interface ClusterOptions {
   /**
