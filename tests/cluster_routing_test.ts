@@ -203,6 +203,14 @@ Deno.test({
           0,
         ]);
       }
+      // Overlapping filters: NATS sends b a copy per matching subject
+      // ("n.>" and "n.*"); the subscriber gets the message once, as one
+      // PUBLISH for both of its subscriptions [MQTT-3.3.4-2].
+      await sub.client.subscribeAsync("n/+", { qos: 0 });
+      nc.publish("interop.n.once", "once");
+      nc.publish("interop.n.once", "once"); // a second, equal message
+      const twice = [await sub.next(), await sub.next()];
+      assert.deepEqual(twice.map((m) => m.payload), ["once", "once"]);
       // MQTT -> NATS: a message node a sends to b is on the subject
       // nats-server would use (a node sends only what another routes to).
       const { promise, resolve } = Promise.withResolvers<string>();
@@ -213,6 +221,13 @@ Deno.test({
       const p = await open(a!);
       await p.client.publishAsync("n//z", "from mqtt", { qos: 0 });
       assert.equal((await sub.next()).payload, "from mqtt");
+      // From a Kite node too (two of b's subjects match).
+      await p.client.publishAsync("n/zz", "both", { qos: 0 });
+      assert.equal((await sub.next()).payload, "both");
+      // Nothing doubled: the next message is the next one.
+      nc.publish("interop.n.last", "last");
+      assert.equal((await sub.next()).payload, "last");
+      assert.equal(sub.messages.length, 0);
       assert.equal(await promise, "interop.n./.z from mqtt");
       s.unsubscribe();
       await endMqttjs(p.client);

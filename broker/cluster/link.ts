@@ -186,8 +186,11 @@ export class NatsLink implements ClusterLink {
       s.refs++;
       return;
     }
+    // One callback per subscription (not per message): a message of a
+    // plain NATS client has no number, its copies are told by this.
+    const tag = {};
     const sub = this.#h.pub.subscribe(`${this.#names.name}.${subject}`, {
-      callback: this.#onPlain,
+      callback: (err, m) => this.#onPlain(err, m, tag),
     });
     this.#plainSubs.set(subject, { sub, refs: 1 });
   }
@@ -379,18 +382,18 @@ export class NatsLink implements ClusterLink {
 
   // ------------------------------------------------------------------ in
 
-  #onPlain = (err: Error | null, m: Msg): void => {
+  #onPlain(err: Error | null, m: Msg, tag: object): void {
     if (err !== null) return;
     const topic = subjectToTopic(m.subject.slice(this.#prefixLength));
-    this.#receivePlain(topic, m);
-  };
+    this.#receivePlain(topic, m, tag);
+  }
 
   #onRaw = (err: Error | null, m: Msg): void => {
     if (err !== null) return;
     this.#receivePlain(undefined, m);
   };
 
-  #receivePlain(topic: string | undefined, m: Msg): void {
+  #receivePlain(topic: string | undefined, m: Msg, tag?: object): void {
     const meta = this.#meta;
     const message = decodeMessage(topic, m, meta);
     if (message === undefined) return;
@@ -401,9 +404,31 @@ export class NatsLink implements ClusterLink {
       if (meta.durable !== undefined && listHas(meta.durable, this.inbox)) {
         return; // it comes through the inbox
       }
-    }
+    } else if (tag !== undefined && this.#copyOfLast(m, tag)) return;
     this.stats.received++;
     this.#dispatcher?.deliverRemote(message, meta.publisherId);
+  }
+
+  /** The last message of a plain NATS client, and the subscriptions it came on. */
+  #lastPlain: { subject: string; data: Uint8Array; tags: object[] } | undefined;
+
+  /**
+   * Whether `m` (from a plain NATS client) is another copy of the message
+   * before it: same subject and bytes, on another subscription of this node
+   * (NATS sends one per matching subscription, one after the other).
+   */
+  #copyOfLast(m: Msg, tag: object): boolean {
+    const last = this.#lastPlain;
+    const subject = m.subject;
+    if (
+      last !== undefined && last.subject === subject &&
+      !last.tags.includes(tag) && sameBytes(last.data, m.data)
+    ) {
+      last.tags.push(tag);
+      return true;
+    }
+    this.#lastPlain = { subject, data: m.data, tags: [tag] };
+    return false;
   }
 
   #onQueue(queue: string, err: Error | null, m: Msg, rawFilter?: string) {
@@ -518,4 +543,10 @@ export async function ensureInboxStream(
       num_replicas: h.replicas,
     });
   }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
