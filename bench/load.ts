@@ -199,6 +199,13 @@ export interface LoadOptions {
    * only.
    */
   transport?: LoadTransport;
+  /**
+   * Ports the subscribers connect to, in turn (a cluster's nodes); default
+   * `port` for all.
+   */
+  subscriberPorts?: number[];
+  /** Ports the publishers connect to, in turn; default `port` for all. */
+  publisherPorts?: number[];
 }
 
 /** How a fixed-rate scenario keeps its rate (see {@link LoadOptions}). */
@@ -679,10 +686,12 @@ async function runFlow(
   try {
     // Subscribers first, each with its SUBACK, then publishers.
     const filter = shape.wildcard ? `${prefix}/${name}/+` : `${prefix}/${name}`;
+    const subPorts = opts.subscriberPorts ?? [opts.port];
+    const pubPorts = opts.publisherPorts ?? [opts.port];
     for (let s = 0; s < shape.subscribers; s++) {
       const link = await connectLink(
         host,
-        opts.port,
+        subPorts[s % subPorts.length]!,
         `kite-load-${runId}-s${s}`,
         keepAlive,
         !shape.persistent,
@@ -715,7 +724,7 @@ async function runFlow(
         pacedPublishers.push(paced);
         await paced.connect({
           host,
-          port: opts.port,
+          port: pubPorts[i % pubPorts.length]!,
           clientId,
           keepAlive,
           cleanSession: !shape.persistent,
@@ -730,7 +739,7 @@ async function runFlow(
       } else {
         link = await connectLink(
           host,
-          opts.port,
+          pubPorts[i % pubPorts.length]!,
           clientId,
           keepAlive,
           !shape.persistent,
@@ -1281,6 +1290,8 @@ const USAGE = `usage: deno task load -- [options]
   --count N         conns: connections (10000)
   --concurrency N   conns: connects in flight (100)
   --keepalive S     keep alive in CONNECT (0)
+  --sub-ports A,B   subscribers connect to these ports in turn (a cluster)
+  --pub-ports A,B   publishers connect to these ports in turn
   --username U --password P
                     credentials of every CONNECT (not conns), for a broker
                     with a password file and an ACL
@@ -1315,6 +1326,8 @@ async function main(args: string[]): Promise<number> {
       transport: { type: "string", default: "tcp" },
       cafile: { type: "string" },
       "ws-path": { type: "string", default: "/mqtt" },
+      "sub-ports": { type: "string" },
+      "pub-ports": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
@@ -1379,6 +1392,9 @@ async function main(args: string[]): Promise<number> {
     set("concurrency", num(values.concurrency));
     set("keepAlive", num(values.keepalive));
     opts.transport = transport;
+    const ports = (v: string | undefined) => v?.split(",").map(Number);
+    set("subscriberPorts", ports(values["sub-ports"]));
+    set("publisherPorts", ports(values["pub-ports"]));
     if (values.username !== undefined) {
       opts.login = values.password === undefined
         ? { username: values.username }

@@ -29,6 +29,7 @@ import { startSys } from "./sys.ts";
 import { type Health, HttpServer } from "./http/server.ts";
 import type { Transport } from "./transport.ts";
 import { plural } from "./_plural.ts";
+import type { ClusterNode } from "./cluster/mod.ts";
 
 export type { BrokerInit } from "./core.ts";
 export type { BrokerStats } from "./metrics.ts";
@@ -96,6 +97,8 @@ export class Broker {
   #capLogged = -Infinity;
   /** listen() failed: close() quietly (the caller reports the error). */
   #listenFailed = false;
+  /** This broker's cluster node, when `cluster.url` is set. */
+  #cluster: ClusterNode | undefined;
 
   /** Creates a broker; nothing happens until `start()` or `listen()`. */
   constructor(options: BrokerInit = {}) {
@@ -171,6 +174,11 @@ export class Broker {
       let store = init.store;
       const enable = init.enablePersistence ??
         DEFAULT_OPTIONS.enablePersistence;
+      if ((init.cluster?.url?.length ?? 0) > 0) {
+        // Cluster mode: state in JetStream, shared by the nodes.
+        this.#cluster = await loadCluster(init);
+        store = this.#cluster.store;
+      }
       if (store === undefined) {
         store = enable
           ? await KvStore.open(
@@ -178,7 +186,7 @@ export class Broker {
           )
           : new MemoryStore();
       }
-      const core = new BrokerCore(init, store);
+      const core = new BrokerCore(init, store, this.#cluster?.plugin);
       if (this.#outputBufferLimit !== undefined) {
         core.outputBufferLimit = this.#outputBufferLimit;
       }
@@ -202,6 +210,7 @@ export class Broker {
         }
       }
       await core.load();
+      await this.#cluster?.attach(core);
       const max = core.settings.maxConnections;
       const fdLimit = openFileLimit();
       this.#socketCap = socketCap(max, fdLimit);
@@ -469,12 +478,28 @@ export class Broker {
     this.#stopSys?.();
     await Promise.all(this.#bridges.map((b) => b.stop()));
     const core = this.#core;
-    if (core === undefined) return;
+    if (core === undefined) {
+      await this.#cluster?.close();
+      return;
+    }
     const conns = [...core.connections, ...core.closing];
     for (const c of conns) c.shutdown();
     await Promise.all(conns.map((c) => c.closed));
     await core.flush();
     await core.store.close();
+    await this.#cluster?.close();
     if (!this.#listenFailed) log.info("Broker closed");
   }
+}
+
+/**
+ * Starts this broker's cluster node: broker/cluster/ (and NATS) is loaded
+ * only here, so a single broker never loads, nor fetches, any of it.
+ */
+async function loadCluster(init: BrokerInit): Promise<ClusterNode> {
+  // A specifier Deno does not follow ahead of time (a literal one would
+  // make `deno run` fetch the NATS packages for every broker).
+  const spec = "./cluster/mod.ts";
+  const mod = await import(spec) as typeof import("./cluster/mod.ts");
+  return await mod.startCluster(init);
 }

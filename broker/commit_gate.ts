@@ -72,6 +72,15 @@ export class CommitGate {
     return this.#dirty;
   }
 
+  /**
+   * Makes the next commit cover something that is not a store mutation
+   * (a cluster node's message to other nodes, which its store's `commit`
+   * waits for): acknowledgements held until then.
+   */
+  markDirty(): void {
+    this.#dirty = true;
+  }
+
   /** The generation the next commit will have (held output is tagged with it). */
   get generation(): number {
     return this.#gen;

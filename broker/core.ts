@@ -29,6 +29,7 @@ import {
   type SessionLink,
 } from "./session.ts";
 import type {
+  LoadedSession,
   SessionOwner,
   SessionRecord,
   Store,
@@ -91,6 +92,32 @@ export interface CoreConnection extends SessionLink, ViewedConnection {
 }
 
 /**
+ * What a cluster (broker/cluster/) plugs into the core: its dispatcher and
+ * hooks at the points where a session changes hands. Absent on a single
+ * node, where none of this costs anything.
+ */
+export interface CorePlugin {
+  /** The dispatcher to route with (wrapping a local `Router`). */
+  dispatcher(core: BrokerCore): Dispatcher;
+  /**
+   * Before the CONNACK: makes `conn.clientId` this node's (taking the
+   * session over from another node). Resolves with 0 to go on, or the
+   * reason code to refuse the CONNECT with.
+   */
+  claim(conn: CoreConnection, cleanStart: boolean, expiry: number): Promise<
+    number
+  >;
+  /** The session of a claimed connection is open (just before CONNACK). */
+  opened(conn: CoreConnection, session: Session): void;
+  /** A connection that was claimed for ended before its CONNACK. */
+  abandoned(conn: CoreConnection): void;
+  /** A connected client's connection ended (after the core handled it). */
+  closed(conn: CoreConnection, session: Session, discarded: boolean): void;
+  /** An offline session expired (the core discarded it). */
+  expired(session: Session): void;
+}
+
+/**
  * The broker's internals shared with its connections (not public API).
  */
 export class BrokerCore implements GaugeSource {
@@ -114,12 +141,14 @@ export class BrokerCore implements GaugeSource {
   readonly offline: Set<Session> = new Set();
   readonly pendingWills: Map<string, PendingWill> = new Map();
   readonly sessionContext: SessionContext;
+  /** The cluster's hooks, when this broker is a node of one. */
+  readonly plugin: CorePlugin | undefined;
 
   /** Retained messages with a Message Expiry Interval: topic -> expiresAt. */
   readonly retainedExpiry: Map<string, number> = new Map();
   #nextRetainedSweep = 0;
 
-  constructor(init: BrokerInit, store: Store) {
+  constructor(init: BrokerInit, store: Store, plugin?: CorePlugin) {
     const settings = { ...DEFAULT_OPTIONS } as Required<BrokerSettings>;
     const hooks: BrokerHooks = {};
     for (const [k, v] of Object.entries(init)) {
@@ -138,7 +167,8 @@ export class BrokerCore implements GaugeSource {
     this.outputBufferLimit = settings.outputBufferLimit;
     this.gate = new CommitGate(store, this.metrics.storeCommit);
     this.store = this.gate.store;
-    this.dispatcher = new Router(settings.maxQos);
+    this.plugin = plugin;
+    this.dispatcher = plugin?.dispatcher(this) ?? new Router(settings.maxQos);
     this.sessionContext = {
       store: this.store,
       maxQueuedMessages: settings.maxQueuedMessages,
@@ -202,51 +232,7 @@ export class BrokerCore implements GaugeSource {
     }
     let dropped = 0;
     for (const ls of state.sessions) {
-      const r = ls.record;
-      const since = r.disconnectedAt ?? now;
-      if (
-        r.expiryInterval !== 0xffffffff &&
-        since + r.expiryInterval * 1000 <= now
-      ) {
-        if (r.will !== undefined) {
-          this.#publishWill(r.will, identityOf(r), now);
-        }
-        this.store.deleteSession(r.clientId);
-        dropped++;
-        this.metrics.sessionsExpired++;
-        continue;
-      }
-      const s = new Session(
-        r.clientId,
-        r.protocolVersion,
-        r.expiryInterval,
-        this.sessionContext,
-      );
-      s.disconnectedAt = since;
-      if (r.owner !== undefined) {
-        s.owner = r.owner;
-        s.username = r.owner.username;
-      }
-      for (const sub of r.subscriptions) {
-        s.subscriptions.set(sub.filter, sub);
-        this.dispatcher.subscribe(s, sub, sharedOf(sub.filter));
-      }
-      for (const o of ls.outgoing) s.restoreOutgoing(o);
-      for (const id of ls.incomingQos2) s.incomingQos2.add(id);
-      if (r.will !== undefined) {
-        // The broker stopped while the client was connected (or its will
-        // delay was running): the will is due.
-        // Authorized, when due, as the session's owner.
-        this.pendingWills.set(r.clientId, {
-          message: r.will,
-          dueAt: r.will.dueAt ?? now,
-          info: identityOf(r),
-        });
-        s.will = undefined;
-      }
-      if (r.disconnectedAt === undefined) s.saveRecord();
-      this.sessions.set(r.clientId, s);
-      this.offline.add(s);
+      if (this.adoptSession(ls, now) === undefined) dropped++;
     }
     const retained = this.retained.size;
     const sessions = this.sessions.size;
@@ -255,6 +241,82 @@ export class BrokerCore implements GaugeSource {
         `{sessions} ${plural(sessions, "session")} ({dropped} expired)`,
       { retained, sessions, dropped },
     );
+  }
+
+  /**
+   * Installs a stored session (at start-up, or one a cluster node took over
+   * from another): offline, its subscriptions routed, its messages and QoS 2
+   * ids restored, a will it still had made pending. An expired one is
+   * deleted instead (its will published) and undefined returned.
+   */
+  adoptSession(ls: LoadedSession, now: number): Session | undefined {
+    const r = ls.record;
+    const since = r.disconnectedAt ?? now;
+    if (
+      r.expiryInterval !== 0xffffffff &&
+      since + r.expiryInterval * 1000 <= now
+    ) {
+      if (r.will !== undefined) {
+        this.#publishWill(r.will, identityOf(r), now);
+      }
+      this.store.deleteSession(r.clientId);
+      this.metrics.sessionsExpired++;
+      return undefined;
+    }
+    const s = new Session(
+      r.clientId,
+      r.protocolVersion,
+      r.expiryInterval,
+      this.sessionContext,
+    );
+    s.disconnectedAt = since;
+    if (r.owner !== undefined) {
+      s.owner = r.owner;
+      s.username = r.owner.username;
+    }
+    for (const sub of r.subscriptions) {
+      s.subscriptions.set(sub.filter, sub);
+      this.dispatcher.subscribe(s, sub, sharedOf(sub.filter));
+    }
+    for (const o of ls.outgoing) s.restoreOutgoing(o);
+    for (const id of ls.incomingQos2) s.incomingQos2.add(id);
+    if (r.will !== undefined) {
+      // The broker stopped while the client was connected (or its will
+      // delay was running): the will is due.
+      // Authorized, when due, as the session's owner.
+      this.pendingWills.set(r.clientId, {
+        message: r.will,
+        dueAt: r.will.dueAt ?? now,
+        info: identityOf(r),
+      });
+      s.will = undefined;
+    }
+    if (r.disconnectedAt === undefined) s.saveRecord();
+    this.sessions.set(r.clientId, s);
+    this.offline.add(s);
+    return s;
+  }
+
+  /**
+   * Forgets the session of `clientId` without touching the store: another
+   * cluster node took it over (its state stays in the shared store). Its
+   * connection, if any, must have ended first.
+   */
+  releaseSession(clientId: string): Session | undefined {
+    const s = this.sessions.get(clientId);
+    if (s === undefined || s.link !== undefined) return undefined;
+    for (const filter of s.subscriptions.keys()) {
+      this.dispatcher.unsubscribe(s, filter, sharedOf(filter));
+    }
+    this.sessions.delete(clientId);
+    this.offline.delete(s);
+    this.pendingWills.delete(clientId);
+    return s;
+  }
+
+  /** Publishes a will now, authorized for `info` (a cluster node's dead peer's client). */
+  publishWill(will: StoredMessage, info: ClientInfo): void {
+    this.#publishWill(will, info, Date.now());
   }
 
   /** Finds or creates the session of a connecting client; handles takeover. */
@@ -307,6 +369,7 @@ export class BrokerCore implements GaugeSource {
       session.disconnectedAt = undefined;
       session.saveRecord();
     } else if (wasPersistent) this.store.deleteSession(id);
+    this.plugin?.opened(conn, session);
     return { session, present };
   }
 
@@ -351,6 +414,7 @@ export class BrokerCore implements GaugeSource {
   /** A connection closed before it was connected. */
   onClosedBeforeConnect(conn: CoreConnection): void {
     this.connections.delete(conn);
+    this.plugin?.abandoned(conn);
   }
 
   /** A connected client's connection ended. */
@@ -390,6 +454,7 @@ export class BrokerCore implements GaugeSource {
       session.saveRecord();
       if (session.expiryInterval !== 0xffffffff) this.offline.add(session);
     }
+    this.plugin?.closed(conn, session, session.expiryInterval === 0);
   }
 
   /**
@@ -613,6 +678,7 @@ export class BrokerCore implements GaugeSource {
           this.#publishWill(w.message, w.info, now);
         }
         this.discardSession(s);
+        this.plugin?.expired(s);
       }
     }
   }

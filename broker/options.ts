@@ -22,6 +22,7 @@ export type {
 export type {
   BrokerOptions,
   BrokerSettings,
+  ClusterOptions,
   KiteSettings,
   ListenerConfig,
   MainSettings,

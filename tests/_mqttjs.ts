@@ -42,7 +42,7 @@ export interface MqttjsConnection<M> {
  * 3 s for the CONNACK. Each message is recorded as `toMsg(...)` gives it.
  */
 export async function openMqttjs<M>(
-  broker: Broker,
+  broker: Pick<Broker, "addr">,
   options: Record<string, unknown>,
   toMsg: (...args: OnMessage) => M,
 ): Promise<MqttjsConnection<M>> {

@@ -56,7 +56,7 @@ Deno.test("SETTINGS has one row for every default and for main's files", () => {
     } else {
       const expected = spec.type === "integer" || spec.type === "number"
         ? "number"
-        : spec.type === "list"
+        : spec.type === "list" || spec.type === "cluster"
         ? "object"
         : spec.type;
       assert.equal(typeof value, expected, `default of ${key}`);
@@ -573,6 +573,8 @@ Deno.test("helpText() lists every option with flag, type, default and descriptio
         ? `--[no-]${flag} `
         : spec.type === "list"
         ? `${key}: [...]` // a list is set in a config file only
+        : spec.type === "cluster"
+        ? `(YAML ${key})` // a mapping: its keys have flags of their own
         : `--${flag} <`,
     );
     assert.ok(at >= 0, `flag of ${key} missing`);
@@ -592,7 +594,16 @@ Deno.test("helpText() lists every option with flag, type, default and descriptio
   }
   assert.match(text, /--port <n>.*\n.*integer 0\.\.65535, default 1883/);
   assert.match(text, /--\[no-\]enable-persistence.*\n.*boolean, default true/);
-  for (const flag of ["--config", "--log-level", "--help"]) {
+  for (
+    const flag of [
+      "--config",
+      "--log-level",
+      "--help",
+      "--cluster-url <url>",
+      "--node-id <id>",
+      "--cluster-name <name>",
+    ]
+  ) {
     assert.ok(text.includes(flag), flag);
   }
   assert.match(text, /passwd/);

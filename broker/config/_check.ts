@@ -10,6 +10,7 @@
 import type { BrokerHooks } from "../hooks.ts";
 import { ConfigError } from "./config_error.ts";
 import { checkListeners } from "./_listeners.ts";
+import { checkCluster } from "./_cluster.ts";
 import { suggest } from "./_suggest.ts";
 import { SETTING_KEYS, SETTINGS, type SettingSpec } from "./settings.ts";
 import type { BrokerOptions, KiteSettings, MainSettings } from "./types.ts";
@@ -98,6 +99,8 @@ function checkValue(
       } catch (e) {
         return { ok: false, error: (e as Error).message };
       }
+    case "cluster":
+      return checkCluster(value);
     case "string":
       if (typeof value !== "string") {
         return {

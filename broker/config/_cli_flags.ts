@@ -60,6 +60,34 @@ export const LISTENER_FLAGS = [
 /** The name of a listener shorthand flag, without `--`. */
 export type ListenerFlag = typeof LISTENER_FLAGS[number]["flag"];
 
+/**
+ * Flags that set the keys of the `cluster` setting (over the config file's
+ * `cluster` mapping, key by key).
+ */
+export const CLUSTER_FLAGS = [
+  {
+    flag: "cluster-url",
+    key: "url",
+    placeholder: "<url>",
+    description:
+      "NATS server (JetStream on) of the cluster this node joins; repeatable.",
+  },
+  {
+    flag: "node-id",
+    key: "nodeId",
+    placeholder: "<id>",
+    description:
+      "This node's id in the cluster (letters, digits, - and _); default host and port.",
+  },
+  {
+    flag: "cluster-name",
+    key: "name",
+    placeholder: "<name>",
+    description:
+      "Prefix of the cluster's NATS subjects, streams and buckets; default kite.",
+  },
+] as const;
+
 /** Flags of `broker/main.ts` that are not broker settings. */
 export const CLI_ONLY_FLAGS = [
   {

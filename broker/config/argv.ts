@@ -8,9 +8,11 @@
 
 import {
   CLI_ONLY_FLAGS,
+  CLUSTER_FLAGS,
   LISTENER_FLAGS,
   type ListenerFlag,
 } from "./_cli_flags.ts";
+import { natsUrlProblem, tokenProblem } from "./_cluster.ts";
 import { isSettingKey, type Origin, setSetting, toCamel } from "./_check.ts";
 import { suggest } from "./_suggest.ts";
 import { ConfigError } from "./config_error.ts";
@@ -20,6 +22,7 @@ import { LOG_LEVELS, type LogLevel } from "./log_level.ts";
 import { SETTING_KEYS, SETTINGS, toFlagName } from "./settings.ts";
 import type {
   BrokerSettings,
+  ClusterOptions,
   KiteSettings,
   ListenerConfig,
   MainSettings,
@@ -131,6 +134,20 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         { key: "listeners" },
       );
     }
+    const clusterFlag = CLUSTER_FLAGS.find((f) => f.flag === name);
+    if (clusterFlag !== undefined) {
+      const value = takeValue();
+      const cluster = (options.cluster ??= {}) as ClusterOptions;
+      const problem = clusterFlag.key === "url"
+        ? natsUrlProblem(value)
+        : tokenProblem(value);
+      if (problem !== undefined) {
+        throw new ConfigError(`${label} ${problem}`, { key: "cluster" });
+      }
+      if (clusterFlag.key === "url") (cluster.url ??= []).push(value);
+      else cluster[clusterFlag.key] = value;
+      continue;
+    }
     let key = toCamel(name);
     let negated = false;
     if (
@@ -144,6 +161,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       const flags = [
         ...SETTING_KEYS.map(toFlagName),
         ...CLI_ONLY_FLAGS.map((f) => f.flag),
+        ...CLUSTER_FLAGS.map((f) => f.flag),
       ];
       const hint = suggest(name, flags);
       throw new ConfigError(
@@ -313,6 +331,10 @@ export async function resolveOptions(
       ...(parsed.options.listeners ?? []),
     ],
   };
+  if (fromFile.cluster !== undefined && parsed.options.cluster !== undefined) {
+    // The cluster flags override the file's `cluster` keys one by one.
+    given.cluster = { ...fromFile.cluster, ...parsed.options.cluster };
+  }
   const result: ResolvedOptions = {
     options: parsed.help
       ? { ...MAIN_DEFAULT_OPTIONS, ...given }

@@ -5,7 +5,7 @@
  * @module
  */
 
-import { CLI_ONLY_FLAGS } from "./_cli_flags.ts";
+import { CLI_ONLY_FLAGS, CLUSTER_FLAGS } from "./_cli_flags.ts";
 import { MAIN_DEFAULT_OPTIONS } from "./defaults.ts";
 import {
   SETTING_KEYS,
@@ -20,6 +20,7 @@ function typeLabel(spec: SettingSpec): string {
   if (spec.type === "boolean") return "boolean";
   if (spec.type === "string") return spec.choices?.join("|") ?? "string";
   if (spec.type === "list") return "list, config file only";
+  if (spec.type === "cluster") return "mapping: url, nodeId, name";
   const kind = spec.type === "integer" ? "integer" : "number";
   if (spec.min !== undefined && spec.max !== undefined) {
     return `${kind} ${spec.minExclusive ? ">" : ""}${spec.min}..${spec.max}`;
@@ -55,6 +56,19 @@ export function helpText(
   }
   for (const key of SETTING_KEYS) {
     const spec = SETTINGS[key];
+    if (spec.type === "cluster") {
+      rows.push([
+        `(YAML ${key})`,
+        `${typeLabel(spec)}, default ${
+          JSON.stringify(defaults[key])
+        }; YAML key ${key}`,
+        spec.description,
+      ]);
+      for (const f of CLUSTER_FLAGS) {
+        rows.push([`--${f.flag} ${f.placeholder}`, "", f.description]);
+      }
+      continue;
+    }
     const flag = spec.type === "listeners"
       ? `(${key}: YAML only)`
       : spec.type === "boolean"

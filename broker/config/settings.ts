@@ -30,13 +30,15 @@
  */
 
 import { checkBridges } from "../bridge/config.ts";
-import type { BrokerSettings, KiteSettings } from "./types.ts";
+import type { BrokerSettings, ClusterOptions, KiteSettings } from "./types.ts";
 
 /**
  * The kind of value a setting takes. `number` allows fractions;
  * `listeners` is a list of `ListenerConfig` mappings (YAML or code only: no
  * flag takes it); another `list` (config files and code only, no flag) is
- * checked by its row's `check`.
+ * checked by its row's `check`; `cluster` is the `ClusterOptions` mapping
+ * (`_cluster.ts` checks it; its flags are `--cluster-url`, `--node-id` and
+ * `--cluster-name`).
  */
 export type SettingType =
   | "string"
@@ -44,7 +46,8 @@ export type SettingType =
   | "number"
   | "boolean"
   | "listeners"
-  | "list";
+  | "list"
+  | "cluster";
 
 /** How one setting is parsed, checked and described. */
 export interface SettingSpec {
@@ -60,7 +63,12 @@ export interface SettingSpec {
    * The library default (`DEFAULT_OPTIONS`); absent for the settings of
    * `broker/main.ts` only (`MainSettings`), which have none.
    */
-  readonly default?: string | number | boolean | readonly unknown[];
+  readonly default?:
+    | string
+    | number
+    | boolean
+    | readonly unknown[]
+    | Readonly<ClusterOptions>;
   /**
    * A `list` setting's check: returns the list typed, or throws an `Error`
    * whose message says what is wrong, relative to the setting (`[0]
@@ -272,6 +280,12 @@ const TABLE: { readonly [K in keyof KiteSettings]-?: SettingRow<K> } = {
     default: 1024 * 1024,
     description:
       "Bytes buffered for a slow reader before QoS 0 to it is dropped.",
+  },
+  cluster: {
+    type: "cluster",
+    default: Object.freeze({ url: Object.freeze([]) as unknown as string[] }),
+    description:
+      "Cluster on NATS JetStream: url (NATS URLs), nodeId, name; see README.",
   },
   passwordFile: {
     type: "string",

@@ -192,6 +192,46 @@ export interface BrokerOptions extends BrokerHooks {
    * see `BridgeOptions` and the README's "Bridging". Default none.
    */
   bridges?: readonly BridgeOptions[];
+  /**
+   * Cluster mode: this broker is one node of a cluster that shares NATS
+   * JetStream (README "Running a cluster"). Without `url` (the default) the
+   * broker is a single node and loads nothing of NATS.
+   */
+  cluster?: ClusterOptions;
+}
+
+/**
+ * The `cluster` setting: where the NATS servers are and who this node is.
+ * Flags `--cluster-url` (repeatable), `--node-id`, `--cluster-name`; see
+ * the README, "Running a cluster".
+ *
+ * @example
+ * ```ts ignore
+ * import { Broker } from "@kite/mqtt/broker";
+ * const broker = new Broker({
+ *   port: 1883,
+ *   cluster: { url: ["nats://127.0.0.1:4222"], nodeId: "kite1" },
+ * });
+ * await broker.listen(); // a node of cluster "kite"
+ * ```
+ */
+export interface ClusterOptions {
+  /**
+   * NATS server URLs (`nats://host:4222`; several for a NATS cluster),
+   * JetStream enabled. Empty: no cluster.
+   */
+  url?: string[];
+  /**
+   * This node's id, unique in the cluster (letters, digits, `-` and `_`, at
+   * most 64). Default: the host name and the MQTT port.
+   */
+  nodeId?: string;
+  /**
+   * The cluster's name: the prefix of every NATS subject, stream and
+   * bucket it uses, so that two clusters can share one NATS (letters,
+   * digits, `-` and `_`). Default `kite`.
+   */
+  name?: string;
 }
 
 /** The options that are plain settings (flags, YAML keys): all but hooks. */

@@ -241,46 +241,87 @@ function admit(
   const w = p.will;
   const authz = c.core.hooks.authorizePublish;
   if (w === undefined || authz === undefined) {
-    accept(c, p, assigned, authProps);
-    return undefined;
+    return accept(c, p, assigned, authProps);
   }
-  const decided = (code: number): void => {
+  const decided = (code: number): Promise<void> | undefined => {
     if (c.state !== CONNECTING) return;
     if (code >= 0x80) {
       refuse(c, ReasonCode.NotAuthorized, `will to ${w.topic} not authorized`);
-    } else accept(c, p, assigned, authProps);
+      return;
+    }
+    return accept(c, p, assigned, authProps);
   };
   const r = authz(c.info!, w.topic, w.qos, w.retain);
-  if (typeof r === "number") {
-    decided(r);
-    return undefined;
-  }
+  if (typeof r === "number") return decided(r);
   return r.then(decided);
 }
 
-/** Accepts the client: session opened or resumed, CONNACK sent. */
+/**
+ * Accepts the client: session opened or resumed, CONNACK sent. On a
+ * cluster node the client id is claimed first (`CorePlugin.claim`: the
+ * session may live on another node, which closes its connection).
+ */
 function accept(
+  c: ConnectionContext,
+  p: ConnectPacket,
+  assigned: boolean,
+  authProps?: Properties,
+): Promise<void> | undefined {
+  const plugin = c.core.plugin;
+  if (plugin === undefined) {
+    acceptNow(c, p, assigned, authProps);
+    return undefined;
+  }
+  if (refuseForeign(c)) return undefined;
+  return plugin.claim(c, p.cleanStart, sessionExpiry(c, p)).then((code) => {
+    if (c.state !== CONNECTING) return;
+    if (code !== ReasonCode.Success) {
+      refuse(c, code, "the cluster refused the client identifier");
+      return;
+    }
+    acceptNow(c, p, assigned, authProps);
+  });
+}
+
+/** The session expiry of a CONNECT, capped by the broker's maximum. */
+function sessionExpiry(c: ConnectionContext, p: ConnectPacket): number {
+  // v5 from the CONNECT, 3.1.1 by the clean session flag.
+  const asked = c.version === 5
+    ? (p.properties?.sessionExpiryInterval ?? 0)
+    : (p.cleanStart ? 0 : 0xffffffff);
+  return Math.min(asked, c.core.settings.sessionExpiryInterval);
+}
+
+/**
+ * Refuses the CONNECT (true) when the client id's session belongs to
+ * another identity.
+ */
+function refuseForeign(c: ConnectionContext): boolean {
+  const owner = c.core.foreignOwner(c.clientId, c.username);
+  if (owner === undefined) return false;
+  // A session belongs to the identity that created it: another one may
+  // neither resume it, nor take it over, nor discard it (clean start).
+  log.info(
+    "{clientId}: user {username} refused: the session belongs to user {owner}",
+    {
+      clientId: c.clientId,
+      username: c.username ?? "(anonymous)",
+      owner: owner.username ?? "(anonymous)",
+    },
+  );
+  refuse(c, ReasonCode.NotAuthorized, "client identifier in use");
+  return true;
+}
+
+/** Accepts the client now (see `accept`). */
+function acceptNow(
   c: ConnectionContext,
   p: ConnectPacket,
   assigned: boolean,
   authProps?: Properties,
 ): void {
   const core = c.core;
-  const owner = core.foreignOwner(c.clientId, c.username);
-  if (owner !== undefined) {
-    // A session belongs to the identity that created it: another one may
-    // neither resume it, nor take it over, nor discard it (clean start).
-    log.info(
-      "{clientId}: user {username} refused: the session belongs to user {owner}",
-      {
-        clientId: c.clientId,
-        username: c.username ?? "(anonymous)",
-        owner: owner.username ?? "(anonymous)",
-      },
-    );
-    refuse(c, ReasonCode.NotAuthorized, "client identifier in use");
-    return;
-  }
+  if (refuseForeign(c)) return;
   const s = core.settings;
   const v5 = c.version === 5;
   // Session expiry: v5 from the CONNECT, 3.1.1 by the clean session flag;

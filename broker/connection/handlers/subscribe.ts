@@ -195,7 +195,9 @@ function subscribeAuthorized(
       suback.properties = { reasonString: `refused ${refused.join(", ")}` };
     }
   }
-  c.send(suback);
+  // On a cluster node the SUBACK waits until every node routes to the new
+  // subscriptions (the commit that covers their route table entries).
+  c.send(suback, core.plugin !== undefined);
   // [MQTT-3.8.4-4]: retained messages after the SUBACK.
   for (const r of retainedToSend) {
     const now = Date.now();

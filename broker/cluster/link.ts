@@ -1,0 +1,552 @@
+/**
+ * `NatsLink`: the `ClusterLink` of a node, where its dispatcher meets NATS.
+ *
+ * Out: a message for other nodes is published once on its subject (NATS
+ * fans it out to the nodes and queue groups that want it); a QoS 1/2
+ * message for a node holding durable subscriptions is also published to
+ * that node's JetStream inbox (acknowledged by JetStream before the
+ * publisher's PUBACK). The publisher's PUBACK waits for the next commit,
+ * which also waits for these (`settle`: inbox acks, then a NATS flush so
+ * the server has the core messages).
+ *
+ * In: plain subscriptions deliver to the local plain subscribers (the
+ * copies NATS sends for each of this node's overlapping subjects are
+ * dropped by origin and number), queue subscriptions to one local group,
+ * and the inbox consumer to the local subscribers, acknowledged once the
+ * store has committed what the deliveries queued.
+ *
+ * While NATS is unreachable, messages for other nodes are dropped (QoS 0)
+ * or left to NATS's reconnect buffer, and local delivery goes on.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import {
+  headers as natsHeaderSet,
+  type Msg,
+  type MsgHdrs,
+  type Subscription,
+} from "@nats-io/transport-node";
+import {
+  AckPolicy,
+  type ConsumerMessages,
+  DeliverPolicy,
+  type JsMsg,
+  RetentionPolicy,
+  StorageType,
+} from "@nats-io/jetstream";
+import type { StoredMessage } from "../store/store.ts";
+import type { ClusterDispatcher, ClusterLink } from "./dispatcher.ts";
+import type { ClusterNames, NatsHandles } from "./nats.ts";
+import type { RouteTable } from "./routes.ts";
+import {
+  filterToSubjects,
+  SubjectCache,
+  subjectToTopic,
+  topicMatches,
+} from "./subjects.ts";
+import {
+  decodeMessage,
+  decodeRaw,
+  encodeHeaders,
+  headerBlock,
+  listHas,
+  type WireMeta,
+  wireMeta,
+} from "./_wire.ts";
+import { InboxPacker, MAX_PACK, PACK_HEADER, unpack } from "./_inbox_pack.ts";
+
+const log = getLogger(["kite", "cluster"]);
+
+/** Inbox messages taken at once by the consumer. */
+const INBOX_BATCH = 1000;
+/** An inbox message not acknowledged in this time is delivered again. */
+export const INBOX_ACK_WAIT_MS = 3000;
+
+interface InboxPublish {
+  subject: string;
+  data: Uint8Array;
+  headers: MsgHdrs;
+}
+
+/** Counters of what crossed nodes (`$SYS/broker/cluster/...`). */
+export interface LinkStats {
+  /** Messages sent to other nodes (one per publish, whatever the fan-out). */
+  sent: number;
+  /** Messages received from other nodes (and plain NATS clients). */
+  received: number;
+  /** Messages for other nodes dropped while NATS was unreachable. */
+  dropped: number;
+}
+
+/** The NATS side of a node's dispatcher (see the module doc). */
+export class NatsLink implements ClusterLink {
+  readonly #h: NatsHandles;
+  readonly #names: ClusterNames;
+  readonly #routes: RouteTable;
+  readonly #boot: string;
+  /** This node's inbox id (`node.boot`). */
+  readonly inbox: string;
+  readonly #cache: SubjectCache;
+  readonly #prefixLength: number;
+  #dispatcher: ClusterDispatcher | undefined;
+  #markDirty: () => void = () => {};
+  /** NATS subscriptions by subject, with the filters that need them. */
+  readonly #plainSubs = new Map<string, { sub: Subscription; refs: number }>();
+  /** The plain filters this node announced. */
+  readonly #filters = new Set<string>();
+  #rawRefs = 0;
+  #rawSub: Subscription | undefined;
+  readonly #queueSubs = new Map<string, Subscription[]>();
+  readonly #lastSeq = new Map<string, number>();
+  readonly #meta: WireMeta = wireMeta();
+  #seq = 0;
+  #up = true;
+  #needFlush = false;
+  #inboxPending: { p: InboxPublish; ack: Promise<unknown> }[] = [];
+  /** Messages for other nodes' inboxes this turn, by inbox. */
+  readonly #packers = new Map<string, InboxPacker>();
+  #packScheduled = false;
+  #inboxMessages: ConsumerMessages | undefined;
+  #toAck: JsMsg[] = [];
+  #ackScheduled = false;
+  #commit: () => Promise<void> = () => Promise.resolve();
+  readonly stats: LinkStats = { sent: 0, received: 0, dropped: 0 };
+
+  /** The link of node `node` (boot id `boot`). */
+  constructor(
+    h: NatsHandles,
+    names: ClusterNames,
+    routes: RouteTable,
+    node: string,
+    boot: string,
+  ) {
+    this.#h = h;
+    this.#names = names;
+    this.#routes = routes;
+    this.#boot = boot;
+    this.inbox = `${node}.${boot}`;
+    this.#cache = new SubjectCache(names.name);
+    this.#prefixLength = names.name.length + 1;
+  }
+
+  /**
+   * Connects the link to its dispatcher and to the broker's commit gate
+   * (`markDirty`: a PUBACK waits for what went out; `commit`: the store
+   * commit the inbox acknowledgements wait for).
+   */
+  attach(
+    dispatcher: ClusterDispatcher,
+    markDirty: () => void,
+    commit: () => Promise<void>,
+  ): void {
+    this.#dispatcher = dispatcher;
+    this.#markDirty = markDirty;
+    this.#commit = commit;
+  }
+
+  /** Whether NATS is reachable (as far as the client knows). */
+  get up(): boolean {
+    return this.#up;
+  }
+  set up(up: boolean) {
+    this.#up = up;
+  }
+
+  // --------------------------------------------------------------- routes
+
+  route(filter: string, present: boolean, durable: boolean): void {
+    const subjects = filterToSubjects(filter);
+    const had = this.#filters.has(filter);
+    if (present && !had) {
+      this.#filters.add(filter);
+      for (const s of subjects) this.#subscribePlain(s);
+      if (this.#rawRefs++ === 0) {
+        this.#rawSub = this.#h.pub.subscribe(this.#names.raw, {
+          callback: this.#onRaw,
+        });
+      }
+    } else if (!present && had) {
+      this.#filters.delete(filter);
+      for (const s of subjects) this.#unsubscribePlain(s);
+      if (--this.#rawRefs === 0) {
+        this.#rawSub?.unsubscribe();
+        this.#rawSub = undefined;
+      }
+    }
+    if (present) this.#routes.putFilter(filter, durable);
+    else this.#routes.deleteFilter(filter);
+    this.#markDirty();
+  }
+
+  #subscribePlain(subject: string): void {
+    const s = this.#plainSubs.get(subject);
+    if (s !== undefined) {
+      s.refs++;
+      return;
+    }
+    // One callback per subscription (not per message): a message of a
+    // plain NATS client has no number, its copies are told by this.
+    const tag = {};
+    const sub = this.#h.pub.subscribe(`${this.#names.name}.${subject}`, {
+      callback: (err, m) => this.#onPlain(err, m, tag),
+    });
+    this.#plainSubs.set(subject, { sub, refs: 1 });
+  }
+
+  #unsubscribePlain(subject: string): void {
+    const s = this.#plainSubs.get(subject);
+    if (s === undefined) return;
+    if (--s.refs > 0) return;
+    s.sub.unsubscribe();
+    this.#plainSubs.delete(subject);
+  }
+
+  group(queue: string, filter: string, present: boolean): void {
+    if (!present) {
+      for (const s of this.#queueSubs.get(queue) ?? []) s.unsubscribe();
+      this.#queueSubs.delete(queue);
+      this.#routes.deleteQueue(queue);
+      this.#markDirty();
+      return;
+    }
+    if (this.#queueSubs.has(queue)) return;
+    const onQueue = (e: Error | null, m: Msg) => this.#onQueue(queue, e, m);
+    const onRawQueue = (e: Error | null, m: Msg) => {
+      this.#onQueue(queue, e, m, filter);
+    };
+    const subs: Subscription[] = [];
+    for (const s of filterToSubjects(filter)) {
+      subs.push(
+        this.#h.queue.subscribe(`${this.#names.name}.${s}`, {
+          queue,
+          callback: onQueue,
+        }),
+      );
+    }
+    subs.push(
+      this.#h.queue.subscribe(this.#names.raw, {
+        queue,
+        callback: onRawQueue,
+      }),
+      // Redistributed messages of members leaving on other nodes; on the
+      // no-echo connection, so never this node's own.
+      this.#h.pub.subscribe(this.#names.group(queue), {
+        queue,
+        callback: onQueue,
+      }),
+    );
+    this.#queueSubs.set(queue, subs);
+    this.#routes.putQueue(queue, filter);
+    this.#markDirty();
+  }
+
+  // ----------------------------------------------------------------- out
+
+  send(
+    message: StoredMessage,
+    publisherId: string | undefined,
+    durable: readonly string[] | undefined,
+    handled: readonly string[] | undefined,
+  ): void {
+    if (!this.#up && message.qos === 0) {
+      this.stats.dropped++;
+      return;
+    }
+    const subject = this.#cache.get(message.topic);
+    const headers = encodeHeaders(
+      message,
+      this.#boot,
+      ++this.#seq,
+      publisherId,
+      subject === null || durable !== undefined || handled !== undefined
+        ? {
+          // The inbox subject does not say the topic: the header does.
+          topic: subject === null || durable !== undefined,
+          ...(durable === undefined ? {} : { durable }),
+          ...(handled === undefined ? {} : { handled }),
+        }
+        : undefined,
+    );
+    this.stats.sent++;
+    // While disconnected the client keeps what is published until the
+    // reconnect: not a view of a buffer Kite reuses.
+    const payload = this.#up ? message.payload : message.payload.slice();
+    try {
+      this.#h.pub.publish(subject ?? this.#names.raw, payload, { headers });
+    } catch (e) {
+      this.stats.dropped++;
+      log.debug("cross-node publish failed: {e}", { e });
+    }
+    if (message.qos > 0) {
+      this.#needFlush = true;
+      if (durable !== undefined) {
+        const block = headerBlock(headers);
+        for (const inbox of durable) {
+          let packer = this.#packers.get(inbox);
+          if (packer === undefined) {
+            packer = new InboxPacker();
+            this.#packers.set(inbox, packer);
+          }
+          packer.add(block, message.payload);
+          if (packer.size >= MAX_PACK) this.#flushPack(inbox, packer);
+        }
+        if (!this.#packScheduled) {
+          this.#packScheduled = true;
+          queueMicrotask(this.#flushPacks);
+        }
+      }
+      this.#markDirty();
+    }
+  }
+
+  /** Publishes this turn's inbox packs. */
+  #flushPacks = (): void => {
+    this.#packScheduled = false;
+    for (const [inbox, packer] of this.#packers) {
+      if (packer.count > 0) this.#flushPack(inbox, packer);
+    }
+  };
+
+  #flushPack(inbox: string, packer: InboxPacker): void {
+    const h = natsHeaderSet();
+    h.set(PACK_HEADER, "1");
+    this.#inboxPublish({
+      subject: this.#names.inbox(inbox),
+      data: packer.take(),
+      headers: h,
+    });
+  }
+
+  #inboxPublish(p: InboxPublish): void {
+    const ack = this.#h.js.publish(p.subject, p.data, { headers: p.headers });
+    ack.catch(() => {}); // settled (and retried) in `settle`
+    this.#inboxPending.push({ p, ack });
+  }
+
+  sendToGroup(queue: string, message: StoredMessage): void {
+    const headers = encodeHeaders(message, this.#boot, ++this.#seq, undefined, {
+      topic: true,
+    });
+    try {
+      this.#h.pub.publish(this.#names.group(queue), message.payload, {
+        headers,
+      });
+      this.stats.sent++;
+    } catch {
+      this.stats.dropped++;
+    }
+    if (message.qos > 0) {
+      this.#needFlush = true;
+      this.#markDirty();
+    }
+  }
+
+  /**
+   * Resolves when what was sent so far is with NATS: inbox publishes
+   * acknowledged by JetStream (retried after a reconnect), core messages
+   * flushed. Called by the store's commit.
+   */
+  async settle(): Promise<void> {
+    this.#flushPacks();
+    while (this.#inboxPending.length > 0) {
+      const batch = this.#inboxPending;
+      this.#inboxPending = [];
+      const results = await Promise.allSettled(batch.map((b) => b.ack));
+      const failed = batch.filter((_, i) => results[i]!.status === "rejected");
+      if (failed.length > 0) {
+        log.warn(
+          "{count} message(s) to other nodes' inboxes not acknowledged: retrying",
+          { count: failed.length },
+        );
+        await this.#waitUp();
+        for (const f of failed) this.#inboxPublish(f.p);
+      }
+    }
+    if (this.#needFlush) {
+      this.#needFlush = false;
+      try {
+        await this.#h.pub.flush();
+      } catch {
+        // Disconnected: what was buffered goes out on the reconnect.
+      }
+    }
+  }
+
+  async #waitUp(): Promise<void> {
+    while (!this.#up && !this.#h.pub.isClosed()) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  // ------------------------------------------------------------------ in
+
+  #onPlain(err: Error | null, m: Msg, tag: object): void {
+    if (err !== null) return;
+    const topic = subjectToTopic(m.subject.slice(this.#prefixLength));
+    this.#receivePlain(topic, m, tag);
+  }
+
+  #onRaw = (err: Error | null, m: Msg): void => {
+    if (err !== null) return;
+    this.#receivePlain(undefined, m);
+  };
+
+  #receivePlain(topic: string | undefined, m: Msg, tag?: object): void {
+    const meta = this.#meta;
+    const message = decodeMessage(topic, m, meta);
+    if (message === undefined) return;
+    if (meta.origin !== undefined) {
+      // NATS sends a copy per matching subscription of this node.
+      if (this.#lastSeq.get(meta.origin) === meta.seq) return;
+      this.#lastSeq.set(meta.origin, meta.seq);
+      if (meta.durable !== undefined && listHas(meta.durable, this.inbox)) {
+        return; // it comes through the inbox
+      }
+    } else if (tag !== undefined && this.#copyOfLast(m, tag)) return;
+    this.stats.received++;
+    this.#dispatcher?.deliverRemote(message, meta.publisherId);
+  }
+
+  /** The last message of a plain NATS client, and the subscriptions it came on. */
+  #lastPlain: { subject: string; data: Uint8Array; tags: object[] } | undefined;
+
+  /**
+   * Whether `m` (from a plain NATS client) is another copy of the message
+   * before it: same subject and bytes, on another subscription of this node
+   * (NATS sends one per matching subscription, one after the other).
+   */
+  #copyOfLast(m: Msg, tag: object): boolean {
+    const last = this.#lastPlain;
+    const subject = m.subject;
+    if (
+      last !== undefined && last.subject === subject &&
+      !last.tags.includes(tag) && sameBytes(last.data, m.data)
+    ) {
+      last.tags.push(tag);
+      return true;
+    }
+    this.#lastPlain = { subject, data: m.data, tags: [tag] };
+    return false;
+  }
+
+  #onQueue(queue: string, err: Error | null, m: Msg, rawFilter?: string) {
+    if (err !== null) return;
+    const meta = this.#meta;
+    const topic = rawFilter === undefined && m.subject.startsWith(
+        this.#names.name + ".",
+      )
+      ? subjectToTopic(m.subject.slice(this.#prefixLength))
+      : undefined;
+    const message = decodeMessage(topic, m, meta);
+    if (message === undefined) return;
+    if (rawFilter !== undefined && !topicMatches(rawFilter, message.topic)) {
+      return;
+    }
+    if (meta.handled !== undefined && listHas(meta.handled, queue)) return;
+    this.stats.received++;
+    this.#dispatcher?.deliverToGroup(queue, message, meta.publisherId);
+  }
+
+  // --------------------------------------------------------------- inbox
+
+  /** Creates this node's inbox consumer and starts taking its messages. */
+  async startInbox(): Promise<void> {
+    await ensureInboxStream(this.#h, this.#names);
+    const name = inboxConsumer(this.inbox);
+    await this.#h.jsm.consumers.add(this.#names.inboxStream, {
+      durable_name: name,
+      filter_subject: this.#names.inbox(this.inbox),
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      max_ack_pending: 20_000,
+      // What a killed node had taken but not acknowledged comes back soon,
+      // to the node that adopts its sessions.
+      ack_wait: INBOX_ACK_WAIT_MS * 1_000_000,
+    });
+    const c = await this.#h.js.consumers.get(this.#names.inboxStream, name);
+    this.#inboxMessages = await c.consume({
+      max_messages: INBOX_BATCH,
+      // Short pulls: after a NATS failover or a consumer leader change the
+      // next pull comes soon.
+      expires: 2000,
+      idle_heartbeat: 1000,
+      callback: this.#onInbox,
+    });
+  }
+
+  #onInbox = (m: JsMsg): void => {
+    const meta = this.#meta;
+    if (m.headers?.get(PACK_HEADER) === "1") {
+      unpack(m.data, (block, payload) => {
+        const message = decodeRaw(block, payload, meta);
+        if (message === undefined) return;
+        this.stats.received++;
+        this.#dispatcher?.deliverRemote(message, meta.publisherId);
+      });
+    } else {
+      const message = decodeMessage(undefined, m, meta);
+      if (message !== undefined) {
+        this.stats.received++;
+        this.#dispatcher?.deliverRemote(message, meta.publisherId);
+      }
+    }
+    this.#toAck.push(m);
+    if (!this.#ackScheduled) {
+      this.#ackScheduled = true;
+      queueMicrotask(this.#ackInbox);
+    }
+  };
+
+  /** Acknowledges inbox messages once what they queued is committed. */
+  #ackInbox = (): void => {
+    this.#ackScheduled = false;
+    const batch = this.#toAck;
+    this.#toAck = [];
+    this.#commit().then(() => {
+      for (const m of batch) m.ack();
+    }, (e) => {
+      log.warn("inbox messages not acknowledged (commit failed): {e}", { e });
+      for (const m of batch) m.nak(1000);
+    });
+  };
+
+  /** Stops taking inbox messages and unsubscribes (at close). */
+  async close(): Promise<void> {
+    await this.#inboxMessages?.close().catch(() => {});
+    this.#inboxMessages = undefined;
+  }
+}
+
+/** The durable consumer name of an inbox (`node.boot`). */
+export function inboxConsumer(inbox: string): string {
+  return "in_" + inbox.replace(".", "_");
+}
+
+/** Creates the inbox stream if it does not exist. */
+export async function ensureInboxStream(
+  h: NatsHandles,
+  names: ClusterNames,
+): Promise<void> {
+  try {
+    await h.jsm.streams.info(names.inboxStream);
+  } catch {
+    await h.jsm.streams.add({
+      name: names.inboxStream,
+      subjects: [`${names.internal}.in.>`],
+      retention: RetentionPolicy.Workqueue,
+      storage: StorageType.File,
+      // A dead node's inbox is drained by the node that adopts its
+      // sessions; what nobody takes goes after a week.
+      max_age: 7 * 24 * 3600 * 1_000_000_000,
+      num_replicas: h.replicas,
+    });
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

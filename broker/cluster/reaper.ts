@@ -1,0 +1,267 @@
+/**
+ * `Reaper`: what a dead node held, taken over by one survivor. Any node
+ * that finds a run of a node dead (membership, or a claim that found the
+ * holder gone) calls `reap`; the first to take the run's lock in the
+ * registry does it, the others wait until it is done:
+ *
+ * - each registry entry of that run is taken over by compare-and-set (so a
+ *   client that reconnects meanwhile and the reaper never both get it);
+ * - a persistent session is loaded from the store and adopted here,
+ *   offline; a will it had (the client was connected) is published when due;
+ * - a non-persistent session ends: the will of a client connected at the
+ *   time is published, once (the entry is deleted by compare-and-set first);
+ * - the run's routes are removed once this node announced the adopted
+ *   sessions' subscriptions, and its JetStream inbox (QoS 1/2 messages other
+ *   nodes sent it for persistent sessions) is drained into the adopted
+ *   sessions, then deleted.
+ *
+ * @module
+ */
+
+import { getLogger } from "@logtape/logtape";
+import type { QoS } from "../../codec/packet.ts";
+import type { BrokerCore } from "../core.ts";
+import { Router } from "../router.ts";
+import type { Session } from "../session.ts";
+import type { ClientInfo } from "../hooks.ts";
+import type { JetStreamStore } from "./jetstream_store.ts";
+import { INBOX_ACK_WAIT_MS, inboxConsumer } from "./link.ts";
+import type { ClusterNames, NatsHandles } from "./nats.ts";
+import { type SessionRegistry, willOf } from "./registry.ts";
+import type { RouteTable } from "./routes.ts";
+import { decodeMessage, decodeRaw, wireMeta } from "./_wire.ts";
+import { PACK_HEADER, unpack } from "./_inbox_pack.ts";
+
+const log = getLogger(["kite", "cluster"]);
+
+/** How long other nodes get to stop using a dead run's routes. */
+const ROUTE_GRACE_MS = 1000;
+/** How long a node waits for another to finish adopting a run. */
+const WAIT_MS = 30_000;
+/** Longest drain of a dead run's inbox. */
+const DRAIN_MS = 60_000;
+
+/** What the reaper needs around it. */
+export interface ReaperDeps {
+  readonly node: string;
+  readonly boot: string;
+  readonly names: ClusterNames;
+  readonly h: NatsHandles;
+  readonly registry: SessionRegistry;
+  readonly store: JetStreamStore;
+  readonly routes: RouteTable;
+  core(): BrokerCore;
+  /** Whether the node is closing (nothing more is adopted). */
+  closing(): boolean;
+}
+
+/** Adopts dead runs (see the module doc). */
+export class Reaper {
+  readonly #d: ReaperDeps;
+  readonly #runs = new Map<string, Promise<void>>();
+  /** Adopted client ids whose inbox drain is not finished. */
+  readonly #draining = new Map<string, Promise<void>>();
+  readonly #done = new Set<string>();
+
+  /** A reaper over `deps`. */
+  constructor(deps: ReaperDeps) {
+    this.#d = deps;
+  }
+
+  /**
+   * Adopts the run `boot` of `node` (or waits for the node that does).
+   * Resolves when it is done.
+   */
+  reap(node: string, boot: string): Promise<void> {
+    const run = `${node}.${boot}`;
+    if (this.#done.has(run)) return Promise.resolve();
+    let p = this.#runs.get(run);
+    if (p === undefined) {
+      p = this.#reap(node, boot).catch((e) => {
+        log.error("adopting node {node} failed: {error}", {
+          node,
+          error: (e as Error).message,
+        });
+      }).finally(() => {
+        this.#runs.delete(run);
+      });
+      this.#runs.set(run, p);
+    }
+    return p;
+  }
+
+  /** The adoptions in progress. */
+  running(): Promise<void>[] {
+    return [...this.#runs.values()];
+  }
+
+  /** Resolves once an adopted session's inbox messages are delivered. */
+  settled(clientId: string): Promise<void> {
+    return this.#draining.get(clientId) ?? Promise.resolve();
+  }
+
+  async #reap(node: string, boot: string): Promise<void> {
+    const d = this.#d;
+    if (d.closing()) return;
+    const run = `${node}.${boot}`;
+    const lock = `${node}_${boot}`;
+    if (!(await d.registry.lock(lock))) {
+      await this.#waitAdopted(node, boot);
+      this.#done.add(run);
+      return;
+    }
+    const core = d.core();
+    const entries = (await d.registry.all()).filter((v) =>
+      v.entry.n === node && v.entry.b === boot
+    );
+    log.debug("Adopting {run}: {count} registry entries", {
+      run,
+      count: entries.length,
+    });
+    const adopted: Session[] = [];
+    let wills = 0;
+    const { promise: drained, resolve: drainDone } = Promise.withResolvers<
+      void
+    >();
+    for (const { entry, revision } of entries) {
+      if (entry.p) {
+        const rev = await d.registry.put({
+          id: entry.id,
+          n: d.node,
+          b: d.boot,
+          c: false,
+          p: true,
+        }, revision);
+        if (rev === undefined) {
+          log.debug("{clientId}: changed meanwhile, not adopted", {
+            clientId: entry.id,
+          });
+          continue; // its client reconnected meanwhile
+        }
+        const ls = await d.store.loadSession(entry.id);
+        const s = ls === undefined || core.sessions.has(entry.id)
+          ? undefined
+          : core.adoptSession(ls, Date.now());
+        if (s === undefined) {
+          log.debug("{clientId}: no stored session ({found}), not adopted", {
+            clientId: entry.id,
+            found: ls !== undefined,
+          });
+          await d.registry.remove(entry.id);
+          continue;
+        }
+        if (entry.c && ls?.record.will !== undefined) wills++;
+        adopted.push(s);
+        this.#draining.set(entry.id, drained);
+        continue;
+      }
+      if (!(await d.registry.removeAt(entry.id, revision))) continue;
+      const will = willOf(entry);
+      if (entry.c && will !== undefined) {
+        const info: ClientInfo = {
+          clientId: entry.id,
+          protocolVersion: entry.v ?? 4,
+        };
+        if (entry.u !== undefined) info.username = entry.u;
+        core.publishWill(will, info);
+        wills++;
+      }
+    }
+    log.warn(
+      "Node {node} is gone: adopted {sessions} of its sessions, {wills} will(s) to publish",
+      { node, sessions: adopted.length, wills },
+    );
+    try {
+      // Announce the adopted subscriptions before the dead run's go.
+      await core.flush();
+      await d.routes.settle();
+      await d.routes.removeRun(node, run);
+      await this.#drain(run, adopted);
+    } finally {
+      for (const s of adopted) {
+        if (this.#draining.get(s.clientId) === drained) {
+          this.#draining.delete(s.clientId);
+        }
+      }
+      drainDone();
+      await d.registry.unlock(lock);
+      this.#done.add(run);
+    }
+  }
+
+  /** Waits until no registry entry of the run is left (another node adopts). */
+  async #waitAdopted(node: string, boot: string): Promise<void> {
+    const deadline = Date.now() + WAIT_MS;
+    while (Date.now() < deadline && !this.#d.closing()) {
+      const left = (await this.#d.registry.all()).some((v) =>
+        v.entry.n === node && v.entry.b === boot
+      );
+      if (!left) return;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /**
+   * Delivers what is left in the run's inbox to the adopted sessions, then
+   * deletes the inbox consumer.
+   */
+  async #drain(run: string, adopted: Session[]): Promise<void> {
+    const d = this.#d;
+    const name = inboxConsumer(run);
+    try {
+      await d.h.jsm.consumers.info(d.names.inboxStream, name);
+    } catch {
+      return; // no inbox (the run had no durable subscriptions)
+    }
+    const core = d.core();
+    const router = new Router(core.settings.maxQos as QoS);
+    for (const s of adopted) {
+      for (const sub of s.subscriptions.values()) {
+        if (!sub.filter.startsWith("$share/")) router.subscribe(s, sub);
+      }
+    }
+    // Other nodes may still send to the dead run for a moment.
+    await new Promise((r) => setTimeout(r, ROUTE_GRACE_MS));
+    const c = await d.h.js.consumers.get(d.names.inboxStream, name);
+    const meta = wireMeta();
+    let delivered = 0;
+    const deadline = Date.now() + DRAIN_MS + INBOX_ACK_WAIT_MS;
+    while (Date.now() < deadline && !d.closing()) {
+      const batch = await c.fetch({ max_messages: 500, expires: 1000 });
+      const msgs = [];
+      for await (const m of batch) {
+        if (m.headers?.get(PACK_HEADER) === "1") {
+          unpack(m.data, (block, payload) => {
+            const message = decodeRaw(block, payload, meta);
+            if (message === undefined) return;
+            router.publish(message, meta.publisherId);
+            delivered++;
+          });
+        } else {
+          const message = decodeMessage(undefined, m, meta);
+          if (message !== undefined) {
+            router.publish(message, meta.publisherId);
+            delivered++;
+          }
+        }
+        msgs.push(m);
+      }
+      if (msgs.length > 0) {
+        await core.flush();
+        for (const m of msgs) m.ack();
+        continue;
+      }
+      // Empty: done unless the dead node had taken messages it never
+      // acknowledged (they come back after the ack wait).
+      const info = await c.info();
+      if (info.num_pending === 0 && info.num_ack_pending === 0) break;
+    }
+    await d.h.jsm.consumers.delete(d.names.inboxStream, name).catch(() => {});
+    if (delivered > 0) {
+      log.info("Delivered {count} message(s) from {run}'s inbox", {
+        count: delivered,
+        run,
+      });
+    }
+  }
+}
