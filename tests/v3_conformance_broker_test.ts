@@ -181,7 +181,10 @@ const ROWS: Row[] = [
     name:
       "a client id the authenticate hook refuses (0x85): CONNACK 0x02, Session Present 0, closed [MQTT-3.1.3-9] [MQTT-3.2.2-4] [MQTT-3.2.2-5]",
     version: 4,
-    options: { authenticate: () => ReasonCode.ClientIdentifierNotValid },
+    options: {
+      allowAnonymous: true,
+      authenticate: () => ReasonCode.ClientIdentifierNotValid,
+    },
     in: [c4()],
     out: [refused(0x02)],
     closes: true,

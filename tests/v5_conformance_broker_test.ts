@@ -247,11 +247,10 @@ const ROWS: Row[] = [
   // CONNECT and CONNACK
   {
     name:
-      "CONNECT with protocol name MQTX: refused (CONNACK 0x01 in the 3.1.1 form: no version is known) and closed v5:[MQTT-3.1.2-1]",
-    // The answer is decoded as 3.1.1.
-    version: 4,
+      "CONNECT level 5 with protocol name MQTX: refused with a v5 CONNACK 0x84 and closed v5:[MQTT-3.1.2-1]",
+    version: 5,
     in: [raw(0x10, ...str("MQTX"), 5, 0x02, 0, 0, 0, ...str("c"))],
-    out: [refused(0x01)],
+    out: [refused(0x84)],
     closes: true,
   },
   {
@@ -280,6 +279,7 @@ const ROWS: Row[] = [
       "the authenticate hook refuses: CONNACK 0x87 with Session Present 0, no DISCONNECT, closed, and what followed the CONNECT is not processed [MQTT-3.1.4-2] [MQTT-3.1.4-6] [MQTT-3.2.2-6] [MQTT-3.2.2-7] [MQTT-3.2.2-8] [MQTT-3.14.0-1] [MQTT-4.13.2-1]",
     version: 5,
     options: {
+      allowAnonymous: true,
       authenticate: (ctx) =>
         ctx.clientId === "c" ? ReasonCode.NotAuthorized : ReasonCode.Success,
     },
@@ -321,7 +321,10 @@ const ROWS: Row[] = [
     name:
       "a Reason String that would take a refusing CONNACK past the client's Maximum Packet Size is left out [MQTT-3.2.2-19]",
     version: 5,
-    options: { authenticate: () => ReasonCode.NotAuthorized },
+    options: {
+      allowAnonymous: true,
+      authenticate: () => ReasonCode.NotAuthorized,
+    },
     in: [c5({ properties: { maximumPacketSize: 20 } })],
     out: [refused(ReasonCode.NotAuthorized)],
     closes: true,

@@ -155,6 +155,8 @@ function brokerOptions(g: Gen, hooks: BrokerInit): BrokerInit {
     outputBufferLimit: g.pick([1024 * 1024, 4096]),
     maxConnections: g.pick([10_000, 6]),
     allowAnonymous: g.bool(0.8),
+    // The admin API ends sessions owned by another identity (clean-up).
+    httpPort: 0,
     ...hooks,
   };
 }
@@ -455,6 +457,28 @@ export class ConnectionFuzzer {
           keepAlive: 0,
         });
         const ack = await peer.expect((p) => p.type === "connack", ANSWER_MS);
+        if (
+          ack?.type === "connack" && ack.reasonCode === 0x87 &&
+          ack.properties?.reasonString === "client identifier in use"
+        ) {
+          // The session belongs to another identity (a fuzzed user name or
+          // an enhanced authentication): end it through the admin API.
+          const http = this.broker.httpAddr!;
+          const r = await fetch(
+            `http://127.0.0.1:${http.port}/api/v1/sessions/${
+              encodeURIComponent(clientId)
+            }`,
+            { method: "DELETE" },
+          );
+          await r.body?.cancel();
+          if (!r.ok) {
+            return {
+              kind: "clean-up refused",
+              message: `DELETE /api/v1/sessions/${clientId}: ${r.status}`,
+            };
+          }
+          continue;
+        }
         if (ack?.type !== "connack" || ack.reasonCode !== 0) {
           return {
             kind: "clean-up refused",
