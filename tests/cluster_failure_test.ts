@@ -233,7 +233,7 @@ Deno.test({
     assert.match(
       stdout + stderr,
       new RegExp(
-        `cannot start: cannot reach NATS at nats://127\\.0\\.0\\.1:${port}`,
+        `cannot reach NATS at nats://127\\.0\\.0\\.1:${port}`,
       ),
     );
   },
