@@ -5,6 +5,13 @@
  * many bytes they hold (payload plus topic length, as `maxQueuedBytes`
  * counts them).
  *
+ * The policy (`Session`'s `#enqueue`): with `maxQueuedMessages` (and
+ * `maxQueuedBytes` when set) reached, the oldest queued QoS 0 message is
+ * dropped first, else the oldest, until the new one fits (a message larger
+ * than `maxQueuedBytes` on its own is dropped instead). Each episode is
+ * logged once at warning level (the running count at debug level) and
+ * counted in `Session.dropped` and the metrics.
+ *
  * @module
  */
 

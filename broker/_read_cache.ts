@@ -16,6 +16,14 @@
  * A hit costs the epoch call and one `Map` lookup (none when the topic is
  * the last one asked, as in a fan-out), and allocates nothing.
  *
+ * A `Session` checks every message against its owner's read rights (client
+ * id and user name, kept while offline and in the stored record) when it is
+ * delivered (live, retained, will: before it is sent or queued) and again
+ * when a queued or restored message is sent or an unacknowledged one is
+ * resent on reconnect: the rules at send time win. A refused message is
+ * skipped silently, as if no subscription matched (one in flight is
+ * forgotten).
+ *
  * @module
  */
 
@@ -25,8 +33,30 @@ import type {
   AuthorizeReadHook,
   ClientInfo,
 } from "./hooks.ts";
+import { debugEnabled } from "./_log.ts";
 
 const log = getLogger(["kite", "auth"]);
+const sessionLog = getLogger(["kite", "broker", "session"]);
+
+/** The identity the read rules are asked about. */
+export function identityOf(
+  clientId: string,
+  protocolVersion: ClientInfo["protocolVersion"],
+  username: string | undefined,
+): ClientInfo {
+  const client: ClientInfo = { clientId, protocolVersion };
+  if (username !== undefined) client.username = username;
+  return client;
+}
+
+/** Logs (at debug level, when on) that `topic` was not delivered. */
+export function logReadRefused(clientId: string, topic: string): void {
+  if (!debugEnabled()) return;
+  sessionLog.debug("Session {clientId}: {topic} not delivered (read refused)", {
+    clientId,
+    topic,
+  });
+}
 
 /** Most topics one session's cache holds (it is cleared when full). */
 export const READ_CACHE_ENTRIES = 1024;

@@ -36,15 +36,7 @@ import type {
   StoredMessage,
 } from "./store/store.ts";
 import { plural } from "./_plural.ts";
-import {
-  type ClientView,
-  clientView,
-  type SessionView,
-  sessionView,
-  type SubscriptionView,
-  subscriptionViews,
-  type ViewedConnection,
-} from "./views.ts";
+import type { ViewedConnection } from "./views.ts";
 
 const log = getLogger(["kite", "broker"]);
 
@@ -539,95 +531,6 @@ export class BrokerCore implements GaugeSource {
       this.metrics.dropped[DropReason.NoSubscribers]!++;
     }
     return n;
-  }
-
-  // ------------------------------------ views and administration (http/)
-
-  /** The connected clients. */
-  clientViews(): ClientView[] {
-    const out: ClientView[] = [];
-    for (const c of this.connections) {
-      const s = c.session;
-      if (s !== undefined && s.link === c) out.push(clientView(c, s));
-    }
-    return out;
-  }
-
-  /** The connected client `clientId`, if there is one. */
-  clientView(clientId: string): ClientView | undefined {
-    const c = this.#connected(clientId);
-    return c === undefined ? undefined : clientView(c, c.session!);
-  }
-
-  #connected(clientId: string): CoreConnection | undefined {
-    const link = this.sessions.get(clientId)?.link as
-      | CoreConnection
-      | undefined;
-    return link !== undefined && this.connections.has(link) ? link : undefined;
-  }
-
-  /** Disconnects client `clientId` (v5 0x98); false when not connected. */
-  kick(clientId: string): boolean {
-    const c = this.#connected(clientId);
-    c?.kick();
-    return c !== undefined;
-  }
-
-  /** Every session, connected or offline. */
-  sessionViews(): SessionView[] {
-    return Array.from(this.sessions.values(), sessionView);
-  }
-
-  /** The session of `clientId`, if there is one. */
-  sessionView(clientId: string): SessionView | undefined {
-    const s = this.sessions.get(clientId);
-    return s === undefined ? undefined : sessionView(s);
-  }
-
-  /**
-   * Ends the session of `clientId` now: its client (if connected) is
-   * kicked, its will (if pending) published, its subscriptions and
-   * messages dropped. False when there is no such session.
-   */
-  endSession(clientId: string): boolean {
-    const s = this.sessions.get(clientId);
-    if (s === undefined) return false;
-    this.kick(clientId);
-    const w = this.pendingWills.get(clientId);
-    if (w !== undefined) {
-      this.pendingWills.delete(clientId);
-      this.#publishWill(w.message, w.info, Date.now());
-    }
-    if (this.sessions.get(clientId) === s) this.discardSession(s);
-    this.metrics.sessionsDiscarded++;
-    return true;
-  }
-
-  /** Every subscription of every session. */
-  subscriptionViews(): SubscriptionView[] {
-    const out: SubscriptionView[] = [];
-    for (const s of this.sessions.values()) {
-      if (s.subscriptionCount > 0) out.push(...subscriptionViews(s));
-    }
-    return out;
-  }
-
-  /** The retained messages (not expired) whose topics match `filter`. */
-  retainedMatching(filter: string): StoredMessage[] {
-    const out: StoredMessage[] = [];
-    const now = Date.now();
-    this.retained.match(filter, (m) => {
-      if (m.expiresAt === undefined || m.expiresAt > now) out.push(m);
-    });
-    return out;
-  }
-
-  /** Removes the retained message of `topic`; false when there was none. */
-  deleteRetained(topic: string): boolean {
-    this.retainedExpiry.delete(topic);
-    if (!this.retained.delete(topic)) return false;
-    if (!topic.startsWith("$SYS/")) this.store.putRetained(topic, undefined);
-    return true;
   }
 
   /** Resolves when every commit started so far is done. */

@@ -4,31 +4,17 @@
  * messages from the queue to the wire. A `Session` talks to its connection
  * only through `SessionLink`, so these rules can be tested without sockets.
  *
- * Offline queue policy (maxQueuedMessages, and maxQueuedBytes when set: the
- * payload bytes plus the topic length of each queued message): when the
- * queue is full, the oldest queued QoS 0 message is dropped first; when
- * there is none, the oldest queued message is dropped, until the new one
- * fits (a message larger than maxQueuedBytes on its own is dropped
- * instead). Each episode is logged once at warning level (with the running
- * count at debug level) and counted in `Session.dropped`.
- *
- * Read authorization: when the broker has an `authorizeRead` hook, every
- * message is checked against the session owner's read rights (client id and
- * `username`, kept while offline and in the stored record) when it is
- * delivered (live, retained, will: before it is sent or queued) and again
- * when a queued or restored message is sent, or an unacknowledged one is
- * resent on reconnect: the rules at send time win. A refused message is
- * skipped silently, as if there were no matching subscription (a refused
- * message in flight is forgotten). Answers are cached per session and topic
- * (`_read_cache.ts`).
+ * The offline queue's drop policy is in `#enqueue` (see `_message_queue.ts`
+ * and the README's Limits); read authorization per delivery in `mayRead`
+ * (see `_read_cache.ts`).
  *
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import { Fifo } from "../codec/_fifo.ts";
 import { PacketIdAllocator } from "../codec/_packet_ids.ts";
 import { MessageQueue } from "./_message_queue.ts";
+import { outgoingOf, recordOf } from "./_session_record.ts";
 import {
   encodePublish,
   type FanoutCache,
@@ -44,7 +30,6 @@ import type {
   StoredMessage,
   StoredWill,
 } from "./store/store.ts";
-import { debugEnabled } from "./_log.ts";
 import { DropReason } from "./metrics.ts";
 import { countDrop, logDrop } from "./_session_drops.ts";
 import type { SharedMember } from "./dispatcher.ts";
@@ -53,8 +38,7 @@ import type {
   SessionLink,
   SessionSubscription,
 } from "./session_link.ts";
-import type { ClientInfo } from "./hooks.ts";
-import { ReadCache } from "./_read_cache.ts";
+import { identityOf, logReadRefused, ReadCache } from "./_read_cache.ts";
 
 export type {
   SessionContext,
@@ -69,7 +53,6 @@ export {
   type PublishEncoding,
 } from "./delivery.ts";
 
-const log = getLogger(["kite", "broker", "session"]);
 const OUTPUT_FULL = "output buffer full";
 const TOO_LARGE = "message above the client's Maximum Packet Size";
 const OVER_BYTES = "message larger than maxQueuedBytes";
@@ -191,26 +174,13 @@ export class Session implements SharedMember {
   mayRead(topic: string): boolean {
     const hook = this.#ctx.authorizeRead;
     if (hook === undefined) return true;
-    let read = this.#read;
-    if (read === undefined) {
-      const client: ClientInfo = {
-        clientId: this.clientId,
-        protocolVersion: this.protocolVersion,
-      };
-      if (this.#username !== undefined) client.username = this.#username;
-      read = this.#read = new ReadCache(
-        hook,
-        this.#ctx.authorizationEpoch,
-        client,
-      );
-    }
-    if (read.allows(topic)) return true;
-    if (debugEnabled()) {
-      log.debug("Session {clientId}: {topic} not delivered (read refused)", {
-        clientId: this.clientId,
-        topic,
-      });
-    }
+    this.#read ??= new ReadCache(
+      hook,
+      this.#ctx.authorizationEpoch,
+      identityOf(this.clientId, this.protocolVersion, this.#username),
+    );
+    if (this.#read.allows(topic)) return true;
+    logReadRefused(this.clientId, topic);
     return false;
   }
 
@@ -240,20 +210,7 @@ export class Session implements SharedMember {
 
   /** The record the store keeps for this session. */
   record(): SessionRecord {
-    const r: SessionRecord = {
-      clientId: this.clientId,
-      protocolVersion: this.protocolVersion,
-      expiryInterval: this.expiryInterval,
-      subscriptions: this.#subscriptions === undefined
-        ? []
-        : [...this.#subscriptions.values()],
-    };
-    if (this.disconnectedAt !== undefined) {
-      r.disconnectedAt = this.disconnectedAt;
-    }
-    if (this.will !== undefined) r.will = this.will;
-    if (this.owner !== undefined) r.owner = this.owner;
-    return r;
+    return recordOf(this);
   }
 
   /** Mirrors the session record into the store when persistent. */
@@ -263,24 +220,12 @@ export class Session implements SharedMember {
 
   /** Restores one stored outgoing message (at start-up). */
   restoreOutgoing(r: OutgoingRecord): void {
-    const m: OutgoingMessage = {
-      seq: r.seq,
-      packetId: r.packetId ?? 0,
-      state: r.state,
-      qos: r.qos,
-      retain: r.message.retain,
-      subIds: r.subscriptionIdentifiers,
-      message: r.message,
-      enc: undefined,
-    };
+    const m = outgoingOf(r);
     if (r.seq >= this.#nextSeq) this.#nextSeq = r.seq + 1;
-    if (r.state === "queued" || r.packetId === undefined) {
-      m.state = "queued";
-      m.packetId = 0;
-      (this.#queue ??= new MessageQueue()).push(m);
-    } else {
-      this.inflight.set(r.packetId, m);
-      this.#packetIds.restored(r.packetId);
+    if (m.state === "queued") (this.#queue ??= new MessageQueue()).push(m);
+    else {
+      this.inflight.set(m.packetId, m);
+      this.#packetIds.restored(m.packetId);
     }
   }
 
@@ -604,10 +549,7 @@ export class Session implements SharedMember {
       ? undefined
       : this.#encodingFor(link, m);
     if (enc === undefined) {
-      this.inflight.delete(m.packetId);
-      if (this.persistent) {
-        this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
-      }
+      this.#forget(m);
       return false;
     }
     m.enc = undefined;
@@ -615,6 +557,13 @@ export class Session implements SharedMember {
       link.sendPublish(enc, m.packetId, true, true);
     } else link.sendPublish(enc, m.packetId, true);
     return true;
+  }
+
+  /** Forgets a message in flight: completed, refused or dropped. */
+  #forget(m: OutgoingMessage): void {
+    this.#inflight?.delete(m.packetId);
+    this.#unresend(m);
+    if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
   }
 
   /** Forgets a message acknowledged before it was resent. */
@@ -652,9 +601,7 @@ export class Session implements SharedMember {
   onPuback(packetId: number): boolean {
     const m = this.#inflight?.get(packetId);
     if (m === undefined || m.qos !== 1) return false;
-    this.inflight.delete(packetId);
-    this.#unresend(m);
-    if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
+    this.#forget(m);
     this.pump();
     return true;
   }
@@ -667,10 +614,7 @@ export class Session implements SharedMember {
     this.#unresend(m);
     if (failed) {
       // A v5 PUBREC with a failure reason code ends the flow: no PUBREL.
-      this.inflight.delete(packetId);
-      if (this.persistent) {
-        this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
-      }
+      this.#forget(m);
       this.pump();
       return true;
     }
@@ -684,8 +628,7 @@ export class Session implements SharedMember {
   onPubcomp(packetId: number): boolean {
     const m = this.#inflight?.get(packetId);
     if (m === undefined || m.state !== "pubrec") return false;
-    this.inflight.delete(packetId);
-    if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
+    this.#forget(m);
     this.pump();
     return true;
   }

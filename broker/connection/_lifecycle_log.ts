@@ -12,7 +12,8 @@
 import { getLogger } from "@logtape/logtape";
 import type { Properties, ProtocolVersion } from "../../codec/packet.ts";
 import { ReasonCode, reasonCodeName } from "../../codec/reason_code.ts";
-import { infoEnabled } from "../_log.ts";
+import { debugEnabled, infoEnabled } from "../_log.ts";
+import { MqttError } from "../../codec/errors.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
 
@@ -112,4 +113,35 @@ export function logDisconnected(
     reason,
     address: c.remoteAddress,
   });
+}
+
+/**
+ * Logs the error a connection fails with (a protocol error or a peer gone
+ * at debug level, anything else as an internal error); true when the peer
+ * closed the socket (reset, broken pipe).
+ */
+export function logFailure(clientId: string, e: unknown): boolean {
+  if (e instanceof MqttError) {
+    if (debugEnabled()) {
+      log.debug("{clientId}: {error}", {
+        clientId,
+        error: e.message,
+        code: e.reasonCode,
+      });
+    }
+    return false;
+  }
+  const closedByPeer = e instanceof Deno.errors.ConnectionReset ||
+    e instanceof Deno.errors.BrokenPipe ||
+    e instanceof Deno.errors.BadResource ||
+    e instanceof Deno.errors.Interrupted;
+  if (!closedByPeer) {
+    log.error("{clientId}: internal error {error}", { clientId, error: e });
+  } else if (debugEnabled()) {
+    log.debug("{clientId}: socket error {error}", {
+      clientId,
+      error: String(e),
+    });
+  }
+  return closedByPeer;
 }

@@ -23,11 +23,7 @@
  * the `CommitGate` says the state behind it is committed; later output of
  * the same connection waits behind it, so the order is kept.
  *
- * MQTT 5 topic aliases to the client, when its CONNECT allows them: given
- * first come, first served per topic until its maximum (or 64 KiB of topic
- * text) is used, then topics go in full; never remapped; dropped on close.
- * The shared encoding is rewritten (not re-encoded) per connection, the "alias in use" form shared among
- * connections with the same alias for the topic.
+ * Topic aliases to v5 clients: `aliasedForm` (codec/_publish_template.ts).
  *
  * @module
  */
@@ -73,7 +69,7 @@ import {
   encodeWithin,
   refusalConnack,
 } from "./_final_packets.ts";
-import { logDisconnected } from "./_lifecycle_log.ts";
+import { logDisconnected, logFailure } from "./_lifecycle_log.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
 
@@ -609,14 +605,8 @@ export class Connection implements ConnectionContext, CommitWaiter {
   /** The one place errors become CONNACK, DISCONNECT or a closed socket. */
   #fail(e: unknown): void {
     if (this.state >= CLOSING) return;
+    const closedByPeer = logFailure(this.clientId, e);
     if (e instanceof MqttError) {
-      if (debugEnabled()) {
-        log.debug("{clientId}: {error}", {
-          clientId: this.clientId,
-          error: e.message,
-          code: e.reasonCode,
-        });
-      }
       if (this.state === CONNECTING) {
         const refusal = refusalConnack(e, this.#decoder.version);
         if (refusal !== undefined) {
@@ -633,23 +623,6 @@ export class Connection implements ConnectionContext, CommitWaiter {
         { reasonString: e.message },
       );
       return;
-    }
-    const closedByPeer = e instanceof Deno.errors.ConnectionReset ||
-      e instanceof Deno.errors.BrokenPipe ||
-      e instanceof Deno.errors.BadResource ||
-      e instanceof Deno.errors.Interrupted;
-    if (closedByPeer) {
-      if (debugEnabled()) {
-        log.debug("{clientId}: socket error {error}", {
-          clientId: this.clientId,
-          error: String(e),
-        });
-      }
-    } else {
-      log.error("{clientId}: internal error {error}", {
-        clientId: this.clientId,
-        error: e,
-      });
     }
     this.end(
       closedByPeer || this.state === CONNECTING

@@ -25,6 +25,7 @@
 import { MqttError } from "../../codec/errors.ts";
 import type { Properties, QoS } from "../../codec/packet.ts";
 import { validateTopicFilter, validateTopicName } from "../../codec/topic.ts";
+import { Admin } from "../admin.ts";
 import type { BrokerCore } from "../core.ts";
 import type { StoredMessage } from "../store/store.ts";
 import type { ClientView, SessionView } from "../views.ts";
@@ -53,35 +54,36 @@ export async function handleApi(
   const resource = slash < 0 ? path : path.slice(0, slash);
   const id = slash < 0 ? undefined : decodeId(path.slice(slash + 1));
   const q = url.searchParams;
+  const admin = new Admin(core);
   switch (resource) {
     case "clients":
       if (id === undefined) {
         allow(req, ["GET"]);
-        return list(q, filterClients(core.clientViews(), q));
+        return list(q, filterClients(admin.clients(), q));
       }
       allow(req, ["GET", "DELETE"]);
       if (req.method === "GET") {
-        return json(timesOf(found(core.clientView(id), "client", id)));
+        return json(timesOf(found(admin.client(id), "client", id)));
       }
-      if (!core.kick(id)) notFound("client", id);
+      if (!admin.kick(id)) notFound("client", id);
       return new Response(null, { status: 204 });
     case "sessions":
       if (id === undefined) {
         allow(req, ["GET"]);
-        return list(q, filterSessions(core.sessionViews(), q));
+        return list(q, filterSessions(admin.sessions(), q));
       }
       allow(req, ["GET", "DELETE"]);
       if (req.method === "GET") {
-        return json(timesOf(found(core.sessionView(id), "session", id)));
+        return json(timesOf(found(admin.session(id), "session", id)));
       }
-      if (!core.endSession(id)) notFound("session", id);
+      if (!admin.endSession(id)) notFound("session", id);
       return new Response(null, { status: 204 });
     case "subscriptions": {
       noId(id);
       allow(req, ["GET"]);
       const filter = optionalFilter(q);
       const clientId = q.get("clientId");
-      const subs = core.subscriptionViews().filter((s) =>
+      const subs = admin.subscriptions().filter((s) =>
         (clientId === null || s.clientId === clientId) &&
         (filter === undefined || filterCovers(filter, innerFilter(s.filter)))
       );
@@ -96,12 +98,12 @@ export async function handleApi(
           throw new HttpError(400, "DELETE /retained needs ?filter=");
         }
         let deleted = 0;
-        for (const m of core.retainedMatching(filter)) {
-          if (core.deleteRetained(m.topic)) deleted++;
+        for (const m of admin.retainedMatching(filter)) {
+          if (admin.deleteRetained(m.topic)) deleted++;
         }
         return json({ deleted });
       }
-      const found = core.retainedMatching(optionalFilter(q) ?? "#");
+      const found = admin.retainedMatching(optionalFilter(q) ?? "#");
       found.sort((a, b) => a.topic < b.topic ? -1 : a.topic > b.topic ? 1 : 0);
       return list(q, found, retainedJson);
     }
