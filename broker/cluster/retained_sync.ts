@@ -13,7 +13,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { KV, KvWatchEntry } from "@nats-io/kv";
-import type { QueuedIterator } from "@nats-io/transport-node";
+import { follow, type Following } from "./_kv_follow.ts";
 import type { BrokerCore } from "../core.ts";
 import { deserialize, isStoredMessage } from "../store/_kv_records.ts";
 import { fromBase64url } from "./_keys.ts";
@@ -28,8 +28,7 @@ export class RetainedSync {
   #core: BrokerCore | undefined;
   /** Topics of hashed keys (long topics), to apply their deletes. */
   readonly #hashed = new Map<string, string>();
-  #watch: QueuedIterator<KvWatchEntry> | undefined;
-  #loop: Promise<void> | undefined;
+  #following: Following | undefined;
 
   /** Follows bucket `kv`. */
   constructor(kv: KV) {
@@ -39,21 +38,12 @@ export class RetainedSync {
   /** Loads every retained message into `core`, then follows changes. */
   async start(core: BrokerCore): Promise<void> {
     this.#core = core;
-    const { promise: loaded, resolve } = Promise.withResolvers<void>();
-    this.#watch = await this.#kv.watch({ key: ">" });
-    let initial = true;
-    this.#loop = (async () => {
-      for await (const e of this.#watch!) {
-        this.#apply(e);
-        if (initial && e.delta === 0) {
-          initial = false;
-          resolve();
-        }
-      }
-    })().catch((e) => log.error("retained watch ended: {e}", { e }));
-    const status = await this.#kv.status();
-    if (status.values === 0) resolve();
-    await loaded;
+    this.#following = await follow(
+      this.#kv,
+      (e) => this.#apply(e),
+      log,
+      "retained",
+    );
   }
 
   #apply(e: KvWatchEntry): void {
@@ -120,7 +110,6 @@ export class RetainedSync {
 
   /** Stops following. */
   async stop(): Promise<void> {
-    this.#watch?.stop();
-    await this.#loop;
+    await this.#following?.stop();
   }
 }

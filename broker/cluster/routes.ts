@@ -15,7 +15,7 @@
 
 import { getLogger } from "@logtape/logtape";
 import type { KV, KvWatchEntry } from "@nats-io/kv";
-import type { QueuedIterator } from "@nats-io/transport-node";
+import { follow, type Following } from "./_kv_follow.ts";
 import { TopicMatcher } from "../../codec/topic.ts";
 import type { RemoteRoute, RemoteRoutes } from "./dispatcher.ts";
 import { hash64 } from "./_keys.ts";
@@ -49,8 +49,7 @@ export class RouteTable implements RemoteRoutes {
   readonly #queues = new Map<string, number>();
   /** This node's routes: key -> value. */
   readonly #own = new Map<string, RouteValue>();
-  #watch: QueuedIterator<KvWatchEntry> | undefined;
-  #loop: Promise<void> | undefined;
+  #following: Following | undefined;
   /** Writes since the last `settle` (the gate waits for route puts). */
   #writes: Promise<unknown>[] = [];
   #failed = false;
@@ -92,22 +91,12 @@ export class RouteTable implements RemoteRoutes {
 
   /** Loads the table and follows it; resolves once it is loaded. */
   async start(): Promise<void> {
-    const { promise: loaded, resolve } = Promise.withResolvers<void>();
-    this.#watch = await this.#kv.watch({ key: ">" });
-    let initial = true;
-    this.#loop = (async () => {
-      for await (const e of this.#watch!) {
-        this.#apply(e);
-        if (initial && e.delta === 0) {
-          initial = false;
-          resolve();
-        }
-      }
-    })().catch((e) => log.error("route table watch ended: {e}", { e }));
-    // An empty bucket sends nothing: ask for its size.
-    const status = await this.#kv.status();
-    if (status.values === 0) resolve();
-    await loaded;
+    this.#following = await follow(
+      this.#kv,
+      (e) => this.#apply(e),
+      log,
+      "route table",
+    );
   }
 
   #apply(e: KvWatchEntry): void {
@@ -282,8 +271,7 @@ export class RouteTable implements RemoteRoutes {
 
   /** Stops following the table; withdraws this node's routes when `leave`. */
   async close(leave: boolean): Promise<void> {
-    this.#watch?.stop();
-    await this.#loop;
+    await this.#following?.stop();
     if (leave) {
       await Promise.allSettled(
         [...this.#own.keys()].map((k) => this.#kv.delete(k)),
