@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { Client, type Message } from "../client/mod.ts";
 import { startBroker } from "./_helpers.ts";
 import { within } from "./client_helpers.ts";
-import { TestWsListener } from "./_ws_listener.ts";
+import { WebSocketListener } from "../broker/listen/websocket.ts";
 import { Chromium, HAVE_CHROMIUM, type Page } from "./_chromium.ts";
 import { HAVE_MOSQUITTO, startMosquittoTransports } from "./_mosquitto.ts";
 import { HAVE_OPENSSL, makeCerts } from "./_certs.ts";
@@ -119,17 +119,15 @@ Deno.test({
   ignore: !HAVE_CHROMIUM,
   async fn() {
     const broker = await startBroker();
-    const ws = new TestWsListener();
+    const ws = await WebSocketListener.open({ hostname: "127.0.0.1", port: 0 });
     broker.serve(ws);
     const deno = new Client({ port: broker.addr.port, reconnect: false });
     try {
       await deno.connect();
-      await exchange(ws.url, deno, "kite");
+      await exchange(ws.endpoint, deno, "kite");
     } finally {
       await deno.close();
-      await broker.close();
-      ws.close();
-      await ws.finished;
+      await broker.close(); // closes its listeners too
     }
   },
 });

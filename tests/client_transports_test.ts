@@ -19,7 +19,7 @@ import type { Broker } from "../broker/mod.ts";
 import { startBroker } from "./_helpers.ts";
 import { within } from "./client_helpers.ts";
 import { HAVE_OPENSSL, makeCerts, type TestCerts } from "./_certs.ts";
-import { TestWsListener } from "./_ws_listener.ts";
+import { TrackedWsListener } from "./_ws_listener.ts";
 import {
   HAVE_MOSQUITTO,
   type MosquittoTransports,
@@ -48,20 +48,23 @@ async function nextMessage(
 async function startKite(
   tls = false,
 ): Promise<
-  { broker: Broker; ws: TestWsListener; close(): Promise<void> }
+  { broker: Broker; ws: TrackedWsListener; close(): Promise<void> }
 > {
   const broker = await startBroker();
-  const ws = new TestWsListener(
-    tls ? { tls: { cert: certs!.serverCert, key: certs!.serverKey } } : {},
-  );
+  // The broker's own WebSocket listener (ws://, or wss:// with the test CA).
+  const ws = await TrackedWsListener.open({
+    hostname: "127.0.0.1",
+    port: 0,
+    ...(tls
+      ? { certFile: certs!.serverCertFile, keyFile: certs!.serverKeyFile }
+      : {}),
+  });
   broker.serve(ws);
   return {
     broker,
     ws,
     async close() {
-      await broker.close();
-      ws.close();
-      await ws.finished;
+      await broker.close(); // closes its listeners too
     },
   };
 }
