@@ -624,15 +624,10 @@ export class Connection implements ConnectionContext, CommitWaiter {
       );
       return;
     }
-    this.end(
-      closedByPeer || this.state === CONNECTING
-        ? undefined
-        : ReasonCode.UnspecifiedError,
-      true,
-      closedByPeer,
-      undefined,
-      String(e),
-    );
+    const code = closedByPeer || this.state === CONNECTING
+      ? undefined
+      : ReasonCode.UnspecifiedError;
+    this.end(code, true, closedByPeer, undefined, String(e));
   }
 
   /**
