@@ -31,6 +31,12 @@ export const DUP_FLAG = 0x10000;
  * ```
  */
 export class OutputQueue {
+  // The first entry in fields: a connection that writes one packet per
+  // turn (a subscriber at a low rate) allocates no arrays at all.
+  #first: Uint8Array | undefined;
+  #firstOff = -1;
+  #firstId = 0;
+  // The entries after the first.
   #bufs: Uint8Array[] = NO_BUFS;
   #offs: number[] = NO_NUMS;
   #ids: number[] = NO_NUMS;
@@ -38,7 +44,7 @@ export class OutputQueue {
 
   /** Entries queued. */
   get length(): number {
-    return this.#bufs.length;
+    return this.#first === undefined ? 0 : 1 + this.#bufs.length;
   }
 
   /** Bytes queued. */
@@ -48,7 +54,7 @@ export class OutputQueue {
 
   /** Bytes of the first entry (0 when empty). */
   get firstByteLength(): number {
-    return this.#bufs[0]?.length ?? 0;
+    return this.#first?.length ?? 0;
   }
 
   /**
@@ -56,6 +62,13 @@ export class OutputQueue {
    * with `DUP_FLAG` for a resend) is patched in by `take()`.
    */
   push(bytes: Uint8Array, idOffset = -1, id = 0): void {
+    this.#bytes += bytes.length;
+    if (this.#first === undefined) {
+      this.#first = bytes;
+      this.#firstOff = idOffset;
+      this.#firstId = id;
+      return;
+    }
     if (this.#bufs === NO_BUFS) {
       this.#bufs = [];
       this.#offs = [];
@@ -64,7 +77,6 @@ export class OutputQueue {
     this.#bufs.push(bytes);
     this.#offs.push(idOffset);
     this.#ids.push(id);
-    this.#bytes += bytes.length;
   }
 
   /**
@@ -72,25 +84,23 @@ export class OutputQueue {
    * needs no patch), and empties the queue. Empty when nothing is queued.
    */
   take(): Uint8Array {
+    const first = this.#first;
+    if (first === undefined) return new Uint8Array(0);
     const bufs = this.#bufs;
-    const offs = this.#offs;
-    const ids = this.#ids;
     let out: Uint8Array;
-    if (bufs.length === 1 && offs[0] === -1) {
-      out = bufs[0]!;
+    if (bufs.length === 0 && this.#firstOff === -1) {
+      out = first;
     } else {
       out = new Uint8Array(this.#bytes);
-      let pos = 0;
+      out.set(first, 0);
+      patch(out, 0, this.#firstOff, this.#firstId);
+      let pos = first.length;
+      const offs = this.#offs;
+      const ids = this.#ids;
       for (let i = 0; i < bufs.length; i++) {
         const b = bufs[i]!;
         out.set(b, pos);
-        const off = offs[i]!;
-        if (off >= 0) {
-          const id = ids[i]!;
-          out[pos + off] = (id >> 8) & 0xff;
-          out[pos + off + 1] = id & 0xff;
-          if (id & DUP_FLAG) out[pos] = out[pos]! | 0x08;
-        }
+        patch(out, pos, offs[i]!, ids[i]!);
         pos += b.length;
       }
     }
@@ -100,9 +110,18 @@ export class OutputQueue {
 
   /** Drops everything queued. */
   clear(): void {
+    this.#first = undefined;
     this.#bufs = NO_BUFS;
     this.#offs = NO_NUMS;
     this.#ids = NO_NUMS;
     this.#bytes = 0;
   }
+}
+
+/** Writes packet id `id` (and DUP) into the packet copied to `out` at `pos`. */
+function patch(out: Uint8Array, pos: number, off: number, id: number): void {
+  if (off < 0) return;
+  out[pos + off] = (id >> 8) & 0xff;
+  out[pos + off + 1] = id & 0xff;
+  if (id & DUP_FLAG) out[pos] = out[pos]! | 0x08;
 }

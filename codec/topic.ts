@@ -566,14 +566,33 @@ export class TopicMatcher<T> {
   }
 }
 
+// What `emitOne` calls, set by `emit`: `Map.forEach` with one shared
+// callback allocates nothing per entry (a `for...of` over the map makes an
+// iterator and an entry array each).
+let emitCb: (value: unknown, key: string, filter: string) => void = () => {};
+let emitFilter = "";
+
+function emitOne(value: unknown, key: string): void {
+  emitCb(value, key, emitFilter);
+}
+
 function emit<T>(
   node: Node<T>,
   cb: (value: T, key: string, filter: string) => void,
 ): void {
   const values = node.values;
   if (values === undefined) return;
-  const filter = node.filter;
-  for (const [key, value] of values) cb(value, key, filter);
+  // Saved and restored: `cb` may start another walk (re-entrant).
+  const prevCb = emitCb;
+  const prevFilter = emitFilter;
+  emitCb = cb as typeof emitCb;
+  emitFilter = node.filter;
+  try {
+    values.forEach(emitOne);
+  } finally {
+    emitCb = prevCb;
+    emitFilter = prevFilter;
+  }
 }
 
 // The pending `+` branches of the walks below, on an explicit stack rather

@@ -145,3 +145,12 @@ export function logFailure(clientId: string, e: unknown): boolean {
   }
   return closedByPeer;
 }
+
+/** A write to the client failed (debug: the disconnect line follows). */
+export function logWriteFailed(clientId: string, e: unknown): void {
+  if (!debugEnabled()) return;
+  log.debug("{clientId}: write failed: {error}", {
+    clientId,
+    error: String(e),
+  });
+}

@@ -69,7 +69,11 @@ import {
   encodeWithin,
   refusalConnack,
 } from "./_final_packets.ts";
-import { logDisconnected, logFailure } from "./_lifecycle_log.ts";
+import {
+  logDisconnected,
+  logFailure,
+  logWriteFailed,
+} from "./_lifecycle_log.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
 
@@ -201,13 +205,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
   }
   set username(username: string | undefined) {
     this.#username = username;
-    const info = this.#info;
-    if (info !== undefined) {
-      const next: ClientInfo = { ...info };
-      if (username === undefined) delete next.username;
-      else next.username = username;
-      this.#info = next;
-    }
+    this.#info = undefined; // built again, with the new name, on next use
     // A v5 re-authentication: deliveries follow the proven identity.
     if (this.session !== undefined) this.session.username = username;
   }
@@ -506,9 +504,8 @@ export class Connection implements ConnectionContext, CommitWaiter {
     this.#outBytes += bytes.length;
     if (!this.#flushScheduled && !this.#writing) {
       this.#flushScheduled = true;
-      if (Connection.#flushQueue.push(this) === 1) {
-        queueMicrotask(Connection.#flushAll);
-      }
+      Connection.#flushQueue[Connection.#flushCount] = this;
+      if (Connection.#flushCount++ === 0) queueMicrotask(Connection.#flushAll);
     }
   }
 
@@ -516,53 +513,55 @@ export class Connection implements ConnectionContext, CommitWaiter {
    * Connections with output queued this turn: one microtask flushes them
    * all (no per-connection callback to keep).
    */
-  static #flushQueue: Connection[] = [];
+  static #flushQueue: (Connection | undefined)[] = [];
+  static #flushCount = 0;
 
   static #flushAll(this: void): void {
+    // Connections queued while this runs are flushed by this loop too.
     const q = Connection.#flushQueue;
-    Connection.#flushQueue = [];
-    for (let i = 0; i < q.length; i++) {
+    for (let i = 0; i < Connection.#flushCount; i++) {
+      const c = q[i]!;
+      q[i] = undefined;
       try {
-        q[i]!.#flush();
+        c.#flush();
       } catch (e) {
-        q[i]!.#fail(e);
+        c.#fail(e);
       }
     }
+    Connection.#flushCount = 0;
   }
 
   #flush(): void {
     this.#flushScheduled = false;
     if (this.#writing || this.#out.length === 0) return;
     const out = this.#out.take();
-    const total = out.length;
     this.#writing = true;
-    const sent = this.#sentCount;
+    this.#writingBytes = out.length;
+    this.#writingPublishes = this.#sentCount;
     this.#sentCount = 0;
-    this.#duplex.write(out).then(
-      () => this.#written(total, sent),
-      (e) => {
-        this.#writing = false;
-        this.#outBytes = 0;
-        if (this.state < CLOSING) {
-          if (debugEnabled()) {
-            log.debug("{clientId}: write failed: {error}", {
-              clientId: this.clientId,
-              error: String(e),
-            });
-          }
-          this.end(undefined, true, false, undefined, "write failed");
-        } else this.#release();
-      },
-    );
+    this.#duplex.write(out).then(this.#onWritten, this.#onWriteFailed);
   }
 
-  #written(bytes: number, publishes: number): void {
+  // One pair of callbacks per connection, not a closure per write.
+  #writingBytes = 0;
+  #writingPublishes = 0;
+  #onWriteFailed = (e: unknown): void => {
+    this.#writing = false;
+    this.#outBytes = 0;
+    if (this.state < CLOSING) {
+      logWriteFailed(this.clientId, e);
+      this.end(undefined, true, false, undefined, "write failed");
+    } else this.#release();
+  };
+
+  #onWritten = (): void => {
+    const bytes = this.#writingBytes;
     this.#writing = false;
     this.#outBytes -= bytes;
     const metrics = this.core.metrics;
     metrics.bytesSent += bytes;
-    metrics.messagesSent += publishes;
-    metrics.packetsSent += publishes;
+    metrics.messagesSent += this.#writingPublishes;
+    metrics.packetsSent += this.#writingPublishes;
     // Room again: queued QoS 1/2 messages go first (they wait for it).
     const session = this.session;
     if (session !== undefined && session.waiting > 0 && this.connected) {
@@ -573,7 +572,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
       return;
     }
     if (this.state === CLOSING) this.#finish();
-  }
+  };
 
   // ---------------------------------------------------------------- closing
 
