@@ -91,7 +91,9 @@ export function encodePublish(
  * are involved.
  */
 export class FanoutCache {
-  #slots: (PublishEncoding | undefined)[] = [];
+  #firstForm = -1;
+  #first: PublishEncoding | undefined;
+  #slots: (PublishEncoding | undefined)[] | undefined;
   /** The message being fanned out. */
   readonly message: StoredMessage;
   readonly #now: number;
@@ -120,7 +122,10 @@ export class FanoutCache {
       );
     }
     const i = (version === 5 ? 6 : 0) + qos * 2 + (retain ? 1 : 0);
-    let e = this.#slots[i];
+    // Most messages go out in one form: it is kept in fields, and the
+    // array is made only for a second one.
+    if (i === this.#firstForm) return this.#first!;
+    let e = this.#slots?.[i];
     if (e === undefined) {
       e = encodePublish(
         this.message,
@@ -130,7 +135,10 @@ export class FanoutCache {
         undefined,
         this.#now,
       );
-      this.#slots[i] = e;
+      if (this.#firstForm < 0) {
+        this.#firstForm = i;
+        this.#first = e;
+      } else (this.#slots ??= [])[i] = e;
     }
     return e;
   }

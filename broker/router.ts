@@ -89,8 +89,12 @@ export class Router implements Dispatcher {
   #targets = new Map<string, Target>();
   #maxQos: QoS;
   #gen = 0;
-  #hits: Target[] = [];
-  #sharedHits: SharedGroup[] = [];
+  // Reused for every message, filled up to a count: `length = 0` would
+  // drop the backing store and the next message would allocate one again.
+  #hits: (Target | undefined)[] = [];
+  #hitCount = 0;
+  #sharedHits: (SharedGroup | undefined)[] = [];
+  #sharedCount = 0;
   #publisherId: string | undefined;
 
   /** A router capping every delivery at `maxQos`. */
@@ -112,7 +116,7 @@ export class Router implements Dispatcher {
       t.subIds = sub.subscriptionIdentifier !== undefined
         ? [sub.subscriptionIdentifier]
         : undefined;
-      this.#hits.push(t);
+      this.#hits[this.#hitCount++] = t;
       return;
     }
     if (sub.qos > t.qos) t.qos = sub.qos;
@@ -122,7 +126,7 @@ export class Router implements Dispatcher {
     }
   };
   #onShared = (g: SharedGroup): void => {
-    this.#sharedHits.push(g);
+    this.#sharedHits[this.#sharedCount++] = g;
   };
 
   /** The number of subscriptions (shared ones included). */
@@ -238,36 +242,38 @@ export class Router implements Dispatcher {
     ++this.#gen;
     this.#publisherId = publisherId;
     const hits = this.#hits;
-    hits.length = 0;
+    this.#hitCount = 0;
     this.#subs.match(message.topic, this.#onMatch);
     const shared = this.#sharedHits;
-    shared.length = 0;
+    this.#sharedCount = 0;
     if (this.#groups.size > 0) {
       this.#shared.match(message.topic, this.#onShared);
     }
-    if (hits.length + shared.length === 0) return 0;
-    let n = hits.length;
+    const hitCount = this.#hitCount;
+    const sharedCount = this.#sharedCount;
+    if (hitCount + sharedCount === 0) return 0;
+    let n = hitCount;
     const cache = new FanoutCache(message, Date.now());
     const maxQos = this.#maxQos;
     const mq = message.qos < maxQos ? message.qos : maxQos;
-    for (let i = 0; i < hits.length; i++) {
+    for (let i = 0; i < hitCount; i++) {
       const t = hits[i]!;
+      hits[i] = undefined; // no session kept alive by a stale slot
       const s = t.subscriber;
       const qos = t.qos < mq ? t.qos : mq;
       const retain = message.retain && t.rap &&
         (s.protocolVersion === 5 || s.bridge === true);
       s.deliver(message, qos, retain, t.subIds, cache);
     }
-    hits.length = 0;
-    for (let i = 0; i < shared.length; i++) {
+    for (let i = 0; i < sharedCount; i++) {
       const g = shared[i]!;
+      shared[i] = undefined;
       const e = pickMember(g, publisherId, mq > 0, undefined, message.topic);
       if (e !== undefined) {
         deliverToMember(e, message, mq, message.retain, cache, g);
         n++;
       }
     }
-    shared.length = 0;
     return n;
   }
 
