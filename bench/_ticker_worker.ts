@@ -1,0 +1,61 @@
+/**
+ * The thread behind {@link Ticker} (bench/_ticker.ts): sleeps in
+ * `Atomics.wait()` until each tick is due and then writes one byte to a
+ * loopback socket the main thread reads, unless the main thread has not
+ * yet taken the previous tick (no backlog of ticks builds up).
+ *
+ * Shared cells: [0] 1 while a tick is unread, [1] 1 to stop.
+ *
+ * @module
+ */
+
+import { tightenTimerSlack } from "./_timer_slack.ts";
+
+/** What the main thread posts to start the ticks. */
+export interface TickerStart {
+  port: number;
+  /** Milliseconds between ticks. */
+  intervalMs: number;
+  /** First tick, main-thread `performance.now()`. */
+  t0: number;
+  /** The main thread's `performance.timeOrigin`. */
+  mainOrigin: number;
+  flags: SharedArrayBuffer;
+}
+
+const scope = self as unknown as {
+  onmessage: ((e: MessageEvent<TickerStart>) => void) | null;
+  postMessage(message: { error: string } | { done: true }): void;
+};
+
+scope.onmessage = async (e) => {
+  const s = e.data;
+  tightenTimerSlack();
+  const flags = new Int32Array(s.flags);
+  const shift = performance.timeOrigin - s.mainOrigin;
+  const one = Uint8Array.of(1);
+  let conn: Deno.TcpConn | undefined;
+  try {
+    conn = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
+    conn.setNoDelay(true);
+    let k = 0;
+    while (Atomics.load(flags, 1) === 0) {
+      const now = performance.now() + shift;
+      const due = s.t0 + k * s.intervalMs;
+      if (now < due) {
+        Atomics.wait(flags, 1, 0, due - now);
+        continue;
+      }
+      if (Atomics.compareExchange(flags, 0, 0, 1) === 0) await conn.write(one);
+      // The next tick after now (ticks missed while late are not repeated).
+      k = Math.max(k + 1, Math.floor((now - s.t0) / s.intervalMs) + 1);
+    }
+    scope.postMessage({ done: true });
+  } catch (err) {
+    scope.postMessage({ error: String(err) });
+  } finally {
+    try {
+      conn?.close();
+    } catch { /* closed */ }
+  }
+};
