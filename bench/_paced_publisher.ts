@@ -24,9 +24,6 @@
  * seeded xorshift, so every broker gets the same sequence) and carries the
  * topic's index (the scatter scenario).
  *
- * The thread asks for a timer slack of 1 ns (bench/_timer_slack.ts), so
- * it wakes closer to each due time.
- *
  * Times are written as the main thread's `performance.now()`:
  * `performance.timeOrigin + performance.now()` agrees between a Deno worker
  * and the main thread to within 1 µs (measured with an `Atomics` ping-pong),
@@ -43,7 +40,6 @@
 import { Link } from "./_link.ts";
 import { connectBytes, type Login, publishTemplate } from "./_packets.ts";
 import { AT } from "./_load_types.ts";
-import { tightenTimerSlack } from "./_timer_slack.ts";
 
 /** What the main thread sends to start a paced publisher. */
 export interface PacedStart {
@@ -184,7 +180,6 @@ scope.onmessage = async (e) => {
       return;
     }
     started = e.data;
-    tightenTimerSlack();
     link = await connect(started);
     post({ ready: true });
   } catch (err) {

@@ -9,8 +9,6 @@
  * @module
  */
 
-import { tightenTimerSlack } from "./_timer_slack.ts";
-
 /** What the main thread posts to start the ticks. */
 export interface TickerStart {
   port: number;
@@ -30,7 +28,6 @@ const scope = self as unknown as {
 
 scope.onmessage = async (e) => {
   const s = e.data;
-  tightenTimerSlack();
   const flags = new Int32Array(s.flags);
   const shift = performance.timeOrigin - s.mainOrigin;
   const one = Uint8Array.of(1);
