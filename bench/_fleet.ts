@@ -25,7 +25,12 @@ import {
   inTurn,
   openFileLimit,
 } from "./_connect.ts";
-import { Histogram, LatencyRecorder, Tracker } from "./_latency.ts";
+import {
+  Histogram,
+  LatencyRecorder,
+  lateSenderWarning,
+  Tracker,
+} from "./_latency.ts";
 import type { Link } from "./_link.ts";
 import {
   AT,
@@ -328,6 +333,9 @@ export async function runFleet(opts: LoadOptions): Promise<LoadResult> {
         warnings.push(`subscriber ${s} closed by the broker`);
       }
     }
+    const lat = latency.result();
+    const late = lateSenderWarning(lat.sendLag);
+    if (late) warnings.push(late);
     const inWindow = m.d1 - m.d0;
     const result: LoadResult = {
       scenario: "fleet",
@@ -347,7 +355,7 @@ export async function runFleet(opts: LoadOptions): Promise<LoadResult> {
       gaps,
       duplicates,
       outOfOrder,
-      ...latency.result(),
+      ...lat,
       fleet: {
         devices: n,
         connectSeconds,

@@ -14,7 +14,7 @@ import {
   type IdleConns,
   openIdle,
 } from "./_connect.ts";
-import { LatencyRecorder, Tracker } from "./_latency.ts";
+import { LatencyRecorder, lateSenderWarning, Tracker } from "./_latency.ts";
 import { type Link, Notifier, TCP } from "./_link.ts";
 import {
   AT,
@@ -572,7 +572,10 @@ export async function runFlow(
       result.perBrokerCpuSecond = (measured.d1 - measured.d0) /
         cpuResult.brokerS;
     }
-    Object.assign(result, latency.result());
+    const lat = latency.result();
+    Object.assign(result, lat);
+    const late = shape.slowReader ? undefined : lateSenderWarning(lat.sendLag);
+    if (late) warnings.push(late);
     if (idle) {
       result.idle = {
         requested: idleConns,

@@ -174,3 +174,18 @@ export class LatencyRecorder {
     };
   }
 }
+
+/**
+ * A warning when the tool itself sent late (send lag p99 over 5 ms): then
+ * its own lateness, not the broker, may be what the latency shows.
+ */
+export function lateSenderWarning(
+  sendLag: LatencyResult | undefined,
+): string | undefined {
+  if (sendLag === undefined || sendLag.p99 <= 5000) return undefined;
+  return `the tool sent late (send lag p99 ${
+    (sendLag.p99 / 1000).toFixed(1)
+  } ms, max ${
+    (sendLag.max / 1000).toFixed(1)
+  } ms): its own lateness may be part of the latency`;
+}

@@ -22,7 +22,7 @@ import {
   openFileLimit,
 } from "./_connect.ts";
 import { PacedPublisher } from "./_flow.ts";
-import { LatencyRecorder, Tracker } from "./_latency.ts";
+import { LatencyRecorder, lateSenderWarning, Tracker } from "./_latency.ts";
 import type { Link } from "./_link.ts";
 import {
   AT,
@@ -174,6 +174,9 @@ export async function runScatter(
     const closed = links.filter((l) => l.closedByPeer).length;
     if (closed > 0) warnings.push(`${closed} subscribers closed by the broker`);
     if (misrouted > 0) warnings.push(`${misrouted} messages misrouted`);
+    const lat = latency.result();
+    const late = lateSenderWarning(lat.sendLag);
+    if (late) warnings.push(late);
     const inWindow = m.d1 - m.d0;
     const result: LoadResult = {
       scenario: name,
@@ -189,7 +192,7 @@ export async function runScatter(
       duplicates: seen.duplicates,
       perSecond: m.perSecond,
       ...(opts.pid ? { rssPerSecond: m.rssPerSecond } : {}),
-      ...latency.result(),
+      ...lat,
       scatter: {
         subscribers: subs,
         subscriptions: subs * 5,
