@@ -154,6 +154,9 @@ export async function runFlow(
   if (opts.pacing === "thread" && (shape.rate === 0 || qos > 0)) {
     throw new Error("pacing thread needs a fixed rate (--rate) and QoS 0");
   }
+  if (idleConns > 0 && transport.kind !== "tcp") {
+    throw new Error("idle connections: over TCP only");
+  }
   if (opts.pacing === "thread" && transport.kind !== "tcp") {
     throw new Error("pacing thread: over TCP only");
   }
