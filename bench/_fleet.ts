@@ -259,11 +259,9 @@ export async function runFleet(opts: LoadOptions): Promise<LoadResult> {
 
     // Device g % n sends its (g / n)-th message at t0 + g * slot; each
     // second from t0 the next `perRound` devices are told to reconnect.
-    const t0 = performance.now() + 50;
-    latency.from = t0 + warmup * 1000;
-    latency.to = latency.from + duration * 1000;
+    let t0 = Infinity;
     let next = 0;
-    let nextRound = t0 + 1000;
+    let nextRound = Infinity;
     let roundStart = 0;
     const tick = () => {
       if (!running) return;
@@ -283,7 +281,12 @@ export async function runFleet(opts: LoadOptions): Promise<LoadResult> {
         nextRound += 1000;
       }
     };
-    ticker = await Ticker.start(Math.max(slot, 0.02), t0, tick);
+    ticker = await Ticker.start(Math.max(slot, 0.02), tick);
+    t0 = performance.now() + 10;
+    latency.from = t0 + warmup * 1000;
+    latency.to = latency.from + duration * 1000;
+    nextRound = t0 + 1000;
+    ticker.go(t0);
     const m = await measureWindow({
       t0,
       warmup,
@@ -292,6 +295,7 @@ export async function runFleet(opts: LoadOptions): Promise<LoadResult> {
       delivered: () => delivered,
     });
     running = false;
+    if (ticker.failure) warnings.push(`ticker failed: ${ticker.failure}`);
     await ticker.stop();
     ticker = undefined;
     await Promise.all(reconnecting);

@@ -10,14 +10,20 @@
  * @module
  */
 
-import type { TickerStart } from "./_ticker_worker.ts";
+import type { TickerGo, TickerStart } from "./_ticker_worker.ts";
 
-/** Calls `onTick` on the main thread every `intervalMs` from `t0`. */
+/**
+ * Calls `onTick` on the main thread every `intervalMs`, from the time given
+ * to {@link Ticker.go} (after the worker is up: starting one can take
+ * seconds on a busy machine).
+ */
 export class Ticker {
   #worker: Worker;
   #listener: Deno.TcpListener;
   #flags: Int32Array;
   #loop: Promise<void>;
+  /** What went wrong on the worker's side, if anything. */
+  failure: string | undefined;
 
   private constructor(
     worker: Worker,
@@ -31,10 +37,12 @@ export class Ticker {
     this.#flags = flags;
   }
 
-  /** Starts ticking; a tick not yet handled when the next is due is merged. */
+  /**
+   * Starts the worker and waits until it is connected; a tick not yet
+   * handled when the next is due is merged into it.
+   */
   static async start(
     intervalMs: number,
-    t0: number,
     onTick: () => void,
   ): Promise<Ticker> {
     const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
@@ -54,7 +62,6 @@ export class Ticker {
     const start: TickerStart = {
       port: listener.addr.port,
       intervalMs,
-      t0,
       mainOrigin: performance.timeOrigin,
       flags: flags.buffer as SharedArrayBuffer,
     };
@@ -64,7 +71,7 @@ export class Ticker {
       new Promise<never>((_, reject) =>
         setTimeout(
           () => reject(new Error(`ticker did not connect: ${failure}`)),
-          10_000,
+          30_000,
         )
       ),
     ]);
@@ -80,7 +87,22 @@ export class Ticker {
         conn.close();
       } catch { /* closed */ }
     })();
-    return new Ticker(worker, listener, loop, flags);
+    const ticker = new Ticker(worker, listener, loop, flags);
+    ticker.failure = failure;
+    worker.onmessage = (e: MessageEvent<{ error?: string }>) => {
+      if (e.data.error) ticker.failure ??= e.data.error;
+    };
+    worker.onerror = (e) => {
+      e.preventDefault();
+      ticker.failure ??= e.message;
+    };
+    return ticker;
+  }
+
+  /** Ticks from `t0` (main-thread `performance.now()`) on. */
+  go(t0: number): void {
+    const go: TickerGo = { t0 };
+    this.#worker.postMessage(go);
   }
 
   /** Stops the ticks and the worker. */

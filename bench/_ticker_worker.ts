@@ -9,31 +9,44 @@
  * @module
  */
 
-/** What the main thread posts to start the ticks. */
+/** What the main thread posts first: the worker connects. */
 export interface TickerStart {
   port: number;
   /** Milliseconds between ticks. */
   intervalMs: number;
-  /** First tick, main-thread `performance.now()`. */
-  t0: number;
   /** The main thread's `performance.timeOrigin`. */
   mainOrigin: number;
   flags: SharedArrayBuffer;
 }
 
+/** What it posts then: tick from `t0` (main-thread `performance.now()`). */
+export interface TickerGo {
+  t0: number;
+}
+
 const scope = self as unknown as {
-  onmessage: ((e: MessageEvent<TickerStart>) => void) | null;
+  onmessage: ((e: MessageEvent<TickerStart | TickerGo>) => void) | null;
   postMessage(message: { error: string } | { done: true }): void;
 };
 
+let start: TickerStart | undefined;
+let connected: Promise<Deno.TcpConn> | undefined;
+
 scope.onmessage = async (e) => {
-  const s = e.data;
+  if (!("t0" in e.data)) {
+    start = e.data;
+    // (The main thread may accept, and post the go, before this resolves.)
+    connected = Deno.connect({ hostname: "127.0.0.1", port: start.port });
+    connected.catch((err) => scope.postMessage({ error: String(err) }));
+    return;
+  }
+  const s = { ...start!, t0: e.data.t0 };
   const flags = new Int32Array(s.flags);
   const shift = performance.timeOrigin - s.mainOrigin;
   const one = Uint8Array.of(1);
   let conn: Deno.TcpConn | undefined;
   try {
-    conn = await Deno.connect({ hostname: "127.0.0.1", port: s.port });
+    conn = await connected!;
     conn.setNoDelay(true);
     let k = 0;
     while (Atomics.load(flags, 1) === 0) {
