@@ -13,6 +13,16 @@
  * `kite-scraped` is Kite with its HTTP server on (`--http-port`), for
  * compare.ts to scrape `/metrics` while it measures (`--scrape-interval`).
  *
+ * `kite-plain` is Kite as the README's first command starts it: `deno run
+ * -A broker/main.ts` with every default (Deno KV persistence on, in a
+ * temporary directory; V8's default heap; `$SYS` every 10 s; at most 10,000
+ * connections; info logging), where `kite` is tuned for the comparison.
+ * `bare` is no broker: bench/bare_accept.ts, the ceiling for connects/s.
+ *
+ * Every process is started through `sh -c 'ulimit -n <hard limit>'`, so it
+ * may open as many files as the machine allows (10,000 connections and
+ * more need it where the soft limit is 1,024).
+ *
  * `kite-acl` is Kite with a password file and an ACL file (anonymous clients
  * refused): every delivery is authorized against the subscriber's read
  * rules. The load tool connects to it with the flags in
@@ -50,6 +60,8 @@ export type BrokerName =
   | "kite-base"
   | "kite-acl"
   | "kite-scraped"
+  | "kite-plain"
+  | "bare"
   | "mosquitto"
   | "aedes";
 
@@ -164,7 +176,10 @@ export function brokerAvailable(
   name: BrokerName,
   transport: BenchTransport = "tcp",
 ): string | undefined {
-  if (name === "aedes" && transport !== "tcp") {
+  if (
+    (name === "aedes" || name === "bare" || name === "kite-plain") &&
+    transport !== "tcp"
+  ) {
     return `measured over tcp only (not ${transport})`;
   }
   switch (name) {
@@ -176,9 +191,12 @@ export function brokerAvailable(
     case "kite-kv":
     case "kite-acl":
     case "kite-scraped":
+    case "kite-plain":
       return exists(join(ROOT, "broker", "main.ts"))
         ? undefined
         : "broker/main.ts does not exist yet";
+    case "bare":
+      return undefined;
     case "kite-base": {
       const base = baseRoot();
       if (base === undefined) {
@@ -279,6 +297,30 @@ export async function startBroker(
       ];
       break;
     }
+    case "bare":
+      cmd = [
+        Deno.execPath(),
+        "run",
+        "-A",
+        ...startTaskV8Flags(),
+        join(ROOT, "bench", "bare_accept.ts"),
+        "--port",
+        String(port),
+      ];
+      break;
+    case "kite-plain":
+      tmp = await Deno.makeTempDir({ prefix: "kite-bench-plain-" });
+      cmd = [
+        Deno.execPath(),
+        "run",
+        "-A",
+        join(ROOT, "broker", "main.ts"),
+        "--port",
+        String(port),
+        "--persistence-path",
+        tmp,
+      ];
+      break;
     case "kite":
     case "kite-kv":
     case "kite-base":
@@ -312,7 +354,7 @@ export async function startBroker(
         "--host",
         "127.0.0.1",
         "--max-connections",
-        "20000",
+        "100000",
         "--max-queued-messages",
         "100000",
         "--max-inflight-messages",
@@ -339,6 +381,7 @@ export async function startBroker(
     cmd = ["taskset", "-c", String(opts.cpu), ...cmd];
   }
   if (opts.nice !== undefined) cmd = ["nice", "-n", String(opts.nice), ...cmd];
+  cmd = withFileLimit(cmd);
   const child = new Deno.Command(cmd[0]!, {
     args: cmd.slice(1),
     stdin: "null",
@@ -397,6 +440,21 @@ export async function startBroker(
   };
   if (httpPort !== undefined) running.httpPort = httpPort;
   return running;
+}
+
+/**
+ * `cmd` run with the soft limit of open files raised to the hard limit
+ * (`sh` execs it, so the pid stays the command's).
+ */
+export function withFileLimit(cmd: string[]): string[] {
+  if (!exists("/bin/sh")) return cmd;
+  return [
+    "/bin/sh",
+    "-c",
+    'ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$@"',
+    "sh",
+    ...cmd,
+  ];
 }
 
 const BENCH_USER = "bench";

@@ -183,8 +183,9 @@ export class Link {
     port: number,
     onPacket: PacketHandler,
     transport: LoadTransport = TCP,
+    bufSize?: number,
   ): Promise<Link> {
-    return new Link(await dial(host, port, transport), onPacket);
+    return new Link(await dial(host, port, transport), onPacket, bufSize);
   }
 
   start(): void {

@@ -12,7 +12,19 @@
  * (sub-millisecond timeouts work), and the main thread sleeps in its socket
  * read, so both wake at once when there is work.
  *
- * Send times are written as the main thread's `performance.now()`:
+ * Each message carries the time it was due (its place in the schedule,
+ * `t0 + i / rate`) and the time it was written. The due time is the one
+ * latency is measured from: a publisher that falls behind (its thread not
+ * scheduled, a garbage collection, a socket that would block) sends the
+ * overdue messages at once, and their wait counts, as it would for a device
+ * that wanted to send then. Stamping the time of the write instead hides
+ * every such pause ("coordinated omission").
+ *
+ * With `topics`, each message goes to one of them picked at random (a
+ * seeded xorshift, so every broker gets the same sequence) and carries the
+ * topic's index (the scatter scenario).
+ *
+ * Times are written as the main thread's `performance.now()`:
  * `performance.timeOrigin + performance.now()` agrees between a Deno worker
  * and the main thread to within 1 µs (measured with an `Atomics` ping-pong),
  * so the worker subtracts the main thread's time origin.
@@ -27,6 +39,7 @@
 
 import { Link } from "./_link.ts";
 import { connectBytes, type Login, publishTemplate } from "./_packets.ts";
+import { AT } from "./_load_types.ts";
 
 /** What the main thread sends to start a paced publisher. */
 export interface PacedStart {
@@ -38,6 +51,10 @@ export interface PacedStart {
   /** User name and password of the CONNECT, if any. */
   login?: Login;
   topic: string;
+  /** Instead of `topic`: a random one of these per message. */
+  topics?: string[];
+  /** Seed of the random topic sequence (non-zero). */
+  seed?: number;
   payloadSize: number;
   /** Payload bytes 0..3: magic and publisher index, as the tool expects. */
   magic: number;
@@ -90,15 +107,14 @@ async function connect(s: PacedStart): Promise<Link> {
 
 async function run(s: PacedStart, t0: number, link: Link): Promise<number> {
   const stop = new Int32Array(s.stop);
-  const tpl = publishTemplate(s.topic, 0, s.payloadSize);
-  const size = tpl.bytes.length;
-  const buf = new Uint8Array(size * BATCH);
+  const topics = s.topics ?? [s.topic];
+  const tpls = topics.map((t) => publishTemplate(t, 0, s.payloadSize));
+  const buf = new Uint8Array(
+    BATCH * Math.max(...tpls.map((t) => t.bytes.length)),
+  );
   const view = new DataView(buf.buffer);
-  for (let k = 0; k < BATCH; k++) {
-    buf.set(tpl.bytes, k * size);
-    view.setUint16(k * size + tpl.payloadOffset, s.magic);
-    view.setUint16(k * size + tpl.payloadOffset + 2, s.index);
-  }
+  const random = topics.length > 1;
+  let x = (s.seed ?? 1) | 0 || 1;
   // Main-thread time from this thread's clock (see the module doc).
   const shift = performance.timeOrigin - s.mainOrigin;
   const msPerMessage = 1000 / s.rate;
@@ -112,15 +128,36 @@ async function run(s: PacedStart, t0: number, link: Link): Promise<number> {
       if (wait > 0) Atomics.wait(stop, 0, 0, wait);
       continue;
     }
-    // Behind schedule (after a stall): the overdue messages go at once.
+    // Behind schedule (after a stall): the overdue messages go at once,
+    // each stamped with the time it was due.
     const n = Math.min(due, BATCH);
+    let off = 0;
     for (let k = 0; k < n; k++) {
-      const at = k * size + tpl.payloadOffset;
-      view.setUint32(at + 4, sent + k);
-      view.setFloat64(at + 8, now);
+      let t = 0;
+      if (random) {
+        x ^= x << 13;
+        x ^= x >>> 17;
+        x ^= x << 5;
+        t = (x >>> 0) % topics.length;
+      }
+      const tpl = tpls[t]!;
+      buf.set(tpl.bytes, off);
+      const at = off + tpl.payloadOffset;
+      const i = sent + k;
+      view.setUint16(at, s.magic);
+      view.setUint16(at + AT.index, s.index);
+      view.setUint32(at + AT.seq, i);
+      view.setFloat64(at + AT.due, t0 + i * msPerMessage);
+      if (s.payloadSize >= AT.written + 8) {
+        view.setFloat64(at + AT.written, now);
+      }
+      if (random && s.payloadSize >= AT.tag + 4) {
+        view.setUint32(at + AT.tag, t);
+      }
+      off += tpl.bytes.length;
     }
     sent += n;
-    await link.writer.write(buf.subarray(0, n * size));
+    await link.writer.write(buf.subarray(0, off));
   }
   return sent;
 }

@@ -69,13 +69,20 @@ export function connectBytes(
   ]);
 }
 
-/** SUBSCRIBE with one filter (fixed header flags 0b0010 [MQTT-3.8.1-1]). */
+/**
+ * SUBSCRIBE with one filter, or several at the same QoS (fixed header flags
+ * 0b0010 [MQTT-3.8.1-1]).
+ */
 export function subscribeBytes(
   packetId: number,
-  filter: string,
+  filter: string | string[],
   qos: number,
 ): Uint8Array {
-  return packet(0x82, [...u16(packetId), ...str(filter), qos]);
+  const filters = typeof filter === "string" ? [filter] : filter;
+  return packet(0x82, [
+    ...u16(packetId),
+    ...filters.flatMap((f) => [...str(f), qos]),
+  ]);
 }
 
 /** DISCONNECT. */

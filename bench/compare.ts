@@ -20,6 +20,15 @@
  * deno task compare -- --brokers kite --scenarios fanin --scrape-interval 1 --repeat 3
  * ```
  *
+ * Scenarios with company: `qos1-persistent` and `fleet` also run Kite with
+ * Deno KV persistence on ("Kite (KV)"); `conns` also runs a bare Deno
+ * accept loop (bench/bare_accept.ts), the platform's ceiling, and prints
+ * each broker's ratio to it. `--brokers kite-plain` adds Kite started as
+ * the README's first command starts it (every default).
+ *
+ * Every process (brokers and tool) may open as many files as the hard
+ * limit allows (`ulimit -n`), for the 10,000-connection scenarios.
+ *
  * With `--scrape-interval N`, Kite also runs as "Kite (scraped)": with its
  * HTTP server on, `/metrics` fetched every N seconds during the whole run
  * (as Prometheus would), and the column Kite/Kite (scraped) is the cost of
@@ -38,9 +47,21 @@ import {
   type BrokerName,
   startBroker,
   which,
+  withFileLimit,
 } from "./_brokers.ts";
+import {
+  cpuColumns,
+  fmt,
+  formatCeiling,
+  formatCpu,
+  formatTable,
+  LABEL,
+  mainMetric,
+} from "./_compare_table.ts";
 import { makeCerts, type TestCerts } from "../tests/_broker_certs.ts";
 import type { LoadResult, ScenarioName } from "./load.ts";
+
+export { formatCpu, formatTable } from "./_compare_table.ts";
 
 const LOAD = fromFileUrl(new URL("./load.ts", import.meta.url));
 const ALL_SCENARIOS: ScenarioName[] = [
@@ -50,21 +71,17 @@ const ALL_SCENARIOS: ScenarioName[] = [
   "qos2",
   "qos1-persistent",
   "latency",
+  "latency50k",
+  "latency-idle",
+  "latency50k-idle",
   "slow",
   "slow-qos1",
   "conns",
+  "fleet",
+  "scatter",
+  "scatter20k",
 ];
 const ALL_BROKERS: BrokerName[] = ["kite", "mosquitto", "aedes"];
-const LABEL: Record<BrokerName, string> = {
-  kite: "Kite",
-  "kite-kv": "Kite (KV)",
-  "kite-base": "Kite (base)",
-  "kite-acl": "Kite (ACL)",
-  "kite-scraped": "Kite (scraped)",
-  mosquitto: "Mosquitto",
-  aedes: "Aedes",
-};
-
 /**
  * Fetches `/metrics` of a broker every `seconds` until stopped, as a
  * Prometheus server would; a failed scrape throws at `stop()`.
@@ -108,16 +125,44 @@ export interface ToolOptions {
   duration: number;
   warmup: number;
   /**
-   * The latency scenario's warm-up: a fresh Deno process compiles its hot
-   * paths over the first seconds (Kite's p99 was about 1.1 ms in seconds
-   * 1-6 of a run, 0.34 ms in 6-12 and 0.25 ms after), so its steady state
-   * needs longer than the throughput scenarios, whose first second is a
-   * small share of a large count.
+   * The latency scenarios' (and fleet's) warm-up: a fresh Deno process
+   * compiles its hot paths over the first seconds (Kite's p99 was about
+   * 1.1 ms in seconds 1-6 of a run, 0.34 ms in 6-12 and 0.25 ms after), so
+   * its steady state needs longer than the throughput scenarios, whose
+   * first second is a small share of a large count.
    */
   latencyWarmup: number;
   count: number;
   toolCpu: number | undefined;
   nice: number | undefined;
+  /** latency-idle, latency50k-idle: idle connections (default 10,000). */
+  idleConns?: number | undefined;
+  /** fleet: devices (default 10,000). */
+  devices?: number | undefined;
+  /** scatter (not scatter20k): subscribers (default 2,000). */
+  scatterSubs?: number | undefined;
+}
+
+/** Seconds of warm-up for a scenario. */
+export function warmupFor(scenario: ScenarioName, o: ToolOptions): number {
+  return scenario.startsWith("latency") || scenario === "fleet"
+    ? o.latencyWarmup
+    : o.warmup;
+}
+
+/** The load tool's flags for what `o` sets for this scenario. */
+function scenarioArgs(scenario: ScenarioName, o: ToolOptions): string[] {
+  const args: string[] = [];
+  if (scenario.endsWith("-idle") && o.idleConns !== undefined) {
+    args.push("--idle-conns", String(o.idleConns));
+  }
+  if (scenario === "fleet" && o.devices !== undefined) {
+    args.push("--devices", String(o.devices));
+  }
+  if (scenario === "scatter" && o.scatterSubs !== undefined) {
+    args.push("--scatter-subs", String(o.scatterSubs));
+  }
+  return args;
 }
 
 /**
@@ -131,7 +176,7 @@ export async function runTool(
   o: ToolOptions,
   extraArgs: string[] = [],
 ): Promise<LoadResult> {
-  const warmup = scenario === "latency" ? o.latencyWarmup : o.warmup;
+  const warmup = warmupFor(scenario, o);
   let cmd = [
     Deno.execPath(),
     "run",
@@ -150,6 +195,7 @@ export async function runTool(
     String(scenario === "conns" ? Math.min(o.duration, 2) : o.duration),
     "--count",
     String(o.count),
+    ...scenarioArgs(scenario, o),
     ...extraArgs,
   ];
   if (o.toolCpu !== undefined) {
@@ -158,6 +204,7 @@ export async function runTool(
   if (o.nice !== undefined) {
     cmd = ["nice", "-n", String(o.nice), ...cmd];
   }
+  cmd = withFileLimit(cmd);
   // A run normally takes warm-up + duration + a few seconds; a hung tool is
   // killed rather than hanging the comparison.
   const limitMs = (warmup + o.duration) * 1000 + 120_000;
@@ -179,270 +226,6 @@ export async function runTool(
   return result;
 }
 
-/** The number a scenario is judged by, and whether higher is better. */
-function mainMetric(r: LoadResult): number {
-  if (r.scenario === "latency") return r.latency?.p99 ?? Infinity;
-  if (r.scenario === "conns") return r.conns?.connectsPerSec ?? 0;
-  return r.deliveredPerSec ?? 0;
-}
-
-/** The median of the defined values (the lower middle one for an even count). */
-function median(values: (number | undefined)[]): number | undefined {
-  const v = values.filter((x): x is number => x !== undefined).sort((a, b) =>
-    a - b
-  );
-  return v.length ? v[Math.floor((v.length - 1) / 2)] : undefined;
-}
-
-/** The largest defined value. */
-function max(values: (number | undefined)[]): number | undefined {
-  const v = values.filter((x): x is number => x !== undefined);
-  return v.length ? Math.max(...v) : undefined;
-}
-
-interface Row {
-  scenario: ScenarioName;
-  metric: string;
-  get: (r: LoadResult) => number | undefined;
-  lowerIsBetter?: boolean;
-  digits?: number;
-  /** Take Kite's value from this broker's run (Kite with persistence on). */
-  kiteFrom?: BrokerName;
-  /** Leave the row out when every value is 0. */
-  skipIfZero?: boolean;
-  /** How repeats combine: the median (default) or the worst (losses). */
-  worst?: boolean;
-}
-
-/** QoS 1/2 rows: messages lost, and publishes never acknowledged (worst run). */
-const lossRows = (scenario: ScenarioName): Row[] => [
-  { scenario, metric: "lost", get: (r) => r.lost, worst: true },
-  {
-    scenario,
-    metric: "unacked",
-    get: (r) => r.unacked,
-    lowerIsBetter: true,
-    skipIfZero: true,
-    worst: true,
-  },
-];
-
-const perCpu = (scenario: ScenarioName): Row => ({
-  scenario,
-  metric: scenario === "conns"
-    ? "connects per broker CPU-s"
-    : "msg per broker CPU-s",
-  // (Results saved before perBrokerCpuSecond existed: from the CPU share.)
-  get: (r) => {
-    if (r.perBrokerCpuSecond !== undefined) return r.perBrokerCpuSecond;
-    const rate = r.conns?.connectsPerSec ?? r.deliveredPerSec;
-    const pct = r.cpu.brokerPct;
-    return rate !== undefined && pct ? (rate * 100) / pct : undefined;
-  },
-});
-
-const ROWS: Row[] = [
-  { scenario: "fanin", metric: "msg/s", get: (r) => r.deliveredPerSec },
-  perCpu("fanin"),
-  { scenario: "fanout", metric: "msg/s", get: (r) => r.deliveredPerSec },
-  perCpu("fanout"),
-  { scenario: "qos1", metric: "msg/s", get: (r) => r.deliveredPerSec },
-  perCpu("qos1"),
-  ...lossRows("qos1"),
-  { scenario: "qos2", metric: "msg/s", get: (r) => r.deliveredPerSec },
-  perCpu("qos2"),
-  ...lossRows("qos2"),
-  {
-    scenario: "qos1-persistent",
-    metric: "msg/s",
-    get: (r) => r.deliveredPerSec,
-  },
-  perCpu("qos1-persistent"),
-  {
-    scenario: "qos1-persistent",
-    metric: "msg/s, Kite with Deno KV",
-    get: (r) => r.deliveredPerSec,
-    kiteFrom: "kite-kv",
-  },
-  {
-    scenario: "qos1-persistent",
-    metric: "lost",
-    get: (r) => r.lost,
-    worst: true,
-  },
-  {
-    scenario: "qos1-persistent",
-    metric: "lost, Kite with Deno KV",
-    get: (r) => r.lost,
-    kiteFrom: "kite-kv",
-    worst: true,
-  },
-  {
-    scenario: "qos1-persistent",
-    metric: "unacked",
-    get: (r) => r.unacked,
-    lowerIsBetter: true,
-    skipIfZero: true,
-    worst: true,
-  },
-  {
-    scenario: "qos1-persistent",
-    metric: "unacked, Kite with Deno KV",
-    get: (r) => r.unacked,
-    lowerIsBetter: true,
-    kiteFrom: "kite-kv",
-    skipIfZero: true,
-  },
-  {
-    scenario: "latency",
-    metric: "p50 µs",
-    get: (r) => r.latency?.p50,
-    lowerIsBetter: true,
-  },
-  {
-    scenario: "latency",
-    metric: "p99 µs",
-    get: (r) => r.latency?.p99,
-    lowerIsBetter: true,
-  },
-  {
-    scenario: "latency",
-    metric: "max µs",
-    get: (r) => r.latency?.max,
-    lowerIsBetter: true,
-  },
-  ...(["slow", "slow-qos1"] as const).flatMap((scenario): Row[] => [
-    {
-      scenario,
-      metric: "delivered msg/s",
-      get: (r) => r.deliveredPerSec,
-    },
-    {
-      scenario,
-      metric: "broker RSS MB at the end",
-      get: (r) => (r.brokerRssKB ?? 0) / 1024,
-      lowerIsBetter: true,
-      digits: 1,
-    },
-    {
-      scenario,
-      metric: "RSS growth MB in the last 3 s",
-      get: (r) => {
-        const s = r.rssPerSecond ?? [];
-        return s.length >= 4 ? (s.at(-1)! - s.at(-4)!) / 1024 : undefined;
-      },
-      lowerIsBetter: true,
-      digits: 1,
-    },
-    {
-      scenario,
-      metric: "dropped (seen as gaps)",
-      get: (r) => r.dropped,
-    },
-  ]),
-  {
-    scenario: "conns",
-    metric: "connects/s",
-    get: (r) => r.conns?.connectsPerSec,
-  },
-  perCpu("conns"),
-  {
-    scenario: "conns",
-    metric: "KB per idle connection",
-    get: (r) => r.conns?.kbPerConn,
-    lowerIsBetter: true,
-    digits: 2,
-  },
-];
-
-const fmt = (n: number | undefined, digits = 0) =>
-  n === undefined || !Number.isFinite(n) ? "-" : n.toLocaleString("en-US", {
-    maximumFractionDigits: digits,
-    minimumFractionDigits: digits,
-  });
-
-/** The markdown comparison table. */
-export function formatTable(
-  results: Map<string, LoadResult[]>,
-  brokers: BrokerName[],
-): string {
-  const others = brokers.filter((b) => b !== "kite");
-  const hasKite = brokers.includes("kite");
-  const head = [
-    "scenario",
-    "metric",
-    ...brokers.map((b) => LABEL[b]),
-    ...(hasKite ? others.map((b) => `Kite/${LABEL[b]}`) : []),
-  ];
-  const lines = [
-    `| ${head.join(" | ")} |`,
-    `|${head.map((_, i) => (i < 2 ? "---" : "---:")).join("|")}|`,
-  ];
-  for (const row of ROWS) {
-    const vals = brokers.map((b) => {
-      const from = b === "kite" && row.kiteFrom ? row.kiteFrom : b;
-      const runs = (results.get(`${from}/${row.scenario}`) ?? []).map(row.get);
-      return row.worst ? max(runs) : median(runs);
-    });
-    if (vals.every((v) => v === undefined)) continue;
-    if (row.skipIfZero && vals.every((v) => !v)) continue;
-    const cells = vals.map((v) => fmt(v, row.digits ?? 0));
-    if (hasKite) {
-      const kite = vals[brokers.indexOf("kite")];
-      for (const b of others) {
-        const v = vals[brokers.indexOf(b)];
-        cells.push(
-          kite === undefined || v === undefined || v === 0 ||
-            /^(lost|unacked|dropped)/.test(row.metric)
-            ? "-"
-            : `${(kite / v).toFixed(2)}×${
-              row.lowerIsBetter ? " (lower is better)" : ""
-            }`,
-        );
-      }
-    }
-    lines.push(`| ${row.scenario} | ${row.metric} | ${cells.join(" | ")} |`);
-  }
-  return lines.join("\n");
-}
-
-/** CPU use per run: broker % / tool % of one core during the measurement. */
-export function formatCpu(
-  results: Map<string, LoadResult[]>,
-  brokers: BrokerName[],
-  scenarios: ScenarioName[],
-): string {
-  const head = [
-    "scenario",
-    ...brokers.map((b) => `${LABEL[b]} broker/tool CPU`),
-  ];
-  const lines = [
-    `| ${head.join(" | ")} |`,
-    `|${head.map(() => "---").join("|")}|`,
-  ];
-  for (const s of scenarios) {
-    const cells = brokers.map((b) => {
-      const runs = results.get(`${b}/${s}`);
-      if (!runs?.length) return "-";
-      const broker = median(runs.map((r) => r.cpu.brokerPct));
-      const tool = median(runs.map((r) => r.cpu.toolPct));
-      return `${fmt(broker)}% / ${fmt(tool)}%`;
-    });
-    lines.push(`| ${s} | ${cells.join(" | ")} |`);
-  }
-  return lines.join("\n");
-}
-
-/** The brokers, and Kite with Deno KV when it ran. */
-function cpuColumns(
-  results: Map<string, LoadResult[]>,
-  brokers: BrokerName[],
-): BrokerName[] {
-  return [...results.keys()].some((k) => k.startsWith("kite-kv/"))
-    ? [...brokers, "kite-kv"]
-    : brokers;
-}
-
 /** The 1-minute load average, from /proc/loadavg. */
 function loadAverage(): number {
   try {
@@ -450,6 +233,26 @@ function loadAverage(): number {
   } catch {
     return NaN;
   }
+}
+
+/** The comparison, the CPU table and the connects/s ceiling. */
+function printTables(
+  results: Map<string, LoadResult[]>,
+  brokers: BrokerName[],
+  scenarios: ScenarioName[],
+): void {
+  console.log(formatTable(results, brokers.filter((b) => b !== "bare")));
+  console.log();
+  console.log(formatCpu(results, cpuColumns(results, brokers), scenarios));
+  const ceiling = formatCeiling(results, brokers);
+  if (ceiling) {
+    console.log();
+    console.log(ceiling);
+  }
+}
+
+function optionalNumber(v: string | undefined): number | undefined {
+  return v === undefined ? undefined : Number(v);
 }
 
 async function main(args: string[]): Promise<number> {
@@ -468,15 +271,38 @@ async function main(args: string[]): Promise<number> {
       from: { type: "string" },
       nice: { type: "string" },
       "scrape-interval": { type: "string" },
+      "idle-conns": { type: "string" },
+      devices: { type: "string" },
+      "scatter-subs": { type: "string" },
       help: { type: "boolean", short: "h", default: false },
     },
   });
   if (values.help) {
     console.log(`usage: deno task compare -- [--brokers kite,mosquitto,aedes]
-  [--scenarios fanin,fanout,qos1,qos2,latency,conns] [--duration 5]
+  [--brokers ...]         also: kite-plain (the README's plain
+                          \`deno run -A broker/main.ts\`: every default, KV
+                          persistence on), kite-kv, kite-acl, kite-base
+                          (KITE_BASE=checkout), bare (bench/bare_accept.ts)
+  [--scenarios S,...]     default all: fanin, fanout, qos1, qos2,
+                          qos1-persistent (+ Kite with Deno KV),
+                          latency (1 -> 1 at 10,000 msg/s), latency50k
+                          (50,000 msg/s), latency-idle, latency50k-idle (the
+                          same with 10,000 idle connections held open),
+                          slow, slow-qos1, conns (+ a bare Deno accept loop,
+                          the ceiling), fleet (10,000 devices, 1 QoS 1 msg/s
+                          each, 6 subscribers, 1%/s reconnecting; + Kite
+                          with Deno KV), scatter (2,000 subscribers x 5
+                          filters, each message to one), scatter20k (20,000)
+  [--duration 5]
   [--transport tcp|tls|ws]  MQTT over TLS or WebSocket (Kite and Mosquitto;
                           default scenarios fanin,qos1)
-  [--warmup 1] [--latency-warmup 10] [--count 10000] [--repeat 1]
+  [--warmup 1]
+  [--latency-warmup 10]   warm-up of the latency scenarios and fleet
+  [--count 10000]         conns: connections
+  [--idle-conns 10000]    latency-idle, latency50k-idle: idle connections
+  [--devices 10000]       fleet: devices
+  [--scatter-subs 2000]   scatter: subscribers (scatter20k: 20,000)
+  [--repeat 1]
   [--json results.json]
   [--from results.json]   print the tables of a saved --json run
   [--nice=N]              run brokers and tool under nice -n N (e.g. -10 as
@@ -492,14 +318,19 @@ async function main(args: string[]): Promise<number> {
     >;
     const results = new Map(Object.entries(saved));
     const names = [...new Set([...results.keys()].map((k) => k.split("/")[0]))];
-    const brokers = (["kite", "kite-scraped", "mosquitto", "aedes"] as const)
-      .filter((b) => names.includes(b)) as BrokerName[];
+    const brokers = ([
+      "kite",
+      "kite-scraped",
+      "kite-plain",
+      "kite-base",
+      "kite-acl",
+      "mosquitto",
+      "aedes",
+    ] as const).filter((b) => names.includes(b)) as BrokerName[];
     const scenarios = ALL_SCENARIOS.filter((s) =>
       [...results.keys()].some((k) => k.endsWith(`/${s}`))
     );
-    console.log(formatTable(results, brokers));
-    console.log();
-    console.log(formatCpu(results, cpuColumns(results, brokers), scenarios));
+    printTables(results, brokers, scenarios);
     return 0;
   }
   // Pinning needs taskset and two CPUs (broker on 0, tool on 1).
@@ -549,6 +380,9 @@ async function main(args: string[]): Promise<number> {
     count: Number(values.count),
     toolCpu: hasTaskset ? 1 : undefined,
     nice: values.nice === undefined ? undefined : Number(values.nice),
+    idleConns: optionalNumber(values["idle-conns"]),
+    devices: optionalNumber(values.devices),
+    scatterSubs: optionalNumber(values["scatter-subs"]),
   };
   const repeat = Math.max(1, Number(values.repeat));
   // Other work on the machine skews every number: say how busy it was.
@@ -561,12 +395,17 @@ async function main(args: string[]): Promise<number> {
   const results = new Map<string, LoadResult[]>();
   const all: Record<string, LoadResult[]> = {};
   for (const scenario of scenarios) {
-    // The persistent-session scenario also runs Kite with Deno KV on.
-    const extra: BrokerName[] =
-      scenario === "qos1-persistent" && brokers.includes("kite")
-        ? ["kite-kv"]
-        : [];
-    const names = [...brokers, ...extra];
+    const names = [...brokers];
+    // The persistent-session scenarios also run Kite with Deno KV on, conns
+    // the bare accept loop (the ceiling).
+    if (
+      (scenario === "qos1-persistent" || scenario === "fleet") &&
+      brokers.includes("kite") && !brokers.includes("kite-kv")
+    ) names.push("kite-kv");
+    if (
+      scenario === "conns" && !brokers.includes("bare") &&
+      brokerAvailable("bare", transport) === undefined
+    ) names.push("bare");
     const runs = new Map<BrokerName, LoadResult[]>(names.map((n) => [n, []]));
     // Interleaved: every broker once, then again.
     for (let i = 0; i < repeat; i++) {
@@ -626,16 +465,14 @@ async function main(args: string[]): Promise<number> {
     : " over WebSocket";
   console.log(
     `MQTT 3.1.1${over}, ${tool.duration} s per scenario after ${tool.warmup} s warm-up ` +
-      `(latency: ${tool.latencyWarmup} s), ` +
+      `(latency and fleet: ${tool.latencyWarmup} s), ` +
       `brokers on CPU 0, load tool on CPU 1${
         hasTaskset ? "" : " (not pinned)"
       }, ` +
       (tool.nice !== undefined ? `nice ${tool.nice}, ` : "") +
       `load average ${load0} before / ${loadAverage()} after\n`,
   );
-  console.log(formatTable(results, brokers));
-  console.log();
-  console.log(formatCpu(results, cpuColumns(results, brokers), scenarios));
+  printTables(results, brokers, scenarios);
   if (values.json) {
     await Deno.writeTextFile(values.json, JSON.stringify(all, null, 2));
   }

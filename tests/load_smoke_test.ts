@@ -17,6 +17,7 @@ import {
   runLoad,
   type ScenarioName,
 } from "../bench/load.ts";
+import { Histogram } from "../bench/_latency.ts";
 import { encode } from "../codec/encode.ts";
 import { REQUIRE_INTEROP } from "./_mosquitto.ts";
 
@@ -111,6 +112,49 @@ Deno.test({
           runLoad({ port: broker.port, scenario: "qos1", pacing: "thread" }),
           /pacing thread needs a fixed rate \(--rate\) and QoS 0/,
         );
+      });
+      await t.step("latency-idle, fleet and scatter, small", async () => {
+        const idle = await runLoad({
+          port: broker.port,
+          scenario: "latency-idle",
+          idleConns: 50,
+          warmup: 0.1,
+          duration: 0.5,
+        });
+        let info = formatResult(idle);
+        assert.equal(idle.idle?.connected, 50, info);
+        assert.ok((idle.latency?.p999 ?? 0) >= idle.latency!.p99, info);
+        assert.ok((idle.sendLag?.samples ?? 0) > 0, info);
+        const fleet = await runLoad({
+          port: broker.port,
+          pid: broker.pid,
+          scenario: "fleet",
+          devices: 100,
+          reconnectPercent: 10,
+          warmup: 0.5,
+          duration: 1.5,
+        });
+        info = formatResult(fleet);
+        assert.equal(fleet.lost, 0, info);
+        assert.equal(fleet.unacked, 0, info);
+        assert.equal(fleet.duplicates, 0, info);
+        assert.ok((fleet.fleet?.reconnects ?? 0) > 0, info);
+        assert.equal(fleet.fleet?.sessionLost, 0, info);
+        assert.equal(fleet.fleet?.reconnectFailures, 0, info);
+        const scatter = await runLoad({
+          port: broker.port,
+          pid: broker.pid,
+          scenario: "scatter",
+          scatterSubs: 40,
+          rate: 2000,
+          warmup: 0.1,
+          duration: 0.5,
+        });
+        info = formatResult(scatter);
+        assert.ok((scatter.delivered ?? 0) > 0, info);
+        assert.equal(scatter.scatter?.misrouted, 0, info);
+        assert.equal(scatter.scatter?.subscriptions, 200, info);
+        assert.equal(scatter.duplicates, 0, info);
       });
       await t.step("conns", async () => {
         const r = await runLoad({
@@ -316,5 +360,27 @@ Deno.test("Link scans frames split across and packed into reads", async () => {
     link.start();
     await link.close();
     assert.deepEqual(seen, expected, how);
+  }
+});
+
+Deno.test("Histogram counts every value: exact below 1 ms, within 0.2% above", () => {
+  const h = new Histogram();
+  for (let v = 1; v <= 1000; v++) h.record(v); // 1..1000 µs
+  assert.equal(h.count, 1000);
+  assert.equal(Math.floor(h.quantile(0.5)), 500);
+  assert.equal(Math.floor(h.quantile(0.99)), 990);
+  assert.equal(Math.floor(h.quantile(0.999)), 999);
+  assert.equal(h.max, 1000);
+  // One pause among many fast messages shows in p99.9 and max.
+  const tail = new Histogram();
+  for (let i = 0; i < 9_990; i++) tail.record(80);
+  for (let i = 0; i < 10; i++) tail.record(4_321);
+  assert.equal(Math.floor(tail.quantile(0.99)), 80);
+  assert.ok(Math.abs(tail.quantile(0.9995) - 4_321) / 4_321 < 0.002);
+  assert.equal(tail.max, 4_321);
+  for (const v of [1_500, 77_777, 3_000_000]) {
+    const one = new Histogram();
+    one.record(v);
+    assert.ok(Math.abs(one.quantile(0.5) - v) / v <= 0.002, `${v}`);
   }
 });
