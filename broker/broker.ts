@@ -13,7 +13,7 @@ import type { Bridge } from "./bridge/bridge.ts";
 import { prepareBridges, startBridges } from "./bridge/start.ts";
 import type { BridgeStatus } from "./bridge/types.ts";
 import { Connection } from "./connection/connection.ts";
-import { BrokerCore, type BrokerInit } from "./core.ts";
+import { BrokerCore, type BrokerInit, SWEEP_MS } from "./core.ts";
 import { type Listener, listenerUrl } from "./listen/listener.ts";
 import { openListener } from "./listen/open.ts";
 import { TcpListener } from "./listen/tcp.ts";
@@ -54,9 +54,6 @@ export interface CertificateReload {
 }
 
 const log = getLogger(["kite", "broker"]);
-
-/** How often timeouts (connect, keep alive, session expiry, will delay) are checked. */
-const SWEEP_MS = 250;
 
 const NO_STATS: Readonly<BrokerStats> = Object.freeze({
   messagesReceived: 0,
