@@ -287,10 +287,7 @@ export class Connection implements AckSink {
       case "pubcomp":
       case "suback":
       case "unsuback": {
-        const state = this.#outbox.state;
-        const reply = state.handleAck(p);
-        if (reply) this.#sendPacket(reply);
-        if (state.queued > 0) this.#outbox.pump();
+        this.#outbox.onAck(p);
         return;
       }
       case "connack":

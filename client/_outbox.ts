@@ -10,10 +10,13 @@
  */
 
 import type {
+  AckPacket,
   ConnackPacket,
   Packet,
   ProtocolVersion,
   PublishPacket,
+  SubackPacket,
+  UnsubackPacket,
 } from "../codec/packet.ts";
 import {
   MqttError,
@@ -117,9 +120,47 @@ export class Outbox {
     for (const r of resend) {
       if (r.packet.type === "publish") {
         this.#sendPublish(r.entry as PublishEntry);
-      } else this.#sendPacket(r.packet);
+      } else if (
+        r.packet.type !== "pubrel" ||
+        this.state.held(r.packet.packetId) === undefined
+      ) {
+        this.#sendPacket(r.packet);
+      } // else: a PUBREL written once its tracker's hold settles
     }
     this.pump();
+  }
+
+  /**
+   * An acknowledgement from the broker: settles what it completes, answers
+   * (PUBREL, once a tracker's hold settles; PUBCOMP), then sends what the
+   * queue may.
+   */
+  onAck(packet: AckPacket | SubackPacket | UnsubackPacket): void {
+    const reply = this.state.handleAck(packet);
+    if (reply !== undefined) {
+      const e = reply.type === "pubrel"
+        ? this.state.held(reply.packetId)
+        : undefined;
+      if (e !== undefined) this.#afterHold(e);
+      else this.#sendPacket(reply);
+    }
+    if (this.state.queued > 0) this.pump();
+  }
+
+  /**
+   * Writes the next packet of `e` (its PUBLISH or PUBREL) once its
+   * tracker's hold settles, if it is still in flight and connected (else a
+   * reconnect resends it).
+   */
+  #afterHold(e: PublishEntry): void {
+    const release = () => {
+      e.trackerStage = 1;
+      e.hold = undefined;
+      if (this.#link === undefined || !this.state.isInFlight(e)) return;
+      if (e.stage === 1) this.#sendPublish(e);
+      else this.#sendPacket({ type: "pubrel", packetId: e.packet.packetId! });
+    };
+    e.hold!.then(release, release);
   }
 
   /** The connection is gone: requests wait in the queue from now on. */
@@ -273,11 +314,8 @@ export class Outbox {
       const hold = tracker.sent(e.packet.packetId!);
       if (hold !== undefined) {
         e.trackerStage = 2;
-        const release = () => {
-          e.trackerStage = 1;
-          if (this.#link !== undefined && e.stage === 1) this.#sendPublish(e);
-        };
-        hold.then(release, release);
+        e.hold = hold;
+        this.#afterHold(e);
         return;
       }
     }

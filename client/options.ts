@@ -245,8 +245,13 @@ export interface PublishTracker {
    * could be delivered twice).
    */
   sent(packetId: number): Promise<unknown> | void;
-  /** QoS 2: the broker's PUBREC came; the PUBREL is written next. */
-  received(packetId: number): void;
+  /**
+   * QoS 2: the broker's PUBREC came; the PUBREL is written next. A returned
+   * promise holds that write until it settles (e.g. until the new state is
+   * stored: after a crash, a PUBLISH resent for a message already released
+   * could be delivered twice).
+   */
+  received(packetId: number): Promise<unknown> | void;
   /**
    * The exchange ended: the broker acknowledged the message (`error`
    * undefined), refused it (a v5 reason code of 0x80 or above), or it cannot

@@ -62,10 +62,11 @@ export interface PublishEntry {
   tracker?: PublishTracker;
   /**
    * With a tracker: 1 once its `sent()` was called (or the entry was
-   * resumed), 2 while its first write waits for the promise `sent()`
-   * returned.
+   * resumed), 2 while its next write (PUBLISH or PUBREL) waits for `hold`.
    */
   trackerStage?: 0 | 1 | 2;
+  /** What the tracker's `sent()` or `received()` returned, while pending. */
+  hold?: Promise<unknown> | undefined;
 }
 
 /** A SUBSCRIBE from `subscribe()` until its SUBACK. */
@@ -167,6 +168,21 @@ export class ClientState {
   constructor(options: { maxQueued?: number; manualAcks?: boolean } = {}) {
     this.maxQueued = options.maxQueued ?? 10_000;
     this.#manual = options.manualAcks === true;
+  }
+
+  /**
+   * The publish in flight with `packetId` when its next write waits for its
+   * tracker (`PublishEntry.hold`), else undefined.
+   */
+  held(packetId: number): PublishEntry | undefined {
+    const e = this.#inflight.get(packetId);
+    return e?.kind === "publish" && e.trackerStage === 2 ? e : undefined;
+  }
+
+  /** Whether `entry` is in flight (sent, not yet complete). */
+  isInFlight(entry: Entry): boolean {
+    const id = entry.packet.packetId;
+    return id !== undefined && this.#inflight.get(id) === entry;
   }
 
   /** Entries waiting to be sent. */
@@ -309,7 +325,11 @@ export class ClientState {
           return undefined;
         }
         e.stage = 2;
-        e.tracker?.received(id);
+        const hold = e.tracker?.received(id);
+        if (hold !== undefined) {
+          e.trackerStage = 2; // the PUBREL waits (see `held()`)
+          e.hold = hold;
+        }
         return { type: "pubrel", packetId: id };
       }
       case "pubcomp": {

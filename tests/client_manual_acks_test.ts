@@ -274,14 +274,16 @@ for (const target of TARGETS) {
 class Recorder implements PublishTracker {
   events: string[] = [];
   hold: Promise<void> | undefined;
+  holdReceived: Promise<void> | undefined;
   onReceived: (() => void) | undefined;
   sent(packetId: number): Promise<void> | undefined {
     this.events.push(`sent ${packetId}`);
     return this.hold;
   }
-  received(packetId: number): void {
+  received(packetId: number): Promise<void> | undefined {
     this.events.push(`received ${packetId}`);
     this.onReceived?.();
+    return this.holdReceived;
   }
   done(error: Error | undefined): void {
     this.events.push(error === undefined ? "done" : `failed ${error.message}`);
@@ -290,7 +292,7 @@ class Recorder implements PublishTracker {
 
 test(
   MOSQUITTO,
-  "Client publish tracker: sent with the packet id, received at PUBREC, done at PUBCOMP; a promise from sent() holds the PUBLISH",
+  "Client publish tracker: sent with the packet id, received at PUBREC, done at PUBCOMP; a promise from sent() holds the PUBLISH, one from received() the PUBREL",
   async (b) => {
     const sub = client(b);
     const box = inbox(sub);
@@ -313,6 +315,31 @@ test(
     await box.next();
     assert.deepEqual(t.events, [`sent ${id}`, `received ${id}`, "done"]);
     assert.deepEqual(box.got.map((m) => m.topic), ["tr/marker", "tr/held"]);
+
+    // A promise from received() holds the PUBREL (Mosquitto delivers a
+    // QoS 2 message when it is released).
+    const t2 = new Recorder();
+    const gate2 = Promise.withResolvers<void>();
+    t2.holdReceived = gate2.promise;
+    const released = Promise.withResolvers<void>();
+    t2.onReceived = () => released.resolve();
+    const second = pub.publish("tr/rel", "r", { qos: 2, tracker: t2 });
+    await within(released.promise, 5000, "the PUBREC");
+    await pub.publish("tr/marker2", "m", 1);
+    await box.next();
+    assert.deepEqual(box.got.map((m) => m.topic).slice(2), ["tr/marker2"]);
+    gate2.resolve();
+    await second;
+    await box.next();
+    assert.deepEqual(box.got.map((m) => m.topic).slice(2), [
+      "tr/marker2",
+      "tr/rel",
+    ]);
+    assert.deepEqual(t2.events.map((e) => e.split(" ")[0]), [
+      "sent",
+      "received",
+      "done",
+    ]);
   },
 );
 
