@@ -36,6 +36,7 @@ import type {
   StoredMessage,
 } from "./store/store.ts";
 import { plural } from "./_plural.ts";
+import { isBridgeId } from "./bridge/_id.ts";
 import type { ViewedConnection } from "./views.ts";
 
 const log = getLogger(["kite", "broker"]);
@@ -135,6 +136,14 @@ export class BrokerCore implements GaugeSource {
   readonly sessionContext: SessionContext;
   /** The cluster's hooks, when this broker is a node of one. */
   readonly plugin: CorePlugin | undefined;
+  /**
+   * Where bridges keep their messages for the remote: the store when it is
+   * durable and loaded whole at start-up (not a cluster's); else undefined
+   * (they are kept in memory only).
+   */
+  readonly bridgeStore: Store | undefined;
+  /** Bridges' stored messages from start-up, by bridge id, until taken. */
+  readonly #bridgeStates = new Map<string, LoadedSession>();
 
   /** Retained messages with a Message Expiry Interval: topic -> expiresAt. */
   readonly retainedExpiry: Map<string, number> = new Map();
@@ -160,6 +169,9 @@ export class BrokerCore implements GaugeSource {
     this.gate = new CommitGate(store, this.metrics.storeCommit);
     this.store = this.gate.store;
     this.plugin = plugin;
+    this.bridgeStore = store.durable === false || plugin !== undefined
+      ? undefined
+      : this.store;
     this.dispatcher = plugin?.dispatcher(this) ?? new Router(settings.maxQos);
     this.sessionContext = {
       store: this.store,
@@ -224,7 +236,9 @@ export class BrokerCore implements GaugeSource {
     }
     let dropped = 0;
     for (const ls of state.sessions) {
-      if (this.adoptSession(ls, now) === undefined) dropped++;
+      if (isBridgeId(ls.record.clientId)) {
+        this.#bridgeStates.set(ls.record.clientId, ls);
+      } else if (this.adoptSession(ls, now) === undefined) dropped++;
     }
     const retained = this.retained.size;
     const sessions = this.sessions.size;
@@ -287,6 +301,21 @@ export class BrokerCore implements GaugeSource {
     this.sessions.set(r.clientId, s);
     this.offline.add(s);
     return s;
+  }
+
+  /**
+   * The messages bridge `id` stored for its remote, as loaded at start-up
+   * (once: later calls get undefined).
+   */
+  takeBridgeState(id: string): LoadedSession | undefined {
+    const s = this.#bridgeStates.get(id);
+    this.#bridgeStates.delete(id);
+    return s;
+  }
+
+  /** The stored bridge states no bridge took (bridges no longer configured). */
+  untakenBridgeStates(): LoadedSession[] {
+    return [...this.#bridgeStates.values()];
   }
 
   /**

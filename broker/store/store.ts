@@ -125,6 +125,12 @@ export interface LoadedSession {
 
 /** The durable state of a broker. */
 export interface Store {
+  /**
+   * False for a store whose state does not outlive the process
+   * (`MemoryStore`): what only a restart would need is then not written
+   * (a bridge's messages for its remote). Absent: durable.
+   */
+  readonly durable?: boolean;
   /** Sets (or, with `undefined`, clears) the retained message of a topic. */
   putRetained(topic: string, message: StoredMessage | undefined): void;
   /** Creates or replaces a session's metadata and subscriptions. */
