@@ -161,13 +161,19 @@ export class Connection implements AckSink {
     return p;
   }
 
-  async #open(): Promise<ConnackPacket> {
+  /**
+   * One connection attempt: resolves with the CONNACK, or rejects (also
+   * when the attempt is abandoned while the dial is still under way).
+   */
+  #open(): Promise<ConnackPacket> {
     const o = this.#owner.options;
     const version: ProtocolVersion = o.protocolVersion ?? 5;
     if (version !== 4 && version !== 5) {
-      throw new MqttError(
-        ReasonCode.UnsupportedProtocolVersion,
-        `protocolVersion must be 4 or 5, not ${version}`,
+      return Promise.reject(
+        new MqttError(
+          ReasonCode.UnsupportedProtocolVersion,
+          `protocolVersion must be 4 or 5, not ${version}`,
+        ),
       );
     }
     this.#version = version;
@@ -200,7 +206,18 @@ export class Connection implements AckSink {
         "network",
       );
     }, timeout);
+    void this.#dial(dialer, epoch, version);
+    return promise;
+  }
 
+  /** Dials, then sends the CONNECT (attempt `epoch`). */
+  async #dial(
+    dialer: Dialer,
+    epoch: number,
+    version: ProtocolVersion,
+  ): Promise<void> {
+    const o = this.#owner.options;
+    const address = dialer.address;
     let duplex;
     try {
       duplex = await dialer.dial();
@@ -213,11 +230,11 @@ export class Connection implements AckSink {
       if (epoch === this.#epoch && this.#pending) {
         this.#fail(epoch, err, "network");
       }
-      return promise;
+      return;
     }
     if (epoch !== this.#epoch || this.#closed) {
       duplex.close();
-      return promise;
+      return;
     }
     const decoder = new PacketDecoder({
       version,
@@ -247,7 +264,6 @@ export class Connection implements AckSink {
     );
     this.#cleanStart = connect.cleanStart;
     link.send(encode(connect, { version }));
-    return promise;
   }
 
   // -------------------------------------------------------- from the broker
