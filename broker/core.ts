@@ -280,6 +280,9 @@ export class BrokerCore implements GaugeSource {
       s.owner = r.owner;
       s.username = r.owner.username;
     }
+    // Mosquitto's bridge flag of its last connection: what is queued for it
+    // before it connects again keeps its retain flag.
+    if (r.bridge === true) s.bridge = true;
     for (const sub of r.subscriptions) {
       s.subscriptions.set(sub.filter, sub);
       this.dispatcher.subscribe(s, sub, sharedOf(sub.filter));
@@ -340,11 +343,15 @@ export class BrokerCore implements GaugeSource {
     this.#publishWill(will, info, Date.now());
   }
 
-  /** Finds or creates the session of a connecting client; handles takeover. */
+  /**
+   * Finds or creates the session of a connecting client; handles takeover.
+   * `bridge`: the CONNECT carried Mosquitto's bridge flag.
+   */
   openSession(
     conn: CoreConnection,
     cleanStart: boolean,
     expiry: number,
+    bridge = false,
   ): { session: Session; present: boolean } {
     const id = conn.clientId;
     let existing = this.sessions.get(id);
@@ -382,6 +389,7 @@ export class BrokerCore implements GaugeSource {
     session.protocolVersion = conn.version;
     session.expiryInterval = expiry;
     session.username = conn.username;
+    session.bridge = bridge;
     const will = conn.will;
     session.will = will;
     this.offline.delete(session);

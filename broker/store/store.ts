@@ -84,6 +84,12 @@ export interface SessionRecord {
    * that connects with the client id claims such a session.
    */
   owner?: SessionOwner;
+  /**
+   * True when its last connection carried Mosquitto's bridge flag (a 3.1.1
+   * bridge, `try_private`): messages queued for it keep their retain flag
+   * as published, also after a restart, before it connects again.
+   */
+  bridge?: boolean;
 }
 
 /** State of a message queued for or in flight to a session. */
