@@ -297,9 +297,12 @@ export class Connection implements AckSink {
       case "publish":
         if (this.#connected) this.#onPublish(p);
         return;
+      case "pubrel":
+        this.#outbox.onAck(p);
+        this.#hooks.emit("released", { packetId: p.packetId });
+        return;
       case "puback":
       case "pubrec":
-      case "pubrel":
       case "pubcomp":
       case "suback":
       case "unsuback": {

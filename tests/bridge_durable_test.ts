@@ -52,8 +52,15 @@ async function persistentSubscription(
   await c.disconnect();
 }
 
-/** A Kite config file with one bridge "m" to Mosquitto on `port`. */
-async function kiteConfig(dir: string, port: number): Promise<string[]> {
+/**
+ * A Kite config file with one bridge "m" to the remote on `port` (`rule`:
+ * its topic rule) and persistence on: the flags of `broker/main.ts`.
+ */
+async function kiteConfig(
+  dir: string,
+  port: number,
+  rule = '{ pattern: "t/#", direction: out, qos: 2 }',
+): Promise<string[]> {
   const config = `${dir}/kite.yaml`;
   await Deno.writeTextFile(
     config,
@@ -65,7 +72,7 @@ async function kiteConfig(dir: string, port: number): Promise<string[]> {
       "    reconnect_delay: 50",
       "    max_reconnect_delay: 200",
       "    topics:",
-      '      - { pattern: "t/#", direction: out, qos: 2 }',
+      `      - ${rule}`,
       "",
     ].join("\n"),
   );
@@ -264,6 +271,60 @@ Deno.test(
     }
   },
 );
+
+Deno.test({
+  name:
+    "Bridge keeps the ids of QoS 2 messages from the remote until released: after a kill (SIGKILL) before its PUBREC reached Mosquitto, the resend is not published twice [MQTT-4.3.3-2]",
+  ignore: !HAVE_MOSQUITTO,
+  async fn() {
+    const kdir = await Deno.makeTempDir({ prefix: "kite-bridge-k-" });
+    await using mosq = await startMosquitto();
+    // Between the bridge and Mosquitto: what the bridge sends can be held.
+    await using proxy = new TcpProxy(mosq.port);
+    try {
+      const state = "$SYS/broker/connection/edge-1/state";
+      await using remote = await Collector.open(mosq.port, [state]);
+      const args = await kiteConfig(
+        kdir,
+        proxy.port,
+        '{ pattern: "in/#", direction: in, qos: 2 }',
+      );
+      const here = {
+        clientId: "here",
+        cleanStart: false,
+        sessionExpiryInterval: 300,
+      };
+      {
+        await using kite = await spawnBroker(args);
+        await remote.waitFor(state, "1");
+        await using local = await Collector.open(
+          kite.port,
+          ["in/#"],
+          { qos: 2 },
+          here,
+        );
+        proxy.swallowUp = true; // the bridge's PUBREC will not arrive
+        await remote.client.publish("in/1", "once", { qos: 2 });
+        // A persistent session gets a QoS 2 message once it is committed
+        // (the bridge's copy of its id with it); its own exchange ends.
+        const released = Promise.withResolvers<void>();
+        local.client.on("released", () => released.resolve());
+        await local.waitFor("in/1");
+        await within(released.promise, 5000, "in/1 released to the session");
+        await kite.process.kill();
+      }
+      proxy.swallowUp = false;
+      await using kite = await spawnBroker(args);
+      // Mosquitto sends in/1 again (DUP) when the bridge is back.
+      await using local = await Collector.open(kite.port, [], { qos: 2 }, here);
+      await remote.client.publish("in/marker", "m", { qos: 2 });
+      await local.waitFor("in/marker");
+      assert.deepEqual(local.texts("in/1"), [], "in/1 published twice");
+    } finally {
+      await Deno.remove(kdir, { recursive: true });
+    }
+  },
+});
 
 /** A Kite broker (in-process) as the remote, holding all it queues. */
 async function kiteRemote(): Promise<{ port: number } & AsyncDisposable> {

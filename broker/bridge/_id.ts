@@ -7,11 +7,27 @@
  * @module
  */
 
+import type { SessionRecord } from "../store/store.ts";
+
 const PREFIX = "\u0000bridge:";
 
 /** The reserved id of bridge `name`. */
 export function bridgeId(name: string): string {
   return PREFIX + name;
+}
+
+/**
+ * The stored session of bridge id `id`, which its messages and QoS 2 ids
+ * belong to (a store loads those with their session only): it never
+ * expires and has no subscriptions.
+ */
+export function bridgeRecord(id: string): SessionRecord {
+  return {
+    clientId: id,
+    protocolVersion: 5,
+    expiryInterval: 0xffffffff,
+    subscriptions: [],
+  };
 }
 
 /** Whether a stored session id is a bridge's. */

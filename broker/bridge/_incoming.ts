@@ -20,6 +20,11 @@
  *   makes the remote send it again, nothing is lost [MQTT-4.3.2-4]
  *   [MQTT-4.3.3-9]. Acknowledgements keep the order of arrival
  *   [MQTT-4.6.0-2].
+ * - With a durable store, the packet id of each QoS 2 message published
+ *   here is stored with it (as a session's received QoS 2 ids) until the
+ *   remote releases it (PUBREL): after a crash between the commit and the
+ *   PUBREC reaching the remote, its resend (DUP) is acknowledged, not
+ *   published twice [MQTT-4.3.3-2].
  *
  * @module
  */
@@ -32,7 +37,7 @@ import type { AuthorizePublishHook, ClientInfo } from "../hooks.ts";
 import { DropReason } from "../metrics.ts";
 import type { DropCounters } from "../metrics.ts";
 import { countDrop } from "../_session_drops.ts";
-import type { StoredMessage } from "../store/store.ts";
+import type { LoadedSession, Store, StoredMessage } from "../store/store.ts";
 import type { CommitGateLike } from "./_outgoing.ts";
 import { type RuleMatcher, toLocal } from "./_rules.ts";
 
@@ -83,6 +88,11 @@ export class Incoming implements CommitWaiter {
   readonly #rules: RuleMatcher;
   readonly #host: IncomingHost;
   readonly #identity: ClientInfo | undefined;
+  /** Where QoS 2 ids are kept (undefined: not durable), under `#id`. */
+  readonly #store: Store | undefined;
+  readonly #id: string;
+  /** Ids of QoS 2 messages published here and not yet released. */
+  readonly #taken = new Set<number>();
   /** Waiting for an asynchronous authorization, in order of arrival. */
   readonly #pending = new Fifo<Pending>();
   /** Acknowledgements waiting for a commit, and its generation. */
@@ -95,7 +105,8 @@ export class Incoming implements CommitWaiter {
   /**
    * The incoming side of bridge `name`: publishes as `publisherId` what
    * `rules` (remote filters of in/both rules) match; `identity` (with
-   * `localUsername`) is what `authorizePublish` is asked about.
+   * `localUsername`) is what `authorizePublish` is asked about; QoS 2 ids
+   * are kept in `store` (if any) under the bridge's id `publisherId`.
    */
   constructor(
     name: string,
@@ -103,12 +114,33 @@ export class Incoming implements CommitWaiter {
     rules: RuleMatcher,
     host: IncomingHost,
     identity: ClientInfo | undefined,
+    store: Store | undefined,
   ) {
     this.#name = name;
     this.#publisherId = publisherId;
+    this.#id = publisherId;
     this.#rules = rules;
     this.#host = host;
     this.#identity = identity;
+    this.#store = store;
+  }
+
+  /** Takes back the QoS 2 ids stored before a restart. */
+  restore(state: LoadedSession | undefined): void {
+    for (const id of state?.incomingQos2 ?? []) this.#taken.add(id);
+  }
+
+  /** The client's "released" event: the remote's PUBREL of `packetId`. */
+  released = (e: { packetId: number }): void => {
+    if (this.#taken.delete(e.packetId)) {
+      this.#store?.deleteIncomingQos2(this.#id, e.packetId);
+    }
+  };
+
+  /** A new session on the remote: no id of the old one comes again. */
+  sessionLost(): void {
+    for (const id of this.#taken) this.#store?.deleteIncomingQos2(this.#id, id);
+    this.#taken.clear();
   }
 
   /** Messages held: waiting for authorization or for a commit to be acknowledged. */
@@ -119,8 +151,11 @@ export class Incoming implements CommitWaiter {
   /** The client's message handler: a message from the remote. */
   onMessage = (m: Message): void => {
     const r = this.#rules.match(m.topic)[0];
-    if (r === undefined) {
-      this.#ack(m); // not for a rule here (the remote sent it anyway)
+    if (
+      r === undefined || // not for a rule here (the remote sent it anyway)
+      (m.dup && m.qos === 2 && this.#taken.has(m.packetId!)) // published
+    ) {
+      this.#ack(m);
       return;
     }
     this.received++;
@@ -203,6 +238,13 @@ export class Incoming implements CommitWaiter {
 
   #publish(m: Message, message: StoredMessage): void {
     this.#host.publish(message, this.#publisherId);
+    const store = this.#store;
+    if (m.qos === 2 && store !== undefined) {
+      // In the same commit as the publish (the PUBREC waits for it).
+      const id = m.packetId!;
+      this.#taken.add(id);
+      store.putIncomingQos2(this.#id, id);
+    }
     this.#ack(m);
   }
 

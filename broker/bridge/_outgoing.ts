@@ -24,7 +24,7 @@
  * @module
  */
 
-import type { QoS } from "../../codec/packet.ts";
+import type { Properties, QoS } from "../../codec/packet.ts";
 import { Fifo } from "../../codec/_fifo.ts";
 import type { PublishTracker } from "../../client/options.ts";
 import type { CommitWaiter } from "../commit_gate.ts";
@@ -69,6 +69,26 @@ export interface OutgoingOptions {
   maxQueuedBytes: number;
   /** Told when a message is settled. */
   events: OutgoingEvents;
+}
+
+/**
+ * The v5 properties to send `message` with over a `version` connection:
+ * its Message Expiry Interval reduced by the time it waited [MQTT-3.3.2-6]
+ * (at least 1 s when `resumed`: the remote may hold it already). Null: it
+ * expired. None over 3.1.1.
+ */
+export function sendProperties(
+  message: StoredMessage,
+  version: 4 | 5,
+  resumed: boolean,
+): Properties | undefined | null {
+  if (version !== 5) return undefined;
+  const props = message.properties;
+  const at = message.expiresAt;
+  if (at === undefined) return props;
+  const left = Math.ceil((at - Date.now()) / 1000);
+  if (left <= 0 && !resumed) return null;
+  return { ...props, messageExpiryInterval: left > 0 ? left : 1 };
 }
 
 /** The bound's measure of a message: payload bytes plus topic length. */
@@ -160,7 +180,6 @@ export class OutgoingQueue implements CommitWaiter {
   /** Sent and not yet acknowledged. */
   #inFlight = 0;
   #nextSeq = 1;
-  #recorded = false;
   /** QoS 2 writes waiting for a commit, by generation (oldest first). */
   #holds: Hold[] = [];
 
@@ -215,7 +234,6 @@ export class OutgoingQueue implements CommitWaiter {
    */
   restore(state: LoadedSession | undefined): Outgoing[] {
     if (state === undefined) return [];
-    this.#recorded = true;
     const resume: Outgoing[] = [];
     for (const r of state.outgoing) {
       const o = new Outgoing(this, r.seq, r.message, r.qos === 2 ? 2 : 1);
@@ -276,17 +294,6 @@ export class OutgoingQueue implements CommitWaiter {
   #put(o: Outgoing): void {
     const store = this.#store;
     if (store === undefined) return;
-    if (!this.#recorded) {
-      // The session the records belong to (a store loads records with
-      // their session only); never expires, has no subscriptions.
-      this.#recorded = true;
-      store.putSession({
-        clientId: this.#id,
-        protocolVersion: 5,
-        expiryInterval: 0xffffffff,
-        subscriptions: [],
-      });
-    }
     const r: OutgoingRecord = {
       seq: o.seq,
       state: o.state,

@@ -59,9 +59,9 @@ import { countDrop } from "../_session_drops.ts";
 import { ReadCache } from "../_read_cache.ts";
 import type { LoadedSession, Store, StoredMessage } from "../store/store.ts";
 import { type BridgeAddress, parseBridgeAddress } from "./_address.ts";
-import { bridgeId } from "./_id.ts";
+import { bridgeId, bridgeRecord } from "./_id.ts";
 import { Incoming, type IncomingHost } from "./_incoming.ts";
-import { type Outgoing, OutgoingQueue } from "./_outgoing.ts";
+import { type Outgoing, OutgoingQueue, sendProperties } from "./_outgoing.ts";
 import {
   type BridgeRule,
   compileRules,
@@ -221,6 +221,7 @@ export class Bridge implements Subscriber {
       this.#in,
       host,
       identity,
+      host.bridgeStore,
     );
     if (o.notifications !== false) {
       // On the remote, as Mosquitto: the state of this client id (a Kite
@@ -253,6 +254,7 @@ export class Bridge implements Subscriber {
     c.on("reconnect", this.#onReconnect);
     c.on("error", this.#onError);
     c.onMessage(this.#incoming.onMessage);
+    c.on("released", this.#incoming.released);
   }
 
   /**
@@ -261,7 +263,12 @@ export class Bridge implements Subscriber {
    */
   start(): void {
     const out = this.#out;
-    const resume = out.restore(this.#host.takeBridgeState(this.clientId));
+    const stored = this.#host.takeBridgeState(this.clientId);
+    if (stored === undefined) {
+      this.#host.bridgeStore?.putSession(bridgeRecord(this.clientId));
+    }
+    const resume = out.restore(stored);
+    this.#incoming.restore(stored);
     if (out.count > 0) {
       log.info(
         "Bridge {name}: {count} messages for the remote kept from before the restart",
@@ -375,27 +382,9 @@ export class Bridge implements Subscriber {
     else out.waiting.push(o);
   }
 
-  /**
-   * The v5 properties to send `message` with: its Message Expiry Interval
-   * reduced by the time it waited [MQTT-3.3.2-6] (at least 1 s when
-   * `resumed`: the remote may hold it already). Null: it expired.
-   */
-  #properties(
-    message: StoredMessage,
-    resumed: boolean,
-  ): Properties | undefined | null {
-    if (this.#version !== 5) return undefined;
-    const props = message.properties;
-    const at = message.expiresAt;
-    if (at === undefined) return props;
-    const left = Math.ceil((at - Date.now()) / 1000);
-    if (left <= 0 && !resumed) return null;
-    return { ...props, messageExpiryInterval: left > 0 ? left : 1 };
-  }
-
   /** Hands a QoS 0 message to the client (connected). */
   #publish0(message: StoredMessage, topic: string, retain: boolean): void {
-    const props = this.#properties(message, false);
+    const props = sendProperties(message, this.#version, false);
     if (props === null) {
       this.#dropped++; // expired while waiting
       return;
@@ -417,7 +406,7 @@ export class Bridge implements Subscriber {
    */
   #publish(o: Outgoing, resumed: boolean): void {
     const m = o.message;
-    const props = this.#properties(m, resumed);
+    const props = sendProperties(m, this.#version, resumed);
     if (props === null) {
       this.#out.drop(o);
       this.#dropped++;
@@ -528,6 +517,8 @@ export class Bridge implements Subscriber {
       );
     }
     if (first) this.#subscribeRemote();
+    // No QoS 2 id of an old session on the remote comes again.
+    if (!connack.sessionPresent) this.#incoming.sessionLost();
     // What waited while the remote was down, in order, before anything new.
     // (Those in flight before were resent first, by the client.)
     const waiting = this.#out.waiting;
