@@ -155,7 +155,7 @@ Deno.test({
 for (const kind of ["mosquitto", "kite"] as const) {
   Deno.test({
     name:
-      `Bridge to ${kind} loses no acknowledged message when the broker is killed (SIGKILL) mid-stream with the remote up, and sends no QoS 2 message twice [MQTT-4.3.3-2]`,
+      `Bridge to ${kind} loses no acknowledged message when the broker is killed (SIGKILL) mid-stream with the remote up, and sends no QoS 2 message twice v3:[MQTT-4.3.3-2] v5:[MQTT-4.3.3-10]`,
     ignore: kind === "mosquitto" && !HAVE_MOSQUITTO,
     async fn() {
       const kdir = await Deno.makeTempDir({ prefix: "kite-bridge-k-" });
@@ -218,7 +218,7 @@ for (const kind of ["mosquitto", "kite"] as const) {
 }
 
 Deno.test(
-  "Bridge resumes a QoS 2 message in flight when the broker was killed (SIGKILL) with its packet id: a Kite remote that delivered it does not deliver it again [MQTT-4.3.3-2] v5:[MQTT-4.4.0-1]",
+  "Bridge resumes a QoS 2 message in flight when the broker was killed (SIGKILL) with its packet id: a Kite remote that delivered it does not deliver it again v5:[MQTT-4.3.3-10] v5:[MQTT-4.4.0-1]",
   async () => {
     const kdir = await Deno.makeTempDir({ prefix: "kite-bridge-k-" });
     await using remoteBroker = await kiteRemote();
@@ -274,7 +274,7 @@ Deno.test(
 
 Deno.test({
   name:
-    "Bridge keeps the ids of QoS 2 messages from the remote until released: after a kill (SIGKILL) before its PUBREC reached Mosquitto, the resend is not published twice [MQTT-4.3.3-2]",
+    "Bridge keeps the ids of QoS 2 messages from the remote until released: after a kill (SIGKILL) before its PUBREC reached Mosquitto, the resend is not published twice v3:[MQTT-4.3.3-2] v5:[MQTT-4.3.3-10]",
   ignore: !HAVE_MOSQUITTO,
   async fn() {
     const kdir = await Deno.makeTempDir({ prefix: "kite-bridge-k-" });
@@ -425,7 +425,7 @@ Deno.test({
       store.release();
       // Mosquitto sends in/1 again (never acknowledged); in/2 too, but the
       // bridge's client knows its id: it is acknowledged, not delivered
-      // again [MQTT-4.3.3-2].
+      // again v5:[MQTT-4.3.3-10].
       await local.wait(
         () => local.texts("in/1").length === 2,
         "in/1 a second time",

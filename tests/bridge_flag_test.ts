@@ -186,7 +186,7 @@ Deno.test("Broker keeps the bridge flag of a stored session across a restart: me
       await b.waitFor("t/plain");
       // Retain As Published for a bridge, as when it was connected
       // (without the flag kept, a 3.1.1 session gets it cleared
-      // [MQTT-3.3.1-9]).
+      // v3:[MQTT-3.3.1-9]).
       assert.equal((await b.waitFor("t/r")).retain, true);
     } finally {
       await broker.close();

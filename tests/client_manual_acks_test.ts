@@ -99,7 +99,7 @@ const publish = (topic: string, qos: 0 | 1 | 2): PublishPacket => ({
   packetId: 7,
 });
 
-Deno.test("ClientState with manualAcks sends no PUBACK/PUBREC on receipt; a QoS 2 resend waits for ackQos2(), then is acknowledged at once [MQTT-4.3.3-2]", () => {
+Deno.test("ClientState with manualAcks sends no PUBACK/PUBREC on receipt; a QoS 2 resend waits for ackQos2(), then is acknowledged at once v3:[MQTT-4.3.3-2] v5:[MQTT-4.3.3-10]", () => {
   const s = new ClientState({ manualAcks: true });
   assert.deepEqual(s.receivePublish(publish("a", 1)), {
     deliver: true,
@@ -131,7 +131,7 @@ Deno.test("ClientState with manualAcks sends no PUBACK/PUBREC on receipt; a QoS 
   assert.equal(s.ackQos2(7, 0), false);
 });
 
-Deno.test("ClientState.resume() puts a publish back in flight with its id: resent with DUP, or its PUBREL, when the session is present; new, or complete, when not [MQTT-4.4.0-1]", () => {
+Deno.test("ClientState.resume() puts a publish back in flight with its id: resent with DUP, or its PUBREL, when the session is present; new, or complete, when not v3:[MQTT-4.4.0-1] v5:[MQTT-4.4.0-1]", () => {
   const entry = (topic: string): PublishEntry => ({
     kind: "publish",
     packet: {
@@ -180,7 +180,7 @@ for (const target of TARGETS) {
     const v = version === 5 ? "v5" : "v3.1.1";
     test(
       target,
-      `Client with manualAcks: a message not acknowledged comes again after a reconnect, an acknowledged one does not (${v}) [MQTT-4.4.0-1]`,
+      `Client with manualAcks: a message not acknowledged comes again after a reconnect, an acknowledged one does not (${v}) v3:[MQTT-4.4.0-1] v5:[MQTT-4.4.0-1]`,
       async (b) => {
         const pub = client(b, { protocolVersion: version });
         await pub.connect();
@@ -227,7 +227,7 @@ for (const target of TARGETS) {
 
   test(
     target,
-    "Client with manualAcks: a QoS 2 message acknowledged while the connection is down is acknowledged on the next one, and delivered once [MQTT-4.3.3-2]",
+    "Client with manualAcks: a QoS 2 message acknowledged while the connection is down is acknowledged on the next one, and delivered once v3:[MQTT-4.3.3-2] v5:[MQTT-4.3.3-10]",
     async (b) => {
       await using proxy = new TcpProxy(b.port);
       const pub = client(b);
@@ -345,7 +345,7 @@ test(
 
 test(
   MOSQUITTO,
-  "Client publish resume: a QoS 2 message whose PUBREC came before the client stopped is released by a new client with its id, and delivered once [MQTT-4.3.3-2]",
+  "Client publish resume: a QoS 2 message whose PUBREC came before the client stopped is released by a new client with its id, and delivered once v3:[MQTT-4.3.3-2] v5:[MQTT-4.3.3-10]",
   async (b) => {
     const sub = client(b);
     const box = inbox(sub);

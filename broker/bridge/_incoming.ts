@@ -17,14 +17,14 @@
  * - A QoS 1/2 message is acknowledged to the remote (the client's
  *   `manualAcks`) only once what its local publish stored is committed, as
  *   a connection's PUBACK waits for the `CommitGate`: a crash before that
- *   makes the remote send it again, nothing is lost [MQTT-4.3.2-4]
- *   [MQTT-4.3.3-9]. Acknowledgements keep the order of arrival
- *   [MQTT-4.6.0-2].
+ *   makes the remote send it again, nothing is lost (v5 [MQTT-4.3.2-4]
+ *   [MQTT-4.3.3-8]: acknowledged once it is owned). Acknowledgements keep
+ *   the order of arrival [MQTT-4.6.0-2] [MQTT-4.6.0-3].
  * - With a durable store, the packet id of each QoS 2 message published
  *   here is stored with it (as a session's received QoS 2 ids) until the
  *   remote releases it (PUBREL): after a crash between the commit and the
  *   PUBREC reaching the remote, its resend (DUP) is acknowledged, not
- *   published twice [MQTT-4.3.3-2].
+ *   published twice (v5 [MQTT-4.3.3-10], 3.1.1 [MQTT-4.3.3-2]).
  *
  * @module
  */

@@ -15,7 +15,7 @@
  *   packet id is stored before its PUBLISH is written, and its PUBREC state
  *   before its PUBREL (the client's `PublishTracker` holds those writes
  *   until the commit): after a restart it is resumed with the same id, so
- *   the remote does not get it twice [MQTT-4.3.3]. A QoS 1 message is
+ *   the remote does not get it twice (v5 [MQTT-4.3.3-6] [MQTT-4.3.3-10]). A QoS 1 message is
  *   stored without its id and sent again as new after a restart (QoS 1
  *   allows a duplicate [MQTT-4.3.2]).
  * - Without a durable store nothing is written: the messages live as long
