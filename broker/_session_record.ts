@@ -26,6 +26,7 @@ export interface RecordedSession {
   readonly disconnectedAt: number | undefined;
   readonly will: StoredWill | undefined;
   readonly owner: SessionOwner | undefined;
+  readonly bridge: boolean;
 }
 
 /** The record the store keeps for session `s`. */
@@ -41,6 +42,7 @@ export function recordOf(s: RecordedSession): SessionRecord {
   if (s.disconnectedAt !== undefined) r.disconnectedAt = s.disconnectedAt;
   if (s.will !== undefined) r.will = s.will;
   if (s.owner !== undefined) r.owner = s.owner;
+  if (s.bridge) r.bridge = true;
   return r;
 }
 

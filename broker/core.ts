@@ -36,6 +36,7 @@ import type {
   StoredMessage,
 } from "./store/store.ts";
 import { plural } from "./_plural.ts";
+import { isBridgeId } from "./bridge/_id.ts";
 import type { ViewedConnection } from "./views.ts";
 
 const log = getLogger(["kite", "broker"]);
@@ -144,6 +145,14 @@ export class BrokerCore implements GaugeSource {
   readonly sessionContext: SessionContext;
   /** The cluster's hooks, when this broker is a node of one. */
   readonly plugin: CorePlugin | undefined;
+  /**
+   * Where bridges keep their messages for the remote: the store when it is
+   * durable and loaded whole at start-up (not a cluster's); else undefined
+   * (they are kept in memory only).
+   */
+  readonly bridgeStore: Store | undefined;
+  /** Bridges' stored messages from start-up, by bridge id, until taken. */
+  readonly #bridgeStates = new Map<string, LoadedSession>();
 
   /** Retained messages with a Message Expiry Interval: topic -> expiresAt. */
   readonly retainedExpiry: Map<string, number> = new Map();
@@ -173,6 +182,9 @@ export class BrokerCore implements GaugeSource {
     this.gate = new CommitGate(store, this.metrics.storeCommit);
     this.store = this.gate.store;
     this.plugin = plugin;
+    this.bridgeStore = store.durable === false || plugin !== undefined
+      ? undefined
+      : this.store;
     this.dispatcher = plugin?.dispatcher(this) ?? new Router(settings.maxQos);
     this.sessionContext = {
       store: this.store,
@@ -237,7 +249,9 @@ export class BrokerCore implements GaugeSource {
     }
     let dropped = 0;
     for (const ls of state.sessions) {
-      if (this.adoptSession(ls, now) === undefined) dropped++;
+      if (isBridgeId(ls.record.clientId)) {
+        this.#bridgeStates.set(ls.record.clientId, ls);
+      } else if (this.adoptSession(ls, now) === undefined) dropped++;
     }
     const retained = this.retained.size;
     const sessions = this.sessions.size;
@@ -279,6 +293,9 @@ export class BrokerCore implements GaugeSource {
       s.owner = r.owner;
       s.username = r.owner.username;
     }
+    // Mosquitto's bridge flag of its last connection: what is queued for it
+    // before it connects again keeps its retain flag.
+    if (r.bridge === true) s.bridge = true;
     for (const sub of r.subscriptions) {
       s.subscriptions.set(sub.filter, sub);
       this.dispatcher.subscribe(s, sub, sharedOf(sub.filter));
@@ -303,6 +320,21 @@ export class BrokerCore implements GaugeSource {
   }
 
   /**
+   * The messages bridge `id` stored for its remote, as loaded at start-up
+   * (once: later calls get undefined).
+   */
+  takeBridgeState(id: string): LoadedSession | undefined {
+    const s = this.#bridgeStates.get(id);
+    this.#bridgeStates.delete(id);
+    return s;
+  }
+
+  /** The stored bridge states no bridge took (bridges no longer configured). */
+  untakenBridgeStates(): LoadedSession[] {
+    return [...this.#bridgeStates.values()];
+  }
+
+  /**
    * Forgets the session of `clientId` without touching the store: another
    * cluster node took it over (its state stays in the shared store). Its
    * connection, if any, must have ended first.
@@ -324,11 +356,15 @@ export class BrokerCore implements GaugeSource {
     this.#publishWill(will, info, Date.now());
   }
 
-  /** Finds or creates the session of a connecting client; handles takeover. */
+  /**
+   * Finds or creates the session of a connecting client; handles takeover.
+   * `bridge`: the CONNECT carried Mosquitto's bridge flag.
+   */
   openSession(
     conn: CoreConnection,
     cleanStart: boolean,
     expiry: number,
+    bridge = false,
   ): { session: Session; present: boolean } {
     const id = conn.clientId;
     let existing = this.sessions.get(id);
@@ -366,6 +402,7 @@ export class BrokerCore implements GaugeSource {
     session.protocolVersion = conn.version;
     session.expiryInterval = expiry;
     session.username = conn.username;
+    session.bridge = bridge;
     const will = conn.will;
     session.will = will;
     this.offline.delete(session);

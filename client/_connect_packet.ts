@@ -10,6 +10,8 @@ import type {
   ProtocolVersion,
 } from "../codec/packet.ts";
 import type { ClientOptions } from "./options.ts";
+import { ReasonCode } from "../codec/reason_code.ts";
+import { brokerTarget } from "./_broker_url.ts";
 
 const textEncoder = new TextEncoder();
 
@@ -85,4 +87,29 @@ export function connectPacket(
 
 function bytes(v: string | Uint8Array): Uint8Array {
   return typeof v === "string" ? textEncoder.encode(v) : v;
+}
+
+/** 3.1.1 CONNACK return codes -> v5 reason codes. */
+export const V4_CONNACK_TO_V5: readonly number[] = [
+  ReasonCode.Success,
+  ReasonCode.UnsupportedProtocolVersion,
+  ReasonCode.ClientIdentifierNotValid,
+  ReasonCode.ServerUnavailable,
+  ReasonCode.BadUserNameOrPassword,
+  ReasonCode.NotAuthorized,
+];
+
+/** `o` with the user and password of its `url` where it gives none. */
+export function withUrlCredentials(o: ClientOptions): ClientOptions {
+  if (o.url === undefined) return o;
+  const t = brokerTarget(o);
+  if (t.username === undefined && t.password === undefined) return o;
+  const merged = { ...o };
+  if (o.username === undefined && t.username !== undefined) {
+    merged.username = t.username;
+  }
+  if (o.password === undefined && t.password !== undefined) {
+    merged.password = t.password;
+  }
+  return merged;
 }

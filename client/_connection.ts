@@ -28,39 +28,18 @@ import type { ClientOptions, DisconnectOptions } from "./options.ts";
 import type { ClientEvents, DisconnectEvent } from "./events.ts";
 import { ClientOfflineError, TimeoutError } from "./errors.ts";
 import type { Dialer } from "./dialer.ts";
-import { brokerTarget } from "./_broker_url.ts";
 import { Link } from "./link.ts";
 import { Reconnector } from "./_reconnector.ts";
 import type { Delivery } from "./_delivery.ts";
 import type { Outbox } from "./_outbox.ts";
-import { connectPacket } from "./_connect_packet.ts";
+import {
+  connectPacket,
+  V4_CONNACK_TO_V5,
+  withUrlCredentials,
+} from "./_connect_packet.ts";
+import { ackPacket, type AckSink, ConnectionAcks } from "./_acks.ts";
 import type { MessageIterator } from "./_message_iterator.ts";
 import { toError } from "./_util.ts";
-
-/** 3.1.1 CONNACK return codes -> v5 reason codes. */
-const V4_CONNACK_TO_V5: readonly number[] = [
-  ReasonCode.Success,
-  ReasonCode.UnsupportedProtocolVersion,
-  ReasonCode.ClientIdentifierNotValid,
-  ReasonCode.ServerUnavailable,
-  ReasonCode.BadUserNameOrPassword,
-  ReasonCode.NotAuthorized,
-];
-
-/** `o` with the user and password of its `url` where it gives none. */
-function withUrlCredentials(o: ClientOptions): ClientOptions {
-  if (o.url === undefined) return o;
-  const t = brokerTarget(o);
-  if (t.username === undefined && t.password === undefined) return o;
-  const merged = { ...o };
-  if (o.username === undefined && t.username !== undefined) {
-    merged.username = t.username;
-  }
-  if (o.password === undefined && t.password !== undefined) {
-    merged.password = t.password;
-  }
-  return merged;
-}
 
 /** The `Client` fields a connection reads and updates. */
 export interface ConnectionOwner {
@@ -97,7 +76,7 @@ interface Pending {
  * await conn.disconnect();
  * ```
  */
-export class Connection {
+export class Connection implements AckSink {
   #owner: ConnectionOwner;
   #outbox: Outbox;
   #delivery: Delivery;
@@ -119,6 +98,8 @@ export class Connection {
   #reauth: PromiseWithResolvers<AuthPacket> | undefined;
   #connectTimer: ReturnType<typeof setTimeout> | undefined;
   #connecting: Promise<ConnackPacket> | undefined;
+  /** With `manualAcks`: the acks of the current connection's messages. */
+  #acks: ConnectionAcks | undefined;
 
   /**
    * Creates the connection of `owner`, sending through `outbox` and
@@ -180,13 +161,19 @@ export class Connection {
     return p;
   }
 
-  async #open(): Promise<ConnackPacket> {
+  /**
+   * One connection attempt: resolves with the CONNACK, or rejects (also
+   * when the attempt is abandoned while the dial is still under way).
+   */
+  #open(): Promise<ConnackPacket> {
     const o = this.#owner.options;
     const version: ProtocolVersion = o.protocolVersion ?? 5;
     if (version !== 4 && version !== 5) {
-      throw new MqttError(
-        ReasonCode.UnsupportedProtocolVersion,
-        `protocolVersion must be 4 or 5, not ${version}`,
+      return Promise.reject(
+        new MqttError(
+          ReasonCode.UnsupportedProtocolVersion,
+          `protocolVersion must be 4 or 5, not ${version}`,
+        ),
       );
     }
     this.#version = version;
@@ -219,7 +206,18 @@ export class Connection {
         "network",
       );
     }, timeout);
+    void this.#dial(dialer, epoch, version);
+    return promise;
+  }
 
+  /** Dials, then sends the CONNECT (attempt `epoch`). */
+  async #dial(
+    dialer: Dialer,
+    epoch: number,
+    version: ProtocolVersion,
+  ): Promise<void> {
+    const o = this.#owner.options;
+    const address = dialer.address;
     let duplex;
     try {
       duplex = await dialer.dial();
@@ -232,11 +230,11 @@ export class Connection {
       if (epoch === this.#epoch && this.#pending) {
         this.#fail(epoch, err, "network");
       }
-      return promise;
+      return;
     }
     if (epoch !== this.#epoch || this.#closed) {
       duplex.close();
-      return promise;
+      return;
     }
     const decoder = new PacketDecoder({
       version,
@@ -266,7 +264,6 @@ export class Connection {
     );
     this.#cleanStart = connect.cleanStart;
     link.send(encode(connect, { version }));
-    return promise;
   }
 
   // -------------------------------------------------------- from the broker
@@ -300,16 +297,16 @@ export class Connection {
       case "publish":
         if (this.#connected) this.#onPublish(p);
         return;
+      case "pubrel":
+        this.#outbox.onAck(p);
+        this.#hooks.emit("released", { packetId: p.packetId });
+        return;
       case "puback":
       case "pubrec":
-      case "pubrel":
       case "pubcomp":
       case "suback":
       case "unsuback": {
-        const state = this.#outbox.state;
-        const reply = state.handleAck(p);
-        if (reply) this.#sendPacket(reply);
-        if (state.queued > 0) this.#outbox.pump();
+        this.#outbox.onAck(p);
         return;
       }
       case "connack":
@@ -394,6 +391,9 @@ export class Connection {
     }
     this.#aliasIn.reset();
     this.#reconnector.reset();
+    if (this.#owner.options.manualAcks === true) {
+      this.#acks = new ConnectionAcks(epoch, this);
+    }
 
     // Keep alive: the broker's Server Keep Alive wins [MQTT-3.2.2-21].
     const o = this.#owner.options;
@@ -464,10 +464,26 @@ export class Connection {
     }
     const r = this.#outbox.state.receivePublish(p);
     const ack = r.ack; // r is reused: read it before any handler runs
-    if (r.deliver && this.#delivery.deliver(new Message(p))) {
+    if (
+      r.deliver &&
+      this.#delivery.deliver(new Message(p, p.qos > 0 ? this.#acks : undefined))
+    ) {
       this.#link?.pause(); // an iterator is full: backpressure
     }
     if (ack !== undefined) this.#sendPacket(ack);
+  }
+
+  /** `Message.ack()` with `manualAcks` (see `ackPacket`). */
+  ackReceived(epoch: number, message: Message, reasonCode: number): void {
+    const connected = this.#connected;
+    const p = ackPacket(
+      this.#outbox.state,
+      message,
+      reasonCode,
+      connected && epoch === this.#epoch,
+      this.#version,
+    );
+    if (p !== undefined && connected) this.#sendPacket(p);
   }
 
   /** An iterator took a message: read on when none is full any more. */

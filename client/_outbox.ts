@@ -10,10 +10,13 @@
  */
 
 import type {
+  AckPacket,
   ConnackPacket,
   Packet,
   ProtocolVersion,
   PublishPacket,
+  SubackPacket,
+  UnsubackPacket,
 } from "../codec/packet.ts";
 import {
   MqttError,
@@ -30,7 +33,7 @@ import {
   type SubscribeEntry,
   TopicAliasSender,
 } from "./state.ts";
-import type { ClientOptions } from "./options.ts";
+import type { ClientOptions, PublishTracker } from "./options.ts";
 import type { Link } from "./link.ts";
 import { ClientOfflineError } from "./errors.ts";
 import { Subscriptions } from "./_subscriptions.ts";
@@ -76,7 +79,10 @@ export class Outbox {
     const options = owner.options;
     this.#owner = owner;
     this.#onError = onError;
-    this.state = new ClientState({ maxQueued: options.maxQueued ?? 10_000 });
+    this.state = new ClientState({
+      maxQueued: options.maxQueued ?? 10_000,
+      manualAcks: options.manualAcks === true,
+    });
     this.aliasOut = new TopicAliasSender(options.autoTopicAliases === true);
   }
 
@@ -114,9 +120,47 @@ export class Outbox {
     for (const r of resend) {
       if (r.packet.type === "publish") {
         this.#sendPublish(r.entry as PublishEntry);
-      } else this.#sendPacket(r.packet);
+      } else if (
+        r.packet.type !== "pubrel" ||
+        this.state.held(r.packet.packetId) === undefined
+      ) {
+        this.#sendPacket(r.packet);
+      } // else: a PUBREL written once its tracker's hold settles
     }
     this.pump();
+  }
+
+  /**
+   * An acknowledgement from the broker: settles what it completes, answers
+   * (PUBREL, once a tracker's hold settles; PUBCOMP), then sends what the
+   * queue may.
+   */
+  onAck(packet: AckPacket | SubackPacket | UnsubackPacket): void {
+    const reply = this.state.handleAck(packet);
+    if (reply !== undefined) {
+      const e = reply.type === "pubrel"
+        ? this.state.held(reply.packetId)
+        : undefined;
+      if (e !== undefined) this.#afterHold(e);
+      else this.#sendPacket(reply);
+    }
+    if (this.state.queued > 0) this.pump();
+  }
+
+  /**
+   * Writes the next packet of `e` (its PUBLISH or PUBREL) once its
+   * tracker's hold settles, if it is still in flight and connected (else a
+   * reconnect resends it).
+   */
+  #afterHold(e: PublishEntry): void {
+    const release = () => {
+      e.trackerStage = 1;
+      e.hold = undefined;
+      if (this.#link === undefined || !this.state.isInFlight(e)) return;
+      if (e.stage === 1) this.#sendPublish(e);
+      else this.#sendPacket({ type: "pubrel", packetId: e.packet.packetId! });
+    };
+    e.hold!.then(release, release);
   }
 
   /** The connection is gone: requests wait in the queue from now on. */
@@ -127,9 +171,15 @@ export class Outbox {
   /**
    * Sends a validated publish: at once when connected and nothing waits
    * before it, else queued. QoS 0 publishes written in the same turn share
-   * one promise.
+   * one promise. A QoS 1/2 one may have a `tracker`, and be `resume`d (put
+   * in flight with its old packet id, while not connected).
    */
-  publish(packet: PublishPacket, alias: number): Promise<PublishResult> {
+  publish(
+    packet: PublishPacket,
+    alias: number,
+    tracker?: PublishTracker,
+    resume?: { packetId: number; released?: boolean },
+  ): Promise<PublishResult> {
     const qos = packet.qos;
     const link = this.#link;
     if (qos === 0 && link !== undefined && this.state.canSendNow(0)) {
@@ -153,6 +203,14 @@ export class Outbox {
       resolve,
       reject,
     };
+    if (qos > 0 && tracker !== undefined) {
+      entry.tracker = tracker;
+      entry.trackerStage = 0;
+      promise.catch(noop); // the tracker hears of a failure
+    }
+    if (qos > 0 && resume !== undefined) {
+      return this.#resume(entry, promise, resume.packetId, resume.released);
+    }
     if (link !== undefined && this.state.canSendNow(qos)) {
       this.state.track(entry);
       this.#sendPublish(entry);
@@ -167,6 +225,33 @@ export class Outbox {
       );
     }
     return this.#enqueue(entry, promise);
+  }
+
+  /** Puts `entry` back in flight with `packetId` (see `publish`). */
+  #resume(
+    entry: PublishEntry,
+    promise: Promise<PublishResult>,
+    packetId: number,
+    released = false,
+  ): Promise<PublishResult> {
+    let why: MqttError | undefined;
+    if (this.#link !== undefined) {
+      why = new MqttError(
+        ReasonCode.ProtocolError,
+        "resume: only while the client is not connected",
+      );
+    } else if (
+      !Number.isInteger(packetId) || packetId < 1 || packetId > 0xffff ||
+      !this.state.resume(entry, packetId, released)
+    ) {
+      why = new MqttError(
+        ReasonCode.PacketIdentifierInUse,
+        `resume: packet id ${packetId} is in use or not in 1..65535`,
+      );
+    }
+    if (why !== undefined) return handledRejection(why);
+    if (entry.tracker !== undefined) entry.trackerStage = 1;
+    return promise;
   }
 
   /**
@@ -222,6 +307,18 @@ export class Outbox {
 
   /** Encodes and writes a publish that is tracked (QoS > 0) or QoS 0. */
   #sendPublish(e: PublishEntry): void {
+    const tracker = e.tracker;
+    if (tracker !== undefined && e.trackerStage !== 1) {
+      if (e.trackerStage === 2) return; // written once `sent()` settles
+      e.trackerStage = 1;
+      const hold = tracker.sent(e.packet.packetId!);
+      if (hold !== undefined) {
+        e.trackerStage = 2;
+        e.hold = hold;
+        this.#afterHold(e);
+        return;
+      }
+    }
     let bytes: Uint8Array;
     try {
       bytes = this.#wire(e.packet, e.alias);
@@ -283,6 +380,7 @@ export class Outbox {
   #abandon(e: PublishEntry, err: Error): void {
     this.state.forget(e);
     e.reject(err);
+    e.tracker?.done(err);
     if (this.state.queued > 0) this.pump();
   }
 

@@ -25,6 +25,7 @@ export type {
   ClientOptions,
   DisconnectOptions,
   PublishOptions,
+  PublishTracker,
   RequestOptions,
   SubscribeOptions,
   TlsOptions,

@@ -19,6 +19,7 @@ export type {
   ClientOptions,
   DisconnectOptions,
   PublishOptions,
+  PublishTracker,
   RequestOptions,
   SubscribeOptions,
   TlsOptions,

@@ -46,6 +46,15 @@ export interface ClientEvents {
   close: { reason: string };
   /** A handler failed, a reconnect attempt failed, or the broker misbehaved. */
   error: Error;
+  /**
+   * The broker released the QoS 2 message it sent with `packetId` (PUBREL,
+   * answered with PUBCOMP; also one the client does not know, after a
+   * restart): that exchange is over, and the id may come again with a new
+   * message. An application that keeps the ids of the QoS 2 messages it
+   * took (to recognise a resend after its own restart, when the client's
+   * memory of them is gone) forgets this one. (Not sent by `SyncClient`.)
+   */
+  released: { packetId: number };
 }
 
 /** A listener of event `K`. */

@@ -196,6 +196,70 @@ export interface ClientOptions {
    * Default 1000.
    */
   messageBufferSize?: number;
+  /**
+   * Acknowledge received QoS 1/2 messages only when the application calls
+   * `message.ack()` (as MQTT.js's `customHandleAcks`), e.g. once it has
+   * stored them; until then the broker keeps each message and sends it
+   * again after a reconnect. Acknowledge in the order the messages came:
+   * the protocol wants PUBACKs in that order [MQTT-4.6.0-2]. A QoS 1 message acknowledged after its connection was lost is
+   * not acknowledged (the broker sends it again and the new copy is
+   * delivered); a QoS 2 one is acknowledged on the next connection, where
+   * its resent copy is not delivered twice. The broker's Receive Maximum
+   * stops it sending more while too many wait. Not for `SyncClient`.
+   * Default false: messages are acknowledged as they arrive.
+   */
+  manualAcks?: boolean;
+}
+
+/**
+ * Follows one QoS 1/2 publish through its exchange with the broker, so that
+ * the application can keep it in durable storage, with its packet id, and
+ * resume it after a restart (`PublishOptions.resume`): given as
+ * `PublishOptions.tracker`. Kite's bridges keep their messages for the
+ * remote broker this way. The methods are called synchronously by the
+ * client; not for `SyncClient`.
+ *
+ * @example
+ * ```ts ignore
+ * // One record per message in some store, keyed by `seq`.
+ * class Tracked implements PublishTracker {
+ *   constructor(readonly seq: number) {}
+ *   sent(packetId: number) {
+ *     return db.put(this.seq, { packetId, state: "sent" }); // written once stored
+ *   }
+ *   received(packetId: number) {
+ *     db.put(this.seq, { packetId, state: "pubrec" });
+ *   }
+ *   done() {
+ *     db.delete(this.seq);
+ *   }
+ * }
+ * client.publish("a/b", payload, { qos: 2, tracker: new Tracked(1) });
+ * ```
+ */
+export interface PublishTracker {
+  /**
+   * The PUBLISH got packet id `packetId` and is about to be written for the
+   * first time. A returned promise holds that write until it settles (e.g.
+   * until the id is stored: a QoS 2 message whose id is lost in a crash
+   * could be delivered twice).
+   */
+  sent(packetId: number): Promise<unknown> | void;
+  /**
+   * QoS 2: the broker's PUBREC came; the PUBREL is written next. A returned
+   * promise holds that write until it settles (e.g. until the new state is
+   * stored: after a crash, a PUBLISH resent for a message already released
+   * could be delivered twice).
+   */
+  received(packetId: number): Promise<unknown> | void;
+  /**
+   * The exchange ended: the broker acknowledged the message (`error`
+   * undefined), refused it (a v5 reason code of 0x80 or above), or it cannot
+   * be sent (over the broker's Maximum Packet Size or Maximum QoS). Not
+   * called when the client closes first: the message is then still to be
+   * resumed.
+   */
+  done(error: Error | undefined): void;
 }
 
 /** Options of `publish()`. */
@@ -215,6 +279,24 @@ export interface PublishOptions {
    * correlationData, userProperties, payloadFormatIndicator.
    */
   properties?: Properties;
+  /**
+   * QoS 1/2: told of this message's packet id, PUBREC and end (see
+   * `PublishTracker`). A promise the publish rejects is then never an
+   * unhandled rejection (the tracker hears of it).
+   */
+  tracker?: PublishTracker;
+  /**
+   * QoS 1/2: resumes a message that an earlier run of this client (same
+   * `clientId`, `cleanStart: false`) had in flight with `packetId`
+   * (`released`: its PUBREC had come), as a `PublishTracker` kept it. It
+   * takes that packet id at once and, after the CONNACK, is sent again as
+   * the protocol says [MQTT-4.4.0-1]: with the session present, the PUBLISH
+   * with DUP (or the PUBREL when released); without it, as a new PUBLISH
+   * (a released one is then complete). Only while the client is not
+   * connected; rejects with 0x91 (Packet identifier in use) for an id
+   * already taken.
+   */
+  resume?: { packetId: number; released?: boolean };
 }
 
 /** Options of `subscribe()`, for every filter of the call. */

@@ -25,6 +25,7 @@ import { MqttError } from "../codec/errors.ts";
 import { ReasonCode, reasonCodeName } from "../codec/reason_code.ts";
 import { Fifo } from "../codec/_fifo.ts";
 import { MAX_PACKET_ID, PacketIdAllocator } from "../codec/_packet_ids.ts";
+import type { PublishTracker } from "./options.ts";
 
 export { TopicAliasReceiver } from "../codec/_topic_alias.ts";
 
@@ -57,6 +58,15 @@ export interface PublishEntry {
   resolve(result: PublishResult): void;
   /** Settles `publish()` with an error. */
   reject(error: Error): void;
+  /** Told of the exchange (`PublishOptions.tracker`). */
+  tracker?: PublishTracker;
+  /**
+   * With a tracker: 1 once its `sent()` was called (or the entry was
+   * resumed), 2 while its next write (PUBLISH or PUBREL) waits for `hold`.
+   */
+  trackerStage?: 0 | 1 | 2;
+  /** What the tracker's `sent()` or `received()` returned, while pending. */
+  hold?: Promise<unknown> | undefined;
 }
 
 /** A SUBSCRIBE from `subscribe()` until its SUBACK. */
@@ -146,10 +156,33 @@ export class ClientState {
   };
   #puback: AckPacket = { type: "puback", packetId: 0 };
   #pubrec: AckPacket = { type: "pubrec", packetId: 0 };
+  /** Acknowledged by the application (`manualAcks`), not on receipt. */
+  readonly #manual: boolean;
+  /** QoS 2 ids delivered with `manualAcks` and not yet acknowledged. */
+  #unacked: Set<number> | undefined;
 
-  /** Creates an empty state. */
-  constructor(options: { maxQueued?: number } = {}) {
+  /**
+   * Creates an empty state; `manualAcks`: received QoS 1/2 messages are
+   * acknowledged by `ackReceived()`, not on receipt.
+   */
+  constructor(options: { maxQueued?: number; manualAcks?: boolean } = {}) {
     this.maxQueued = options.maxQueued ?? 10_000;
+    this.#manual = options.manualAcks === true;
+  }
+
+  /**
+   * The publish in flight with `packetId` when its next write waits for its
+   * tracker (`PublishEntry.hold`), else undefined.
+   */
+  held(packetId: number): PublishEntry | undefined {
+    const e = this.#inflight.get(packetId);
+    return e?.kind === "publish" && e.trackerStage === 2 ? e : undefined;
+  }
+
+  /** Whether `entry` is in flight (sent, not yet complete). */
+  isInFlight(entry: Entry): boolean {
+    const id = entry.packet.packetId;
+    return id !== undefined && this.#inflight.get(id) === entry;
   }
 
   /** Entries waiting to be sent. */
@@ -196,6 +229,22 @@ export class ClientState {
     entry.packet.packetId = id;
     entry.stage = 1;
     this.#inflight.set(id, entry);
+  }
+
+  /**
+   * Puts a publish from an earlier run back in flight with `packetId`
+   * (stage 1, or 2 when `released`: its PUBREC had come), to be resent by
+   * `onConnack()`. False when the id is taken.
+   */
+  resume(entry: PublishEntry, packetId: number, released: boolean): boolean {
+    if (this.#inflight.has(packetId)) return false;
+    entry.packet.packetId = packetId;
+    entry.packet.dup = true;
+    entry.stage = released && entry.packet.qos === 2 ? 2 : 1;
+    this.#inflight.set(packetId, entry);
+    this.#publishesInFlight++;
+    this.#ids.restored(packetId);
+    return true;
   }
 
   /**
@@ -276,6 +325,11 @@ export class ClientState {
           return undefined;
         }
         e.stage = 2;
+        const hold = e.tracker?.received(id);
+        if (hold !== undefined) {
+          e.trackerStage = 2; // the PUBREL waits (see `held()`)
+          e.hold = hold;
+        }
         return { type: "pubrel", packetId: id };
       }
       case "pubcomp": {
@@ -283,6 +337,7 @@ export class ClientState {
         this.#complete(id);
         // 0x92 after a reconnect still means the broker had the message.
         e.resolve(ackResult({ ...packet, reasonCode: 0 }));
+        e.tracker?.done(undefined);
         return undefined;
       }
       case "suback": {
@@ -333,15 +388,39 @@ export class ClientState {
         break;
       case 1:
         r.deliver = true;
-        r.ack = this.#puback;
-        r.ack.packetId = packet.packetId!;
+        if (this.#manual) r.ack = undefined;
+        else {
+          r.ack = this.#puback;
+          r.ack.packetId = packet.packetId!;
+        }
         break;
-      default:
-        r.deliver = this.receiveQos2(packet.packetId!);
-        r.ack = this.#pubrec;
-        r.ack.packetId = packet.packetId!;
+      default: {
+        const id = packet.packetId!;
+        r.deliver = this.receiveQos2(id);
+        if (this.#manual && (r.deliver || this.#unacked?.has(id) === true)) {
+          // Acknowledged by ackReceived() (a resend of one not yet
+          // acknowledged waits for that too).
+          if (r.deliver) (this.#unacked ??= new Set()).add(id);
+          r.ack = undefined;
+        } else {
+          r.ack = this.#pubrec;
+          r.ack.packetId = id;
+        }
+      }
     }
     return r;
+  }
+
+  /**
+   * With `manualAcks`: the application acknowledged a QoS 2 message with
+   * `packetId`; true when its PUBREC is due now (the id was delivered and
+   * not yet acknowledged, and the session still holds it). A failure code
+   * (>= 0x80) ends the exchange: the id is forgotten.
+   */
+  ackQos2(packetId: number, reasonCode: number): boolean {
+    if (this.#unacked?.delete(packetId) !== true) return false;
+    if (reasonCode >= 0x80) this.incomingQos2.delete(packetId);
+    return true;
   }
 
   /**
@@ -366,7 +445,10 @@ export class ClientState {
    */
   onConnack(sessionPresent: boolean, receiveMaximum: number): Resend[] {
     this.receiveMaximum = receiveMaximum;
-    if (!sessionPresent) this.incomingQos2.clear();
+    if (!sessionPresent) {
+      this.incomingQos2.clear();
+      this.#unacked?.clear();
+    }
     const out: Resend[] = [];
     for (const [id, e] of this.#inflight) {
       if (e.kind !== "publish") {
@@ -379,6 +461,7 @@ export class ClientState {
       } else {
         this.#complete(id);
         e.resolve({ reasonCode: 0 });
+        e.tracker?.done(undefined);
       }
     }
     return out;
@@ -394,6 +477,7 @@ export class ClientState {
     this.#queuedControl = 0;
     this.#publishesInFlight = 0;
     this.incomingQos2.clear();
+    this.#unacked?.clear();
     return out;
   }
 
@@ -442,16 +526,17 @@ function settlePublish(e: PublishEntry, packet: AckPacket): void {
   const code = packet.reasonCode ?? 0;
   if (code < 0x80) {
     e.resolve(ackResult(packet));
+    e.tracker?.done(undefined);
     return;
   }
   const why = packet.properties?.reasonString;
-  e.reject(
-    new MqttError(
-      code,
-      `the broker refused the publish to "${e.packet.topic}": ` +
-        reasonCodeName(code) + (why ? ` (${why})` : ""),
-    ),
+  const error = new MqttError(
+    code,
+    `the broker refused the publish to "${e.packet.topic}": ` +
+      reasonCodeName(code) + (why ? ` (${why})` : ""),
   );
+  e.reject(error);
+  e.tracker?.done(error);
 }
 
 /**

@@ -451,7 +451,7 @@ export class SyncClient implements Disposable {
       return;
     }
     const name = m.name as keyof ClientEvents;
-    if (!CLIENT_EVENT_NAMES.includes(name)) return;
+    if (!(CLIENT_EVENT_NAMES as readonly string[]).includes(name)) return;
     let event = m.event as Record<string, unknown>;
     if (name === "error") {
       event = dataToError(event as unknown as ErrorData) as never;

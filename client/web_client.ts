@@ -277,8 +277,10 @@ export class WebClient {
     let retain = false;
     let alias = 0;
     let properties: Properties | undefined;
+    let o: PublishOptions | undefined;
     if (typeof options === "number") qos = options;
     else if (options) {
+      o = options;
       qos = options.qos ?? 0;
       retain = options.retain ?? false;
       alias = options.topicAlias ?? 0;
@@ -312,7 +314,8 @@ export class WebClient {
     } catch (e) {
       return Promise.reject(e);
     }
-    if (this.#conn.closed) {
+    if (this.#conn.closed && o?.resume === undefined) {
+      // (A resumed message waits for `connect()`.)
       return Promise.reject(
         new ClientOfflineError("the client is closed: call connect() first"),
       );
@@ -340,7 +343,7 @@ export class WebClient {
       }
       packet.properties = properties;
     }
-    return this.#outbox.publish(packet, alias);
+    return this.#outbox.publish(packet, alias, o?.tracker, o?.resume);
   }
 
   // ---------------------------------------------------------- subscribe

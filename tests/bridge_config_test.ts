@@ -65,7 +65,7 @@ Deno.test("checkBridges() refuses bad entries with one line naming the bridge an
     ],
     [
       { ...ok, addresses: ["mqtt://a", "ftp://b"] },
-      '[0] "cloud": addresses[1] "ftp://b" has scheme "ftp": use mqtt:// or mqtts://',
+      '[0] "cloud": addresses[1] "ftp://b" has scheme "ftp": use mqtt://, mqtts://, ws:// or wss://',
     ],
     [
       { ...ok, addresses: ["mqtt://u:p@a"] },
@@ -73,7 +73,7 @@ Deno.test("checkBridges() refuses bad entries with one line naming the bridge an
     ],
     [
       { ...ok, addresses: "broker:1883" },
-      '[0] "cloud": addresses[0] "broker:1883" must be mqtt://host[:port] or mqtts://host[:port]',
+      '[0] "cloud": addresses[0] "broker:1883" must be an mqtt://, mqtts://, ws:// or wss:// URL',
     ],
     [
       { ...ok, topics: [{ pattern: "a" }, { pattern: "#", direction: "inn" }] },
@@ -250,8 +250,26 @@ Deno.test("parseBridgeAddress() takes mqtt:// and mqtts:// with their default po
     port: 1884,
     tls: false,
   });
-  assert.throws(() => parseBridgeAddress("mqtt://h/path"), /path or query/);
-  assert.throws(() => parseBridgeAddress("ws://h"), /scheme "ws"/);
+  assert.deepEqual(parseBridgeAddress("ws://h:8080"), {
+    url: "ws://h:8080/mqtt",
+    host: "h",
+    port: 8080,
+    tls: false,
+    path: "/mqtt",
+  });
+  assert.deepEqual(parseBridgeAddress("WSS://h/ws/mqtt"), {
+    url: "wss://h:443/ws/mqtt",
+    host: "h",
+    port: 443,
+    tls: true,
+    path: "/ws/mqtt",
+  });
+  assert.throws(
+    () => parseBridgeAddress("mqtt://h/path"),
+    /must not have a path/,
+  );
+  assert.throws(() => parseBridgeAddress("ws://h/p?x=1"), /query/);
+  assert.throws(() => parseBridgeAddress("http://h"), /scheme "http"/);
 });
 
 Deno.test("Bridge topic rules map prefixes both ways, as Mosquitto's topic lines", () => {

@@ -154,3 +154,44 @@ Deno.test("Bridge (3.1.1) connects without the bridge flag to a remote that refu
     await broker.close();
   }
 });
+
+Deno.test("Broker keeps the bridge flag of a stored session across a restart: messages queued for it before it reconnects keep their retain flag", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "kite-flag-" });
+  const options = { enablePersistence: true, persistencePath: dir };
+  try {
+    // A 3.1.1 bridge (Mosquitto's flag) with a persistent session leaves.
+    let broker = await startBroker(options);
+    const port = broker.addr.port;
+    const bridge = {
+      port,
+      clientId: "mosq-bridge",
+      protocolVersion: 4,
+      bridge: true,
+      cleanStart: false,
+    } as const;
+    {
+      await using b = await Collector.open(port, ["t/#"], { qos: 1 }, bridge);
+      assert.equal(b.client.connack?.sessionPresent, false);
+    }
+    await broker.close();
+    // Restarted: the stored session is offline; a retained message is
+    // queued for it before it comes back.
+    broker = await startBroker({ ...options, port });
+    try {
+      await using pub = await Collector.open(port, []);
+      await pub.client.publish("t/r", "kept", { qos: 1, retain: true });
+      await pub.client.publish("t/plain", "p", { qos: 1 });
+      await using b = await Collector.open(port, [], { qos: 1 }, bridge);
+      assert.equal(b.client.connack?.sessionPresent, true);
+      await b.waitFor("t/plain");
+      // Retain As Published for a bridge, as when it was connected
+      // (without the flag kept, a 3.1.1 session gets it cleared
+      // v3:[MQTT-3.3.1-9]).
+      assert.equal((await b.waitFor("t/r")).retain, true);
+    } finally {
+      await broker.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -264,3 +264,31 @@ for (const target of TARGETS) {
     },
   );
 }
+
+Deno.test("Client.disconnect() while the connection is still being dialed rejects connect() at once (no unhandled rejection)", async () => {
+  // Accepts TCP, never answers the TLS handshake: the dial hangs.
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const accepted: Deno.Conn[] = [];
+  const dialed = Promise.withResolvers<void>();
+  const accepting = (async () => {
+    for await (const c of listener) {
+      accepted.push(c);
+      dialed.resolve();
+    }
+  })();
+  try {
+    const c = new Client({
+      port: (listener.addr as Deno.NetAddr).port,
+      tls: true,
+      reconnect: false,
+    });
+    const connecting = c.connect();
+    await within(dialed.promise, 5000, "the TCP connection");
+    await c.disconnect();
+    await assert.rejects(connecting, /disconnect\(\) called/);
+  } finally {
+    for (const c of accepted) c.close();
+    listener.close();
+    await accepting;
+  }
+});

@@ -124,6 +124,17 @@ export function storeSuite(h: StoreHarness): void {
     assert.ok(!("owner" in byId.get("legacy")!));
   });
 
+  test("putSession() keeps the bridge flag of a session (Mosquitto's try_private)", async (f) => {
+    const s = f.store;
+    s.putSession(session("b", { protocolVersion: 4, bridge: true }));
+    s.putSession(session("plain", { protocolVersion: 4 }));
+    await s.commit();
+    const { sessions } = await (await f.reopen()).load();
+    const byId = new Map(sessions.map((x) => [x.record.clientId, x.record]));
+    assert.equal(byId.get("b")?.bridge, true);
+    assert.equal(byId.get("plain")?.bridge, undefined);
+  });
+
   test("putSession() creates and replaces a session", async (f) => {
     const s = f.store;
     s.putSession(session("c1"));

@@ -1,7 +1,8 @@
 /**
- * A bridge's remote addresses: `mqtt://host[:port]` and `mqtts://host[:port]`
- * parsed into what the client dials (private to the bridge). Kept small on
- * purpose: once the client takes URLs itself, this only checks them.
+ * A bridge's remote addresses (private to the bridge): `mqtt://host[:port]`,
+ * `mqtts://host[:port]`, `ws://host[:port][/path]` and
+ * `wss://host[:port][/path]`, checked and normalised into what the client
+ * dials.
  *
  * @module
  */
@@ -14,30 +15,43 @@ export interface BridgeAddress {
   host: string;
   /** TCP port. */
   port: number;
-  /** Whether to connect with TLS (`mqtts://`). */
+  /** Whether to connect with TLS (`mqtts://`, `wss://`). */
   tls: boolean;
+  /** Over WebSocket (`ws://`, `wss://`): the path, `/mqtt` by default. */
+  path?: string;
 }
 
+const PORTS: Readonly<Record<string, number>> = {
+  mqtt: 1883,
+  mqtts: 8883,
+  ws: 80,
+  wss: 443,
+};
+
+const SCHEMES = "mqtt://, mqtts://, ws:// or wss://";
+
 /**
- * Parses `mqtt://host[:port]` (port 1883 by default) or `mqtts://host[:port]`
- * (8883). Throws an `Error` saying what is wrong: another scheme, no host,
- * a user name, a path or a query (credentials and TLS have keys of their
- * own).
+ * Parses `mqtt://host[:port]` (port 1883 by default), `mqtts://host[:port]`
+ * (8883), `ws://host[:port][/path]` (80, path `/mqtt`) or
+ * `wss://host[:port][/path]` (443). Throws an `Error` saying what is wrong:
+ * another scheme, no host, a user name, a query, or a path on an MQTT
+ * address (credentials and TLS have keys of their own).
  *
  * @example
  * ```ts ignore
  * parseBridgeAddress("mqtts://broker.example.com");
  * // { url: "mqtts://broker.example.com:8883", host: "broker.example.com", port: 8883, tls: true }
+ * parseBridgeAddress("ws://127.0.0.1:8080");
+ * // { url: "ws://127.0.0.1:8080/mqtt", host: "127.0.0.1", port: 8080, tls: false, path: "/mqtt" }
  * ```
  */
 export function parseBridgeAddress(text: string): BridgeAddress {
   const scheme = /^([a-zA-Z][a-zA-Z0-9+.-]*):\/\//.exec(text)?.[1];
-  if (scheme === undefined) {
-    throw new Error(`must be mqtt://host[:port] or mqtts://host[:port]`);
-  }
+  if (scheme === undefined) throw new Error(`must be an ${SCHEMES} URL`);
   const s = scheme.toLowerCase();
-  if (s !== "mqtt" && s !== "mqtts") {
-    throw new Error(`has scheme "${scheme}": use mqtt:// or mqtts://`);
+  const defaultPort = PORTS[s];
+  if (defaultPort === undefined) {
+    throw new Error(`has scheme "${scheme}": use ${SCHEMES}`);
   }
   let u: URL;
   try {
@@ -48,15 +62,22 @@ export function parseBridgeAddress(text: string): BridgeAddress {
   if (u.username !== "" || u.password !== "") {
     throw new Error(`must not hold credentials: use username and password`);
   }
-  if ((u.pathname !== "" && u.pathname !== "/") || u.search || u.hash) {
-    throw new Error(`must not have a path or query: mqtt(s)://host[:port]`);
+  const ws = s === "ws" || s === "wss";
+  if (u.search || u.hash) throw new Error(`must not have a query`);
+  if (!ws && u.pathname !== "" && u.pathname !== "/") {
+    throw new Error(`must not have a path: ${s}://host[:port]`);
   }
   let host = u.hostname;
   if (host.startsWith("[") && host.endsWith("]")) host = host.slice(1, -1);
   if (host === "") throw new Error(`has no host`);
-  const tls = s === "mqtts";
-  const port = u.port === "" ? (tls ? 8883 : 1883) : Number(u.port);
+  const tls = s === "mqtts" || s === "wss";
+  const port = u.port === "" ? defaultPort : Number(u.port);
   if (!(port > 0 && port < 65536)) throw new Error(`has port 0`);
   const shown = host.includes(":") ? `[${host}]` : host;
-  return { url: `${s}://${shown}:${port}`, host, port, tls };
+  const a: BridgeAddress = { url: `${s}://${shown}:${port}`, host, port, tls };
+  if (ws) {
+    a.path = u.pathname === "" || u.pathname === "/" ? "/mqtt" : u.pathname;
+    a.url += a.path;
+  }
+  return a;
 }

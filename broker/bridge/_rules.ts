@@ -8,6 +8,7 @@
 
 import type { QoS } from "../../codec/packet.ts";
 import { TopicMatcher } from "../../codec/topic.ts";
+import type { StoredMessage } from "../store/store.ts";
 import type { BridgeDirection, BridgeTopic } from "./types.ts";
 
 /** One topic rule, with its filters on both sides. */
@@ -108,6 +109,43 @@ export class RuleMatcher {
 
 function byIndex(a: BridgeRule, b: BridgeRule): number {
   return a.index - b.index;
+}
+
+/**
+ * The retained messages to send the remote on each connection (as Mosquitto
+ * does): those under `out` rules, not expired, each once per remote topic
+ * at the lower of its QoS and the rule's, passed to `each`. Not those under
+ * `both` rules: there they may have come from the remote, and an old copy
+ * would overwrite a newer value there.
+ */
+export function retainedOut(
+  rules: readonly BridgeRule[],
+  outgoing: RuleMatcher,
+  retained: {
+    match(filter: string, cb: (message: StoredMessage) => void): void;
+  },
+  each: (message: StoredMessage, remoteTopic: string, qos: QoS) => void,
+): void {
+  const found = new Map<string, StoredMessage>();
+  const now = Date.now();
+  for (const r of rules) {
+    if (r.direction !== "out") continue;
+    retained.match(r.localFilter, (m) => {
+      if (m.expiresAt === undefined || m.expiresAt > now) {
+        found.set(m.topic, m);
+      }
+    });
+  }
+  for (const m of found.values()) {
+    const sent = new Set<string>();
+    for (const r of outgoing.match(m.topic)) {
+      if (r.direction !== "out") continue;
+      const t = toRemote(r, m.topic);
+      if (sent.has(t)) continue;
+      sent.add(t);
+      each(m, t, r.qos < m.qos ? r.qos : m.qos);
+    }
+  }
 }
 
 /** The remote topic of local `topic` under rule `r` (out). */

@@ -13,13 +13,16 @@
  *   the `in`/`both` rules (v5: No Local, Retain As Published; 3.1.1:
  *   Mosquitto's bridge flag does the same on a remote that knows it) and
  *   publishes what arrives into the broker core with the bridge as the
- *   publisher.
- * - While the remote is down, QoS 1/2 messages wait in the bridge and are
- *   sent when it is back; QoS 0 ones are dropped. At most `maxQueued` wait
- *   (here, or in the client behind the remote's Receive Maximum, which
- *   bounds those in flight); when full, new ones are dropped, logged and
- *   counted. The client reconnects on Kite's jittered backoff, to the
- *   next address when one fails.
+ *   publisher. With `localUsername`, outgoing messages are also checked
+ *   against `authorizeRead` for that user.
+ * - QoS 1/2 messages for the remote are held until it acknowledges them
+ *   (`_outgoing.ts`): bounded by `maxQueued` and `maxQueuedBytes` (new ones
+ *   dropped when full, logged and counted), and kept in the broker's store
+ *   when it is durable, so that a restart or a crash loses none. While the
+ *   remote is down they wait; QoS 0 ones are dropped. The client reconnects
+ *   on Kite's jittered backoff, to the next address when one fails.
+ * - What comes in (`_incoming.ts`) is acknowledged to the remote once it is
+ *   committed here; with `localUsername` it is authorized first.
  * - Notifications: `1`/`0` retained on the notification topic here, and on
  *   the remote (where the bridge's will publishes `0`).
  *
@@ -35,23 +38,36 @@ import type {
 } from "../../codec/packet.ts";
 import { MqttError } from "../../codec/errors.ts";
 import { ReasonCode, reasonCodeName } from "../../codec/reason_code.ts";
-import { Fifo } from "../../codec/_fifo.ts";
 import { Client } from "../../client/client.ts";
-import { ClientOfflineError } from "../../client/errors.ts";
 import type { DisconnectEvent } from "../../client/events.ts";
-import type { Message } from "../../client/message.ts";
-import type { ClientOptions } from "../../client/options.ts";
+import type {
+  PublishOptions,
+  PublishTracker,
+  TlsOptions,
+} from "../../client/options.ts";
+import { bridgeClientOptions, useAddress } from "./_client_options.ts";
 import { Backoff } from "../../client/reconnect.ts";
 import type { Dispatcher, Subscriber } from "../dispatcher.ts";
 import { ownPayload } from "../delivery.ts";
-import type { StoredMessage } from "../store/store.ts";
+import type {
+  AuthorizationEpochHook,
+  AuthorizeReadHook,
+  ClientInfo,
+} from "../hooks.ts";
+import { DropReason } from "../metrics.ts";
+import { countDrop } from "../_session_drops.ts";
+import { ReadCache } from "../_read_cache.ts";
+import type { LoadedSession, Store, StoredMessage } from "../store/store.ts";
 import { type BridgeAddress, parseBridgeAddress } from "./_address.ts";
+import { bridgeId, bridgeRecord } from "./_id.ts";
+import { Incoming, type IncomingHost } from "./_incoming.ts";
+import { type Outgoing, OutgoingQueue, sendProperties } from "./_outgoing.ts";
 import {
   type BridgeRule,
   compileRules,
+  retainedOut,
   RuleMatcher,
   subscriptionsOf,
-  toLocal,
   toRemote,
 } from "./_rules.ts";
 import type { BridgeOptions, BridgeStatus } from "./types.ts";
@@ -61,27 +77,22 @@ const ONE = new TextEncoder().encode("1");
 const ZERO = new TextEncoder().encode("0");
 
 /** What a bridge needs of the broker (the core implements it). */
-export interface BridgeHost {
+export interface BridgeHost extends IncomingHost {
   /** Where the bridge subscribes its outgoing side. */
   readonly dispatcher: Dispatcher;
   /** The retained messages, sent out on each connection (`out` rules). */
   readonly retained: {
     match(filter: string, cb: (message: StoredMessage) => void): void;
   };
-  /** Whether retained messages are supported here. */
-  readonly settings: { readonly retainAvailable: boolean };
-  /** Counters: the bridge adds the messages it drops. */
-  readonly metrics: { messagesDropped: number };
-  /** Publishes into the broker (retained store, then routing). */
-  publish(message: StoredMessage, publisherId: string | undefined): number;
-}
-
-/** A QoS 1/2 message waiting for the remote. */
-interface Waiting {
-  message: StoredMessage;
-  topic: string;
-  qos: QoS;
-  retain: boolean;
+  /** The hooks asked with `localUsername`. */
+  readonly hooks: IncomingHost["hooks"] & {
+    readonly authorizeRead?: AuthorizeReadHook;
+    readonly authorizationEpoch?: AuthorizationEpochHook;
+  };
+  /** Where to keep messages for the remote; undefined: in memory only. */
+  readonly bridgeStore: Store | undefined;
+  /** What a bridge stored before a restart (once). */
+  takeBridgeState(id: string): LoadedSession | undefined;
 }
 
 /**
@@ -113,19 +124,21 @@ export class Bridge implements Subscriber {
   #addr = 0;
   #tried: BridgeAddress;
   #roundRobin: boolean;
-  #tls: true | { caCerts: string[] };
+  #tls: TlsOptions;
   #version: 4 | 5;
   #rules: BridgeRule[];
-  #out: RuleMatcher;
+  #outRules: RuleMatcher;
   #in: RuleMatcher;
   #client: Client;
-  #maxQueued: number;
+  #out: OutgoingQueue;
+  #incoming: Incoming;
+  /** `authorizeRead` answers for `localUsername` (undefined: not asked). */
+  #read: ReadCache | undefined;
   /** The notification topics here and on the remote (undefined: none). */
   #notify: string | undefined;
   #notifyRemote: string | undefined;
   #backoff: Backoff;
   #timer: ReturnType<typeof setTimeout> | undefined;
-  #waiting = new Fifo<Waiting>();
   #everConnected = false;
   #lost = false;
   #stopped = false;
@@ -133,22 +146,25 @@ export class Bridge implements Subscriber {
   #full = false;
   #down0 = false;
   #sent = 0;
-  #received = 0;
   #dropped = 0;
   // Reused by every delivery (no allocation per message).
   #remotes: string[] = [];
   #qos: QoS[] = [];
-  #plain: { qos: QoS; retain: boolean } = { qos: 0, retain: false };
-  #withProps: { qos: QoS; retain: boolean; properties: Properties } = {
+  #plain: { qos: QoS; retain: boolean; tracker?: PublishTracker } = {
     qos: 0,
     retain: false,
-    properties: {},
   };
+  #withProps: {
+    qos: QoS;
+    retain: boolean;
+    properties: Properties;
+    tracker?: PublishTracker;
+  } = { qos: 0, retain: false, properties: {} };
 
   /**
    * A bridge with validated `options` (see `checkBridges`) for `host`;
    * `node` goes in the default client id; `caCerts` are trusted for
-   * `mqtts://` addresses.
+   * `mqtts://` and `wss://` addresses.
    */
   constructor(
     options: BridgeOptions,
@@ -158,18 +174,55 @@ export class Bridge implements Subscriber {
   ) {
     const o = options;
     this.name = o.name;
-    this.clientId = `\u0000bridge:${o.name}`;
+    this.clientId = bridgeId(o.name);
     this.#host = host;
     this.#addresses = o.addresses.map(parseBridgeAddress);
     this.#tried = this.#addresses[0]!;
     this.#roundRobin = o.roundRobin ?? false;
-    this.#tls = caCerts === undefined ? true : { caCerts };
+    const tls: TlsOptions = this.#tls = {};
+    if (caCerts !== undefined) tls.caCerts = caCerts;
+    if (o.tls?.certFile !== undefined) tls.certFile = o.tls.certFile;
+    if (o.tls?.keyFile !== undefined) tls.keyFile = o.tls.keyFile;
     this.#version = o.protocolVersion ?? 5;
     this.#rules = compileRules(o.topics);
-    this.#out = new RuleMatcher(this.#rules, true);
+    this.#outRules = new RuleMatcher(this.#rules, true);
     this.#in = new RuleMatcher(this.#rules, false);
-    this.#maxQueued = o.maxQueued ?? 10_000;
+    const maxQueued = o.maxQueued ?? 10_000;
+    this.#out = new OutgoingQueue({
+      id: this.clientId,
+      store: host.bridgeStore,
+      gate: host.gate,
+      maxQueued,
+      maxQueuedBytes: o.maxQueuedBytes ?? 0,
+      events: this,
+    });
     const clientId = o.clientId ?? `kite-bridge-${o.name}-${node}`;
+    let identity: ClientInfo | undefined;
+    if (o.localUsername !== undefined) {
+      // Who the local rules are asked about, as Mosquitto's local_username
+      // (its local client id is `local.<clientid>`).
+      identity = {
+        clientId: `local.${clientId}`,
+        username: o.localUsername,
+        protocolVersion: 5,
+      };
+      const read = host.hooks.authorizeRead;
+      if (read !== undefined) {
+        this.#read = new ReadCache(
+          read,
+          host.hooks.authorizationEpoch,
+          identity,
+        );
+      }
+    }
+    this.#incoming = new Incoming(
+      o.name,
+      this.clientId,
+      this.#in,
+      host,
+      identity,
+      host.bridgeStore,
+    );
     if (o.notifications !== false) {
       // On the remote, as Mosquitto: the state of this client id (a Kite
       // remote lets a client publish that one `$SYS` topic).
@@ -185,44 +238,45 @@ export class Bridge implements Subscriber {
       maxDelay: Math.max(o.maxReconnectDelay ?? 30_000, o.reconnectDelay ?? 0),
     };
     this.#backoff = new Backoff(reconnect);
-    const first = this.#addresses[0]!;
-    const co: ClientOptions = {
-      host: first.host,
-      port: first.port,
-      clientId,
-      protocolVersion: this.#version,
-      bridge: this.#version === 4 && o.tryPrivate !== false,
-      cleanStart: o.cleanStart ?? false,
-      keepAlive: o.keepAlive ?? 60,
-      connectTimeout: 15_000,
-      reconnect: { ...reconnect, retryRefusals: true },
-      // The bridge bounds what it hands over; the client never refuses.
-      maxQueued: this.#maxQueued + 1,
-      queueQoS0Offline: false,
-    };
-    if (this.#version === 5) {
-      co.sessionExpiryInterval = o.sessionExpiryInterval ?? 86_400;
-    }
-    if (o.username !== undefined) co.username = o.username;
-    if (o.password !== undefined) co.password = o.password;
-    if (this.#notifyRemote !== undefined) {
-      co.will = {
-        topic: this.#notifyRemote,
-        payload: ZERO,
-        qos: 1,
-        retain: true,
-      };
-    }
-    const c = this.#client = new Client(co);
+    const c = this.#client = new Client(
+      bridgeClientOptions(
+        o,
+        clientId,
+        this.#notifyRemote,
+        reconnect,
+        maxQueued,
+        tls,
+        this.#addresses[0]!,
+      ),
+    );
     c.on("connect", this.#onConnect);
     c.on("disconnect", this.#onDisconnect);
     c.on("reconnect", this.#onReconnect);
     c.on("error", this.#onError);
-    c.onMessage(this.#onRemote);
+    c.onMessage(this.#incoming.onMessage);
+    c.on("released", this.#incoming.released);
   }
 
-  /** Subscribes the outgoing side here and starts connecting. */
+  /**
+   * Subscribes the outgoing side here, takes back the messages for the
+   * remote it stored before a restart, and starts connecting.
+   */
   start(): void {
+    const out = this.#out;
+    const stored = this.#host.takeBridgeState(this.clientId);
+    if (stored === undefined) {
+      this.#host.bridgeStore?.putSession(bridgeRecord(this.clientId));
+    }
+    const resume = out.restore(stored);
+    this.#incoming.restore(stored);
+    if (out.count > 0) {
+      log.info(
+        "Bridge {name}: {count} messages for the remote kept from before the restart",
+        { name: this.name, count: out.count },
+      );
+    }
+    // In flight before: resent first after the CONNACK, with their ids.
+    for (const o of resume) this.#publish(o, true);
     for (const [filter, qos] of subscriptionsOf(this.#rules, "local")) {
       this.#host.dispatcher.subscribe(this, {
         filter,
@@ -242,11 +296,11 @@ export class Bridge implements Subscriber {
       name: this.name,
       connected: c.connected,
       address: this.#addresses[this.#addr]!.url,
-      queued: this.#waiting.length + c.queued,
+      queued: this.#out.waiting.length + c.queued,
       inFlight: c.inFlight,
       sent: this.#sent,
-      received: this.#received,
-      dropped: this.#dropped,
+      received: this.#incoming.received,
+      dropped: this.#dropped + this.#incoming.refused,
     };
   }
 
@@ -254,7 +308,7 @@ export class Bridge implements Subscriber {
 
   /** Room for one more QoS 1/2 message. */
   hasRoom(): boolean {
-    return this.#waiting.length + this.#client.queued < this.#maxQueued;
+    return this.#out.fits(0);
   }
 
   /** Whether QoS 0 messages go through now. */
@@ -268,7 +322,8 @@ export class Bridge implements Subscriber {
    */
   deliver(message: StoredMessage, qos: QoS, retain: boolean): void {
     const topic = message.topic;
-    const rules = this.#out.match(topic);
+    if (this.#read !== undefined && !this.#read.allows(topic)) return;
+    const rules = this.#outRules.match(topic);
     const n = rules.length;
     if (n === 1) {
       const r = rules[0]!;
@@ -303,11 +358,12 @@ export class Bridge implements Subscriber {
   #forward(message: StoredMessage, topic: string, qos: QoS, retain: boolean) {
     const c = this.#client;
     if (qos === 0) {
-      if (c.connected) this.#publish(message, topic, 0, retain);
+      if (c.connected) this.#publish0(message, topic, retain);
       else this.#drop0();
       return;
     }
-    if (this.#waiting.length + c.queued >= this.#maxQueued) {
+    const out = this.#out;
+    if (!out.fits(message.payload.byteLength + topic.length)) {
       this.#queueFull();
       return;
     }
@@ -316,56 +372,80 @@ export class Bridge implements Subscriber {
       log.info("Bridge {name}: queue has room again", { name: this.name });
     }
     ownPayload(message); // kept until acknowledged
-    if (c.connected) this.#publish(message, topic, qos, retain);
-    else this.#waiting.push({ message, topic, qos, retain });
+    // As it goes to the remote (and is stored): its topic there, the
+    // retain flag it is sent with.
+    const m = topic === message.topic && retain === message.retain
+      ? message
+      : { ...message, topic, retain };
+    const o = out.add(m, qos)!;
+    if (c.connected && out.waiting.length === 0) this.#publish(o, false);
+    else out.waiting.push(o);
   }
 
-  /** Hands one message to the client (connected). */
-  #publish(
-    message: StoredMessage,
-    topic: string,
-    qos: QoS,
-    retain: boolean,
-  ): void {
-    let o: { qos: QoS; retain: boolean; properties?: Properties } = this.#plain;
-    if (this.#version === 5) {
-      let props = message.properties;
-      const at = message.expiresAt;
-      if (at !== undefined) {
-        // The time spent here counts [MQTT-3.3.2-6].
-        const left = Math.ceil((at - Date.now()) / 1000);
-        if (left <= 0) {
-          this.#dropped++; // expired while waiting
-          return;
-        }
-        props = { ...props, messageExpiryInterval: left };
-      }
-      if (props !== undefined) {
-        o = this.#withProps;
-        o.properties = props;
-      }
+  /** Hands a QoS 0 message to the client (connected). */
+  #publish0(message: StoredMessage, topic: string, retain: boolean): void {
+    const props = sendProperties(message, this.#version, false);
+    if (props === null) {
+      this.#dropped++; // expired while waiting
+      return;
     }
-    o.qos = qos;
+    let o: { qos: QoS; retain: boolean; properties?: Properties } = this.#plain;
+    if (props !== undefined) {
+      o = this.#withProps;
+      o.properties = props;
+    }
+    o.qos = 0;
     o.retain = retain;
-    const p = this.#client.publish(topic, message.payload, o);
-    if (qos === 0) this.#sent++;
-    else p.then(this.#acked, this.#refused);
+    this.#client.publish(topic, message.payload, o);
+    this.#sent++;
   }
 
-  #acked = (): void => {
-    this.#sent++;
-  };
+  /**
+   * Hands a QoS 1/2 message to the client, tracked; `resumed`: one that was
+   * in flight before a restart, resent with its packet id after the CONNACK.
+   */
+  #publish(o: Outgoing, resumed: boolean): void {
+    const m = o.message;
+    const props = sendProperties(m, this.#version, resumed);
+    if (props === null) {
+      this.#out.drop(o);
+      this.#dropped++;
+      countDrop(this.#host.metrics, DropReason.Expired);
+      return;
+    }
+    let opts: PublishOptions;
+    if (resumed) {
+      opts = {
+        qos: o.qos,
+        retain: m.retain,
+        tracker: o,
+        resume: { packetId: o.packetId, released: o.state === "pubrec" },
+      };
+      if (props !== undefined) opts.properties = props;
+    } else if (props !== undefined) {
+      const w = this.#withProps;
+      w.properties = props;
+      opts = w;
+    } else opts = this.#plain;
+    opts.qos = o.qos;
+    opts.retain = m.retain;
+    opts.tracker = o;
+    this.#client.publish(m.topic, m.payload, opts);
+  }
 
-  #refused = (e: unknown): void => {
+  /** OutgoingEvents: the remote acknowledged, or refused, a message. */
+  settled(_o: Outgoing, error: Error | undefined): void {
+    if (error === undefined) {
+      this.#sent++;
+      return;
+    }
     this.#dropped++;
     this.#host.metrics.messagesDropped++;
-    if (!(e instanceof ClientOfflineError)) {
-      log.warn("Bridge {name}: the remote refused a message: {error}", {
-        name: this.name,
-        error: e instanceof Error ? e.message : String(e),
-      });
-    }
-  };
+    log.warn("Bridge {name}: the remote refused a message: {error}", {
+      name: this.name,
+      error: error.message,
+    });
+  }
 
   #drop0(): void {
     this.#dropped++;
@@ -381,43 +461,15 @@ export class Bridge implements Subscriber {
 
   #queueFull(): void {
     this.#dropped++;
-    this.#host.metrics.messagesDropped++;
+    countDrop(this.#host.metrics, DropReason.QueueFull);
     if (!this.#full) {
       this.#full = true;
       log.warn(
-        "Bridge {name}: {max} messages held for the remote (maxQueued): new messages are dropped until it takes some",
-        { name: this.name, max: this.#maxQueued },
+        "Bridge {name}: {count} messages ({bytes} bytes) held for the remote (maxQueued, maxQueuedBytes): new messages are dropped until it takes some",
+        { name: this.name, count: this.#out.count, bytes: this.#out.bytes },
       );
     }
   }
-
-  // ------------------------------------------------------------------ in
-
-  /** A message from the remote: published here under the first rule. */
-  #onRemote = (m: Message): void => {
-    const r = this.#in.match(m.topic)[0];
-    if (r === undefined) return;
-    const message: StoredMessage = {
-      topic: toLocal(r, m.topic),
-      payload: m.payload,
-      qos: m.qos < r.qos ? m.qos : r.qos,
-      retain: m.retain && this.#host.settings.retainAvailable,
-    };
-    const props = m.properties;
-    for (const _ in props) {
-      let p = props;
-      if (p.subscriptionIdentifiers !== undefined) {
-        p = { ...p };
-        delete p.subscriptionIdentifiers;
-      }
-      const mei = p.messageExpiryInterval;
-      if (mei !== undefined) message.expiresAt = Date.now() + mei * 1000;
-      message.properties = p;
-      break;
-    }
-    this.#received++;
-    this.#host.publish(message, this.clientId);
-  };
 
   // ---------------------------------------------------------- connection
 
@@ -443,10 +495,7 @@ export class Bridge implements Subscriber {
   #use(i: number): void {
     this.#addr = i;
     const a = this.#tried = this.#addresses[i]!;
-    const o = this.#client.options;
-    o.host = a.host;
-    o.port = a.port;
-    o.tls = a.tls ? this.#tls : false;
+    useAddress(this.#client.options, a, this.#tls);
   }
 
   #onConnect = (connack: ConnackPacket): void => {
@@ -468,12 +517,12 @@ export class Bridge implements Subscriber {
       );
     }
     if (first) this.#subscribeRemote();
+    // No QoS 2 id of an old session on the remote comes again.
+    if (!connack.sessionPresent) this.#incoming.sessionLost();
     // What waited while the remote was down, in order, before anything new.
-    const waiting = this.#waiting;
-    while (waiting.length > 0) {
-      const w = waiting.shift()!;
-      this.#publish(w.message, w.topic, w.qos, w.retain);
-    }
+    // (Those in flight before were resent first, by the client.)
+    const waiting = this.#out.waiting;
+    while (waiting.length > 0) this.#publish(waiting.shift()!, false);
     this.#sendRetained();
     this.#notifyLocal(true);
   };
@@ -503,32 +552,14 @@ export class Bridge implements Subscriber {
     }
   }
 
-  /**
-   * The retained messages under `out` rules, sent on each connection (as
-   * Mosquitto does). Not under `both` rules: there they may have come from
-   * the remote, and an old copy would overwrite a newer value there.
-   */
+  /** The retained messages under `out` rules, sent on each connection. */
   #sendRetained(): void {
-    const found = new Map<string, StoredMessage>();
-    const now = Date.now();
-    for (const r of this.#rules) {
-      if (r.direction !== "out") continue;
-      this.#host.retained.match(r.localFilter, (m) => {
-        if (m.expiresAt === undefined || m.expiresAt > now) {
-          found.set(m.topic, m);
-        }
-      });
-    }
-    for (const m of found.values()) {
-      const sent = new Set<string>();
-      for (const r of this.#out.match(m.topic)) {
-        if (r.direction !== "out") continue;
-        const t = toRemote(r, m.topic);
-        if (sent.has(t)) continue;
-        sent.add(t);
-        this.#forward(m, t, r.qos < m.qos ? r.qos : m.qos, true);
-      }
-    }
+    retainedOut(
+      this.#rules,
+      this.#outRules,
+      this.#host.retained,
+      (m, topic, qos) => this.#forward(m, topic, qos, true),
+    );
   }
 
   #notifyRefused = (e: unknown): void => {
@@ -611,8 +642,9 @@ export class Bridge implements Subscriber {
 
   /**
    * Unsubscribes here, tells the remote the bridge is down (`0`, when
-   * notifications go there), disconnects. Messages still waiting are lost
-   * (logged).
+   * notifications go there), disconnects. Messages still held for the
+   * remote stay in the store when it is durable (sent after a restart),
+   * else they are lost (logged).
    */
   async stop(): Promise<void> {
     if (this.#stopped) return;
@@ -632,12 +664,18 @@ export class Bridge implements Subscriber {
       ]);
       clearTimeout(timer);
     }
-    const left = this.#waiting.length + c.queued + c.inFlight;
     await c.disconnect();
     this.#notifyLocal(false);
-    if (left > 0) {
+    const left = this.#out.count;
+    if (left === 0) return;
+    if (this.#out.durable) {
+      log.info(
+        "Bridge {name}: stopped with {count} messages for the remote kept in the store: sent when the broker starts again",
+        { name: this.name, count: left },
+      );
+    } else {
       log.warn(
-        "Bridge {name}: stopped with {count} messages not delivered to the remote",
+        "Bridge {name}: stopped with {count} messages not delivered to the remote (persistence is off: they are lost)",
         { name: this.name, count: left },
       );
     }

@@ -118,7 +118,7 @@ const addresses: Check<string[]> = (v) => {
   const list = typeof v === "string" ? [v] : v;
   if (!Array.isArray(list) || list.length === 0) {
     throw new Bad(
-      `must be an mqtt:// or mqtts:// URL or a list of them, got ${
+      `must be an mqtt://, mqtts://, ws:// or wss:// URL or a list of them, got ${
         describe(v)
       }`,
     );
@@ -154,7 +154,16 @@ const tls: Check<BridgeTlsOptions> = (v) => {
       }
       return c as string[];
     },
+    certFile: str("a file name"),
+    keyFile: str("a file name"),
   }, "tls.");
+  if ((o.certFile === undefined) !== (o.keyFile === undefined)) {
+    throw new Qualified(
+      `tls.${o.certFile === undefined ? "keyFile" : "certFile"} needs tls.${
+        o.certFile === undefined ? "certFile" : "keyFile"
+      } (the client certificate and its key)`,
+    );
+  }
   return o;
 };
 
@@ -305,6 +314,8 @@ const FIELDS: {
   },
   notificationsLocalOnly: bool,
   maxQueued: int(1, Number.MAX_SAFE_INTEGER),
+  maxQueuedBytes: int(0, Number.MAX_SAFE_INTEGER),
+  localUsername: str("a user name"),
   reconnectDelay: ms,
   maxReconnectDelay: ms,
 };
@@ -340,8 +351,8 @@ function bridge(v: unknown, where: string): BridgeOptions {
  * file or from code) and returns it typed: addresses always a list,
  * `protocolVersion` a number (`3.1.1` is 4). Throws an `Error` with a
  * one-line message naming the entry and the key, relative to the setting:
- * `[0] "cloud": addresses[0] "ftp://x" has scheme "ftp": use mqtt:// or
- * mqtts://`.
+ * `[0] "cloud": addresses[0] "ftp://x" has scheme "ftp": use mqtt://,
+ * mqtts://, ws:// or wss://`.
  *
  * @example
  * ```ts

@@ -7,8 +7,11 @@
  * @module
  */
 
+import { getLogger } from "@logtape/logtape";
 import { ConfigError } from "../config/config_error.ts";
+import type { LoadedSession } from "../store/store.ts";
 import { Bridge, type BridgeHost } from "./bridge.ts";
+import { bridgeName } from "./_id.ts";
 import { checkBridges } from "./config.ts";
 import type { BridgeOptions } from "./types.ts";
 
@@ -50,35 +53,59 @@ export async function prepareBridges(
     let caCerts = o.tls?.caCerts;
     const file = o.tls?.caFile;
     if (file !== undefined) {
-      try {
-        caCerts = [...(caCerts ?? []), await Deno.readTextFile(file)];
-      } catch (e) {
-        throw new ConfigError(
-          `bridges "${o.name}": tls.caFile ${file}: ${
-            e instanceof Deno.errors.NotFound
-              ? "no such file"
-              : (e as Error).message
-          }`,
-          { key: "bridges" },
-        );
-      }
+      caCerts = [...(caCerts ?? []), await readFile(o.name, "caFile", file)];
+    }
+    // Read at each connection attempt (renewals); here only checked.
+    for (const key of ["certFile", "keyFile"] as const) {
+      const f = o.tls?.[key];
+      if (f !== undefined) await readFile(o.name, key, f);
     }
     out.push({ options: o, caCerts });
   }
   return out;
 }
 
-/** Starts the prepared bridges on `host` (the broker core, loaded). */
+/** The text of file `path` (`tls.<key>` of bridge `name`), or a ConfigError. */
+async function readFile(
+  name: string,
+  key: string,
+  path: string,
+): Promise<string> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch (e) {
+    throw new ConfigError(
+      `bridges "${name}": tls.${key} ${path}: ${
+        e instanceof Deno.errors.NotFound
+          ? "no such file"
+          : (e as Error).message
+      }`,
+      { key: "bridges" },
+    );
+  }
+}
+
+/**
+ * Starts the prepared bridges on `host` (the broker core, loaded). Messages
+ * stored for a bridge that is no longer configured are kept (logged): they
+ * go out if it comes back.
+ */
 export function startBridges(
-  host: BridgeHost,
+  host: BridgeHost & { untakenBridgeStates(): LoadedSession[] },
   prepared: readonly PreparedBridge[],
 ): Bridge[] {
-  if (prepared.length === 0) return [];
   const node = nodeName();
   const bridges = prepared.map((p) =>
     new Bridge(p.options, host, node, p.caCerts)
   );
   for (const b of bridges) b.start();
+  for (const s of host.untakenBridgeStates()) {
+    if (s.outgoing.length === 0) continue;
+    getLogger(["kite", "bridge"]).warn(
+      "Bridge {name} is not configured: {count} messages stored for its remote are kept until it is",
+      { name: bridgeName(s.record.clientId), count: s.outgoing.length },
+    );
+  }
   return bridges;
 }
 

@@ -52,12 +52,34 @@ export interface BridgeTopic {
   remotePrefix?: string;
 }
 
-/** TLS settings of a bridge's `mqtts://` addresses. */
+/**
+ * TLS settings of a bridge's `mqtts://` and `wss://` addresses.
+ *
+ * @example
+ * ```ts
+ * import type { BridgeTlsOptions } from "@kite/mqtt/broker";
+ * // Mutual TLS: trust a private CA, present a client certificate.
+ * const tls: BridgeTlsOptions = {
+ *   caFile: "/etc/kite/ca.crt",
+ *   certFile: "/etc/kite/edge-1.crt",
+ *   keyFile: "/etc/kite/edge-1.key",
+ * };
+ * ```
+ */
 export interface BridgeTlsOptions {
   /** PEM certificates of CAs to trust besides the system's. */
   caCerts?: string[];
   /** A PEM file of CA certificates to trust, read when the bridge starts. */
   caFile?: string;
+  /**
+   * A PEM file with the client certificate (chain) to present, for a
+   * remote that asks for one (mutual TLS, Mosquitto's
+   * `require_certificate`); needs `keyFile`. Read at each connection
+   * attempt, so a renewed certificate is used from the next reconnect on.
+   */
+  certFile?: string;
+  /** The PEM file of the client certificate's private key. */
+  keyFile?: string;
 }
 
 /**
@@ -87,8 +109,10 @@ export interface BridgeOptions {
    */
   name: string;
   /**
-   * `mqtt://host[:port]` (default port 1883) or `mqtts://host[:port]`
-   * (8883); with several, the next is tried when one fails.
+   * `mqtt://host[:port]` (default port 1883), `mqtts://host[:port]` (8883),
+   * `ws://host[:port][/path]` (80, path `/mqtt`) or
+   * `wss://host[:port][/path]` (443), over TLS for `mqtts` and `wss`;
+   * with several, the next is tried when one fails.
    */
   addresses: string[];
   /**
@@ -147,9 +171,28 @@ export interface BridgeOptions {
    * QoS 1/2 messages waiting to be sent to the remote (while it is down,
    * or held back by its Receive Maximum, which bounds those in flight).
    * When full, new messages are dropped (logged once per episode, counted
-   * in `Broker.bridges` and `messagesDropped`). Default 10000.
+   * in `Broker.bridges` and `messagesDropped`); those held are kept. With
+   * persistence on, they (and those in flight) are kept in the broker's
+   * store until the remote acknowledges them, and survive a restart or a
+   * crash. Default 10000.
    */
   maxQueued?: number;
+  /**
+   * Bytes (payload plus topic) of the messages waiting to be sent to the
+   * remote, as `maxQueued` counts them; past it new messages are dropped
+   * the same way. 0 (default): no byte bound.
+   */
+  maxQueuedBytes?: number;
+  /**
+   * The user name the bridge has on this broker, as Mosquitto's
+   * `local_username`: messages coming in are authorized by
+   * `authorizePublish` (an ACL file's `write` rules) as this user, with
+   * client id `local.<clientId>`, and a refused one is dropped (counted,
+   * logged at most every ten seconds); messages going out are checked by
+   * `authorizeRead` (`read` rules). Default none: bridged messages are
+   * trusted, as configuration.
+   */
+  localUsername?: string;
   /** Milliseconds before the first reconnect attempt (jittered, doubling). Default 500. */
   reconnectDelay?: number;
   /** Longest wait between reconnect attempts, in milliseconds. Default 30000. */
@@ -183,7 +226,8 @@ export interface BridgeStatus {
   received: number;
   /**
    * Messages not delivered: QoS 0 while the remote was down, the queue
-   * full, expired while waiting, or refused by the remote.
+   * full, expired while waiting, refused by the remote, or (coming in)
+   * refused by `authorizePublish` for `localUsername`.
    */
   dropped: number;
 }

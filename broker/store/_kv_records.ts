@@ -200,7 +200,8 @@ export function isSessionRecord(v: unknown): v is SessionRecord {
     (v.owner === undefined ||
       (isObject(v.owner) &&
         (v.owner.username === undefined ||
-          typeof v.owner.username === "string")));
+          typeof v.owner.username === "string"))) &&
+    (v.bridge === undefined || typeof v.bridge === "boolean");
 }
 
 /** Whether a value read has the shape of an `OutgoingRecord`. */

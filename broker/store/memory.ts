@@ -46,6 +46,8 @@ const RESOLVED: Promise<void> = Promise.resolve();
  * ```
  */
 export class MemoryStore implements Store {
+  /** Nothing here outlives the process. */
+  readonly durable = false;
   #retained = new Map<string, StoredMessage>();
   #sessions = new Map<string, MemorySession>();
 

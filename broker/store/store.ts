@@ -84,6 +84,12 @@ export interface SessionRecord {
    * that connects with the client id claims such a session.
    */
   owner?: SessionOwner;
+  /**
+   * True when its last connection carried Mosquitto's bridge flag (a 3.1.1
+   * bridge, `try_private`): messages queued for it keep their retain flag
+   * as published, also after a restart, before it connects again.
+   */
+  bridge?: boolean;
 }
 
 /** State of a message queued for or in flight to a session. */
@@ -125,6 +131,12 @@ export interface LoadedSession {
 
 /** The durable state of a broker. */
 export interface Store {
+  /**
+   * False for a store whose state does not outlive the process
+   * (`MemoryStore`): what only a restart would need is then not written
+   * (a bridge's messages for its remote). Absent: durable.
+   */
+  readonly durable?: boolean;
   /** Sets (or, with `undefined`, clears) the retained message of a topic. */
   putRetained(topic: string, message: StoredMessage | undefined): void;
   /** Creates or replaces a session's metadata and subscriptions. */

@@ -396,8 +396,12 @@ function acceptNow(
       return;
     }
   }
-  const { session, present } = core.openSession(c, p.cleanStart, expiry);
-  session.bridge = p.bridge === true; // Mosquitto's flag (try_private)
+  const { session, present } = core.openSession(
+    c,
+    p.cleanStart,
+    expiry,
+    p.bridge === true, // Mosquitto's flag (try_private)
+  );
   c.session = session;
   // MQTT 3.1 has no Session Present flag: that CONNACK byte is reserved.
   connack.sessionPresent = present && c.version !== 3;
