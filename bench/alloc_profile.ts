@@ -48,7 +48,7 @@ interface ProfileNode {
 }
 
 const port = freePort();
-const broker = new Broker({ port, persistence: false });
+const broker = new Broker({ port });
 await broker.listen();
 
 const session = new Session();
@@ -81,7 +81,7 @@ const load = new Deno.Command(Deno.execPath(), {
   stderr: "inherit",
 }).spawn();
 const ready = Date.now() + 10_000;
-while (broker.connectedCount === 0 && Date.now() < ready) {
+while (broker.connectedClients === 0 && Date.now() < ready) {
   await new Promise((r) => setTimeout(r, 50));
 }
 await new Promise((r) => setTimeout(r, 2_000));
