@@ -202,6 +202,7 @@ class Cluster implements ClusterNode, CorePlugin {
       routes: p.routes,
       core,
       closing: () => this.#closing,
+      lastSeen: (node, boot) => p.membership.lastSeen(node, boot),
     });
     this.#handover = new Handover({
       node: p.nodeId,

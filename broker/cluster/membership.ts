@@ -29,6 +29,8 @@ export const HEARTBEAT_MS = 500;
 const SUSPECT_MS = 1500;
 /** Silence (with pings unanswered) after which a node is dead. */
 const DEAD_MS = 10_000;
+/** Dead runs whose last heartbeat is remembered. */
+const GONE_KEPT = 64;
 
 /** A node that is up, as its heartbeats say. */
 export interface Peer {
@@ -50,6 +52,8 @@ export class Membership {
   readonly #boot: string;
   readonly #peers = new Map<string, Peer>();
   readonly #pinging = new Set<string>();
+  /** When the runs found dead were last heard (`node.boot`; the latest few). */
+  readonly #gone = new Map<string, number>();
   #sub: Subscription | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   /** Called once for each boot of a node found dead. */
@@ -78,6 +82,25 @@ export class Membership {
   /** The other nodes up. */
   peers(): Peer[] {
     return [...this.#peers.values()];
+  }
+
+  /**
+   * When run `boot` of `node` was last heard (epoch ms): its last
+   * heartbeat, while it is up or once found dead (the latest few runs);
+   * undefined when this node never heard it.
+   */
+  lastSeen(node: string, boot: string): number | undefined {
+    const p = this.#peers.get(node);
+    if (p !== undefined && p.boot === boot) return p.lastSeen;
+    return this.#gone.get(`${node}.${boot}`);
+  }
+
+  #dead(p: Peer): void {
+    this.#gone.set(`${p.node}.${p.boot}`, p.lastSeen);
+    if (this.#gone.size > GONE_KEPT) {
+      this.#gone.delete(this.#gone.keys().next().value!);
+    }
+    this.onDead(p.node, p.boot);
   }
 
   /** The boot id of `node` if it is up. */
@@ -137,7 +160,7 @@ export class Membership {
     this.#peers.set(node, { node, boot, lastSeen: now, clients });
     if (p !== undefined) {
       log.info("Cluster node {node} restarted", { node });
-      this.onDead(node, p.boot);
+      this.#dead(p);
     } else log.info("Cluster node {node} is up", { node });
   }
 
@@ -154,7 +177,7 @@ export class Membership {
         if (r === "dead" || Date.now() - p.lastSeen > DEAD_MS) {
           this.#peers.delete(p.node);
           log.warn("Cluster node {node} is down", { node: p.node });
-          this.onDead(p.node, p.boot);
+          this.#dead(p);
         }
       });
     }

@@ -7,7 +7,10 @@
  * - each registry entry of that run is taken over by compare-and-set (so a
  *   client that reconnects meanwhile and the reaper never both get it);
  * - a persistent session is loaded from the store and adopted here,
- *   offline; a will it had (the client was connected) is published when due;
+ *   offline, as if its connection was lost at the run's last heartbeat: a
+ *   will it had (the client was connected) is published after its v5 Will
+ *   Delay Interval from then, or when the session expires if that is
+ *   first, and not at all if the client reconnects (to any node) in time;
  * - a non-persistent session ends: the will of a client connected at the
  *   time is published, once (the entry is deleted by compare-and-set first);
  * - the run's routes are removed once this node announced the adopted
@@ -53,6 +56,8 @@ export interface ReaperDeps {
   core(): BrokerCore;
   /** Whether the node is closing (nothing more is adopted). */
   closing(): boolean;
+  /** When run `boot` of `node` was last heard (undefined: never here). */
+  lastSeen(node: string, boot: string): number | undefined;
 }
 
 /** Adopts dead runs (see the module doc). */
@@ -120,6 +125,8 @@ export class Reaper {
     });
     const adopted: Session[] = [];
     let wills = 0;
+    // Its clients' connections count as lost at its last heartbeat.
+    const lostAt = d.lastSeen(node, boot) ?? Date.now();
     const { promise: drained, resolve: drainDone } = Promise.withResolvers<
       void
     >();
@@ -141,7 +148,7 @@ export class Reaper {
         const ls = await d.store.loadSession(entry.id);
         const s = ls === undefined || core.sessions.has(entry.id)
           ? undefined
-          : core.adoptSession(ls, Date.now());
+          : core.adoptSession(ls, Date.now(), lostAt);
         if (s === undefined) {
           log.debug("{clientId}: no stored session ({found}), not adopted", {
             clientId: entry.id,

@@ -50,6 +50,13 @@ export interface StoredSubscription extends Subscription {
 export interface StoredWill extends StoredMessage {
   /** Epoch milliseconds at which the will is due (after the will delay). */
   dueAt?: number;
+  /**
+   * The v5 Will Delay Interval in seconds, kept while the connection is
+   * open: whoever finds the connection lost without its close (the broker
+   * restarted after a crash, a cluster node whose peer died) waits that
+   * long from then.
+   */
+  delay?: number;
 }
 
 /**
