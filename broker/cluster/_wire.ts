@@ -269,6 +269,16 @@ export function decodeRaw(
   return fromFields(undefined, payload, meta);
 }
 
+/**
+ * Marks a QoS 2 message just decoded with its `origin` (the sender's boot
+ * id and number, from `meta`): sessions tell a second delivery by it.
+ */
+export function markOrigin(message: StoredMessage, meta: WireMeta): boolean {
+  if (message.qos !== 2 || meta.origin === undefined) return false;
+  message.origin = meta.origin + ";" + meta.seq;
+  return true;
+}
+
 /** The encoded header block of `encodeHeaders`. */
 export function headerBlock(h: MsgHdrs): Uint8Array {
   return (h as unknown as EncodedHeaders).bytes;

@@ -226,6 +226,7 @@ class Cluster implements ClusterNode, CorePlugin {
       }
     };
     p.store.startEmpty = true;
+    p.store.beforeCommit = this.#link.takeConfirms;
     p.membership.onDead = (node, boot) => {
       if (!this.#closing) this.#reaper.reap(node, boot);
     };

@@ -17,7 +17,9 @@
  * `deleteSession` purges the client's subjects before anything later of
  * that client is written. `commit()` resolves once everything enqueued
  * before it is stored, and what `settleHooks` wait for too (a node's
- * messages to other nodes). A batch that fails (NATS unreachable) is
+ * messages to other nodes); what `beforeCommit` returns as it starts runs
+ * once the commit's own mutations are stored (a node's inbox
+ * acknowledgements, which must follow what the deliveries stored). A batch that fails (NATS unreachable) is
  * written again once it is back: acknowledgements that wait for it wait.
  *
  * @module
@@ -117,6 +119,11 @@ export class JetStreamStore implements Store {
   #waiters: { gen: number; resolve: () => void }[] = [];
   /** Waited for by every commit (a node's messages to other nodes). */
   readonly settleHooks: (() => Promise<unknown>)[] = [];
+  /**
+   * Called as a commit starts; what it returns is awaited once the
+   * mutations enqueued so far are stored, before the commit resolves.
+   */
+  beforeCommit: () => (() => Promise<void>) | undefined = () => undefined;
   /** Resolves while NATS is reachable (a failed batch waits for it). */
   waitUp: () => Promise<void> = () => Promise.resolve();
   /**
@@ -466,6 +473,7 @@ export class JetStreamStore implements Store {
 
   /** Resolves when every mutation enqueued before this call is durable. */
   async commit(): Promise<void> {
+    const after = this.beforeCommit();
     const target = this.#hasPending ? this.#taken + 1 : this.#taken;
     if (this.#done < target && !this.#closed) {
       const { promise, resolve } = Promise.withResolvers<void>();
@@ -473,6 +481,7 @@ export class JetStreamStore implements Store {
       this.#startFlush();
       await promise;
     }
+    if (after !== undefined) await after();
     for (const hook of this.settleHooks) await hook();
   }
 

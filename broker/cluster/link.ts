@@ -15,6 +15,16 @@
  * and the inbox consumer to the local subscribers, acknowledged once the
  * store has committed what the deliveries queued.
  *
+ * QoS 2 from the inbox is delivered exactly once, through a crash: each
+ * such message carries its `origin` (sender's boot id and number) into the
+ * outgoing records it makes; the inbox message is acknowledged, and the
+ * acknowledgement confirmed by JetStream, within the commit that stores
+ * them (`beforeCommit`), so a QoS 2 PUBLISH (held until that commit) never
+ * reaches a client before. An inbox message that comes again meanwhile (the
+ * ack wait passed) is not delivered twice here; one that comes again to
+ * the node adopting this one's sessions (it died) is not taken by a
+ * session that holds its origin (reaper.ts).
+ *
  * While NATS is unreachable, messages for other nodes are dropped (QoS 0)
  * or left to NATS's reconnect buffer, and local delivery goes on.
  *
@@ -52,10 +62,12 @@ import {
   encodeHeaders,
   headerBlock,
   listHas,
+  markOrigin,
   type WireMeta,
   wireMeta,
 } from "./_wire.ts";
 import { InboxPacker, MAX_PACK, PACK_HEADER, unpack } from "./_inbox_pack.ts";
+import { confirmAck, crash, faultPoint } from "./_inbox_ack.ts";
 
 const log = getLogger(["kite", "cluster"]);
 
@@ -111,6 +123,13 @@ export class NatsLink implements ClusterLink {
   #inboxMessages: ConsumerMessages | undefined;
   #toAck: JsMsg[] = [];
   #ackScheduled = false;
+  /** Inbox messages with QoS 2 deliveries: acknowledged in the next commit. */
+  #toConfirm: JsMsg[] = [];
+  /** Their stream sequences, until the acknowledgement is confirmed. */
+  readonly #unconfirmed = new Set<number>();
+  #sawQos2 = false;
+  /** A fault to inject, for tests only (`KITE_CLUSTER_FAULT`). */
+  #fault = faultPoint();
   #commit: () => Promise<void> = () => Promise.resolve();
   readonly stats: LinkStats = { sent: 0, received: 0, dropped: 0 };
 
@@ -477,27 +496,39 @@ export class NatsLink implements ClusterLink {
   }
 
   #onInbox = (m: JsMsg): void => {
-    const meta = this.#meta;
-    if (m.headers?.get(PACK_HEADER) === "1") {
-      unpack(m.data, (block, payload) => {
-        const message = decodeRaw(block, payload, meta);
-        if (message === undefined) return;
-        this.stats.received++;
-        this.#dispatcher?.deliverRemote(message, meta.publisherId);
-      });
+    if (this.#unconfirmed.size > 0 && this.#unconfirmed.has(m.seq)) {
+      // Delivered here already (the ack wait passed before the commit that
+      // acknowledges it was done): acknowledged again, not taken twice.
+      this.#toConfirm.push(m);
+      this.#markDirty();
     } else {
-      const message = decodeMessage(undefined, m, meta);
-      if (message !== undefined) {
-        this.stats.received++;
-        this.#dispatcher?.deliverRemote(message, meta.publisherId);
-      }
+      this.#sawQos2 = false;
+      if (m.headers?.get(PACK_HEADER) === "1") unpack(m.data, this.#onPacked);
+      else this.#deliverInbox(decodeMessage(undefined, m, this.#meta));
+      if (this.#sawQos2) {
+        // Acknowledged by the commit that stores what it delivered.
+        this.#unconfirmed.add(m.seq);
+        this.#toConfirm.push(m);
+        this.#markDirty();
+      } else this.#toAck.push(m);
     }
-    this.#toAck.push(m);
     if (!this.#ackScheduled) {
       this.#ackScheduled = true;
       queueMicrotask(this.#ackInbox);
     }
   };
+
+  #onPacked = (block: Uint8Array, payload: Uint8Array): void => {
+    this.#deliverInbox(decodeRaw(block, payload, this.#meta));
+  };
+
+  #deliverInbox(message: StoredMessage | undefined): void {
+    if (message === undefined) return;
+    const meta = this.#meta;
+    if (markOrigin(message, meta)) this.#sawQos2 = true;
+    this.stats.received++;
+    this.#dispatcher?.deliverRemote(message, meta.publisherId);
+  }
 
   /** Acknowledges inbox messages once what they queued is committed. */
   #ackInbox = (): void => {
@@ -511,6 +542,30 @@ export class NatsLink implements ClusterLink {
       for (const m of batch) m.nak(1000);
     });
   };
+
+  /**
+   * The store's `beforeCommit`: the inbox messages with QoS 2 deliveries so
+   * far, acknowledged (confirmed) once the commit stored the deliveries.
+   */
+  takeConfirms = (): (() => Promise<void>) | undefined => {
+    if (this.#toConfirm.length === 0) return undefined;
+    const batch = this.#toConfirm;
+    this.#toConfirm = [];
+    return () => this.#confirm(batch);
+  };
+
+  async #confirm(batch: JsMsg[]): Promise<void> {
+    if (this.#fault === "inbox-ack") crash();
+    if (this.#fault === "inbox-ack-late") {
+      // Past the ack wait (once): JetStream delivers them here again.
+      this.#fault = undefined;
+      await new Promise((r) => setTimeout(r, INBOX_ACK_WAIT_MS + 1000));
+    }
+    await Promise.all(batch.map(async (m) => {
+      await confirmAck(this.#h.pub, m, () => this.#waitUp());
+      this.#unconfirmed.delete(m.seq);
+    }));
+  }
 
   /** Stops taking inbox messages and unsubscribes (at close). */
   async close(): Promise<void> {

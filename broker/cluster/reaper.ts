@@ -16,7 +16,11 @@
  * - the run's routes are removed once this node announced the adopted
  *   sessions' subscriptions, and its JetStream inbox (QoS 1/2 messages other
  *   nodes sent it for persistent sessions) is drained into the adopted
- *   sessions, then deleted.
+ *   sessions, then deleted. An inbox message the dead node had delivered
+ *   but not acknowledged comes again: its QoS 2 messages are not taken by a
+ *   session whose stored outgoing messages hold their `origin` (link.ts
+ *   acknowledges such a message before their PUBLISH can reach a client,
+ *   so whatever the client received is still stored).
  *
  * @module
  */
@@ -26,13 +30,15 @@ import type { QoS } from "../../codec/packet.ts";
 import type { BrokerCore } from "../core.ts";
 import { Router } from "../router.ts";
 import type { Session } from "../session.ts";
+import type { Subscriber } from "../dispatcher.ts";
+import type { LoadedSession } from "../store/store.ts";
 import type { ClientInfo } from "../hooks.ts";
 import type { JetStreamStore } from "./jetstream_store.ts";
 import { INBOX_ACK_WAIT_MS, inboxConsumer } from "./link.ts";
 import type { ClusterNames, NatsHandles } from "./nats.ts";
 import { type SessionRegistry, willOf } from "./registry.ts";
 import type { RouteTable } from "./routes.ts";
-import { decodeMessage, decodeRaw, wireMeta } from "./_wire.ts";
+import { decodeMessage, decodeRaw, markOrigin, wireMeta } from "./_wire.ts";
 import { PACK_HEADER, unpack } from "./_inbox_pack.ts";
 
 const log = getLogger(["kite", "cluster"]);
@@ -124,6 +130,8 @@ export class Reaper {
       count: entries.length,
     });
     const adopted: Session[] = [];
+    /** The QoS 2 origins each adopted session holds. */
+    const held = new Map<Session, Set<string>>();
     let wills = 0;
     // Its clients' connections count as lost at its last heartbeat.
     const lostAt = d.lastSeen(node, boot) ?? Date.now();
@@ -159,6 +167,7 @@ export class Reaper {
         }
         if (entry.c && ls?.record.will !== undefined) wills++;
         adopted.push(s);
+        held.set(s, originsOf(ls!));
         this.#draining.set(entry.id, drained);
         continue;
       }
@@ -183,7 +192,7 @@ export class Reaper {
       await core.flush();
       await d.routes.settle();
       await d.routes.removeRun(node, run);
-      await this.#drain(run, adopted);
+      await this.#drain(run, adopted, held);
     } finally {
       for (const s of adopted) {
         if (this.#draining.get(s.clientId) === drained) {
@@ -212,7 +221,11 @@ export class Reaper {
    * Delivers what is left in the run's inbox to the adopted sessions, then
    * deletes the inbox consumer.
    */
-  async #drain(run: string, adopted: Session[]): Promise<void> {
+  async #drain(
+    run: string,
+    adopted: Session[],
+    held: Map<Session, Set<string>>,
+  ): Promise<void> {
     const d = this.#d;
     const name = inboxConsumer(run);
     try {
@@ -223,8 +236,9 @@ export class Reaper {
     const core = d.core();
     const router = new Router(core.settings.maxQos as QoS);
     for (const s of adopted) {
+      const once = onceEach(s, held.get(s) ?? new Set());
       for (const sub of s.subscriptions.values()) {
-        if (!sub.filter.startsWith("$share/")) router.subscribe(s, sub);
+        if (!sub.filter.startsWith("$share/")) router.subscribe(once, sub);
       }
     }
     // Other nodes may still send to the dead run for a moment.
@@ -241,12 +255,14 @@ export class Reaper {
           unpack(m.data, (block, payload) => {
             const message = decodeRaw(block, payload, meta);
             if (message === undefined) return;
+            markOrigin(message, meta);
             router.publish(message, meta.publisherId);
             delivered++;
           });
         } else {
           const message = decodeMessage(undefined, m, meta);
           if (message !== undefined) {
+            markOrigin(message, meta);
             router.publish(message, meta.publisherId);
             delivered++;
           }
@@ -271,4 +287,42 @@ export class Reaper {
       });
     }
   }
+}
+
+/** The origins of the QoS 2 messages a stored session holds. */
+function originsOf(ls: LoadedSession): Set<string> {
+  const out = new Set<string>();
+  for (const r of ls.outgoing) {
+    if (r.message.origin !== undefined) out.add(r.message.origin);
+  }
+  return out;
+}
+
+/**
+ * Session `s` as the drain's subscriber: a message whose origin it holds
+ * (delivered before the crash, or already by this drain) is not taken
+ * again.
+ */
+function onceEach(s: Session, held: Set<string>): Subscriber {
+  return {
+    clientId: s.clientId,
+    protocolVersion: s.protocolVersion,
+    get online() {
+      return s.online;
+    },
+    get bridge() {
+      return s.bridge;
+    },
+    hasRoom: () => s.hasRoom(),
+    writable: () => s.writable(),
+    mayRead: (topic) => s.mayRead(topic),
+    deliver(message, qos, retain, subIds, cache, group) {
+      const origin = message.origin;
+      if (origin !== undefined) {
+        if (held.has(origin)) return;
+        held.add(origin);
+      }
+      s.deliver(message, qos, retain, subIds, cache, group);
+    },
+  };
 }
