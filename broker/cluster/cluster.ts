@@ -203,6 +203,7 @@ class Cluster implements ClusterNode, CorePlugin {
       core,
       closing: () => this.#closing,
       lastSeen: (node, boot) => p.membership.lastSeen(node, boot),
+      dispatcher: () => this.#dispatcher!,
     });
     this.#handover = new Handover({
       node: p.nodeId,

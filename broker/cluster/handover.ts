@@ -17,7 +17,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ReasonCode } from "../../codec/reason_code.ts";
-import type { BrokerCore, CoreConnection } from "../core.ts";
+import { type BrokerCore, type CoreConnection, sharedOf } from "../core.ts";
 import type { Session } from "../session.ts";
 import { ask, type ReleaseResult } from "./control.ts";
 import type { ClusterDispatcher } from "./dispatcher.ts";
@@ -188,7 +188,10 @@ export class Handover {
     // The session's expiry may have changed: its subscriptions' durability.
     const dispatcher = this.#d.dispatcher();
     for (const sub of session.subscriptions.values()) {
-      if (!sub.filter.startsWith("$share/")) dispatcher.subscribe(session, sub);
+      const shared = sharedOf(sub.filter);
+      if (shared !== undefined || !sub.filter.startsWith("$share/")) {
+        dispatcher.subscribe(session, sub, shared);
+      }
     }
   }
 

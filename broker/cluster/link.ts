@@ -5,7 +5,8 @@
  * fans it out to the nodes and queue groups that want it); a QoS 1/2
  * message for a node holding durable subscriptions is also published to
  * that node's JetStream inbox (acknowledged by JetStream before the
- * publisher's PUBACK). The publisher's PUBACK waits for the next commit,
+ * publisher's PUBACK), and so is one for a durable shared group, to the
+ * node the dispatcher picked (with the group's name). The publisher's PUBACK waits for the next commit,
  * which also waits for these (`settle`: inbox acks, then a NATS flush so
  * the server has the core messages).
  *
@@ -222,7 +223,12 @@ export class NatsLink implements ClusterLink {
     this.#plainSubs.delete(subject);
   }
 
-  group(queue: string, filter: string, present: boolean): void {
+  group(
+    queue: string,
+    filter: string,
+    present: boolean,
+    durable: boolean,
+  ): void {
     if (!present) {
       for (const s of this.#queueSubs.get(queue) ?? []) s.unsubscribe();
       this.#queueSubs.delete(queue);
@@ -230,7 +236,11 @@ export class NatsLink implements ClusterLink {
       this.#markDirty();
       return;
     }
-    if (this.#queueSubs.has(queue)) return;
+    if (this.#queueSubs.has(queue)) {
+      this.#routes.putQueue(queue, filter, durable);
+      this.#markDirty();
+      return;
+    }
     const onQueue = (e: Error | null, m: Msg) => this.#onQueue(queue, e, m);
     const onRawQueue = (e: Error | null, m: Msg) => {
       this.#onQueue(queue, e, m, filter);
@@ -257,7 +267,7 @@ export class NatsLink implements ClusterLink {
       }),
     );
     this.#queueSubs.set(queue, subs);
-    this.#routes.putQueue(queue, filter);
+    this.#routes.putQueue(queue, filter, durable);
     this.#markDirty();
   }
 
@@ -268,55 +278,72 @@ export class NatsLink implements ClusterLink {
     publisherId: string | undefined,
     durable: readonly string[] | undefined,
     handled: readonly string[] | undefined,
+    groups: readonly string[] | undefined,
+    core: boolean,
   ): void {
     if (!this.#up && message.qos === 0) {
       this.stats.dropped++;
       return;
     }
-    const subject = this.#cache.get(message.topic);
-    const headers = encodeHeaders(
-      message,
-      this.#boot,
-      ++this.#seq,
-      publisherId,
-      subject === null || durable !== undefined || handled !== undefined
-        ? {
-          // The inbox subject does not say the topic: the header does.
-          topic: subject === null || durable !== undefined,
-          ...(durable === undefined ? {} : { durable }),
-          ...(handled === undefined ? {} : { handled }),
-        }
-        : undefined,
-    );
+    const seq = ++this.#seq;
     this.stats.sent++;
-    // While disconnected the client keeps what is published until the
-    // reconnect: not a view of a buffer Kite reuses.
-    const payload = this.#up ? message.payload : message.payload.slice();
-    try {
-      this.#h.pub.publish(subject ?? this.#names.raw, payload, { headers });
-    } catch (e) {
-      this.stats.dropped++;
-      log.debug("cross-node publish failed: {e}", { e });
+    if (core) {
+      const subject = this.#cache.get(message.topic);
+      const headers = encodeHeaders(
+        message,
+        this.#boot,
+        seq,
+        publisherId,
+        subject === null || durable !== undefined || handled !== undefined
+          ? {
+            // The inbox subject does not say the topic: the header does.
+            topic: subject === null || durable !== undefined,
+            ...(durable === undefined ? {} : { durable }),
+            ...(handled === undefined ? {} : { handled }),
+          }
+          : undefined,
+      );
+      // While disconnected the client keeps what is published until the
+      // reconnect: not a view of a buffer Kite reuses.
+      const payload = this.#up ? message.payload : message.payload.slice();
+      try {
+        this.#h.pub.publish(subject ?? this.#names.raw, payload, { headers });
+      } catch (e) {
+        this.stats.dropped++;
+        log.debug("cross-node publish failed: {e}", { e });
+      }
+      if (durable !== undefined && message.qos > 0) {
+        const block = headerBlock(headers);
+        for (const inbox of durable) this.#pack(inbox, block, message);
+      }
+    }
+    if (groups !== undefined) {
+      for (let i = 0; i < groups.length; i += 2) {
+        const h = encodeHeaders(message, this.#boot, seq, publisherId, {
+          topic: true,
+          group: groups[i + 1]!,
+        });
+        this.#pack(groups[i]!, headerBlock(h), message);
+      }
     }
     if (message.qos > 0) {
       this.#needFlush = true;
-      if (durable !== undefined) {
-        const block = headerBlock(headers);
-        for (const inbox of durable) {
-          let packer = this.#packers.get(inbox);
-          if (packer === undefined) {
-            packer = new InboxPacker();
-            this.#packers.set(inbox, packer);
-          }
-          packer.add(block, message.payload);
-          if (packer.size >= MAX_PACK) this.#flushPack(inbox, packer);
-        }
-        if (!this.#packScheduled) {
-          this.#packScheduled = true;
-          queueMicrotask(this.#flushPacks);
-        }
-      }
       this.#markDirty();
+    }
+  }
+
+  /** Adds `message` to this turn's pack for `inbox`. */
+  #pack(inbox: string, block: Uint8Array, message: StoredMessage): void {
+    let packer = this.#packers.get(inbox);
+    if (packer === undefined) {
+      packer = new InboxPacker();
+      this.#packers.set(inbox, packer);
+    }
+    packer.add(block, message.payload);
+    if (packer.size >= MAX_PACK) this.#flushPack(inbox, packer);
+    if (!this.#packScheduled) {
+      this.#packScheduled = true;
+      queueMicrotask(this.#flushPacks);
     }
   }
 
@@ -527,7 +554,13 @@ export class NatsLink implements ClusterLink {
     const meta = this.#meta;
     if (markOrigin(message, meta)) this.#sawQos2 = true;
     this.stats.received++;
-    this.#dispatcher?.deliverRemote(message, meta.publisherId);
+    if (meta.group === undefined) {
+      this.#dispatcher?.deliverRemote(message, meta.publisherId);
+    } else {this.#dispatcher?.routeToGroup(
+        meta.group,
+        message,
+        meta.publisherId,
+      );}
   }
 
   /** Acknowledges inbox messages once what they queued is committed. */

@@ -28,17 +28,16 @@
 import { getLogger } from "@logtape/logtape";
 import type { QoS } from "../../codec/packet.ts";
 import type { BrokerCore } from "../core.ts";
-import { Router } from "../router.ts";
 import type { Session } from "../session.ts";
-import type { Subscriber } from "../dispatcher.ts";
-import type { LoadedSession } from "../store/store.ts";
 import type { ClientInfo } from "../hooks.ts";
 import type { JetStreamStore } from "./jetstream_store.ts";
 import { INBOX_ACK_WAIT_MS, inboxConsumer } from "./link.ts";
 import type { ClusterNames, NatsHandles } from "./nats.ts";
 import { type SessionRegistry, willOf } from "./registry.ts";
 import type { RouteTable } from "./routes.ts";
-import { decodeMessage, decodeRaw, markOrigin, wireMeta } from "./_wire.ts";
+import { decodeMessage, decodeRaw, wireMeta } from "./_wire.ts";
+import { DrainTarget, originsOf } from "./_drain_target.ts";
+import type { ClusterDispatcher } from "./dispatcher.ts";
 import { PACK_HEADER, unpack } from "./_inbox_pack.ts";
 
 const log = getLogger(["kite", "cluster"]);
@@ -64,6 +63,7 @@ export interface ReaperDeps {
   closing(): boolean;
   /** When run `boot` of `node` was last heard (undefined: never here). */
   lastSeen(node: string, boot: string): number | undefined;
+  dispatcher(): ClusterDispatcher;
 }
 
 /** Adopts dead runs (see the module doc). */
@@ -234,13 +234,12 @@ export class Reaper {
       return; // no inbox (the run had no durable subscriptions)
     }
     const core = d.core();
-    const router = new Router(core.settings.maxQos as QoS);
-    for (const s of adopted) {
-      const once = onceEach(s, held.get(s) ?? new Set());
-      for (const sub of s.subscriptions.values()) {
-        if (!sub.filter.startsWith("$share/")) router.subscribe(once, sub);
-      }
-    }
+    const target = new DrainTarget(
+      core.settings.maxQos as QoS,
+      adopted,
+      held,
+      d.dispatcher(),
+    );
     // Other nodes may still send to the dead run for a moment.
     await new Promise((r) => setTimeout(r, ROUTE_GRACE_MS));
     const c = await d.h.js.consumers.get(d.names.inboxStream, name);
@@ -254,18 +253,11 @@ export class Reaper {
         if (m.headers?.get(PACK_HEADER) === "1") {
           unpack(m.data, (block, payload) => {
             const message = decodeRaw(block, payload, meta);
-            if (message === undefined) return;
-            markOrigin(message, meta);
-            router.publish(message, meta.publisherId);
-            delivered++;
+            if (message !== undefined) delivered += target.take(message, meta);
           });
         } else {
           const message = decodeMessage(undefined, m, meta);
-          if (message !== undefined) {
-            markOrigin(message, meta);
-            router.publish(message, meta.publisherId);
-            delivered++;
-          }
+          if (message !== undefined) delivered += target.take(message, meta);
         }
         msgs.push(m);
       }
@@ -287,42 +279,4 @@ export class Reaper {
       });
     }
   }
-}
-
-/** The origins of the QoS 2 messages a stored session holds. */
-function originsOf(ls: LoadedSession): Set<string> {
-  const out = new Set<string>();
-  for (const r of ls.outgoing) {
-    if (r.message.origin !== undefined) out.add(r.message.origin);
-  }
-  return out;
-}
-
-/**
- * Session `s` as the drain's subscriber: a message whose origin it holds
- * (delivered before the crash, or already by this drain) is not taken
- * again.
- */
-function onceEach(s: Session, held: Set<string>): Subscriber {
-  return {
-    clientId: s.clientId,
-    protocolVersion: s.protocolVersion,
-    get online() {
-      return s.online;
-    },
-    get bridge() {
-      return s.bridge;
-    },
-    hasRoom: () => s.hasRoom(),
-    writable: () => s.writable(),
-    mayRead: (topic) => s.mayRead(topic),
-    deliver(message, qos, retain, subIds, cache, group) {
-      const origin = message.origin;
-      if (origin !== undefined) {
-        if (held.has(origin)) return;
-        held.add(origin);
-      }
-      s.deliver(message, qos, retain, subIds, cache, group);
-    },
-  };
 }

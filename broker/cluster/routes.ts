@@ -28,7 +28,7 @@ interface RouteValue {
   f: string;
   /** The queue group (shared subscription). */
   q?: string;
-  /** Durable (persistent sessions at QoS 1/2). */
+  /** Durable (persistent sessions at QoS 1/2; for a group: a member). */
   d?: 1;
   /** The node's inbox (`node.boot`). */
   i: string;
@@ -167,13 +167,14 @@ export class RouteTable implements RemoteRoutes {
     this.#delete(this.#node + "." + hash64("f\u0000" + filter));
   }
 
-  /** Announces this node's shared group `queue` on `filter`. */
-  putQueue(queue: string, filter: string): void {
-    this.#put(this.#node + "." + hash64("q\u0000" + queue), {
-      f: filter,
-      q: queue,
-      i: this.#inbox,
-    });
+  /**
+   * Announces (or updates) this node's shared group `queue` on `filter`;
+   * `durable` when a persistent session is a member at QoS 1/2.
+   */
+  putQueue(queue: string, filter: string, durable: boolean): void {
+    const v: RouteValue = { f: filter, q: queue, i: this.#inbox };
+    if (durable) v.d = 1;
+    this.#put(this.#node + "." + hash64("q\u0000" + queue), v);
   }
 
   /** Withdraws this node's shared group `queue`. */
