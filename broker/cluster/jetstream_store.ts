@@ -111,6 +111,8 @@ export class JetStreamStore implements Store {
   /** Wakes a lingering flush early (the last fresh put was acknowledged). */
   #wake: (() => void) | undefined;
   #flushing = false;
+  /** A batch that failed, to be written again. */
+  #retrying: { purges: Set<string>; batch: Map<string, Mutation> } | undefined;
   #scheduled = false;
   #closed = false;
   /** Batches taken, and written, so far. */
@@ -253,10 +255,12 @@ export class JetStreamStore implements Store {
           log.warn("store batch failed ({error}); retrying", {
             error: (e as Error).message,
           });
+          this.#retrying = { purges, batch };
           await this.waitUp();
           await new Promise((r) => setTimeout(r, 200));
         }
       }
+      this.#retrying = undefined;
       this.#release(gen);
     }
     if (!this.#closed && !this.#hasPending && this.#waiters.length > 0) {
@@ -461,13 +465,22 @@ export class JetStreamStore implements Store {
   }
 
   /**
-   * Drops what is pending for `clientId` without writing it: another node
-   * owns the session now (this node lost it while cut off from NATS).
+   * Drops what is pending for `clientId` without writing it, also in a
+   * batch that failed and waits to be written again: another node owns
+   * the session now (this node lost it while cut off from NATS).
    */
   forget(clientId: string): void {
-    const prefix = this.#names.state(keyToken(clientId)) + ".";
+    const base = this.#names.state(keyToken(clientId));
+    const prefix = base + ".";
     for (const s of [...this.#pending.keys()]) {
       if (s.startsWith(prefix)) this.#pending.delete(s);
+    }
+    this.#purges.delete(base);
+    const w = this.#retrying;
+    if (w === undefined) return;
+    w.purges.delete(base);
+    for (const s of [...w.batch.keys()]) {
+      if (s.startsWith(prefix)) w.batch.delete(s);
     }
   }
 

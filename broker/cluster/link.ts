@@ -39,14 +39,7 @@ import {
   type MsgHdrs,
   type Subscription,
 } from "@nats-io/transport-node";
-import {
-  AckPolicy,
-  type ConsumerMessages,
-  DeliverPolicy,
-  type JsMsg,
-  RetentionPolicy,
-  StorageType,
-} from "@nats-io/jetstream";
+import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { StoredMessage } from "../store/store.ts";
 import type { ClusterDispatcher, ClusterLink } from "./dispatcher.ts";
 import type { ClusterNames, NatsHandles } from "./nats.ts";
@@ -69,13 +62,17 @@ import {
 } from "./_wire.ts";
 import { InboxPacker, MAX_PACK, PACK_HEADER, unpack } from "./_inbox_pack.ts";
 import { confirmAck, crash, faultPoint } from "./_inbox_ack.ts";
+import {
+  INBOX_ACK_WAIT_MS,
+  inboxConsumerOf,
+  inboxEmpty,
+  inboxGone,
+} from "./_inbox.ts";
 
 const log = getLogger(["kite", "cluster"]);
 
 /** Inbox messages taken at once by the consumer. */
 const INBOX_BATCH = 1000;
-/** An inbox message not acknowledged in this time is delivered again. */
-export const INBOX_ACK_WAIT_MS = 3000;
 
 interface InboxPublish {
   subject: string;
@@ -99,8 +96,13 @@ export class NatsLink implements ClusterLink {
   readonly #names: ClusterNames;
   readonly #routes: RouteTable;
   readonly #boot: string;
-  /** This node's inbox id (`node.boot`). */
-  readonly inbox: string;
+  /**
+   * This node's inbox id (`node.boot`; `node.boot-N` once renewed after the
+   * other nodes found it dead and drained the one before).
+   */
+  inbox: string;
+  readonly #run: string;
+  #generation = 0;
   readonly #cache: SubjectCache;
   readonly #prefixLength: number;
   #dispatcher: ClusterDispatcher | undefined;
@@ -146,7 +148,7 @@ export class NatsLink implements ClusterLink {
     this.#names = names;
     this.#routes = routes;
     this.#boot = boot;
-    this.inbox = `${node}.${boot}`;
+    this.inbox = this.#run = `${node}.${boot}`;
     this.#cache = new SubjectCache(names.name);
     this.#prefixLength = names.name.length + 1;
   }
@@ -499,19 +501,7 @@ export class NatsLink implements ClusterLink {
 
   /** Creates this node's inbox consumer and starts taking its messages. */
   async startInbox(): Promise<void> {
-    await ensureInboxStream(this.#h, this.#names);
-    const name = inboxConsumer(this.inbox);
-    await this.#h.jsm.consumers.add(this.#names.inboxStream, {
-      durable_name: name,
-      filter_subject: this.#names.inbox(this.inbox),
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      max_ack_pending: 20_000,
-      // What a killed node had taken but not acknowledged comes back soon,
-      // to the node that adopts its sessions.
-      ack_wait: INBOX_ACK_WAIT_MS * 1_000_000,
-    });
-    const c = await this.#h.js.consumers.get(this.#names.inboxStream, name);
+    const c = await inboxConsumerOf(this.#h, this.#names, this.inbox);
     this.#inboxMessages = await c.consume({
       max_messages: INBOX_BATCH,
       // Short pulls: after a NATS failover or a consumer leader change the
@@ -600,36 +590,56 @@ export class NatsLink implements ClusterLink {
     }));
   }
 
+  /**
+   * Stops taking inbox messages for now (NATS is unreachable: what comes
+   * meanwhile may be meant for sessions another node adopts).
+   */
+  pauseInbox(): void {
+    const m = this.#inboxMessages;
+    this.#inboxMessages = undefined;
+    m?.close().catch(() => {});
+  }
+
+  /**
+   * Whether this node's inbox consumer is gone (the node that adopted its
+   * sessions drained and deleted it). Undefined when NATS cannot say.
+   */
+  inboxGone(): Promise<boolean | undefined> {
+    return inboxGone(this.#h, this.#names, this.inbox);
+  }
+
+  /**
+   * Moves to a new inbox (`node.boot-N`): the other nodes found this one
+   * dead and adopted what it held, so its inbox is theirs to drain.
+   */
+  renewInbox(): void {
+    this.inbox = `${this.#run}-${++this.#generation}`;
+  }
+
+  /**
+   * Resolves once this node has taken and acknowledged what its inbox
+   * holds, or after `ms`: a session about to move to another node first
+   * gets what was sent to it here (else it would come after the move, to
+   * nobody).
+   */
+  async caughtUp(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline && this.#inboxMessages !== undefined) {
+      if (await inboxEmpty(this.#h, this.#names, this.inbox)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Takes inbox messages again, after an outage. */
+  async resumeInbox(): Promise<void> {
+    if (this.#inboxMessages !== undefined) return;
+    await this.startInbox();
+  }
+
   /** Stops taking inbox messages and unsubscribes (at close). */
   async close(): Promise<void> {
     await this.#inboxMessages?.close().catch(() => {});
     this.#inboxMessages = undefined;
-  }
-}
-
-/** The durable consumer name of an inbox (`node.boot`). */
-export function inboxConsumer(inbox: string): string {
-  return "in_" + inbox.replace(".", "_");
-}
-
-/** Creates the inbox stream if it does not exist. */
-export async function ensureInboxStream(
-  h: NatsHandles,
-  names: ClusterNames,
-): Promise<void> {
-  try {
-    await h.jsm.streams.info(names.inboxStream);
-  } catch {
-    await h.jsm.streams.add({
-      name: names.inboxStream,
-      subjects: [`${names.internal}.in.>`],
-      retention: RetentionPolicy.Workqueue,
-      storage: StorageType.File,
-      // A dead node's inbox is drained by the node that adopts its
-      // sessions; what nobody takes goes after a week.
-      max_age: 7 * 24 * 3600 * 1_000_000_000,
-      num_replicas: h.replicas,
-    });
   }
 }
 
