@@ -268,9 +268,15 @@ export class BrokerCore implements GaugeSource {
    * ids restored, a will it still had made pending. An expired one is
    * deleted instead (its will published) and undefined returned.
    */
-  adoptSession(ls: LoadedSession, now: number): Session | undefined {
+  adoptSession(
+    ls: LoadedSession,
+    now: number,
+    lostAt: number = now,
+  ): Session | undefined {
     const r = ls.record;
-    const since = r.disconnectedAt ?? now;
+    // Stored while connected: the connection was lost at `lostAt` (a crash
+    // before this start, or a dead cluster node's last heartbeat).
+    const since = r.disconnectedAt ?? lostAt;
     if (
       r.expiryInterval !== 0xffffffff &&
       since + r.expiryInterval * 1000 <= now
@@ -303,15 +309,19 @@ export class BrokerCore implements GaugeSource {
     for (const o of ls.outgoing) s.restoreOutgoing(o);
     for (const id of ls.incomingQos2) s.incomingQos2.add(id);
     if (r.will !== undefined) {
-      // The broker stopped while the client was connected (or its will
-      // delay was running): the will is due.
+      // The will delay was running, or the client was connected when the
+      // connection was lost: due after its delay from then, or when the
+      // session expires, whichever is first [MQTT-3.1.2-8]; cancelled by a
+      // reconnect in time [MQTT-3.1.3-9]. Kept in the record until then.
       // Authorized, when due, as the session's owner.
+      const dueAt = r.will.dueAt ??
+        since + Math.min(r.will.delay ?? 0, r.expiryInterval) * 1000;
       this.pendingWills.set(r.clientId, {
         message: r.will,
-        dueAt: r.will.dueAt ?? now,
+        dueAt,
         info: identityOf(r),
       });
-      s.will = undefined;
+      s.will = { ...r.will, dueAt };
     }
     if (r.disconnectedAt === undefined) s.saveRecord();
     this.sessions.set(r.clientId, s);
@@ -404,7 +414,11 @@ export class BrokerCore implements GaugeSource {
     session.username = conn.username;
     session.bridge = bridge;
     const will = conn.will;
-    session.will = will;
+    // Stored with its delay: a node that finds this connection lost with
+    // the broker (a crash, a dead cluster node) keeps the delay too.
+    session.will = will !== undefined && conn.willDelay > 0
+      ? { ...will, delay: conn.willDelay }
+      : will;
     this.offline.delete(session);
     this.sessions.set(id, session);
     if (session.persistent) {

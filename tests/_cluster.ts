@@ -61,9 +61,10 @@ async function spawnNode(
   id: string,
   name: string,
   extra: string[],
+  env: Record<string, string> = {},
 ): Promise<KiteNode> {
   const broker = await spawnBroker([...nodeArgs(url, id, name), ...extra], {
-    env: { KITE_LOG_LEVEL: "debug" },
+    env: { KITE_LOG_LEVEL: "debug", ...env },
   });
   const p = broker.process;
   return {
@@ -102,6 +103,8 @@ export async function startKiteCluster(
     extra?: string[];
     /** Each node's NATS URLs (default `url` for all). */
     urlsOf?: (index: number) => string[];
+    /** Environment variables of each node (besides its log level). */
+    envOf?: (index: number) => Record<string, string>;
   } = {},
 ): Promise<KiteCluster> {
   const name = options.name ??
@@ -109,7 +112,15 @@ export async function startKiteCluster(
   const extra = options.extra ?? [];
   const nodes: KiteNode[] = [];
   const started = await Promise.allSettled(
-    ids.map((id, i) => spawnNode(options.urlsOf?.(i) ?? url, id, name, extra)),
+    ids.map((id, i) =>
+      spawnNode(
+        options.urlsOf?.(i) ?? url,
+        id,
+        name,
+        extra,
+        options.envOf?.(i),
+      )
+    ),
   );
   for (const s of started) if (s.status === "fulfilled") nodes.push(s.value);
   const failed = started.find((s) => s.status === "rejected");

@@ -57,6 +57,8 @@ export interface NatsServer extends AsyncDisposable {
   log(): string;
   /** Stops it (SIGTERM, then SIGKILL) and waits for the exit. */
   stop(): Promise<void>;
+  /** Kills it (SIGKILL: no leadership handed over) and waits for the exit. */
+  kill(): Promise<void>;
   /** Starts it again on the same ports and storage. */
   restart(): Promise<void>;
 }
@@ -143,17 +145,25 @@ export function freePorts(n: number): number[] {
 /**
  * Starts `names.length` nats-servers with JetStream as one NATS cluster
  * (each routes to all; JetStream needs the routes configured).
+ * `clientAdvertise`: the client URL each server tells clients about
+ * (default its own), e.g. closed ports, so that a client knows only the
+ * servers it was given. `plain`: the servers (by index) without JetStream
+ * (they route to the others).
  */
 export async function startNatsCluster(
   names: string[],
+  options: { clientAdvertise?: string[]; plain?: number[] } = {},
 ): Promise<NatsServer[]> {
   const routes = freePorts(names.length);
-  const servers = await Promise.allSettled(names.map((server, i) =>
-    startNats({
+  const servers = await Promise.allSettled(names.map((server, i) => {
+    const advertise = options.clientAdvertise?.[i];
+    return startNats({
       cluster: { name: "kitenats", server, routes },
       clusterPort: routes[i]!,
-    })
-  ));
+      ...(advertise === undefined ? {} : { clientAdvertise: advertise }),
+      ...(options.plain?.includes(i) ? { jetstream: false } : {}),
+    });
+  }));
   const ok = servers.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
   const failed = servers.find((s) => s.status === "rejected");
   if (failed !== undefined) {
@@ -175,6 +185,10 @@ export async function startNats(
     dir?: string;
     /** Also listen for MQTT (nats-server's own MQTT, for comparisons). */
     mqtt?: boolean;
+    /** The client URL advertised to clients (`--client_advertise`). */
+    clientAdvertise?: string;
+    /** With JetStream (default true). */
+    jetstream?: boolean;
   } = {},
 ): Promise<NatsServer> {
   const dir = options.dir ?? await Deno.makeTempDir({ prefix: "kite-nats-" });
@@ -189,8 +203,12 @@ export async function startNats(
     );
   }
   const args = () => {
-    const a = ["-a", "127.0.0.1", "-p", String(port), "-js", "-sd", dir];
+    const a = ["-a", "127.0.0.1", "-p", String(port)];
+    if (options.jetstream !== false) a.push("-js", "-sd", dir);
     if (options.mqtt) a.push("-c", `${dir}/mqtt.conf`);
+    if (options.clientAdvertise !== undefined) {
+      a.push("--client_advertise", options.clientAdvertise);
+    }
     const c = options.cluster;
     if (c !== undefined) {
       a.push(
@@ -247,9 +265,9 @@ export async function startNats(
     throw e;
   }
   let log = "";
-  const stop = async () => {
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
     try {
-      s.child.kill("SIGTERM");
+      s.child.kill(signal);
     } catch { /* gone */ }
     const timer = setTimeout(() => {
       try {
@@ -279,6 +297,11 @@ export async function startNats(
       if (stopped) return;
       stopped = true;
       await stop();
+    },
+    kill: async () => {
+      if (stopped) return;
+      stopped = true;
+      await stop("SIGKILL");
     },
     restart: async () => {
       if (!stopped) await stop();

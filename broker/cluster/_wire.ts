@@ -13,7 +13,11 @@
  *   inboxes;
  * - `Kite-Durable`: nodes that get the message through their JetStream
  *   inbox (they drop this copy);
- * - `Kite-Handled`: queue groups the sending node delivered itself.
+ * - `Kite-Handled`: queue groups the sending node delivered itself (or
+ *   sent to one node's inbox);
+ * - `Kite-Group`: in an inbox, the queue group the message is for (a
+ *   shared subscription with persistent members: the sender picked this
+ *   node).
  *
  * A message without a `Kite` header comes from a plain NATS client: QoS 0,
  * not retained.
@@ -46,6 +50,8 @@ export interface WireMeta {
   durable: string | undefined;
   /** Queue groups the sender delivered itself. */
   handled: string | undefined;
+  /** The queue group an inbox message is for. */
+  group: string | undefined;
 }
 
 /** A fresh `WireMeta` (reused by its owner across messages). */
@@ -56,6 +62,7 @@ export function wireMeta(): WireMeta {
     publisherId: undefined,
     durable: undefined,
     handled: undefined,
+    group: undefined,
   };
 }
 
@@ -75,6 +82,7 @@ export interface WireExtra {
   topic?: boolean;
   durable?: readonly string[];
   handled?: readonly string[];
+  group?: string;
 }
 
 /**
@@ -110,6 +118,7 @@ export function encodeHeaders(
     if (extra.handled !== undefined) {
       s += `Kite-Handled: ${extra.handled.join()}\r\n`;
     }
+    if (extra.group !== undefined) s += `Kite-Group: ${extra.group}\r\n`;
   }
   s += "\r\n";
   // Cut from a slab (the NATS client keeps the bytes until its flush).
@@ -159,6 +168,7 @@ interface Fields {
   topic: string;
   durable: string;
   handled: string;
+  group: string;
 }
 
 const fields: Fields = {
@@ -168,6 +178,7 @@ const fields: Fields = {
   topic: "",
   durable: "",
   handled: "",
+  group: "",
 };
 
 /** A received NATS message, as much of it as is read here. */
@@ -192,7 +203,11 @@ function readFields(m: WireMsg): void {
     return;
   }
   fields.kite = fields.props = fields.exp = "";
-  fields.topic = fields.durable = fields.handled = "";
+  fields.topic =
+    fields.durable =
+    fields.handled =
+    fields.group =
+      "";
   const h = m.headers;
   if (h === undefined) return;
   fields.kite = h.get("Kite");
@@ -205,7 +220,11 @@ function readFields(m: WireMsg): void {
 /** Reads Kite's header fields from a raw header block. */
 function readRawFields(block: Uint8Array | undefined): void {
   fields.kite = fields.props = fields.exp = "";
-  fields.topic = fields.durable = fields.handled = "";
+  fields.topic =
+    fields.durable =
+    fields.handled =
+    fields.group =
+      "";
   if (block === undefined) return;
   const text = decoder.decode(block);
   let at = text.indexOf("\r\n") + 2;
@@ -240,6 +259,9 @@ function set(key: string, value: string): void {
     case "Kite-Handled":
       fields.handled = value;
       return;
+    case "Kite-Group":
+      fields.group = value;
+      return;
   }
 }
 
@@ -269,6 +291,19 @@ export function decodeRaw(
   return fromFields(undefined, payload, meta);
 }
 
+/**
+ * Marks a QoS 2 message just decoded with its `origin` (the sender's boot
+ * id and number, and the queue group it is for, from `meta`): sessions
+ * tell a second delivery by it.
+ */
+export function markOrigin(message: StoredMessage, meta: WireMeta): boolean {
+  if (message.qos !== 2 || meta.origin === undefined) return false;
+  message.origin = meta.group === undefined
+    ? meta.origin + ";" + meta.seq
+    : meta.origin + ";" + meta.seq + ";" + meta.group;
+  return true;
+}
+
 /** The encoded header block of `encodeHeaders`. */
 export function headerBlock(h: MsgHdrs): Uint8Array {
   return (h as unknown as EncodedHeaders).bytes;
@@ -288,6 +323,7 @@ function fromFields(
   meta.publisherId = undefined;
   meta.durable = undefined;
   meta.handled = undefined;
+  meta.group = undefined;
   const kite = fields.kite;
   if (kite === "") {
     if (topic === undefined) return undefined;
@@ -326,6 +362,7 @@ function fromFields(
   if (fields.exp !== "") message.expiresAt = Number(fields.exp);
   if (fields.durable !== "") meta.durable = fields.durable;
   if (fields.handled !== "") meta.handled = fields.handled;
+  if (fields.group !== "") meta.group = fields.group;
   return message;
 }
 

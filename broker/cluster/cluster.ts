@@ -183,6 +183,8 @@ class Cluster implements ClusterNode, CorePlugin {
   #orphanTimer: ReturnType<typeof setTimeout> | undefined;
   #statusLoops: Promise<void>[] = [];
   #closing = false;
+  /** NATS is back, the sessions adopted elsewhere not dropped yet. */
+  #reconciling = false;
   #routesSynced = 0;
   #retainedSynced = 0;
 
@@ -202,6 +204,10 @@ class Cluster implements ClusterNode, CorePlugin {
       routes: p.routes,
       core,
       closing: () => this.#closing,
+      lastSeen: (node, boot) => p.membership.lastSeen(node, boot),
+      dispatcher: () => this.#dispatcher!,
+      alive: (node, boot) => p.membership.bootOf(node) === boot,
+      up: () => this.#link.up,
     });
     this.#handover = new Handover({
       node: p.nodeId,
@@ -212,6 +218,7 @@ class Cluster implements ClusterNode, CorePlugin {
       store: p.store,
       reaper: this.#reaper,
       up: () => this.#link.up,
+      inboxCaughtUp: (ms) => this.#link.caughtUp(ms),
       core,
       dispatcher: () => this.#dispatcher!,
     });
@@ -219,15 +226,19 @@ class Cluster implements ClusterNode, CorePlugin {
       () => this.#link.settle(),
       () => this.#syncPeers(),
     );
+    // A failed store batch is written again once NATS is back and the
+    // sessions other nodes adopted meanwhile are dropped (not written).
     p.store.waitUp = async () => {
-      while (!this.#link.up && !this.#closing) {
+      while ((!this.#link.up || this.#reconciling) && !this.#closing) {
         await new Promise((r) => setTimeout(r, 100));
       }
     };
     p.store.startEmpty = true;
+    p.store.beforeCommit = this.#link.takeConfirms;
     p.membership.onDead = (node, boot) => {
       if (!this.#closing) this.#reaper.reap(node, boot);
     };
+    p.membership.onBack = (node, boot) => this.#reaper.returned(node, boot);
   }
 
   get nodesUp(): number {
@@ -371,10 +382,13 @@ class Cluster implements ClusterNode, CorePlugin {
   #onStatus(s: Status): void {
     if (s.type === "disconnect") {
       this.#link.up = false;
+      this.#p.membership.disconnected();
+      this.#link.pauseInbox();
       log.warn(
         "NATS connection lost: local clients keep working; messages to other nodes are paused, connects refused (0x88) until it is back",
       );
     } else if (s.type === "reconnect") {
+      this.#reconciling = true;
       this.#link.up = true;
       this.#p.membership.reconnected();
       log.info("NATS connection back ({server}): resuming cross-node traffic", {
@@ -387,8 +401,31 @@ class Cluster implements ClusterNode, CorePlugin {
   }
 
   async #afterReconnect(): Promise<void> {
-    await this.#p.routes.resync();
-    const lost = await this.#handover.reconcile();
+    const p = this.#p;
+    let lost = 0;
+    let renew = false;
+    try {
+      lost = await this.#handover.reconcile();
+      // Found dead meanwhile: another node adopts (or adopted) what this
+      // one held, its routes and its inbox; this one starts afresh.
+      renew = lost > 0 || await p.routes.ownMissing() ||
+        await this.#link.inboxGone() === true ||
+        await p.registry.locked(`${p.nodeId}_${p.boot}`);
+    } catch (e) {
+      log.warn("after the NATS reconnect: {e}", { e });
+    } finally {
+      this.#reconciling = false;
+    }
+    if (renew) this.#link.renewInbox();
+    await settingUp(() => this.#link.resumeInbox());
+    if (renew) {
+      p.routes.moveInbox(this.#link.inbox);
+      log.warn(
+        "The other nodes took this node for dead during the outage: new inbox {inbox}",
+        { inbox: this.#link.inbox },
+      );
+    }
+    await p.routes.resync();
     if (lost > 0) {
       log.warn(
         "{count} session(s) were adopted by other nodes during the outage: their clients were disconnected here",
@@ -428,6 +465,7 @@ class Cluster implements ClusterNode, CorePlugin {
     if (this.#sysTimer !== undefined) clearInterval(this.#sysTimer);
     if (this.#orphanTimer !== undefined) clearTimeout(this.#orphanTimer);
     p.membership.stop();
+    this.#reaper.stop();
     await Promise.allSettled(this.#reaperRuns());
     await p.registry.flush();
     this.#control?.stop();

@@ -13,7 +13,12 @@
  *   own and is a NATS queue group named after group and filter. A message
  *   goes to exactly one member in the whole cluster: delivered here when no
  *   other node has the group, else through NATS, whose queue group picks a
- *   node (this one included), whose `Router` picks a member.
+ *   node (this one included), whose `Router` picks a member. A group with
+ *   a persistent member at QoS 1/2 on some node is announced durable: a QoS
+ *   1/2 message for it goes to a node this one picks (round robin among
+ *   the nodes holding the group, this one included) through that node's
+ *   JetStream inbox, so it outlives that node as a plain durable message
+ *   does.
  * - A message from another node is delivered to the plain subscriptions
  *   (`deliverRemote`) or to one group (`deliverToGroup`), never both.
  * - `$SYS/...` topics stay on their node: each node publishes its own.
@@ -61,19 +66,31 @@ export interface ClusterLink {
    * 1/2 does).
    */
   route(filter: string, present: boolean, durable: boolean): void;
-  /** This node's shared group `queue` appeared or went away. */
-  group(queue: string, filter: string, present: boolean): void;
   /**
-   * Sends `message` to the other nodes: on its subject (plain routes and
-   * queue groups), and to the JetStream inbox of each node in `durable`
-   * (QoS 1/2 for persistent sessions). `handled`: queue groups this node
-   * delivered itself (their NATS copies are dropped).
+   * This node's shared group `queue` appeared, changed (`durable`: a
+   * persistent session at QoS 1/2 is a member) or went away.
+   */
+  group(
+    queue: string,
+    filter: string,
+    present: boolean,
+    durable: boolean,
+  ): void;
+  /**
+   * Sends `message` to the other nodes: on its subject when `core` (plain
+   * routes and queue groups), to the JetStream inbox of each node in
+   * `durable` (QoS 1/2 for persistent sessions), and to the inbox of a node
+   * picked for a durable group (`groups`: inbox, queue, inbox, queue...).
+   * `handled`: queue groups this node delivered itself or sent to a picked
+   * node (their NATS copies are dropped).
    */
   send(
     message: StoredMessage,
     publisherId: string | undefined,
     durable: readonly string[] | undefined,
     handled: readonly string[] | undefined,
+    groups: readonly string[] | undefined,
+    core: boolean,
   ): void;
   /** Hands a shared message a leaving member had to `queue` on another node. */
   sendToGroup(queue: string, message: StoredMessage): void;
@@ -86,6 +103,23 @@ interface LocalGroup {
   readonly queue: string;
   readonly filter: string;
   readonly router: Router;
+  /** Members that make it durable (persistent sessions at QoS 1/2). */
+  readonly durable: Set<string>;
+}
+
+/** Where a QoS 1/2 message of one queue group may go (one publish). */
+interface GroupPick {
+  readonly queue: string;
+  /** This node's group, when it has one. */
+  local: LocalGroup | undefined;
+  /** Inboxes of the other nodes holding it (this publish's routes). */
+  readonly nodes: string[];
+  /** Whether some holder is durable. */
+  durable: boolean;
+  /** Round-robin position among the holders. */
+  next: number;
+  /** Filled for the current publish. */
+  touched: boolean;
 }
 
 /** The queue group name of a shared subscription: name and filter hashed. */
@@ -140,6 +174,11 @@ export class ClusterDispatcher implements Dispatcher {
   #needNats = false;
   #handled: string[] = [];
   #durableNodes: string[] = [];
+  /** Queue groups of QoS 1/2 messages: kept per queue, refilled per publish. */
+  readonly #picks = new Map<string, GroupPick>();
+  #touched: GroupPick[] = [];
+  /** Inbox, queue pairs of the picked nodes of this publish. */
+  #groupTargets: string[] = [];
 
   /** Caps deliveries at `maxQos`; talks to NATS through `link`. */
   constructor(
@@ -156,7 +195,11 @@ export class ClusterDispatcher implements Dispatcher {
   // Matcher callbacks allocated once.
   #onLocalGroup = (g: LocalGroup): void => {
     if (this.#routes.hasQueue(g.queue)) {
-      this.#needNats = true; // NATS picks the node, this one included
+      if (this.#message!.qos > 0) {
+        const p = this.#pick(g.queue);
+        p.local = g;
+        if (g.durable.size > 0) p.durable = true;
+      } else this.#needNats = true; // NATS picks the node, this one included
       return;
     }
     this.#delivered += g.router.publish(this.#message!, this.#publisherId);
@@ -171,8 +214,67 @@ export class ClusterDispatcher implements Dispatcher {
       ) {
         this.#durableNodes.push(r.node);
       }
+    } else if (this.#message!.qos > 0) {
+      const p = this.#pick(r.queue);
+      if (!p.nodes.includes(r.node)) p.nodes.push(r.node);
+      if (r.durable) p.durable = true;
     } else if (!this.#byQueue.has(r.queue)) this.#needNats = true;
   };
+
+  /** The pick of `queue` for this publish. */
+  #pick(queue: string): GroupPick {
+    let p = this.#picks.get(queue);
+    if (p === undefined) {
+      p = {
+        queue,
+        local: undefined,
+        nodes: [],
+        durable: false,
+        next: 0,
+        touched: false,
+      };
+      this.#picks.set(queue, p);
+    }
+    if (!p.touched) {
+      p.touched = true;
+      p.local = undefined;
+      p.nodes.length = 0;
+      p.durable = false;
+      this.#touched.push(p);
+    }
+    return p;
+  }
+
+  /**
+   * Decides where this publish's QoS 1/2 messages of queue groups held on
+   * other nodes go: a durable group's to one holder (round robin: here, or
+   * that node's inbox), another's through NATS (its queue group picks).
+   */
+  #placeGroups(): void {
+    for (const p of this.#touched) {
+      p.touched = false;
+      const remote = p.nodes.length;
+      if (!p.durable) {
+        if (remote > 0) this.#needNats = true;
+        else if (p.local !== undefined) this.#deliverLocal(p.local);
+        continue;
+      }
+      const holders = remote + (p.local === undefined ? 0 : 1);
+      const i = p.next++ % holders;
+      if (p.next >= holders) p.next = 0;
+      if (i === remote) this.#deliverLocal(p.local!);
+      else {
+        this.#groupTargets.push(p.nodes[i]!, p.queue);
+        this.#handled.push(p.queue);
+      }
+    }
+    this.#touched.length = 0;
+  }
+
+  #deliverLocal(g: LocalGroup): void {
+    this.#delivered += g.router.publish(this.#message!, this.#publisherId);
+    this.#handled.push(g.queue);
+  }
 
   /** Subscriptions held (shared ones included). */
   get size(): number {
@@ -224,17 +326,27 @@ export class ClusterDispatcher implements Dispatcher {
   #join(subscriber: Subscriber, sub: StoredSubscription, s: SharedFilter) {
     const key = s.group + "\u0000" + s.filter;
     let g = this.#groups.get(key);
+    const durable = isDurable(subscriber, sub);
     if (g === undefined) {
       g = {
         key,
         queue: queueName(s.group, s.filter),
         filter: s.filter,
         router: new Router(this.#maxQos),
+        durable: new Set(),
       };
+      if (durable) g.durable.add(subscriber.clientId);
       this.#groups.set(key, g);
       this.#byQueue.set(g.queue, g);
       this.#groupIndex.set(s.filter, key, g);
-      this.#link.group(g.queue, s.filter, true);
+      this.#link.group(g.queue, s.filter, true, durable);
+    } else if (durable !== g.durable.has(subscriber.clientId)) {
+      const was = g.durable.size > 0;
+      if (durable) g.durable.add(subscriber.clientId);
+      else g.durable.delete(subscriber.clientId);
+      if (was !== g.durable.size > 0) {
+        this.#link.group(g.queue, s.filter, true, !was);
+      }
     }
     g.router.subscribe(subscriber, sub, s);
     let set = this.#memberOf.get(subscriber.clientId);
@@ -274,11 +386,16 @@ export class ClusterDispatcher implements Dispatcher {
       set.delete(g);
       if (set.size === 0) this.#memberOf.delete(subscriber.clientId);
     }
+    const was = g.durable.size > 0;
+    g.durable.delete(subscriber.clientId);
     if (g.router.size === 0) {
       this.#groups.delete(key);
       this.#byQueue.delete(g.queue);
       this.#groupIndex.delete(s.filter, key);
-      this.#link.group(g.queue, s.filter, false);
+      this.#picks.delete(g.queue);
+      this.#link.group(g.queue, s.filter, false, false);
+    } else if (was && g.durable.size === 0) {
+      this.#link.group(g.queue, s.filter, true, false);
     }
     return true;
   }
@@ -301,8 +418,10 @@ export class ClusterDispatcher implements Dispatcher {
     this.#needNats = false;
     const handled = this.#handled;
     const durable = this.#durableNodes;
+    const groups = this.#groupTargets;
     handled.length = 0;
     durable.length = 0;
+    groups.length = 0;
     if (this.#groups.size > 0) {
       if (local) {
         this.#groupIndex.match(topic, this.#onLocalSys);
@@ -311,13 +430,16 @@ export class ClusterDispatcher implements Dispatcher {
     if (!local && this.#routes.size > 0) {
       this.#routes.match(topic, this.#onRoute);
     }
+    if (this.#touched.length > 0) this.#placeGroups();
     n += this.#delivered;
-    if (this.#needNats) {
+    if (this.#needNats || groups.length > 0) {
       this.#link.send(
         message,
         publisherId,
         durable.length > 0 ? durable : undefined,
         handled.length > 0 ? handled : undefined,
+        groups.length > 0 ? groups : undefined,
+        this.#needNats,
       );
       n++;
     }
@@ -348,6 +470,23 @@ export class ClusterDispatcher implements Dispatcher {
   ): number {
     const g = this.#byQueue.get(queue);
     return g === undefined ? 0 : g.router.publish(message, publisherId);
+  }
+
+  /**
+   * A message for the shared group `queue` that this node was picked for
+   * (from its inbox): one of its members here gets it, or, when the group
+   * is gone here, one on another node (through NATS).
+   */
+  routeToGroup(
+    queue: string,
+    message: StoredMessage,
+    publisherId: string | undefined,
+  ): number {
+    const n = this.deliverToGroup(queue, message, publisherId);
+    if (n > 0) return n;
+    if (!this.#routes.hasQueue(queue)) return 0;
+    this.#link.sendToGroup(queue, message);
+    return 1;
   }
 
   /**

@@ -17,7 +17,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ReasonCode } from "../../codec/reason_code.ts";
-import type { BrokerCore, CoreConnection } from "../core.ts";
+import { type BrokerCore, type CoreConnection, sharedOf } from "../core.ts";
 import type { Session } from "../session.ts";
 import { ask, type ReleaseResult } from "./control.ts";
 import type { ClusterDispatcher } from "./dispatcher.ts";
@@ -32,6 +32,8 @@ import {
 
 const log = getLogger(["kite", "cluster"]);
 
+/** Longest wait for the inbox before a persistent session moves. */
+const INBOX_CATCH_UP_MS = 5000;
 /** Attempts at a claim before the CONNECT is refused (0x89 Server busy). */
 const CLAIM_ATTEMPTS = 8;
 
@@ -46,6 +48,8 @@ export interface HandoverDeps {
   readonly reaper: Reaper;
   /** Whether NATS is reachable now. */
   up(): boolean;
+  /** Resolves once the inbox is taken (see `NatsLink.caughtUp`). */
+  inboxCaughtUp(ms: number): Promise<void>;
   core(): BrokerCore;
   dispatcher(): ClusterDispatcher;
 }
@@ -188,7 +192,10 @@ export class Handover {
     // The session's expiry may have changed: its subscriptions' durability.
     const dispatcher = this.#d.dispatcher();
     for (const sub of session.subscriptions.values()) {
-      if (!sub.filter.startsWith("$share/")) dispatcher.subscribe(session, sub);
+      const shared = sharedOf(sub.filter);
+      if (shared !== undefined || !sub.filter.startsWith("$share/")) {
+        dispatcher.subscribe(session, sub, shared);
+      }
     }
   }
 
@@ -231,6 +238,10 @@ export class Handover {
     if (core.sessions.has(clientId)) {
       if (core.foreignOwner(clientId, username) !== undefined) {
         return "refused";
+      }
+      // What other nodes sent here for it goes with it.
+      if (core.sessions.get(clientId)!.persistent) {
+        await d.inboxCaughtUp(INBOX_CATCH_UP_MS);
       }
       this.#dropLocal(clientId);
       await core.flush();

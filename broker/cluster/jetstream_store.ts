@@ -17,7 +17,9 @@
  * `deleteSession` purges the client's subjects before anything later of
  * that client is written. `commit()` resolves once everything enqueued
  * before it is stored, and what `settleHooks` wait for too (a node's
- * messages to other nodes). A batch that fails (NATS unreachable) is
+ * messages to other nodes); what `beforeCommit` returns as it starts runs
+ * once the commit's own mutations are stored (a node's inbox
+ * acknowledgements, which must follow what the deliveries stored). A batch that fails (NATS unreachable) is
  * written again once it is back: acknowledgements that wait for it wait.
  *
  * @module
@@ -109,6 +111,8 @@ export class JetStreamStore implements Store {
   /** Wakes a lingering flush early (the last fresh put was acknowledged). */
   #wake: (() => void) | undefined;
   #flushing = false;
+  /** A batch that failed, to be written again. */
+  #retrying: { purges: Set<string>; batch: Map<string, Mutation> } | undefined;
   #scheduled = false;
   #closed = false;
   /** Batches taken, and written, so far. */
@@ -117,6 +121,11 @@ export class JetStreamStore implements Store {
   #waiters: { gen: number; resolve: () => void }[] = [];
   /** Waited for by every commit (a node's messages to other nodes). */
   readonly settleHooks: (() => Promise<unknown>)[] = [];
+  /**
+   * Called as a commit starts; what it returns is awaited once the
+   * mutations enqueued so far are stored, before the commit resolves.
+   */
+  beforeCommit: () => (() => Promise<void>) | undefined = () => undefined;
   /** Resolves while NATS is reachable (a failed batch waits for it). */
   waitUp: () => Promise<void> = () => Promise.resolve();
   /**
@@ -246,10 +255,12 @@ export class JetStreamStore implements Store {
           log.warn("store batch failed ({error}); retrying", {
             error: (e as Error).message,
           });
+          this.#retrying = { purges, batch };
           await this.waitUp();
           await new Promise((r) => setTimeout(r, 200));
         }
       }
+      this.#retrying = undefined;
       this.#release(gen);
     }
     if (!this.#closed && !this.#hasPending && this.#waiters.length > 0) {
@@ -454,18 +465,28 @@ export class JetStreamStore implements Store {
   }
 
   /**
-   * Drops what is pending for `clientId` without writing it: another node
-   * owns the session now (this node lost it while cut off from NATS).
+   * Drops what is pending for `clientId` without writing it, also in a
+   * batch that failed and waits to be written again: another node owns
+   * the session now (this node lost it while cut off from NATS).
    */
   forget(clientId: string): void {
-    const prefix = this.#names.state(keyToken(clientId)) + ".";
+    const base = this.#names.state(keyToken(clientId));
+    const prefix = base + ".";
     for (const s of [...this.#pending.keys()]) {
       if (s.startsWith(prefix)) this.#pending.delete(s);
+    }
+    this.#purges.delete(base);
+    const w = this.#retrying;
+    if (w === undefined) return;
+    w.purges.delete(base);
+    for (const s of [...w.batch.keys()]) {
+      if (s.startsWith(prefix)) w.batch.delete(s);
     }
   }
 
   /** Resolves when every mutation enqueued before this call is durable. */
   async commit(): Promise<void> {
+    const after = this.beforeCommit();
     const target = this.#hasPending ? this.#taken + 1 : this.#taken;
     if (this.#done < target && !this.#closed) {
       const { promise, resolve } = Promise.withResolvers<void>();
@@ -473,6 +494,7 @@ export class JetStreamStore implements Store {
       this.#startFlush();
       await promise;
     }
+    if (after !== undefined) await after();
     for (const hook of this.settleHooks) await hook();
   }
 

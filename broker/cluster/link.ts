@@ -5,7 +5,8 @@
  * fans it out to the nodes and queue groups that want it); a QoS 1/2
  * message for a node holding durable subscriptions is also published to
  * that node's JetStream inbox (acknowledged by JetStream before the
- * publisher's PUBACK). The publisher's PUBACK waits for the next commit,
+ * publisher's PUBACK), and so is one for a durable shared group, to the
+ * node the dispatcher picked (with the group's name). The publisher's PUBACK waits for the next commit,
  * which also waits for these (`settle`: inbox acks, then a NATS flush so
  * the server has the core messages).
  *
@@ -14,6 +15,16 @@
  * dropped by origin and number), queue subscriptions to one local group,
  * and the inbox consumer to the local subscribers, acknowledged once the
  * store has committed what the deliveries queued.
+ *
+ * QoS 2 from the inbox is delivered exactly once, through a crash: each
+ * such message carries its `origin` (sender's boot id and number) into the
+ * outgoing records it makes; the inbox message is acknowledged, and the
+ * acknowledgement confirmed by JetStream, within the commit that stores
+ * them (`beforeCommit`), so a QoS 2 PUBLISH (held until that commit) never
+ * reaches a client before. An inbox message that comes again meanwhile (the
+ * ack wait passed) is not delivered twice here; one that comes again to
+ * the node adopting this one's sessions (it died) is not taken by a
+ * session that holds its origin (reaper.ts).
  *
  * While NATS is unreachable, messages for other nodes are dropped (QoS 0)
  * or left to NATS's reconnect buffer, and local delivery goes on.
@@ -28,14 +39,7 @@ import {
   type MsgHdrs,
   type Subscription,
 } from "@nats-io/transport-node";
-import {
-  AckPolicy,
-  type ConsumerMessages,
-  DeliverPolicy,
-  type JsMsg,
-  RetentionPolicy,
-  StorageType,
-} from "@nats-io/jetstream";
+import type { ConsumerMessages, JsMsg } from "@nats-io/jetstream";
 import type { StoredMessage } from "../store/store.ts";
 import type { ClusterDispatcher, ClusterLink } from "./dispatcher.ts";
 import type { ClusterNames, NatsHandles } from "./nats.ts";
@@ -52,17 +56,23 @@ import {
   encodeHeaders,
   headerBlock,
   listHas,
+  markOrigin,
   type WireMeta,
   wireMeta,
 } from "./_wire.ts";
 import { InboxPacker, MAX_PACK, PACK_HEADER, unpack } from "./_inbox_pack.ts";
+import { confirmAck, crash, faultPoint } from "./_inbox_ack.ts";
+import {
+  INBOX_ACK_WAIT_MS,
+  inboxConsumerOf,
+  inboxEmpty,
+  inboxGone,
+} from "./_inbox.ts";
 
 const log = getLogger(["kite", "cluster"]);
 
 /** Inbox messages taken at once by the consumer. */
 const INBOX_BATCH = 1000;
-/** An inbox message not acknowledged in this time is delivered again. */
-export const INBOX_ACK_WAIT_MS = 3000;
 
 interface InboxPublish {
   subject: string;
@@ -86,8 +96,13 @@ export class NatsLink implements ClusterLink {
   readonly #names: ClusterNames;
   readonly #routes: RouteTable;
   readonly #boot: string;
-  /** This node's inbox id (`node.boot`). */
-  readonly inbox: string;
+  /**
+   * This node's inbox id (`node.boot`; `node.boot-N` once renewed after the
+   * other nodes found it dead and drained the one before).
+   */
+  inbox: string;
+  readonly #run: string;
+  #generation = 0;
   readonly #cache: SubjectCache;
   readonly #prefixLength: number;
   #dispatcher: ClusterDispatcher | undefined;
@@ -111,6 +126,13 @@ export class NatsLink implements ClusterLink {
   #inboxMessages: ConsumerMessages | undefined;
   #toAck: JsMsg[] = [];
   #ackScheduled = false;
+  /** Inbox messages with QoS 2 deliveries: acknowledged in the next commit. */
+  #toConfirm: JsMsg[] = [];
+  /** Their stream sequences, until the acknowledgement is confirmed. */
+  readonly #unconfirmed = new Set<number>();
+  #sawQos2 = false;
+  /** A fault to inject, for tests only (`KITE_CLUSTER_FAULT`). */
+  #fault = faultPoint();
   #commit: () => Promise<void> = () => Promise.resolve();
   readonly stats: LinkStats = { sent: 0, received: 0, dropped: 0 };
 
@@ -126,7 +148,7 @@ export class NatsLink implements ClusterLink {
     this.#names = names;
     this.#routes = routes;
     this.#boot = boot;
-    this.inbox = `${node}.${boot}`;
+    this.inbox = this.#run = `${node}.${boot}`;
     this.#cache = new SubjectCache(names.name);
     this.#prefixLength = names.name.length + 1;
   }
@@ -203,7 +225,12 @@ export class NatsLink implements ClusterLink {
     this.#plainSubs.delete(subject);
   }
 
-  group(queue: string, filter: string, present: boolean): void {
+  group(
+    queue: string,
+    filter: string,
+    present: boolean,
+    durable: boolean,
+  ): void {
     if (!present) {
       for (const s of this.#queueSubs.get(queue) ?? []) s.unsubscribe();
       this.#queueSubs.delete(queue);
@@ -211,7 +238,11 @@ export class NatsLink implements ClusterLink {
       this.#markDirty();
       return;
     }
-    if (this.#queueSubs.has(queue)) return;
+    if (this.#queueSubs.has(queue)) {
+      this.#routes.putQueue(queue, filter, durable);
+      this.#markDirty();
+      return;
+    }
     const onQueue = (e: Error | null, m: Msg) => this.#onQueue(queue, e, m);
     const onRawQueue = (e: Error | null, m: Msg) => {
       this.#onQueue(queue, e, m, filter);
@@ -238,7 +269,7 @@ export class NatsLink implements ClusterLink {
       }),
     );
     this.#queueSubs.set(queue, subs);
-    this.#routes.putQueue(queue, filter);
+    this.#routes.putQueue(queue, filter, durable);
     this.#markDirty();
   }
 
@@ -249,55 +280,72 @@ export class NatsLink implements ClusterLink {
     publisherId: string | undefined,
     durable: readonly string[] | undefined,
     handled: readonly string[] | undefined,
+    groups: readonly string[] | undefined,
+    core: boolean,
   ): void {
     if (!this.#up && message.qos === 0) {
       this.stats.dropped++;
       return;
     }
-    const subject = this.#cache.get(message.topic);
-    const headers = encodeHeaders(
-      message,
-      this.#boot,
-      ++this.#seq,
-      publisherId,
-      subject === null || durable !== undefined || handled !== undefined
-        ? {
-          // The inbox subject does not say the topic: the header does.
-          topic: subject === null || durable !== undefined,
-          ...(durable === undefined ? {} : { durable }),
-          ...(handled === undefined ? {} : { handled }),
-        }
-        : undefined,
-    );
+    const seq = ++this.#seq;
     this.stats.sent++;
-    // While disconnected the client keeps what is published until the
-    // reconnect: not a view of a buffer Kite reuses.
-    const payload = this.#up ? message.payload : message.payload.slice();
-    try {
-      this.#h.pub.publish(subject ?? this.#names.raw, payload, { headers });
-    } catch (e) {
-      this.stats.dropped++;
-      log.debug("cross-node publish failed: {e}", { e });
+    if (core) {
+      const subject = this.#cache.get(message.topic);
+      const headers = encodeHeaders(
+        message,
+        this.#boot,
+        seq,
+        publisherId,
+        subject === null || durable !== undefined || handled !== undefined
+          ? {
+            // The inbox subject does not say the topic: the header does.
+            topic: subject === null || durable !== undefined,
+            ...(durable === undefined ? {} : { durable }),
+            ...(handled === undefined ? {} : { handled }),
+          }
+          : undefined,
+      );
+      // While disconnected the client keeps what is published until the
+      // reconnect: not a view of a buffer Kite reuses.
+      const payload = this.#up ? message.payload : message.payload.slice();
+      try {
+        this.#h.pub.publish(subject ?? this.#names.raw, payload, { headers });
+      } catch (e) {
+        this.stats.dropped++;
+        log.debug("cross-node publish failed: {e}", { e });
+      }
+      if (durable !== undefined && message.qos > 0) {
+        const block = headerBlock(headers);
+        for (const inbox of durable) this.#pack(inbox, block, message);
+      }
+    }
+    if (groups !== undefined) {
+      for (let i = 0; i < groups.length; i += 2) {
+        const h = encodeHeaders(message, this.#boot, seq, publisherId, {
+          topic: true,
+          group: groups[i + 1]!,
+        });
+        this.#pack(groups[i]!, headerBlock(h), message);
+      }
     }
     if (message.qos > 0) {
       this.#needFlush = true;
-      if (durable !== undefined) {
-        const block = headerBlock(headers);
-        for (const inbox of durable) {
-          let packer = this.#packers.get(inbox);
-          if (packer === undefined) {
-            packer = new InboxPacker();
-            this.#packers.set(inbox, packer);
-          }
-          packer.add(block, message.payload);
-          if (packer.size >= MAX_PACK) this.#flushPack(inbox, packer);
-        }
-        if (!this.#packScheduled) {
-          this.#packScheduled = true;
-          queueMicrotask(this.#flushPacks);
-        }
-      }
       this.#markDirty();
+    }
+  }
+
+  /** Adds `message` to this turn's pack for `inbox`. */
+  #pack(inbox: string, block: Uint8Array, message: StoredMessage): void {
+    let packer = this.#packers.get(inbox);
+    if (packer === undefined) {
+      packer = new InboxPacker();
+      this.#packers.set(inbox, packer);
+    }
+    packer.add(block, message.payload);
+    if (packer.size >= MAX_PACK) this.#flushPack(inbox, packer);
+    if (!this.#packScheduled) {
+      this.#packScheduled = true;
+      queueMicrotask(this.#flushPacks);
     }
   }
 
@@ -453,19 +501,7 @@ export class NatsLink implements ClusterLink {
 
   /** Creates this node's inbox consumer and starts taking its messages. */
   async startInbox(): Promise<void> {
-    await ensureInboxStream(this.#h, this.#names);
-    const name = inboxConsumer(this.inbox);
-    await this.#h.jsm.consumers.add(this.#names.inboxStream, {
-      durable_name: name,
-      filter_subject: this.#names.inbox(this.inbox),
-      ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
-      max_ack_pending: 20_000,
-      // What a killed node had taken but not acknowledged comes back soon,
-      // to the node that adopts its sessions.
-      ack_wait: INBOX_ACK_WAIT_MS * 1_000_000,
-    });
-    const c = await this.#h.js.consumers.get(this.#names.inboxStream, name);
+    const c = await inboxConsumerOf(this.#h, this.#names, this.inbox);
     this.#inboxMessages = await c.consume({
       max_messages: INBOX_BATCH,
       // Short pulls: after a NATS failover or a consumer leader change the
@@ -477,27 +513,45 @@ export class NatsLink implements ClusterLink {
   }
 
   #onInbox = (m: JsMsg): void => {
-    const meta = this.#meta;
-    if (m.headers?.get(PACK_HEADER) === "1") {
-      unpack(m.data, (block, payload) => {
-        const message = decodeRaw(block, payload, meta);
-        if (message === undefined) return;
-        this.stats.received++;
-        this.#dispatcher?.deliverRemote(message, meta.publisherId);
-      });
+    if (this.#unconfirmed.size > 0 && this.#unconfirmed.has(m.seq)) {
+      // Delivered here already (the ack wait passed before the commit that
+      // acknowledges it was done): acknowledged again, not taken twice.
+      this.#toConfirm.push(m);
+      this.#markDirty();
     } else {
-      const message = decodeMessage(undefined, m, meta);
-      if (message !== undefined) {
-        this.stats.received++;
-        this.#dispatcher?.deliverRemote(message, meta.publisherId);
-      }
+      this.#sawQos2 = false;
+      if (m.headers?.get(PACK_HEADER) === "1") unpack(m.data, this.#onPacked);
+      else this.#deliverInbox(decodeMessage(undefined, m, this.#meta));
+      if (this.#sawQos2) {
+        // Acknowledged by the commit that stores what it delivered.
+        this.#unconfirmed.add(m.seq);
+        this.#toConfirm.push(m);
+        this.#markDirty();
+      } else this.#toAck.push(m);
     }
-    this.#toAck.push(m);
     if (!this.#ackScheduled) {
       this.#ackScheduled = true;
       queueMicrotask(this.#ackInbox);
     }
   };
+
+  #onPacked = (block: Uint8Array, payload: Uint8Array): void => {
+    this.#deliverInbox(decodeRaw(block, payload, this.#meta));
+  };
+
+  #deliverInbox(message: StoredMessage | undefined): void {
+    if (message === undefined) return;
+    const meta = this.#meta;
+    if (markOrigin(message, meta)) this.#sawQos2 = true;
+    this.stats.received++;
+    if (meta.group === undefined) {
+      this.#dispatcher?.deliverRemote(message, meta.publisherId);
+    } else {this.#dispatcher?.routeToGroup(
+        meta.group,
+        message,
+        meta.publisherId,
+      );}
+  }
 
   /** Acknowledges inbox messages once what they queued is committed. */
   #ackInbox = (): void => {
@@ -512,36 +566,80 @@ export class NatsLink implements ClusterLink {
     });
   };
 
+  /**
+   * The store's `beforeCommit`: the inbox messages with QoS 2 deliveries so
+   * far, acknowledged (confirmed) once the commit stored the deliveries.
+   */
+  takeConfirms = (): (() => Promise<void>) | undefined => {
+    if (this.#toConfirm.length === 0) return undefined;
+    const batch = this.#toConfirm;
+    this.#toConfirm = [];
+    return () => this.#confirm(batch);
+  };
+
+  async #confirm(batch: JsMsg[]): Promise<void> {
+    if (this.#fault === "inbox-ack") crash();
+    if (this.#fault === "inbox-ack-late") {
+      // Past the ack wait (once): JetStream delivers them here again.
+      this.#fault = undefined;
+      await new Promise((r) => setTimeout(r, INBOX_ACK_WAIT_MS + 1000));
+    }
+    await Promise.all(batch.map(async (m) => {
+      await confirmAck(this.#h.pub, m, () => this.#waitUp());
+      this.#unconfirmed.delete(m.seq);
+    }));
+  }
+
+  /**
+   * Stops taking inbox messages for now (NATS is unreachable: what comes
+   * meanwhile may be meant for sessions another node adopts).
+   */
+  pauseInbox(): void {
+    const m = this.#inboxMessages;
+    this.#inboxMessages = undefined;
+    m?.close().catch(() => {});
+  }
+
+  /**
+   * Whether this node's inbox consumer is gone (the node that adopted its
+   * sessions drained and deleted it). Undefined when NATS cannot say.
+   */
+  inboxGone(): Promise<boolean | undefined> {
+    return inboxGone(this.#h, this.#names, this.inbox);
+  }
+
+  /**
+   * Moves to a new inbox (`node.boot-N`): the other nodes found this one
+   * dead and adopted what it held, so its inbox is theirs to drain.
+   */
+  renewInbox(): void {
+    this.inbox = `${this.#run}-${++this.#generation}`;
+  }
+
+  /**
+   * Resolves once this node has taken and acknowledged what its inbox
+   * holds, or after `ms`: a session about to move to another node first
+   * gets what was sent to it here (else it would come after the move, to
+   * nobody).
+   */
+  async caughtUp(ms: number): Promise<void> {
+    const deadline = Date.now() + ms;
+    while (Date.now() < deadline && this.#inboxMessages !== undefined) {
+      if (await inboxEmpty(this.#h, this.#names, this.inbox)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Takes inbox messages again, after an outage. */
+  async resumeInbox(): Promise<void> {
+    if (this.#inboxMessages !== undefined) return;
+    await this.startInbox();
+  }
+
   /** Stops taking inbox messages and unsubscribes (at close). */
   async close(): Promise<void> {
     await this.#inboxMessages?.close().catch(() => {});
     this.#inboxMessages = undefined;
-  }
-}
-
-/** The durable consumer name of an inbox (`node.boot`). */
-export function inboxConsumer(inbox: string): string {
-  return "in_" + inbox.replace(".", "_");
-}
-
-/** Creates the inbox stream if it does not exist. */
-export async function ensureInboxStream(
-  h: NatsHandles,
-  names: ClusterNames,
-): Promise<void> {
-  try {
-    await h.jsm.streams.info(names.inboxStream);
-  } catch {
-    await h.jsm.streams.add({
-      name: names.inboxStream,
-      subjects: [`${names.internal}.in.>`],
-      retention: RetentionPolicy.Workqueue,
-      storage: StorageType.File,
-      // A dead node's inbox is drained by the node that adopts its
-      // sessions; what nobody takes goes after a week.
-      max_age: 7 * 24 * 3600 * 1_000_000_000,
-      num_replicas: h.replicas,
-    });
   }
 }
 

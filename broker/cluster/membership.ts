@@ -6,7 +6,9 @@
  * declared dead; a node that does not answer at all for 10 s (cut off
  * behind a half-open connection) is declared dead too. A new boot id for a
  * node id means its previous run is dead. `onDead` is called once per dead
- * boot; the survivors then race to adopt what it held (reaper.ts).
+ * boot; the survivors then race to adopt what it held (reaper.ts). While
+ * this node is cut off from NATS it finds nobody dead; a boot found dead
+ * that is heard again (it was cut off) is reported by `onBack`.
  *
  * @module
  */
@@ -29,6 +31,8 @@ export const HEARTBEAT_MS = 500;
 const SUSPECT_MS = 1500;
 /** Silence (with pings unanswered) after which a node is dead. */
 const DEAD_MS = 10_000;
+/** Dead runs whose last heartbeat is remembered. */
+const GONE_KEPT = 64;
 
 /** A node that is up, as its heartbeats say. */
 export interface Peer {
@@ -50,10 +54,16 @@ export class Membership {
   readonly #boot: string;
   readonly #peers = new Map<string, Peer>();
   readonly #pinging = new Set<string>();
+  /** Cut off from NATS: silence says nothing about the others. */
+  #paused = false;
+  /** When the runs found dead were last heard (`node.boot`; the latest few). */
+  readonly #gone = new Map<string, number>();
   #sub: Subscription | undefined;
   #timer: ReturnType<typeof setInterval> | undefined;
   /** Called once for each boot of a node found dead. */
   onDead: (node: string, boot: string) => void = () => {};
+  /** Called when a boot found dead is heard again (it was cut off). */
+  onBack: (node: string, boot: string) => void = () => {};
   /** Clients connected here, for the heartbeat. */
   clients: () => number = () => 0;
 
@@ -78,6 +88,25 @@ export class Membership {
   /** The other nodes up. */
   peers(): Peer[] {
     return [...this.#peers.values()];
+  }
+
+  /**
+   * When run `boot` of `node` was last heard (epoch ms): its last
+   * heartbeat, while it is up or once found dead (the latest few runs);
+   * undefined when this node never heard it.
+   */
+  lastSeen(node: string, boot: string): number | undefined {
+    const p = this.#peers.get(node);
+    if (p !== undefined && p.boot === boot) return p.lastSeen;
+    return this.#gone.get(`${node}.${boot}`);
+  }
+
+  #dead(p: Peer): void {
+    this.#gone.set(`${p.node}.${p.boot}`, p.lastSeen);
+    if (this.#gone.size > GONE_KEPT) {
+      this.#gone.delete(this.#gone.keys().next().value!);
+    }
+    this.onDead(p.node, p.boot);
   }
 
   /** The boot id of `node` if it is up. */
@@ -137,11 +166,15 @@ export class Membership {
     this.#peers.set(node, { node, boot, lastSeen: now, clients });
     if (p !== undefined) {
       log.info("Cluster node {node} restarted", { node });
-      this.onDead(node, p.boot);
+      this.#dead(p);
+    } else if (this.#gone.delete(`${node}.${boot}`)) {
+      log.warn("Cluster node {node} is back (it was found dead)", { node });
+      this.onBack(node, boot);
     } else log.info("Cluster node {node} is up", { node });
   }
 
   #check(): void {
+    if (this.#paused) return;
     const now = Date.now();
     for (const p of this.#peers.values()) {
       if (now - p.lastSeen < SUSPECT_MS || this.#pinging.has(p.node)) continue;
@@ -149,12 +182,12 @@ export class Membership {
       this.ping(p.node).then((r) => {
         this.#pinging.delete(p.node);
         const cur = this.#peers.get(p.node);
-        if (cur !== p) return;
+        if (cur !== p || this.#paused) return;
         if (r === "alive") return;
         if (r === "dead" || Date.now() - p.lastSeen > DEAD_MS) {
           this.#peers.delete(p.node);
           log.warn("Cluster node {node} is down", { node: p.node });
-          this.onDead(p.node, p.boot);
+          this.#dead(p);
         }
       });
     }
@@ -182,10 +215,19 @@ export class Membership {
   }
 
   /**
+   * NATS is unreachable: no node is found dead until it is back (this node
+   * cannot hear them, nor adopt what they held).
+   */
+  disconnected(): void {
+    this.#paused = true;
+  }
+
+  /**
    * NATS came back after an outage: every node gets a fresh start (they
    * could not beat to this one either).
    */
   reconnected(): void {
+    this.#paused = false;
     const now = Date.now();
     for (const p of this.#peers.values()) p.lastSeen = now;
   }

@@ -205,17 +205,28 @@ export class SessionRegistry {
   }
 
   /**
-   * Takes the lock `name` (true), or finds it taken (false): the one node
-   * that adopts a dead node's sessions holds it.
+   * Takes the lock `name` for `owner` (true), or finds it taken by another
+   * owner (false): the one node that adopts a dead node's sessions holds
+   * it. A lock `owner` already holds (an earlier try whose answer was lost)
+   * is taken again.
    */
-  async lock(name: string): Promise<boolean> {
+  async lock(name: string, owner: string): Promise<boolean> {
+    const key = `lock.${name}`;
     try {
-      await this.#kv.create(`lock.${name}`, encoder.encode("1"));
+      await this.#kv.create(key, encoder.encode(owner));
       return true;
     } catch (e) {
-      if (isConflict(e)) return false;
-      throw e;
+      if (!isConflict(e)) throw e;
+      const held = await this.#kv.get(key);
+      return held !== null && held.operation === "PUT" &&
+        decoder.decode(held.value) === owner;
     }
+  }
+
+  /** Whether the lock `name` is taken. */
+  async locked(name: string): Promise<boolean> {
+    const held = await this.#kv.get(`lock.${name}`);
+    return held !== null && held.operation === "PUT";
   }
 
   /** Releases the lock `name`. */

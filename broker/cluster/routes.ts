@@ -28,7 +28,7 @@ interface RouteValue {
   f: string;
   /** The queue group (shared subscription). */
   q?: string;
-  /** Durable (persistent sessions at QoS 1/2). */
+  /** Durable (persistent sessions at QoS 1/2; for a group: a member). */
   d?: 1;
   /** The node's inbox (`node.boot`). */
   i: string;
@@ -43,7 +43,7 @@ interface Known {
 export class RouteTable implements RemoteRoutes {
   readonly #kv: KV;
   readonly #node: string;
-  readonly #inbox: string;
+  #inbox: string;
   readonly #matcher = new TopicMatcher<RemoteRoute>();
   readonly #known = new Map<string, Known>();
   readonly #queues = new Map<string, number>();
@@ -162,18 +162,35 @@ export class RouteTable implements RemoteRoutes {
     this.#put(this.#node + "." + hash64("f\u0000" + filter), v);
   }
 
+  /** Points this node's routes at a new inbox (`resync` writes them again). */
+  moveInbox(inbox: string): void {
+    this.#inbox = inbox;
+    for (const v of this.#own.values()) v.i = inbox;
+  }
+
+  /** Whether some of this node's routes are missing from the table. */
+  async ownMissing(): Promise<boolean> {
+    const present = new Set<string>();
+    for await (const k of await this.#kv.keys(this.#node + ".>")) {
+      present.add(k);
+    }
+    for (const k of this.#own.keys()) if (!present.has(k)) return true;
+    return false;
+  }
+
   /** Withdraws this node's plain filter. */
   deleteFilter(filter: string): void {
     this.#delete(this.#node + "." + hash64("f\u0000" + filter));
   }
 
-  /** Announces this node's shared group `queue` on `filter`. */
-  putQueue(queue: string, filter: string): void {
-    this.#put(this.#node + "." + hash64("q\u0000" + queue), {
-      f: filter,
-      q: queue,
-      i: this.#inbox,
-    });
+  /**
+   * Announces (or updates) this node's shared group `queue` on `filter`;
+   * `durable` when a persistent session is a member at QoS 1/2.
+   */
+  putQueue(queue: string, filter: string, durable: boolean): void {
+    const v: RouteValue = { f: filter, q: queue, i: this.#inbox };
+    if (durable) v.d = 1;
+    this.#put(this.#node + "." + hash64("q\u0000" + queue), v);
   }
 
   /** Withdraws this node's shared group `queue`. */
@@ -258,7 +275,8 @@ export class RouteTable implements RemoteRoutes {
   async removeRun(node: string, inbox: string): Promise<void> {
     const doomed: string[] = [];
     for (const [key, k] of this.#known) {
-      if (k.route.node === inbox) doomed.push(key);
+      const i = k.route.node;
+      if (i === inbox || i.startsWith(inbox + "-")) doomed.push(key);
     }
     if (node === this.#node) {
       // This node's earlier run: whatever it has not put again.

@@ -38,6 +38,13 @@ export interface StoredMessage {
   properties?: Properties;
   /** Epoch milliseconds after which the message must not be delivered. */
   expiresAt?: number;
+  /**
+   * Where a QoS 2 message came from, on a cluster node: the sending node's
+   * boot id and message number. A session that holds it (stored with its
+   * outgoing message) does not take it a second time when another node
+   * delivers it again after a crash.
+   */
+  origin?: string;
 }
 
 /** A subscription of a session, with its v5 options. */
@@ -50,6 +57,13 @@ export interface StoredSubscription extends Subscription {
 export interface StoredWill extends StoredMessage {
   /** Epoch milliseconds at which the will is due (after the will delay). */
   dueAt?: number;
+  /**
+   * The v5 Will Delay Interval in seconds, kept while the connection is
+   * open: whoever finds the connection lost without its close (the broker
+   * restarted after a crash, a cluster node whose peer died) waits that
+   * long from then.
+   */
+  delay?: number;
 }
 
 /**
