@@ -36,6 +36,7 @@ import type {
   StoredMessage,
 } from "./store/store.ts";
 import { plural } from "./_plural.ts";
+import { SliceWalk } from "./_slice_walk.ts";
 import { isBridgeId } from "./bridge/_id.ts";
 import type { ViewedConnection } from "./views.ts";
 
@@ -157,10 +158,9 @@ export class BrokerCore implements GaugeSource {
   /** Retained messages with a Message Expiry Interval: topic -> expiresAt. */
   readonly retainedExpiry: Map<string, number> = new Map();
   #nextRetainedSweep = 0;
-  // Where the sliced sweep goes on (Set iterators see later additions and
-  // skip deletions).
-  #connSweep: IterableIterator<CoreConnection> | undefined;
-  #offlineSweep: IterableIterator<Session> | undefined;
+  readonly #connSweep = new SliceWalk(this.connections, SWEEP_SLICES);
+  readonly #offlineSweep = new SliceWalk(this.offline, SWEEP_SLICES);
+  #sweepNow = 0;
 
   constructor(init: BrokerInit, store: Store, plugin?: CorePlugin) {
     const settings = { ...DEFAULT_OPTIONS } as Required<BrokerSettings>;
@@ -616,16 +616,8 @@ export class BrokerCore implements GaugeSource {
         }
       }
     }
-    let n = Math.ceil(this.connections.size / SWEEP_SLICES);
-    const conns = this.#connSweep ?? this.connections.values();
-    this.#connSweep = undefined;
-    for (const c of conns) {
-      c.checkTimeouts(now);
-      if (--n <= 0) {
-        this.#connSweep = conns;
-        break;
-      }
-    }
+    this.#sweepNow = now;
+    this.#connSweep.step(this.#checkConn);
     if (this.pendingWills.size > 0) {
       for (const [id, w] of this.pendingWills) {
         if (w.dueAt <= now) {
@@ -639,20 +631,14 @@ export class BrokerCore implements GaugeSource {
         }
       }
     }
-    n = Math.ceil(this.offline.size / SWEEP_SLICES);
-    const offline = this.#offlineSweep ?? this.offline.values();
-    this.#offlineSweep = undefined;
-    for (const s of offline) {
-      this.#checkOffline(s, now);
-      if (--n <= 0) {
-        this.#offlineSweep = offline;
-        break;
-      }
-    }
+    this.#offlineSweep.step(this.#checkOffline);
   }
 
+  #checkConn = (c: CoreConnection): void => c.checkTimeouts(this.#sweepNow);
+
   /** Ends an offline session whose expiry interval has passed. */
-  #checkOffline(s: Session, now: number): void {
+  #checkOffline = (s: Session): void => {
+    const now = this.#sweepNow;
     if (s.link !== undefined) {
       this.offline.delete(s);
       return;
@@ -668,7 +654,7 @@ export class BrokerCore implements GaugeSource {
     }
     this.discardSession(s);
     this.plugin?.expired(s);
-  }
+  };
 }
 
 /** Whether an offline session's expiry has passed (not yet swept). */
