@@ -82,6 +82,7 @@ export function encodePublish(
     idOffset: qos > 0 ? publishPacketIdOffset(bytes) : -1,
     version,
     topic: message.topic,
+    payloadBytes: message.payload.length,
   };
 }
 

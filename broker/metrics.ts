@@ -199,6 +199,10 @@ export class Metrics implements BrokerStats, DropCounters {
   bytesSent = 0;
   /** Messages dropped for a subscriber (queue or buffer full, too large). */
   messagesDropped = 0;
+  /** Payload bytes of the PUBLISH packets received. */
+  publishBytesReceived = 0;
+  /** Payload bytes of the PUBLISH packets sent. */
+  publishBytesSent = 0;
   /** MQTT packets of any type received. */
   packetsReceived = 0;
   /** MQTT packets of any type sent (PUBLISH included). */

@@ -21,6 +21,8 @@ export interface PublishTemplate {
   version: ProtocolVersion;
   /** The topic (for v5 outgoing topic aliases). */
   topic: string;
+  /** Payload bytes (counted in `$SYS/broker/publish/bytes/sent`). */
+  payloadBytes: number;
   /**
    * Forms with a Topic Alias in use (empty topic), by alias, shared by the
    * connections that gave this topic the same alias.

@@ -154,6 +154,11 @@ Deno.test("GET /metrics counts N clients and M messages exactly, as the broker d
     assert.equal(s.value("kite_packets_received_total"), N + 1 + M);
     assert.equal(s.value("kite_packets_sent_total"), N + 1 + M);
     assert.equal(s.value("kite_received_bytes_total"), bytesIn);
+    // Payload bytes only, as Mosquitto's $SYS/broker/publish/bytes/*.
+    let payloads = 0;
+    for (let i = 0; i < M; i++) payloads += `m${i}`.length;
+    assert.equal(s.value("kite_publish_received_bytes_total"), payloads);
+    assert.equal(s.value("kite_publish_sent_bytes_total"), payloads);
     // Every byte the clients read: CONNACKs, the SUBACK, the PUBLISHes.
     const read = clients.reduce(
       (n, c) => n + c.bytes.reduce((k, b) => k + b.length, 0),

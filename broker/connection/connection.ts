@@ -460,6 +460,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
   #writePublish(enc: PublishTemplate, packetId: number, dup: boolean): void {
     if (this.state === CLOSED) return;
     this.#sentCount++;
+    this.core.metrics.publishBytesSent += enc.payloadBytes;
     const id = dup ? packetId | DUP_FLAG : packetId;
     const aliases = this.aliasOut;
     if (aliases !== undefined && enc.version === 5) {

@@ -198,6 +198,16 @@ export const METRIC_FAMILIES: readonly MetricFamily[] = [
     (m) => DROP_REASONS.map((reason, i) => [{ reason }, m.dropped[i]!]),
   ),
   counter(
+    "kite_publish_received_bytes_total",
+    "Payload bytes of the PUBLISH packets received from clients.",
+    (m) => m.publishBytesReceived,
+  ),
+  counter(
+    "kite_publish_sent_bytes_total",
+    "Payload bytes of the PUBLISH packets sent to clients.",
+    (m) => m.publishBytesSent,
+  ),
+  counter(
     "kite_received_bytes_total",
     "Bytes read from clients.",
     (m) => m.bytesReceived,

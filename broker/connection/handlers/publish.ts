@@ -56,7 +56,9 @@ export function onPublish(
 ): Promise<void> | undefined {
   const core = c.core;
   const s = core.settings;
-  core.metrics.messagesReceived++;
+  const metrics = core.metrics;
+  metrics.messagesReceived++;
+  metrics.publishBytesReceived += p.payload.length;
   const v5 = c.version === 5;
   if (v5) {
     const props = p.properties;
