@@ -142,7 +142,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
   // A read is pending; the client's side ended (EOF, failed read); the
   // close lingers after the last bytes, and is lingering (see `#finish`).
   #readPending = false;
-  // Read since the last pause (epoch ms) and bytes read since (#pause).
+  // Read since the last pause (epoch ms) and bytes read since (#afterPush).
   #sliceStart = 0;
   #sliceBytes = 0;
   #eof = false;
