@@ -3,11 +3,18 @@
  * messages, and a QoS 1 canary beside them: the broker must stay bounded
  * (memory), and the canary's latency must not suffer. Runs Kite and
  * Mosquitto in turn (interleaved with `--repeat`), each started fresh on a
- * free loopback port pinned to CPU 0; this process runs on CPU 1.
+ * free loopback port pinned to CPU 0.
  *
  * ```sh
- * deno run -A bench/stalled_reader.ts [--seconds 10] [--repeat 3] [--brokers kite,mosquitto]
+ * deno run -A bench/stalled_reader.ts [--seconds 10] [--repeat 3] [--brokers kite,mosquitto] [--canary process|inline|both]
  * ```
+ *
+ * The canary runs in a process of its own (bench/_canary.ts, pinned to CPU
+ * 1) by default: in this process, whose event loop writes the flood as fast
+ * as the broker reads it, its latency included this loop's own delays
+ * (Deno reads and writes a socket that stays ready without polling the
+ * others). `--canary inline` runs it here as before; `--canary both` runs
+ * both and reports the one here as "in-tool canary p99".
  *
  * Reports per broker: the canary's round-trip latency (p50, p99, p99.9,
  * max), canary messages lost, flood messages sent, and the broker's RSS at
@@ -18,9 +25,8 @@
 
 import { parseArgs } from "node:util";
 import { encode } from "../codec/encode.ts";
-import { PacketDecoder } from "../codec/decode.ts";
-import type { Packet } from "../codec/packet.ts";
 import { type BrokerName, startBroker } from "./_brokers.ts";
+import { type CanaryResult, rawClient, runCanary } from "./_canary.ts";
 
 const { values } = parseArgs({
   args: Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args,
@@ -29,6 +35,7 @@ const { values } = parseArgs({
     repeat: { type: "string", default: "1" },
     brokers: { type: "string", default: "kite,mosquitto" },
     "canary-interval": { type: "string", default: "10" },
+    canary: { type: "string", default: "process" },
     port: { type: "string" },
     pid: { type: "string" },
   },
@@ -36,6 +43,10 @@ const { values } = parseArgs({
 const SECONDS = Number(values.seconds);
 const REPEAT = Number(values.repeat);
 const CANARY_MS = Number(values["canary-interval"]);
+const CANARY = values.canary;
+if (!["process", "inline", "both"].includes(CANARY)) {
+  throw new Error(`--canary: process, inline or both, not ${CANARY}`);
+}
 
 function rssKB(pid: number): number {
   try {
@@ -48,50 +59,6 @@ function rssKB(pid: number): number {
   }
 }
 
-/** A raw client: CONNECT, then packets through `onPacket`. */
-async function client(
-  port: number,
-  clientId: string,
-  onPacket: (p: Packet) => void = () => {},
-  read = true,
-): Promise<Deno.TcpConn> {
-  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
-  conn.setNoDelay(true);
-  await conn.write(
-    encode({
-      type: "connect",
-      protocolVersion: 4,
-      clientId,
-      cleanStart: true,
-      keepAlive: 0,
-    }),
-  );
-  const decoder = new PacketDecoder({ version: 4 });
-  const buf = new Uint8Array(64 * 1024);
-  const first = Promise.withResolvers<void>();
-  let connected = false;
-  (async () => {
-    try {
-      for (;;) {
-        const n = await conn.read(buf);
-        if (n === null) return;
-        decoder.push(buf.subarray(0, n), (p) => {
-          if (!connected && p.type === "connack") {
-            connected = true;
-            first.resolve();
-          } else onPacket(p);
-        });
-        // A stalled reader reads its CONNACK (and SUBACK), then stops.
-        if (!read && connected) return;
-      }
-    } catch {
-      // closed
-    }
-  })();
-  await first.promise;
-  return conn;
-}
-
 async function subscribe(conn: Deno.TcpConn, filter: string, qos: 0 | 1) {
   await conn.write(
     encode(
@@ -101,12 +68,73 @@ async function subscribe(conn: Deno.TcpConn, filter: string, qos: 0 | 1) {
   );
 }
 
+/**
+ * The canary in a process of its own (bench/_canary.ts), pinned to CPU 1
+ * when taskset exists: resolves `ready` once it is subscribed, `result`
+ * when it is done.
+ */
+function canaryProcess(port: number): {
+  ready: Promise<void>;
+  result: Promise<CanaryResult>;
+} {
+  let cmd = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    new URL("./_canary.ts", import.meta.url).pathname,
+    "--port",
+    String(port),
+    "--seconds",
+    String(SECONDS),
+    "--interval",
+    String(CANARY_MS),
+  ];
+  if (which("taskset")) cmd = ["taskset", "-c", "1", ...cmd];
+  const child = new Deno.Command(cmd[0]!, {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const ready = Promise.withResolvers<void>();
+  const result = (async () => {
+    let text = "";
+    const dec = new TextDecoder();
+    for await (const chunk of child.stdout) {
+      text += dec.decode(chunk, { stream: true });
+      if (text.startsWith("ready\n")) ready.resolve();
+    }
+    const status = await child.status;
+    const last = text.trim().split("\n").at(-1) ?? "";
+    if (!status.success || !last.startsWith("{")) {
+      const e = new Error(`canary process failed (${status.code})`);
+      ready.reject(e);
+      throw e;
+    }
+    return JSON.parse(last) as CanaryResult;
+  })();
+  return { ready: ready.promise, result };
+}
+
+function which(cmd: string): boolean {
+  try {
+    return new Deno.Command("sh", {
+      args: ["-c", `command -v ${cmd}`],
+      stdout: "null",
+      stderr: "null",
+    }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
 interface Result {
   p50: number;
   p99: number;
   p999: number;
   max: number;
   lost: number;
+  /** With `--canary both`: the p99 the canary in this process saw. */
+  inlineP99: number;
   flood: number;
   rssStart: number;
   rssEnd: number;
@@ -133,37 +161,16 @@ async function run(name: BrokerName): Promise<Result> {
     : await startBroker(name, { cpu: 0 });
   const port = broker.port;
   const conns: Deno.TcpConn[] = [];
+  let stop = false;
+  let flooding: Promise<void> = Promise.resolve();
   try {
     // The stalled subscriber: subscribes, then never reads again.
-    const stalled = await client(port, "stalled", () => {}, false);
+    const stalled = await rawClient(port, "stalled", () => {}, false);
     conns.push(stalled);
     await subscribe(stalled, "flood", 0);
-    // The canary pair.
-    const sent = new Map<number, number>();
-    const lat: number[] = [];
-    const suback = Promise.withResolvers<void>();
-    const canarySub = await client(port, "canary-sub", (p) => {
-      if (p.type === "suback") suback.resolve();
-      if (p.type !== "publish") return;
-      const seq = new DataView(p.payload.buffer, p.payload.byteOffset)
-        .getUint32(0);
-      const t0 = sent.get(seq);
-      if (t0 !== undefined) {
-        lat.push(performance.now() - t0);
-        sent.delete(seq);
-      }
-      if (p.qos === 1) {
-        canarySub.write(
-          encode({ type: "puback", packetId: p.packetId! }, { version: 4 }),
-        ).catch(() => {});
-      }
-    });
-    conns.push(canarySub);
-    await subscribe(canarySub, "canary", 1);
-    await suback.promise;
-    const canaryPub = await client(port, "canary-pub");
-    conns.push(canaryPub);
-    const flooder = await client(port, "flooder");
+    const separate = CANARY !== "inline" ? canaryProcess(port) : undefined;
+    await separate?.ready;
+    const flooder = await rawClient(port, "flooder");
     conns.push(flooder);
     // The flood: 1 KB QoS 0 PUBLISHes, 64 per write, as fast as the socket takes them.
     const one = encode({
@@ -177,8 +184,7 @@ async function run(name: BrokerName): Promise<Result> {
     const batch = new Uint8Array(one.length * 64);
     for (let i = 0; i < 64; i++) batch.set(one, i * one.length);
     let flood = 0;
-    let stop = false;
-    const flooding = (async () => {
+    flooding = (async () => {
       while (!stop) {
         // conn.write() may take only part of the buffer.
         for (let off = 0; off < batch.length;) {
@@ -189,57 +195,39 @@ async function run(name: BrokerName): Promise<Result> {
     })().catch(() => {});
     const rssStart = rssKB(broker.pid);
     let rssPeak = rssStart;
-    let seq = 0;
-    let packetId = 0;
-    const payload = new Uint8Array(4);
-    const end = performance.now() + SECONDS * 1000;
-    while (performance.now() < end) {
-      new DataView(payload.buffer).setUint32(0, seq);
-      packetId = packetId === 65535 ? 1 : packetId + 1;
-      sent.set(seq++, performance.now());
-      await canaryPub.write(
-        encode({
-          type: "publish",
-          topic: "canary",
-          payload,
-          qos: 1,
-          packetId,
-          retain: false,
-          dup: false,
-        }, { version: 4 }),
-      );
-      rssPeak = Math.max(rssPeak, rssKB(broker.pid));
-      // The canary's fixed rate (a pacing timer, not a synchronisation).
-      await new Promise((r) => setTimeout(r, CANARY_MS));
-    }
-    // Messages still in flight after a last grace second count as lost.
-    await new Promise((r) => setTimeout(r, 1000));
+    const sample = () => rssPeak = Math.max(rssPeak, rssKB(broker.pid));
+    const inline = CANARY !== "process"
+      ? runCanary(port, SECONDS, CANARY_MS, "canary-inline", () => {}, sample)
+      : undefined;
+    // Without an inline canary, the RSS is sampled every 100 ms.
+    const sampler = inline === undefined ? setInterval(sample, 100) : 0;
+    const [own, sep] = await Promise.all([inline, separate?.result]);
+    clearInterval(sampler);
     stop = true;
     const rssEnd = rssKB(broker.pid);
-    for (const c of conns) {
-      try {
-        c.close();
-      } catch { /* closed */ }
-    }
-    await flooding;
-    lat.sort((a, b) => a - b);
+    const r = (sep ?? own)!;
     return {
-      p50: pct(lat, 0.5),
-      p99: pct(lat, 0.99),
-      p999: pct(lat, 0.999),
-      max: lat[lat.length - 1] ?? NaN,
-      lost: sent.size,
+      p50: pct(r.lat, 0.5),
+      p99: pct(r.lat, 0.99),
+      p999: pct(r.lat, 0.999),
+      max: r.lat.at(-1) ?? NaN,
+      lost: r.lost,
+      inlineP99: own !== undefined && sep !== undefined
+        ? pct(own.lat, 0.99)
+        : NaN,
       flood,
       rssStart,
       rssEnd,
       rssPeak,
     };
   } finally {
+    stop = true;
     for (const c of conns) {
       try {
         c.close();
       } catch { /* closed */ }
     }
+    await flooding;
     await broker.stop();
   }
 }
@@ -252,7 +240,11 @@ for (let r = 0; r < REPEAT; r++) {
     const res = await run(b);
     (results.get(b) ?? results.set(b, []).get(b)!).push(res);
     console.error(
-      `${b}: canary p99 ${res.p99.toFixed(2)} ms, max ${
+      `${b}: canary p50 ${res.p50.toFixed(2)} ms, p99 ${res.p99.toFixed(2)} ms${
+        Number.isNaN(res.inlineP99)
+          ? ""
+          : ` (in-tool canary p99 ${res.inlineP99.toFixed(2)} ms)`
+      }, max ${
         res.max.toFixed(1)
       } ms, lost ${res.lost}, flood ${res.flood}, RSS ${
         Math.round(res.rssStart / 1024)
@@ -264,18 +256,23 @@ const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 console.log(
   `\nstalled subscriber + 1 KB QoS 0 flood for ${SECONDS} s; QoS 1 canary every ${CANARY_MS} ms; median of ${REPEAT}\n`,
 );
+const both = CANARY === "both";
 console.log(
-  "| broker | canary p50 ms | p99 ms | p99.9 ms | max ms | canary lost | flood msgs | RSS start MB | RSS peak MB | RSS end MB |",
+  `| broker | canary p50 ms | p99 ms | p99.9 ms | max ms |${
+    both ? " in-tool canary p99 ms |" : ""
+  } canary lost | flood msgs | RSS start MB | RSS peak MB | RSS end MB |`,
 );
-console.log("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+console.log(
+  `|---|---:|---:|---:|---:|${both ? "---:|" : ""}---:|---:|---:|---:|---:|`,
+);
 for (const [b, rs] of results) {
   const f = (k: keyof Result, d = 2) => med(rs.map((r) => r[k])).toFixed(d);
   const mb = (k: keyof Result) => (med(rs.map((r) => r[k])) / 1024).toFixed(0);
   console.log(
     `| ${b} | ${f("p50")} | ${f("p99")} | ${f("p999")} | ${f("max", 1)} | ${
-      Math.max(...rs.map((r) => r.lost))
-    } | ${f("flood", 0)} | ${mb("rssStart")} | ${mb("rssPeak")} | ${
-      mb("rssEnd")
-    } |`,
+      both ? `${f("inlineP99")} | ` : ""
+    }${Math.max(...rs.map((r) => r.lost))} | ${f("flood", 0)} | ${
+      mb("rssStart")
+    } | ${mb("rssPeak")} | ${mb("rssEnd")} |`,
   );
 }

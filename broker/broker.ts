@@ -29,6 +29,7 @@ import { startSys } from "./sys.ts";
 import { type Health, HttpServer } from "./http/server.ts";
 import type { Transport } from "./transport.ts";
 import { plural } from "./_plural.ts";
+import { IoTurn } from "./connection/_io_turn.ts";
 import type { ClusterNode } from "./cluster/mod.ts";
 
 export type { BrokerInit } from "./core.ts";
@@ -208,6 +209,7 @@ export class Broker {
       }
       await core.load();
       await this.#cluster?.attach(core);
+      core.ioTurn = await IoTurn.open();
       const max = core.settings.maxConnections;
       const fdLimit = openFileLimit();
       this.#socketCap = socketCap(max, fdLimit);
@@ -482,6 +484,7 @@ export class Broker {
     const conns = [...core.connections, ...core.closing];
     for (const c of conns) c.shutdown();
     await Promise.all(conns.map((c) => c.closed));
+    core.ioTurn?.close();
     await core.flush();
     await core.store.close();
     await this.#cluster?.close();

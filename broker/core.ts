@@ -9,6 +9,7 @@
 import { getLogger } from "@logtape/logtape";
 import { parseSharedSubscription } from "../codec/topic.ts";
 import { CommitGate } from "./commit_gate.ts";
+import type { IoTurn } from "./connection/_io_turn.ts";
 import type { Dispatcher, SharedFilter } from "./dispatcher.ts";
 import {
   DropReason,
@@ -139,6 +140,8 @@ export class BrokerCore implements GaugeSource {
   readonly metrics: Metrics = new Metrics(this);
   /** Bytes a connection may buffer before QoS 0 messages to it are dropped. */
   outputBufferLimit: number;
+  /** Where a connection that used its read budget waits (connection.ts). */
+  ioTurn: IoTurn | undefined;
   connectedCount = 0;
   /** Sessions offline with a finite expiry, checked by the sweep. */
   readonly offline: Set<Session> = new Set();

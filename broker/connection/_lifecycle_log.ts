@@ -154,3 +154,17 @@ export function logWriteFailed(clientId: string, e: unknown): void {
     error: String(e),
   });
 }
+
+/** A client that does not read while it sends: its connection is closed. */
+export function logOverflow(clientId: string, n: number, limit: number): void {
+  log.warn(
+    "{clientId}: {n} bytes wait behind the write in progress (outputBufferLimit {limit} x 4), closing",
+    { clientId, n, limit },
+  );
+}
+
+/** The client closed its side (EOF): at debug level. */
+export function logClosedByClient(clientId: string): void {
+  if (!debugEnabled()) return;
+  log.debug("{clientId}: connection closed by the client", { clientId });
+}

@@ -28,7 +28,6 @@
  * @module
  */
 
-import { getLogger } from "@logtape/logtape";
 import { PacketDecoder } from "../../codec/decode.ts";
 import { MqttError } from "../../codec/errors.ts";
 import type { Duplex } from "../../codec/duplex.ts";
@@ -53,8 +52,8 @@ import type { BrokerCore } from "../core.ts";
 import type { ClientInfo } from "../hooks.ts";
 import type { Session } from "../session.ts";
 import type { StoredMessage } from "../store/store.ts";
-import { debugEnabled } from "../_log.ts";
 import {
+  clientInfo,
   CLOSED,
   CLOSING,
   CONNECTED,
@@ -70,12 +69,13 @@ import {
   refusalConnack,
 } from "./_final_packets.ts";
 import {
+  logClosedByClient,
   logDisconnected,
   logFailure,
+  logOverflow,
   logWriteFailed,
 } from "./_lifecycle_log.ts";
-
-const log = getLogger(["kite", "broker", "connection"]);
+import { SLICE_BYTES, SLICE_MS } from "./_io_turn.ts";
 
 /** How long a closing connection may take to flush its last bytes. */
 const CLOSE_FLUSH_MS = 1000;
@@ -142,6 +142,9 @@ export class Connection implements ConnectionContext, CommitWaiter {
   // A read is pending; the client's side ended (EOF, failed read); the
   // close lingers after the last bytes, and is lingering (see `#finish`).
   #readPending = false;
+  // Read since the last pause (epoch ms) and bytes read since (#afterPush).
+  #sliceStart = 0;
+  #sliceBytes = 0;
   #eof = false;
   #lingerWanted = false;
   #lingering = false;
@@ -187,14 +190,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
    */
   get info(): ClientInfo | undefined {
     if (this.#info === undefined && this.clientId !== "") {
-      const info: ClientInfo = {
-        clientId: this.clientId,
-        protocolVersion: this.version,
-      };
-      if (this.#username !== undefined) info.username = this.#username;
-      const remote = this.remoteAddress;
-      if (remote !== undefined) info.remoteAddress = remote;
-      this.#info = info;
+      this.#info = clientInfo(this, this.#username);
     }
     return this.#info;
   }
@@ -279,11 +275,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
       if (chunk === null) {
         if (this.#lingering) this.#release();
         else if (this.state < CLOSING) {
-          if (debugEnabled()) {
-            log.debug("{clientId}: connection closed by the client", {
-              clientId: this.clientId,
-            });
-          }
+          logClosedByClient(this.clientId);
           this.end(undefined, true, false, undefined, "closed by the client");
         }
         return;
@@ -295,6 +287,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
       }
       this.lastRx = Date.now();
       this.core.metrics.bytesReceived += chunk.length;
+      this.#sliceBytes += chunk.length;
       // One dispatcher shared by all connections instead of a bound
       // callback per connection: push() calls it synchronously.
       const prev = Connection.#pushing;
@@ -310,11 +303,25 @@ export class Connection implements ConnectionContext, CommitWaiter {
     }
   };
 
-  /** Reads on, or first waits for a blocking handler (backpressure). */
+  /**
+   * Reads on; first waits for a blocking handler (backpressure), or, with
+   * its slice read, for the runtime to poll the other sockets (`IoTurn`).
+   */
   #afterPush(): void {
     const unblocked = this.#unblocked;
     if (unblocked !== undefined && this.state < CLOSING) {
       unblocked.then(this.#onRead, this.#onRead);
+      return;
+    }
+    const turn = this.core.ioTurn;
+    const now = this.lastRx;
+    if (
+      this.#sliceBytes >= SLICE_BYTES && now - this.#sliceStart >= SLICE_MS &&
+      turn !== undefined && this.state < CLOSING
+    ) {
+      this.#sliceBytes = 0;
+      this.#sliceStart = now;
+      turn.after(this.#onRead); // #onRead(undefined): here again, reads on
     } else this.#readLoop();
   }
 
@@ -488,14 +495,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
       // the write in progress keeps growing): it must not grow the broker's
       // memory without bound. One large packet alone never counts: a reader
       // that keeps reading gets any packet up to the Maximum Packet Size.
-      log.warn(
-        "{clientId}: {n} bytes wait behind the write in progress (outputBufferLimit {limit} x 4), closing",
-        {
-          clientId: this.clientId,
-          n: out.byteLength,
-          limit: this.core.outputBufferLimit,
-        },
-      );
+      logOverflow(this.clientId, out.byteLength, this.core.outputBufferLimit);
       out.clear();
       this.#outBytes = 0;
       this.end(undefined, true, true, undefined, "output buffer overflow");

@@ -96,3 +96,15 @@ export interface ConnectionContext extends CoreConnection {
     why?: string,
   ): void;
 }
+
+/** Who the hooks are told a connection is (`Connection.info`). */
+export function clientInfo(
+  c: Pick<ConnectionContext, "clientId" | "version" | "remoteAddress">,
+  username: string | undefined,
+): ClientInfo {
+  const info: ClientInfo = { clientId: c.clientId, protocolVersion: c.version };
+  if (username !== undefined) info.username = username;
+  const remote = c.remoteAddress;
+  if (remote !== undefined) info.remoteAddress = remote;
+  return info;
+}
