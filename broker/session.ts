@@ -21,6 +21,7 @@ import {
   type OutgoingMessage,
   ownPayload,
   type PublishEncoding,
+  SENT_QOS1,
 } from "./delivery.ts";
 import type { ProtocolVersion, QoS } from "../codec/packet.ts";
 import type {
@@ -424,9 +425,14 @@ export class Session implements SharedMember {
     }
     m.packetId = this.#packetIds.next(this.#inflight);
     m.state = "sent";
-    this.inflight.set(m.packetId, m);
     // The encoding is not kept: a resend (rare) encodes again.
     m.enc = undefined;
+    if (m.qos === 1 && m.group === undefined && !this.persistent) {
+      this.inflight.set(m.packetId, SENT_QOS1);
+      link.sendPublish(enc, m.packetId, false);
+      return true;
+    }
+    this.inflight.set(m.packetId, m);
     ownPayload(m.message);
     if (this.persistent) {
       this.#persist(m);
@@ -525,6 +531,8 @@ export class Session implements SharedMember {
     this.disconnectedAt = undefined;
     const inflight = this.#inflight;
     if (inflight !== undefined && inflight.size > 0) {
+      // Never here: a session that held SENT_QOS1 ended with its connection.
+      for (const [id, m] of inflight) if (m === SENT_QOS1) inflight.delete(id);
       let onWire = 0;
       for (const m of inflight.values()) {
         if (m.state !== "pubrec") continue;
@@ -560,8 +568,8 @@ export class Session implements SharedMember {
   }
 
   /** Forgets a message in flight: completed, refused or dropped. */
-  #forget(m: OutgoingMessage): void {
-    this.#inflight?.delete(m.packetId);
+  #forget(m: OutgoingMessage, packetId = m.packetId): void {
+    this.#inflight?.delete(packetId);
     this.#unresend(m);
     if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
   }
@@ -601,7 +609,7 @@ export class Session implements SharedMember {
   onPuback(packetId: number): boolean {
     const m = this.#inflight?.get(packetId);
     if (m === undefined || m.qos !== 1) return false;
-    this.#forget(m);
+    this.#forget(m, packetId);
     this.pump();
     return true;
   }
