@@ -156,7 +156,7 @@ Deno.test("a packed message the owner may no longer read when it is due is not s
   assert.equal(s.queued, 0);
 });
 
-Deno.test("a persistent session's queued and in-flight messages are kept whole and resent after a reconnect [MQTT-4.4.0-1]", () => {
+Deno.test("a persistent session's queued and in-flight messages are kept whole and resent after a reconnect v3:[MQTT-4.4.0-1]", () => {
   const s = new Session("p", 4, 60, ctx());
   const l1 = new HoldingLink(4, 1);
   s.attach(l1);
