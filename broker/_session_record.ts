@@ -46,6 +46,21 @@ export function recordOf(s: RecordedSession): SessionRecord {
   return r;
 }
 
+/** The record the store keeps for outgoing message `m`. */
+export function outgoingRecordOf(m: OutgoingMessage): OutgoingRecord {
+  const r: OutgoingRecord = {
+    seq: m.seq,
+    state: m.state,
+    qos: m.qos,
+    message: m.message.retain === m.retain
+      ? m.message
+      : { ...m.message, retain: m.retain },
+  };
+  if (m.packetId !== 0) r.packetId = m.packetId;
+  if (m.subIds !== undefined) r.subscriptionIdentifiers = m.subIds;
+  return r;
+}
+
 /** The message of a stored outgoing record, queued or in flight as stored. */
 export function outgoingOf(r: OutgoingRecord): OutgoingMessage {
   const queued = r.state === "queued" || r.packetId === undefined;

@@ -410,7 +410,7 @@ export class BrokerCore implements GaugeSource {
       new Session(id, conn.version, expiry, this.sessionContext);
     // A new session, or one stored without an owner (by an older Kite),
     // belongs to this identity; `foreignOwner` refused any other.
-    session.owner ??= ownerOf(conn.info?.username);
+    session.owner ??= ownerOf(conn.username);
     const wasPersistent = present && session.persistent;
     session.protocolVersion = conn.version;
     session.expiryInterval = expiry;
@@ -682,8 +682,11 @@ function identityOf(r: SessionRecord): ClientInfo {
 }
 
 /** The owner record of an identity (`{}` for an anonymous client). */
+/** The owner of every anonymous client's session (one object for all). */
+const ANONYMOUS: SessionOwner = Object.freeze({});
+
 function ownerOf(username: string | undefined): SessionOwner {
-  return username === undefined ? {} : { username };
+  return username === undefined ? ANONYMOUS : { username };
 }
 
 /** The parsed `$share` filter, or undefined (not shared, or invalid). */

@@ -41,6 +41,26 @@ export interface OutgoingMessage {
 }
 
 /**
+ * The one in-flight entry of every QoS 1 message a non-persistent session
+ * has sent: such a session ends with its connection, so nothing it sent is
+ * ever resent (3.1.1 [MQTT-3.1.2-6]; v5 3.1.2.11.2, Session Expiry Interval
+ * 0), and only the packet id is held until the PUBACK. The message and its
+ * payload are let go once written: a slow reader's window of unacknowledged
+ * messages holds no copies. A shared subscription's message keeps its own
+ * entry (another member may take it over, see `takeShared`).
+ */
+export const SENT_QOS1: OutgoingMessage = {
+  seq: 0,
+  packetId: 0,
+  state: "sent",
+  qos: 1,
+  retain: false,
+  subIds: undefined,
+  message: { topic: "", payload: new Uint8Array(0), qos: 1, retain: false },
+  enc: undefined,
+};
+
+/**
  * Encodes a PUBLISH for one wire form. The packet id is a placeholder to be
  * patched by the connection. A message with an expiry gets the remaining
  * interval [MQTT-3.3.2-6].

@@ -13,14 +13,15 @@
 
 import { Fifo } from "../codec/_fifo.ts";
 import { PacketIdAllocator } from "../codec/_packet_ids.ts";
-import { MessageQueue } from "./_message_queue.ts";
-import { outgoingOf, recordOf } from "./_session_record.ts";
+import { MessageQueue, packedEncoding, takeShared } from "./_message_queue.ts";
+import { outgoingOf, outgoingRecordOf, recordOf } from "./_session_record.ts";
 import {
   encodePublish,
   type FanoutCache,
   type OutgoingMessage,
   ownPayload,
   type PublishEncoding,
+  SENT_QOS1,
 } from "./delivery.ts";
 import type { ProtocolVersion, QoS } from "../codec/packet.ts";
 import type {
@@ -251,14 +252,14 @@ export class Session implements SharedMember {
     if (qos === 0) {
       if (link !== undefined && this.#replay === undefined) {
         if (!link.writable()) {
-          this.#drop(OUTPUT_FULL, message, DropReason.OutputBufferFull);
+          this.#drop(OUTPUT_FULL, message.topic, DropReason.OutputBufferFull);
           return;
         }
         const enc = cache !== undefined
           ? cache.get(link.version, 0, retain, subIds)
           : encodePublish(message, link.version, 0, retain, subIds, Date.now());
         if (enc.bytes.length > link.maxPacketSize) {
-          this.#drop(TOO_LARGE, message, DropReason.TooLarge);
+          this.#drop(TOO_LARGE, message.topic, DropReason.TooLarge);
           return;
         }
         link.sendPublish(enc, 0, false);
@@ -288,7 +289,7 @@ export class Session implements SharedMember {
       this.#send(link, m);
       return;
     }
-    this.#enqueue(m);
+    this.#enqueue(m, cache);
   }
 
   /**
@@ -339,12 +340,12 @@ export class Session implements SharedMember {
     if (enc !== undefined) link.sendPublish(enc, 0, false);
   }
 
-  #enqueue(m: OutgoingMessage): void {
+  #enqueue(m: OutgoingMessage, cache?: FanoutCache): void {
     const max = this.#ctx.maxQueuedMessages;
     const maxBytes = this.#ctx.maxQueuedBytes ?? 0;
     const size = MessageQueue.sizeOf(m);
     if (maxBytes > 0 && size > maxBytes) {
-      this.#drop(OVER_BYTES, m.message, DropReason.QueueFull);
+      this.#drop(OVER_BYTES, m.message.topic, DropReason.QueueFull);
       return;
     }
     const queue = this.#queue ??= new MessageQueue();
@@ -353,40 +354,34 @@ export class Session implements SharedMember {
     ) {
       const victim = queue.evict();
       if (victim === undefined) break;
-      if (victim.qos > 0 && this.persistent) {
+      const packed = typeof victim === "string";
+      if (!packed && victim.qos > 0 && this.persistent) {
         this.#ctx.store.deleteOutgoing(this.clientId, victim.seq);
       }
       this.#drop(
         queue.length + 1 >= max ? "queue full" : "queue over maxQueuedBytes",
-        victim.message,
+        packed ? victim : victim.message.topic,
         DropReason.QueueFull,
       );
     }
     if (max <= 0) return;
+    // QoS 1 to a connected non-persistent session: packed (_message_queue.ts).
+    const packed = packedEncoding(this.link, this.persistent, m, cache);
+    if (packed !== undefined) return queue.pushPacked(m.message, packed);
     ownPayload(m.message);
     queue.push(m);
     if (m.qos > 0 && this.persistent) this.#persist(m);
   }
 
-  #drop(why: string, message: StoredMessage, reason: DropReason): void {
+  #drop(why: string, topic: string, reason: DropReason): void {
     this.dropped++;
     countDrop(this.#ctx.stats, reason);
-    logDrop(this, why, message.topic, !this.#dropEpisode);
+    logDrop(this, why, topic, !this.#dropEpisode);
     this.#dropEpisode = true;
   }
 
   #persist(m: OutgoingMessage): void {
-    const r: OutgoingRecord = {
-      seq: m.seq,
-      state: m.state,
-      qos: m.qos,
-      message: m.message.retain === m.retain
-        ? m.message
-        : { ...m.message, retain: m.retain },
-    };
-    if (m.packetId !== 0) r.packetId = m.packetId;
-    if (m.subIds !== undefined) r.subscriptionIdentifiers = m.subIds;
-    this.#ctx.store.putOutgoing(this.clientId, r);
+    this.#ctx.store.putOutgoing(this.clientId, outgoingRecordOf(m));
   }
 
   /** The encoding of `m` for `link`, or undefined (dropped) if too large. */
@@ -409,7 +404,7 @@ export class Session implements SharedMember {
     if (enc.bytes.length > link.maxPacketSize) {
       // v5 [MQTT-3.1.2-24]: never send a packet above the client's maximum;
       // the message is dropped for this client as if delivered.
-      this.#drop(TOO_LARGE, m.message, DropReason.TooLarge);
+      this.#drop(TOO_LARGE, m.message.topic, DropReason.TooLarge);
       return undefined;
     }
     return enc;
@@ -424,9 +419,13 @@ export class Session implements SharedMember {
     }
     m.packetId = this.#packetIds.next(this.#inflight);
     m.state = "sent";
-    this.inflight.set(m.packetId, m);
     // The encoding is not kept: a resend (rare) encodes again.
     m.enc = undefined;
+    if (m.qos === 1 && m.group === undefined && !this.persistent) {
+      this.#sendUnkept(link, enc, m.packetId);
+      return true;
+    }
+    this.inflight.set(m.packetId, m);
     ownPayload(m.message);
     if (this.persistent) {
       this.#persist(m);
@@ -439,6 +438,16 @@ export class Session implements SharedMember {
     }
     link.sendPublish(enc, m.packetId, false);
     return true;
+  }
+
+  /** Sends a QoS 1 PUBLISH held in flight as `SENT_QOS1` only. */
+  #sendUnkept(
+    link: SessionLink,
+    enc: PublishEncoding,
+    id = this.#packetIds.next(this.#inflight),
+  ): void {
+    this.inflight.set(id, SENT_QOS1);
+    link.sendPublish(enc, id, false);
   }
 
   /**
@@ -482,10 +491,21 @@ export class Session implements SharedMember {
     }
     let now = 0;
     while (this.queued > 0) {
-      const head = this.#queue!.peek()!;
+      const queue = this.#queue!;
+      const head = queue.peek()!;
+      if (typeof head === "string") {
+        // Packed (QoS 1, a non-persistent session): sent as encoded.
+        if (this.inflightCount >= link.sendWindow || !link.writable()) break;
+        if (this.#ctx.authorizeRead !== undefined && !this.mayRead(head)) {
+          queue.shift();
+          continue;
+        }
+        this.#sendUnkept(link, queue.shiftPacked(head, link.version));
+        continue;
+      }
       if (head.qos > 0 && this.inflightCount >= link.sendWindow) break;
       if (!link.writable()) break;
-      this.#queue!.shift();
+      queue.shift();
       if (
         this.#ctx.authorizeRead !== undefined &&
         !this.mayRead(head.message.topic)
@@ -525,6 +545,8 @@ export class Session implements SharedMember {
     this.disconnectedAt = undefined;
     const inflight = this.#inflight;
     if (inflight !== undefined && inflight.size > 0) {
+      // Never here: a session that held SENT_QOS1 ended with its connection.
+      for (const [id, m] of inflight) if (m === SENT_QOS1) inflight.delete(id);
       let onWire = 0;
       for (const m of inflight.values()) {
         if (m.state !== "pubrec") continue;
@@ -560,8 +582,8 @@ export class Session implements SharedMember {
   }
 
   /** Forgets a message in flight: completed, refused or dropped. */
-  #forget(m: OutgoingMessage): void {
-    this.#inflight?.delete(m.packetId);
+  #forget(m: OutgoingMessage, packetId = m.packetId): void {
+    this.#inflight?.delete(packetId);
     this.#unresend(m);
     if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
   }
@@ -601,7 +623,7 @@ export class Session implements SharedMember {
   onPuback(packetId: number): boolean {
     const m = this.#inflight?.get(packetId);
     if (m === undefined || m.qos !== 1) return false;
-    this.#forget(m);
+    this.#forget(m, packetId);
     this.pump();
     return true;
   }
@@ -642,23 +664,10 @@ export class Session implements SharedMember {
    * them.
    */
   takeShared(canMove: (group: object) => boolean): OutgoingMessage[] {
-    const out: OutgoingMessage[] = [];
-    for (const [id, m] of this.#inflight ?? []) {
-      if (m.group === undefined || m.qos !== 1) continue;
-      if (!canMove(m.group)) continue;
-      this.inflight.delete(id);
-      this.#unresend(m);
-      out.push(m);
-    }
-    const queue = this.#queue;
-    if (queue !== undefined && queue.length > 0) {
-      const moved = queue.retain((m) =>
-        m.group === undefined || m.qos === 0 || !canMove(m.group)
-      );
-      for (const m of moved) out.push(m);
-    }
-    if (this.persistent) {
-      for (const m of out) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
+    const out = takeShared(this.#inflight, this.#queue, canMove);
+    for (const m of out) {
+      if (m.state !== "queued") this.#unresend(m);
+      if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
     }
     return out;
   }
