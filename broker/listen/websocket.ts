@@ -376,12 +376,8 @@ export class WebSocketListener implements Listener {
     }
   }
 
-  async *accept(): AsyncIterable<Duplex> {
-    while (true) {
-      const d = await this.#ready.next();
-      if (d === undefined) return;
-      yield d;
-    }
+  accept(): AsyncIterable<Duplex> {
+    return this.#ready.accept();
   }
 
   reloadCertificates(): Promise<boolean> {
