@@ -37,6 +37,7 @@ import {
   TEXT,
   wsFrame,
 } from "../codec/_websocket.ts";
+import { subprotocolRefused } from "./dialer.ts";
 
 /** Options of `webSocketClient()`. */
 export interface WebSocketClientOptions {
@@ -123,11 +124,7 @@ export async function webSocketClient(
     }
     const protocol = headers.get("sec-websocket-protocol") ?? "";
     if (!o.protocols.includes(protocol)) {
-      throw new Error(
-        `the server did not accept the WebSocket subprotocol ${
-          o.protocols.join(", ")
-        } (got "${protocol}")`,
-      );
+      throw subprotocolRefused(o.protocols, protocol);
     }
     return new FramedDuplex(inner, head.subarray(end + 4));
   } catch (e) {
