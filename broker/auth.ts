@@ -23,7 +23,6 @@ import type {
   AuthorizeSubscribeHook,
   AuthStep,
   ClientInfo,
-  EnhancedAuthContext,
   EnhancedAuthHook,
   EnhancedAuthSession,
 } from "./hooks.ts";
