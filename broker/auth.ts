@@ -23,7 +23,6 @@ import type {
   AuthorizeSubscribeHook,
   AuthStep,
   ClientInfo,
-  EnhancedAuthContext,
   EnhancedAuthHook,
   EnhancedAuthSession,
 } from "./hooks.ts";
@@ -35,19 +34,7 @@ import {
 } from "./login_throttle.ts";
 import { type KeyDeriver, PasswordFile } from "./password_file.ts";
 
-export type {
-  AuthenticateContext,
-  AuthenticateHook,
-  AuthorizationEpochHook,
-  AuthorizePublishHook,
-  AuthorizeReadHook,
-  AuthorizeSubscribeHook,
-  AuthStep,
-  ClientInfo,
-  EnhancedAuthContext,
-  EnhancedAuthHook,
-  EnhancedAuthSession,
-};
+export type * from "./hooks.ts";
 
 const logger = getLogger(["kite", "auth"]);
 

@@ -19,12 +19,6 @@ export {
   type CertificateReload,
 } from "./broker.ts";
 export * from "./options.ts";
-export type {
-  AuthStep,
-  EnhancedAuthContext,
-  EnhancedAuthHook,
-  EnhancedAuthSession,
-} from "./auth.ts";
 export { type FileAuth, fileAuth, type FileAuthOptions } from "./auth.ts";
 export { Acl, AclClient, type AclRule } from "./acl.ts";
 export {

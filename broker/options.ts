@@ -9,16 +9,7 @@
  * @module
  */
 
-export type {
-  AuthenticateContext,
-  AuthenticateHook,
-  AuthorizationEpochHook,
-  AuthorizePublishHook,
-  AuthorizeReadHook,
-  AuthorizeSubscribeHook,
-  BrokerHooks,
-  ClientInfo,
-} from "./hooks.ts";
+export type * from "./hooks.ts";
 export type {
   BrokerOptions,
   BrokerSettings,

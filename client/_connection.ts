@@ -435,13 +435,7 @@ export class Connection implements AckSink {
         data: p.properties?.authenticationData,
       });
       if (epoch !== this.#epoch) return;
-      const props: Properties = { authenticationMethod: method };
-      if (data) props.authenticationData = data;
-      this.#sendPacket({
-        type: "auth",
-        reasonCode: ReasonCode.ContinueAuthentication,
-        properties: props,
-      });
+      this.#sendAuth(ReasonCode.ContinueAuthentication, method, data);
     } catch (e) {
       this.#fail(
         epoch,
@@ -502,6 +496,17 @@ export class Connection implements AckSink {
 
   #sendPacket(p: Packet): void {
     this.#link?.send(encode(p, { version: this.#version }));
+  }
+
+  /** An AUTH packet of `method`, with `data` when there is some. */
+  #sendAuth(
+    reasonCode: number,
+    method: string,
+    data: Uint8Array | undefined,
+  ): void {
+    const properties: Properties = { authenticationMethod: method };
+    if (data) properties.authenticationData = data;
+    this.#sendPacket({ type: "auth", reasonCode, properties });
   }
 
   // ------------------------------------------------- connection lifecycle
@@ -680,13 +685,7 @@ export class Connection implements AckSink {
     }
     if (this.#reauth) return this.#reauth.promise;
     const r = this.#reauth = Promise.withResolvers<AuthPacket>();
-    const props: Properties = { authenticationMethod: method };
-    if (data) props.authenticationData = data;
-    this.#sendPacket({
-      type: "auth",
-      reasonCode: ReasonCode.ReAuthenticate,
-      properties: props,
-    });
+    this.#sendAuth(ReasonCode.ReAuthenticate, method, data);
     return r.promise;
   }
 }

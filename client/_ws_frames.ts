@@ -24,6 +24,20 @@
  */
 
 import type { Duplex } from "../codec/duplex.ts";
+import {
+  acceptKey,
+  BINARY,
+  CLOSE,
+  CONTINUATION,
+  endOfHead,
+  extendedLength,
+  joinBytes,
+  PING,
+  PONG,
+  TEXT,
+  wsFrame,
+} from "../codec/_websocket.ts";
+import { subprotocolRefused } from "./dialer.ts";
 
 /** Options of `webSocketClient()`. */
 export interface WebSocketClientOptions {
@@ -37,30 +51,8 @@ export interface WebSocketClientOptions {
   maxHandshakeBytes?: number;
 }
 
-const GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 const enc = new TextEncoder();
 const dec = new TextDecoder();
-
-function base64(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i++) s += String.fromCharCode(bytes[i]!);
-  return btoa(s);
-}
-
-/** The `Sec-WebSocket-Accept` value for `key`. */
-async function acceptOf(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", enc.encode(key + GUID));
-  return base64(new Uint8Array(digest));
-}
-
-function indexOfCrlfCrlf(b: Uint8Array): number {
-  for (let i = 3; i < b.length; i++) {
-    if (
-      b[i] === 10 && b[i - 1] === 13 && b[i - 2] === 10 && b[i - 3] === 13
-    ) return i + 1;
-  }
-  return -1;
-}
 
 /**
  * Does the opening handshake over `inner` and returns the WebSocket as a
@@ -81,7 +73,7 @@ export async function webSocketClient(
 ): Promise<Duplex> {
   try {
     const keyBytes = crypto.getRandomValues(new Uint8Array(16));
-    const key = base64(keyBytes);
+    const key = btoa(String.fromCharCode(...keyBytes));
     const request = [
       `GET ${o.path} HTTP/1.1`,
       `Host: ${o.host}`,
@@ -105,11 +97,9 @@ export async function webSocketClient(
           "the server closed the connection during the handshake",
         );
       }
-      const joined = new Uint8Array(head.length + chunk.length);
-      joined.set(head);
-      joined.set(chunk, head.length);
-      head = joined;
-      end = indexOfCrlfCrlf(head);
+      const from = head.length - 3;
+      head = joinBytes(head, chunk);
+      end = endOfHead(head, from);
       if (end < 0 && head.length > max) {
         throw new Error(`no end of the handshake within ${max} bytes`);
       }
@@ -129,18 +119,14 @@ export async function webSocketClient(
         );
       }
     }
-    if (headers.get("sec-websocket-accept") !== await acceptOf(key)) {
+    if (headers.get("sec-websocket-accept") !== await acceptKey(key)) {
       throw new Error("bad Sec-WebSocket-Accept from the server");
     }
     const protocol = headers.get("sec-websocket-protocol") ?? "";
     if (!o.protocols.includes(protocol)) {
-      throw new Error(
-        `the server did not accept the WebSocket subprotocol ${
-          o.protocols.join(", ")
-        } (got "${protocol}")`,
-      );
+      throw subprotocolRefused(o.protocols, protocol);
     }
-    return new FramedDuplex(inner, head.subarray(end));
+    return new FramedDuplex(inner, head.subarray(end + 4));
   } catch (e) {
     inner.close();
     throw e;
@@ -151,14 +137,6 @@ export async function webSocketClient(
 class WebSocketProtocolError extends Error {
   override name = "WebSocketProtocolError";
 }
-
-/** Opcodes. */
-const CONTINUATION = 0x0;
-const TEXT = 0x1;
-const BINARY = 0x2;
-const CLOSE = 0x8;
-const PING = 0x9;
-const PONG = 0xa;
 
 /** A WebSocket connection (client side) as a byte stream. */
 class FramedDuplex implements Duplex {
@@ -186,12 +164,7 @@ class FramedDuplex implements Duplex {
     const chunk = await this.#inner.read();
     if (chunk === null) return false;
     if (this.#pending.length === 0) this.#pending = chunk;
-    else {
-      const joined = new Uint8Array(this.#pending.length + chunk.length);
-      joined.set(this.#pending);
-      joined.set(chunk, this.#pending.length);
-      this.#pending = joined;
-    }
+    else this.#pending = joinBytes(this.#pending, chunk);
     return true;
   }
 
@@ -269,17 +242,13 @@ class FramedDuplex implements Duplex {
       throw this.#protocolError("a WebSocket frame with reserved bits set");
     }
     let length = b1 & 0x7f;
-    let size = 2;
-    if (length === 126) {
-      if (p.length < 4) return false;
-      length = (p[2]! << 8) | p[3]!;
-      size = 4;
-    } else if (length === 127) {
-      if (p.length < 10) return false;
-      const high = (p[2]! << 24 | p[3]! << 16 | p[4]! << 8 | p[5]!) >>> 0;
-      const low = (p[6]! << 24 | p[7]! << 16 | p[8]! << 8 | p[9]!) >>> 0;
-      length = high * 2 ** 32 + low;
-      size = 10;
+    const size = length < 126 ? 2 : length === 126 ? 4 : 10;
+    if (p.length < size) return false;
+    if (size > 2) {
+      length = extendedLength(p, 0);
+      if (length < 0) {
+        throw this.#protocolError("a WebSocket frame longer than 2^53 bytes");
+      }
     }
     const opcode = b0 & 0x0f;
     if (opcode >= 0x8 && length > 125) {
@@ -311,36 +280,8 @@ class FramedDuplex implements Duplex {
 
   /** One masked frame of `opcode` with `payload` (a copy: masking). */
   #send(opcode: number, payload: Uint8Array): Promise<void> {
-    const n = payload.length;
-    const size = n < 126 ? 2 : n < 65536 ? 4 : 10;
-    const frame = new Uint8Array(size + 4 + n);
-    frame[0] = 0x80 | opcode;
-    if (size === 2) frame[1] = 0x80 | n;
-    else if (size === 4) {
-      frame[1] = 0x80 | 126;
-      frame[2] = n >>> 8;
-      frame[3] = n & 0xff;
-    } else {
-      frame[1] = 0x80 | 127;
-      const high = Math.floor(n / 2 ** 32);
-      for (let i = 0; i < 4; i++) {
-        frame[5 - i] = (high >>> (8 * i)) & 0xff;
-        frame[9 - i] = (n >>> (8 * i)) & 0xff;
-      }
-    }
     const mask = crypto.getRandomValues(this.#mask);
-    frame.set(mask, size);
-    const m0 = mask[0]!, m1 = mask[1]!, m2 = mask[2]!, m3 = mask[3]!;
-    const off = size + 4;
-    let i = 0;
-    for (; i + 4 <= n; i += 4) {
-      frame[off + i] = payload[i]! ^ m0;
-      frame[off + i + 1] = payload[i + 1]! ^ m1;
-      frame[off + i + 2] = payload[i + 2]! ^ m2;
-      frame[off + i + 3] = payload[i + 3]! ^ m3;
-    }
-    for (; i < n; i++) frame[off + i] = payload[i]! ^ mask[i & 3]!;
-    return this.#inner.write(frame);
+    return this.#inner.write(wsFrame(opcode, payload, mask));
   }
 
   /** Sends `data` as one binary frame (the socket's backpressure applies). */

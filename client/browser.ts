@@ -18,31 +18,8 @@
  * @module
  */
 
-export { WebClient, WebClient as Client } from "./web_client.ts";
-export { ClientOfflineError, TimeoutError } from "./errors.ts";
-export type {
-  AuthChallenge,
-  ClientOptions,
-  DisconnectOptions,
-  PublishOptions,
-  PublishTracker,
-  RequestOptions,
-  SubscribeOptions,
-  TlsOptions,
-  WillOptions,
-} from "./options.ts";
-export type {
-  ClientEvents,
-  ClientListener,
-  DisconnectEvent,
-  MessageHandler,
-} from "./events.ts";
-export {
-  type Dialer,
-  WebSocketDialer,
-  type WebSocketDialerOptions,
-} from "./dialer.ts";
-export type { Duplex, RawReader } from "../codec/duplex.ts";
+export * from "./_api.ts";
+export { WebClient as Client } from "./web_client.ts";
 export * from "./message.ts";
 export * from "./reconnect.ts";
 export * from "./state.ts";

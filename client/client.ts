@@ -12,28 +12,7 @@ import { WebClient } from "./web_client.ts";
 import type { Dialer } from "./dialer.ts";
 import { denoDialer } from "./socket_dialer.ts";
 
-export { WebClient } from "./web_client.ts";
-export { ClientOfflineError, TimeoutError } from "./errors.ts";
-export type {
-  AuthChallenge,
-  ClientOptions,
-  DisconnectOptions,
-  PublishOptions,
-  PublishTracker,
-  RequestOptions,
-  SubscribeOptions,
-  TlsOptions,
-  WillOptions,
-} from "./options.ts";
-export type {
-  ClientEvents,
-  ClientListener,
-  DisconnectEvent,
-  MessageHandler,
-} from "./events.ts";
-export { type Dialer, WebSocketDialer } from "./dialer.ts";
-export type { WebSocketDialerOptions } from "./dialer.ts";
-export type { Duplex, RawReader } from "../codec/duplex.ts";
+export * from "./_api.ts";
 export {
   DenoWebSocketDialer,
   type DenoWebSocketDialerOptions,

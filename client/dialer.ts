@@ -81,13 +81,7 @@ export class WebSocketDialer implements Dialer {
    * `TypeError` for a URL that is not `ws:` or `wss:`.
    */
   constructor(options: WebSocketDialerOptions) {
-    const u = new URL(options.url);
-    if (u.protocol !== "ws:" && u.protocol !== "wss:") {
-      throw new TypeError(
-        `WebSocketDialer needs a ws:// or wss:// URL, not ${u.protocol}//`,
-      );
-    }
-    this.url = u.href;
+    this.url = webSocketDialerUrl(options.url, "WebSocketDialer").href;
     this.#options = { ...options };
   }
 
@@ -116,12 +110,34 @@ export class WebSocketDialer implements Dialer {
     await duplex.opened;
     if (protocols.length > 0 && !protocols.includes(duplex.protocol)) {
       duplex.close();
-      throw new Error(
-        `the server did not accept the WebSocket subprotocol ${
-          protocols.join(", ")
-        } (got "${duplex.protocol}")`,
-      );
+      throw subprotocolRefused(protocols, duplex.protocol);
     }
     return duplex;
   }
+}
+
+/**
+ * `url` parsed, for a WebSocket dialer's constructor (`dialer` names it):
+ * a `TypeError` when it is not `ws:` or `wss:`.
+ */
+export function webSocketDialerUrl(url: string | URL, dialer: string): URL {
+  const u = new URL(url);
+  if (u.protocol !== "ws:" && u.protocol !== "wss:") {
+    throw new TypeError(
+      `${dialer} needs a ws:// or wss:// URL, not ${u.protocol}//`,
+    );
+  }
+  return u;
+}
+
+/** The error of a WebSocket handshake whose server picked none of `offered`. */
+export function subprotocolRefused(
+  offered: readonly string[],
+  got: string,
+): Error {
+  return new Error(
+    `the server did not accept the WebSocket subprotocol ${
+      offered.join(", ")
+    } (got "${got}")`,
+  );
 }

@@ -11,7 +11,7 @@
 
 import type { Duplex } from "../codec/duplex.ts";
 import { ConnDuplex } from "../codec/_conn_duplex.ts";
-import type { Dialer } from "./dialer.ts";
+import { type Dialer, webSocketDialerUrl } from "./dialer.ts";
 import { webSocketClient } from "./_ws_frames.ts";
 import type { ClientOptions, TlsOptions } from "./options.ts";
 import { brokerTarget, webSocketUrl } from "./_broker_url.ts";
@@ -284,12 +284,7 @@ export class DenoWebSocketDialer implements Dialer {
    * `TypeError` for a URL that is not `ws:` or `wss:`.
    */
   constructor(options: DenoWebSocketDialerOptions) {
-    const u = new URL(options.url);
-    if (u.protocol !== "ws:" && u.protocol !== "wss:") {
-      throw new TypeError(
-        `DenoWebSocketDialer needs a ws:// or wss:// URL, not ${u.protocol}//`,
-      );
-    }
+    const u = webSocketDialerUrl(options.url, "DenoWebSocketDialer");
     this.#u = u;
     this.url = u.href;
     this.#options = { ...options };

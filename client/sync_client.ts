@@ -85,6 +85,15 @@ export interface CallOptions {
 
 type Handler = { filter: string; fn: MessageHandler };
 
+/** A call's options without their `timeout`, and the timeout. */
+function splitTimeout<T extends object>(
+  options: QoS | (T & CallOptions) | undefined,
+): [QoS | T | undefined, number | undefined] {
+  if (typeof options !== "object") return [options, undefined];
+  const { timeout, ...rest } = options;
+  return [rest as T, timeout];
+}
+
 /**
  * Throws `Deno.errors.NotCapable` now when the worker's module cannot be
  * read: a worker that fails to load cannot answer, and the blocked thread
@@ -249,13 +258,7 @@ export class SyncClient implements Disposable {
     payload: string | Uint8Array,
     options?: QoS | (PublishOptions & CallOptions),
   ): PublishResult {
-    let timeout: number | undefined;
-    let o: QoS | PublishOptions | undefined = options;
-    if (typeof options === "object") {
-      const { timeout: t, ...rest } = options;
-      timeout = t;
-      o = rest;
-    }
+    const [o, timeout] = splitTimeout<PublishOptions>(options);
     return this.#call("publish", [topic, payload, o], timeout) as PublishResult;
   }
 
@@ -274,13 +277,7 @@ export class SyncClient implements Disposable {
     options?: QoS | (SubscribeOptions & CallOptions),
     handler?: MessageHandler,
   ): number[] {
-    let timeout: number | undefined;
-    let o: QoS | SubscribeOptions | undefined = options;
-    if (typeof options === "object") {
-      const { timeout: t, ...rest } = options;
-      timeout = t;
-      o = rest;
-    }
+    const [o, timeout] = splitTimeout<SubscribeOptions>(options);
     const codes = this.#call("subscribe", [filters, o], timeout) as number[];
     if (handler) {
       const list = typeof filters === "string" ? [filters] : filters;

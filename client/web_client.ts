@@ -375,13 +375,7 @@ export class WebClient {
     options?: QoS | SubscribeOptions,
     handler?: MessageHandler,
   ): Promise<number[]> {
-    const list = typeof filters === "string" ? [filters] : filters;
-    if (list.length === 0) {
-      throw new MqttError(
-        ReasonCode.ProtocolError,
-        "subscribe() needs at least one filter",
-      );
-    }
+    const list = filterList(filters, "subscribe");
     const o: SubscribeOptions = typeof options === "number"
       ? { qos: options }
       : options ?? {};
@@ -459,13 +453,7 @@ export class WebClient {
     filters: string | string[],
     options: { userProperties?: UserProperty[] } = {},
   ): Promise<number[]> {
-    const list = typeof filters === "string" ? [filters] : filters;
-    if (list.length === 0) {
-      throw new MqttError(
-        ReasonCode.ProtocolError,
-        "unsubscribe() needs at least one filter",
-      );
-    }
+    const list = filterList(filters, "unsubscribe");
     for (const f of list) validateTopicFilter(f);
     const unsuback = await this.#request<UnsubackPacket>((resolve, reject) => {
       const e: UnsubscribeEntry = {
@@ -590,4 +578,16 @@ export class WebClient {
 
 function randomClientId(): string {
   return "kite-" + hex(crypto.getRandomValues(new Uint8Array(8)));
+}
+
+/** `filters` as a list; a `ProtocolError` for none (`op` names the call). */
+function filterList(filters: string | string[], op: string): string[] {
+  const list = typeof filters === "string" ? [filters] : filters;
+  if (list.length === 0) {
+    throw new MqttError(
+      ReasonCode.ProtocolError,
+      `${op}() needs at least one filter`,
+    );
+  }
+  return list;
 }

@@ -8,10 +8,10 @@
 
 import assert from "node:assert/strict";
 import {
-  serverFrame,
   type WsOwner,
   WsServerDuplex,
 } from "../broker/listen/_ws_server_duplex.ts";
+import { wsFrame as serverFrame } from "../codec/_websocket.ts";
 import type { Duplex } from "../codec/duplex.ts";
 import { memoryDuplexPair } from "./_memory_duplex.ts";
 import { withTimeout } from "./_helpers.ts";

@@ -13,7 +13,7 @@
 
 import type { QoS } from "../../codec/packet.ts";
 import { isValidTopicFilter, isValidTopicName } from "../../codec/topic.ts";
-import { suggest } from "../config/_suggest.ts";
+import { describeValue, didYouMean, toCamel } from "../config/_suggest.ts";
 import { parseBridgeAddress } from "./_address.ts";
 import type {
   BridgeDirection,
@@ -33,11 +33,9 @@ class Qualified extends Bad {}
 type Check<T> = (value: unknown) => T;
 
 function describe(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null || value === undefined) return "nothing";
-  if (Array.isArray(value)) return "a list";
-  if (typeof value === "object") return "a mapping";
-  return String(value);
+  return value === null || value === undefined
+    ? "nothing"
+    : describeValue(value);
 }
 
 const str = (what = "a string"): Check<string> => (v) => {
@@ -70,11 +68,6 @@ function mapping(v: unknown, what: string): Record<string, unknown> {
   return v as Record<string, unknown>;
 }
 
-/** `local_prefix` or `local-prefix` -> `localPrefix`. */
-function camel(name: string): string {
-  return name.replace(/[_-]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
 /**
  * Checks the keys of `obj` against `fields`: each known key's check runs
  * (its error prefixed with `path` and the key as written); an unknown key
@@ -89,12 +82,10 @@ function fieldsOf<T>(
   const seen = new Map<string, string>();
   const names = Object.keys(fields);
   for (const [raw, value] of Object.entries(obj)) {
-    const key = camel(raw);
+    const key = toCamel(raw);
     if (!Object.hasOwn(fields, key)) {
-      const hint = suggest(raw, names);
       throw new Qualified(
-        `unknown key "${path}${raw}"` +
-          (hint === undefined ? "" : ` (did you mean "${hint}"?)`),
+        `unknown key "${path}${raw}"${didYouMean(raw, names)}`,
       );
     }
     const earlier = seen.get(key);

@@ -187,6 +187,16 @@ export interface WireMsg {
   readonly headers?: MsgHdrs | undefined;
 }
 
+/** Sets every field of `fields` to "" (absent). */
+function clearFields(): void {
+  fields.kite = fields.props = fields.exp = "";
+  fields.topic =
+    fields.durable =
+    fields.handled =
+    fields.group =
+      "";
+}
+
 /**
  * Reads Kite's header fields of `m` into `fields`: from the raw header
  * block when the client keeps it (core messages), else from its headers
@@ -202,12 +212,7 @@ function readFields(m: WireMsg): void {
     readRawFields(hdr <= 0 ? undefined : raw._rdata.subarray(0, hdr));
     return;
   }
-  fields.kite = fields.props = fields.exp = "";
-  fields.topic =
-    fields.durable =
-    fields.handled =
-    fields.group =
-      "";
+  clearFields();
   const h = m.headers;
   if (h === undefined) return;
   fields.kite = h.get("Kite");
@@ -219,12 +224,7 @@ function readFields(m: WireMsg): void {
 
 /** Reads Kite's header fields from a raw header block. */
 function readRawFields(block: Uint8Array | undefined): void {
-  fields.kite = fields.props = fields.exp = "";
-  fields.topic =
-    fields.durable =
-    fields.handled =
-    fields.group =
-      "";
+  clearFields();
   if (block === undefined) return;
   const text = decoder.decode(block);
   let at = text.indexOf("\r\n") + 2;

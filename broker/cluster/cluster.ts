@@ -32,7 +32,7 @@ import {
   type NatsHandles,
   watchStatus,
 } from "./nats.ts";
-import { Reaper } from "./reaper.ts";
+import { type NodeParts, Reaper } from "./reaper.ts";
 import { SessionRegistry } from "./registry.ts";
 import { RetainedSync } from "./retained_sync.ts";
 import { RouteTable } from "./routes.ts";
@@ -193,34 +193,29 @@ class Cluster implements ClusterNode, CorePlugin {
     this.nodeId = p.nodeId;
     this.store = p.store;
     this.#link = new NatsLink(p.h, p.names, p.routes, p.nodeId, p.boot);
-    const core = () => this.#core!;
-    this.#reaper = new Reaper({
+    const node: NodeParts = {
       node: p.nodeId,
       boot: p.boot,
       names: p.names,
-      h: p.h,
       registry: p.registry,
       store: p.store,
+      core: () => this.#core!,
+      dispatcher: () => this.#dispatcher!,
+      up: () => this.#link.up,
+    };
+    this.#reaper = new Reaper({
+      ...node,
+      h: p.h,
       routes: p.routes,
-      core,
       closing: () => this.#closing,
       lastSeen: (node, boot) => p.membership.lastSeen(node, boot),
-      dispatcher: () => this.#dispatcher!,
       alive: (node, boot) => p.membership.bootOf(node) === boot,
-      up: () => this.#link.up,
     });
     this.#handover = new Handover({
-      node: p.nodeId,
-      boot: p.boot,
-      names: p.names,
+      ...node,
       nc: p.h.pub,
-      registry: p.registry,
-      store: p.store,
       reaper: this.#reaper,
-      up: () => this.#link.up,
       inboxCaughtUp: (ms) => this.#link.caughtUp(ms),
-      core,
-      dispatcher: () => this.#dispatcher!,
     });
     p.store.settleHooks.push(
       () => this.#link.settle(),

@@ -17,18 +17,11 @@
 import { getLogger } from "@logtape/logtape";
 import type { NatsConnection } from "@nats-io/transport-node";
 import { ReasonCode } from "../../codec/reason_code.ts";
-import { type BrokerCore, type CoreConnection, sharedOf } from "../core.ts";
+import { type CoreConnection, sharedOf } from "../core.ts";
 import type { Session } from "../session.ts";
 import { ask, type ReleaseResult } from "./control.ts";
-import type { ClusterDispatcher } from "./dispatcher.ts";
-import type { JetStreamStore } from "./jetstream_store.ts";
-import type { ClusterNames } from "./nats.ts";
-import type { Reaper } from "./reaper.ts";
-import {
-  encodeWill,
-  type RegistryEntry,
-  type SessionRegistry,
-} from "./registry.ts";
+import type { NodeParts, Reaper } from "./reaper.ts";
+import { encodeWill, type RegistryEntry } from "./registry.ts";
 
 const log = getLogger(["kite", "cluster"]);
 
@@ -38,20 +31,11 @@ const INBOX_CATCH_UP_MS = 5000;
 const CLAIM_ATTEMPTS = 8;
 
 /** What the handover needs around it. */
-export interface HandoverDeps {
-  readonly node: string;
-  readonly boot: string;
-  readonly names: ClusterNames;
+export interface HandoverDeps extends NodeParts {
   readonly nc: NatsConnection;
-  readonly registry: SessionRegistry;
-  readonly store: JetStreamStore;
   readonly reaper: Reaper;
-  /** Whether NATS is reachable now. */
-  up(): boolean;
   /** Resolves once the inbox is taken (see `NatsLink.caughtUp`). */
   inboxCaughtUp(ms: number): Promise<void>;
-  core(): BrokerCore;
-  dispatcher(): ClusterDispatcher;
 }
 
 /** Claims and releases client ids (see the module doc). */

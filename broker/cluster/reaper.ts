@@ -53,25 +53,33 @@ const DRAIN_MS = 60_000;
 /** Wait before a failed adoption is tried again. */
 const RETRY_MS = 2000;
 
-/** What the reaper needs around it. */
-export interface ReaperDeps {
+/**
+ * What the reaper and the handover both get from the node: its run, its
+ * NATS names, the session registry and the store, and the core and
+ * dispatcher (made later), and whether NATS is reachable now.
+ */
+export interface NodeParts {
   readonly node: string;
   readonly boot: string;
   readonly names: ClusterNames;
-  readonly h: NatsHandles;
   readonly registry: SessionRegistry;
   readonly store: JetStreamStore;
-  readonly routes: RouteTable;
   core(): BrokerCore;
+  dispatcher(): ClusterDispatcher;
+  /** Whether NATS is reachable now. */
+  up(): boolean;
+}
+
+/** What the reaper needs around it. */
+export interface ReaperDeps extends NodeParts {
+  readonly h: NatsHandles;
+  readonly routes: RouteTable;
   /** Whether the node is closing (nothing more is adopted). */
   closing(): boolean;
   /** When run `boot` of `node` was last heard (undefined: never here). */
   lastSeen(node: string, boot: string): number | undefined;
   /** Whether run `boot` of `node` is up (heard again). */
   alive(node: string, boot: string): boolean;
-  /** Whether NATS is reachable now. */
-  up(): boolean;
-  dispatcher(): ClusterDispatcher;
 }
 
 /** Adopts dead runs (see the module doc). */

@@ -153,13 +153,7 @@ export class SessionRegistry {
     return this.serial(clientId, async (rev) => {
       if (rev === undefined) return false;
       this.#revs.delete(clientId);
-      try {
-        await this.#kv.delete(keyToken(clientId), { previousSeq: rev });
-        return true;
-      } catch (e) {
-        if (isConflict(e)) return false;
-        throw e;
-      }
+      return await this.removeAt(clientId, rev);
     });
   }
 

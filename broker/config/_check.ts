@@ -11,7 +11,7 @@ import type { BrokerHooks } from "../hooks.ts";
 import { ConfigError } from "./config_error.ts";
 import { checkListeners } from "./_listeners.ts";
 import { checkCluster } from "./_cluster.ts";
-import { suggest } from "./_suggest.ts";
+import { describeValue, didYouMean, toCamel } from "./_suggest.ts";
 import { SETTING_KEYS, SETTINGS, type SettingSpec } from "./settings.ts";
 import type { BrokerOptions, KiteSettings, MainSettings } from "./types.ts";
 
@@ -29,22 +29,9 @@ const HOOKS: { readonly [K in keyof BrokerHooks]-?: true } = {
   enhancedAuth: true,
 };
 
-/** `max_connections` or `max-connections` -> `maxConnections`. */
-export function toCamel(name: string): string {
-  return name.replace(/[_-]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
 /** Whether `key` (camelCase) names a row of `SETTINGS`. */
 export function isSettingKey(key: string): key is keyof KiteSettings {
   return Object.hasOwn(SETTINGS, key);
-}
-
-function describeValue(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  if (typeof value === "object") return "a mapping";
-  return String(value);
 }
 
 function rangeText(spec: SettingSpec): string {
@@ -227,12 +214,10 @@ function resolveKey(
 ): keyof KiteSettings {
   const key = toCamel(raw);
   if (isSettingKey(key)) return key;
-  const hint = suggest(raw, SETTING_KEYS);
   throw new ConfigError(
     `${originPrefix(origin)}unknown ${
       origin.file === undefined ? "option" : "key"
-    } "${raw}"` +
-      (hint === undefined ? "" : ` (did you mean "${hint}"?)`),
+    } "${raw}"${didYouMean(raw, SETTING_KEYS)}`,
     { key: raw, ...pick(origin) },
   );
 }

@@ -6,25 +6,13 @@
  * @module
  */
 
-import { suggest } from "./_suggest.ts";
+import { describeValue, didYouMean, toCamel } from "./_suggest.ts";
 import type { ClusterOptions } from "./types.ts";
 
 const KEYS = ["url", "nodeId", "name"] as const;
 
 /** Letters, digits, `-` and `_`: safe in NATS subjects, streams, buckets. */
 const TOKEN = /^[A-Za-z0-9_-]{1,64}$/;
-
-function toCamel(name: string): string {
-  return name.replace(/[_-]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
-function show(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  if (typeof value === "object") return "a mapping";
-  return String(value);
-}
 
 /** What is wrong with one NATS URL, or undefined. */
 export function natsUrlProblem(url: string): string | undefined {
@@ -44,7 +32,9 @@ export function natsUrlProblem(url: string): string | undefined {
 
 /** What is wrong with a node id or cluster name, or undefined. */
 export function tokenProblem(value: unknown): string | undefined {
-  if (typeof value !== "string") return `must be a string, got ${show(value)}`;
+  if (typeof value !== "string") {
+    return `must be a string, got ${describeValue(value)}`;
+  }
   if (!TOKEN.test(value)) {
     return `must be 1 to 64 letters, digits, "-" or "_", got ${
       JSON.stringify(value)
@@ -64,19 +54,18 @@ export function checkCluster(
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return {
       ok: false,
-      error: `must be a mapping (url, nodeId, name), got ${show(value)}`,
+      error: `must be a mapping (url, nodeId, name), got ${
+        describeValue(value)
+      }`,
     };
   }
   const out: ClusterOptions = {};
   for (const [raw, v] of Object.entries(value)) {
     const key = toCamel(raw);
     if (!(KEYS as readonly string[]).includes(key)) {
-      const hint = suggest(raw, KEYS);
       return {
         ok: false,
-        error: `has an unknown key "${raw}"${
-          hint === undefined ? "" : ` (did you mean "${hint}"?)`
-        }`,
+        error: `has an unknown key "${raw}"${didYouMean(raw, KEYS)}`,
       };
     }
     if (key === "url") {
@@ -86,7 +75,9 @@ export function checkCluster(
       ) {
         return {
           ok: false,
-          error: `url must be a NATS URL or a list of them, got ${show(v)}`,
+          error: `url must be a NATS URL or a list of them, got ${
+            describeValue(v)
+          }`,
         };
       }
       for (const u of list as string[]) {

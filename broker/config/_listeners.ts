@@ -9,7 +9,7 @@
  */
 
 import type { ListenerProtocol } from "../listen/listener.ts";
-import { suggest } from "./_suggest.ts";
+import { describeValue, didYouMean, toCamel } from "./_suggest.ts";
 import type { ListenerConfig } from "./types.ts";
 
 const PROTOCOLS: readonly ListenerProtocol[] = ["mqtt", "mqtts", "ws", "wss"];
@@ -50,48 +50,38 @@ export interface ListenerProblem {
   at: string;
 }
 
-function toCamel(name: string): string {
-  return name.replace(/[_-]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
-}
-
-function show(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (value === null) return "null";
-  if (Array.isArray(value)) return "a list";
-  if (typeof value === "object") return "a mapping";
-  return String(value);
-}
-
 /** What is wrong with `value` for a key of `kind`, or undefined. */
 function checkKind(kind: Kind, value: unknown): string | undefined {
   switch (kind) {
     case "string":
       if (typeof value !== "string") {
-        return `must be a string, got ${show(value)}`;
+        return `must be a string, got ${describeValue(value)}`;
       }
       return value === "" ? "must not be empty" : undefined;
     case "boolean":
       return typeof value === "boolean"
         ? undefined
-        : `must be true or false, got ${show(value)}`;
+        : `must be true or false, got ${describeValue(value)}`;
     case "port":
       return Number.isInteger(value) && (value as number) >= 0 &&
           (value as number) <= 65535
         ? undefined
-        : `must be an integer from 0 to 65535, got ${show(value)}`;
+        : `must be an integer from 0 to 65535, got ${describeValue(value)}`;
     case "count":
       return Number.isSafeInteger(value) && (value as number) >= 1
         ? undefined
-        : `must be a positive integer, got ${show(value)}`;
+        : `must be a positive integer, got ${describeValue(value)}`;
     case "path":
       return typeof value === "string" && value.startsWith("/")
         ? undefined
-        : `must be a path starting with /, got ${show(value)}`;
+        : `must be a path starting with /, got ${describeValue(value)}`;
     case "origins":
       return Array.isArray(value) &&
           value.every((o) => typeof o === "string" && o !== "")
         ? undefined
-        : `must be a list of origins (https://example.com), got ${show(value)}`;
+        : `must be a list of origins (https://example.com), got ${
+          describeValue(value)
+        }`;
   }
 }
 
@@ -118,7 +108,7 @@ export function checkListeners(
       ok: false,
       problem: {
         message: `listeners must be a list of listener mappings, got ${
-          show(value)
+          describeValue(value)
         }`,
         at: "listeners",
       },
@@ -134,7 +124,7 @@ export function checkListeners(
         problem: {
           message: `listener #${
             i + 1
-          } must be a mapping (protocol, port, ...), got ${show(raw)}`,
+          } must be a mapping (protocol, port, ...), got ${describeValue(raw)}`,
           at,
         },
       };
@@ -144,13 +134,10 @@ export function checkListeners(
     for (const [k, v] of Object.entries(raw)) {
       const key = toCamel(k);
       if (!Object.hasOwn(KEYS, key)) {
-        const hint = suggest(k, KEY_NAMES);
         return fail(
           i,
           raw as Record<string, unknown>,
-          `unknown key "${k}"${
-            hint === undefined ? "" : ` (did you mean "${hint}"?)`
-          }`,
+          `unknown key "${k}"${didYouMean(k, KEY_NAMES)}`,
           `${at}.${k}`,
         );
       }
@@ -202,7 +189,9 @@ function checkEntry(
   }
   if (!PROTOCOLS.includes(protocol as ListenerProtocol)) {
     return {
-      message: `protocol must be mqtt, mqtts, ws or wss, got ${show(protocol)}`,
+      message: `protocol must be mqtt, mqtts, ws or wss, got ${
+        describeValue(protocol)
+      }`,
       key: rawKeys.get("protocol")!,
     };
   }

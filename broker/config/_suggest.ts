@@ -1,8 +1,26 @@
 /**
- * "Did you mean ...?" for unknown option names, keys and flags.
+ * What the checks of settings share for their messages: "Did you mean
+ * ...?" for unknown option names, keys and flags ({@linkcode suggest},
+ * {@linkcode didYouMean}), the key spellings a config accepts
+ * ({@linkcode toCamel}) and a value as a message shows it
+ * ({@linkcode describeValue}).
  *
  * @module
  */
+
+/** `max_connections` or `max-connections` -> `maxConnections`. */
+export function toCamel(name: string): string {
+  return name.replace(/[_-]+([a-zA-Z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** A value in a message: a string quoted, `a list`, `a mapping`, ... */
+export function describeValue(value: unknown): string {
+  if (typeof value === "string") return JSON.stringify(value);
+  if (value === null) return "null";
+  if (Array.isArray(value)) return "a list";
+  if (typeof value === "object") return "a mapping";
+  return String(value);
+}
 
 /** The edit distance between `a` and `b`. */
 function levenshtein(a: string, b: string): number {
@@ -39,4 +57,16 @@ export function suggest(
   return bestDistance <= Math.max(2, Math.floor(wanted.length / 3))
     ? best
     : undefined;
+}
+
+/**
+ * ` (did you mean "NAME"?)` with the candidate closest to `name`, or "" when
+ * none is close.
+ */
+export function didYouMean(
+  name: string,
+  candidates: readonly string[],
+): string {
+  const hint = suggest(name, candidates);
+  return hint === undefined ? "" : ` (did you mean "${hint}"?)`;
 }

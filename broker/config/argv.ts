@@ -13,8 +13,8 @@ import {
   type ListenerFlag,
 } from "./_cli_flags.ts";
 import { natsUrlProblem, tokenProblem } from "./_cluster.ts";
-import { isSettingKey, type Origin, setSetting, toCamel } from "./_check.ts";
-import { suggest } from "./_suggest.ts";
+import { isSettingKey, type Origin, setSetting } from "./_check.ts";
+import { suggest, toCamel } from "./_suggest.ts";
 import { ConfigError } from "./config_error.ts";
 import { MAIN_DEFAULT_OPTIONS } from "./defaults.ts";
 import { applySecureDefaults } from "./secure_defaults.ts";

@@ -119,6 +119,15 @@ export class ReadyQueue {
     return new Promise((resolve) => this.#waiter = resolve);
   }
 
+  /** The duplexes as they come, until `end()`: a listener's `accept()`. */
+  async *accept(): AsyncIterable<Duplex> {
+    while (true) {
+      const d = await this.next();
+      if (d === undefined) return;
+      yield d;
+    }
+  }
+
   /** No more: a waiting `next()` gets undefined; kept duplexes are closed. */
   end(): void {
     if (this.#closed) return;

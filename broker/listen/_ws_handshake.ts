@@ -7,9 +7,8 @@
  */
 
 import type { Duplex } from "../../codec/duplex.ts";
+import { endOfHead, joinBytes } from "../../codec/_websocket.ts";
 
-/** The GUID of RFC 6455 section 1.3. */
-const WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /** Longest request head accepted (request line and headers). */
 export const MAX_HEAD = 8192;
 
@@ -31,16 +30,6 @@ export interface RequestHead {
 
 /** Why a request head could not be read. */
 export type HeadFailure = "eof" | "too large" | "malformed";
-
-/** The index of `\r\n\r\n` in `b`, from `from`, or -1. */
-function endOfHead(b: Uint8Array, from: number): number {
-  for (let i = Math.max(0, from); i + 3 < b.length; i++) {
-    if (
-      b[i] === 13 && b[i + 1] === 10 && b[i + 2] === 13 && b[i + 3] === 10
-    ) return i;
-  }
-  return -1;
-}
 
 /** Parses the head text (without the blank line). */
 function parseHead(text: string, rest: Uint8Array): RequestHead | undefined {
@@ -81,10 +70,7 @@ export async function readRequestHead(
     const chunk = await d.read();
     if (chunk === null) return "eof";
     const searchFrom = buf.length - 3;
-    const next = new Uint8Array(buf.length + chunk.length);
-    next.set(buf);
-    next.set(chunk, buf.length);
-    buf = next;
+    buf = joinBytes(buf, chunk);
     const end = endOfHead(buf, searchFrom);
     if (end < 0) {
       if (buf.length > MAX_HEAD) return "too large";
@@ -103,15 +89,6 @@ export async function readRequestHead(
 export function hasToken(value: string | undefined, token: string): boolean {
   if (value === undefined) return false;
   return value.split(",").some((t) => t.trim().toLowerCase() === token);
-}
-
-/** `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key`. */
-export async function acceptKey(key: string): Promise<string> {
-  const digest = await crypto.subtle.digest(
-    "SHA-1",
-    ascii.encode(key + WS_GUID),
-  );
-  return btoa(String.fromCharCode(...new Uint8Array(digest)));
 }
 
 /** Whether `key` is a valid `Sec-WebSocket-Key` (16 bytes in base64). */
@@ -146,10 +123,7 @@ export function errorResponse(
     "",
   ];
   const head = ascii.encode(lines.join("\r\n"));
-  const out = new Uint8Array(head.length + body.length);
-  out.set(head);
-  out.set(body, head.length);
-  return out;
+  return joinBytes(head, body);
 }
 
 /** The `101 Switching Protocols` answer. */

@@ -25,15 +25,18 @@
  */
 
 import type { Duplex } from "../../codec/duplex.ts";
+import {
+  BINARY,
+  CLOSE,
+  CONTINUATION,
+  extendedLength,
+  joinBytes,
+  PING,
+  PONG,
+  TEXT,
+  wsFrame,
+} from "../../codec/_websocket.ts";
 import type { IdentifiedDuplex } from "./listener.ts";
-
-/** Opcodes (RFC 6455 5.2). */
-const CONTINUATION = 0;
-const TEXT = 1;
-const BINARY = 2;
-const CLOSE = 8;
-const PING = 9;
-const PONG = 10;
 
 /** Close codes (RFC 6455 7.4.1). */
 const NORMAL = 1000;
@@ -53,36 +56,8 @@ export interface WsOwner {
   closed(d: WsServerDuplex): void;
 }
 
-/** A server frame: `opcode`, FIN, unmasked, `payload` after the header. */
-export function serverFrame(opcode: number, payload: Uint8Array): Uint8Array {
-  const n = payload.length;
-  const head = n < 126 ? 2 : n < 65536 ? 4 : 10;
-  const frame = new Uint8Array(head + n);
-  frame[0] = 0x80 | opcode;
-  if (n < 126) frame[1] = n;
-  else if (n < 65536) {
-    frame[1] = 126;
-    frame[2] = n >>> 8;
-    frame[3] = n & 0xff;
-  } else {
-    frame[1] = 127;
-    // Up to 2^53: the high 32 bits, then the low 32.
-    const hi = Math.floor(n / 0x100000000);
-    frame[2] = hi >>> 24;
-    frame[3] = (hi >>> 16) & 0xff;
-    frame[4] = (hi >>> 8) & 0xff;
-    frame[5] = hi & 0xff;
-    frame[6] = n >>> 24;
-    frame[7] = (n >>> 16) & 0xff;
-    frame[8] = (n >>> 8) & 0xff;
-    frame[9] = n & 0xff;
-  }
-  frame.set(payload, head);
-  return frame;
-}
-
 function closeFrame(code: number): Uint8Array {
-  return serverFrame(CLOSE, new Uint8Array([code >>> 8, code & 0xff]));
+  return wsFrame(CLOSE, new Uint8Array([code >>> 8, code & 0xff]));
 }
 
 /** MQTT over an upgraded WebSocket connection. */
@@ -138,10 +113,7 @@ export class WsServerDuplex implements IdentifiedDuplex {
         chunk = got;
       }
       if (this.#carry.length > 0) {
-        const joined = new Uint8Array(this.#carry.length + chunk.length);
-        joined.set(this.#carry);
-        joined.set(chunk, this.#carry.length);
-        chunk = joined;
+        chunk = joinBytes(this.#carry, chunk);
         this.#carry = EMPTY;
       }
       const data = this.#parse(chunk);
@@ -206,17 +178,12 @@ export class WsServerDuplex implements IdentifiedDuplex {
         this.#carry = b.slice(p);
         break;
       }
-      if (len === 126) len = (b[p + 2]! << 8) | b[p + 3]!;
-      else if (len === 127) {
-        const hi = (b[p + 2]! << 24 | b[p + 3]! << 16 | b[p + 4]! << 8 |
-          b[p + 5]!) >>> 0;
-        const lo = (b[p + 6]! << 24 | b[p + 7]! << 16 | b[p + 8]! << 8 |
-          b[p + 9]!) >>> 0;
-        if (hi > 0x1fffff) {
+      if (len >= 126) {
+        len = extendedLength(b, p);
+        if (len < 0) {
           this.#fail(PROTOCOL_ERROR, "a frame longer than 2^53 bytes");
           return EMPTY;
         }
-        len = hi * 0x100000000 + lo;
       }
       const fin = (b0 & 0x80) !== 0;
       const opcode = b0 & 0x0f;
@@ -279,7 +246,7 @@ export class WsServerDuplex implements IdentifiedDuplex {
     this.#controlOp = 0;
     this.#control = EMPTY;
     if (op === PING) {
-      this.#send(serverFrame(PONG, payload)).catch(() => {});
+      this.#send(wsFrame(PONG, payload)).catch(() => {});
     } else if (op === CLOSE) {
       // Answer with the peer's code (or 1000), then close.
       const code = payload.length >= 2
@@ -316,7 +283,7 @@ export class WsServerDuplex implements IdentifiedDuplex {
     if (this.#closed) {
       return Promise.reject(new Error("the WebSocket is closed"));
     }
-    return this.#send(serverFrame(BINARY, data));
+    return this.#send(wsFrame(BINARY, data));
   }
 
   /** Sends a close frame (1000) after what was written, then closes. */

@@ -51,13 +51,6 @@ export async function openListener(
           ...tlsOptions(config),
         });
       case "ws":
-        return await WebSocketListener.open({
-          hostname,
-          port,
-          maxConnections,
-          path: config.path,
-          allowedOrigins: config.allowedOrigins,
-        });
       case "wss":
         return await WebSocketListener.open({
           hostname,
@@ -65,7 +58,7 @@ export async function openListener(
           maxConnections,
           path: config.path,
           allowedOrigins: config.allowedOrigins,
-          ...tlsOptions(config),
+          ...(config.protocol === "wss" ? tlsOptions(config) : {}),
         });
     }
   } catch (e) {

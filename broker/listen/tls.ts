@@ -265,12 +265,8 @@ export class TlsListener implements Listener {
     this.#ready.push(new NodeSocketDuplex(socket, this.#count, identity));
   }
 
-  async *accept(): AsyncIterable<Duplex> {
-    while (true) {
-      const d = await this.#ready.next();
-      if (d === undefined) return;
-      yield d;
-    }
+  accept(): AsyncIterable<Duplex> {
+    return this.#ready.accept();
   }
 
   reloadCertificates(): Promise<boolean> {

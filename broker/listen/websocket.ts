@@ -38,7 +38,6 @@ import { getLogger } from "@logtape/logtape";
 import type { Duplex } from "../../codec/duplex.ts";
 import { ConnectionCount, ReadyQueue } from "./_tracked.ts";
 import {
-  acceptKey,
   errorResponse,
   hasToken,
   readRequestHead,
@@ -46,6 +45,7 @@ import {
   validKey,
 } from "./_ws_handshake.ts";
 import { type WsOwner, WsServerDuplex } from "./_ws_server_duplex.ts";
+import { acceptKey } from "../../codec/_websocket.ts";
 import { type Listener, type ListenerAddr, listenerUrl } from "./listener.ts";
 import { TcpListener } from "./tcp.ts";
 import { TlsListener } from "./tls.ts";
@@ -376,12 +376,8 @@ export class WebSocketListener implements Listener {
     }
   }
 
-  async *accept(): AsyncIterable<Duplex> {
-    while (true) {
-      const d = await this.#ready.next();
-      if (d === undefined) return;
-      yield d;
-    }
+  accept(): AsyncIterable<Duplex> {
+    return this.#ready.accept();
   }
 
   reloadCertificates(): Promise<boolean> {
