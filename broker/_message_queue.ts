@@ -160,15 +160,16 @@ export class MessageQueue {
    */
   shiftPacked(topic: string, version: ProtocolVersion): PublishEncoding {
     this.#items.shift();
-    this.#bytes -= this.#packed!.headSize();
+    const size = this.#packed!.headSize();
+    this.#bytes -= size;
     const bytes = this.#packed!.take();
-    const idOffset = publishPacketIdOffset(bytes);
     return {
       bytes,
-      idOffset,
+      idOffset: publishPacketIdOffset(bytes),
       version,
       topic,
-      payloadBytes: payloadLength(bytes, idOffset, version),
+      // The size it was queued with is payload and topic (`sizeOf`).
+      payloadBytes: size - topic.length,
     };
   }
 
@@ -206,25 +207,4 @@ export class MessageQueue {
     this.#bytes -= sizeOf(m.message);
     if (m.qos === 0) this.#qos0--;
   }
-}
-
-/** Payload bytes of an encoded QoS 1/2 PUBLISH (after its v5 properties). */
-function payloadLength(
-  b: Uint8Array,
-  idOffset: number,
-  version: ProtocolVersion,
-): number {
-  let pos = idOffset + 2;
-  if (version === 5) {
-    let len = 0;
-    let shift = 0;
-    let byte: number;
-    do {
-      byte = b[pos++]!;
-      len += (byte & 0x7f) * 2 ** shift;
-      shift += 7;
-    } while (byte & 0x80);
-    pos += len;
-  }
-  return b.length - pos;
 }
