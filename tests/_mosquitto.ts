@@ -19,6 +19,8 @@
  * @module
  */
 
+import { freePorts } from "./_ports.ts";
+
 /** Where the Debian package puts the broker. */
 export const MOSQUITTO_PATH = "/usr/sbin/mosquitto";
 
@@ -78,10 +80,12 @@ export interface Mosquitto extends AsyncDisposable {
 
 /** Returns a port that was free a moment ago on 127.0.0.1. */
 export function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
+  return freePorts(1)[0]!;
+}
+
+/** Mosquitto could not bind a port: another socket took it after the pick. */
+class PortTaken extends Error {
+  override name = "PortTaken";
 }
 
 /**
@@ -91,8 +95,35 @@ export function freePort(): number {
 export async function startMosquitto(
   options: MosquittoOptions = {},
 ): Promise<Mosquitto> {
-  const port = options.port ?? freePort();
+  if (options.port !== undefined) return await startOnce(options.port, options);
+  return await withFreshPorts(1, ([port]) => startOnce(port!, options));
+}
+
+/**
+ * Runs `start` with `n` fresh ports, again with new ones (3 tries in all)
+ * when Mosquitto finds one taken: between the pick and Mosquitto's bind,
+ * any socket on the machine may be given that port.
+ */
+async function withFreshPorts<T>(
+  n: number,
+  start: (ports: number[]) => Promise<T>,
+): Promise<T> {
+  for (let attempt = 1;; attempt++) {
+    try {
+      return await start(freePorts(n));
+    } catch (e) {
+      if (!(e instanceof PortTaken) || attempt === 3) throw e;
+    }
+  }
+}
+
+async function startOnce(
+  port: number,
+  options: MosquittoOptions,
+): Promise<Mosquitto> {
   const dir = await Deno.makeTempDir({ prefix: "kite-mosquitto-" });
+  // Started as root, Mosquitto opens its log file as user mosquitto.
+  await Deno.chmod(dir, 0o777);
   // Started as root, Mosquitto runs as user mosquitto: it must be able to
   // write its database there.
   if (options.persistenceDir !== undefined) {
@@ -145,26 +176,31 @@ export async function startMosquitto(
     await status;
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   };
+  // Ready when the log says "running": Mosquitto writes it once every
+  // listener is open. A port that accepts is not enough: Mosquitto opens
+  // listeners one by one and exits when a later one fails, resetting the
+  // connections already queued on the earlier ones.
   const deadline = Date.now() + (options.startTimeout ?? 5000);
   for (let delay = 5;; delay = Math.min(delay * 2, 100)) {
+    const text = log();
     if (exited) {
-      const text = log();
       await stop();
-      throw new Error(`mosquitto exited at start on port ${port}:\n${text}`);
+      const taken = /Address already in use/.test(text);
+      const error = taken ? PortTaken : Error;
+      throw new error(`mosquitto exited at start on port ${port}:\n${text}`);
     }
-    try {
-      const c = await Deno.connect({ hostname: "127.0.0.1", port });
-      c.close();
-      break;
-    } catch {
-      if (Date.now() > deadline) {
-        const text = log();
-        await stop();
-        throw new Error(`mosquitto did not accept on port ${port}:\n${text}`);
-      }
-      // Poll with a short, growing back-off; the broker is starting.
-      await new Promise((r) => setTimeout(r, delay));
+    if (/ running$/m.test(text)) {
+      try {
+        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
+        break;
+      } catch { /* not yet */ }
     }
+    if (Date.now() > deadline) {
+      await stop();
+      throw new Error(`mosquitto did not accept on port ${port}:\n${text}`);
+    }
+    // Poll with a short, growing back-off; the broker is starting.
+    await new Promise((r) => setTimeout(r, delay));
   }
   return { port, stop, log, [Symbol.asyncDispose]: stop };
 }
@@ -213,11 +249,23 @@ export async function startMosquittoTransports(
   certs: MosquittoCerts,
   options: MosquittoOptions = {},
 ): Promise<MosquittoTransports> {
-  const [mqtts, mqttsMutual, ws, wss] = [
-    freePort(),
-    freePort(),
-    freePort(),
-    freePort(),
+  return await withFreshPorts(
+    5,
+    ([port, ...rest]) => startTransportsOnce(certs, port!, rest, options),
+  );
+}
+
+async function startTransportsOnce(
+  certs: MosquittoCerts,
+  port: number,
+  rest: number[],
+  options: MosquittoOptions,
+): Promise<MosquittoTransports> {
+  const [mqtts, mqttsMutual, ws, wss] = rest as [
+    number,
+    number,
+    number,
+    number,
   ];
   const tls = (require: boolean) =>
     [
@@ -238,7 +286,7 @@ export async function startMosquittoTransports(
     tls(false),
     options.extraConfig ?? "",
   ].join("\n");
-  const broker = await startMosquitto({ ...options, extraConfig });
+  const broker = await startOnce(port, { ...options, extraConfig });
   try {
     for (const p of [mqtts, mqttsMutual, ws, wss]) await waitForPort(p);
   } catch (e) {
@@ -246,5 +294,11 @@ export async function startMosquittoTransports(
     await broker.stop();
     throw new Error(`mosquitto listeners did not open: ${e}\n${log}`);
   }
-  return { ...broker, mqtts, mqttsMutual, ws, wss };
+  return {
+    ...broker,
+    mqtts,
+    mqttsMutual,
+    ws,
+    wss,
+  };
 }

@@ -14,6 +14,8 @@
  */
 
 import { within } from "./client_helpers.ts";
+import { freePorts } from "./_ports.ts";
+export { freePorts };
 
 const BIN = ["/usr/sbin/nats-server", "/usr/bin/nats-server"].find((p) => {
   try {
@@ -129,17 +131,6 @@ async function waitFor(
       cause: e,
     });
   }
-}
-
-/** Free loopback ports (closed again: a tiny race, for route ports). */
-export function freePorts(n: number): number[] {
-  const ls = Array.from(
-    { length: n },
-    () => Deno.listen({ hostname: "127.0.0.1", port: 0 }),
-  );
-  const ports = ls.map((l) => (l.addr as Deno.NetAddr).port);
-  for (const l of ls) l.close();
-  return ports;
 }
 
 /**
