@@ -22,7 +22,6 @@ import {
   ansiColorFormatter,
   configure,
   dispose,
-  getConsoleSink,
   getLogger,
   getTextFormatter,
   type LogLevel,
@@ -40,6 +39,7 @@ import { passwdCommand } from "./passwd.ts";
 import { AuthFileError } from "./password_file.ts";
 import { KITE_VERSION } from "./sys.ts";
 import { jsonLogFormatter } from "./_log_json.ts";
+import { lineSink } from "./_log_sink.ts";
 
 const log = getLogger(["kite", "main"]);
 
@@ -61,13 +61,13 @@ async function setUpLogging(
   });
   await configure({
     sinks: {
-      console: getConsoleSink({
-        formatter: format === "json"
+      console: lineSink(
+        format === "json"
           ? jsonLogFormatter
           : Deno.stdout.isTerminal()
           ? ansiColorFormatter
           : plain,
-      }),
+      ),
     },
     loggers: [
       { category: ["kite"], lowestLevel: level, sinks: ["console"] },
