@@ -136,7 +136,7 @@ export class Session implements SharedMember {
    */
   #resend: Fifo<OutgoingMessage> | undefined;
   #nextSeq = 1;
-  #packetIds = new PacketIdAllocator();
+  #ids: PacketIdAllocator | undefined; // on first QoS 1/2 delivery
   #dropEpisode = false;
   #username: string | undefined;
   /** `authorizeRead` answers for the owner; made on first use. */
@@ -226,7 +226,7 @@ export class Session implements SharedMember {
     if (m.state === "queued") (this.#queue ??= new MessageQueue()).push(m);
     else {
       this.inflight.set(m.packetId, m);
-      this.#packetIds.restored(m.packetId);
+      (this.#ids ??= new PacketIdAllocator()).restored(m.packetId);
     }
   }
 
@@ -417,7 +417,7 @@ export class Session implements SharedMember {
       if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
       return false;
     }
-    m.packetId = this.#packetIds.next(this.#inflight);
+    m.packetId = (this.#ids ??= new PacketIdAllocator()).next(this.#inflight);
     m.state = "sent";
     // The encoding is not kept: a resend (rare) encodes again.
     m.enc = undefined;
@@ -444,7 +444,7 @@ export class Session implements SharedMember {
   #sendUnkept(
     link: SessionLink,
     enc: PublishEncoding,
-    id = this.#packetIds.next(this.#inflight),
+    id = (this.#ids ??= new PacketIdAllocator()).next(this.#inflight),
   ): void {
     this.inflight.set(id, SENT_QOS1);
     link.sendPublish(enc, id, false);

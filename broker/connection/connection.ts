@@ -21,9 +21,8 @@
  * one write, with packet ids patched into shared PUBLISH encodings as they
  * are copied. Output that must wait for the store (`durable`) is held until
  * the `CommitGate` says the state behind it is committed; later output of
- * the same connection waits behind it, so the order is kept.
- *
- * Topic aliases to v5 clients: `aliasedForm` (codec/_publish_template.ts).
+ * the same connection waits behind it, so the order is kept. Topic aliases
+ * to v5 clients: `aliasedForm` (codec/_publish_template.ts).
  *
  * @module
  */
@@ -32,7 +31,7 @@ import { PacketDecoder } from "../../codec/decode.ts";
 import { MqttError } from "../../codec/errors.ts";
 import type { Duplex } from "../../codec/duplex.ts";
 import type { IdentifiedDuplex } from "../listen/listener.ts";
-import { DUP_FLAG, OutputQueue } from "../../codec/_output.ts";
+import { DUP_FLAG, type OutputQueue } from "../../codec/_output.ts";
 import {
   aliasedForm,
   type OutgoingAliases,
@@ -76,6 +75,12 @@ import {
   logWriteFailed,
 } from "./_lifecycle_log.ts";
 import { SLICE_BYTES, SLICE_MS } from "./_io_turn.ts";
+import {
+  flushThisTurn,
+  giveQueue,
+  takeQueue,
+  type TurnFlushed,
+} from "./_turn_flush.ts";
 
 /** How long a closing connection may take to flush its last bytes. */
 const CLOSE_FLUSH_MS = 1000;
@@ -87,7 +92,8 @@ const LINGER_MS = 1000;
  * connection context the packet handlers (handlers/) read and update; they
  * are not public API.
  */
-export class Connection implements ConnectionContext, CommitWaiter {
+export class Connection
+  implements ConnectionContext, CommitWaiter, TurnFlushed {
   /** Protocol version (4 until the CONNECT is read). */
   version: ProtocolVersion = 4;
   /** Most unacknowledged QoS 1/2 messages to this client. */
@@ -151,12 +157,9 @@ export class Connection implements ConnectionContext, CommitWaiter {
   /** Built on first use (hooks, wills): most brokers never ask. */
   #info: ClientInfo | undefined;
   #username: string | undefined;
-  /** Output waiting for a store commit. */
-  #held: HeldOutput | undefined;
-
-  #out = new OutputQueue();
-  /** Bytes queued or being written. */
-  #outBytes = 0;
+  #held: HeldOutput | undefined; // output waiting for a store commit
+  #out: OutputQueue | undefined; // undefined while empty (_turn_flush.ts)
+  #outBytes = 0; // queued or being written
   #writing = false;
   #flushScheduled = false;
   #sentCount = 0;
@@ -481,7 +484,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
   }
 
   #push(bytes: Uint8Array, off: number, id: number): void {
-    const out = this.#out;
+    const out = this.#out ??= takeQueue();
     const limit = this.core.outputBufferLimit * 4;
     // Behind the write in progress: everything queued, or all but the first
     // entry (the next write) when none is in progress. Only worked out when
@@ -497,6 +500,8 @@ export class Connection implements ConnectionContext, CommitWaiter {
       // that keeps reading gets any packet up to the Maximum Packet Size.
       logOverflow(this.clientId, out.byteLength, this.core.outputBufferLimit);
       out.clear();
+      this.#out = undefined;
+      giveQueue(out);
       this.#outBytes = 0;
       this.end(undefined, true, true, undefined, "output buffer overflow");
       return;
@@ -505,57 +510,50 @@ export class Connection implements ConnectionContext, CommitWaiter {
     this.#outBytes += bytes.length;
     if (!this.#flushScheduled && !this.#writing) {
       this.#flushScheduled = true;
-      Connection.#flushQueue[Connection.#flushCount] = this;
-      if (Connection.#flushCount++ === 0) queueMicrotask(Connection.#flushAll);
+      flushThisTurn(this);
     }
   }
 
-  /**
-   * Connections with output queued this turn: one microtask flushes them
-   * all (no per-connection callback to keep).
-   */
-  static #flushQueue: (Connection | undefined)[] = [];
-  static #flushCount = 0;
-
-  static #flushAll(this: void): void {
-    // Connections queued while this runs are flushed by this loop too.
-    const q = Connection.#flushQueue;
-    for (let i = 0; i < Connection.#flushCount; i++) {
-      const c = q[i]!;
-      q[i] = undefined;
-      try {
-        c.#flush();
-      } catch (e) {
-        c.#fail(e);
-      }
+  /** Writes the output queued this turn (see `flushThisTurn`). */
+  flushTurn(): void {
+    try {
+      this.#flush();
+    } catch (e) {
+      this.#fail(e);
     }
-    Connection.#flushCount = 0;
   }
 
   #flush(): void {
     this.#flushScheduled = false;
-    if (this.#writing || this.#out.length === 0) return;
-    const out = this.#out.take();
+    const queue = this.#out;
+    if (this.#writing || queue === undefined) return;
+    const out = queue.take();
+    this.#out = undefined;
+    giveQueue(queue);
     this.#writing = true;
     this.#writingBytes = out.length;
     this.#writingPublishes = this.#sentCount;
     this.#sentCount = 0;
-    this.#duplex.write(out).then(this.#onWritten, this.#onWriteFailed);
+    const done = this.#onWriteDone;
+    this.#duplex.write(out).then(done, done);
   }
 
-  // One pair of callbacks per connection, not a closure per write.
   #writingBytes = 0;
   #writingPublishes = 0;
-  #onWriteFailed = (e: unknown): void => {
-    this.#writing = false;
-    this.#outBytes = 0;
-    if (this.state < CLOSING) {
-      logWriteFailed(this.clientId, e);
-      this.end(undefined, true, false, undefined, "write failed");
-    } else this.#release();
-  };
-
-  #onWritten = (): void => {
+  /**
+   * The write settled: undefined (or a byte count) when it succeeded, else
+   * why it failed. One callback per connection for both, not two.
+   */
+  #onWriteDone = (e?: unknown): void => {
+    if (e !== undefined && typeof e !== "number") {
+      this.#writing = false;
+      this.#outBytes = 0;
+      if (this.state < CLOSING) {
+        logWriteFailed(this.clientId, e);
+        this.end(undefined, true, false, undefined, "write failed");
+      } else this.#release();
+      return;
+    }
     const bytes = this.#writingBytes;
     this.#writing = false;
     this.#outBytes -= bytes;
@@ -568,7 +566,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
     if (session !== undefined && session.waiting > 0 && this.connected) {
       session.pump();
     }
-    if (this.#out.length > 0) {
+    if (this.#out !== undefined) {
       this.#flush();
       return;
     }
@@ -659,7 +657,7 @@ export class Connection implements ConnectionContext, CommitWaiter {
       logDisconnected(this, code, ungraceful, props, why);
       this.core.onDisconnected(this, ungraceful);
     } else this.core.onClosedBeforeConnect(this);
-    if (now || (!this.#writing && this.#out.length === 0)) {
+    if (now || (!this.#writing && this.#out === undefined)) {
       this.#release();
       return;
     }
