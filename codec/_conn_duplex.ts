@@ -29,32 +29,49 @@ function addrString(addr: Deno.Addr): string | undefined {
 }
 
 /**
- * Idle read buffers are `MIN_READ`-byte views into shared slabs: a pending
- * read pins its buffer, and a 64-byte `Uint8Array` with its own
- * `ArrayBuffer` costs about 300 bytes more than the view alone (V8's
- * `ArrayBuffer` object, backing store and its bookkeeping). A slot goes back
- * to `freeSlots` only when no read into it is pending; the free list is
- * bounded, and a slab is garbage once none of its views is referenced.
+ * Read buffers of a fixed size as views into shared slabs: a pending read
+ * pins its buffer, and a small `Uint8Array` with its own `ArrayBuffer`
+ * costs about 300 bytes more than the view alone (V8's `ArrayBuffer`
+ * object, backing store and its bookkeeping), and its allocation shows in
+ * a connect storm. A slot goes back to its pool only when no read into it
+ * is pending; the free list is bounded, and a slab is garbage once none of
+ * its views is referenced.
  */
-const SLAB_SLOTS = 1024;
-const MAX_FREE_SLOTS = 4 * SLAB_SLOTS;
-const freeSlots: Uint8Array<ArrayBuffer>[] = [];
-let slab: ArrayBuffer | undefined;
-let slabNext = SLAB_SLOTS;
-
-function takeSlot(): Uint8Array<ArrayBuffer> {
-  const free = freeSlots.pop();
-  if (free !== undefined) return free;
-  if (slabNext === SLAB_SLOTS) {
-    slab = new ArrayBuffer(MIN_READ * SLAB_SLOTS);
-    slabNext = 0;
+class SlotPool {
+  #free: Uint8Array<ArrayBuffer>[] = [];
+  #slab: ArrayBuffer | undefined;
+  #next: number;
+  constructor(readonly size: number, readonly perSlab: number) {
+    this.#next = perSlab;
   }
-  return new Uint8Array(slab!, MIN_READ * slabNext++, MIN_READ);
+
+  take(): Uint8Array<ArrayBuffer> {
+    const free = this.#free.pop();
+    if (free !== undefined) return free;
+    if (this.#next === this.perSlab) {
+      this.#slab = new ArrayBuffer(this.size * this.perSlab);
+      this.#next = 0;
+    }
+    return new Uint8Array(this.#slab!, this.size * this.#next++, this.size);
+  }
+
+  /** Takes `buf` back if it is one of this pool's slots (and there is room). */
+  give(buf: Uint8Array<ArrayBuffer>): void {
+    if (
+      buf.byteLength === this.size &&
+      buf.buffer.byteLength === this.size * this.perSlab &&
+      this.#free.length < 4 * this.perSlab
+    ) this.#free.push(buf);
+  }
 }
 
-function isSlot(buf: Uint8Array): boolean {
-  return buf.byteLength === MIN_READ && buf.buffer.byteLength !== MIN_READ;
-}
+/** Idle reads. */
+const idleSlots = new SlotPool(MIN_READ, 1024);
+/**
+ * First reads (the CONNECT): the same for the `FIRST_READ` buffer every
+ * new connection reads into, given back once its reads get small.
+ */
+const firstSlots = new SlotPool(FIRST_READ, 64);
 
 const NO_BUF = new Uint8Array(0);
 
@@ -94,7 +111,7 @@ function copyOut(buf: Uint8Array, n: number): Uint8Array {
  */
 export class ConnDuplex implements Duplex, RawReader {
   #conn: Deno.Conn;
-  #buf = new Uint8Array(FIRST_READ);
+  #buf = firstSlots.take();
   #full = false;
   #closed = false;
   /** A read into `#buf` is pending (so the slot may not be reused yet). */
@@ -142,14 +159,16 @@ export class ConnDuplex implements Duplex, RawReader {
     }
     if (n === buf.length) {
       if (n < MAX_READ) {
-        this.#setBuf(new Uint8Array(n < FIRST_READ ? FIRST_READ : n * 2));
+        this.#setBuf(
+          n < FIRST_READ ? firstSlots.take() : new Uint8Array(n * 2),
+        );
       }
       this.#full = true;
     } else {
       // Not right after a full read (likely the tail of a packet split by
       // the small buffer): shrinking then would split every packet.
       if (n < MIN_READ && buf.length > MIN_READ && !this.#full) {
-        this.#setBuf(takeSlot());
+        this.#setBuf(idleSlots.take());
       }
       this.#full = false;
     }
@@ -165,7 +184,8 @@ export class ConnDuplex implements Duplex, RawReader {
   #setBuf(next: Uint8Array<ArrayBuffer>): void {
     const old = this.#buf;
     this.#buf = next;
-    if (isSlot(old) && freeSlots.length < MAX_FREE_SLOTS) freeSlots.push(old);
+    idleSlots.give(old);
+    firstSlots.give(old);
   }
 
   #release(): void {
