@@ -410,9 +410,10 @@ export function formatCeiling(
   const runs = (b: BrokerName) => results.get(`${b}/conns`) ?? [];
   const bare = median(runs("bare").map((r) => r.conns?.connectsPerSec));
   if (bare === undefined) return "";
+  const bareKb = median(runs("bare").map((r) => r.conns?.kbPerConn));
   const lines = [
-    "| conns | connects/s | connects per broker CPU-s | broker / tool CPU | connects/s vs bare Deno |",
-    "|---|---:|---:|---:|---:|",
+    "| conns | connects/s | connects per broker CPU-s | broker / tool CPU | connects/s vs bare Deno | KB per idle connection | KB vs bare Deno |",
+    "|---|---:|---:|---:|---:|---:|---:|",
   ];
   for (const b of [...brokers.filter((b) => b !== "bare"), "bare" as const]) {
     const r = runs(b);
@@ -423,8 +424,14 @@ export function formatCeiling(
       fmt(median(r.map((x) => x.cpu.toolPct)))
     }%`;
     const ratio = cps === undefined ? "-" : `${(cps / bare).toFixed(2)}×`;
+    const kb = median(r.map((x) => x.conns?.kbPerConn));
+    const kbRatio = kb === undefined || bareKb === undefined
+      ? "-"
+      : `${(kb / bareKb).toFixed(2)}×`;
     lines.push(
-      `| ${LABEL[b]} | ${fmt(cps)} | ${fmt(perCpu)} | ${cpu} | ${ratio} |`,
+      `| ${LABEL[b]} | ${fmt(cps)} | ${fmt(perCpu)} | ${cpu} | ${ratio} | ${
+        kb === undefined ? "-" : kb.toFixed(2)
+      } | ${kbRatio} |`,
     );
   }
   return lines.join("\n");

@@ -40,6 +40,7 @@ import { AuthFileError } from "./password_file.ts";
 import { KITE_VERSION } from "./sys.ts";
 import { jsonLogFormatter } from "./_log_json.ts";
 import { lineSink } from "./_log_sink.ts";
+import { setDirectSink } from "./_log.ts";
 
 const log = getLogger(["kite", "main"]);
 
@@ -59,16 +60,15 @@ async function setUpLogging(
     // Strings as they are (no quotes), everything else inspected.
     value: (v, inspect) => typeof v === "string" ? v : inspect(v),
   });
+  const sink = lineSink(
+    format === "json"
+      ? jsonLogFormatter
+      : Deno.stdout.isTerminal()
+      ? ansiColorFormatter
+      : plain,
+  );
   await configure({
-    sinks: {
-      console: lineSink(
-        format === "json"
-          ? jsonLogFormatter
-          : Deno.stdout.isTerminal()
-          ? ansiColorFormatter
-          : plain,
-      ),
-    },
+    sinks: { console: sink },
     loggers: [
       { category: ["kite"], lowestLevel: level, sinks: ["console"] },
       {
@@ -78,6 +78,7 @@ async function setUpLogging(
       },
     ],
   });
+  setDirectSink(sink);
 }
 
 /**
@@ -315,6 +316,7 @@ export async function main(args: readonly string[]): Promise<number> {
     return status;
   } finally {
     fileAuthHandle?.stop();
+    setDirectSink(undefined);
     await dispose();
   }
 }

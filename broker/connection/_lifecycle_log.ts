@@ -12,7 +12,7 @@
 import { getLogger } from "@logtape/logtape";
 import type { Properties, ProtocolVersion } from "../../codec/packet.ts";
 import { ReasonCode, reasonCodeName } from "../../codec/reason_code.ts";
-import { debugEnabled, infoEnabled } from "../_log.ts";
+import { debugEnabled, infoEnabled, logInfo } from "../_log.ts";
 import { MqttError } from "../../codec/errors.ts";
 
 const log = getLogger(["kite", "broker", "connection"]);
@@ -55,7 +55,8 @@ export function logConnected(
     ? "session resumed"
     : "new session";
   const user = username === undefined ? "anonymous" : `user ${username}`;
-  log.info(
+  logInfo(
+    log,
     "client {clientId} connected from {address} ({protocol}, {session}, keep alive {keepAlive}, {user})",
     {
       clientId: c.clientId,
@@ -76,7 +77,7 @@ export function logRefused(
   why: string,
 ): void {
   if (!infoEnabled()) return;
-  log.info("client {clientId} refused from {address}: {why} ({code})", {
+  logInfo(log, "client {clientId} refused from {address}: {why} ({code})", {
     clientId: c.clientId === "" ? "(no id)" : c.clientId,
     address: c.remoteAddress ?? "unknown",
     why,
@@ -108,7 +109,7 @@ export function logDisconnected(
       reason = ungraceful ? "connection closed" : "client sent DISCONNECT";
     }
   }
-  log.info("client {clientId} disconnected ({reason})", {
+  logInfo(log, "client {clientId} disconnected ({reason})", {
     clientId: c.clientId,
     reason,
     address: c.remoteAddress,
