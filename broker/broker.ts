@@ -182,7 +182,7 @@ export class Broker {
           ? await KvStore.open(
             init.persistencePath ?? DEFAULT_OPTIONS.persistencePath,
           )
-          : new MemoryStore();
+          : new MemoryStore({ keepOutgoing: false });
       }
       const core = new BrokerCore(init, store, this.#cluster?.plugin);
       if (this.#outputBufferLimit !== undefined) {

@@ -50,6 +50,18 @@ export class MemoryStore implements Store {
   readonly durable = false;
   #retained = new Map<string, StoredMessage>();
   #sessions = new Map<string, MemorySession>();
+  #keepOutgoing: boolean;
+
+  /**
+   * `keepOutgoing: false` drops sessions' outgoing messages instead of
+   * keeping them for `load()`: what a broker uses when persistence is off,
+   * since its live sessions hold those messages themselves and nothing
+   * loads this store again (a persistent session's QoS 1/2 messages are
+   * then not kept twice).
+   */
+  constructor(options: { keepOutgoing?: boolean } = {}) {
+    this.#keepOutgoing = options.keepOutgoing ?? true;
+  }
 
   #session(clientId: string): MemorySession {
     let s = this.#sessions.get(clientId);
@@ -78,6 +90,7 @@ export class MemoryStore implements Store {
 
   /** Creates or replaces one outgoing message of a session. */
   putOutgoing(clientId: string, record: OutgoingRecord): void {
+    if (!this.#keepOutgoing) return;
     this.#session(clientId).outgoing.set(record.seq, record);
   }
 
