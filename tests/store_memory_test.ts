@@ -42,7 +42,7 @@ Deno.test("MemoryStore({ keepOutgoing: false }) keeps sessions and retained mess
   await store.close();
 });
 
-Deno.test("Broker with persistence off still delivers a persistent session's queued QoS 1 messages after it reconnects [MQTT-3.1.2-5]", async () => {
+Deno.test("Broker with persistence off still delivers a persistent session's queued QoS 1 messages after it reconnects v5:[MQTT-3.1.2-5]", async () => {
   const broker = new Broker({
     host: "127.0.0.1",
     port: 0,
