@@ -96,6 +96,7 @@ export class MemoryStore implements Store {
 
   /** Removes one outgoing message of a session. */
   deleteOutgoing(clientId: string, seq: number): void {
+    if (!this.#keepOutgoing) return;
     this.#sessions.get(clientId)?.outgoing.delete(seq);
   }
 
