@@ -1,15 +1,16 @@
 /**
  * `lineSink()`: the `kite` command's LogTape sink (private). Each record is
  * formatted at once and its line appended to a buffer; the buffer is
- * written with one write per event-loop turn (stdout for info and below,
- * stderr for warnings and errors), and at once when it passes 64 KiB, on
- * `dispose()` and on the process's `unload`.
+ * written with one write per stream (stdout for info and below, stderr for
+ * warnings and errors) by a zero-delay timer, so what one turn of the event
+ * loop logged goes out together early in the next; and at once when it
+ * passes 64 KiB, on `dispose()` and on the process's `unload`.
  *
  * Why not LogTape's console sink: it goes through `console.info`, one
  * synchronous write system call and the console's own formatting per line.
  * A connect storm logs two lines per client, and those calls took about a
  * quarter of the broker's CPU time (`deno run --cpu-prof`, `conns`
- * scenario). Lines still appear within a turn, in order per stream.
+ * scenario). Lines still appear at once, in order per stream.
  *
  * @module
  */
