@@ -27,7 +27,6 @@ import type {
   ListenerConfig,
   MainSettings,
 } from "./types.ts";
-import { loadConfigFile } from "./yaml.ts";
 
 /** `--log-level` or `KITE_LOG_LEVEL` text -> a level; `label` names it in errors. */
 function parseLogLevelText(text: string, label: string): LogLevel {
@@ -321,7 +320,8 @@ export async function resolveOptions(
       : parseLogLevelText(envLevel, "KITE_LOG_LEVEL"));
   const fromFile = parsed.configPath === undefined || parsed.help
     ? {}
-    : await loadConfigFile(parsed.configPath);
+    // The YAML parser is loaded only for a config file (about 5 MB of RSS).
+    : await (await import("./yaml.ts")).loadConfigFile(parsed.configPath);
   const given = {
     ...fromFile,
     ...parsed.options,
