@@ -224,6 +224,83 @@ Deno.test("Broker decodes packets split at every byte and many packets per chunk
   await broker.close();
 });
 
+Deno.test("Broker keeps each connected client's partial packet apart while decoders are reused between packets (v5 properties, interleaved halves)", async () => {
+  const broker = await startBroker();
+  const port = broker.addr.port;
+  const { client: sub } = await RawClient.connect(port, {
+    clientId: "halves-sub",
+    protocolVersion: 5,
+  });
+  await sub.send({
+    type: "subscribe",
+    packetId: 1,
+    subscriptions: [{ filter: "halves/#", qos: 1 }],
+  });
+  await sub.expect("suback");
+  const a = (await RawClient.connect(port, {
+    clientId: "halves-a",
+    protocolVersion: 5,
+  })).client;
+  const b = (await RawClient.connect(port, { clientId: "halves-b" })).client;
+  const wireA = encode({
+    type: "publish",
+    topic: "halves/a",
+    payload: bytes("from a, a v5 packet"),
+    qos: 1,
+    retain: false,
+    dup: false,
+    packetId: 7,
+    properties: { contentType: "text/plain", userProperties: [["k", "v"]] },
+  }, { version: 5 });
+  const wireB = encode({
+    type: "publish",
+    topic: "halves/b",
+    payload: bytes("from b, a 3.1.1 packet"),
+    qos: 1,
+    retain: false,
+    dup: false,
+    packetId: 8,
+  }, { version: 4 });
+  // Both decoders hold a partial packet at once: each half is sent once the
+  // broker has read the bytes before it (its received-bytes count).
+  const read = (n: number) =>
+    withTimeout(
+      (async () => {
+        while (broker.stats.bytesReceived < n) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      })(),
+      5000,
+      `${n} bytes read`,
+    );
+  const before = broker.stats.bytesReceived;
+  await a.sendBytes(wireA.subarray(0, 9));
+  await read(before + 9);
+  await b.sendBytes(wireB.subarray(0, 5));
+  await read(before + 14);
+  await a.sendBytes(wireA.subarray(9));
+  assert.equal((await a.expect("puback")).packetId, 7);
+  await b.sendBytes(wireB.subarray(5));
+  assert.equal((await b.expect("puback")).packetId, 8);
+  const first = await sub.expectPublish("halves/a");
+  assert.equal(first.properties?.contentType, "text/plain");
+  assert.deepEqual(first.properties?.userProperties, [["k", "v"]]);
+  const second = await sub.expectPublish("halves/b");
+  assert.equal(
+    new TextDecoder().decode(second.payload),
+    "from b, a 3.1.1 packet",
+  );
+  // Whole packets after the split ones still decode with each one's version.
+  await a.send({ type: "pingreq" });
+  await a.expect("pingresp");
+  await b.send({ type: "pingreq" });
+  await b.expect("pingresp");
+  await a.disconnect();
+  await b.disconnect();
+  await sub.disconnect();
+  await broker.close();
+});
+
 Deno.test("Broker survives many clients sending random bytes while others exchange messages", async () => {
   const broker = await startBroker({ connectTimeout: 0.5 });
   const port = broker.addr.port;

@@ -1,14 +1,17 @@
 /**
  * Output per turn (private to connection/): the connections that queued
  * output during this turn of the event loop are flushed by one microtask
- * (no callback kept per connection), and the empty `OutputQueue`s they
- * hold only while output waits are reused from a bounded free list, so an
- * idle connection holds none.
+ * (no callback kept per connection). What a connection needs only while
+ * bytes move, the `OutputQueue` while output waits and, once connected, the
+ * `PacketDecoder` while a packet is incomplete, is reused from bounded free
+ * lists, so an idle connection holds neither.
  *
  * @module
  */
 
 import { OutputQueue } from "../../codec/_output.ts";
+import { PacketDecoder } from "../../codec/decode.ts";
+import type { ProtocolVersion } from "../../codec/packet.ts";
 
 /** A connection whose queued output goes out in `flushTurn()`. */
 export interface TurnFlushed {
@@ -47,4 +50,25 @@ export function takeQueue(): OutputQueue {
 /** Gives back `queue`, emptied (`take()` or `clear()`). */
 export function giveQueue(queue: OutputQueue): void {
   if (freeQueues.length < MAX_FREE_QUEUES) freeQueues.push(queue);
+}
+
+const freeDecoders: PacketDecoder[] = [];
+
+/**
+ * A decoder with no packet in progress, for `version` (undefined: a new
+ * connection, which must send CONNECT first) and `maxPacketSize`.
+ */
+export function takeDecoder(
+  version: ProtocolVersion | undefined,
+  maxPacketSize: number,
+): PacketDecoder {
+  const d = freeDecoders.pop() ?? new PacketDecoder({ maxPacketSize });
+  d.version = version;
+  d.maxPacketSize = maxPacketSize;
+  return d;
+}
+
+/** Gives back `decoder`: it holds no partial packet and has not failed. */
+export function giveDecoder(decoder: PacketDecoder): void {
+  if (freeDecoders.length < MAX_FREE_QUEUES) freeDecoders.push(decoder);
 }

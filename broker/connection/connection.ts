@@ -27,7 +27,7 @@
  * @module
  */
 
-import { PacketDecoder } from "../../codec/decode.ts";
+import type { PacketDecoder } from "../../codec/decode.ts";
 import { MqttError } from "../../codec/errors.ts";
 import type { Duplex } from "../../codec/duplex.ts";
 import type { IdentifiedDuplex } from "../listen/listener.ts";
@@ -77,7 +77,9 @@ import {
 import { SLICE_BYTES, SLICE_MS } from "./_io_turn.ts";
 import {
   flushThisTurn,
+  giveDecoder,
   giveQueue,
+  takeDecoder,
   takeQueue,
   type TurnFlushed,
 } from "./_turn_flush.ts";
@@ -138,7 +140,7 @@ export class Connection
   assigned = false;
 
   #duplex: Duplex;
-  #decoder: PacketDecoder;
+  #decoder: PacketDecoder | undefined; // connected: only mid-packet
   #backlog: Packet[] | undefined;
   #unblocked: Promise<void> | undefined;
   // Created only when someone asks for `closed`.
@@ -168,9 +170,7 @@ export class Connection
   constructor(core: BrokerCore, duplex: Duplex) {
     this.core = core;
     this.#duplex = duplex;
-    this.#decoder = new PacketDecoder({
-      maxPacketSize: core.settings.maxPacketSize,
-    });
+    this.#decoder = takeDecoder(undefined, core.settings.maxPacketSize);
     this.sendWindow = core.settings.maxInflightMessages;
     this.openedAt = this.lastRx = Date.now();
     this.#readLoop();
@@ -230,10 +230,8 @@ export class Connection
   }
 
   // ---------------------------------------------------------------- reading
-  //
   // No async function stays suspended per idle connection: one read is
-  // pending, and its settlement (or the end of a blocking handler) calls
-  // the one `#onRead` closure of the connection.
+  // pending; its settlement (or a blocking handler's end) calls `#onRead`.
 
   /** Starts the next read, unless one is pending or closing (not lingering). */
   #readLoop(): void {
@@ -249,9 +247,8 @@ export class Connection
   }
 
   /**
-   * A read settled (bytes: a count from the raw read path or a chunk;
-   * null: EOF; anything else: an error), or a blocking handler finished
-   * (undefined).
+   * A read settled (a byte count or a chunk; null: EOF; else an error),
+   * or a blocking handler finished (undefined).
    */
   #onRead = (r: unknown): void => {
     try {
@@ -291,14 +288,21 @@ export class Connection
       this.lastRx = Date.now();
       this.core.metrics.bytesReceived += chunk.length;
       this.#sliceBytes += chunk.length;
-      // One dispatcher shared by all connections instead of a bound
-      // callback per connection: push() calls it synchronously.
+      // One dispatcher for all connections (no bound callback each).
       const prev = Connection.#pushing;
       Connection.#pushing = this;
+      const dec = this.#decoder ??= takeDecoder(
+        this.version,
+        this.core.settings.maxPacketSize,
+      );
       try {
-        this.#decoder.push(chunk, Connection.#dispatch);
+        dec.push(chunk, Connection.#dispatch);
       } finally {
         Connection.#pushing = prev;
+      }
+      if (dec.buffered === 0 && this.state === CONNECTED) {
+        this.#decoder = undefined;
+        giveDecoder(dec);
       }
       this.#afterPush();
     } catch (e) {
@@ -306,10 +310,7 @@ export class Connection
     }
   };
 
-  /**
-   * Reads on; first waits for a blocking handler (backpressure), or, with
-   * its slice read, for the runtime to poll the other sockets (`IoTurn`).
-   */
+  /** Reads on, after a blocking handler or the slice's `IoTurn` pause. */
   #afterPush(): void {
     const unblocked = this.#unblocked;
     if (unblocked !== undefined && this.state < CLOSING) {
@@ -402,10 +403,7 @@ export class Connection
     this.#write(p);
   }
 
-  /**
-   * Queues a pre-encoded PUBLISH with its packet id (and DUP) patched in;
-   * `durable` as for `send`.
-   */
+  /** `send` for a pre-encoded PUBLISH: its packet id (and DUP) patched in. */
   sendPublish(
     enc: PublishTemplate,
     packetId: number,
@@ -606,7 +604,10 @@ export class Connection
     const closedByPeer = logFailure(this.clientId, e);
     if (e instanceof MqttError) {
       if (this.state === CONNECTING) {
-        const refusal = refusalConnack(e, this.#decoder.version);
+        const refusal = refusalConnack(
+          e,
+          this.#decoder?.version ?? this.version,
+        );
         if (refusal !== undefined) {
           this.version = refusal.version;
           this.send(refusal.packet);
