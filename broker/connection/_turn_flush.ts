@@ -38,8 +38,8 @@ export function flushThisTurn(c: TurnFlushed): void {
   if (dueCount++ === 0) queueMicrotask(flushAll);
 }
 
-/** Empty queues kept for reuse; past this many, they are garbage. */
-const MAX_FREE_QUEUES = 1024;
+/** Queues (and decoders) kept for reuse; past this many, they are garbage. */
+const MAX_FREE = 1024;
 const freeQueues: OutputQueue[] = [];
 
 /** An empty output queue. */
@@ -49,7 +49,7 @@ export function takeQueue(): OutputQueue {
 
 /** Gives back `queue`, emptied (`take()` or `clear()`). */
 export function giveQueue(queue: OutputQueue): void {
-  if (freeQueues.length < MAX_FREE_QUEUES) freeQueues.push(queue);
+  if (freeQueues.length < MAX_FREE) freeQueues.push(queue);
 }
 
 const freeDecoders: PacketDecoder[] = [];
@@ -70,5 +70,5 @@ export function takeDecoder(
 
 /** Gives back `decoder`: it holds no partial packet and has not failed. */
 export function giveDecoder(decoder: PacketDecoder): void {
-  if (freeDecoders.length < MAX_FREE_QUEUES) freeDecoders.push(decoder);
+  if (freeDecoders.length < MAX_FREE) freeDecoders.push(decoder);
 }
