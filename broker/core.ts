@@ -332,10 +332,7 @@ export class BrokerCore implements GaugeSource {
     return s;
   }
 
-  /**
-   * The messages bridge `id` stored for its remote, as loaded at start-up
-   * (once: later calls get undefined).
-   */
+  /** Bridge `id`'s stored messages for its remote, as loaded (once). */
   takeBridgeState(id: string): LoadedSession | undefined {
     const s = this.#bridgeStates.get(id);
     this.#bridgeStates.delete(id);
@@ -451,10 +448,12 @@ export class BrokerCore implements GaugeSource {
 
   /** Removes a session with its subscriptions and messages. */
   discardSession(session: Session): void {
-    for (const filter of session.subscriptions.keys()) {
-      this.dispatcher.unsubscribe(session, filter, sharedOf(filter));
+    if (session.subscriptionCount > 0) { // no Map made just to be emptied
+      for (const filter of session.subscriptions.keys()) {
+        this.dispatcher.unsubscribe(session, filter, sharedOf(filter));
+      }
+      session.subscriptions.clear();
     }
-    session.subscriptions.clear();
     session.clearMessages();
     this.sessions.delete(session.clientId);
     this.offline.delete(session);

@@ -10,7 +10,6 @@ import { listenFailure } from "./listen_error.ts";
 import type { Listener } from "./listener.ts";
 import { listenerUrl } from "./listener.ts";
 import { TcpListener } from "./tcp.ts";
-import { TlsListener } from "./tls.ts";
 import { WebSocketListener } from "./websocket.ts";
 
 /** What the broker adds to a listener's own settings. */
@@ -43,13 +42,16 @@ export async function openListener(
     switch (config.protocol) {
       case "mqtt":
         return new TcpListener({ hostname, port, maxConnections });
-      case "mqtts":
+      case "mqtts": {
+        // node:tls is loaded only for a TLS listener (about 5 MB of RSS).
+        const { TlsListener } = await import("./tls.ts");
         return await TlsListener.open({
           hostname,
           port,
           maxConnections,
           ...tlsOptions(config),
         });
+      }
       case "ws":
       case "wss":
         return await WebSocketListener.open({

@@ -48,7 +48,7 @@ import { type WsOwner, WsServerDuplex } from "./_ws_server_duplex.ts";
 import { acceptKey } from "../../codec/_websocket.ts";
 import { type Listener, type ListenerAddr, listenerUrl } from "./listener.ts";
 import { TcpListener } from "./tcp.ts";
-import { TlsListener } from "./tls.ts";
+import type { TlsListener } from "./tls.ts";
 
 const log = getLogger(["kite", "broker", "listen"]);
 
@@ -149,7 +149,7 @@ export class WebSocketListener implements Listener {
     this.#inner = inner;
     this.addr = {
       ...inner.addr,
-      protocol: inner instanceof TlsListener ? "wss" : "ws",
+      protocol: inner instanceof TcpListener ? "ws" : "wss",
     };
     this.#url = listenerUrl(this.addr);
     this.#path = options.path ?? DEFAULT_WS_PATH;
@@ -179,6 +179,8 @@ export class WebSocketListener implements Listener {
       if (certFile === undefined || keyFile === undefined) {
         throw new Error("wss needs both certFile and keyFile");
       }
+      // node:tls is loaded only for a TLS listener (about 5 MB of RSS).
+      const { TlsListener } = await import("./tls.ts");
       inner = await TlsListener.open({
         hostname,
         port,
@@ -382,9 +384,9 @@ export class WebSocketListener implements Listener {
 
   reloadCertificates(): Promise<boolean> {
     const inner = this.#inner;
-    return inner instanceof TlsListener
-      ? inner.reloadCertificates()
-      : Promise.resolve(false);
+    return inner instanceof TcpListener
+      ? Promise.resolve(false)
+      : inner.reloadCertificates();
   }
 
   close(): void {
