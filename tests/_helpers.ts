@@ -45,6 +45,24 @@ export function withTimeout<T>(
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
+/**
+ * Resolves once `cond()` holds, polling a broker-side condition that no
+ * event announces; rejects after `ms` naming `what`.
+ */
+export async function waitFor(
+  cond: () => boolean,
+  ms: number,
+  what: string,
+): Promise<void> {
+  await withTimeout(
+    (async () => {
+      while (!cond()) await new Promise((r) => setTimeout(r, 10));
+    })(),
+    ms,
+    what,
+  );
+}
+
 /** The packet interface whose `type` includes `T`. */
 export type PacketOf<T extends Packet["type"]> = Packet extends infer P
   ? P extends { type: infer U } ? T extends U ? P : never : never

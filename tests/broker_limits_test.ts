@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { encode } from "../codec/encode.ts";
 import { ReasonCode } from "../codec/reason_code.ts";
-import { bytes, RawClient, startBroker, withTimeout } from "./_helpers.ts";
+import {
+  bytes,
+  RawClient,
+  startBroker,
+  waitFor,
+  withTimeout,
+} from "./_helpers.ts";
 
 Deno.test("Broker refuses connections past maxConnections: v5 CONNACK 0x97, 3.1.1 0x03", async () => {
   const broker = await startBroker({ maxConnections: 2 });
@@ -264,15 +270,7 @@ Deno.test("Broker keeps each connected client's partial packet apart while decod
   // Both decoders hold a partial packet at once: each half is sent once the
   // broker has read the bytes before it (its received-bytes count).
   const read = (n: number) =>
-    withTimeout(
-      (async () => {
-        while (broker.stats.bytesReceived < n) {
-          await new Promise((r) => setTimeout(r, 5));
-        }
-      })(),
-      5000,
-      `${n} bytes read`,
-    );
+    waitFor(() => broker.stats.bytesReceived >= n, 5000, `${n} bytes read`);
   const before = broker.stats.bytesReceived;
   await a.sendBytes(wireA.subarray(0, 9));
   await read(before + 9);

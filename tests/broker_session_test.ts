@@ -1,18 +1,7 @@
 import assert from "node:assert/strict";
 import { Broker, MemoryStore } from "../broker/mod.ts";
 import type { ConnectPacket, ProtocolVersion } from "../codec/packet.ts";
-import { RawClient, startBroker, text, withTimeout } from "./_helpers.ts";
-
-async function waitFor(cond: () => boolean, ms: number, what: string) {
-  // Polls a broker-side condition with a bounded deadline.
-  await withTimeout(
-    (async () => {
-      while (!cond()) await new Promise((r) => setTimeout(r, 20));
-    })(),
-    ms,
-    what,
-  );
-}
+import { RawClient, startBroker, text, waitFor } from "./_helpers.ts";
 
 function conn(
   clientId: string,

@@ -18,7 +18,7 @@ import {
   startBroker,
   subscribeOne,
   text,
-  withTimeout,
+  waitFor,
 } from "./_helpers.ts";
 
 function ctx(over: Partial<SessionContext> = {}): SessionContext {
@@ -112,24 +112,13 @@ Deno.test("Session without maxQueuedBytes (0) bounds the queue by count only; it
   assert.equal(s.queuedBytes, 0);
 });
 
-async function waitFor(cond: () => boolean, what: string): Promise<void> {
-  // Polls a broker-side condition with a bounded deadline.
-  await withTimeout(
-    (async () => {
-      while (!cond()) await new Promise((r) => setTimeout(r, 10));
-    })(),
-    2000,
-    what,
-  );
-}
-
 Deno.test("Broker with maxQueuedBytes keeps an offline session's newest messages within the bound", async () => {
   const broker = await startBroker({ maxQueuedBytes: 2048 });
   const port = broker.addr.port;
   const s = await RawClient.connect(port, { clientId: "s", cleanStart: false });
   await subscribeOne(s.client, "q/#", 1);
   await s.client.disconnect();
-  await waitFor(() => broker.connectedClients === 0, "the disconnect");
+  await waitFor(() => broker.connectedClients === 0, 2000, "the disconnect");
   const { client: p } = await RawClient.connect(port, { clientId: "p" });
   // 10 messages of 497 + 3 bytes: 4 fit in 2048.
   for (let i = 0; i < 10; i++) {

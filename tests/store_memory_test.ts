@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { Broker } from "../broker/mod.ts";
 import { Client } from "../client/mod.ts";
 import { MemoryStore } from "../broker/store/memory.ts";
 import { storeSuite } from "./store_suite.ts";
+import { startBroker } from "./_helpers.ts";
 
 storeSuite({
   name: "MemoryStore",
@@ -43,13 +43,7 @@ Deno.test("MemoryStore({ keepOutgoing: false }) keeps sessions and retained mess
 });
 
 Deno.test("Broker with persistence off still delivers a persistent session's queued QoS 1 messages after it reconnects v5:[MQTT-3.1.2-5]", async () => {
-  const broker = new Broker({
-    host: "127.0.0.1",
-    port: 0,
-    sysInterval: 0,
-    enablePersistence: false,
-  });
-  await broker.listen();
+  const broker = await startBroker({ enablePersistence: false });
   const port = broker.addr.port;
   try {
     const sub = new Client({
