@@ -9,12 +9,9 @@ import assert from "node:assert/strict";
 import {
   type PublishEncoding,
   Session,
-  type SessionContext,
   type SessionLink,
 } from "../broker/session.ts";
 import { PackedBytes } from "../broker/_packed_bytes.ts";
-import { MemoryStore } from "../broker/store/memory.ts";
-import { decode } from "../codec/decode.ts";
 import type {
   Packet,
   ProtocolVersion,
@@ -22,6 +19,7 @@ import type {
   QoS,
 } from "../codec/packet.ts";
 import type { StoredMessage } from "../broker/store/store.ts";
+import { sessionCtx, wirePublish } from "./_session_fixture.ts";
 
 /** Keeps what it is handed and decodes it only when asked (as held output). */
 class HoldingLink implements SessionLink {
@@ -37,25 +35,10 @@ class HoldingLink implements SessionLink {
   }
   send(_p: Packet): void {}
   get sent(): PublishPacket[] {
-    return this.held.map(({ enc, packetId, dup }) => {
-      const b = enc.bytes.slice();
-      if (enc.idOffset >= 0) {
-        b[enc.idOffset] = packetId >> 8;
-        b[enc.idOffset + 1] = packetId & 0xff;
-        if (dup) b[0] = b[0]! | 0x08;
-      }
-      return decode(b, { version: this.version }) as PublishPacket;
-    });
+    return this.held.map(({ enc, packetId, dup }) =>
+      wirePublish(enc, packetId, dup, this.version)
+    );
   }
-}
-
-function ctx(over: Partial<SessionContext> = {}): SessionContext {
-  return {
-    store: new MemoryStore(),
-    maxQueuedMessages: 100,
-    queueQos0Messages: false,
-    ...over,
-  };
 }
 
 function msg(body: string, topic = "t", qos: QoS = 1): StoredMessage {
@@ -65,7 +48,7 @@ function msg(body: string, topic = "t", qos: QoS = 1): StoredMessage {
 const body = (p: PublishPacket) => new TextDecoder().decode(p.payload);
 
 Deno.test("a non-persistent session sends queued QoS 1 messages in order, with their topic, retain flag, subscription ids and payload, small and large", () => {
-  const s = new Session("c", 5, 0, ctx({ maxQueuedMessages: 1000 }));
+  const s = new Session("c", 5, 0, sessionCtx({ maxQueuedMessages: 1000 }));
   const link = new HoldingLink(5, 1);
   s.attach(link);
   const big = "x".repeat(5000); // above what is packed: queued as a message
@@ -103,7 +86,7 @@ Deno.test("a non-persistent session sends queued QoS 1 messages in order, with t
 });
 
 Deno.test("a full packed queue drops its oldest message for a new one, and counts it", () => {
-  const s = new Session("c", 4, 0, ctx({ maxQueuedMessages: 3 }));
+  const s = new Session("c", 4, 0, sessionCtx({ maxQueuedMessages: 3 }));
   const link = new HoldingLink(4, 1);
   s.attach(link);
   for (let i = 1; i <= 6; i++) {
@@ -120,7 +103,7 @@ Deno.test("maxQueuedBytes counts a packed message's payload and topic as it coun
     "c",
     4,
     0,
-    ctx({ maxQueuedMessages: 100, maxQueuedBytes: 25 }),
+    sessionCtx({ maxQueuedMessages: 100, maxQueuedBytes: 25 }),
   );
   const link = new HoldingLink(4, 1);
   s.attach(link);
@@ -139,7 +122,7 @@ Deno.test("a packed message the owner may no longer read when it is due is not s
     "c",
     4,
     0,
-    ctx({
+    sessionCtx({
       authorizeRead: (_c, topic) => allowed || topic !== "secret",
       authorizationEpoch: () => (allowed ? 0 : 1),
     }),
@@ -157,7 +140,7 @@ Deno.test("a packed message the owner may no longer read when it is due is not s
 });
 
 Deno.test("a persistent session's queued and in-flight messages are kept whole and resent after a reconnect v3:[MQTT-4.4.0-1]", () => {
-  const s = new Session("p", 4, 60, ctx());
+  const s = new Session("p", 4, 60, sessionCtx());
   const l1 = new HoldingLink(4, 1);
   s.attach(l1);
   for (let i = 1; i <= 3; i++) {

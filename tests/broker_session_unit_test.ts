@@ -5,11 +5,9 @@ import {
   ownPayload,
   type PublishEncoding,
   Session,
-  type SessionContext,
   type SessionLink,
 } from "../broker/session.ts";
 import { MemoryStore } from "../broker/store/memory.ts";
-import { decode } from "../codec/decode.ts";
 import type {
   Packet,
   ProtocolVersion,
@@ -17,6 +15,7 @@ import type {
   QoS,
 } from "../codec/packet.ts";
 import type { StoredMessage } from "../broker/store/store.ts";
+import { sessionCtx, wirePublish } from "./_session_fixture.ts";
 import { RawClient, startBroker } from "./_helpers.ts";
 
 class FakeLink implements SessionLink {
@@ -29,26 +28,11 @@ class FakeLink implements SessionLink {
     return this.room;
   }
   sendPublish(enc: PublishEncoding, packetId: number, dup: boolean): void {
-    const b = enc.bytes.slice();
-    if (enc.idOffset >= 0) {
-      b[enc.idOffset] = packetId >> 8;
-      b[enc.idOffset + 1] = packetId & 0xff;
-      if (dup) b[0] = b[0]! | 0x08;
-    }
-    this.sent.push(decode(b, { version: this.version }) as PublishPacket);
+    this.sent.push(wirePublish(enc, packetId, dup, this.version));
   }
   send(p: Packet): void {
     this.packets.push(p);
   }
-}
-
-function ctx(over: Partial<SessionContext> = {}): SessionContext {
-  return {
-    store: new MemoryStore(),
-    maxQueuedMessages: 100,
-    queueQos0Messages: false,
-    ...over,
-  };
 }
 
 function msg(n: number, qos: QoS = 1): StoredMessage {
@@ -63,7 +47,7 @@ function msg(n: number, qos: QoS = 1): StoredMessage {
 const body = (p: PublishPacket) => new TextDecoder().decode(p.payload);
 
 Deno.test("Session.deliver() keeps at most sendWindow QoS 1 messages in flight and queues the rest in order", () => {
-  const s = new Session("c", 4, 0, ctx());
+  const s = new Session("c", 4, 0, sessionCtx());
   const link = new FakeLink(4, 2);
   s.attach(link);
   for (let i = 1; i <= 5; i++) {
@@ -84,7 +68,7 @@ Deno.test("Session queue drops the oldest QoS 0 message first, then the oldest, 
     "c",
     4,
     60,
-    ctx({ maxQueuedMessages: 3, queueQos0Messages: true }),
+    sessionCtx({ maxQueuedMessages: 3, queueQos0Messages: true }),
   );
   s.deliver(msg(1, 1), 1, false, undefined, undefined);
   s.deliver(msg(2, 0), 0, false, undefined, undefined);
@@ -98,7 +82,7 @@ Deno.test("Session queue drops the oldest QoS 0 message first, then the oldest, 
 });
 
 Deno.test("Session.attach() resends in-flight PUBLISH with DUP and PUBREL for PUBREC'd ones v5:[MQTT-4.4.0-1]", () => {
-  const s = new Session("c", 5, 60, ctx());
+  const s = new Session("c", 5, 60, sessionCtx());
   const l1 = new FakeLink(5, 10);
   s.attach(l1);
   s.deliver(msg(1, 1), 1, false, undefined, undefined);
@@ -116,7 +100,7 @@ Deno.test("Session.attach() resends in-flight PUBLISH with DUP and PUBREL for PU
 
 Deno.test("Session persists outgoing messages of a persistent session and forgets them when acknowledged", async () => {
   const store = new MemoryStore();
-  const s = new Session("p", 4, 60, ctx({ store }));
+  const s = new Session("p", 4, 60, sessionCtx({ store }));
   s.saveRecord();
   const link = new FakeLink(4, 10);
   s.attach(link);
