@@ -300,6 +300,13 @@ const ROWS: Row[] = [
     lowerIsBetter: true,
     digits: 2,
   },
+  {
+    scenario: "conns",
+    metric: "KB per idle connection, second half",
+    get: (r) => r.conns?.kbPerConnSecondHalf,
+    lowerIsBetter: true,
+    digits: 2,
+  },
   ...fleetRows(),
   ...(["scatter", "scatter20k"] as const).flatMap(scatterRows),
 ];
@@ -411,9 +418,12 @@ export function formatCeiling(
   const bare = median(runs("bare").map((r) => r.conns?.connectsPerSec));
   if (bare === undefined) return "";
   const bareKb = median(runs("bare").map((r) => r.conns?.kbPerConn));
+  const bareKb2 = median(
+    runs("bare").map((r) => r.conns?.kbPerConnSecondHalf),
+  );
   const lines = [
-    "| conns | connects/s | connects per broker CPU-s | broker / tool CPU | connects/s vs bare Deno | KB per idle connection | KB vs bare Deno |",
-    "|---|---:|---:|---:|---:|---:|---:|",
+    "| conns | connects/s | connects per broker CPU-s | broker / tool CPU | connects/s vs bare Deno | KB per idle connection | KB vs bare Deno | KB, second half | vs bare Deno |",
+    "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
   ];
   for (const b of [...brokers.filter((b) => b !== "bare"), "bare" as const]) {
     const r = runs(b);
@@ -428,10 +438,16 @@ export function formatCeiling(
     const kbRatio = kb === undefined || bareKb === undefined
       ? "-"
       : `${(kb / bareKb).toFixed(2)}×`;
+    const kb2 = median(r.map((x) => x.conns?.kbPerConnSecondHalf));
+    const kb2Ratio = kb2 === undefined || bareKb2 === undefined
+      ? "-"
+      : `${(kb2 / bareKb2).toFixed(2)}×`;
     lines.push(
       `| ${LABEL[b]} | ${fmt(cps)} | ${fmt(perCpu)} | ${cpu} | ${ratio} | ${
         kb === undefined ? "-" : kb.toFixed(2)
-      } | ${kbRatio} |`,
+      } | ${kbRatio} | ${
+        kb2 === undefined ? "-" : kb2.toFixed(2)
+      } | ${kb2Ratio} |`,
     );
   }
   return lines.join("\n");

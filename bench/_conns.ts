@@ -1,14 +1,15 @@
 /**
  * The conns scenario: how fast a broker takes new connections (CONNECT,
  * wait for CONNACK, `concurrency` at a time), and what each idle one costs
- * it (its RSS growth, read after an idle period).
+ * it (its RSS growth, read after an idle period: over all of them, and over
+ * the second half alone).
  *
  * @module
  */
 
 import { closeIdle, openIdle, readN, Watchdog } from "./_connect.ts";
 import { TCP } from "./_link.ts";
-import type { LoadOptions, LoadResult } from "./_load_types.ts";
+import type { CpuResult, LoadOptions, LoadResult } from "./_load_types.ts";
 import { PINGREQ } from "./_packets.ts";
 import { CpuMeter, readRssKB } from "./_proc.ts";
 
@@ -25,20 +26,40 @@ export async function runConns(opts: LoadOptions): Promise<LoadResult> {
   const runId = crypto.randomUUID().slice(0, 8);
   const warnings: string[] = [];
 
-  const cpu = new CpuMeter(opts.pid);
+  // Two halves: the broker's RSS is read before, between (after an idle
+  // period) and after, so the growth over the second half is what one more
+  // connection costs, without what the first connections commit once (heap
+  // pages, compiled code, pools).
+  const half = Math.ceil(count / 2);
   const rssBeforeKB = opts.pid ? readRssKB(opts.pid) : undefined;
-  cpu.start();
-  const opened = await openIdle(
+  const cpuA = new CpuMeter(opts.pid);
+  cpuA.start();
+  const a = await openIdle(
     host,
     opts.port,
-    count,
+    half,
     concurrency,
     keepAlive,
-    `kite-conns-${runId}`,
+    `kite-conns-${runId}a`,
   );
-  const { conns, failed, firstError } = opened;
-  const elapsed = opened.seconds;
-  const cpuResult = cpu.stop();
+  const cpuResultA = cpuA.stop();
+  await new Promise((r) => setTimeout(r, hold * 1000));
+  const rssMidKB = opts.pid ? readRssKB(opts.pid) : undefined;
+  const cpuB = new CpuMeter(opts.pid);
+  cpuB.start();
+  const b = await openIdle(
+    host,
+    opts.port,
+    count - half,
+    concurrency,
+    keepAlive,
+    `kite-conns-${runId}b`,
+  );
+  const cpuResult = addCpu(cpuResultA, a.seconds, cpuB.stop(), b.seconds);
+  const conns = [...a.conns, ...b.conns];
+  const failed = a.failed + b.failed;
+  const firstError = a.firstError ?? b.firstError;
+  const elapsed = a.seconds + b.seconds;
   const watchdog = new Watchdog(10_000);
   try {
     // Idle period, then the broker's RSS, then check every connection is
@@ -102,9 +123,36 @@ export async function runConns(opts: LoadOptions): Promise<LoadResult> {
         : 0;
       result.brokerRssKB = rssAfterKB;
     }
+    if (rssMidKB !== undefined && rssAfterKB !== undefined) {
+      result.conns!.rssMidKB = rssMidKB;
+      if (b.conns.length > 0) {
+        result.conns!.kbPerConnSecondHalf = (rssAfterKB - rssMidKB) /
+          b.conns.length;
+      }
+    }
     return result;
   } finally {
     watchdog.stop();
     await closeIdle(conns);
   }
+}
+
+/** Two halves' CPU, as if measured over their open phases together. */
+function addCpu(
+  a: CpuResult,
+  aSeconds: number,
+  b: CpuResult,
+  bSeconds: number,
+): CpuResult {
+  const wall = aSeconds + bSeconds;
+  const toolS = a.toolS + b.toolS;
+  const out: CpuResult = {
+    toolS,
+    toolPct: wall > 0 ? (100 * toolS) / wall : 0,
+  };
+  if (a.brokerS !== undefined && b.brokerS !== undefined) {
+    out.brokerS = a.brokerS + b.brokerS;
+    out.brokerPct = wall > 0 ? (100 * out.brokerS) / wall : 0;
+  }
+  return out;
 }

@@ -86,6 +86,13 @@ export function formatResult(r: LoadResult): string {
         } KB: ${fmt(c.kbPerConn, 2)} KB per connection`,
       );
     }
+    if (c.kbPerConnSecondHalf !== undefined) {
+      lines.push(
+        `  second half: ${fmt(c.rssMidKB ?? 0)} KB -> ${
+          fmt(c.rssAfterKB ?? 0)
+        } KB: ${fmt(c.kbPerConnSecondHalf, 2)} KB per connection`,
+      );
+    }
   }
   const lat = (what: string, l: LatencyResult | undefined) => {
     if (l === undefined) return;

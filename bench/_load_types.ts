@@ -360,8 +360,15 @@ export interface LoadResult {
     alive: number;
     rssBeforeKB?: number;
     rssAfterKB?: number;
+    /** Broker RSS after the first half of the connections (and a pause). */
+    rssMidKB?: number;
     /** Broker RSS growth per connection, KB. */
     kbPerConn?: number;
+    /**
+     * Broker RSS growth per connection over the second half only, KB: what
+     * one more connection costs, without what the first ones commit once.
+     */
+    kbPerConnSecondHalf?: number;
   };
   cpu: CpuResult;
   /** Broker RSS at the end of the measured interval, KB. */

@@ -199,6 +199,10 @@ Deno.test({
         assert.ok((qos1?.brokerRssKB ?? 0) > 0, "broker RSS read");
         assert.equal(conns?.conns?.connected, 100);
         assert.ok(conns?.conns?.kbPerConn !== undefined, "RSS per connection");
+        assert.ok(
+          conns?.conns?.kbPerConnSecondHalf !== undefined,
+          "RSS per connection over the second half",
+        );
       });
     } finally {
       await broker.stop();
