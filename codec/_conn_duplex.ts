@@ -210,6 +210,18 @@ export class ConnDuplex implements Duplex, RawReader {
     return this.take(n);
   }
 
+  /**
+   * Writes some of `data` (the socket's own write: no async function in
+   * between); resolves with the count written.
+   */
+  writeRaw(data: Uint8Array): Promise<number> {
+    try {
+      return this.#conn.write(data);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
   /** Writes every byte of `data`. */
   async write(data: Uint8Array): Promise<void> {
     let off = 0;

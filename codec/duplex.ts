@@ -69,6 +69,12 @@ export interface RawReader {
   ended(): void;
   /** Whether the duplex was closed by this side (a failed read is then just the end). */
   readonly isClosed: boolean;
+  /**
+   * Optional fast write: writes some of `data` straight to the socket and
+   * resolves with the count written (the caller writes the rest), or
+   * rejects when the socket fails. `data` must not change until then.
+   */
+  writeRaw?(data: Uint8Array): Promise<number>;
 }
 
 /**

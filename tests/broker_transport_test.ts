@@ -3,6 +3,11 @@
 // mix one connection's bytes with another's, also when slots are recycled.
 import assert from "node:assert/strict";
 import { ConnDuplex } from "../codec/_conn_duplex.ts";
+import type { Duplex } from "../codec/duplex.ts";
+import { Broker } from "../broker/mod.ts";
+import type { Listener, ListenerAddr } from "../broker/listen/listener.ts";
+import { Client } from "../client/mod.ts";
+import { withTimeout } from "./_helpers.ts";
 
 interface Pair {
   server: ConnDuplex;
@@ -143,5 +148,79 @@ Deno.test("ConnDuplex chunks stay intact after later reads on any connection", a
       p.client.close();
       p.server.close();
     }
+  }
+});
+
+/**
+ * A socket whose writes take at most `max` bytes each (like a full send
+ * buffer); `onWrite` counts them.
+ */
+function shortWrites(
+  conn: Deno.TcpConn,
+  max: number,
+  onWrite: () => void,
+): Deno.Conn {
+  return new Proxy(conn, {
+    get(target, key) {
+      if (key === "write") {
+        return (p: Uint8Array) => {
+          onWrite();
+          return target.write(p.subarray(0, Math.min(p.length, max)));
+        };
+      }
+      const v = Reflect.get(target, key);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+}
+
+/** A TCP listener whose connections' socket writes are short. */
+class ShortWriteListener implements Listener {
+  #l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  readonly addr: ListenerAddr = {
+    protocol: "mqtt",
+    hostname: "127.0.0.1",
+    port: this.#l.addr.port,
+  };
+  writes = 0;
+  async *accept(): AsyncIterable<Duplex> {
+    for await (const conn of this.#l) {
+      yield new ConnDuplex(shortWrites(conn, 7, () => this.writes++));
+    }
+  }
+  #closed = false;
+  close(): void {
+    if (!this.#closed) this.#l.close();
+    this.#closed = true;
+  }
+}
+
+Deno.test("Broker writes the rest after a short socket write: whole packets, in order (writeRaw)", async () => {
+  const broker = new Broker({ sysInterval: 0, enablePersistence: false });
+  await broker.start();
+  const listener = new ShortWriteListener();
+  broker.serve(listener);
+  const sub = new Client({ port: listener.addr.port, clientId: "short-sub" });
+  const pub = new Client({ port: listener.addr.port, clientId: "short-pub" });
+  try {
+    await sub.connect();
+    await pub.connect();
+    const got: string[] = [];
+    const all = Promise.withResolvers<void>();
+    const big = "x".repeat(5000);
+    const sent = ["a", big, "b", "c".repeat(300)];
+    await sub.subscribe("t/short", 1, (m) => {
+      got.push(m.payloadText);
+      if (got.length === sent.length) all.resolve();
+    });
+    for (const p of sent) await pub.publish("t/short", p, { qos: 1 });
+    await withTimeout(all.promise, 5000, "all 4 deliveries");
+    assert.deepEqual(got, sent);
+    // 5,000 bytes in 7-byte writes: the short-write path really ran.
+    assert.ok(listener.writes > 700, `${listener.writes} socket writes`);
+  } finally {
+    await sub.disconnect().catch(() => {});
+    await pub.disconnect().catch(() => {});
+    await broker.close(); // closes the listener it serves
   }
 });

@@ -12,6 +12,7 @@
 import { OutputQueue } from "../../codec/_output.ts";
 import { PacketDecoder } from "../../codec/decode.ts";
 import type { ProtocolVersion } from "../../codec/packet.ts";
+import type { Duplex } from "../../codec/duplex.ts";
 
 /** A connection whose queued output goes out in `flushTurn()`. */
 export interface TurnFlushed {
@@ -36,6 +37,22 @@ function flushAll(): void {
 export function flushThisTurn(c: TurnFlushed): void {
   due[dueCount] = c;
   if (dueCount++ === 0) queueMicrotask(flushAll);
+}
+
+/**
+ * Writes `out` and calls `done` with the outcome: through the duplex's
+ * `writeRaw` when it has one (`done` gets the count written, which may be
+ * short: the caller writes the rest), else `write` (`done` gets undefined),
+ * or the error. No async function and no closure per write.
+ */
+export function writeOut(
+  duplex: Duplex,
+  out: Uint8Array,
+  done: (r?: unknown) => void,
+): void {
+  const raw = duplex.raw;
+  if (raw?.writeRaw !== undefined) raw.writeRaw(out).then(done, done);
+  else duplex.write(out).then(done, done);
 }
 
 /** Queues (and decoders) kept for reuse; past this many, they are garbage. */

@@ -82,6 +82,7 @@ import {
   takeDecoder,
   takeQueue,
   type TurnFlushed,
+  writeOut,
 } from "./_turn_flush.ts";
 
 /** How long a closing connection may take to flush its last bytes. */
@@ -162,7 +163,7 @@ export class Connection
   #held: HeldOutput | undefined; // output waiting for a store commit
   #out: OutputQueue | undefined; // undefined while empty (_turn_flush.ts)
   #outBytes = 0; // queued or being written
-  #writing = false;
+  #writing: Uint8Array | undefined; // what is being written
   #flushScheduled = false;
   #sentCount = 0;
 
@@ -484,9 +485,8 @@ export class Connection
   #push(bytes: Uint8Array, off: number, id: number): void {
     const out = this.#out ??= takeQueue();
     const limit = this.core.outputBufferLimit * 4;
-    // Behind the write in progress: everything queued, or all but the first
-    // entry (the next write) when none is in progress. Only worked out when
-    // all that is buffered (in progress included) is over the bound.
+    // Behind the write in progress: all queued, or all but the first entry
+    // (the next write) when none is; worked out only when over the bound.
     if (
       this.#outBytes > limit &&
       (this.#writing ? out.byteLength : out.byteLength - out.firstByteLength) >
@@ -528,23 +528,23 @@ export class Connection
     const out = queue.take();
     this.#out = undefined;
     giveQueue(queue);
-    this.#writing = true;
+    this.#writing = out;
     this.#writingBytes = out.length;
     this.#writingPublishes = this.#sentCount;
     this.#sentCount = 0;
-    const done = this.#onWriteDone;
-    this.#duplex.write(out).then(done, done);
+    writeOut(this.#duplex, out, this.#onWriteDone);
   }
 
   #writingBytes = 0;
   #writingPublishes = 0;
-  /**
-   * The write settled: undefined (or a byte count) when it succeeded, else
-   * why it failed. One callback per connection for both, not two.
-   */
+  /** Write done: undefined or a count (short: the rest next), or the error. */
   #onWriteDone = (e?: unknown): void => {
+    if (typeof e === "number" && e < this.#writing!.length) {
+      this.#writing = this.#writing!.subarray(e);
+      return writeOut(this.#duplex, this.#writing, this.#onWriteDone);
+    }
     if (e !== undefined && typeof e !== "number") {
-      this.#writing = false;
+      this.#writing = undefined;
       this.#outBytes = 0;
       if (this.state < CLOSING) {
         logWriteFailed(this.clientId, e);
@@ -553,7 +553,7 @@ export class Connection
       return;
     }
     const bytes = this.#writingBytes;
-    this.#writing = false;
+    this.#writing = undefined;
     this.#outBytes -= bytes;
     const metrics = this.core.metrics;
     metrics.bytesSent += bytes;
