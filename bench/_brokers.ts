@@ -17,7 +17,8 @@
  * -A broker/main.ts` with every default (Deno KV persistence on, in a
  * temporary directory; V8's default heap; `$SYS` every 10 s; at most 10,000
  * connections; info logging), where `kite` is tuned for the comparison.
- * `bare` is no broker: bench/bare_accept.ts, the ceiling for connects/s.
+ * `bare` is no broker: bench/bare_accept.ts, the ceiling for connects/s;
+ * `relay` neither: bench/bare_relay.ts, the ceiling for QoS 0 latency.
  *
  * Every process is started through `sh -c 'ulimit -n <hard limit>'`, so it
  * may open as many files as the machine allows (10,000 connections and
@@ -62,6 +63,7 @@ export type BrokerName =
   | "kite-scraped"
   | "kite-plain"
   | "bare"
+  | "relay"
   | "mosquitto"
   | "aedes";
 
@@ -177,7 +179,8 @@ export function brokerAvailable(
   transport: BenchTransport = "tcp",
 ): string | undefined {
   if (
-    (name === "aedes" || name === "bare" || name === "kite-plain") &&
+    (name === "aedes" || name === "bare" || name === "relay" ||
+      name === "kite-plain") &&
     transport !== "tcp"
   ) {
     return `measured over tcp only (not ${transport})`;
@@ -196,6 +199,7 @@ export function brokerAvailable(
         ? undefined
         : "broker/main.ts does not exist yet";
     case "bare":
+    case "relay":
       return undefined;
     case "kite-base": {
       const base = baseRoot();
@@ -298,12 +302,17 @@ export async function startBroker(
       break;
     }
     case "bare":
+    case "relay":
       cmd = [
         Deno.execPath(),
         "run",
         "-A",
         ...startTaskV8Flags(),
-        join(ROOT, "bench", "bare_accept.ts"),
+        join(
+          ROOT,
+          "bench",
+          name === "bare" ? "bare_accept.ts" : "bare_relay.ts",
+        ),
         "--port",
         String(port),
       ];

@@ -19,6 +19,7 @@ export const LABEL: Record<BrokerName, string> = {
   "kite-scraped": "Kite (scraped)",
   "kite-plain": "Kite (plain)",
   bare: "bare Deno accept loop",
+  relay: "bare Deno relay",
   mosquitto: "Mosquitto",
   aedes: "Aedes",
 };

@@ -22,14 +22,16 @@ import { parseArgs } from "node:util";
 const CONNACK = Uint8Array.of(0x20, 0x02, 0x00, 0x00);
 const PINGRESP = Uint8Array.of(0xd0, 0x00);
 
-/** Bytes of a whole packet at the start of `b[0..n)`, or 0 if incomplete. */
-function packetLength(b: Uint8Array, n: number): number {
+/** Bytes of a whole packet at `b[at]` within `b[at..n)`, or 0 if incomplete. */
+export function packetLength(b: Uint8Array, n: number, at = 0): number {
   let length = 0;
   let mul = 1;
-  for (let i = 1; i < 5 && i < n; i++) {
+  for (let i = at + 1; i < at + 5 && i < n; i++) {
     const byte = b[i]!;
     length += (byte & 0x7f) * mul;
-    if ((byte & 0x80) === 0) return i + 1 + length <= n ? i + 1 + length : 0;
+    if ((byte & 0x80) === 0) {
+      return i + 1 + length <= n ? i + 1 + length - at : 0;
+    }
     mul *= 128;
   }
   return 0;

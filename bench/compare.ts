@@ -23,8 +23,9 @@
  * Scenarios with company: `qos1-persistent` and `fleet` also run Kite with
  * Deno KV persistence on ("Kite (KV)"); `conns` also runs a bare Deno
  * accept loop (bench/bare_accept.ts), the platform's ceiling, and prints
- * each broker's ratio to it. `--brokers kite-plain` adds Kite started as
- * the README's first command starts it (every default).
+ * each broker's ratio to it; the latency scenarios also run a bare Deno
+ * relay (bench/bare_relay.ts), their ceiling. `--brokers kite-plain` adds
+ * Kite started as the README's first command starts it (every default).
  *
  * Every process (brokers and tool) may open as many files as the hard
  * limit allows (`ulimit -n`), for the 10,000-connection scenarios.
@@ -255,7 +256,11 @@ function printTables(
   brokers: BrokerName[],
   scenarios: ScenarioName[],
 ): void {
-  console.log(formatTable(results, brokers.filter((b) => b !== "bare")));
+  // The bare relay has a column when it ran (the latency scenarios).
+  const shown = brokers.filter((b) => b !== "bare");
+  const relayRan = [...results.keys()].some((k) => k.startsWith("relay/"));
+  if (relayRan && !shown.includes("relay")) shown.push("relay");
+  console.log(formatTable(results, shown));
   console.log();
   console.log(formatCpu(results, cpuColumns(results, brokers), scenarios));
   const ceiling = formatCeiling(results, brokers);
@@ -296,10 +301,12 @@ async function main(args: string[]): Promise<number> {
   [--brokers ...]         also: kite-plain (the README's plain
                           \`deno run -A broker/main.ts\`: every default, KV
                           persistence on), kite-kv, kite-acl, kite-base
-                          (KITE_BASE=checkout), bare (bench/bare_accept.ts)
+                          (KITE_BASE=checkout), bare (bench/bare_accept.ts),
+                          relay (bench/bare_relay.ts)
   [--scenarios S,...]     default all: fanin, fanout, qos1, qos2,
                           qos1-persistent (+ Kite with Deno KV),
-                          latency (1 -> 1 at 10,000 msg/s), latency50k
+                          latency (1 -> 1 at 10,000 msg/s; + a bare Deno
+                          relay, the ceiling), latency50k
                           (50,000 msg/s), latency-idle, latency50k-idle (the
                           same with 10,000 idle connections held open),
                           slow, slow-qos1, conns (+ a bare Deno accept loop,
@@ -420,6 +427,11 @@ async function main(args: string[]): Promise<number> {
       scenario === "conns" && !brokers.includes("bare") &&
       brokerAvailable("bare", transport) === undefined
     ) names.push("bare");
+    // The latency scenarios (QoS 0) also run the bare relay (their ceiling).
+    if (
+      scenario.startsWith("latency") && !brokers.includes("relay") &&
+      brokerAvailable("relay", transport) === undefined
+    ) names.push("relay");
     const runs = new Map<BrokerName, LoadResult[]>(names.map((n) => [n, []]));
     // Interleaved: every broker once, then again.
     for (let i = 0; i < repeat; i++) {

@@ -249,6 +249,28 @@ Deno.test({
   },
 });
 
+Deno.test("The bare relay (the latency ceiling) passes every QoS 0 message, in order, also with idle connections open", async () => {
+  const relay = await startBroker("relay");
+  try {
+    for (const scenario of ["latency", "latency-idle"] as const) {
+      const r = await runLoad({
+        port: relay.port,
+        scenario,
+        warmup: 0.1,
+        duration: 0.3,
+        idleConns: 50,
+      });
+      const info = formatResult(r);
+      assert.ok((r.latency?.samples ?? 0) > 0, info);
+      assert.equal(r.lost, 0, info);
+      assert.equal(r.duplicates, 0, info);
+      assert.equal(r.outOfOrder, 0, info);
+    }
+  } finally {
+    await relay.stop();
+  }
+});
+
 Deno.test("publishTemplate() and friends encode what encode() encodes", () => {
   assert.deepEqual(
     connectBytes("c1", 0),
