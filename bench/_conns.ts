@@ -31,31 +31,25 @@ export async function runConns(opts: LoadOptions): Promise<LoadResult> {
   // connection costs, without what the first connections commit once (heap
   // pages, compiled code, pools).
   const half = Math.ceil(count / 2);
+  const openHalf = async (n: number, suffix: string) => {
+    const meter = new CpuMeter(opts.pid);
+    meter.start();
+    const opened = await openIdle(
+      host,
+      opts.port,
+      n,
+      concurrency,
+      keepAlive,
+      `kite-conns-${runId}${suffix}`,
+    );
+    return { opened, cpu: meter.stop() };
+  };
   const rssBeforeKB = opts.pid ? readRssKB(opts.pid) : undefined;
-  const cpuA = new CpuMeter(opts.pid);
-  cpuA.start();
-  const a = await openIdle(
-    host,
-    opts.port,
-    half,
-    concurrency,
-    keepAlive,
-    `kite-conns-${runId}a`,
-  );
-  const cpuResultA = cpuA.stop();
+  const { opened: a, cpu: cpuResultA } = await openHalf(half, "a");
   await new Promise((r) => setTimeout(r, hold * 1000));
   const rssMidKB = opts.pid ? readRssKB(opts.pid) : undefined;
-  const cpuB = new CpuMeter(opts.pid);
-  cpuB.start();
-  const b = await openIdle(
-    host,
-    opts.port,
-    count - half,
-    concurrency,
-    keepAlive,
-    `kite-conns-${runId}b`,
-  );
-  const cpuResult = addCpu(cpuResultA, a.seconds, cpuB.stop(), b.seconds);
+  const { opened: b, cpu: cpuResultB } = await openHalf(count - half, "b");
+  const cpuResult = addCpu(cpuResultA, a.seconds, cpuResultB, b.seconds);
   const conns = [...a.conns, ...b.conns];
   const failed = a.failed + b.failed;
   const firstError = a.firstError ?? b.firstError;

@@ -73,7 +73,13 @@ async function serve(conn: Deno.TcpConn): Promise<void> {
   }
 }
 
-if (import.meta.main) {
+/**
+ * Listens where `--host` / `--port` say (127.0.0.1:1883) and calls `serve`
+ * on every connection; exits on SIGTERM. Shared with bench/bare_relay.ts.
+ */
+export async function listenAndServe(
+  serve: (conn: Deno.TcpConn) => void,
+): Promise<void> {
   const args = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
   const { values } = parseArgs({
     args,
@@ -89,3 +95,5 @@ if (import.meta.main) {
   Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
   for await (const conn of listener) serve(conn);
 }
+
+if (import.meta.main) await listenAndServe(serve);

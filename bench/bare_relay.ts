@@ -21,8 +21,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
-import { packetLength } from "./bare_accept.ts";
+import { listenAndServe, packetLength } from "./bare_accept.ts";
 
 const CONNACK = Uint8Array.of(0x20, 0x02, 0x00, 0x00);
 const PINGRESP = Uint8Array.of(0xd0, 0x00);
@@ -125,19 +124,4 @@ function relay(data: Uint8Array): void {
   for (const s of subscribers) s.send(data);
 }
 
-if (import.meta.main) {
-  const args = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
-  const { values } = parseArgs({
-    args,
-    options: {
-      host: { type: "string", default: "127.0.0.1" },
-      port: { type: "string", default: "1883" },
-    },
-  });
-  const listener = Deno.listen({
-    hostname: values.host,
-    port: Number(values.port),
-  });
-  Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
-  for await (const conn of listener) serve(conn);
-}
+if (import.meta.main) await listenAndServe(serve);
