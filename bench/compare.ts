@@ -181,7 +181,8 @@ export function toolV8Flags(scenario: ScenarioName): string[] {
 
 /**
  * Runs bench/load.ts in its own process (pinned) and parses its JSON;
- * `extraArgs` are the broker's `loadArgs` (credentials).
+ * `extraArgs` are the broker's `loadArgs` (credentials); `onSpawn` is told
+ * the tool's pid once it started (bench/socket_latency.ts traces it).
  */
 export async function runTool(
   port: number,
@@ -189,6 +190,7 @@ export async function runTool(
   scenario: ScenarioName,
   o: ToolOptions,
   extraArgs: string[] = [],
+  onSpawn?: (toolPid: number) => void,
 ): Promise<LoadResult> {
   const warmup = warmupFor(scenario, o);
   let cmd = [
@@ -223,13 +225,16 @@ export async function runTool(
   // A run normally takes warm-up + duration + a few seconds; a hung tool is
   // killed rather than hanging the comparison.
   const limitMs = (warmup + o.duration) * 1000 + 120_000;
-  const out = await new Deno.Command(cmd[0]!, {
+  // taskset, nice and sh exec the tool: the child's pid is the tool's.
+  const child = new Deno.Command(cmd[0]!, {
     args: cmd.slice(1),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
     signal: AbortSignal.timeout(limitMs),
-  }).output();
+  }).spawn();
+  onSpawn?.(child.pid);
+  const out = await child.output();
   const text = new TextDecoder().decode(out.stdout);
   if (!out.success) {
     throw new Error(
