@@ -79,7 +79,6 @@ async function record(
   const out = await new Deno.Command("perf", {
     args: [
       "record",
-      "-q",
       "-k",
       "mono",
       "-m",
@@ -265,7 +264,18 @@ async function main(): Promise<number> {
   const runs = new Map<BrokerName, SocketRun[]>(brokers.map((b) => [b, []]));
   for (let i = 0; i < Number(values.repeat); i++) {
     for (const b of brokers) {
-      const r = await runOnce(b, scenario, tool, trace);
+      let r: SocketRun;
+      try {
+        r = await runOnce(b, scenario, tool, trace);
+      } catch (e) {
+        // One failed trace (perf could not attach) costs that run only.
+        console.error(
+          `${LABEL[b]} ${scenario}: run left out: ${
+            (e as Error).message.trim()
+          }`,
+        );
+        continue;
+      }
       runs.get(b)!.push(r);
       console.error(
         `${LABEL[b]} ${scenario}: p99 ${
