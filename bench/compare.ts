@@ -61,6 +61,7 @@ import {
 } from "./_compare_table.ts";
 import { makeCerts, type TestCerts } from "../tests/_broker_certs.ts";
 import type { LoadResult, ScenarioName } from "./load.ts";
+import { formatMachine, machineCost } from "./_machine.ts";
 
 export { formatCpu, formatTable } from "./_compare_table.ts";
 
@@ -501,7 +502,8 @@ async function main(args: string[]): Promise<number> {
         hasTaskset ? "" : " (not pinned)"
       }, ` +
       (tool.nice !== undefined ? `nice ${tool.nice}, ` : "") +
-      `load average ${load0} before / ${loadAverage()} after\n`,
+      `load average ${load0} before / ${loadAverage()} after\n` +
+      `${formatMachine(await machineCost())}\n`,
   );
   printTables(results, brokers, scenarios);
   if (values.json) {

@@ -30,6 +30,7 @@ import {
 import { runTool, type ToolOptions } from "./compare.ts";
 import type { LoadResult, ScenarioName } from "./load.ts";
 import { LABEL, median } from "./_compare_table.ts";
+import { formatMachine, machineCost } from "./_machine.ts";
 import {
   analyzeSocketLatency,
   parsePerfScript,
@@ -287,7 +288,11 @@ async function main(): Promise<number> {
       );
     }
   }
-  console.log(`\n${scenario}, ${Number(values.repeat)} interleaved runs:\n`);
+  console.log(
+    `\n${scenario}, ${Number(values.repeat)} interleaved runs; ${
+      formatMachine(await machineCost())
+    }:\n`,
+  );
   console.log(formatSocketTable(runs));
   if (values.json !== undefined) {
     Deno.writeTextFileSync(
