@@ -29,7 +29,7 @@ import {
 } from "./_brokers.ts";
 import { runTool, type ToolOptions } from "./compare.ts";
 import type { LoadResult, ScenarioName } from "./load.ts";
-import { LABEL, median } from "./_compare_table.ts";
+import { fmt, LABEL, median } from "./_compare_table.ts";
 import { formatMachine, machineCost } from "./_machine.ts";
 import {
   analyzeSocketLatency,
@@ -119,6 +119,15 @@ export interface SocketRun {
   sockets: SocketLatency;
 }
 
+/**
+ * Seconds from the tool's start to the trace's: its warm-up runs after the
+ * connects, which take a few seconds with 10,000 idle ones.
+ */
+function setupSeconds(scenario: ScenarioName, tool: ToolOptions): number {
+  return 3 +
+    (scenario.endsWith("-idle") ? (tool.idleConns ?? 10_000) / 2000 : 0);
+}
+
 async function runOnce(
   name: BrokerName,
   scenario: ScenarioName,
@@ -130,10 +139,7 @@ async function runOnce(
   try {
     let traced: Promise<void> | undefined;
     let toolPid = 0;
-    // The trace starts after the warm-up and the connects (10,000 idle
-    // ones take a few seconds) and ends before the measured part does.
-    const setup = 3 +
-      (scenario.endsWith("-idle") ? (tool.idleConns ?? 10_000) / 2000 : 0);
+    const setup = setupSeconds(scenario, tool);
     const result = await runTool(
       broker.port,
       broker.pid,
@@ -158,9 +164,6 @@ async function runOnce(
     await Deno.remove(file).catch(() => {});
   }
 }
-
-const fmt = (n: number | undefined) =>
-  n === undefined ? "-" : Math.round(n).toLocaleString("en-US");
 
 /** The table of medians over the runs of each broker. */
 export function formatSocketTable(
@@ -247,7 +250,7 @@ async function main(): Promise<number> {
   }
   const trace = Number(values.trace);
   const tool: ToolOptions = {
-    duration: Math.max(Number(values.duration), trace + 6),
+    duration: Number(values.duration),
     warmup: 1,
     latencyWarmup: Number(values.warmup),
     count: 10_000,
@@ -257,6 +260,11 @@ async function main(): Promise<number> {
       ? undefined
       : Number(values["idle-conns"]),
   };
+  // The trace ends before the measured part does.
+  tool.duration = Math.max(
+    tool.duration,
+    setupSeconds(scenario, tool) + trace + 1,
+  );
   const brokers = (values.brokers.split(",") as BrokerName[]).filter((b) => {
     const no = brokerAvailable(b, "tcp");
     if (no !== undefined) console.error(`skipping ${b}: ${no}`);
