@@ -22,6 +22,7 @@ import { ControlServer } from "./control.ts";
 import { ClusterDispatcher } from "./dispatcher.ts";
 import { Handover } from "./handover.ts";
 import { JetStreamStore } from "./jetstream_store.ts";
+import { settingUp } from "./_setting_up.ts";
 import { NatsLink } from "./link.ts";
 import { HEARTBEAT_MS, Membership } from "./membership.ts";
 import {
@@ -132,26 +133,6 @@ export async function startCluster(init: BrokerInit): Promise<ClusterNode> {
       `cannot set up the cluster on NATS: ${(e as Error).message}`,
       { cause: e },
     );
-  }
-}
-
-/**
- * Runs a set-up step, again for up to 30 s while JetStream says it is not
- * ready (a NATS cluster forming, a leader being elected).
- */
-async function settingUp<T>(step: () => Promise<T>): Promise<T> {
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    try {
-      return await step();
-    } catch (e) {
-      const m = (e as Error).message;
-      const transient =
-        /no suitable peers|temporarily unavailable|timeout|insufficient resources|leader/i
-          .test(m);
-      if (!transient || Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 500));
-    }
   }
 }
 
