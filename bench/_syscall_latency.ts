@@ -17,6 +17,9 @@
  * @module
  */
 
+import { Histogram } from "./_latency.ts";
+import type { LatencyResult } from "./_load_types.ts";
+
 /** One traced system call of interest. */
 export interface SyscallEvent {
   pid: number;
@@ -90,15 +93,6 @@ export function parsePerfScript(text: string): SyscallEvent[] {
   return out;
 }
 
-/** Percentiles of one segment, microseconds. */
-export interface SegmentStats {
-  p50: number;
-  p90: number;
-  p99: number;
-  p999: number;
-  max: number;
-}
-
 /** What {@linkcode analyzeSocketLatency} found. */
 export interface SocketLatency {
   /** Messages followed from the tool's write to its read. */
@@ -106,30 +100,27 @@ export interface SocketLatency {
   /** The size of one message on the wire, bytes. */
   messageBytes: number;
   /** Tool's write to the tool's read returning it: the whole path. */
-  total: SegmentStats;
+  total: LatencyResult;
   /** Tool's write to the broker's `epoll_wait` return before its read. */
-  toBrokerWake: SegmentStats;
+  toBrokerWake: LatencyResult;
   /** That return to the broker's read. */
-  brokerWakeToRead: SegmentStats;
+  brokerWakeToRead: LatencyResult;
   /** The broker's read to its write of the message: its own time. */
-  inBroker: SegmentStats;
+  inBroker: LatencyResult;
   /** The broker's write to the tool's read returning it. */
-  toTool: SegmentStats;
+  toTool: LatencyResult;
 }
 
 type Stream = { t: number[]; cum: number[] };
 
-function stats(values: number[]): SegmentStats {
-  const a = Float64Array.from(values).sort();
-  const at = (p: number) =>
-    a[Math.min(a.length - 1, Math.floor(a.length * p))]!;
-  return {
-    p50: at(0.5),
-    p90: at(0.9),
-    p99: at(0.99),
-    p999: at(0.999),
-    max: a[a.length - 1]!,
-  };
+/**
+ * The load tool's percentiles of `values` (µs): the same histogram, so the
+ * two sets of figures are read alike. perf's timestamps are whole µs.
+ */
+function stats(values: number[]): LatencyResult {
+  const h = new Histogram();
+  for (const v of values) h.record(Math.round(v));
+  return h.result()!;
 }
 
 /** When each whole message of the stream had been moved. */
