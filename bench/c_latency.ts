@@ -1,0 +1,312 @@
+/**
+ * The latency scenarios measured by an independent tool: bench/latency_probe.c,
+ * a one-thread C program (timerfd and epoll, one write per message, every
+ * measured message kept), built here with the system's C compiler. Brokers
+ * are started as `deno task compare` starts them (pinned to CPU 0, the probe
+ * to CPU 1) and measured in interleaved runs; the table has the median of
+ * the runs and each run's p99 and p99.9.
+ *
+ * Needs a C compiler (`cc`) and two CPUs; prints why and exits 2 without.
+ *
+ * ```sh
+ * deno run -A bench/c_latency.ts --brokers kite,kite-plain,relay,mosquitto \
+ *   --scenarios latency,latency50k,latency-idle,latency50k-idle --repeat 3
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import {
+  brokerAvailable,
+  type BrokerName,
+  startBroker,
+  which,
+  withFileLimit,
+} from "./_brokers.ts";
+import { fmt, LABEL, median } from "./_compare_table.ts";
+import { formatMachine, machineCost } from "./_machine.ts";
+import { readProcCpuSeconds } from "./_proc.ts";
+
+/** Percentiles as the probe prints them, µs. */
+export interface ProbeDistribution {
+  p50: number;
+  p90: number;
+  p99: number;
+  p999: number;
+  max: number;
+}
+
+/** The probe's JSON result. */
+export interface ProbeResult {
+  rate: number;
+  size: number;
+  idle: number;
+  sent: number;
+  measured: number;
+  received: number;
+  lost: number;
+  misordered: number;
+  probeCpuSeconds: number;
+  /** From the time each message was due. */
+  latency: ProbeDistribution;
+  /** From the probe's write. */
+  fromWrite: ProbeDistribution;
+  /** The probe's own lateness: written minus due. */
+  sendLag: ProbeDistribution;
+}
+
+/** One run: the probe's result and the broker's CPU share over it. */
+export interface ProbeRun {
+  probe: ProbeResult;
+  brokerCpu?: number | undefined;
+}
+
+/** The probe's scenarios: rate and idle connections. */
+export const PROBE_SCENARIOS: Record<string, { rate: number; idle: number }> = {
+  latency: { rate: 10_000, idle: 0 },
+  latency50k: { rate: 50_000, idle: 0 },
+  "latency-idle": { rate: 10_000, idle: 10_000 },
+  "latency50k-idle": { rate: 50_000, idle: 10_000 },
+};
+
+const SOURCE = fileURLToPath(new URL("./latency_probe.c", import.meta.url));
+
+/**
+ * Builds the probe into a temporary directory; returns its path, or throws
+ * with the compiler's first lines.
+ */
+export async function buildProbe(cc = "cc"): Promise<string> {
+  const dir = await Deno.makeTempDir({ prefix: "kite-probe-" });
+  const out = join(dir, "latency_probe");
+  const r = await new Deno.Command(cc, {
+    args: ["-O2", "-o", out, SOURCE],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  if (!r.success) {
+    await Deno.remove(dir, { recursive: true });
+    const why = new TextDecoder().decode(r.stderr).trim().split("\n")
+      .slice(0, 3).join(" ");
+    throw new Error(`cannot build bench/latency_probe.c: ${why}`);
+  }
+  return out;
+}
+
+/** Options of one probe run. */
+export interface ProbeOptions {
+  port: number;
+  rate: number;
+  warmup: number;
+  duration: number;
+  idle?: number;
+  size?: number;
+  /** Pin the probe to this CPU with taskset. */
+  cpu?: number;
+}
+
+/** Runs the probe once against a broker on loopback. */
+export async function runProbe(
+  probe: string,
+  o: ProbeOptions,
+): Promise<ProbeResult> {
+  const args = [
+    probe,
+    `--port=${o.port}`,
+    `--rate=${o.rate}`,
+    `--warmup=${o.warmup}`,
+    `--duration=${o.duration}`,
+    `--idle=${o.idle ?? 0}`,
+    `--size=${o.size ?? 64}`,
+  ];
+  let cmd = o.idle ? withFileLimit(args) : args;
+  if (o.cpu !== undefined && which("taskset") !== undefined) {
+    cmd = ["taskset", "-c", String(o.cpu), ...cmd];
+  }
+  const r = await new Deno.Command(cmd[0]!, {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(r.stdout).trim();
+  if (!r.success || text === "") {
+    throw new Error(
+      new TextDecoder().decode(r.stderr).trim() ||
+        `latency_probe exited with ${r.code}`,
+    );
+  }
+  return JSON.parse(text) as ProbeResult;
+}
+
+/** The table of medians over the runs of each broker, µs unless noted. */
+export function formatProbeTable(runs: Map<BrokerName, ProbeRun[]>): string {
+  const names = [...runs.keys()];
+  const med = (b: BrokerName, f: (r: ProbeRun) => number | undefined) =>
+    median(runs.get(b)!.map(f));
+  const rows: [string, (r: ProbeRun) => number | undefined, number?][] = [
+    ["p50", (r) => r.probe.latency.p50],
+    ["p90", (r) => r.probe.latency.p90],
+    ["p99", (r) => r.probe.latency.p99],
+    ["p99.9", (r) => r.probe.latency.p999],
+    ["max", (r) => r.probe.latency.max],
+    ["p99 from the write", (r) => r.probe.fromWrite.p99],
+    ["probe's send lag p99", (r) => r.probe.sendLag.p99],
+    ["broker CPU %", (r) => r.brokerCpu, 1],
+    ["lost (worst run)", () => undefined],
+  ];
+  const lines = [
+    `| µs, median of runs | ${names.map((b) => LABEL[b]).join(" | ")} |`,
+    `|---|${names.map(() => "---:").join("|")}|`,
+  ];
+  for (const [label, f, digits] of rows) {
+    const cells = label.startsWith("lost")
+      ? names.map((b) =>
+        fmt(Math.max(...runs.get(b)!.map((r) => r.probe.lost)))
+      )
+      : names.map((b) => fmt(med(b, f), digits));
+    lines.push(`| ${label} | ${cells.join(" | ")} |`);
+  }
+  for (
+    const [label, f] of [
+      ["p99, runs", (r: ProbeRun) => r.probe.latency.p99],
+      ["p99.9, runs", (r: ProbeRun) => r.probe.latency.p999],
+    ] as const
+  ) {
+    lines.push(
+      `| ${label} | ${
+        names.map((b) => runs.get(b)!.map((r) => fmt(f(r))).join(", "))
+          .join(" | ")
+      } |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+async function runOnce(
+  probe: string,
+  name: BrokerName,
+  scenario: { rate: number; idle: number },
+  warmup: number,
+  duration: number,
+): Promise<ProbeRun> {
+  const broker = await startBroker(name, { cpu: 0 });
+  try {
+    const cpu0 = readProcCpuSeconds(broker.pid);
+    const t0 = performance.now();
+    const result = await runProbe(probe, {
+      port: broker.port,
+      rate: scenario.rate,
+      idle: scenario.idle,
+      warmup,
+      duration,
+      cpu: 1,
+    });
+    const cpu1 = readProcCpuSeconds(broker.pid);
+    const seconds = (performance.now() - t0) / 1000;
+    return {
+      probe: result,
+      brokerCpu: cpu0 === undefined || cpu1 === undefined
+        ? undefined
+        : (cpu1 - cpu0) / seconds * 100,
+    };
+  } finally {
+    await broker.stop();
+  }
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      brokers: { type: "string", default: "kite,kite-plain,relay,mosquitto" },
+      scenarios: { type: "string", default: "latency" },
+      repeat: { type: "string", default: "3" },
+      warmup: { type: "string", default: "10" },
+      duration: { type: "string", default: "5" },
+      json: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(
+      "usage: deno run -A bench/c_latency.ts [--brokers kite,kite-plain,relay,mosquitto]\n" +
+        "  [--scenarios latency,latency50k,latency-idle,latency50k-idle] [--repeat 3]\n" +
+        "  [--warmup 10] [--duration 5] [--json out.json]",
+    );
+    return 0;
+  }
+  const scenarios = values.scenarios.split(",");
+  for (const s of scenarios) {
+    if (!(s in PROBE_SCENARIOS)) {
+      console.error(
+        `--scenarios: "${s}" is not one of ${
+          Object.keys(PROBE_SCENARIOS).join(", ")
+        }`,
+      );
+      return 2;
+    }
+  }
+  if (which("cc") === undefined) {
+    console.error("cannot measure: no C compiler (cc) to build the probe");
+    return 2;
+  }
+  if (which("taskset") === undefined || navigator.hardwareConcurrency < 2) {
+    console.error("cannot measure: needs taskset and two CPUs");
+    return 2;
+  }
+  const probe = await buildProbe();
+  const brokers = (values.brokers.split(",") as BrokerName[]).filter((b) => {
+    const no = brokerAvailable(b, "tcp");
+    if (no !== undefined) console.error(`skipping ${b}: ${no}`);
+    return no === undefined;
+  });
+  const warmup = Number(values.warmup);
+  const duration = Number(values.duration);
+  const all: Record<string, Record<string, ProbeRun[]>> = {};
+  try {
+    console.log(formatMachine(await machineCost()));
+    for (const s of scenarios) {
+      const runs = new Map<BrokerName, ProbeRun[]>(brokers.map((b) => [b, []]));
+      for (let i = 0; i < Number(values.repeat); i++) {
+        for (const b of brokers) {
+          try {
+            const r = await runOnce(
+              probe,
+              b,
+              PROBE_SCENARIOS[s]!,
+              warmup,
+              duration,
+            );
+            runs.get(b)!.push(r);
+            console.error(
+              `${LABEL[b]} ${s}: p50 ${fmt(r.probe.latency.p50)} p99 ${
+                fmt(r.probe.latency.p99)
+              } p99.9 ${fmt(r.probe.latency.p999)} max ${
+                fmt(r.probe.latency.max)
+              } µs, lost ${r.probe.lost}`,
+            );
+          } catch (e) {
+            console.error(
+              `${LABEL[b]} ${s}: run left out: ${(e as Error).message}`,
+            );
+          }
+        }
+      }
+      console.log(
+        `\n${s} by bench/latency_probe.c, ${values.repeat} interleaved runs:\n`,
+      );
+      console.log(formatProbeTable(runs));
+      all[s] = Object.fromEntries(runs);
+    }
+  } finally {
+    await Deno.remove(join(probe, ".."), { recursive: true });
+  }
+  if (values.json !== undefined) {
+    Deno.writeTextFileSync(values.json, JSON.stringify(all, null, 1));
+  }
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());

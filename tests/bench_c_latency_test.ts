@@ -1,0 +1,131 @@
+// bench/latency_probe.c (the independent C latency probe) and
+// bench/c_latency.ts, which builds and runs it against the brokers.
+
+import assert from "node:assert/strict";
+import {
+  brokerAvailable,
+  freePort,
+  startBroker,
+  which,
+} from "../bench/_brokers.ts";
+import {
+  buildProbe,
+  formatProbeTable,
+  type ProbeDistribution,
+  type ProbeRun,
+  runProbe,
+} from "../bench/c_latency.ts";
+
+const noCc = which("cc") === undefined ? "no C compiler" : undefined;
+const noKite = brokerAvailable("kite");
+
+function ordered(d: ProbeDistribution, what: string): void {
+  const v = [d.p50, d.p90, d.p99, d.p999, d.max];
+  for (let i = 1; i < v.length; i++) {
+    assert.ok(v[i - 1]! <= v[i]!, `${what}: ${JSON.stringify(d)}`);
+  }
+}
+
+Deno.test({
+  name:
+    "The C probe times every measured QoS 0 message through Kite, in order, with idle connections held open v3:[MQTT-4.6.0-6]",
+  ignore: noCc !== undefined || noKite !== undefined,
+  async fn() {
+    const probe = await buildProbe();
+    const broker = await startBroker("kite");
+    try {
+      const r = await runProbe(probe, {
+        port: broker.port,
+        rate: 2000,
+        warmup: 0.2,
+        duration: 0.5,
+        idle: 50,
+      });
+      const info = JSON.stringify(r);
+      assert.equal(r.measured, 1000, info);
+      assert.equal(r.sent, 1400, info);
+      assert.equal(r.received, r.measured, info);
+      assert.equal(r.lost, 0, info);
+      // v3:[MQTT-4.6.0-6]: each topic is ordered by default: a subscriber gets
+      // one publisher's messages in the order they were published.
+      assert.equal(r.misordered, 0, info);
+      assert.equal(r.idle, 50, info);
+      ordered(r.latency, "latency");
+      ordered(r.fromWrite, "fromWrite");
+      ordered(r.sendLag, "sendLag");
+      // Each message was written at or after its due time.
+      assert.ok(r.latency.p50 >= r.fromWrite.p50, info);
+      assert.ok(r.latency.max >= r.fromWrite.max, info);
+    } finally {
+      await broker.stop();
+      await Deno.remove(probe.replace(/\/latency_probe$/, ""), {
+        recursive: true,
+      });
+    }
+  },
+});
+
+Deno.test({
+  name: "The C probe says in one line why it cannot reach a broker",
+  ignore: noCc !== undefined,
+  async fn() {
+    const probe = await buildProbe();
+    try {
+      const port = freePort();
+      await assert.rejects(
+        runProbe(probe, { port, rate: 100, warmup: 0, duration: 0.1 }),
+        (e: Error) => {
+          assert.equal(
+            e.message,
+            `latency_probe: connect to 127.0.0.1:${port}: Connection refused`,
+          );
+          return true;
+        },
+      );
+    } finally {
+      await Deno.remove(probe.replace(/\/latency_probe$/, ""), {
+        recursive: true,
+      });
+    }
+  },
+});
+
+Deno.test("formatProbeTable() prints medians of the runs, the worst loss and each run's tail", () => {
+  const dist = (p99: number): ProbeDistribution => ({
+    p50: 50,
+    p90: 70,
+    p99,
+    p999: p99 * 4,
+    max: p99 * 10,
+  });
+  const run = (p99: number, lost: number): ProbeRun => ({
+    probe: {
+      rate: 10_000,
+      size: 64,
+      idle: 0,
+      sent: 150_000,
+      measured: 50_000,
+      received: 50_000 - lost,
+      lost,
+      misordered: 0,
+      probeCpuSeconds: 1,
+      latency: dist(p99),
+      fromWrite: dist(p99 - 20),
+      sendLag: dist(30),
+    },
+    brokerCpu: 20,
+  });
+  const table = formatProbeTable(
+    new Map([
+      ["kite", [run(100, 0), run(300, 2), run(200, 0)]],
+      ["mosquitto", [run(150, 0)]],
+    ]),
+  );
+  const row = (label: string) =>
+    table.split("\n").find((l) => l.startsWith(`| ${label} |`));
+  assert.equal(row("p99"), "| p99 | 200 | 150 |");
+  assert.equal(row("p99.9"), "| p99.9 | 800 | 600 |");
+  assert.equal(row("lost (worst run)"), "| lost (worst run) | 2 | 0 |");
+  assert.equal(row("p99, runs"), "| p99, runs | 100, 300, 200 | 150 |");
+  assert.equal(row("broker CPU %"), "| broker CPU % | 20.0 | 20.0 |");
+});
