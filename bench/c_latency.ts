@@ -43,7 +43,10 @@ export interface ProbeDistribution {
 export interface ProbeResult {
   rate: number;
   size: number;
+  /** Idle connections held open while measuring. */
   idle: number;
+  /** Idle connections the broker refused (its connection limit). */
+  idleRefused: number;
   sent: number;
   measured: number;
   received: number;
@@ -285,7 +288,10 @@ async function main(): Promise<number> {
                 fmt(r.probe.latency.p99)
               } p99.9 ${fmt(r.probe.latency.p999)} max ${
                 fmt(r.probe.latency.max)
-              } µs, lost ${r.probe.lost}`,
+              } µs, lost ${r.probe.lost}` +
+                (r.probe.idleRefused > 0
+                  ? `; ${r.probe.idleRefused} idle connections refused`
+                  : ""),
             );
           } catch (e) {
             console.error(

@@ -9,7 +9,8 @@
  * from the time a message was due (a late write counts its lateness), and
  * also from its write. Every measured message is kept, so p99.9 and max are
  * over all of them. Optionally holds N idle connections (CONNECT, CONNACK,
- * then nothing) open while measuring.
+ * then nothing) open while measuring; those a broker refuses (its
+ * connection limit) are closed and counted as `idleRefused`.
  *
  *   cc -O2 -o latency_probe bench/latency_probe.c
  *   taskset -c 1 ./latency_probe --port 1883 --rate 10000 --warmup 10 \
@@ -95,11 +96,19 @@ static void read_all(int fd, uint8_t *p, size_t n) {
   }
 }
 
-/* Reads one whole packet (blocking) and checks its type and first byte. */
-static void expect(int fd, uint8_t type, int first, const char *what) {
+/*
+ * Reads one whole packet (blocking). Returns its return code (CONNACK: the
+ * second byte; SUBACK: the first granted QoS), or -1 when the broker closed
+ * the connection first; dies on another packet type.
+ */
+static int answer(int fd, uint8_t type, const char *what) {
   uint8_t h, b, body[256];
   size_t len = 0, mul = 1;
-  read_all(fd, &h, 1);
+  ssize_t r;
+  while ((r = read(fd, &h, 1)) < 0 && errno == EINTR) {
+  }
+  if (r == 0 || (r < 0 && errno == ECONNRESET)) return -1;
+  if (r < 0) die("%s: read: %s", what, strerror(errno));
   do {
     read_all(fd, &b, 1);
     len += (b & 127) * mul;
@@ -107,10 +116,16 @@ static void expect(int fd, uint8_t type, int first, const char *what) {
   } while (b & 128);
   if (len > sizeof body) die("%s: a %zu-byte answer", what, len);
   read_all(fd, body, len);
-  if ((h >> 4) != type) die("%s: packet type %d", what, h >> 4);
-  if (first >= 0 && len >= 2 && body[type == 2 ? 1 : 2] != first) {
-    die("%s: refused (code %d)", what, body[type == 2 ? 1 : 2]);
+  if ((h >> 4) != type || len == 0) {
+    die("%s: packet type %d, %zu bytes", what, h >> 4, len);
   }
+  return len < 3 ? body[len - 1] : body[type == 2 ? 1 : 2];
+}
+
+static void expect(int fd, uint8_t type, const char *what) {
+  int code = answer(fd, type, what);
+  if (code < 0) die("%s: the broker closed the connection", what);
+  if (code != 0) die("%s: refused (code %d)", what, code);
 }
 
 static int dial(const char *host, int port) {
@@ -143,12 +158,17 @@ static int open_client(const char *host, int port, const char *id) {
   uint8_t buf[128];
   int fd = dial(host, port);
   write_all(fd, buf, connect_packet(buf, id));
-  expect(fd, 2, 0, "CONNACK");
+  expect(fd, 2, "CONNACK");
   return fd;
 }
 
-/* Opens n idle connections, 200 at a time: CONNECTs first, then CONNACKs. */
-static void open_idle(const char *host, int port, int n) {
+/*
+ * Opens n idle connections, 200 at a time: CONNECTs first, then CONNACKs.
+ * Returns how many the broker refused (its connection limit) and closes
+ * those.
+ */
+static int open_idle(const char *host, int port, int n) {
+  int refused = 0;
   uint8_t buf[128];
   char id[48];
   int batch[200];
@@ -159,9 +179,15 @@ static void open_idle(const char *host, int port, int n) {
       snprintf(id, sizeof id, "probe-idle-%d-%d", (int)getpid(), done + j);
       write_all(batch[j], buf, connect_packet(buf, id));
     }
-    for (int j = 0; j < k; j++) expect(batch[j], 2, 0, "idle CONNACK");
+    for (int j = 0; j < k; j++) {
+      if (answer(batch[j], 2, "idle CONNACK") != 0) {
+        close(batch[j]);
+        refused++;
+      }
+    }
     done += k;
   }
+  return refused;
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -231,10 +257,10 @@ int main(int argc, char **argv) {
   i += tlen;
   pkt[i++] = 0;
   write_all(sub, pkt, i);
-  expect(sub, 9, 0, "SUBACK");
+  expect(sub, 9, "SUBACK");
   snprintf(id, sizeof id, "probe-pub-%d", (int)getpid());
   int pub = open_client(host, port, id);
-  if (idle) open_idle(host, port, idle);
+  int refused = idle ? open_idle(host, port, idle) : 0;
 
   /* The PUBLISH, written with its stamps filled in each time. */
   size_t plen = 0;
@@ -363,11 +389,11 @@ int main(int argc, char **argv) {
                    1e6;
   printf("{\"rate\":%.0f,\"size\":%d,\"idle\":%d,\"sent\":%llu,"
          "\"measured\":%llu,\"received\":%zu,\"lost\":%llu,"
-         "\"misordered\":%llu,\"probeCpuSeconds\":%.3f,",
-         rate, size, idle, (unsigned long long)total,
+         "\"misordered\":%llu,\"probeCpuSeconds\":%.3f,\"idleRefused\":%d,",
+         rate, size, idle - refused, (unsigned long long)total,
          (unsigned long long)(total - measured_from), nlat,
          (unsigned long long)(total - measured_from - nlat),
-         (unsigned long long)misordered, cpu);
+         (unsigned long long)misordered, cpu, refused);
   print_dist("latency", lat, nlat, 1);
   print_dist("fromWrite", from_write, nlat, 1);
   print_dist("sendLag", lag, nlag, 0);

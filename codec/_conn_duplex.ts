@@ -9,6 +9,7 @@
  */
 
 import { alloc } from "./_slab.ts";
+import { coreRead, coreReadRid } from "./_core_read.ts";
 import type { Duplex, RawReader } from "./duplex.ts";
 
 /** The first read (a CONNECT fits) and the size reads grow back from. */
@@ -111,6 +112,8 @@ function copyOut(buf: Uint8Array, n: number): Uint8Array {
  */
 export class ConnDuplex implements Duplex, RawReader {
   #conn: Deno.Conn;
+  /** For `coreRead`; -1: read with `conn.read`. */
+  #rid: number;
   #buf = firstSlots.take();
   #full = false;
   #closed = false;
@@ -120,6 +123,7 @@ export class ConnDuplex implements Duplex, RawReader {
   /** Wraps `conn`. */
   constructor(conn: Deno.Conn) {
     this.#conn = conn;
+    this.#rid = coreReadRid(conn);
   }
 
   /** The fast read path: this duplex itself. */
@@ -145,7 +149,10 @@ export class ConnDuplex implements Duplex, RawReader {
    */
   readRaw(): Promise<number | null> {
     this.#pending = true;
-    return this.#conn.read(this.#buf);
+    // Not `conn.read`: see _core_read.ts (old-generation garbage per read).
+    return this.#rid >= 0
+      ? coreRead(this.#rid, this.#buf)
+      : this.#conn.read(this.#buf);
   }
 
   /** The `n` bytes the last `readRaw()` got, as a chunk the caller owns. */

@@ -50,6 +50,7 @@ Deno.test({
       // one publisher's messages in the order they were published.
       assert.equal(r.misordered, 0, info);
       assert.equal(r.idle, 50, info);
+      assert.equal(r.idleRefused, 0, info);
       ordered(r.latency, "latency");
       ordered(r.fromWrite, "fromWrite");
       ordered(r.sendLag, "sendLag");
@@ -108,6 +109,7 @@ Deno.test("formatProbeTable() prints medians of the runs, the worst loss and eac
       received: 50_000 - lost,
       lost,
       misordered: 0,
+      idleRefused: 0,
       probeCpuSeconds: 1,
       latency: dist(p99),
       fromWrite: dist(p99 - 20),

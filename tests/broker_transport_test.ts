@@ -3,6 +3,7 @@
 // mix one connection's bytes with another's, also when slots are recycled.
 import assert from "node:assert/strict";
 import { ConnDuplex } from "../codec/_conn_duplex.ts";
+import { coreReadRid } from "../codec/_core_read.ts";
 import type { Duplex } from "../codec/duplex.ts";
 import { Broker } from "../broker/mod.ts";
 import type { Listener, ListenerAddr } from "../broker/listen/listener.ts";
@@ -223,4 +224,47 @@ Deno.test("Broker writes the rest after a short socket write: whole packets, in 
     await pub.disconnect().catch(() => {});
     await broker.close(); // closes the listener it serves
   }
+});
+
+Deno.test("ConnDuplex reads a Deno TCP connection through the read op (no per-read Set), and a wrapped one through its own read", async () => {
+  // codec/_core_read.ts: Conn.read's Set of pending reads made old-generation
+  // garbage on every other read of a long-lived connection.
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const [client, server] = await Promise.all([
+    Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+    listener.accept(),
+  ]);
+  assert.ok(coreReadRid(server) >= 0, "this Deno has the read op");
+  let wrappedReads = 0;
+  const wrapped = new Proxy(server, {
+    get(target, key) {
+      if (key === "read") {
+        return (b: Uint8Array) => {
+          wrappedReads++;
+          return target.read(b);
+        };
+      }
+      const v = Reflect.get(target, key);
+      return typeof v === "function" ? v.bind(target) : v;
+    },
+  });
+  assert.equal(coreReadRid(wrapped), -1, "a proxy's read is its own");
+  const plain: Deno.Conn = Object.create(server, {
+    read: { value: (b: Uint8Array) => server.read(b) },
+  });
+  assert.equal(coreReadRid(plain), -1, "an override of read is kept");
+  for (const [conn, viaOp] of [[server, true], [wrapped, false]] as const) {
+    const before = wrappedReads;
+    const d = new ConnDuplex(conn);
+    const data = pattern(9, 3000);
+    const [, got] = await Promise.all([client.write(data), readBytes(d, 3000)]);
+    assert.deepEqual(got, data);
+    assert.equal(wrappedReads > before, !viaOp);
+  }
+  // EOF is null through the op, as through conn.read.
+  client.closeWrite();
+  const d = new ConnDuplex(server);
+  assert.equal(await d.read(), null);
+  client.close();
+  d.close();
 });
