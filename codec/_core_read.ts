@@ -53,14 +53,15 @@ const core = findCore();
  * Whether `conn.read` is Deno's own `Conn.prototype.read` (not a wrapper's
  * or a subclass's read, which reading by resource id would bypass).
  */
-function ownRead(conn: Deno.Conn): boolean {
+function ownRead(conn: object): boolean {
   let p: unknown = Object.getPrototypeOf(conn);
   while (p !== null && !Object.hasOwn(p as object, "read")) {
     p = Object.getPrototypeOf(p);
   }
   if (p === null) return false;
   const proto = p as { read: unknown; constructor?: { name?: string } };
-  return proto.constructor?.name === "Conn" && conn.read === proto.read;
+  return proto.constructor?.name === "Conn" &&
+    (conn as { read?: unknown }).read === proto.read;
 }
 
 /**
@@ -68,7 +69,7 @@ function ownRead(conn: Deno.Conn): boolean {
  * read with `conn.read`: no such op here, no id on `conn`, or `conn.read`
  * is not Deno's own (a wrapper or a subclass reads its own way).
  */
-export function coreReadRid(conn: Deno.Conn): number {
+export function coreReadRid(conn: object): number {
   if (core === undefined || !ownRead(conn)) return -1;
   const rid = (conn as unknown as Record<symbol, unknown>)[
     core.internalRidSymbol
