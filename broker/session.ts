@@ -96,6 +96,17 @@ export class Session implements SharedMember {
   get subscriptionCount(): number {
     return this.#subscriptions?.size ?? 0;
   }
+  /**
+   * PUBREL: forgets a received QoS 2 packet id; false when it was not
+   * known. The set is dropped once empty (see `#forget`: a set that
+   * reached the old generation rehashes into it every few releases).
+   */
+  releaseIncomingQos2(packetId: number): boolean {
+    const set = this.#incomingQos2;
+    if (set === undefined || !set.delete(packetId)) return false;
+    if (set.size === 0) this.#incomingQos2 = undefined;
+    return true;
+  }
   /** How many QoS 1/2 messages are in flight (allocates nothing). */
   get inflightCount(): number {
     return this.#inflight?.size ?? 0;

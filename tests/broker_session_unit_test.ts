@@ -63,6 +63,42 @@ Deno.test("Session.deliver() keeps at most sendWindow QoS 1 messages in flight a
   assert.equal(new Set(link.sent.map((p) => p.packetId)).size, 5);
 });
 
+Deno.test("Session starts a new in-flight map and QoS 2 id set once the old ones empty: ids, DUP resends and PUBREL answers unchanged v5:[MQTT-4.3.3-13] v5:[MQTT-4.4.0-1]", () => {
+  // The emptied Map/Set is dropped (a long-lived one rehashes into V8's old
+  // generation); what the session knows must not change with it.
+  const s = new Session("c", 5, 60, sessionCtx());
+  const link = new FakeLink(5, 10);
+  s.attach(link);
+  s.deliver(msg(1), 1, false, undefined, undefined);
+  s.onPuback(link.sent[0]!.packetId!);
+  assert.equal(s.inflightCount, 0);
+  s.deliver(msg(2), 1, false, undefined, undefined);
+  s.deliver(msg(3), 2, false, undefined, undefined);
+  assert.equal(s.inflightCount, 2);
+  const ids = link.sent.map((p) => p.packetId);
+  assert.equal(new Set(ids).size, 3, `distinct packet ids: ${ids}`);
+  // Both still in flight after the drop: resent with DUP on reattach.
+  s.detach(Date.now());
+  const again = new FakeLink(5, 10);
+  s.attach(again);
+  assert.deepEqual(again.sent.map((p) => [body(p), p.dup]), [
+    ["2", true],
+    ["3", true],
+  ]);
+  // [MQTT-4.3.3-13]: a received QoS 2 id is known until its PUBREL; after
+  // the set empties, the same id is a new message again.
+  s.incomingQos2.add(7);
+  s.incomingQos2.add(8);
+  assert.equal(s.releaseIncomingQos2(7), true);
+  assert.equal(s.releaseIncomingQos2(7), false);
+  assert.equal(s.releaseIncomingQos2(8), true);
+  assert.equal(s.incomingQos2Count, 0);
+  assert.equal(s.releaseIncomingQos2(8), false);
+  s.incomingQos2.add(8);
+  assert.equal(s.incomingQos2.has(8), true);
+  assert.equal(s.releaseIncomingQos2(8), true);
+});
+
 Deno.test("Session queue drops the oldest QoS 0 message first, then the oldest, when full", () => {
   const s = new Session(
     "c",

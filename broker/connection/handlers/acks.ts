@@ -62,7 +62,7 @@ export function onPubrec(c: ConnectionContext, p: AckPacket): void {
 /** PUBREL: the client releases a QoS 2 message; PUBCOMP answers. */
 export function onPubrel(c: ConnectionContext, p: AckPacket): void {
   const session = c.session!;
-  const known = session.incomingQos2.delete(p.packetId);
+  const known = session.releaseIncomingQos2(p.packetId);
   if (known && session.persistent) {
     c.core.store.deleteIncomingQos2(c.clientId, p.packetId);
   }
