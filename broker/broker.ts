@@ -225,7 +225,13 @@ export class Broker {
       if (interval > 0) {
         this.#stopSys = startSys(
           core.metrics,
-          (topic, value) => this.publish(topic, value, { retain: true }),
+          (topic, value) =>
+            core.publishSys({
+              topic,
+              payload: new TextEncoder().encode(value),
+              qos: 0,
+              retain: true,
+            }),
           interval,
         );
       }

@@ -119,6 +119,12 @@ export interface Dispatcher {
    */
   publish(message: StoredMessage, publisherId: string | undefined): number;
   /**
+   * Optional: whether some subscription's filter may start with the exact
+   * level `level` (false: none does, so a `$SYS/...` message would go to
+   * nobody [MQTT-4.7.2-1]). Absent: the broker routes such messages.
+   */
+  hasFirstLevel?(level: string): boolean;
+  /**
    * A member's connection ended: what it had not surely received through
    * shared groups goes to other online members; the rest stays with it.
    */

@@ -234,6 +234,12 @@ export class Router implements Dispatcher {
     return true;
   }
 
+  /** Whether some filter, shared ones included, may start with `level`. */
+  hasFirstLevel(level: string): boolean {
+    return this.#subs.hasFirstLevel(level) ||
+      (this.#groups.size > 0 && this.#shared.hasFirstLevel(level));
+  }
+
   /**
    * Delivers `message` to every matching subscriber; returns the number of
    * subscribers it went to. `publisherId` is for No Local.

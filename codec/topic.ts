@@ -379,6 +379,27 @@ export class TopicMatcher<T> {
   }
 
   /**
+   * Whether some filter may start with the exact level `level` (false: none
+   * does). A topic whose first level starts with `$` (`$SYS/...`) is matched
+   * only by such filters, never by `#` or `+` [MQTT-4.7.2-1], so a
+   * publisher can tell such a topic has no subscriber without matching it.
+   * After removals it may answer true with no filter left.
+   *
+   * @example
+   * ```ts
+   * import { TopicMatcher } from "@kite/mqtt/codec";
+   * const m = new TopicMatcher<number>();
+   * m.set("#", "a", 1);
+   * m.hasFirstLevel("$SYS"); // false
+   * m.set("$SYS/#", "b", 2);
+   * m.hasFirstLevel("$SYS"); // true
+   * ```
+   */
+  hasFirstLevel(level: string): boolean {
+    return this.#root.children?.has(level) ?? false;
+  }
+
+  /**
    * Stores `value` for `filter` and `key`, replacing the value an earlier
    * call stored for the same filter and key.
    *

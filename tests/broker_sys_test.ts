@@ -50,3 +50,62 @@ Deno.test("Broker does not send $SYS topics to a '#' subscription [MQTT-4.7.2-1]
   await client.disconnect();
   await broker.close();
 });
+
+Deno.test("Broker keeps $SYS values retained while no filter starts with $SYS, and routes them to plain and shared $SYS subscriptions [MQTT-4.7.2-1] v5:[MQTT-4.8.2-1]", async () => {
+  // BrokerCore.publishSys skips routing when no filter can match a $SYS
+  // topic; what a later subscriber gets must not change.
+  const broker = await startBroker({ sysInterval: 0.05 });
+  const { client: all } = await RawClient.connect(broker.addr.port, {
+    clientId: "all",
+  });
+  await all.send({
+    type: "subscribe",
+    packetId: 1,
+    subscriptions: [{ filter: "#", qos: 0 }],
+  });
+  await all.expect("suback");
+  // An update after "all" connected is retained although nobody could get
+  // it: a new subscriber's retained value says 1 client, then 2.
+  const { client: late } = await RawClient.connect(broker.addr.port, {
+    clientId: "late",
+  });
+  const deadline = Date.now() + 5000;
+  let id = 1;
+  let seen = "";
+  while (seen !== "2" && Date.now() < deadline) {
+    await late.send({
+      type: "subscribe",
+      packetId: id++,
+      subscriptions: [{ filter: SYS_TOPICS.clientsConnected, qos: 0 }],
+    });
+    await late.expect("suback");
+    const m = await late.expectPublish(SYS_TOPICS.clientsConnected);
+    assert.equal(m.retain, true);
+    seen = text(m.payload);
+    await late.send({
+      type: "unsubscribe",
+      packetId: id++,
+      filters: [SYS_TOPICS.clientsConnected],
+    });
+    await late.expect("unsuback");
+  }
+  assert.equal(seen, "2");
+  // A shared subscription to $SYS gets the live updates.
+  const { client: shared } = await RawClient.connect(broker.addr.port, {
+    clientId: "shared",
+    protocolVersion: 5,
+  });
+  await shared.send({
+    type: "subscribe",
+    packetId: 1,
+    subscriptions: [{ filter: "$share/g/" + SYS_TOPICS.uptime, qos: 0 }],
+  });
+  await shared.expect("suback");
+  const m = await shared.expectPublish(SYS_TOPICS.uptime);
+  assert.match(text(m.payload), /^\d+ seconds$/);
+  await all.expectNothing((p) => p.type === "publish", 100);
+  await shared.disconnect();
+  await late.disconnect();
+  await all.disconnect();
+  await broker.close();
+});

@@ -624,3 +624,14 @@ Deno.test("TopicMatcher.match() agrees with a naive matcher on random filters an
     assert.equal(m.nodeCount, 1, `seed ${seed}: all nodes pruned`);
   }
 });
+
+Deno.test("TopicMatcher.hasFirstLevel() tells whether a filter may start with a level: # and + do not count [MQTT-4.7.2-1]", () => {
+  const m = new TopicMatcher<number>();
+  assert.equal(m.hasFirstLevel("$SYS"), false);
+  m.set("#", "a", 1);
+  m.set("+/broker/#", "b", 2);
+  assert.equal(m.hasFirstLevel("$SYS"), false);
+  m.set("$SYS/broker/uptime", "c", 3);
+  assert.equal(m.hasFirstLevel("$SYS"), true);
+  assert.equal(m.hasFirstLevel("$SY"), false);
+});
