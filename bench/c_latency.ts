@@ -143,6 +143,13 @@ export async function runProbe(
   return JSON.parse(text) as ProbeResult;
 }
 
+/**
+ * A run whose slowest message took this long (µs) had a stall: this VM
+ * stops now and then for up to about 100 ms, with any broker, and the
+ * probe cannot tell whose it was.
+ */
+export const STALL_US = 50_000;
+
 /** The table of medians over the runs of each broker, µs unless noted. */
 export function formatProbeTable(runs: Map<BrokerName, ProbeRun[]>): string {
   const names = [...runs.keys()];
@@ -170,6 +177,27 @@ export function formatProbeTable(runs: Map<BrokerName, ProbeRun[]>): string {
       )
       : names.map((b) => fmt(med(b, f), digits));
     lines.push(`| ${label} | ${cells.join(" | ")} |`);
+  }
+  const calm = (b: BrokerName) =>
+    runs.get(b)!.filter((r) => r.probe.latency.max < STALL_US);
+  lines.push(
+    `| runs with a stall (max ≥ ${STALL_US / 1000} ms) | ${
+      names.map((b) =>
+        `${runs.get(b)!.length - calm(b).length} of ${runs.get(b)!.length}`
+      ).join(" | ")
+    } |`,
+  );
+  for (
+    const [label, f] of [
+      ["p99, runs without a stall", (r: ProbeRun) => r.probe.latency.p99],
+      ["p99.9, runs without a stall", (r: ProbeRun) => r.probe.latency.p999],
+    ] as const
+  ) {
+    lines.push(
+      `| ${label} | ${
+        names.map((b) => fmt(median(calm(b).map(f)))).join(" | ")
+      } |`,
+    );
   }
   for (
     const [label, f] of [
@@ -229,14 +257,31 @@ async function main(): Promise<number> {
       warmup: { type: "string", default: "10" },
       duration: { type: "string", default: "5" },
       json: { type: "string" },
+      from: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
+  if (values.from !== undefined) {
+    // Print the tables of an earlier run's --json again.
+    const saved = JSON.parse(Deno.readTextFileSync(values.from)) as Record<
+      string,
+      Record<string, ProbeRun[]>
+    >;
+    for (const [s, byBroker] of Object.entries(saved)) {
+      console.log(`\n${s} by bench/latency_probe.c (${values.from}):\n`);
+      console.log(
+        formatProbeTable(
+          new Map(Object.entries(byBroker) as [BrokerName, ProbeRun[]][]),
+        ),
+      );
+    }
+    return 0;
+  }
   if (values.help) {
     console.log(
       "usage: deno run -A bench/c_latency.ts [--brokers kite,kite-plain,relay,mosquitto]\n" +
         "  [--scenarios latency,latency50k,latency-idle,latency50k-idle] [--repeat 3]\n" +
-        "  [--warmup 10] [--duration 5] [--json out.json]",
+        "  [--warmup 10] [--duration 5] [--json out.json] [--from out.json]",
     );
     return 0;
   }

@@ -130,4 +130,21 @@ Deno.test("formatProbeTable() prints medians of the runs, the worst loss and eac
   assert.equal(row("lost (worst run)"), "| lost (worst run) | 2 | 0 |");
   assert.equal(row("p99, runs"), "| p99, runs | 100, 300, 200 | 150 |");
   assert.equal(row("broker CPU %"), "| broker CPU % | 20.0 | 20.0 |");
+  // A stalled run (max 50 ms or more) is counted, and left out of the
+  // "without a stall" medians.
+  const stalled = run(60_000, 0);
+  const t2 = formatProbeTable(
+    new Map([["kite", [run(100, 0), stalled, run(200, 0)]]]),
+  );
+  const row2 = (label: string) =>
+    t2.split("\n").find((l) => l.startsWith(`| ${label} |`));
+  assert.equal(
+    row2("runs with a stall (max ≥ 50 ms)"),
+    "| runs with a stall (max ≥ 50 ms) | 1 of 3 |",
+  );
+  assert.equal(
+    row2("p99, runs without a stall"),
+    "| p99, runs without a stall | 100 |",
+  );
+  assert.equal(row2("p99"), "| p99 | 200 |");
 });
