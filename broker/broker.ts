@@ -25,7 +25,7 @@ import { isLoopbackHost } from "./config/secure_defaults.ts";
 import { KvStore } from "./store/kv.ts";
 import { MemoryStore } from "./store/memory.ts";
 import type { StoredMessage } from "./store/store.ts";
-import { startSys } from "./sys.ts";
+import { startSys, sysPublisher } from "./sys.ts";
 import { type Health, HttpServer } from "./http/server.ts";
 import type { Transport } from "./transport.ts";
 import { plural } from "./_plural.ts";
@@ -225,13 +225,7 @@ export class Broker {
       if (interval > 0) {
         this.#stopSys = startSys(
           core.metrics,
-          (topic, value) =>
-            core.publishSys({
-              topic,
-              payload: new TextEncoder().encode(value),
-              qos: 0,
-              retain: true,
-            }),
+          sysPublisher(core),
           interval,
         );
       }

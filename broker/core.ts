@@ -599,26 +599,6 @@ export class BrokerCore implements GaugeSource {
     return n;
   }
 
-  /**
-   * A `$SYS` update: kept as the topic's retained message, and routed only
-   * when some filter may start with `$SYS` (`#` and `+` never match it
-   * [MQTT-4.7.2-1]; most brokers have no such subscriber). Routing every
-   * update anyway sent the topic matcher and `publish` down paths the
-   * traffic never takes, every interval: V8 deoptimised them and compiled
-   * them again on the broker's CPU (p99 at 10,000 msg/s 171 µs with `$SYS`
-   * every 10 s, 133 µs without). `$SYS` messages are never stored.
-   */
-  publishSys(message: StoredMessage): void {
-    if (message.payload.length === 0 || !message.retain) {
-      this.publish(message, undefined);
-      return;
-    }
-    this.retained.set(message);
-    if (this.retainedExpiry.size > 0) this.retainedExpiry.delete(message.topic);
-    if (this.dispatcher.hasFirstLevel?.("$SYS") === false) return;
-    this.dispatcher.publish(message, undefined);
-  }
-
   /** Resolves when every commit started so far is done. */
   flush(): Promise<void> {
     return this.gate.flush();

@@ -96,11 +96,7 @@ export class Session implements SharedMember {
   get subscriptionCount(): number {
     return this.#subscriptions?.size ?? 0;
   }
-  /**
-   * PUBREL: forgets a received QoS 2 packet id; false when it was not
-   * known. The set is dropped once empty (see `#forget`: a set that
-   * reached the old generation rehashes into it every few releases).
-   */
+  /** PUBREL: forgets a received QoS 2 id (false: unknown); see `#forget`. */
   releaseIncomingQos2(packetId: number): boolean {
     const set = this.#incomingQos2;
     if (set === undefined || !set.delete(packetId)) return false;
@@ -594,15 +590,10 @@ export class Session implements SharedMember {
 
   /** Forgets a message in flight: completed, refused or dropped. */
   #forget(m: OutgoingMessage, packetId = m.packetId): void {
-    const inflight = this.#inflight;
-    if (inflight !== undefined) {
-      inflight.delete(packetId);
-      // Dropped once empty, the next send starts a new one: V8 rehashes a
-      // Map every few adds and deletes and allocates the new table where
-      // the old one lives, so a map that reached the old generation made
-      // old-generation garbage with every acknowledgement (1.7 MB/s with
-      // 2,000 fleet devices, a full collection every 3 s).
-      if (inflight.size === 0) this.#inflight = undefined;
+    // Dropped once empty: V8 rehashes an old Map into the old generation
+    // every few deletes (bench/README.md, "the session's in-flight map").
+    if (this.#inflight?.delete(packetId) && this.#inflight.size === 0) {
+      this.#inflight = undefined;
     }
     this.#unresend(m);
     if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);

@@ -15,7 +15,9 @@
  * @module
  */
 
+import type { Dispatcher } from "./dispatcher.ts";
 import type { Metrics } from "./metrics.ts";
+import type { StoredMessage } from "./store/store.ts";
 
 /** Publishes one retained `$SYS` value. */
 export type SysPublish = (topic: string, value: string) => void;
@@ -223,6 +225,41 @@ export class SysTree {
       }
     }
   }
+}
+
+/** What `sysPublisher` needs of the broker's core. */
+export interface SysTarget {
+  retained: { set(message: StoredMessage): void };
+  retainedExpiry: Map<string, number>;
+  dispatcher: Dispatcher;
+  publish(message: StoredMessage, publisherId: string | undefined): number;
+}
+
+/**
+ * Publishes `$SYS` updates into `core`: each is kept as its topic's
+ * retained message (never stored), and routed only when some filter may
+ * start with `$SYS` ([MQTT-4.7.2-1]: `#` and `+` never match it). Routing
+ * each update for nobody sent `publish` and the topic matcher down paths
+ * the traffic never takes, and V8 deoptimised them (bench/README.md).
+ */
+export function sysPublisher(core: SysTarget): SysPublish {
+  const utf8 = new TextEncoder();
+  return (topic, value) => {
+    const message: StoredMessage = {
+      topic,
+      payload: utf8.encode(value),
+      qos: 0,
+      retain: true,
+    };
+    if (message.payload.length === 0) {
+      core.publish(message, undefined); // clears the topic
+      return;
+    }
+    core.retained.set(message);
+    if (core.retainedExpiry.size > 0) core.retainedExpiry.delete(topic);
+    if (core.dispatcher.hasFirstLevel?.("$SYS") === false) return;
+    core.dispatcher.publish(message, undefined);
+  };
 }
 
 /**

@@ -379,20 +379,16 @@ export class TopicMatcher<T> {
   }
 
   /**
-   * Whether some filter may start with the exact level `level` (false: none
-   * does). A topic whose first level starts with `$` (`$SYS/...`) is matched
-   * only by such filters, never by `#` or `+` [MQTT-4.7.2-1], so a
-   * publisher can tell such a topic has no subscriber without matching it.
-   * After removals it may answer true with no filter left.
+   * Whether some filter may start with the level `level` (false: none; true
+   * may outlast removals). `#` and `+` never match a `$` topic
+   * [MQTT-4.7.2-1]: false for `$SYS` means no `$SYS/...` subscriber.
    *
    * @example
    * ```ts
    * import { TopicMatcher } from "@kite/mqtt/codec";
    * const m = new TopicMatcher<number>();
    * m.set("#", "a", 1);
-   * m.hasFirstLevel("$SYS"); // false
-   * m.set("$SYS/#", "b", 2);
-   * m.hasFirstLevel("$SYS"); // true
+   * m.hasFirstLevel("$SYS"); // false: "#" never matches "$SYS/..."
    * ```
    */
   hasFirstLevel(level: string): boolean {

@@ -52,7 +52,7 @@ Deno.test("Broker does not send $SYS topics to a '#' subscription [MQTT-4.7.2-1]
 });
 
 Deno.test("Broker keeps $SYS values retained while no filter starts with $SYS, and routes them to plain and shared $SYS subscriptions [MQTT-4.7.2-1] v5:[MQTT-4.8.2-1]", async () => {
-  // BrokerCore.publishSys skips routing when no filter can match a $SYS
+  // sysPublisher (broker/sys.ts) skips routing when no filter can match a $SYS
   // topic; what a later subscriber gets must not change.
   const broker = await startBroker({ sysInterval: 0.05 });
   const { client: all } = await RawClient.connect(broker.addr.port, {
