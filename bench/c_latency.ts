@@ -158,63 +158,40 @@ export const STALL_US = 50_000;
 /** The table of medians over the runs of each broker, µs unless noted. */
 export function formatProbeTable(runs: Map<BrokerName, ProbeRun[]>): string {
   const names = [...runs.keys()];
-  const med = (b: BrokerName, f: (r: ProbeRun) => number | undefined) =>
-    median(runs.get(b)!.map(f));
-  const rows: [string, (r: ProbeRun) => number | undefined, number?][] = [
-    ["p50", (r) => r.probe.latency.p50],
-    ["p90", (r) => r.probe.latency.p90],
-    ["p99", (r) => r.probe.latency.p99],
-    ["p99.9", (r) => r.probe.latency.p999],
-    ["max", (r) => r.probe.latency.max],
-    ["p99 from the write", (r) => r.probe.fromWrite.p99],
-    ["probe's send lag p99", (r) => r.probe.sendLag.p99],
-    ["broker CPU %", (r) => r.brokerCpu, 1],
-    ["lost (worst run)", () => undefined],
+  type Get = (r: ProbeRun) => number | undefined;
+  const p99: Get = (r) => r.probe.latency.p99;
+  const p999: Get = (r) => r.probe.latency.p999;
+  const calm = (rs: ProbeRun[]) =>
+    rs.filter((r) => r.probe.latency.max < STALL_US);
+  const medianOf = (f: Get, digits?: number) => (rs: ProbeRun[]) =>
+    fmt(median(rs.map(f)), digits);
+  // One row: its label and its cell for one broker's runs.
+  const rows: [string, (rs: ProbeRun[]) => string][] = [
+    ["p50", medianOf((r) => r.probe.latency.p50)],
+    ["p90", medianOf((r) => r.probe.latency.p90)],
+    ["p99", medianOf(p99)],
+    ["p99.9", medianOf(p999)],
+    ["max", medianOf((r) => r.probe.latency.max)],
+    ["p99 from the write", medianOf((r) => r.probe.fromWrite.p99)],
+    ["probe's send lag p99", medianOf((r) => r.probe.sendLag.p99)],
+    ["broker CPU %", medianOf((r) => r.brokerCpu, 1)],
+    ["lost (worst run)", (rs) => fmt(Math.max(...rs.map((r) => r.probe.lost)))],
+    [
+      `runs with a stall (max ≥ ${STALL_US / 1000} ms)`,
+      (rs) => `${rs.length - calm(rs).length} of ${rs.length}`,
+    ],
+    ["p99, runs without a stall", (rs) => medianOf(p99)(calm(rs))],
+    ["p99.9, runs without a stall", (rs) => medianOf(p999)(calm(rs))],
+    ["p99, runs", (rs) => rs.map((r) => fmt(p99(r))).join(", ")],
+    ["p99.9, runs", (rs) => rs.map((r) => fmt(p999(r))).join(", ")],
   ];
   const lines = [
     `| µs, median of runs | ${names.map((b) => LABEL[b]).join(" | ")} |`,
     `|---|${names.map(() => "---:").join("|")}|`,
   ];
-  for (const [label, f, digits] of rows) {
-    const cells = label.startsWith("lost")
-      ? names.map((b) =>
-        fmt(Math.max(...runs.get(b)!.map((r) => r.probe.lost)))
-      )
-      : names.map((b) => fmt(med(b, f), digits));
-    lines.push(`| ${label} | ${cells.join(" | ")} |`);
-  }
-  const calm = (b: BrokerName) =>
-    runs.get(b)!.filter((r) => r.probe.latency.max < STALL_US);
-  lines.push(
-    `| runs with a stall (max ≥ ${STALL_US / 1000} ms) | ${
-      names.map((b) =>
-        `${runs.get(b)!.length - calm(b).length} of ${runs.get(b)!.length}`
-      ).join(" | ")
-    } |`,
-  );
-  for (
-    const [label, f] of [
-      ["p99, runs without a stall", (r: ProbeRun) => r.probe.latency.p99],
-      ["p99.9, runs without a stall", (r: ProbeRun) => r.probe.latency.p999],
-    ] as const
-  ) {
+  for (const [label, cell] of rows) {
     lines.push(
-      `| ${label} | ${
-        names.map((b) => fmt(median(calm(b).map(f)))).join(" | ")
-      } |`,
-    );
-  }
-  for (
-    const [label, f] of [
-      ["p99, runs", (r: ProbeRun) => r.probe.latency.p99],
-      ["p99.9, runs", (r: ProbeRun) => r.probe.latency.p999],
-    ] as const
-  ) {
-    lines.push(
-      `| ${label} | ${
-        names.map((b) => runs.get(b)!.map((r) => fmt(f(r))).join(", "))
-          .join(" | ")
-      } |`,
+      `| ${label} | ${names.map((b) => cell(runs.get(b)!)).join(" | ")} |`,
     );
   }
   return lines.join("\n");
