@@ -563,40 +563,40 @@ export class BrokerCore implements GaugeSource {
     );
   }
 
-  /**
-   * Publishes a message: retained store first, then routing. Returns the
-   * number of sessions it went to.
-   */
+  /** Publishes: retained first, then routed; returns the sessions reached. */
   publish(message: StoredMessage, publisherId: string | undefined): number {
-    if (message.retain) {
-      if (message.payload.length === 0) {
-        // [MQTT-3.3.1-10]: an empty retained message clears the topic.
-        this.retainedExpiry.delete(message.topic);
-        if (this.retained.delete(message.topic)) {
-          this.store.putRetained(message.topic, undefined);
-        }
-      } else {
-        const p = message.payload;
-        const kept: StoredMessage = p.byteLength === p.buffer.byteLength
-          ? message
-          : { ...message, payload: p.slice() };
-        ownPayload(kept); // its Correlation Data, if any
-        this.retained.set(kept);
-        if (kept.expiresAt !== undefined) {
-          this.retainedExpiry.set(kept.topic, kept.expiresAt);
-        } else if (this.retainedExpiry.size > 0) {
-          this.retainedExpiry.delete(kept.topic);
-        }
-        if (!message.topic.startsWith("$SYS/")) {
-          this.store.putRetained(message.topic, kept);
-        }
-      }
-    }
+    if (message.retain) this.retain(message);
     const n = this.dispatcher.publish(message, publisherId);
     if (n === 0 && !isSysTopic(message.topic)) {
       this.metrics.dropped[DropReason.NoSubscribers]!++;
     }
     return n;
+  }
+
+  /** Keeps `message` as its topic's retained one (`$SYS/` not stored). */
+  retain(message: StoredMessage): void {
+    if (message.payload.length === 0) {
+      // [MQTT-3.3.1-10]: an empty retained message clears the topic.
+      this.retainedExpiry.delete(message.topic);
+      if (this.retained.delete(message.topic)) {
+        this.store.putRetained(message.topic, undefined);
+      }
+      return;
+    }
+    const p = message.payload;
+    const kept: StoredMessage = p.byteLength === p.buffer.byteLength
+      ? message
+      : { ...message, payload: p.slice() };
+    ownPayload(kept); // its Correlation Data, if any
+    this.retained.set(kept);
+    if (kept.expiresAt !== undefined) {
+      this.retainedExpiry.set(kept.topic, kept.expiresAt);
+    } else if (this.retainedExpiry.size > 0) {
+      this.retainedExpiry.delete(kept.topic);
+    }
+    if (!message.topic.startsWith("$SYS/")) {
+      this.store.putRetained(message.topic, kept);
+    }
   }
 
   /** Resolves when every commit started so far is done. */

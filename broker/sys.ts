@@ -229,10 +229,9 @@ export class SysTree {
 
 /** What `sysPublisher` needs of the broker's core. */
 export interface SysTarget {
-  retained: { set(message: StoredMessage): void };
-  retainedExpiry: Map<string, number>;
+  /** Keeps a message as its topic's retained one. */
+  retain(message: StoredMessage): void;
   dispatcher: Dispatcher;
-  publish(message: StoredMessage, publisherId: string | undefined): number;
 }
 
 /**
@@ -251,12 +250,7 @@ export function sysPublisher(core: SysTarget): SysPublish {
       qos: 0,
       retain: true,
     };
-    if (message.payload.length === 0) {
-      core.publish(message, undefined); // clears the topic
-      return;
-    }
-    core.retained.set(message);
-    if (core.retainedExpiry.size > 0) core.retainedExpiry.delete(topic);
+    core.retain(message);
     if (core.dispatcher.hasFirstLevel?.("$SYS") === false) return;
     core.dispatcher.publish(message, undefined);
   };
