@@ -80,17 +80,20 @@ export const PROBE_SCENARIOS: Record<string, { rate: number; idle: number }> = {
   "latency50k-idle": { rate: 50_000, idle: 10_000 },
 };
 
-const SOURCE = fileURLToPath(new URL("./latency_probe.c", import.meta.url));
-
 /**
- * Builds the probe into a temporary directory; returns its path, or throws
- * with the compiler's first lines.
+ * Builds a probe of bench/ (`latency_probe.c` unless `source` names another)
+ * into a temporary directory; returns its path, or throws with the
+ * compiler's first lines.
  */
-export async function buildProbe(cc = "cc"): Promise<string> {
+export async function buildProbe(
+  cc = "cc",
+  source = "latency_probe.c",
+): Promise<string> {
   const dir = await Deno.makeTempDir({ prefix: "kite-probe-" });
-  const out = join(dir, "latency_probe");
+  const out = join(dir, source.replace(/\.c$/, ""));
+  const path = fileURLToPath(new URL(`./${source}`, import.meta.url));
   const r = await new Deno.Command(cc, {
-    args: ["-O2", "-o", out, SOURCE],
+    args: ["-O2", "-o", out, path],
     stdout: "null",
     stderr: "piped",
   }).output();
@@ -98,7 +101,7 @@ export async function buildProbe(cc = "cc"): Promise<string> {
     await Deno.remove(dir, { recursive: true });
     const why = new TextDecoder().decode(r.stderr).trim().split("\n")
       .slice(0, 3).join(" ");
-    throw new Error(`cannot build bench/latency_probe.c: ${why}`);
+    throw new Error(`cannot build bench/${source}: ${why}`);
   }
   return out;
 }

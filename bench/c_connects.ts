@@ -1,0 +1,261 @@
+/**
+ * The connects scenario measured by an independent tool:
+ * bench/connect_probe.c, a one-thread C program (epoll, non-blocking
+ * connects, `--concurrency` connections being set up at a time, each one's
+ * set-up time kept), built here with the system's C compiler. Brokers are
+ * started as `deno task compare` starts them (pinned to CPU 0, the probe to
+ * CPU 1), with a bare Deno accept loop (bench/bare_accept.ts) as the
+ * platform's ceiling, in interleaved runs. Each run is a fresh broker that
+ * first takes `--warmup` connections unmeasured (then reset), then
+ * `--count` measured ones held open until the last is in; the broker's CPU
+ * is read over the measured part only.
+ *
+ * Kite's Deno tool (`deno task compare -- --scenarios conns`) spends most
+ * of a core itself at this rate; this probe, about half of one.
+ *
+ * Needs a C compiler (`cc`) and two CPUs; prints why and exits 2 without.
+ *
+ * ```sh
+ * deno run -A bench/c_connects.ts --brokers kite,kite-plain,bare,mosquitto \
+ *   --repeat 5
+ * ```
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { join } from "node:path";
+import {
+  brokerAvailable,
+  type BrokerName,
+  startBroker,
+  which,
+  withFileLimit,
+} from "./_brokers.ts";
+import { fmt, LABEL, median } from "./_compare_table.ts";
+import { formatMachine, machineCost } from "./_machine.ts";
+import { buildProbe, type ProbeDistribution } from "./c_latency.ts";
+
+/** The connect probe's JSON result. */
+export interface ConnectProbeResult {
+  count: number;
+  concurrency: number;
+  warmup: number;
+  connected: number;
+  /** CONNACKs with a non-zero return code. */
+  refused: number;
+  /** Connections the broker closed before its CONNACK. */
+  closed: number;
+  seconds: number;
+  connectsPerSec: number;
+  probeCpuSeconds: number;
+  /** socket() to the CONNACK's read, µs. */
+  setup: ProbeDistribution;
+  /** The broker's CPU over the measured connections (all its threads). */
+  brokerCpuSeconds?: number;
+}
+
+/** Options of one connect probe run. */
+export interface ConnectProbeOptions {
+  port: number;
+  count?: number;
+  concurrency?: number;
+  warmup?: number;
+  /** The broker's pid, for its CPU time. */
+  pid?: number;
+  /** Pin the probe to this CPU with taskset. */
+  cpu?: number;
+}
+
+/** Runs the connect probe once against a broker on loopback. */
+export async function runConnectProbe(
+  probe: string,
+  o: ConnectProbeOptions,
+): Promise<ConnectProbeResult> {
+  let cmd = withFileLimit([
+    probe,
+    `--port=${o.port}`,
+    `--count=${o.count ?? 10_000}`,
+    `--concurrency=${o.concurrency ?? 100}`,
+    `--warmup=${o.warmup ?? 0}`,
+    ...(o.pid === undefined ? [] : [`--pid=${o.pid}`]),
+  ]);
+  if (o.cpu !== undefined && which("taskset") !== undefined) {
+    cmd = ["taskset", "-c", String(o.cpu), ...cmd];
+  }
+  const r = await new Deno.Command(cmd[0]!, {
+    args: cmd.slice(1),
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(r.stdout).trim();
+  if (!r.success || text === "") {
+    throw new Error(
+      new TextDecoder().decode(r.stderr).trim() ||
+        `connect_probe exited with ${r.code}`,
+    );
+  }
+  return JSON.parse(text) as ConnectProbeResult;
+}
+
+/**
+ * The table of medians over each broker's runs, with each one's ratio to
+ * the bare accept loop (`bare`) when that ran.
+ */
+export function formatConnectTable(
+  runs: Map<BrokerName, ConnectProbeResult[]>,
+): string {
+  const names = [...runs.keys()];
+  type Get = (r: ConnectProbeResult) => number | undefined;
+  const rate: Get = (r) => r.connectsPerSec;
+  const bare = runs.get("bare");
+  const bareRate = bare?.length ? median(bare.map(rate)) : undefined;
+  const medianOf = (f: Get, digits?: number) => (rs: ConnectProbeResult[]) =>
+    fmt(median(rs.map(f)), digits);
+  const cpuPct: Get = (r) =>
+    r.brokerCpuSeconds === undefined
+      ? undefined
+      : r.brokerCpuSeconds / r.seconds * 100;
+  const rows: [string, (rs: ConnectProbeResult[]) => string][] = [
+    ["connects/s", medianOf(rate)],
+    [
+      "vs bare Deno accept loop",
+      (rs) => {
+        const m = median(rs.map(rate));
+        return bareRate === undefined || m === undefined
+          ? "-"
+          : `${(m / bareRate).toFixed(2)}×`;
+      },
+    ],
+    ["connects/s, runs", (rs) => rs.map((r) => fmt(rate(r))).join(", ")],
+    ["broker CPU %", medianOf(cpuPct, 1)],
+    [
+      "broker CPU µs per connect",
+      medianOf((r) =>
+        r.brokerCpuSeconds === undefined || r.connected === 0
+          ? undefined
+          : r.brokerCpuSeconds / r.connected * 1e6
+      ),
+    ],
+    ["probe CPU %", medianOf((r) => r.probeCpuSeconds / r.seconds * 100, 1)],
+    ["set-up p50 µs", medianOf((r) => r.setup.p50)],
+    ["set-up p99 µs", medianOf((r) => r.setup.p99)],
+    ["set-up p99.9 µs", medianOf((r) => r.setup.p999)],
+    ["set-up max µs", medianOf((r) => r.setup.max)],
+    [
+      "refused or closed (worst run)",
+      (rs) => fmt(Math.max(...rs.map((r) => r.refused + r.closed))),
+    ],
+  ];
+  const lines = [
+    `| median of runs | ${names.map((b) => LABEL[b]).join(" | ")} |`,
+    `|---|${names.map(() => "---:").join("|")}|`,
+  ];
+  for (const [label, cell] of rows) {
+    lines.push(
+      `| ${label} | ${names.map((b) => cell(runs.get(b)!)).join(" | ")} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    options: {
+      brokers: { type: "string", default: "kite,kite-plain,bare,mosquitto" },
+      repeat: { type: "string", default: "5" },
+      count: { type: "string", default: "10000" },
+      concurrency: { type: "string", default: "100" },
+      warmup: { type: "string", default: "5000" },
+      json: { type: "string" },
+      from: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.from !== undefined) {
+    const saved = JSON.parse(Deno.readTextFileSync(values.from)) as Record<
+      string,
+      ConnectProbeResult[]
+    >;
+    console.log(
+      formatConnectTable(
+        new Map(Object.entries(saved) as [BrokerName, ConnectProbeResult[]][]),
+      ),
+    );
+    return 0;
+  }
+  if (values.help) {
+    console.log(
+      "usage: deno run -A bench/c_connects.ts [--brokers kite,kite-plain,bare,mosquitto]\n" +
+        "  [--repeat 5] [--count 10000] [--concurrency 100] [--warmup 5000]\n" +
+        "  [--json out.json] [--from out.json]",
+    );
+    return 0;
+  }
+  if (which("cc") === undefined) {
+    console.error("cannot measure: no C compiler (cc) to build the probe");
+    return 2;
+  }
+  if (which("taskset") === undefined || navigator.hardwareConcurrency < 2) {
+    console.error("cannot measure: needs taskset and two CPUs");
+    return 2;
+  }
+  const probe = await buildProbe("cc", "connect_probe.c");
+  const brokers = (values.brokers.split(",") as BrokerName[]).filter((b) => {
+    const no = brokerAvailable(b, "tcp");
+    if (no !== undefined) console.error(`skipping ${b}: ${no}`);
+    return no === undefined;
+  });
+  const runs = new Map<BrokerName, ConnectProbeResult[]>(
+    brokers.map((b) => [b, []]),
+  );
+  try {
+    console.log(formatMachine(await machineCost()));
+    for (let i = 0; i < Number(values.repeat); i++) {
+      for (const b of brokers) {
+        const broker = await startBroker(b, { cpu: 0 });
+        try {
+          const r = await runConnectProbe(probe, {
+            port: broker.port,
+            count: Number(values.count),
+            concurrency: Number(values.concurrency),
+            warmup: Number(values.warmup),
+            pid: broker.pid,
+            cpu: 1,
+          });
+          runs.get(b)!.push(r);
+          console.error(
+            `${LABEL[b]}: ${fmt(r.connectsPerSec)} connects/s, set-up p99 ${
+              fmt(r.setup.p99)
+            } µs` +
+              (r.refused + r.closed > 0
+                ? `; ${r.refused} refused, ${r.closed} closed`
+                : ""),
+          );
+        } catch (e) {
+          console.error(`${LABEL[b]}: run left out: ${(e as Error).message}`);
+        } finally {
+          await broker.stop();
+        }
+      }
+    }
+    console.log(
+      `\nconns by bench/connect_probe.c, ${values.repeat} interleaved runs, ` +
+        `${values.count} connections ${values.concurrency} at a time ` +
+        `after ${values.warmup} unmeasured:\n`,
+    );
+    console.log(formatConnectTable(runs));
+  } finally {
+    await Deno.remove(join(probe, ".."), { recursive: true });
+  }
+  if (values.json !== undefined) {
+    Deno.writeTextFileSync(
+      values.json,
+      JSON.stringify(Object.fromEntries(runs), null, 1),
+    );
+  }
+  return 0;
+}
+
+if (import.meta.main) Deno.exit(await main());
