@@ -57,8 +57,15 @@ async function setUpLogging(
   format: "text" | "json" = "text",
 ): Promise<void> {
   const plain = getTextFormatter({
-    // Strings as they are (no quotes), everything else inspected.
-    value: (v, inspect) => typeof v === "string" ? v : inspect(v),
+    // Strings as they are (no quotes), numbers as text (as inspect would
+    // print them, without its call into the runtime: a connect's line has a
+    // keep-alive), everything else inspected.
+    value: (v, inspect) =>
+      typeof v === "string"
+        ? v
+        : typeof v === "number" && !Object.is(v, -0)
+        ? String(v)
+        : inspect(v),
   });
   const sink = lineSink(
     format === "json"
