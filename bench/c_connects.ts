@@ -25,16 +25,15 @@
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import {
-  brokerAvailable,
-  type BrokerName,
-  startBroker,
-  which,
-  withFileLimit,
-} from "./_brokers.ts";
+import { brokerAvailable, type BrokerName, which } from "./_brokers.ts";
 import { fmt, LABEL, median } from "./_compare_table.ts";
 import { formatMachine, machineCost } from "./_machine.ts";
-import { buildProbe, type ProbeDistribution } from "./c_latency.ts";
+import {
+  buildProbe,
+  interleavedRuns,
+  type ProbeDistribution,
+  runBuiltProbe,
+} from "./c_latency.ts";
 
 /** The connect probe's JSON result. */
 export interface ConnectProbeResult {
@@ -68,34 +67,17 @@ export interface ConnectProbeOptions {
 }
 
 /** Runs the connect probe once against a broker on loopback. */
-export async function runConnectProbe(
+export function runConnectProbe(
   probe: string,
   o: ConnectProbeOptions,
 ): Promise<ConnectProbeResult> {
-  let cmd = withFileLimit([
-    probe,
+  return runBuiltProbe<ConnectProbeResult>(probe, [
     `--port=${o.port}`,
     `--count=${o.count ?? 10_000}`,
     `--concurrency=${o.concurrency ?? 100}`,
     `--warmup=${o.warmup ?? 0}`,
     ...(o.pid === undefined ? [] : [`--pid=${o.pid}`]),
-  ]);
-  if (o.cpu !== undefined && which("taskset") !== undefined) {
-    cmd = ["taskset", "-c", String(o.cpu), ...cmd];
-  }
-  const r = await new Deno.Command(cmd[0]!, {
-    args: cmd.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const text = new TextDecoder().decode(r.stdout).trim();
-  if (!r.success || text === "") {
-    throw new Error(
-      new TextDecoder().decode(r.stderr).trim() ||
-        `connect_probe exited with ${r.code}`,
-    );
-  }
-  return JSON.parse(text) as ConnectProbeResult;
+  ], o.cpu);
 }
 
 /**
@@ -207,53 +189,42 @@ async function main(): Promise<number> {
     if (no !== undefined) console.error(`skipping ${b}: ${no}`);
     return no === undefined;
   });
-  const runs = new Map<BrokerName, ConnectProbeResult[]>(
-    brokers.map((b) => [b, []]),
-  );
   try {
     console.log(formatMachine(await machineCost()));
-    for (let i = 0; i < Number(values.repeat); i++) {
-      for (const b of brokers) {
-        const broker = await startBroker(b, { cpu: 0 });
-        try {
-          const r = await runConnectProbe(probe, {
-            port: broker.port,
-            count: Number(values.count),
-            concurrency: Number(values.concurrency),
-            warmup: Number(values.warmup),
-            pid: broker.pid,
-            cpu: 1,
-          });
-          runs.get(b)!.push(r);
-          console.error(
-            `${LABEL[b]}: ${fmt(r.connectsPerSec)} connects/s, set-up p99 ${
-              fmt(r.setup.p99)
-            } µs` +
-              (r.refused + r.closed > 0
-                ? `; ${r.refused} refused, ${r.closed} closed`
-                : ""),
-          );
-        } catch (e) {
-          console.error(`${LABEL[b]}: run left out: ${(e as Error).message}`);
-        } finally {
-          await broker.stop();
-        }
-      }
-    }
+    const runs = await interleavedRuns(
+      brokers,
+      Number(values.repeat),
+      (broker) =>
+        runConnectProbe(probe, {
+          port: broker.port,
+          count: Number(values.count),
+          concurrency: Number(values.concurrency),
+          warmup: Number(values.warmup),
+          pid: broker.pid,
+          cpu: 1,
+        }),
+      (r) =>
+        `${fmt(r.connectsPerSec)} connects/s, set-up p99 ${
+          fmt(r.setup.p99)
+        } µs` +
+        (r.refused + r.closed > 0
+          ? `; ${r.refused} refused, ${r.closed} closed`
+          : ""),
+    );
     console.log(
       `\nconns by bench/connect_probe.c, ${values.repeat} interleaved runs, ` +
         `${values.count} connections ${values.concurrency} at a time ` +
         `after ${values.warmup} unmeasured:\n`,
     );
     console.log(formatConnectTable(runs));
+    if (values.json !== undefined) {
+      Deno.writeTextFileSync(
+        values.json,
+        JSON.stringify(Object.fromEntries(runs), null, 1),
+      );
+    }
   } finally {
     await Deno.remove(join(probe, ".."), { recursive: true });
-  }
-  if (values.json !== undefined) {
-    Deno.writeTextFileSync(
-      values.json,
-      JSON.stringify(Object.fromEntries(runs), null, 1),
-    );
   }
   return 0;
 }

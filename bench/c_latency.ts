@@ -27,6 +27,7 @@ import { fileURLToPath } from "node:url";
 import {
   brokerAvailable,
   type BrokerName,
+  type RunningBroker,
   startBroker,
   which,
   withFileLimit,
@@ -118,23 +119,19 @@ export interface ProbeOptions {
   cpu?: number;
 }
 
-/** Runs the probe once against a broker on loopback. */
-export async function runProbe(
+/**
+ * Runs a probe built by `buildProbe` with `args` (with the open file limit
+ * raised, pinned to `cpu` when given) and parses the JSON it prints; throws
+ * with its one-line message when it fails.
+ */
+export async function runBuiltProbe<T>(
   probe: string,
-  o: ProbeOptions,
-): Promise<ProbeResult> {
-  const args = [
-    probe,
-    `--port=${o.port}`,
-    `--rate=${o.rate}`,
-    `--warmup=${o.warmup}`,
-    `--duration=${o.duration}`,
-    `--idle=${o.idle ?? 0}`,
-    `--size=${o.size ?? 64}`,
-  ];
-  let cmd = o.idle ? withFileLimit(args) : args;
-  if (o.cpu !== undefined && which("taskset") !== undefined) {
-    cmd = ["taskset", "-c", String(o.cpu), ...cmd];
+  args: string[],
+  cpu?: number,
+): Promise<T> {
+  let cmd = withFileLimit([probe, ...args]);
+  if (cpu !== undefined && which("taskset") !== undefined) {
+    cmd = ["taskset", "-c", String(cpu), ...cmd];
   }
   const r = await new Deno.Command(cmd[0]!, {
     args: cmd.slice(1),
@@ -145,10 +142,54 @@ export async function runProbe(
   if (!r.success || text === "") {
     throw new Error(
       new TextDecoder().decode(r.stderr).trim() ||
-        `latency_probe exited with ${r.code}`,
+        `${probe.split("/").pop()} exited with ${r.code}`,
     );
   }
-  return JSON.parse(text) as ProbeResult;
+  return JSON.parse(text) as T;
+}
+
+/**
+ * Runs `run` against each broker in turn, `repeat` times over (interleaved),
+ * each run on a fresh broker pinned to CPU 0; prints `describe`'s line for
+ * each result, or why a run was left out. Returns each broker's results.
+ */
+export async function interleavedRuns<T>(
+  brokers: BrokerName[],
+  repeat: number,
+  run: (broker: RunningBroker) => Promise<T>,
+  describe: (r: T) => string,
+): Promise<Map<BrokerName, T[]>> {
+  const runs = new Map<BrokerName, T[]>(brokers.map((b) => [b, []]));
+  for (let i = 0; i < repeat; i++) {
+    for (const b of brokers) {
+      const broker = await startBroker(b, { cpu: 0 });
+      try {
+        const r = await run(broker);
+        runs.get(b)!.push(r);
+        console.error(`${LABEL[b]}: ${describe(r)}`);
+      } catch (e) {
+        console.error(`${LABEL[b]}: run left out: ${(e as Error).message}`);
+      } finally {
+        await broker.stop();
+      }
+    }
+  }
+  return runs;
+}
+
+/** Runs the latency probe once against a broker on loopback. */
+export function runProbe(
+  probe: string,
+  o: ProbeOptions,
+): Promise<ProbeResult> {
+  return runBuiltProbe<ProbeResult>(probe, [
+    `--port=${o.port}`,
+    `--rate=${o.rate}`,
+    `--warmup=${o.warmup}`,
+    `--duration=${o.duration}`,
+    `--idle=${o.idle ?? 0}`,
+    `--size=${o.size ?? 64}`,
+  ], o.cpu);
 }
 
 /**
@@ -202,34 +243,29 @@ export function formatProbeTable(runs: Map<BrokerName, ProbeRun[]>): string {
 
 async function runOnce(
   probe: string,
-  name: BrokerName,
+  broker: RunningBroker,
   scenario: { rate: number; idle: number },
   warmup: number,
   duration: number,
 ): Promise<ProbeRun> {
-  const broker = await startBroker(name, { cpu: 0 });
-  try {
-    const cpu0 = readProcCpuSeconds(broker.pid);
-    const t0 = performance.now();
-    const result = await runProbe(probe, {
-      port: broker.port,
-      rate: scenario.rate,
-      idle: scenario.idle,
-      warmup,
-      duration,
-      cpu: 1,
-    });
-    const cpu1 = readProcCpuSeconds(broker.pid);
-    const seconds = (performance.now() - t0) / 1000;
-    return {
-      probe: result,
-      brokerCpu: cpu0 === undefined || cpu1 === undefined
-        ? undefined
-        : (cpu1 - cpu0) / seconds * 100,
-    };
-  } finally {
-    await broker.stop();
-  }
+  const cpu0 = readProcCpuSeconds(broker.pid);
+  const t0 = performance.now();
+  const result = await runProbe(probe, {
+    port: broker.port,
+    rate: scenario.rate,
+    idle: scenario.idle,
+    warmup,
+    duration,
+    cpu: 1,
+  });
+  const cpu1 = readProcCpuSeconds(broker.pid);
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    probe: result,
+    brokerCpu: cpu0 === undefined || cpu1 === undefined
+      ? undefined
+      : (cpu1 - cpu0) / seconds * 100,
+  };
 }
 
 async function main(): Promise<number> {
@@ -301,35 +337,21 @@ async function main(): Promise<number> {
   try {
     console.log(formatMachine(await machineCost()));
     for (const s of scenarios) {
-      const runs = new Map<BrokerName, ProbeRun[]>(brokers.map((b) => [b, []]));
-      for (let i = 0; i < Number(values.repeat); i++) {
-        for (const b of brokers) {
-          try {
-            const r = await runOnce(
-              probe,
-              b,
-              PROBE_SCENARIOS[s]!,
-              warmup,
-              duration,
-            );
-            runs.get(b)!.push(r);
-            console.error(
-              `${LABEL[b]} ${s}: p50 ${fmt(r.probe.latency.p50)} p99 ${
-                fmt(r.probe.latency.p99)
-              } p99.9 ${fmt(r.probe.latency.p999)} max ${
-                fmt(r.probe.latency.max)
-              } µs, lost ${r.probe.lost}` +
-                (r.probe.idleRefused > 0
-                  ? `; ${r.probe.idleRefused} idle connections refused`
-                  : ""),
-            );
-          } catch (e) {
-            console.error(
-              `${LABEL[b]} ${s}: run left out: ${(e as Error).message}`,
-            );
-          }
-        }
-      }
+      const runs = await interleavedRuns(
+        brokers,
+        Number(values.repeat),
+        (broker) =>
+          runOnce(probe, broker, PROBE_SCENARIOS[s]!, warmup, duration),
+        (r) =>
+          `${s}: p50 ${fmt(r.probe.latency.p50)} p99 ${
+            fmt(r.probe.latency.p99)
+          } p99.9 ${fmt(r.probe.latency.p999)} max ${
+            fmt(r.probe.latency.max)
+          } µs, lost ${r.probe.lost}` +
+          (r.probe.idleRefused > 0
+            ? `; ${r.probe.idleRefused} idle connections refused`
+            : ""),
+      );
       console.log(
         `\n${s} by bench/latency_probe.c, ${values.repeat} interleaved runs:\n`,
       );
