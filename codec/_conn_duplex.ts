@@ -9,7 +9,7 @@
  */
 
 import { alloc } from "./_slab.ts";
-import { coreRead, coreReadRid } from "./_core_read.ts";
+import { coreRead, coreReadCount, coreReadRid } from "./_core_read.ts";
 import type { Duplex, RawReader } from "./duplex.ts";
 
 /** The first read (a CONNECT fits) and the size reads grow back from. */
@@ -153,6 +153,18 @@ export class ConnDuplex implements Duplex, RawReader {
     return this.#rid >= 0
       ? coreRead(this.#rid, this.#buf)
       : this.#conn.read(this.#buf);
+  }
+
+  /**
+   * `readRaw()` resolving with 0 at EOF: on the op path, the op's promise
+   * itself (one promise and one reaction fewer per read than `readRaw()`).
+   */
+  readCount(): Promise<number> {
+    if (this.#rid < 0) {
+      return this.readRaw().then((n) => n ?? 0);
+    }
+    this.#pending = true;
+    return coreReadCount(this.#rid, this.#buf);
   }
 
   /** The `n` bytes the last `readRaw()` got, as a chunk the caller owns. */

@@ -83,6 +83,15 @@ const zeroToNull = (n: number): number | null => n === 0 ? null : n;
 
 /**
  * Reads into `buf` from the resource `rid` (from `coreReadRid`): the byte
+ * count, 0 at EOF (the op's own promise, nothing chained). `buf` must not
+ * be empty.
+ */
+export function coreReadCount(rid: number, buf: Uint8Array): Promise<number> {
+  return core!.read(rid, buf);
+}
+
+/**
+ * Reads into `buf` from the resource `rid` (from `coreReadRid`): the byte
  * count, or null at EOF, as `conn.read` does. `buf` must not be empty.
  */
 export function coreRead(rid: number, buf: Uint8Array): Promise<number | null> {

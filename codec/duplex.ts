@@ -63,6 +63,12 @@ export interface Duplex {
 export interface RawReader {
   /** Reads: the byte count, or null at EOF; rejects when the socket fails. */
   readRaw(): Promise<number | null>;
+  /**
+   * Optional `readRaw()` that resolves with 0 at EOF instead of null, when
+   * that saves the reader a promise per read (the socket's own read
+   * resolves so); callers pass its count to `take()` as with `readRaw()`.
+   */
+  readCount?(): Promise<number>;
   /** The `n` bytes the last `readRaw()` got, as a chunk the caller owns. */
   take(n: number): Uint8Array;
   /** The last `readRaw()` ended (EOF or error): no more reads follow. */
