@@ -49,10 +49,15 @@ export class CommitGate {
   constructor(store: Store, latency?: Histogram) {
     this.#inner = store;
     this.#latency = latency;
-    const mark = <A extends unknown[]>(f: (...a: A) => void) => (...a: A) => {
-      this.#dirty = true;
-      f(...a);
-    };
+    // A store that makes nothing durable (`durable: false`, the in-memory
+    // store) gives acknowledgements nothing to wait for: its mutations do
+    // not hold them (only `markDirty` does).
+    const volatile = store.durable === false;
+    const mark = <A extends unknown[]>(f: (...a: A) => void) =>
+      volatile ? f : (...a: A) => {
+        this.#dirty = true;
+        f(...a);
+      };
     this.store = {
       putRetained: mark((t, m) => store.putRetained(t, m)),
       putSession: mark((r) => store.putSession(r)),

@@ -129,7 +129,7 @@ export class BrokerCore implements GaugeSource {
   readonly hooks: BrokerHooks;
   /** Group commit: output that waits for durable state waits here. */
   readonly gate: CommitGate;
-  /** The store (every mutation marks the gate dirty). */
+  /** The store (a mutation of a durable one marks the gate dirty). */
   readonly store: Store;
   readonly dispatcher: Dispatcher;
   readonly retained: RetainedMessages = new RetainedMessages();

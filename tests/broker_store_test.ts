@@ -6,6 +6,8 @@ import { bytes, RawClient, startBroker, subscribeOne } from "./_helpers.ts";
 
 /** A MemoryStore whose commits wait until `release()` and are counted. */
 class GatedStore extends MemoryStore {
+  /** Acknowledgements wait for its commits, as for a store on disk. */
+  override readonly durable = true;
   commits = 0;
   #waiting: (() => void)[] = [];
   gated = true;

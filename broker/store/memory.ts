@@ -47,7 +47,7 @@ const RESOLVED: Promise<void> = Promise.resolve();
  */
 export class MemoryStore implements Store {
   /** Nothing here outlives the process. */
-  readonly durable = false;
+  readonly durable: boolean = false;
   #retained = new Map<string, StoredMessage>();
   #sessions = new Map<string, MemorySession>();
   #keepOutgoing: boolean;

@@ -148,7 +148,8 @@ export interface Store {
   /**
    * False for a store whose state does not outlive the process
    * (`MemoryStore`): what only a restart would need is then not written
-   * (a bridge's messages for its remote). Absent: durable.
+   * (a bridge's messages for its remote), and acknowledgements are not held
+   * until its `commit()` resolves. Absent: durable.
    */
   readonly durable?: boolean;
   /** Sets (or, with `undefined`, clears) the retained message of a topic. */
