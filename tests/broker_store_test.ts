@@ -7,7 +7,7 @@ import { bytes, RawClient, startBroker, subscribeOne } from "./_helpers.ts";
 /** A MemoryStore whose commits wait until `release()` and are counted. */
 class GatedStore extends MemoryStore {
   /** Acknowledgements wait for its commits, as for a store on disk. */
-  override readonly durable = true;
+  override readonly durable: boolean = true;
   commits = 0;
   #waiting: (() => void)[] = [];
   gated = true;
@@ -59,6 +59,40 @@ Deno.test("Broker acknowledges a QoS 1/2 PUBLISH to a persistent session only af
     const ack = await p.next((x) => x.type === "puback" || x.type === "pubrec");
     assert.equal((ack as { packetId: number }).packetId, i); // in order
   }
+  await p.disconnect();
+  await s.client.disconnect();
+  await broker.close();
+});
+
+Deno.test("Broker does not hold acknowledgements for a store that keeps nothing past the process (durable false)", async () => {
+  // Its commits never finish, yet a QoS 1 message stored for a persistent
+  // session is acknowledged at once: nothing durable waits behind it.
+  const store = new class extends GatedStore {
+    override readonly durable = false;
+  }();
+  const broker = await startBroker({ store });
+  const s = await RawClient.connect(broker.addr.port, {
+    clientId: "kept",
+    cleanStart: false,
+  });
+  await subscribeOne(s.client, "v/#", 1);
+  const { client: p } = await RawClient.connect(broker.addr.port, {
+    clientId: "vp",
+  });
+  store.commits = 0;
+  await p.send({
+    type: "publish",
+    topic: "v/1",
+    payload: bytes("x"),
+    qos: 1,
+    retain: false,
+    dup: false,
+    packetId: 7,
+  });
+  assert.equal((await p.expect("puback")).packetId, 7);
+  await s.client.expectPublish("v/1");
+  assert.equal(store.commits, 0);
+  store.release();
   await p.disconnect();
   await s.client.disconnect();
   await broker.close();

@@ -194,10 +194,15 @@ Deno.test("GET /metrics counts dropped messages by reason: no subscribers, refus
   const realNow = Date.now;
   let skew = 0;
   Date.now = () => realNow() + skew;
+  // A store that says it is durable: acknowledgements wait for its commits
+  // (the in-memory store's own `durable: false` lets them through at once).
+  const store = new class extends MemoryStore {
+    override readonly durable = true;
+  }();
   const broker = await startHttpBroker({
     receiveMaximum: 2,
     maxQueuedMessages: 2,
-    store: new MemoryStore(),
+    store,
   });
   const port = broker.addr.port;
   const open: RawClient[] = [];
