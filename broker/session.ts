@@ -12,6 +12,7 @@
  */
 
 import { Fifo } from "../codec/_fifo.ts";
+import { Inflight } from "./_inflight.ts";
 import { PacketIdAllocator } from "../codec/_packet_ids.ts";
 import { MessageQueue, packedEncoding, takeShared } from "./_message_queue.ts";
 import { outgoingOf, outgoingRecordOf, recordOf } from "./_session_record.ts";
@@ -57,6 +58,7 @@ export {
 const OUTPUT_FULL = "output buffer full";
 const TOO_LARGE = "message above the client's Maximum Packet Size";
 const OVER_BYTES = "message larger than maxQueuedBytes";
+const clearEncoding = (m: OutgoingMessage) => m.enc = undefined;
 
 /**
  * The state of one client session.
@@ -77,7 +79,7 @@ export class Session implements SharedMember {
   expiryInterval: number;
   // Allocated on first use: an idle connection's session has none of them.
   #subscriptions: Map<string, SessionSubscription> | undefined;
-  #inflight: Map<number, OutgoingMessage> | undefined;
+  #inflight: Inflight | undefined; // kept once made (see _inflight.ts)
   #incomingQos2: Set<number> | undefined;
 
   /** Subscriptions by filter (as subscribed, `$share/...` included). */
@@ -86,7 +88,11 @@ export class Session implements SharedMember {
   }
   /** QoS 1/2 messages sent and not yet completed, by packet id. */
   get inflight(): Map<number, OutgoingMessage> {
-    return this.#inflight ??= new Map();
+    return (this.#inflight ??= new Inflight()).map;
+  }
+  /** The message in flight under `packetId`, if any (allocates nothing). */
+  inflightMessage(packetId: number): OutgoingMessage | undefined {
+    return this.#inflight?.get(packetId);
   }
   /** QoS 2 packet ids received and not yet released. */
   get incomingQos2(): Set<number> {
@@ -232,7 +238,7 @@ export class Session implements SharedMember {
     if (r.seq >= this.#nextSeq) this.#nextSeq = r.seq + 1;
     if (m.state === "queued") (this.#queue ??= new MessageQueue()).push(m);
     else {
-      this.inflight.set(m.packetId, m);
+      (this.#inflight ??= new Inflight()).put(m.packetId, m);
       (this.#ids ??= new PacketIdAllocator()).restored(m.packetId);
     }
   }
@@ -432,7 +438,7 @@ export class Session implements SharedMember {
       this.#sendUnkept(link, enc, m.packetId);
       return true;
     }
-    this.inflight.set(m.packetId, m);
+    (this.#inflight ??= new Inflight()).put(m.packetId, m);
     ownPayload(m.message);
     if (this.persistent) {
       this.#persist(m);
@@ -453,7 +459,7 @@ export class Session implements SharedMember {
     enc: PublishEncoding,
     id = (this.#ids ??= new PacketIdAllocator()).next(this.#inflight),
   ): void {
-    this.inflight.set(id, SENT_QOS1);
+    (this.#inflight ??= new Inflight()).put(id, SENT_QOS1);
     link.sendPublish(enc, id, false);
   }
 
@@ -550,8 +556,8 @@ export class Session implements SharedMember {
   attach(link: SessionLink): void {
     this.link = link;
     this.disconnectedAt = undefined;
-    const inflight = this.#inflight;
-    if (inflight !== undefined && inflight.size > 0) {
+    const inflight = this.inflightCount > 0 ? this.#inflight!.map : undefined;
+    if (inflight !== undefined) {
       // Never here: a session that held SENT_QOS1 ended with its connection.
       for (const [id, m] of inflight) if (m === SENT_QOS1) inflight.delete(id);
       let onWire = 0;
@@ -590,11 +596,7 @@ export class Session implements SharedMember {
 
   /** Forgets a message in flight: completed, refused or dropped. */
   #forget(m: OutgoingMessage, packetId = m.packetId): void {
-    // Dropped once empty: V8 rehashes an old Map into the old generation
-    // every few deletes (bench/README.md, "the session's in-flight map").
-    if (this.#inflight?.delete(packetId) && this.#inflight.size === 0) {
-      this.#inflight = undefined;
-    }
+    this.#inflight?.delete(packetId);
     this.#unresend(m);
     if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);
   }
@@ -625,9 +627,7 @@ export class Session implements SharedMember {
     // QoS 0 messages are not kept for an offline session unless configured.
     if (!this.#ctx.queueQos0Messages) this.#queue?.dropQos0();
     // Encodings pin payload copies of other versions; drop them.
-    if (this.#inflight !== undefined) {
-      for (const m of this.#inflight.values()) m.enc = undefined;
-    }
+    this.#inflight?.forEach(clearEncoding);
   }
 
   /** PUBACK from the client; false if the id is unknown. */
@@ -675,7 +675,11 @@ export class Session implements SharedMember {
    * them.
    */
   takeShared(canMove: (group: object) => boolean): OutgoingMessage[] {
-    const out = takeShared(this.#inflight, this.#queue, canMove);
+    const out = takeShared(
+      this.inflightCount > 0 ? this.#inflight!.map : undefined,
+      this.#queue,
+      canMove,
+    );
     for (const m of out) {
       if (m.state !== "queued") this.#unresend(m);
       if (this.persistent) this.#ctx.store.deleteOutgoing(this.clientId, m.seq);

@@ -23,7 +23,7 @@ import type { ConnectionContext } from "../context.ts";
 function checkKind(c: ConnectionContext, p: AckPacket): void {
   const session = c.session!;
   if (session.inflightCount === 0) return;
-  const m = session.inflight.get(p.packetId);
+  const m = session.inflightMessage(p.packetId);
   if (m === undefined) return;
   const ok = p.type === "puback"
     ? m.qos === 1
