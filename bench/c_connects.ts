@@ -24,15 +24,14 @@
  */
 
 import { parseArgs } from "node:util";
-import { join } from "node:path";
-import { brokerAvailable, type BrokerName, which } from "./_brokers.ts";
-import { fmt, LABEL, median } from "./_compare_table.ts";
-import { formatMachine, machineCost } from "./_machine.ts";
+import type { BrokerName } from "./_brokers.ts";
+import { fmt, median } from "./_compare_table.ts";
 import {
-  buildProbe,
+  brokerTable,
   interleavedRuns,
   type ProbeDistribution,
   runBuiltProbe,
+  withBuiltProbe,
 } from "./c_latency.ts";
 
 /** The connect probe's JSON result. */
@@ -87,7 +86,6 @@ export function runConnectProbe(
 export function formatConnectTable(
   runs: Map<BrokerName, ConnectProbeResult[]>,
 ): string {
-  const names = [...runs.keys()];
   type Get = (r: ConnectProbeResult) => number | undefined;
   const rate: Get = (r) => r.connectsPerSec;
   const bare = runs.get("bare");
@@ -129,16 +127,7 @@ export function formatConnectTable(
       (rs) => fmt(Math.max(...rs.map((r) => r.refused + r.closed))),
     ],
   ];
-  const lines = [
-    `| median of runs | ${names.map((b) => LABEL[b]).join(" | ")} |`,
-    `|---|${names.map(() => "---:").join("|")}|`,
-  ];
-  for (const [label, cell] of rows) {
-    lines.push(
-      `| ${label} | ${names.map((b) => cell(runs.get(b)!)).join(" | ")} |`,
-    );
-  }
-  return lines.join("\n");
+  return brokerTable(runs, "median of runs", rows);
 }
 
 async function main(): Promise<number> {
@@ -175,58 +164,44 @@ async function main(): Promise<number> {
     );
     return 0;
   }
-  if (which("cc") === undefined) {
-    console.error("cannot measure: no C compiler (cc) to build the probe");
-    return 2;
-  }
-  if (which("taskset") === undefined || navigator.hardwareConcurrency < 2) {
-    console.error("cannot measure: needs taskset and two CPUs");
-    return 2;
-  }
-  const probe = await buildProbe("cc", "connect_probe.c");
-  const brokers = (values.brokers.split(",") as BrokerName[]).filter((b) => {
-    const no = brokerAvailable(b, "tcp");
-    if (no !== undefined) console.error(`skipping ${b}: ${no}`);
-    return no === undefined;
-  });
-  try {
-    console.log(formatMachine(await machineCost()));
-    const runs = await interleavedRuns(
-      brokers,
-      Number(values.repeat),
-      (broker) =>
-        runConnectProbe(probe, {
-          port: broker.port,
-          count: Number(values.count),
-          concurrency: Number(values.concurrency),
-          warmup: Number(values.warmup),
-          pid: broker.pid,
-          cpu: 1,
-        }),
-      (r) =>
-        `${fmt(r.connectsPerSec)} connects/s, set-up p99 ${
-          fmt(r.setup.p99)
-        } µs` +
-        (r.refused + r.closed > 0
-          ? `; ${r.refused} refused, ${r.closed} closed`
-          : ""),
-    );
-    console.log(
-      `\nconns by bench/connect_probe.c, ${values.repeat} interleaved runs, ` +
-        `${values.count} connections ${values.concurrency} at a time ` +
-        `after ${values.warmup} unmeasured:\n`,
-    );
-    console.log(formatConnectTable(runs));
-    if (values.json !== undefined) {
-      Deno.writeTextFileSync(
-        values.json,
-        JSON.stringify(Object.fromEntries(runs), null, 1),
+  return await withBuiltProbe(
+    "connect_probe.c",
+    values.brokers,
+    async (probe, brokers) => {
+      const runs = await interleavedRuns(
+        brokers,
+        Number(values.repeat),
+        (broker) =>
+          runConnectProbe(probe, {
+            port: broker.port,
+            count: Number(values.count),
+            concurrency: Number(values.concurrency),
+            warmup: Number(values.warmup),
+            pid: broker.pid,
+            cpu: 1,
+          }),
+        (r) =>
+          `${fmt(r.connectsPerSec)} connects/s, set-up p99 ${
+            fmt(r.setup.p99)
+          } µs` +
+          (r.refused + r.closed > 0
+            ? `; ${r.refused} refused, ${r.closed} closed`
+            : ""),
       );
-    }
-  } finally {
-    await Deno.remove(join(probe, ".."), { recursive: true });
-  }
-  return 0;
+      console.log(
+        `\nconns by bench/connect_probe.c, ${values.repeat} interleaved runs, ` +
+          `${values.count} connections ${values.concurrency} at a time ` +
+          `after ${values.warmup} unmeasured:\n`,
+      );
+      console.log(formatConnectTable(runs));
+      if (values.json !== undefined) {
+        Deno.writeTextFileSync(
+          values.json,
+          JSON.stringify(Object.fromEntries(runs), null, 1),
+        );
+      }
+    },
+  );
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -23,15 +23,14 @@
  */
 
 import { parseArgs } from "node:util";
-import { join } from "node:path";
-import { brokerAvailable, type BrokerName, which } from "./_brokers.ts";
-import { fmt, LABEL, median } from "./_compare_table.ts";
-import { formatMachine, machineCost } from "./_machine.ts";
+import type { BrokerName } from "./_brokers.ts";
+import { fmt, median } from "./_compare_table.ts";
 import {
-  buildProbe,
+  brokerTable,
   interleavedRuns,
   type ProbeDistribution,
   runBuiltProbe,
+  withBuiltProbe,
 } from "./c_latency.ts";
 
 /** The fleet probe's JSON result (times in µs). */
@@ -103,7 +102,6 @@ export function runFleetProbe(
 export function formatFleetTable(
   runs: Map<BrokerName, FleetProbeResult[]>,
 ): string {
-  const names = [...runs.keys()];
   type Get = (r: FleetProbeResult) => number | undefined;
   type Cell = (rs: FleetProbeResult[]) => string;
   const ms = (us: number | undefined) =>
@@ -159,16 +157,7 @@ export function formatFleetTable(
     ],
     ["broker CPU %, runs", (rs) => rs.map((r) => fmt(cpu(r), 1)).join(", ")],
   ];
-  const lines = [
-    `| median of runs | ${names.map((b) => LABEL[b]).join(" | ")} |`,
-    `|---|${names.map(() => "---:").join("|")}|`,
-  ];
-  for (const [label, cell] of rows) {
-    lines.push(
-      `| ${label} | ${names.map((b) => cell(runs.get(b)!)).join(" | ")} |`,
-    );
-  }
-  return lines.join("\n");
+  return brokerTable(runs, "median of runs", rows);
 }
 
 async function main(): Promise<number> {
@@ -210,59 +199,46 @@ async function main(): Promise<number> {
     );
     return 0;
   }
-  if (which("cc") === undefined) {
-    console.error("cannot measure: no C compiler (cc) to build the probe");
-    return 2;
-  }
-  if (which("taskset") === undefined || navigator.hardwareConcurrency < 2) {
-    console.error("cannot measure: needs taskset and two CPUs");
-    return 2;
-  }
   const sizes = values.devices.split(",").map(Number);
   if (sizes.some((n) => !(Number.isInteger(n) && n > 0))) {
     console.error(`--devices: positive integers, not "${values.devices}"`);
     return 2;
   }
-  const probe = await buildProbe("cc", "fleet_probe.c");
-  const brokers = (values.brokers.split(",") as BrokerName[]).filter((b) => {
-    const no = brokerAvailable(b, "tcp");
-    if (no !== undefined) console.error(`skipping ${b}: ${no}`);
-    return no === undefined;
-  });
   const all: Record<string, Record<string, FleetProbeResult[]>> = {};
-  try {
-    console.log(formatMachine(await machineCost()));
-    for (const devices of sizes) {
-      const runs = await interleavedRuns(
-        brokers,
-        Number(values.repeat),
-        (broker) =>
-          runFleetProbe(probe, {
-            port: broker.port,
-            devices,
-            warmup: Number(values.warmup),
-            duration: Number(values.duration),
-            pid: broker.pid,
-            cpu: 1,
-          }),
-        (r) =>
-          `fleet ${devices}: p99 ${fmt(r.latency.p99)} µs, CPU ${
-            fmt(r.brokerCpuPct, 1)
-          }%, lost ${r.lost}`,
-      );
-      console.log(
-        `\nfleet by bench/fleet_probe.c, ${devices} devices, ${values.repeat} interleaved runs:\n`,
-      );
-      console.log(formatFleetTable(runs));
-      all[devices] = Object.fromEntries(runs);
-    }
-    if (values.json !== undefined) {
-      Deno.writeTextFileSync(values.json, JSON.stringify(all, null, 1));
-    }
-  } finally {
-    await Deno.remove(join(probe, ".."), { recursive: true });
+  const status = await withBuiltProbe(
+    "fleet_probe.c",
+    values.brokers,
+    async (probe, brokers) => {
+      for (const devices of sizes) {
+        const runs = await interleavedRuns(
+          brokers,
+          Number(values.repeat),
+          (broker) =>
+            runFleetProbe(probe, {
+              port: broker.port,
+              devices,
+              warmup: Number(values.warmup),
+              duration: Number(values.duration),
+              pid: broker.pid,
+              cpu: 1,
+            }),
+          (r) =>
+            `fleet ${devices}: p99 ${fmt(r.latency.p99)} µs, CPU ${
+              fmt(r.brokerCpuPct, 1)
+            }%, lost ${r.lost}`,
+        );
+        console.log(
+          `\nfleet by bench/fleet_probe.c, ${devices} devices, ${values.repeat} interleaved runs:\n`,
+        );
+        console.log(formatFleetTable(runs));
+        all[devices] = Object.fromEntries(runs);
+      }
+    },
+  );
+  if (status === 0 && values.json !== undefined) {
+    Deno.writeTextFileSync(values.json, JSON.stringify(all, null, 1));
   }
-  return 0;
+  return status;
 }
 
 if (import.meta.main) Deno.exit(await main());

@@ -177,6 +177,63 @@ export async function interleavedRuns<T>(
   return runs;
 }
 
+/**
+ * Builds `source` (a probe of bench/) and runs `measure` with it and those
+ * of the comma-separated `brokers` that can run here (each one left out
+ * says why), after a line about the machine; removes the probe after.
+ * Returns the exit status: 2, with why, without a C compiler, taskset or
+ * two CPUs.
+ */
+export async function withBuiltProbe(
+  source: string,
+  brokers: string,
+  measure: (probe: string, brokers: BrokerName[]) => Promise<void>,
+): Promise<number> {
+  if (which("cc") === undefined) {
+    console.error("cannot measure: no C compiler (cc) to build the probe");
+    return 2;
+  }
+  if (which("taskset") === undefined || navigator.hardwareConcurrency < 2) {
+    console.error("cannot measure: needs taskset and two CPUs");
+    return 2;
+  }
+  const probe = await buildProbe("cc", source);
+  const available = (brokers.split(",") as BrokerName[]).filter((b) => {
+    const no = brokerAvailable(b, "tcp");
+    if (no !== undefined) console.error(`skipping ${b}: ${no}`);
+    return no === undefined;
+  });
+  try {
+    console.log(formatMachine(await machineCost()));
+    await measure(probe, available);
+  } finally {
+    await Deno.remove(join(probe, ".."), { recursive: true });
+  }
+  return 0;
+}
+
+/**
+ * A Markdown table with a column for each broker of `runs` and a row for
+ * each `[label, cell]`, the cell made from that broker's runs.
+ */
+export function brokerTable<R>(
+  runs: Map<BrokerName, R[]>,
+  corner: string,
+  rows: [string, (rs: R[]) => string][],
+): string {
+  const names = [...runs.keys()];
+  const lines = [
+    `| ${corner} | ${names.map((b) => LABEL[b]).join(" | ")} |`,
+    `|---|${names.map(() => "---:").join("|")}|`,
+  ];
+  for (const [label, cell] of rows) {
+    lines.push(
+      `| ${label} | ${names.map((b) => cell(runs.get(b)!)).join(" | ")} |`,
+    );
+  }
+  return lines.join("\n");
+}
+
 /** Runs the latency probe once against a broker on loopback. */
 export function runProbe(
   probe: string,
@@ -201,7 +258,6 @@ export const STALL_US = 50_000;
 
 /** The table of medians over the runs of each broker, µs unless noted. */
 export function formatProbeTable(runs: Map<BrokerName, ProbeRun[]>): string {
-  const names = [...runs.keys()];
   type Get = (r: ProbeRun) => number | undefined;
   const p99: Get = (r) => r.probe.latency.p99;
   const p999: Get = (r) => r.probe.latency.p999;
@@ -229,16 +285,7 @@ export function formatProbeTable(runs: Map<BrokerName, ProbeRun[]>): string {
     ["p99, runs", (rs) => rs.map((r) => fmt(p99(r))).join(", ")],
     ["p99.9, runs", (rs) => rs.map((r) => fmt(p999(r))).join(", ")],
   ];
-  const lines = [
-    `| µs, median of runs | ${names.map((b) => LABEL[b]).join(" | ")} |`,
-    `|---|${names.map(() => "---:").join("|")}|`,
-  ];
-  for (const [label, cell] of rows) {
-    lines.push(
-      `| ${label} | ${names.map((b) => cell(runs.get(b)!)).join(" | ")} |`,
-    );
-  }
-  return lines.join("\n");
+  return brokerTable(runs, "µs, median of runs", rows);
 }
 
 async function runOnce(
@@ -317,54 +364,41 @@ async function main(): Promise<number> {
       return 2;
     }
   }
-  if (which("cc") === undefined) {
-    console.error("cannot measure: no C compiler (cc) to build the probe");
-    return 2;
-  }
-  if (which("taskset") === undefined || navigator.hardwareConcurrency < 2) {
-    console.error("cannot measure: needs taskset and two CPUs");
-    return 2;
-  }
-  const probe = await buildProbe();
-  const brokers = (values.brokers.split(",") as BrokerName[]).filter((b) => {
-    const no = brokerAvailable(b, "tcp");
-    if (no !== undefined) console.error(`skipping ${b}: ${no}`);
-    return no === undefined;
-  });
   const warmup = Number(values.warmup);
   const duration = Number(values.duration);
   const all: Record<string, Record<string, ProbeRun[]>> = {};
-  try {
-    console.log(formatMachine(await machineCost()));
-    for (const s of scenarios) {
-      const runs = await interleavedRuns(
-        brokers,
-        Number(values.repeat),
-        (broker) =>
-          runOnce(probe, broker, PROBE_SCENARIOS[s]!, warmup, duration),
-        (r) =>
-          `${s}: p50 ${fmt(r.probe.latency.p50)} p99 ${
-            fmt(r.probe.latency.p99)
-          } p99.9 ${fmt(r.probe.latency.p999)} max ${
-            fmt(r.probe.latency.max)
-          } µs, lost ${r.probe.lost}` +
-          (r.probe.idleRefused > 0
-            ? `; ${r.probe.idleRefused} idle connections refused`
-            : ""),
-      );
-      console.log(
-        `\n${s} by bench/latency_probe.c, ${values.repeat} interleaved runs:\n`,
-      );
-      console.log(formatProbeTable(runs));
-      all[s] = Object.fromEntries(runs);
-    }
-  } finally {
-    await Deno.remove(join(probe, ".."), { recursive: true });
-  }
-  if (values.json !== undefined) {
+  const status = await withBuiltProbe(
+    "latency_probe.c",
+    values.brokers,
+    async (probe, brokers) => {
+      for (const s of scenarios) {
+        const runs = await interleavedRuns(
+          brokers,
+          Number(values.repeat),
+          (broker) =>
+            runOnce(probe, broker, PROBE_SCENARIOS[s]!, warmup, duration),
+          (r) =>
+            `${s}: p50 ${fmt(r.probe.latency.p50)} p99 ${
+              fmt(r.probe.latency.p99)
+            } p99.9 ${fmt(r.probe.latency.p999)} max ${
+              fmt(r.probe.latency.max)
+            } µs, lost ${r.probe.lost}` +
+            (r.probe.idleRefused > 0
+              ? `; ${r.probe.idleRefused} idle connections refused`
+              : ""),
+        );
+        console.log(
+          `\n${s} by bench/latency_probe.c, ${values.repeat} interleaved runs:\n`,
+        );
+        console.log(formatProbeTable(runs));
+        all[s] = Object.fromEntries(runs);
+      }
+    },
+  );
+  if (status === 0 && values.json !== undefined) {
     Deno.writeTextFileSync(values.json, JSON.stringify(all, null, 1));
   }
-  return 0;
+  return status;
 }
 
 if (import.meta.main) Deno.exit(await main());
