@@ -41,21 +41,8 @@
 #include <time.h>
 #include <unistd.h>
 
-static void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("connect_probe: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#define PROBE_NAME "connect_probe"
+#include "probe_common.h"
 
 /* One connection being set up: its socket, when it began, what it waits for. */
 struct slot {
@@ -103,42 +90,6 @@ static size_t connect_packet(uint8_t *p, int n) {
   return i + (size_t)idlen;
 }
 
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double cpu_seconds(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-/*
- * CPU time of all of process `pid`'s threads so far, in seconds (from
- * each /proc/PID/task/TID/schedstat, in ns), or -1 when unreadable.
- */
-static double process_cpu(int pid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/task", pid);
-  DIR *d = opendir(path);
-  if (!d) return -1;
-  uint64_t ns = 0;
-  for (struct dirent *e; (e = readdir(d));) {
-    if (e->d_name[0] == '.') continue;
-    char f[300];
-    snprintf(f, sizeof f, "/proc/%d/task/%s/schedstat", pid, e->d_name);
-    FILE *fp = fopen(f, "r");
-    if (!fp) continue;
-    unsigned long long t;
-    if (fscanf(fp, "%llu", &t) == 1) ns += t;
-    fclose(fp);
-  }
-  closedir(d);
-  return (double)ns / 1e9;
-}
-
 /* What one round of connections got. */
 struct round {
   int connected, refused, closed;
@@ -160,7 +111,7 @@ static struct round run_round(int count, int concurrency, uint64_t *times) {
   struct epoll_event evs[256];
   uint8_t pkt[64];
   int started = 0, active = 0;
-  double cpu0 = cpu_seconds();
+  double cpu0 = self_cpu();
   double broker0 = broker_pid ? process_cpu(broker_pid) : -1;
   uint64_t t0 = now_ns();
   for (int i = 0; i < concurrency; i++, started++, active++) begin(&slots[i]);
@@ -216,7 +167,7 @@ static struct round run_round(int count, int concurrency, uint64_t *times) {
     }
   }
   r.seconds = (double)(now_ns() - t0) / 1e9;
-  r.cpu = cpu_seconds() - cpu0;
+  r.cpu = self_cpu() - cpu0;
   double broker1 = broker_pid ? process_cpu(broker_pid) : -1;
   r.broker_cpu = broker0 < 0 || broker1 < 0 ? -1 : broker1 - broker0;
   /* Reset rather than close: no TIME_WAIT left to slow the next round's
@@ -275,20 +226,12 @@ int main(int argc, char **argv) {
       run_round(count, concurrency < count ? concurrency : count, times);
 
   int connected = r.connected;
-  qsort(times, (size_t)connected, sizeof *times, cmp_u64);
   printf("{\"count\":%d,\"concurrency\":%d,\"warmup\":%d,\"connected\":%d,"
          "\"refused\":%d,\"closed\":%d,\"seconds\":%.4f,"
-         "\"connectsPerSec\":%.1f,\"probeCpuSeconds\":%.4f,\"setup\":{",
+         "\"connectsPerSec\":%.1f,\"probeCpuSeconds\":%.4f,",
          count, concurrency, warmup, connected, r.refused, r.closed, r.seconds,
          connected / r.seconds, r.cpu);
-  static const double q[] = {0.5, 0.9, 0.99, 0.999};
-  static const char *k[] = {"p50", "p90", "p99", "p999"};
-  for (int i = 0; i < 4; i++) {
-    size_t at = (size_t)(q[i] * (double)connected + 0.999999);
-    double us = connected ? (double)times[(at ? at : 1) - 1] / 1000.0 : 0;
-    printf("\"%s\":%.1f,", k[i], us);
-  }
-  printf("\"max\":%.1f}", connected ? (double)times[connected - 1] / 1000.0 : 0);
+  print_dist("setup", times, (size_t)connected, 0);
   if (r.broker_cpu >= 0) printf(",\"brokerCpuSeconds\":%.4f", r.broker_cpu);
   printf("}\n");
   return 0;

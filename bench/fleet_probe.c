@@ -51,6 +51,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROBE_NAME "fleet_probe"
+#include "probe_common.h"
+
 #define SUBS 6
 #define STAMP 24 /* payload head: device, seq (u32 each), due, written (u64) */
 #define PENDING 16
@@ -58,53 +61,6 @@
 static const char *FILTERS[SUBS] = {
     "fleet/+/telemetry", "fleet/+/telemetry", "fleet/+/telemetry",
     "fleet/+/telemetry", "fleet/+/telemetry", "#"};
-
-static void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("fleet_probe: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static size_t put_varint(uint8_t *p, size_t n) {
-  size_t i = 0;
-  do {
-    uint8_t b = n % 128;
-    n /= 128;
-    p[i++] = n ? b | 0x80 : b;
-  } while (n);
-  return i;
-}
-
-static void write_all(int fd, const uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (w <= 0) die("write: %s", strerror(errno));
-    p += w;
-    n -= (size_t)w;
-  }
-}
-
-static void read_all(int fd, uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t r = read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r == 0) die("the broker closed a connection during set-up");
-    if (r < 0) die("read: %s", strerror(errno));
-    p += r;
-    n -= (size_t)r;
-  }
-}
 
 static struct sockaddr_in addr;
 static const char *host = "127.0.0.1";
@@ -169,52 +125,6 @@ struct sub {
   size_t len;
   uint32_t *next_seq; /* per device: the next sequence number expected */
 };
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-static void print_dist(const char *name, uint64_t *v, size_t n, int comma) {
-  qsort(v, n, sizeof *v, cmp_u64);
-  static const double q[] = {0.5, 0.9, 0.99, 0.999};
-  static const char *k[] = {"p50", "p90", "p99", "p999"};
-  printf("\"%s\":{", name);
-  for (int i = 0; i < 4; i++) {
-    size_t r = (size_t)(q[i] * (double)n + 0.999999);
-    double us = n ? (double)v[(r ? r : 1) - 1] / 1000.0 : 0;
-    printf("\"%s\":%.1f,", k[i], us);
-  }
-  printf("\"max\":%.1f}%s", n ? (double)v[n - 1] / 1000.0 : 0, comma ? "," : "");
-}
-
-static double self_cpu(void) {
-  struct rusage ru;
-  getrusage(RUSAGE_SELF, &ru);
-  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
-         (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
-}
-
-/* CPU seconds of all of process pid's threads, or -1. */
-static double process_cpu(int pid) {
-  char path[64];
-  snprintf(path, sizeof path, "/proc/%d/task", pid);
-  DIR *d = opendir(path);
-  if (!d) return -1;
-  uint64_t ns = 0;
-  for (struct dirent *e; (e = readdir(d));) {
-    if (e->d_name[0] == '.') continue;
-    char f[300];
-    snprintf(f, sizeof f, "/proc/%d/task/%s/schedstat", pid, e->d_name);
-    FILE *fp = fopen(f, "r");
-    if (!fp) continue;
-    unsigned long long t;
-    if (fscanf(fp, "%llu", &t) == 1) ns += t;
-    fclose(fp);
-  }
-  closedir(d);
-  return (double)ns / 1e9;
-}
 
 static long process_rss_kb(int pid) {
   char path[64], line[256];

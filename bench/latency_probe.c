@@ -39,61 +39,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#define PROBE_NAME "latency_probe"
+#include "probe_common.h"
+
 #define TOPIC "probe/latency"
 #define STAMP 24 /* payload head: sequence, due, written (3 x u64) */
-
-static void die(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("latency_probe: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputc('\n', stderr);
-  va_end(ap);
-  exit(1);
-}
-
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static size_t put_varint(uint8_t *p, size_t n) {
-  size_t i = 0;
-  do {
-    uint8_t b = n % 128;
-    n /= 128;
-    p[i++] = n ? b | 0x80 : b;
-  } while (n);
-  return i;
-}
 
 static void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
 static uint64_t get_u64(const uint8_t *p) {
   uint64_t v;
   memcpy(&v, p, 8);
   return v;
-}
-
-static void write_all(int fd, const uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t w = write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) die("write: %s", strerror(errno));
-    p += w;
-    n -= (size_t)w;
-  }
-}
-
-static void read_all(int fd, uint8_t *p, size_t n) {
-  while (n) {
-    ssize_t r = read(fd, p, n);
-    if (r < 0 && errno == EINTR) continue;
-    if (r == 0) die("the broker closed the connection during set-up");
-    if (r < 0) die("read: %s", strerror(errno));
-    p += r;
-    n -= (size_t)r;
-  }
 }
 
 /*
@@ -188,25 +144,6 @@ static int open_idle(const char *host, int port, int n) {
     done += k;
   }
   return refused;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentiles of n values (sorted in place), in µs. */
-static void print_dist(const char *name, uint64_t *v, size_t n, int comma) {
-  qsort(v, n, sizeof *v, cmp_u64);
-  static const double q[] = {0.5, 0.9, 0.99, 0.999};
-  static const char *k[] = {"p50", "p90", "p99", "p999"};
-  printf("\"%s\":{", name);
-  for (int i = 0; i < 4; i++) {
-    size_t r = (size_t)(q[i] * (double)n + 0.999999);
-    double us = n ? (double)v[(r ? r : 1) - 1] / 1000.0 : 0;
-    printf("\"%s\":%.1f,", k[i], us);
-  }
-  printf("\"max\":%.1f}%s", n ? (double)v[n - 1] / 1000.0 : 0, comma ? "," : "");
 }
 
 int main(int argc, char **argv) {
