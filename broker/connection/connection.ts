@@ -243,9 +243,9 @@ export class Connection
     const duplex = this.#duplex;
     const onRead = this.#onRead;
     const raw = duplex.raw;
-    if (raw === undefined) duplex.read().then(onRead, onRead);
-    else if (raw.readCount !== undefined) raw.readCount().then(onRead, onRead);
-    else raw.readRaw().then(onRead, onRead);
+    // readCount(): a promise fewer per read than readRaw().
+    (raw === undefined ? duplex.read() : raw.readCount?.() ?? raw.readRaw())
+      .then(onRead, onRead);
   }
 
   /**
@@ -261,16 +261,13 @@ export class Connection
       this.#readPending = false;
       let chunk: Uint8Array | null;
       const raw = this.#duplex.raw;
-      // A count (0 from `readCount()` is the EOF), or a chunk from `read()`.
-      if (typeof r === "number" && r > 0) chunk = raw!.take(r);
+      if (typeof r === "number" && r > 0) chunk = raw!.take(r); // 0: EOF
       else if (r instanceof Uint8Array) chunk = r;
       else {
         // EOF, or a read failed: after our own close() that is just the end.
         raw?.ended();
         this.#eof = true;
-        if (
-          r === null || r === 0 || raw?.isClosed === true || this.#lingering
-        ) {
+        if (!r || raw?.isClosed === true || this.#lingering) { // null, 0: EOF
           chunk = null;
         } else {
           this.#fail(r);
