@@ -79,7 +79,7 @@ export class Inflight {
     return map;
   }
 
-  /** Calls `f` on each message in flight, in order (allocates nothing). */
+  /** Calls `f` on each message in flight, in order. */
   forEach(f: (m: OutgoingMessage) => void): void {
     if (this.#oneId !== 0) f(this.#one!);
     else if (this.#map !== undefined) {

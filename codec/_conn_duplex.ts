@@ -94,6 +94,8 @@ const NO_BUF = new Uint8Array(0);
  */
 const RX_SMALL = 128;
 
+const nullToZero = (n: number | null): number => n ?? 0;
+
 /** The first `n` bytes of `buf`, as a chunk that `buf` can be reused after. */
 function copyOut(buf: Uint8Array, n: number): Uint8Array {
   if (n > RX_SMALL) return buf.slice(0, n);
@@ -161,7 +163,7 @@ export class ConnDuplex implements Duplex, RawReader {
    */
   readCount(): Promise<number> {
     if (this.#rid < 0) {
-      return this.readRaw().then((n) => n ?? 0);
+      return this.readRaw().then(nullToZero);
     }
     this.#pending = true;
     return coreReadCount(this.#rid, this.#buf);

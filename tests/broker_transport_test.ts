@@ -268,3 +268,34 @@ Deno.test("ConnDuplex reads a Deno TCP connection through the read op (no per-re
   client.close();
   d.close();
 });
+
+Deno.test("ConnDuplex.readCount() reads like readRaw() and resolves with 0 at EOF, through the read op and through a wrapper's own read", async () => {
+  using listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  for (const wrap of [false, true]) {
+    const [client, server] = await Promise.all([
+      Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+      listener.accept(),
+    ]);
+    const conn: Deno.Conn = wrap
+      ? Object.create(server, {
+        read: { value: (b: Uint8Array) => server.read(b) },
+      })
+      : server;
+    assert.equal(coreReadRid(conn) >= 0, !wrap);
+    const d = new ConnDuplex(conn);
+    const data = pattern(5, 200);
+    await client.write(data);
+    const got: number[] = [];
+    while (got.length < data.length) {
+      const n = await d.readCount();
+      assert.ok(n > 0, `a count, not EOF, while data comes (${n})`);
+      got.push(...d.take(n));
+    }
+    assert.deepEqual(Uint8Array.from(got), data);
+    client.closeWrite();
+    assert.equal(await d.readCount(), 0, "EOF");
+    d.ended();
+    client.close();
+    d.close();
+  }
+});
