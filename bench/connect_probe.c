@@ -206,11 +206,7 @@ int main(int argc, char **argv) {
   if (port <= 0 || count <= 0 || concurrency <= 0 || warmup < 0) {
     die("--port, --count and --concurrency must be positive");
   }
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
+  raise_file_limit();
   addr.sin_family = AF_INET;
   addr.sin_port = htons((uint16_t)port);
   if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) die("bad host %s", host);

@@ -273,11 +273,7 @@ int main(int argc, char **argv) {
     die("bad arguments: --port and --devices > 0, --duration > 0, "
         "%d <= --payload <= 4000, 0 <= --reconnect <= 100", STAMP);
   }
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
+  raise_file_limit();
   addr.sin_family = AF_INET;
   addr.sin_port = htons((uint16_t)port);
   if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) die("bad host %s", host);

@@ -173,11 +173,7 @@ int main(int argc, char **argv) {
       size > 4096 || idle < 0) {
     die("bad arguments: rate > 0, duration > 0, %d <= size <= 4096", STAMP);
   }
-  struct rlimit rl;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-    rl.rlim_cur = rl.rlim_max;
-    setrlimit(RLIMIT_NOFILE, &rl);
-  }
+  raise_file_limit();
 
   char id[48];
   snprintf(id, sizeof id, "probe-sub-%d", (int)getpid());

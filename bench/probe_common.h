@@ -120,4 +120,13 @@ static inline double process_cpu(int pid) {
   return (double)ns / 1e9;
 }
 
+/* Raises the open file limit to its hard limit (many connections). */
+static inline void raise_file_limit(void) {
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+}
+
 #endif
