@@ -75,21 +75,6 @@ static void begin(struct slot *s) {
   }
 }
 
-/* CONNECT, MQTT 3.1.1, clean session, keep alive 0. */
-static size_t connect_packet(uint8_t *p, int n) {
-  char id[40];
-  int idlen = snprintf(id, sizeof id, "cprobe-%d-%d", (int)getpid(), n);
-  size_t i = 0;
-  p[i++] = 0x10;
-  p[i++] = (uint8_t)(10 + 2 + idlen);
-  memcpy(p + i, "\0\4MQTT\4\2\0\0", 10);
-  i += 10;
-  p[i++] = 0;
-  p[i++] = (uint8_t)idlen;
-  memcpy(p + i, id, (size_t)idlen);
-  return i + (size_t)idlen;
-}
-
 /* What one round of connections got. */
 struct round {
   int connected, refused, closed;
@@ -128,7 +113,9 @@ static struct round run_round(int count, int concurrency, uint64_t *times) {
         socklen_t len = sizeof err;
         getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err) die("connect to %s:%d: %s", host, port, strerror(err));
-        size_t k = connect_packet(pkt, serial++);
+        char id[40];
+        snprintf(id, sizeof id, "cprobe-%d-%d", (int)getpid(), serial++);
+        size_t k = connect_packet(pkt, id, 1);
         if (write(s->fd, pkt, k) != (ssize_t)k) {
           die("write CONNECT: %s", strerror(errno));
         }

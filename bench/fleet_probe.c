@@ -78,19 +78,6 @@ static int dial(int nonblocking) {
   return fd;
 }
 
-/* CONNECT, MQTT 3.1.1, Clean Session 0, keep alive 0. */
-static size_t connect_packet(uint8_t *p, const char *id) {
-  size_t idlen = strlen(id), i = 0;
-  p[i++] = 0x10;
-  i += put_varint(p + i, 10 + 2 + idlen);
-  memcpy(p + i, "\0\4MQTT\4\0\0\0", 10);
-  i += 10;
-  p[i++] = (uint8_t)(idlen >> 8);
-  p[i++] = (uint8_t)idlen;
-  memcpy(p + i, id, idlen);
-  return i + idlen;
-}
-
 /* Reads a CONNACK (blocking); dies unless accepted. */
 static void expect_connack(int fd) {
   uint8_t b[4];
@@ -208,7 +195,7 @@ static void on_device(int i) {
     char id[64];
     device_id(id, sizeof id, i);
     uint8_t buf[128];
-    write_all(d->fd, buf, connect_packet(buf, id));
+    write_all(d->fd, buf, connect_packet(buf, id, 0));
     d->connecting = 2;
     watch(d->fd, (uint32_t)i, EPOLLIN, EPOLL_CTL_MOD);
     return;
@@ -288,7 +275,7 @@ int main(int argc, char **argv) {
   for (int s = 0; s < SUBS; s++) {
     snprintf(id, sizeof id, "cfleet-%s-sub%d", run_id, s);
     subs[s].fd = dial(0);
-    write_all(subs[s].fd, buf, connect_packet(buf, id));
+    write_all(subs[s].fd, buf, connect_packet(buf, id, 0));
     expect_connack(subs[s].fd);
     size_t flen = strlen(FILTERS[s]), i = 0;
     buf[i++] = 0x82;
@@ -319,7 +306,7 @@ int main(int argc, char **argv) {
     for (int j = 0; j < k; j++) {
       devs[done + j].fd = dial(0);
       device_id(id, sizeof id, done + j);
-      write_all(devs[done + j].fd, buf, connect_packet(buf, id));
+      write_all(devs[done + j].fd, buf, connect_packet(buf, id, 0));
     }
     for (int j = 0; j < k; j++) {
       struct device *d = &devs[done + j];

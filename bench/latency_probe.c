@@ -97,23 +97,10 @@ static int dial(const char *host, int port) {
   return fd;
 }
 
-/* CONNECT, MQTT 3.1.1, clean session, keep alive 0. */
-static size_t connect_packet(uint8_t *p, const char *id) {
-  size_t idlen = strlen(id), i = 0;
-  p[i++] = 0x10;
-  i += put_varint(p + i, 10 + 2 + idlen);
-  memcpy(p + i, "\0\4MQTT\4\2\0\0", 10);
-  i += 10;
-  p[i++] = (uint8_t)(idlen >> 8);
-  p[i++] = (uint8_t)idlen;
-  memcpy(p + i, id, idlen);
-  return i + idlen;
-}
-
 static int open_client(const char *host, int port, const char *id) {
   uint8_t buf[128];
   int fd = dial(host, port);
-  write_all(fd, buf, connect_packet(buf, id));
+  write_all(fd, buf, connect_packet(buf, id, 1));
   expect(fd, 2, "CONNACK");
   return fd;
 }
@@ -133,7 +120,7 @@ static int open_idle(const char *host, int port, int n) {
     for (int j = 0; j < k; j++) {
       batch[j] = dial(host, port);
       snprintf(id, sizeof id, "probe-idle-%d-%d", (int)getpid(), done + j);
-      write_all(batch[j], buf, connect_packet(buf, id));
+      write_all(batch[j], buf, connect_packet(buf, id, 1));
     }
     for (int j = 0; j < k; j++) {
       if (answer(batch[j], 2, "idle CONNACK") != 0) {

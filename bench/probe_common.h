@@ -1,6 +1,6 @@
 /*
  * What bench/latency_probe.c, bench/connect_probe.c and bench/fleet_probe.c
- * share: errors, the clock, MQTT's variable-length integer, whole reads and
+ * share: errors, the clock, MQTT's variable-length integer and CONNECT, whole reads and
  * writes, percentiles, and CPU time. Each includes it after defining
  * PROBE_NAME (the prefix of its error lines).
  */
@@ -118,6 +118,20 @@ static inline double process_cpu(int pid) {
   }
   closedir(d);
   return (double)ns / 1e9;
+}
+
+/* A CONNECT (MQTT 3.1.1, keep alive 0) for client `id`: Clean Session 1
+ * when `clean`, else 0 (a persistent session). Returns its length. */
+static inline size_t connect_packet(uint8_t *p, const char *id, int clean) {
+  size_t idlen = strlen(id), i = 0;
+  p[i++] = 0x10;
+  i += put_varint(p + i, 10 + 2 + idlen);
+  memcpy(p + i, clean ? "\0\4MQTT\4\2\0\0" : "\0\4MQTT\4\0\0\0", 10);
+  i += 10;
+  p[i++] = (uint8_t)(idlen >> 8);
+  p[i++] = (uint8_t)idlen;
+  memcpy(p + i, id, idlen);
+  return i + idlen;
 }
 
 /* Raises the open file limit to its hard limit (many connections). */
