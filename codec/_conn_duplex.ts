@@ -100,7 +100,8 @@ const nullToZero = (n: number | null): number => n ?? 0;
 function copyOut(buf: Uint8Array, n: number): Uint8Array {
   if (n > RX_SMALL) return buf.slice(0, n);
   const chunk = alloc(n);
-  chunk.set(n === buf.length ? buf : buf.subarray(0, n));
+  // A loop, not `set(buf.subarray(0, n))`: no view allocated per read.
+  for (let i = 0; i < n; i++) chunk[i] = buf[i]!;
   return chunk;
 }
 

@@ -13,6 +13,8 @@
  * @module
  */
 
+import { allocShortLived } from "./_slab.ts";
+
 const NO_BUFS: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 const NO_NUMS: number[] = Object.freeze([]) as unknown as number[];
 
@@ -91,7 +93,9 @@ export class OutputQueue {
     if (bufs.length === 0 && this.#firstOff === -1) {
       out = first;
     } else {
-      out = new Uint8Array(this.#bytes);
+      // A view of a shared slab: no ArrayBuffer (allocated, tracked and
+      // swept by V8) per write of a patched PUBLISH.
+      out = allocShortLived(this.#bytes);
       out.set(first, 0);
       patch(out, 0, this.#firstOff, this.#firstId);
       let pos = first.length;

@@ -34,6 +34,26 @@ export function alloc(n: number): Uint8Array {
   return b;
 }
 
+let outSlab = new ArrayBuffer(SLAB_SIZE);
+let outUsed = 0;
+
+/**
+ * Allocates `n` zeroed bytes that live only briefly (one write's output),
+ * as `alloc` does but from slabs of their own, so that they do not spread
+ * what `alloc` hands out for keeping (queued, in-flight and retained
+ * messages) over more slabs, each kept whole by any one array in it.
+ */
+export function allocShortLived(n: number): Uint8Array {
+  if (n > SLAB_MAX) return new Uint8Array(n);
+  if (outUsed + n > SLAB_SIZE) {
+    outSlab = new ArrayBuffer(SLAB_SIZE);
+    outUsed = 0;
+  }
+  const b = new Uint8Array(outSlab, outUsed, n);
+  outUsed += (n + 7) & ~7;
+  return b;
+}
+
 /**
  * `bytes`, or a copy of it when it is a small view of a much larger buffer
  * (a read chunk): what is kept for long (a queued, retained or will
