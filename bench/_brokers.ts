@@ -102,12 +102,13 @@ export interface StartOptions {
 const ROOT = fromFileUrl(new URL("../", import.meta.url));
 
 /**
- * The `--v8-flags=...` of deno.json's `start` task, so that Kite is measured
- * as `deno task start` runs it.
+ * The `--v8-flags=...` of deno.json's `start` task in checkout `root`, so
+ * that Kite is measured as `deno task start` runs it (`kite-base` with its
+ * own checkout's flags).
  */
-function startTaskV8Flags(): string[] {
+function startTaskV8Flags(root = ROOT): string[] {
   const config = JSON.parse(
-    Deno.readTextFileSync(join(ROOT, "deno.json")),
+    Deno.readTextFileSync(join(root, "deno.json")),
   ) as { tasks?: Record<string, string> };
   const start = config.tasks?.start ?? "";
   return start.split(/\s+/).filter((a) => a.startsWith("--v8-flags="));
@@ -350,7 +351,7 @@ export async function startBroker(
         Deno.execPath(),
         "run",
         "-A",
-        ...startTaskV8Flags(),
+        ...startTaskV8Flags(name === "kite-base" ? baseRoot()! : ROOT),
         join(name === "kite-base" ? baseRoot()! : ROOT, "broker", "main.ts"),
         "--port",
         String(port),
