@@ -40,6 +40,7 @@ import { plural } from "./_plural.ts";
 import { SliceWalk } from "./_slice_walk.ts";
 import { isBridgeId } from "./bridge/_id.ts";
 import type { ViewedConnection } from "./views.ts";
+import { AS_DOUBLE } from "../codec/_double.ts";
 
 const log = getLogger(["kite", "broker"]);
 
@@ -160,10 +161,10 @@ export class BrokerCore implements GaugeSource {
 
   /** Retained messages with a Message Expiry Interval: topic -> expiresAt. */
   readonly retainedExpiry: Map<string, number> = new Map();
-  #nextRetainedSweep = 0;
+  #nextRetainedSweep = AS_DOUBLE; // timestamps: doubles from the start
   readonly #connSweep = new SliceWalk(this.connections, SWEEP_SLICES);
   readonly #offlineSweep = new SliceWalk(this.offline, SWEEP_SLICES);
-  #sweepNow = 0;
+  #sweepNow = AS_DOUBLE;
 
   constructor(init: BrokerInit, store: Store, plugin?: CorePlugin) {
     const settings = { ...DEFAULT_OPTIONS } as Required<BrokerSettings>;

@@ -16,6 +16,8 @@
  * @module
  */
 
+import { AS_DOUBLE, asDoubles } from "../codec/_double.ts";
+
 /** Counters of a broker, as published under `$SYS/broker/...`. */
 export interface BrokerStats {
   /** PUBLISH packets received. */
@@ -165,6 +167,7 @@ export class Histogram {
   constructor(bounds: readonly number[]) {
     this.bounds = bounds;
     this.counts = new Array<number>(bounds.length + 1).fill(0);
+    asDoubles(this, ["sum", "count"]);
   }
 
   /** Adds one observation. */
@@ -236,11 +239,23 @@ export class Metrics implements BrokerStats, DropCounters {
   /** Epoch ms the broker started. */
   readonly startedAt: number = Date.now();
   #gauges: GaugeSource;
-  #heapMax = 0;
+  #heapMax = AS_DOUBLE;
 
   /** Creates zeroed counters; gauges read from `gauges`. */
   constructor(gauges: GaugeSource = NO_GAUGES) {
     this.#gauges = gauges;
+    // Bytes pass 2^30 within minutes, messages in hours: see _double.ts.
+    asDoubles(this, [
+      "messagesReceived",
+      "messagesSent",
+      "bytesReceived",
+      "bytesSent",
+      "messagesDropped",
+      "publishBytesReceived",
+      "publishBytesSent",
+      "packetsReceived",
+      "packetsSent",
+    ]);
   }
 
   /** Clients connected now. */

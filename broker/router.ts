@@ -41,6 +41,7 @@ import type {
 } from "./dispatcher.ts";
 import { FanoutCache, type OutgoingMessage } from "./delivery.ts";
 import type { StoredMessage, StoredSubscription } from "./store/store.ts";
+import { AS_DOUBLE } from "../codec/_double.ts";
 
 /**
  * One subscriber as the router knows it: its match scratch for the
@@ -88,7 +89,7 @@ export class Router implements Dispatcher {
   #groups = new Map<string, SharedGroup>();
   #targets = new Map<string, Target>();
   #maxQos: QoS;
-  #gen = 0;
+  #gen = AS_DOUBLE; // one per message: past 2^30 in time (_double.ts)
   // Reused for every message, filled up to a count: `length = 0` would
   // drop the backing store and the next message would allocate one again.
   #hits: (Target | undefined)[] = [];
@@ -150,7 +151,7 @@ export class Router implements Dispatcher {
       t = {
         subscriber,
         refs: 0,
-        gen: 0,
+        gen: AS_DOUBLE,
         qos: 0,
         rap: false,
         subIds: undefined,

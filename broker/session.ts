@@ -41,6 +41,7 @@ import type {
   SessionSubscription,
 } from "./session_link.ts";
 import { identityOf, logReadRefused, ReadCache } from "./_read_cache.ts";
+import { AS_DOUBLE } from "../codec/_double.ts";
 
 export type {
   SessionContext,
@@ -148,7 +149,7 @@ export class Session implements SharedMember {
    * DUP, in order) as acknowledgements make room, before anything else.
    */
   #resend: Fifo<OutgoingMessage> | undefined;
-  #nextSeq = 1;
+  #nextSeq = AS_DOUBLE; // 1 from the constructor: see _double.ts
   #ids: PacketIdAllocator | undefined; // on first QoS 1/2 delivery
   #dropEpisode = false;
   #username: string | undefined;
@@ -166,6 +167,7 @@ export class Session implements SharedMember {
     this.protocolVersion = protocolVersion;
     this.expiryInterval = expiryInterval;
     this.#ctx = ctx;
+    this.#nextSeq = 1;
   }
 
   /**

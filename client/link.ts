@@ -17,6 +17,7 @@ import { MqttError } from "../codec/errors.ts";
 import type { PublishResult } from "./state.ts";
 import { ClientOfflineError } from "./errors.ts";
 import { noop, toError } from "./_util.ts";
+import { AS_DOUBLE } from "../codec/_double.ts";
 
 /** What a `Link` reports to its owner. */
 export interface LinkHandler {
@@ -67,12 +68,12 @@ export class Link {
   #flushScheduled = false;
   #writing = false;
   #flushing: Promise<void> | undefined;
-  #lastWrite = 0;
+  #lastWrite = AS_DOUBLE; // timestamps: doubles from the start
 
   // keep alive
   #keepAliveMs = 0;
   #pingTimeoutMs = 0;
-  #pingSentAt = 0;
+  #pingSentAt = AS_DOUBLE;
   #kaTimer: ReturnType<typeof setTimeout> | undefined;
 
   /** Resolves when the read loop has ended and the last write settled. */

@@ -75,6 +75,7 @@ import {
   logWriteFailed,
 } from "./_lifecycle_log.ts";
 import { SLICE_BYTES, SLICE_MS } from "./_io_turn.ts";
+import { AS_DOUBLE } from "../../codec/_double.ts";
 import {
   flushThisTurn,
   giveDecoder,
@@ -152,8 +153,8 @@ export class Connection
   // close lingers after the last bytes, and is lingering (see `#finish`).
   #readPending = false;
   // Read since the last pause (epoch ms) and bytes read since (#afterPush).
-  #sliceStart = 0;
-  #sliceBytes = 0;
+  #sliceStart = AS_DOUBLE; // doubles from the start (_double.ts)
+  #sliceBytes = AS_DOUBLE;
   #eof = false;
   #lingerWanted = false;
   #lingering = false;
