@@ -97,7 +97,11 @@ async function serve(conn: Deno.TcpConn): Promise<void> {
           subscribers.add(out);
           out.send(Uint8Array.of(0x90, 3, buf[start + 2]!, buf[start + 3]!, 0));
         } else if (type === 12) out.send(PINGRESP);
-        else if (type === 14) return;
+        else if (type === 14) {
+          // The PUBLISHes read with the DISCONNECT go out first.
+          if (from >= 0) relay(buf.slice(from, to));
+          return;
+        }
         start += len;
       }
       if (from >= 0) relay(buf.slice(from, to));
