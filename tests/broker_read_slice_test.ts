@@ -10,12 +10,13 @@ import assert from "node:assert/strict";
 import { MemoryStore } from "../broker/mod.ts";
 import { BrokerCore } from "../broker/core.ts";
 import { Connection } from "../broker/connection/connection.ts";
-import { type AfterPoll, IoTurn } from "../broker/connection/_io_turn.ts";
+import { IoTurn } from "../broker/connection/_io_turn.ts";
 import { PacketDecoder } from "../codec/decode.ts";
 import { encode } from "../codec/encode.ts";
 import type { Packet } from "../codec/packet.ts";
 import { memoryDuplexPair } from "./_memory_duplex.ts";
 import { withTimeout } from "./_helpers.ts";
+import { FLOOD_PUBLISH, HeldTurn } from "./_held_turn.ts";
 
 Deno.test("IoTurn runs what waits in order, one batch per poll, and at once after close()", async () => {
   const turn = await IoTurn.open();
@@ -43,25 +44,6 @@ Deno.test("IoTurn runs what waits in order, one batch per poll, and at once afte
     turn.close();
   }
 });
-
-/** An `IoTurn` stand-in: the test decides when the runtime "polled". */
-class HeldTurn {
-  waiting: AfterPoll[] = [];
-  #asked = Promise.withResolvers<void>();
-  /** Resolves when a connection paused. */
-  get asked(): Promise<void> {
-    return this.#asked.promise;
-  }
-  after(cb: AfterPoll): void {
-    this.waiting.push(cb);
-    this.#asked.resolve();
-  }
-  release(): void {
-    const w = this.waiting;
-    this.waiting = [];
-    for (const cb of w) cb(undefined);
-  }
-}
 
 Deno.test("a connection that read its slice pauses for the poll, then reads on in order", async () => {
   const core = new BrokerCore({}, new MemoryStore());
@@ -99,15 +81,7 @@ Deno.test("a connection that read its slice pauses for the poll, then reads on i
     const before = core.metrics.packetsReceived;
     // 80 QoS 0 PUBLISHes of 1 KB, one chunk each (more than a 64 KiB
     // slice), then a QoS 1 PUBLISH.
-    const one = encode({
-      type: "publish",
-      topic: "flood",
-      payload: new Uint8Array(1024),
-      qos: 0,
-      retain: false,
-      dup: false,
-    }, { version: 4 });
-    for (let i = 0; i < 80; i++) await client.write(one);
+    for (let i = 0; i < 80; i++) await client.write(FLOOD_PUBLISH);
     await client.write(encode({
       type: "publish",
       topic: "canary",
