@@ -1,5 +1,6 @@
 /**
- * Numeric fields kept as doubles from the start (private to the package: broker and client).
+ * Numeric fields kept as doubles from the start (private to the package,
+ * for the broker and the client).
  *
  * V8 lays out a numeric field by the first value stored in it: a small
  * integer (below 2^30) gets a compact slot. A later value that is not one
