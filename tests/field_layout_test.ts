@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 const FIXTURE = new URL("./fixtures/field_layout.ts", import.meta.url)
   .pathname;
 
-Deno.test("Metrics, BrokerCore, Session and Connection keep their layout when counters and clocks grow", async () => {
+Deno.test("Metrics, LingerPolicy, BrokerCore, Session and Connection keep their layout when counters and clocks grow", async () => {
   const out = await new Deno.Command(Deno.execPath(), {
     args: [
       "run",
@@ -28,6 +28,7 @@ Deno.test("Metrics, BrokerCore, Session and Connection keep their layout when co
   assert.deepEqual(result, {
     metrics: true,
     histogram: true,
+    linger: true,
     core: true,
     session: true,
     connection: true,

@@ -15,6 +15,8 @@
  * @module
  */
 
+import { AS_DOUBLE } from "../../codec/_double.ts";
+
 /**
  * A lingering flush waits for acks at most this long, or twice as long as
  * recent writes took (waiting as long as a write would take costs nothing),
@@ -39,14 +41,14 @@ export class LingerPolicy {
   cancels = 0;
   /** Deletes since then of records first written by the last flush. */
   late = 0;
-  /** When the current wait began (`performance.now()`). */
-  start = 0;
+  /** When the current wait began (`performance.now()`; codec/_double.ts). */
+  start = AS_DOUBLE;
   /** Flushes to go before lingering may be tried again. */
   #cooldown = 0;
   /** The next cooldown (doubles after each window that did not pay). */
   #backoff = 2;
   /** Moving average of how long a flush that wrote something took, in ms. */
-  #writeMs = 0;
+  #writeMs = AS_DOUBLE;
 
   /** Whether a wait that began at `start` may go on at time `now`. */
   mayWait(now: number): boolean {
