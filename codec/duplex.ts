@@ -81,6 +81,19 @@ export interface RawReader {
    * rejects when the socket fails. `data` must not change until then.
    */
   writeRaw?(data: Uint8Array): Promise<number>;
+  /**
+   * Optional push read: hands the next read to `cb`, once, and never before
+   * returning: a chunk (the caller's), 0 at EOF, or the error. Nothing is
+   * pending while the socket is idle (no promise per read); a reader that
+   * does not ask again at once pauses the socket.
+   */
+  readPush?(cb: (r: Uint8Array | 0 | Error) => void): void;
+  /**
+   * Optional push write: writes all of `data` and calls `done` with its
+   * length once the socket took it (never before returning), or with the
+   * error. One at a time; `data` must not change until `done`.
+   */
+  writePush?(data: Uint8Array, done: (r: unknown) => void): void;
 }
 
 /**

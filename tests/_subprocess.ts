@@ -125,6 +125,16 @@ export class DenoProcess {
     await w.close();
   }
 
+  /** Writes `text` to stdin (spawned with `stdin: "piped"`), left open. */
+  async send(text: string): Promise<void> {
+    const w = this.child.stdin.getWriter();
+    try {
+      await w.write(new TextEncoder().encode(text));
+    } finally {
+      w.releaseLock();
+    }
+  }
+
   /** Kills it (SIGKILL) if still running and waits until it is gone. */
   async kill(): Promise<void> {
     try {

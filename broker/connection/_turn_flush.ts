@@ -51,7 +51,8 @@ export function writeOut(
   done: (r?: unknown) => void,
 ): void {
   const raw = duplex.raw;
-  if (raw?.writeRaw !== undefined) raw.writeRaw(out).then(done, done);
+  if (raw?.writePush !== undefined) raw.writePush(out, done);
+  else if (raw?.writeRaw !== undefined) raw.writeRaw(out).then(done, done);
   else duplex.write(out).then(done, done);
 }
 

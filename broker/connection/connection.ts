@@ -244,9 +244,12 @@ export class Connection
     const duplex = this.#duplex;
     const onRead = this.#onRead;
     const raw = duplex.raw;
+    if (raw?.readPush !== undefined) raw.readPush(onRead); // no promise
     // readCount(): a promise fewer per read than readRaw().
-    (raw === undefined ? duplex.read() : raw.readCount?.() ?? raw.readRaw())
-      .then(onRead, onRead);
+    else {
+      (raw === undefined ? duplex.read() : raw.readCount?.() ?? raw.readRaw())
+        .then(onRead, onRead);
+    }
   }
 
   /**

@@ -10,6 +10,7 @@
 
 import type { Logger } from "@logtape/logtape";
 import { ConnDuplex } from "../../codec/_conn_duplex.ts";
+import { HandleDuplex, type StreamHandle } from "../../codec/_handle_io.ts";
 import type { Duplex } from "../../codec/duplex.ts";
 import type { IdentifiedDuplex } from "./listener.ts";
 
@@ -79,6 +80,22 @@ export class TrackedConnDuplex extends ConnDuplex implements IdentifiedDuplex {
     super(conn);
     this.#count = count;
     this.peerIdentity = peerIdentity;
+  }
+
+  override close(): void {
+    if (!this.isClosed) this.#count.release();
+    super.close();
+  }
+}
+
+/** A `HandleDuplex` that gives its listener place back when closed. */
+export class TrackedHandleDuplex extends HandleDuplex {
+  #count: ConnectionCount;
+
+  /** Wraps `handle`, holding a place of `count` (taken already). */
+  constructor(handle: StreamHandle, count: ConnectionCount) {
+    super(handle);
+    this.#count = count;
   }
 
   override close(): void {

@@ -1,0 +1,231 @@
+/**
+ * `HandleDuplex` (codec/_handle_io.ts): the push read and write paths the
+ * broker's connections use over the runtime's stream handles, against real
+ * sockets (a `TcpListener` with handles, `Deno.connect` clients).
+ */
+
+import assert from "node:assert/strict";
+import { TcpListener } from "../broker/listen/tcp.ts";
+import { HandleDuplex, hasHandles } from "../codec/_handle_io.ts";
+import type { Duplex } from "../codec/duplex.ts";
+import { withTimeout } from "./_helpers.ts";
+
+const STEP_MS = 5000;
+
+/** A listener with handles, one accepted duplex and its client socket. */
+async function pair(): Promise<{
+  listener: TcpListener;
+  server: HandleDuplex;
+  client: Deno.TcpConn;
+  [Symbol.asyncDispose](): Promise<void>;
+}> {
+  const listener = new TcpListener({ hostname: "127.0.0.1", port: 0 });
+  const it = listener.accept()[Symbol.asyncIterator]();
+  const client = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+  });
+  const next = await withTimeout(it.next(), STEP_MS, "accept");
+  const server = next.value as Duplex;
+  assert.ok(server instanceof HandleDuplex, "the listener uses handles");
+  return {
+    listener,
+    server,
+    client,
+    async [Symbol.asyncDispose]() {
+      server.close();
+      try {
+        client.close();
+      } catch {
+        // closed by the test
+      }
+      listener.close();
+      await it.return?.();
+    },
+  };
+}
+
+/** The next push read, as a promise (for the test only). */
+function pushed(d: HandleDuplex): Promise<Uint8Array | 0 | Error> {
+  return new Promise((resolve) => d.readPush(resolve));
+}
+
+Deno.test("the runtime has the stream-handle bindings", () => {
+  assert.ok(hasHandles());
+});
+
+Deno.test("readPush never calls back before returning, and hands over chunks the caller owns", async () => {
+  await using p = await pair();
+  await p.client.write(new Uint8Array([1, 2, 3]));
+  let returned = false;
+  const got = await withTimeout(
+    new Promise<Uint8Array | 0 | Error>((resolve) => {
+      p.server.readPush((r) => {
+        assert.ok(returned, "called back after readPush returned");
+        resolve(r);
+      });
+      returned = true;
+    }),
+    STEP_MS,
+    "read",
+  );
+  assert.deepEqual(got, new Uint8Array([1, 2, 3]));
+  // The next read lands in the shared buffer: the chunk must not change.
+  await p.client.write(new Uint8Array([9, 9, 9]));
+  const next = await withTimeout(pushed(p.server), STEP_MS, "read 2");
+  assert.deepEqual(next, new Uint8Array([9, 9, 9]));
+  assert.deepEqual(got, new Uint8Array([1, 2, 3]));
+});
+
+Deno.test("bytes that arrive while nobody reads are held (the socket paused) and handed to the next readPush", async () => {
+  await using p = await pair();
+  // One read first, so the handle reads; then nobody asks for a while.
+  await p.client.write(new Uint8Array([1]));
+  assert.deepEqual(await pushed(p.server), new Uint8Array([1]));
+  const big = new Uint8Array(4 * 1024 * 1024).fill(7);
+  const writing = p.client.write(big).then(async (n) => {
+    let off = n;
+    while (off < big.length) off += await p.client.write(big.subarray(off));
+  });
+  let total = 0;
+  while (total < big.length) {
+    const r = await withTimeout(pushed(p.server), STEP_MS, "read");
+    assert.ok(r instanceof Uint8Array);
+    assert.ok(r.every((b) => b === 7));
+    total += r.length;
+  }
+  await writing;
+  assert.equal(total, big.length);
+});
+
+Deno.test("EOF reaches readPush as 0, and every later readPush gets 0", async () => {
+  await using p = await pair();
+  await p.client.write(new Uint8Array([5]));
+  p.client.close();
+  assert.deepEqual(await pushed(p.server), new Uint8Array([5]));
+  assert.equal(await withTimeout(pushed(p.server), STEP_MS, "eof"), 0);
+  assert.equal(await withTimeout(pushed(p.server), STEP_MS, "eof 2"), 0);
+});
+
+Deno.test("close() ends a readPush waiting on it with 0", async () => {
+  await using p = await pair();
+  const waiting = pushed(p.server);
+  p.server.close();
+  assert.equal(await withTimeout(waiting, STEP_MS, "closed"), 0);
+  assert.ok(p.server.isClosed);
+});
+
+Deno.test("writePush calls done with the length, never before returning, and the bytes arrive in order", async () => {
+  await using p = await pair();
+  const sizes = [1, 100, 70_000, 3, 2_000_000, 10];
+  const expected = sizes.reduce((a, b) => a + b, 0);
+  const reading = (async () => {
+    const buf = new Uint8Array(1 << 16);
+    let got = 0;
+    let k = 0;
+    while (got < expected) {
+      const n = await p.client.read(buf);
+      assert.ok(n !== null, "EOF early");
+      for (let i = 0; i < n; i++) assert.equal(buf[i], (k++ * 13) & 0xff);
+      got += n;
+    }
+    return got;
+  })();
+  let k = 0;
+  for (const size of sizes) {
+    const data = new Uint8Array(size);
+    for (let i = 0; i < size; i++) data[i] = (k++ * 13) & 0xff;
+    let returned = false;
+    const r = await withTimeout(
+      new Promise<unknown>((resolve) => {
+        p.server.writePush(data, (r) => {
+          assert.ok(returned, "done after writePush returned");
+          resolve(r);
+        });
+        returned = true;
+      }),
+      STEP_MS,
+      `write ${size}`,
+    );
+    assert.equal(r, size);
+  }
+  assert.equal(await withTimeout(reading, STEP_MS, "client read"), expected);
+});
+
+Deno.test("writePush after close() calls done with an error", async () => {
+  await using p = await pair();
+  p.server.close();
+  const r = await new Promise<unknown>((resolve) =>
+    p.server.writePush(new Uint8Array([1]), resolve)
+  );
+  assert.ok(r instanceof Error);
+});
+
+Deno.test("closeWrite() sends EOF after the bytes written while reads go on", async () => {
+  await using p = await pair();
+  await p.server.write(new Uint8Array([4, 2]));
+  await withTimeout(p.server.closeWrite(), STEP_MS, "closeWrite");
+  const buf = new Uint8Array(8);
+  assert.equal(await p.client.read(buf), 2);
+  assert.equal(await p.client.read(buf), null);
+  await p.client.write(new Uint8Array([6]));
+  assert.deepEqual(await pushed(p.server), new Uint8Array([6]));
+});
+
+Deno.test("remoteAddress is the client's address and port", async () => {
+  await using p = await pair();
+  const local = p.client.localAddr as Deno.NetAddr;
+  assert.equal(p.server.remoteAddress, `${local.hostname}:${local.port}`);
+});
+
+Deno.test("io: deno reads with the connections' own reads", async () => {
+  const listener = new TcpListener({
+    hostname: "127.0.0.1",
+    port: 0,
+    io: "deno",
+  });
+  const it = listener.accept()[Symbol.asyncIterator]();
+  const client = await Deno.connect({
+    hostname: "127.0.0.1",
+    port: listener.addr.port,
+  });
+  const { value } = await withTimeout(it.next(), STEP_MS, "accept");
+  const d = value as Duplex;
+  assert.ok(!(d instanceof HandleDuplex));
+  d.close();
+  client.close();
+  listener.close();
+  await it.return?.();
+});
+
+Deno.test("closing 200 handle connections closes their sockets (no descriptor left open)", async () => {
+  // Counted by `ls` (reading /proc/self/fd needs all permissions).
+  const fds = () =>
+    new TextDecoder().decode(
+      new Deno.Command("ls", { args: [`/proc/${Deno.pid}/fd`] }).outputSync()
+        .stdout,
+    ).split("\n").filter((l) => l !== "").length;
+  const listener = new TcpListener({ hostname: "127.0.0.1", port: 0 });
+  const it = listener.accept()[Symbol.asyncIterator]();
+  const before = fds();
+  const ends: Promise<unknown>[] = [];
+  for (let i = 0; i < 200; i++) {
+    const client = await Deno.connect({
+      hostname: "127.0.0.1",
+      port: listener.addr.port,
+    });
+    const { value } = await withTimeout(it.next(), STEP_MS, "accept");
+    const d = value as HandleDuplex;
+    assert.ok(d instanceof HandleDuplex);
+    d.close();
+    // The client reads EOF once the server's socket is closed.
+    ends.push(client.read(new Uint8Array(1)).finally(() => client.close()));
+  }
+  assert.deepEqual(
+    new Set(await withTimeout(Promise.all(ends), STEP_MS, "EOFs")),
+    new Set([null]),
+  );
+  assert.ok(fds() <= before + 2, `${fds()} descriptors, ${before} before`);
+  listener.close();
+  await it.return?.();
+});
