@@ -64,6 +64,7 @@ export type BrokerName =
   | "kite-plain"
   | "bare"
   | "relay"
+  | "relay-handles"
   | "mosquitto"
   | "aedes";
 
@@ -181,7 +182,7 @@ export function brokerAvailable(
 ): string | undefined {
   if (
     (name === "aedes" || name === "bare" || name === "relay" ||
-      name === "kite-plain") &&
+      name === "relay-handles" || name === "kite-plain") &&
     transport !== "tcp"
   ) {
     return `measured over tcp only (not ${transport})`;
@@ -201,6 +202,7 @@ export function brokerAvailable(
         : "broker/main.ts does not exist yet";
     case "bare":
     case "relay":
+    case "relay-handles":
       return undefined;
     case "kite-base": {
       const base = baseRoot();
@@ -304,6 +306,7 @@ export async function startBroker(
     }
     case "bare":
     case "relay":
+    case "relay-handles":
       cmd = [
         Deno.execPath(),
         "run",
@@ -312,7 +315,11 @@ export async function startBroker(
         join(
           ROOT,
           "bench",
-          name === "bare" ? "bare_accept.ts" : "bare_relay.ts",
+          name === "bare"
+            ? "bare_accept.ts"
+            : name === "relay"
+            ? "bare_relay.ts"
+            : "bare_relay_handles.ts",
         ),
         "--port",
         String(port),

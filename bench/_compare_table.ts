@@ -20,6 +20,7 @@ export const LABEL: Record<BrokerName, string> = {
   "kite-plain": "Kite (plain)",
   bare: "bare Deno accept loop",
   relay: "bare Deno relay",
+  "relay-handles": "bare relay (handles)",
   mosquitto: "Mosquitto",
   aedes: "Aedes",
 };
