@@ -74,12 +74,10 @@ async function serve(conn: Deno.TcpConn): Promise<void> {
 }
 
 /**
- * Listens where `--host` / `--port` say (127.0.0.1:1883) and calls `serve`
- * on every connection; exits on SIGTERM. Shared with bench/bare_relay.ts.
+ * Where `--host` / `--port` say to listen (127.0.0.1:1883); exits on SIGTERM
+ * from then on. Shared with bench/bare_relay.ts and bare_relay_handles.ts.
  */
-export async function listenAndServe(
-  serve: (conn: Deno.TcpConn) => void,
-): Promise<void> {
+export function listenArgs(): { hostname: string; port: number } {
   const args = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
   const { values } = parseArgs({
     args,
@@ -88,11 +86,17 @@ export async function listenAndServe(
       port: { type: "string", default: "1883" },
     },
   });
-  const listener = Deno.listen({
-    hostname: values.host,
-    port: Number(values.port),
-  });
   Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
+  return { hostname: values.host, port: Number(values.port) };
+}
+
+/**
+ * Listens where `listenArgs()` says and calls `serve` on every connection.
+ */
+export async function listenAndServe(
+  serve: (conn: Deno.TcpConn) => void,
+): Promise<void> {
+  const listener = Deno.listen(listenArgs());
   for await (const conn of listener) serve(conn);
 }
 

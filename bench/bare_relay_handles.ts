@@ -16,8 +16,7 @@
  */
 
 import process from "node:process";
-import { parseArgs } from "node:util";
-import { packetLength } from "./bare_accept.ts";
+import { listenArgs, packetLength } from "./bare_accept.ts";
 
 interface Handle {
   onread: (() => void) | undefined;
@@ -114,25 +113,14 @@ function relay(data: Uint8Array): void {
 }
 
 if (import.meta.main) {
-  const args = Deno.args[0] === "--" ? Deno.args.slice(1) : Deno.args;
-  const { values } = parseArgs({
-    args,
-    options: {
-      host: { type: "string", default: "127.0.0.1" },
-      port: { type: "string", default: "1883" },
-    },
-  });
+  const { hostname, port } = listenArgs();
   const server = new tcp.TCP(tcp.constants.SERVER);
-  if (
-    server.bind(values.host, Number(values.port)) !== 0 ||
-    server.listen(511) !== 0
-  ) {
-    console.error(`cannot listen on ${values.host}:${values.port}`);
+  if (server.bind(hostname, port) !== 0 || server.listen(511) !== 0) {
+    console.error(`cannot listen on ${hostname}:${port}`);
     Deno.exit(1);
   }
   server.onconnection = (status, client) => {
     if (status === 0 && client !== undefined) serve(client);
   };
   tcp.setupListenWrap(server);
-  Deno.addSignalListener("SIGTERM", () => Deno.exit(0));
 }

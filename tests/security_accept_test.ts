@@ -39,8 +39,16 @@ async function connack(port: number, clientId: string): Promise<Packet> {
   }
 }
 
-Deno.test("TcpListener (io: deno) keeps accepting after accept fails with EMFILE (Too many open files), and logs it", async () => {
-  const fixture = new DenoProcess([FIXTURE, "deno"], {
+/**
+ * The EMFILE fixture with `args` under `ulimit -n 64`, its `wait` for a line
+ * (15 s), and the port once it printed it and filled its descriptor table.
+ */
+async function fullFixture(args: string[]): Promise<{
+  fixture: DenoProcess;
+  wait: (re: RegExp, what: string) => Promise<RegExpMatchArray>;
+  port: number;
+}> {
+  const fixture = new DenoProcess([FIXTURE, ...args], {
     stdin: "piped",
     shellPrefix: "ulimit -n 64",
   });
@@ -49,6 +57,16 @@ Deno.test("TcpListener (io: deno) keeps accepting after accept fails with EMFILE
   try {
     const port = Number((await wait(/port (\d+)/, "the port"))[1]);
     await wait(/full/, "the descriptor table full");
+    return { fixture, wait, port };
+  } catch (e) {
+    await fixture.kill();
+    throw e;
+  }
+}
+
+Deno.test("TcpListener (io: deno) keeps accepting after accept fails with EMFILE (Too many open files), and logs it", async () => {
+  const { fixture, wait, port } = await fullFixture(["deno"]);
+  try {
     // Accepting this one fails: no descriptor left.
     const first = await Deno.connect({ hostname: "127.0.0.1", port });
     await wait(/accept failed \d+ times?.*still accepting/, "the log");
@@ -73,15 +91,8 @@ Deno.test("TcpListener (io: deno) keeps accepting after accept fails with EMFILE
 // connections made while the table is full must still be accepted once it
 // is not, and new ones after them.
 Deno.test("TcpListener (handles) keeps accepting after accepts fail with EMFILE (Too many open files)", async () => {
-  const fixture = new DenoProcess([FIXTURE, "handles", "4"], {
-    stdin: "piped",
-    shellPrefix: "ulimit -n 64",
-  });
-  const wait = (re: RegExp, what: string) =>
-    fixture.waitForOutput(re, "all", 15_000, what);
+  const { fixture, wait, port } = await fullFixture(["handles", "4"]);
   try {
-    const port = Number((await wait(/port (\d+)/, "the port"))[1]);
-    await wait(/full/, "the descriptor table full");
     // Accepting these fails: no descriptor left.
     const early: Deno.TcpConn[] = [];
     for (let i = 0; i < 3; i++) {
