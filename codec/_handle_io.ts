@@ -208,8 +208,7 @@ const BACKLOG = 511;
  * Accepts again on `server` after accepts failed. The runtime's handle stops
  * accepting for good when an accept fails (out of descriptors: EMFILE), and
  * says nothing; listening again resumes it, and does nothing to a listener
- * that accepts. The listener calls it once a second and when a connection
- * closes.
+ * that accepts. The TCP listener calls it once a second.
  */
 export function rearm(server: ServerHandle): void {
   try {
@@ -258,17 +257,27 @@ const syncDone: ((r: unknown) => void)[] = [];
 const syncDoneArg: number[] = [];
 let syncDoneCount = 0;
 function runSyncDone(): void {
+  // Writes a callback makes are added to this batch and run in this loop.
   for (let i = 0; i < syncDoneCount; i++) {
     const cb = syncDone[i]!;
     syncDone[i] = noop;
-    cb(syncDoneArg[i]);
+    try {
+      cb(syncDoneArg[i]);
+    } catch (e) {
+      // Reported as uncaught (an "error" event); the batch goes on.
+      reportError(e);
+    }
   }
   syncDoneCount = 0;
 }
 function noop(): void {}
 
 function onHandleRead(this: StreamHandle): void {
-  this[OWNER]?.onRead(state[kReadBytes]!);
+  try {
+    this[OWNER]?.onRead(state[kReadBytes]!);
+  } catch (e) {
+    reportError(e); // not lost in the runtime's callback
+  }
 }
 
 /**
@@ -436,7 +445,11 @@ export class HandleDuplex implements Duplex, RawReader {
   #onWriteComplete = (status: number): void => {
     const done = this.#writeDone;
     this.#writeDone = undefined;
-    done?.(status === 0 ? this.#writeLen : new HandleError("write", status));
+    try {
+      done?.(status === 0 ? this.#writeLen : new HandleError("write", status));
+    } catch (e) {
+      reportError(e); // not lost in the runtime's callback
+    }
   };
 
   /** Writes every byte of `data`. */

@@ -229,3 +229,45 @@ Deno.test("closing 200 handle connections closes their sockets (no descriptor le
   listener.close();
   await it.return?.();
 });
+
+Deno.test("a writePush callback that throws is reported as uncaught (an error event), and later writes still complete", async () => {
+  await using p = await pair();
+  let onError = (_e: ErrorEvent) => {};
+  const uncaught = new Promise<unknown>((resolve) => {
+    onError = (e) => {
+      e.preventDefault();
+      resolve(e.error);
+    };
+  });
+  globalThis.addEventListener("error", onError);
+  try {
+    // The first write of a new connection completes later (the socket is
+    // not writable yet); the next ones at once, in the end-of-turn batch.
+    await withTimeout(
+      new Promise((resolve) =>
+        p.server.writePush(new Uint8Array([0]), resolve)
+      ),
+      STEP_MS,
+      "a first write",
+    );
+    const thrown = new Promise<void>((resolve) =>
+      p.server.writePush(new Uint8Array([1]), () => {
+        resolve();
+        throw new Error("boom");
+      })
+    );
+    await withTimeout(thrown, STEP_MS, "first write");
+    const r = await withTimeout(
+      new Promise<unknown>((resolve) =>
+        p.server.writePush(new Uint8Array([2, 3]), resolve)
+      ),
+      STEP_MS,
+      "second write",
+    );
+    assert.equal(r, 2);
+    const e = await withTimeout(uncaught, STEP_MS, "the uncaught error");
+    assert.equal((e as Error).message, "boom");
+  } finally {
+    globalThis.removeEventListener("error", onError);
+  }
+});
