@@ -1,15 +1,17 @@
 /**
- * The MQTT-over-TCP listener: `Deno.listen`, Nagle off, each connection a
- * `HandleDuplex` (read by callback through the runtime's stream handles,
- * nothing pending per idle connection: codec/_handle_io.ts) or, where the
- * runtime has no such handles, a `ConnDuplex` (lean reads, fast read path). A failed accept (out of file
- * descriptors, say) never ends the loop: it waits and tries again (see
- * `_accept_errors.ts`).
+ * The MQTT-over-TCP listener, Nagle off: each connection a `HandleDuplex`
+ * (read by callback through the runtime's stream handles, nothing pending
+ * per idle connection: codec/_handle_io.ts) or, with `Deno.listen` where
+ * the runtime has no such handles, a `ConnDuplex` (lean reads, fast read
+ * path). A failed accept (out of file descriptors, say) never ends
+ * accepting: the handle listener listens again each second (`rearm`), the
+ * `Deno.listen` loop waits and tries again (see `_accept_errors.ts`).
  *
  * @module
  */
 
 import { getLogger } from "@logtape/logtape";
+import { isIP } from "node:net";
 import { ConnDuplex } from "../../codec/_conn_duplex.ts";
 import {
   HandleDuplex,
@@ -142,13 +144,9 @@ export class TcpListener implements Listener {
         // not TCP
       }
       const count = this.#count;
-      if (count !== undefined && !count.tryAcquire()) {
-        conn.close();
-        continue;
-      }
-      yield count === undefined
-        ? new ConnDuplex(conn)
-        : new TrackedConnDuplex(conn, count);
+      if (count === undefined) yield new ConnDuplex(conn);
+      else if (count.tryAcquire()) yield new TrackedConnDuplex(conn, count);
+      else conn.close();
     }
   }
 
@@ -198,10 +196,10 @@ function handleServer(
   port: number,
   onConnection: (client: StreamHandle) => void,
 ): ServerHandle | undefined {
-  const v6 = hostname.includes(":");
-  if (!v6 && !/^\d{1,3}(\.\d{1,3}){3}$/.test(hostname)) return undefined;
+  const family = isIP(hostname);
+  if (family === 0) return undefined;
   try {
-    const host = v6 ? `[${hostname}]` : hostname;
+    const host = family === 6 ? `[${hostname}]` : hostname;
     const p = Deno.permissions.querySync({
       name: "net",
       host: `${host}:${port}`,
