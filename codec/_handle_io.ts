@@ -272,9 +272,39 @@ function runSyncDone(): void {
 }
 function noop(): void {}
 
+// The runtime calls `onread` for every readable handle of a turn and runs
+// microtasks only after the last one (and after reading each handle again
+// until it would block), so output flushed in a microtask waits for all of
+// them. `afterRead` (the broker's turn flush) runs right after a read when
+// this turn and the one before each read one handle only: a lone message is
+// written before the runtime's next read, and output still coalesces over
+// every connection read in a busier turn.
+let readsThisTurn = 0;
+let readsLastTurn = 0;
+let afterRead: (() => void) | undefined;
+function endReadTurn(): void {
+  readsLastTurn = readsThisTurn;
+  readsThisTurn = 0;
+}
+
+/**
+ * Sets what runs right after a handle's read callback when reads are
+ * sparse (one handle read this turn and the turn before); undefined: none.
+ * Returns the one set before.
+ */
+export function setAfterSparseRead(
+  fn: (() => void) | undefined,
+): (() => void) | undefined {
+  const before = afterRead;
+  afterRead = fn;
+  return before;
+}
+
 function onHandleRead(this: StreamHandle): void {
+  if (readsThisTurn++ === 0) queueMicrotask(endReadTurn);
   try {
     this[OWNER]?.onRead(state[kReadBytes]!);
+    if (readsThisTurn === 1 && readsLastTurn <= 1) afterRead?.();
   } catch (e) {
     reportError(e); // not lost in the runtime's callback
   }

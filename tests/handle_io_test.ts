@@ -6,7 +6,12 @@
 
 import assert from "node:assert/strict";
 import { TcpListener } from "../broker/listen/tcp.ts";
-import { HandleDuplex, hasHandles } from "../codec/_handle_io.ts";
+import net from "node:net";
+import {
+  HandleDuplex,
+  hasHandles,
+  setAfterSparseRead,
+} from "../codec/_handle_io.ts";
 import type { Duplex } from "../codec/duplex.ts";
 import { withTimeout } from "./_helpers.ts";
 
@@ -269,5 +274,67 @@ Deno.test("a writePush callback that throws is reported as uncaught (an error ev
     assert.equal((e as Error).message, "boom");
   } finally {
     globalThis.removeEventListener("error", onError);
+  }
+});
+
+Deno.test("the after-read hook runs inside a lone read, and only for the first of several handles read in one turn", async () => {
+  const listener = new TcpListener({ hostname: "127.0.0.1", port: 0 });
+  const it = listener.accept()[Symbol.asyncIterator]();
+  const port = listener.addr.port;
+  const clients: net.Socket[] = [];
+  const servers: HandleDuplex[] = [];
+  // The hook sees `inRead` true only when it runs before this turn's
+  // microtasks, i.e. right after the read callback.
+  let inRead = false;
+  let reads = 0;
+  const hooked: boolean[] = [];
+  const before = setAfterSparseRead(() => hooked.push(inRead));
+  try {
+    for (let i = 0; i < 2; i++) {
+      const c = net.connect(port, "127.0.0.1");
+      clients.push(c);
+      const next = await withTimeout(it.next(), STEP_MS, "accept");
+      servers.push(next.value as HandleDuplex);
+    }
+    await Promise.all(
+      clients.map((c) =>
+        c.readyState === "open"
+          ? undefined
+          : new Promise((r) => c.once("connect", r))
+      ),
+    );
+    const readOnce = (s: HandleDuplex) =>
+      withTimeout(
+        new Promise<void>((resolve) =>
+          s.readPush(() => {
+            reads++;
+            inRead = true;
+            queueMicrotask(() => inRead = false);
+            resolve();
+          })
+        ),
+        STEP_MS,
+        "read",
+      );
+    // A lone read (this turn and the one before read one handle each).
+    const lone = readOnce(servers[0]!);
+    clients[0]!.write(Uint8Array.of(1));
+    await lone;
+    assert.deepEqual(hooked, [true], "run once, before the turn's microtasks");
+    // Two handles readable at once: node:net writes at once on loopback,
+    // so both sockets have their byte before the runtime polls again.
+    hooked.length = 0;
+    const both = Promise.all(servers.map(readOnce));
+    clients[0]!.write(Uint8Array.of(2));
+    clients[1]!.write(Uint8Array.of(3));
+    await both;
+    assert.equal(reads, 3);
+    assert.deepEqual(hooked, [true], "not run for the second read of the turn");
+  } finally {
+    setAfterSparseRead(before);
+    for (const c of clients) c.destroy();
+    for (const s of servers) s.close();
+    listener.close();
+    await it.return?.();
   }
 });

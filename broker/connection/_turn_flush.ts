@@ -1,7 +1,8 @@
 /**
  * Output per turn (private to connection/): the connections that queued
  * output during this turn of the event loop are flushed by one microtask
- * (no callback kept per connection). What a connection needs only while
+ * (no callback kept per connection), or right after a socket's read when it
+ * is the only one read this turn and the turn before. What a connection needs only while
  * bytes move, the `OutputQueue` while output waits and, once connected, the
  * `PacketDecoder` while a packet is incomplete, is reused from bounded free
  * lists, so an idle connection holds neither.
@@ -13,6 +14,7 @@ import { OutputQueue } from "../../codec/_output.ts";
 import { PacketDecoder } from "../../codec/decode.ts";
 import type { ProtocolVersion } from "../../codec/packet.ts";
 import type { Duplex } from "../../codec/duplex.ts";
+import { setAfterSparseRead } from "../../codec/_handle_io.ts";
 
 /** A connection whose queued output goes out in `flushTurn()`. */
 export interface TurnFlushed {
@@ -32,6 +34,12 @@ function flushAll(): void {
   }
   dueCount = 0;
 }
+
+// A lone read's output is written before the runtime reads again (see
+// `setAfterSparseRead`); the microtask queued for it then finds nothing due.
+setAfterSparseRead(() => {
+  if (dueCount > 0) flushAll();
+});
 
 /** Flushes `c` at the end of this turn (call once until it is flushed). */
 export function flushThisTurn(c: TurnFlushed): void {
