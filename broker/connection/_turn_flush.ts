@@ -2,10 +2,10 @@
  * Output per turn (private to connection/): the connections that queued
  * output during this turn of the event loop are flushed by one microtask
  * (no callback kept per connection), or right after a socket's read when it
- * is the only one read this turn and the turn before. What a connection needs only while
- * bytes move, the `OutputQueue` while output waits and, once connected, the
- * `PacketDecoder` while a packet is incomplete, is reused from bounded free
- * lists, so an idle connection holds neither.
+ * is the only one read this turn and the turn before. What a connection
+ * needs only while bytes move, the `OutputQueue` while output waits and,
+ * once connected, the `PacketDecoder` while a packet is incomplete, is
+ * reused from bounded free lists, so an idle connection holds neither.
  *
  * @module
  */
