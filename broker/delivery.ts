@@ -7,7 +7,11 @@
  * @module
  */
 
-import { encode, publishPacketIdOffset } from "../codec/encode.ts";
+import {
+  encode,
+  type EncodeOptions,
+  publishPacketIdOffset,
+} from "../codec/encode.ts";
 import type { PublishTemplate } from "../codec/_publish_template.ts";
 import { ownBytes } from "../codec/_slab.ts";
 import type {
@@ -60,6 +64,25 @@ export const SENT_QOS1: OutgoingMessage = {
   enc: undefined,
 };
 
+const AS_V4: EncodeOptions = { version: 4 };
+const AS_V5: EncodeOptions = { version: 5 };
+const NO_BYTES = new Uint8Array(0);
+/** The packet `encodePublish` fills in (its optional fields always set). */
+type ScratchPublish = Omit<PublishPacket, "packetId" | "properties"> & {
+  packetId: number | undefined;
+  properties: Properties | undefined;
+};
+const SCRATCH: ScratchPublish = {
+  type: "publish",
+  topic: "",
+  payload: NO_BYTES,
+  qos: 0,
+  retain: false,
+  dup: false,
+  packetId: undefined,
+  properties: undefined,
+};
+
 /**
  * Encodes a PUBLISH for one wire form. The packet id is a placeholder to be
  * patched by the connection. A message with an expiry gets the remaining
@@ -73,17 +96,16 @@ export function encodePublish(
   subIds: number[] | undefined,
   now: number,
 ): PublishEncoding {
-  const packet: PublishPacket = {
-    type: "publish",
-    topic: message.topic,
-    payload: message.payload,
-    qos,
-    retain,
-    dup: false,
-  };
-  if (qos > 0) packet.packetId = 1;
+  // One packet object for every encoding: `encode` keeps nothing of it.
+  const packet = SCRATCH;
+  packet.topic = message.topic;
+  packet.payload = message.payload;
+  packet.qos = qos;
+  packet.retain = retain;
+  packet.packetId = qos > 0 ? 1 : undefined;
+  let props: Properties | undefined;
   if (version === 5) {
-    let props: Properties | undefined = message.properties;
+    props = message.properties;
     if (message.expiresAt !== undefined || subIds !== undefined) {
       props = { ...props };
       if (message.expiresAt !== undefined) {
@@ -94,9 +116,17 @@ export function encodePublish(
       }
       if (subIds !== undefined) props.subscriptionIdentifiers = subIds;
     }
-    if (props !== undefined) packet.properties = props;
   }
-  const bytes = encode(packet, { version });
+  packet.properties = props;
+  let bytes: Uint8Array;
+  try {
+    bytes = encode(packet as PublishPacket, version === 5 ? AS_V5 : AS_V4);
+  } finally {
+    // Holds nothing of the message until the next encoding.
+    packet.topic = "";
+    packet.payload = NO_BYTES;
+    packet.properties = undefined;
+  }
   return {
     bytes,
     idOffset: qos > 0 ? publishPacketIdOffset(bytes) : -1,

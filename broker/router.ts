@@ -260,7 +260,10 @@ export class Router implements Dispatcher {
     const sharedCount = this.#sharedCount;
     if (hitCount + sharedCount === 0) return 0;
     let n = hitCount;
-    const cache = new FanoutCache(message, Date.now());
+    // One receiver: nothing to share (its session encodes the one form).
+    const cache = hitCount + sharedCount > 1
+      ? new FanoutCache(message, Date.now())
+      : undefined;
     const maxQos = this.#maxQos;
     const mq = message.qos < maxQos ? message.qos : maxQos;
     for (let i = 0; i < hitCount; i++) {

@@ -35,6 +35,7 @@
 
 import process from "node:process";
 import { alloc } from "./_slab.ts";
+import { atEndOfTurn } from "./_turn_end.ts";
 import type { Duplex, RawReader } from "./duplex.ts";
 
 /** What a stream handle's request objects carry (a write, a shutdown). */
@@ -225,12 +226,13 @@ export function rearm(server: ServerHandle): void {
 const READ_BUF = new Uint8Array(64 * 1024);
 /** Chunks up to this size are copied into the codec's slabs. */
 const RX_SMALL = 2048;
+/** Up to this size by a loop, not `set(subarray)`: no view allocated. */
+const COPY_BY_LOOP = 256;
 
 function copyOut(n: number): Uint8Array {
   if (n > RX_SMALL) return READ_BUF.slice(0, n);
   const chunk = alloc(n);
-  // Small ones by a loop, not `set(subarray)`: no view allocated.
-  if (n > 64) chunk.set(READ_BUF.subarray(0, n));
+  if (n > COPY_BY_LOOP) chunk.set(READ_BUF.subarray(0, n));
   else for (let i = 0; i < n; i++) chunk[i] = READ_BUF[i]!;
   return chunk;
 }
@@ -250,6 +252,15 @@ export class HandleError extends Error {
 
 /** What `readPush` hands its callback: a chunk, 0 at EOF, or the error. */
 export type PushRead = Uint8Array | 0 | Error;
+
+/**
+ * Calls `cb(r)` in a microtask. A function of its own: a closure inside
+ * `readPush` or `writePush` would make V8 allocate a context for them on
+ * every call, taken or not.
+ */
+function later<T>(cb: (r: T) => void, r: T): void {
+  queueMicrotask(() => cb(r));
+}
 
 // Writes the socket took at once complete at the end of this turn, in a
 // batch (no promise or closure per write).
@@ -301,7 +312,7 @@ export function setAfterSparseRead(
 }
 
 function onHandleRead(this: StreamHandle): void {
-  if (readsThisTurn++ === 0) queueMicrotask(endReadTurn);
+  if (readsThisTurn++ === 0) atEndOfTurn(endReadTurn);
   try {
     this[OWNER]?.onRead(state[kReadBytes]!);
     if (readsThisTurn === 1 && readsLastTurn <= 1) afterRead?.();
@@ -393,11 +404,11 @@ export class HandleDuplex implements Duplex, RawReader {
     if (this.#held !== undefined) {
       const r = this.#held;
       this.#held = undefined;
-      queueMicrotask(() => cb(r));
+      later(cb, r);
       return;
     }
     if (this.#ended || this.#closed) {
-      queueMicrotask(() => cb(0));
+      later(cb, 0);
       return;
     }
     this.#want = cb;
@@ -408,8 +419,7 @@ export class HandleDuplex implements Duplex, RawReader {
         this.#reading = false;
         this.#want = undefined;
         this.#ended = true;
-        const e = new HandleError("read", status);
-        queueMicrotask(() => cb(e));
+        later(cb, new HandleError("read", status));
       }
     }
   }
@@ -453,13 +463,12 @@ export class HandleDuplex implements Duplex, RawReader {
    */
   writePush(data: Uint8Array, done: (r: unknown) => void): void {
     if (this.#closed) {
-      queueMicrotask(() => done(new Error("the connection is closed")));
+      later(done, new Error("the connection is closed"));
       return;
     }
     const status = this.#h.writeBuffer(this.#req, data);
     if (status !== 0) {
-      const e = new HandleError("write", status);
-      queueMicrotask(() => done(e));
+      later(done, new HandleError("write", status));
       return;
     }
     if (state[kLastWriteWasAsync] !== 0) {
@@ -469,7 +478,7 @@ export class HandleDuplex implements Duplex, RawReader {
     }
     syncDone[syncDoneCount] = done;
     syncDoneArg[syncDoneCount] = data.length;
-    if (syncDoneCount++ === 0) queueMicrotask(runSyncDone);
+    if (syncDoneCount++ === 0) atEndOfTurn(runSyncDone);
   }
 
   #onWriteComplete = (status: number): void => {

@@ -1,11 +1,12 @@
 /**
  * Output per turn (private to connection/): the connections that queued
- * output during this turn of the event loop are flushed by one microtask
- * (no callback kept per connection), or right after a socket's read when it
- * is the only one read this turn and the turn before. What a connection
- * needs only while bytes move, the `OutputQueue` while output waits and,
- * once connected, the `PacketDecoder` while a packet is incomplete, is
- * reused from bounded free lists, so an idle connection holds neither.
+ * output during this turn of the event loop are flushed at its end (in the
+ * turn's one microtask, codec/_turn_end.ts; no callback kept per
+ * connection), or right after a socket's read when it is the only one read
+ * this turn and the turn before. What a connection needs only while bytes
+ * move, the `OutputQueue` while output waits and, once connected, the
+ * `PacketDecoder` while a packet is incomplete, is reused from bounded free
+ * lists, so an idle connection holds neither.
  *
  * @module
  */
@@ -15,6 +16,7 @@ import { PacketDecoder } from "../../codec/decode.ts";
 import type { ProtocolVersion } from "../../codec/packet.ts";
 import type { Duplex } from "../../codec/duplex.ts";
 import { setAfterSparseRead } from "../../codec/_handle_io.ts";
+import { atEndOfTurn } from "../../codec/_turn_end.ts";
 
 /** A connection whose queued output goes out in `flushTurn()`. */
 export interface TurnFlushed {
@@ -44,7 +46,7 @@ setAfterSparseRead(() => {
 /** Flushes `c` at the end of this turn (call once until it is flushed). */
 export function flushThisTurn(c: TurnFlushed): void {
   due[dueCount] = c;
-  if (dueCount++ === 0) queueMicrotask(flushAll);
+  if (dueCount++ === 0) atEndOfTurn(flushAll);
 }
 
 /**
