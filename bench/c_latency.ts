@@ -149,9 +149,27 @@ export async function runBuiltProbe<T>(
 }
 
 /**
- * Runs `run` against each broker in turn, `repeat` times over (interleaved),
- * each run on a fresh broker pinned to CPU 0; prints `describe`'s line for
- * each result, or why a run was left out. Returns each broker's results.
+ * The order of the brokers in round `round` of interleaved runs: each round
+ * starts one broker further on, so no broker always runs first (in this
+ * VM's series the first run of a series was often the slowest).
+ *
+ * @example
+ * ```ts
+ * roundOrder(["kite", "mosquitto"], 1); // ["mosquitto", "kite"]
+ * ```
+ */
+export function roundOrder<T>(brokers: readonly T[], round: number): T[] {
+  const n = brokers.length;
+  if (n === 0) return [];
+  const at = round % n;
+  return [...brokers.slice(at), ...brokers.slice(0, at)];
+}
+
+/**
+ * Runs `run` against each broker in turn, `repeat` times over (interleaved,
+ * each round starting one broker further on: `roundOrder`), each run on a
+ * fresh broker pinned to CPU 0; prints `describe`'s line for each result,
+ * or why a run was left out. Returns each broker's results, in round order.
  */
 export async function interleavedRuns<T>(
   brokers: BrokerName[],
@@ -161,7 +179,7 @@ export async function interleavedRuns<T>(
 ): Promise<Map<BrokerName, T[]>> {
   const runs = new Map<BrokerName, T[]>(brokers.map((b) => [b, []]));
   for (let i = 0; i < repeat; i++) {
-    for (const b of brokers) {
+    for (const b of roundOrder(brokers, i)) {
       const broker = await startBroker(b, { cpu: 0 });
       try {
         const r = await run(broker);

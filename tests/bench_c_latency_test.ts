@@ -13,6 +13,7 @@ import {
   formatProbeTable,
   type ProbeDistribution,
   type ProbeRun,
+  roundOrder,
   runProbe,
 } from "../bench/c_latency.ts";
 
@@ -147,4 +148,16 @@ Deno.test("formatProbeTable() prints medians of the runs, the worst loss and eac
     "| p99, runs without a stall | 100 |",
   );
   assert.equal(row2("p99"), "| p99 | 200 |");
+});
+
+Deno.test("roundOrder() starts each round of interleaved runs one broker further on", () => {
+  const brokers = ["kite", "kite-base", "mosquitto"];
+  assert.deepEqual(roundOrder(brokers, 0), ["kite", "kite-base", "mosquitto"]);
+  assert.deepEqual(roundOrder(brokers, 1), ["kite-base", "mosquitto", "kite"]);
+  assert.deepEqual(roundOrder(brokers, 2), ["mosquitto", "kite", "kite-base"]);
+  assert.deepEqual(roundOrder(brokers, 3), brokers);
+  // Over as many rounds as brokers, each broker runs first once.
+  const firsts = [0, 1, 2].map((r) => roundOrder(brokers, r)[0]);
+  assert.deepEqual([...firsts].sort(), [...brokers].sort());
+  assert.deepEqual(roundOrder([], 4), []);
 });
