@@ -262,27 +262,6 @@ function later<T>(cb: (r: T) => void, r: T): void {
   queueMicrotask(() => cb(r));
 }
 
-// Writes the socket took at once complete at the end of this turn, in a
-// batch (no promise or closure per write).
-const syncDone: ((r: unknown) => void)[] = [];
-const syncDoneArg: number[] = [];
-let syncDoneCount = 0;
-function runSyncDone(): void {
-  // Writes a callback makes are added to this batch and run in this loop.
-  for (let i = 0; i < syncDoneCount; i++) {
-    const cb = syncDone[i]!;
-    syncDone[i] = noop;
-    try {
-      cb(syncDoneArg[i]);
-    } catch (e) {
-      // Reported as uncaught (an "error" event); the batch goes on.
-      reportError(e);
-    }
-  }
-  syncDoneCount = 0;
-}
-function noop(): void {}
-
 // The runtime calls `onread` for every readable handle of a turn and runs
 // microtasks only after the last one (and after reading each handle again
 // until it would block), so output flushed in a microtask waits for all of
@@ -476,9 +455,8 @@ export class HandleDuplex implements Duplex, RawReader {
       this.#writeLen = data.length;
       return;
     }
-    syncDone[syncDoneCount] = done;
-    syncDoneArg[syncDoneCount] = data.length;
-    if (syncDoneCount++ === 0) atEndOfTurn(runSyncDone);
+    // Taken at once: done at the end of this turn (no promise or closure).
+    atEndOfTurn(done, data.length);
   }
 
   #onWriteComplete = (status: number): void => {

@@ -9,16 +9,19 @@
  * @module
  */
 
-const queued: (() => void)[] = [];
+const fns: ((arg: unknown) => void)[] = [];
+const args: unknown[] = [];
 let queuedCount = 0;
 
 function runQueued(): void {
   // What a callback queues runs in this loop, after the ones before it.
   for (let i = 0; i < queuedCount; i++) {
-    const fn = queued[i]!;
-    queued[i] = noop;
+    const fn = fns[i]!;
+    const arg = args[i];
+    fns[i] = noop;
+    args[i] = undefined;
     try {
-      fn();
+      fn(arg);
     } catch (e) {
       // Reported as uncaught (an "error" event); the rest still run.
       reportError(e);
@@ -30,11 +33,14 @@ function runQueued(): void {
 function noop(): void {}
 
 /**
- * Runs `fn` in this turn's end-of-turn microtask (queued by the first call
- * of the turn). The caller queues a function once per turn: a module-level
- * function and a count of its own, not a closure per call.
+ * Calls `fn(arg)` in this turn's end-of-turn microtask (queued by the first
+ * call of the turn): a function and its argument, not a closure per call.
  */
-export function atEndOfTurn(fn: () => void): void {
-  queued[queuedCount] = fn;
+export function atEndOfTurn<T>(fn: (arg: T) => void, arg: T): void;
+/** Calls `fn()` in this turn's end-of-turn microtask. */
+export function atEndOfTurn(fn: () => void): void;
+export function atEndOfTurn(fn: (arg: unknown) => void, arg?: unknown): void {
+  fns[queuedCount] = fn;
+  args[queuedCount] = arg;
   if (queuedCount++ === 0) queueMicrotask(runQueued);
 }
