@@ -513,11 +513,11 @@ export class HandleDuplex implements Duplex, RawReader {
     h.close();
     const want = this.#want;
     this.#want = undefined;
-    if (want !== undefined) queueMicrotask(() => want(0));
+    if (want !== undefined) later(want, 0);
     const done = this.#writeDone;
     if (done !== undefined) {
       this.#writeDone = undefined;
-      queueMicrotask(() => done(new Error("the connection is closed")));
+      later(done, new Error("the connection is closed"));
     }
   }
 }

@@ -3,8 +3,8 @@
  * with `atEndOfTurn` during one turn of the event loop runs in one
  * microtask, in the order queued. The runtime's `queueMicrotask` wraps each
  * callback in a closure of its own (about 130 bytes a call with the task),
- * and a message read alone used to queue three (the end of the read turn,
- * the connections' flush and the batch of completed writes).
+ * and a message read alone would queue three: the end of the read turn,
+ * the connections' flush, and the write the socket took at once.
  *
  * @module
  */
