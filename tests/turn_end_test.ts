@@ -23,10 +23,12 @@ Deno.test("atEndOfTurn: one microtask runs a turn's callbacks in order, after th
   // A microtask queued after the batch's first callback runs after the batch.
   queueMicrotask(() => seen.push("later"));
   atEndOfTurn(b);
+  // A function and its argument (no closure per call).
+  atEndOfTurn((n: number) => seen.push(`n${n}`), 7);
   seen.push("sync");
   await Promise.resolve();
   await Promise.resolve();
-  assert.deepEqual(seen, ["sync", "a", "b", "c", "later"]);
+  assert.deepEqual(seen, ["sync", "a", "b", "n7", "c", "later"]);
 });
 
 Deno.test("atEndOfTurn: a callback that throws is reported as uncaught and the rest still run", async () => {
