@@ -117,6 +117,11 @@ export interface ProbeOptions {
   size?: number;
   /** Pin the probe to this CPU with taskset. */
   cpu?: number;
+  /**
+   * Write every measured message's latencies to this file (the probe's
+   * `--dump`; bench/latency_episodes.ts reads it).
+   */
+  dump?: string;
 }
 
 /**
@@ -264,6 +269,7 @@ export function runProbe(
     `--duration=${o.duration}`,
     `--idle=${o.idle ?? 0}`,
     `--size=${o.size ?? 64}`,
+    ...(o.dump !== undefined ? [`--dump=${o.dump}`] : []),
   ], o.cpu);
 }
 
@@ -312,6 +318,7 @@ async function runOnce(
   scenario: { rate: number; idle: number },
   warmup: number,
   duration: number,
+  dump: string | undefined,
 ): Promise<ProbeRun> {
   const cpu0 = readProcCpuSeconds(broker.pid);
   const t0 = performance.now();
@@ -322,6 +329,7 @@ async function runOnce(
     warmup,
     duration,
     cpu: 1,
+    ...(dump !== undefined ? { dump } : {}),
   });
   const cpu1 = readProcCpuSeconds(broker.pid);
   const seconds = (performance.now() - t0) / 1000;
@@ -344,6 +352,7 @@ async function main(): Promise<number> {
       duration: { type: "string", default: "5" },
       json: { type: "string" },
       from: { type: "string" },
+      "dump-dir": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -367,7 +376,8 @@ async function main(): Promise<number> {
     console.log(
       "usage: deno run -A bench/c_latency.ts [--brokers kite,kite-plain,relay,mosquitto]\n" +
         "  [--scenarios latency,latency50k,latency-idle,latency50k-idle] [--repeat 3]\n" +
-        "  [--warmup 20] [--duration 5] [--json out.json] [--from out.json]",
+        "  [--warmup 20] [--duration 5] [--json out.json] [--from out.json]\n" +
+        "  [--dump-dir DIR: each run's latencies, DIR/<scenario>-<broker>-<run>.txt]",
     );
     return 0;
   }
@@ -385,6 +395,17 @@ async function main(): Promise<number> {
   const warmup = Number(values.warmup);
   const duration = Number(values.duration);
   const all: Record<string, Record<string, ProbeRun[]>> = {};
+  const dumpDir = values["dump-dir"];
+  if (dumpDir !== undefined) Deno.mkdirSync(dumpDir, { recursive: true });
+  const runsSoFar = new Map<string, number>();
+  // Where one run's latencies go with --dump-dir: <scenario>-<broker>-<n>.txt.
+  const dumpFile = (s: string, broker: RunningBroker) => {
+    if (dumpDir === undefined) return undefined;
+    const key = `${s}-${broker.name}`;
+    const n = (runsSoFar.get(key) ?? 0) + 1;
+    runsSoFar.set(key, n);
+    return join(dumpDir, `${key}-${n}.txt`);
+  };
   const status = await withBuiltProbe(
     "latency_probe.c",
     values.brokers,
@@ -394,7 +415,14 @@ async function main(): Promise<number> {
           brokers,
           Number(values.repeat),
           (broker) =>
-            runOnce(probe, broker, PROBE_SCENARIOS[s]!, warmup, duration),
+            runOnce(
+              probe,
+              broker,
+              PROBE_SCENARIOS[s]!,
+              warmup,
+              duration,
+              dumpFile(s, broker),
+            ),
           (r) =>
             `${s}: p50 ${fmt(r.probe.latency.p50)} p99 ${
               fmt(r.probe.latency.p99)

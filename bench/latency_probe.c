@@ -10,11 +10,16 @@
  * also from its write. Every measured message is kept, so p99.9 and max are
  * over all of them. Optionally holds N idle connections (CONNECT, CONNACK,
  * then nothing) open while measuring; those a broker refuses (its
- * connection limit) are closed and counted as `idleRefused`.
+ * connection limit) are closed and counted as `idleRefused`. With
+ * `--dump FILE`, also writes each measured message to FILE, one line each in
+ * the order received: its sequence number, then its latency from the due
+ * time and from the write, in nanoseconds (message i was due i / rate
+ * seconds after the first; bench/latency_episodes.ts reads it).
  *
  *   cc -O2 -o latency_probe bench/latency_probe.c
  *   taskset -c 1 ./latency_probe --port 1883 --rate 10000 --warmup 10 \
- *     --duration 5 [--size 64] [--idle 10000] [--host 127.0.0.1]
+ *     --duration 5 [--size 64] [--idle 10000] [--host 127.0.0.1] \
+ *     [--dump latencies.txt]
  *
  * Prints one JSON object on stdout; times in microseconds. Exit status 1
  * with a one-line message on stderr when the broker cannot be reached or
@@ -134,13 +139,13 @@ static int open_idle(const char *host, int port, int n) {
 }
 
 int main(int argc, char **argv) {
-  const char *host = "127.0.0.1";
+  const char *host = "127.0.0.1", *dump = 0;
   int port = 1883, size = 64, idle = 0;
   double rate = 10000, warmup = 10, duration = 5;
   static struct option opts[] = {
       {"host", 1, 0, 'h'},   {"port", 1, 0, 'p'},     {"rate", 1, 0, 'r'},
       {"warmup", 1, 0, 'w'}, {"duration", 1, 0, 'd'}, {"size", 1, 0, 's'},
-      {"idle", 1, 0, 'i'},   {0, 0, 0, 0}};
+      {"idle", 1, 0, 'i'},   {"dump", 1, 0, 'o'},     {0, 0, 0, 0}};
   for (int c; (c = getopt_long(argc, argv, "", opts, 0)) != -1;) {
     switch (c) {
     case 'h': host = optarg; break;
@@ -150,9 +155,11 @@ int main(int argc, char **argv) {
     case 'd': duration = atof(optarg); break;
     case 's': size = atoi(optarg); break;
     case 'i': idle = atoi(optarg); break;
+    case 'o': dump = optarg; break;
     default:
       fprintf(stderr, "usage: latency_probe --port N [--host H] [--rate R] "
-                      "[--warmup S] [--duration S] [--size B] [--idle N]\n");
+                      "[--warmup S] [--duration S] [--size B] [--idle N] "
+                      "[--dump FILE]\n");
       return 2;
     }
   }
@@ -208,8 +215,8 @@ int main(int argc, char **argv) {
   uint64_t measured_from = (uint64_t)(warmup * rate + 0.5);
   size_t cap = (size_t)(total - measured_from) + 1;
   uint64_t *lat = malloc(cap * 8), *from_write = malloc(cap * 8),
-           *lag = malloc(cap * 8);
-  if (!lat || !from_write || !lag) die("out of memory");
+           *lag = malloc(cap * 8), *seqs = dump ? malloc(cap * 8) : 0;
+  if (!lat || !from_write || !lag || (dump && !seqs)) die("out of memory");
   size_t nlat = 0, nlag = 0;
   uint64_t received = 0, misordered = 0, last_seq = 0, have_last = 0;
 
@@ -289,6 +296,7 @@ int main(int argc, char **argv) {
             have_last = 1;
             received++;
             if (seq >= measured_from && nlat < cap) {
+              if (seqs) seqs[nlat] = seq;
               lat[nlat] = at - due;
               from_write[nlat++] = at - w;
             }
@@ -299,6 +307,15 @@ int main(int argc, char **argv) {
         rlen -= off;
       }
     }
+  }
+  if (dump) {
+    FILE *f = fopen(dump, "w");
+    if (!f) die("%s: %s", dump, strerror(errno));
+    for (size_t k = 0; k < nlat; k++) {
+      fprintf(f, "%llu %llu %llu\n", (unsigned long long)seqs[k],
+              (unsigned long long)lat[k], (unsigned long long)from_write[k]);
+    }
+    if (fclose(f) != 0) die("%s: %s", dump, strerror(errno));
   }
   struct rusage ru1;
   getrusage(RUSAGE_SELF, &ru1);

@@ -16,6 +16,7 @@ import {
   roundOrder,
   runProbe,
 } from "../bench/c_latency.ts";
+import { countOver, episodes, parseDump } from "../bench/latency_episodes.ts";
 
 const noCc = which("cc") === undefined ? "no C compiler" : undefined;
 const noKite = brokerAvailable("kite");
@@ -34,6 +35,7 @@ Deno.test({
   async fn() {
     const probe = await buildProbe();
     const broker = await startBroker("kite");
+    const dump = probe.replace(/\/latency_probe$/, "/latencies.txt");
     try {
       const r = await runProbe(probe, {
         port: broker.port,
@@ -41,6 +43,7 @@ Deno.test({
         warmup: 0.2,
         duration: 0.5,
         idle: 50,
+        dump,
       });
       const info = JSON.stringify(r);
       assert.equal(r.measured, 1000, info);
@@ -58,6 +61,15 @@ Deno.test({
       // Each message was written at or after its due time.
       assert.ok(r.latency.p50 >= r.fromWrite.p50, info);
       assert.ok(r.latency.max >= r.fromWrite.max, info);
+      // --dump: every measured message once, in order, with its latencies.
+      const dumped = parseDump(await Deno.readTextFile(dump));
+      assert.deepEqual(
+        dumped.map((m) => m.seq),
+        Array.from({ length: 1000 }, (_, i) => 400 + i),
+      );
+      const maxNs = Math.max(...dumped.map((m) => m.latencyNs));
+      assert.ok(Math.abs(maxNs / 1000 - r.latency.max) < 1, info);
+      assert.ok(dumped.every((m) => m.latencyNs >= m.fromWriteNs));
     } finally {
       await broker.stop();
       await Deno.remove(probe.replace(/\/latency_probe$/, ""), {
@@ -160,4 +172,36 @@ Deno.test("roundOrder() starts each round of interleaved runs one broker further
   const firsts = [0, 1, 2].map((r) => roundOrder(brokers, r)[0]);
   assert.deepEqual([...firsts].sort(), [...brokers].sort());
   assert.deepEqual(roundOrder([], 4), []);
+});
+
+Deno.test("episodes() groups slow messages closer than the gap; countOver() counts each threshold", () => {
+  // 10,000 msg/s: message i is due at i / 10 ms.
+  const lat = new Map<number, number>([
+    [100, 1500], // 10.0 ms
+    [101, 2500], // 10.1 ms: same episode
+    [140, 1200], // 14.0 ms: 3.9 ms after the last, same episode
+    [200, 1100], // 20.0 ms: 6 ms after: a new one
+    [300, 900], // under the threshold
+  ]);
+  const msgs = Array.from({ length: 400 }, (_, i) => ({
+    seq: 50 + i,
+    latencyNs: (lat.get(50 + i) ?? 60) * 1000,
+    fromWriteNs: 40_000,
+  }));
+  const eps = episodes(msgs, { rate: 10_000, overUs: 1000, gapMs: 5 });
+  assert.equal(eps.length, 2);
+  assert.deepEqual(eps[0], {
+    startMs: 5,
+    lengthMs: 4,
+    messages: 3,
+    maxUs: 2500,
+  });
+  assert.deepEqual(eps[1], {
+    startMs: 15,
+    lengthMs: 0,
+    messages: 1,
+    maxUs: 1100,
+  });
+  assert.deepEqual(countOver(msgs, [500, 1000, 2000]), [5, 4, 1]);
+  assert.throws(() => parseDump("1 2\n"), /not a latency dump line/);
 });
