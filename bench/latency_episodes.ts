@@ -20,6 +20,8 @@
  */
 
 import { parseArgs } from "node:util";
+import { fmt } from "./_compare_table.ts";
+import { Histogram } from "./_latency.ts";
 
 /** One measured message: sequence number, latency from due and from write (ns). */
 export interface DumpedMessage {
@@ -91,14 +93,6 @@ export function countOver(
   );
 }
 
-function quantileUs(sorted: number[], q: number): number {
-  if (sorted.length === 0) return 0;
-  return Math.round(
-    sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * q))]! /
-      1000,
-  );
-}
-
 function main(): number {
   const { values, positionals } = parseArgs({
     args: Deno.args,
@@ -125,14 +119,15 @@ function main(): number {
   const thresholds = [300, 500, 1000, 2000];
   for (const file of positionals) {
     const msgs = parseDump(Deno.readTextFileSync(file));
-    const sorted = msgs.map((m) => m.latencyNs).sort((a, b) => a - b);
+    const hist = new Histogram();
+    for (const m of msgs) hist.record(m.latencyNs / 1000);
     const eps = episodes(msgs, o);
     const over = countOver(msgs, thresholds);
     console.log(
-      `${file}: ${msgs.length} messages, p99 ${quantileUs(sorted, 0.99)} ` +
-        `p99.9 ${quantileUs(sorted, 0.999)} max ${
-          quantileUs(sorted, 1)
-        } µs; over ${
+      `${file}: ${fmt(msgs.length)} messages, p99 ${
+        fmt(hist.quantile(0.99))
+      } ` +
+        `p99.9 ${fmt(hist.quantile(0.999))} max ${fmt(hist.max)} µs; over ${
           thresholds.map((t, i) => `${t} µs: ${over[i]}`).join(", ")
         }; ${eps.length} episodes over ${o.overUs} µs`,
     );
